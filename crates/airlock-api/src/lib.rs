@@ -1,0 +1,661 @@
+//! The admin REST API.
+//!
+//! Thin HTTP glue over [`airlock_gateway::admin`]: every route under
+//! `/api/v1` requires `Authorization: Bearer <admin token>`; `/healthz` and
+//! `/readyz` are open. Errors are turned into JSON `{"error": …}` with a
+//! status code in exactly one place ([`ApiError`]). No route returns a stored
+//! secret: a token is shown only in the response that issued it.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use airlock_gateway::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
+use airlock_gateway::audit::{parse_since, SessionFilter};
+use airlock_gateway::GatewayState;
+
+type AppState = Arc<GatewayState>;
+
+/// An error as the API reports it.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        let status = match &error {
+            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+/// Runs a blocking admin operation off the async workers.
+async fn blocking<T, F>(state: &AppState, operation: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&GatewayState) -> Result<T, AdminError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || operation(&state))
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?
+        .map_err(ApiError::from)
+}
+
+/// The admin API router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/credentials", get(list_credentials).post(set_credential))
+        .route("/credentials/:name/rotate", post(rotate_credential))
+        .route("/tokens", get(list_tokens).post(issue_token))
+        .route("/tokens/:id", delete(revoke_token))
+        .route("/connections", get(list_connections).post(add_connection))
+        .route("/sessions/live", get(live_sessions))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/:id", get(session_detail))
+        .route("/audit/verify", get(verify_audit))
+        .route("/audit/events", get(export_events))
+        .route("/audit/prune", post(prune_audit))
+        .route("/policy", get(live_policy).post(apply_policy))
+        .route("/policy/versions", get(policy_history))
+        .route("/policy/versions/:version", get(policy_version))
+        .route("/policy/rollback", post(rollback_policy))
+        .route("/access/grants/:id", delete(revoke_grant))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_admin,
+        ))
+        // Routes for people and agents with their own tokens (approvals are
+        // personal: the admin token cannot approve).
+        .route("/reviews", get(list_reviews))
+        .route("/reviews/:id", get(show_review))
+        .route("/reviews/:id/approve", post(approve_review))
+        .route("/reviews/:id/deny", post(deny_review))
+        .route("/mfa/enroll", post(enroll_mfa))
+        .route("/access", get(list_access))
+        .route("/access/requests", post(request_access));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/oauth/token", post(token_exchange))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such route".into())
+}
+
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let valid = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || state.admin_token_valid(&presented))
+            .await
+            .unwrap_or(false)
+    };
+    if !valid {
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required (Authorization: Bearer …; the CLI reads AIRLOCK_ADMIN_TOKEN)".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = Arc::clone(&state.store);
+    let ready = tokio::task::spawn_blocking(move || store.ping()).await;
+    match ready {
+        Ok(Ok(())) => {
+            Json(json!({"status": "ready", "sessions": state.sessions.len()})).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": "the store does not answer"})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCredential {
+    name: String,
+    username: String,
+    password: String,
+}
+
+async fn set_credential(
+    State(state): State<AppState>,
+    Json(body): Json<SetCredential>,
+) -> Result<Response, ApiError> {
+    let info = blocking(&state, move |state| {
+        state.set_credential(&body.name, &body.username, &body.password)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateCredential {
+    password: String,
+}
+
+async fn rotate_credential(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<RotateCredential>,
+) -> Result<Response, ApiError> {
+    let info = blocking(&state, move |state| {
+        state.rotate_credential(&name, &body.password)
+    })
+    .await?;
+    Ok(Json(info).into_response())
+}
+
+async fn list_credentials(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = blocking(&state, |state| state.list_credentials()).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn issue_token(
+    State(state): State<AppState>,
+    Json(body): Json<IssueTokenRequest>,
+) -> Result<Response, ApiError> {
+    let issued = blocking(&state, move |state| state.issue_token(&body)).await?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+async fn list_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = blocking(&state, |state| state.list_tokens()).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (revoked, sessions_closed) = blocking(&state, move |state| state.revoke_token(&id)).await?;
+    Ok(Json(json!({"revoked": revoked, "sessions_closed": sessions_closed})).into_response())
+}
+
+async fn add_connection(
+    State(state): State<AppState>,
+    Json(body): Json<AddConnectionRequest>,
+) -> Result<Response, ApiError> {
+    let info = blocking(&state, move |state| state.add_connection(&body)).await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn list_connections(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = blocking(&state, |state| state.list_connections()).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn live_sessions(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!(state.sessions.list()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionQuery {
+    identity: Option<String>,
+    connection: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+fn since(text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(parse_since)
+        .transpose()
+        .map_err(|error| ApiError(StatusCode::BAD_REQUEST, error))
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    Query(query): Query<SessionQuery>,
+) -> Result<Response, ApiError> {
+    let filter = SessionFilter {
+        identity: query.identity,
+        connection: query.connection,
+        since_micros: since(query.since.as_deref())?,
+        limit: query.limit.unwrap_or(100),
+    };
+    let list = blocking(&state, move |state| state.list_sessions(&filter)).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn session_detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let detail = blocking(&state, move |state| state.session_detail(&id)).await?;
+    Ok(Json(detail).into_response())
+}
+
+async fn verify_audit(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let report = blocking(&state, |state| state.verify_audit()).await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    since: Option<String>,
+    after_id: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn export_events(
+    State(state): State<AppState>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let since_micros = since(query.since.as_deref())?;
+    let after_id = query.after_id.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1000);
+    let events = blocking(&state, move |state| {
+        state.export_events(since_micros, after_id, limit)
+    })
+    .await?;
+    Ok(Json(events).into_response())
+}
+
+async fn prune_audit(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let report = blocking(&state, |state| state.prune_audit()).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn live_policy(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let record = blocking(&state, |state| Ok(state.store.live_policy()?)).await?;
+    match record {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "no policy has been applied".into(),
+        )),
+    }
+}
+
+async fn policy_history(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = blocking(&state, |state| Ok(state.store.policy_versions()?)).await?;
+    Ok(Json(list).into_response())
+}
+
+async fn policy_version(
+    State(state): State<AppState>,
+    Path(version): Path<i64>,
+) -> Result<Response, ApiError> {
+    let record = blocking(&state, move |state| {
+        Ok(state.store.policy_version(version)?)
+    })
+    .await?;
+    match record {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("policy version {version} not found"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyPolicy {
+    text: String,
+    comment: Option<String>,
+}
+
+async fn apply_policy(
+    State(state): State<AppState>,
+    Json(body): Json<ApplyPolicy>,
+) -> Result<Response, ApiError> {
+    let applied = blocking(&state, move |state| {
+        state.apply_policy(&body.text, body.comment.as_deref(), "apply")
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(applied)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackPolicy {
+    version: i64,
+}
+
+async fn rollback_policy(
+    State(state): State<AppState>,
+    Json(body): Json<RollbackPolicy>,
+) -> Result<Response, ApiError> {
+    let applied = blocking(&state, move |state| state.rollback_policy(body.version)).await?;
+    Ok((StatusCode::CREATED, Json(applied)).into_response())
+}
+
+/// RFC 8693 token exchange request (form-encoded).
+#[derive(Deserialize)]
+struct TokenExchange {
+    grant_type: String,
+    subject_token: String,
+    subject_token_type: String,
+    /// The connection the airlock token is for (`resource` or `audience`).
+    resource: Option<String>,
+    audience: Option<String>,
+    /// Requested lifetime (`15m`); capped by policy and the subject token.
+    ttl: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description.into()})),
+    )
+        .into_response()
+}
+
+async fn token_exchange(
+    State(state): State<AppState>,
+    axum::Form(request): axum::Form<TokenExchange>,
+) -> Response {
+    if request.grant_type != "urn:ietf:params:oauth:grant-type:token-exchange" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only token exchange is supported",
+        );
+    }
+    if !matches!(
+        request.subject_token_type.as_str(),
+        "urn:ietf:params:oauth:token-type:jwt"
+            | "urn:ietf:params:oauth:token-type:access_token"
+            | "urn:ietf:params:oauth:token-type:id_token"
+    ) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "subject_token_type must be a JWT",
+        );
+    }
+    let Some(connection) = request.resource.or(request.audience) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            "name the connection in `resource` or `audience`",
+        );
+    };
+    let Some(validator) = &state.oidc else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "no identity provider is configured",
+        );
+    };
+    let validated = match validator.validate(&request.subject_token).await {
+        Ok(validated) => validated,
+        Err(error) => {
+            tracing::info!(%error, "token exchange refused");
+            let status = if error.is_provider_failure() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return oauth_error(status, "invalid_grant", error.to_string());
+        }
+    };
+    let identity = validated.identity.clone();
+    let result = blocking(&state, move |state| {
+        state.exchange_token(&identity, &connection, request.ttl.as_deref())
+    })
+    .await;
+    match result {
+        Ok(issued) => Json(json!({
+            "access_token": issued.token,
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "token_type": "Bearer",
+            "expires_in": (issued.expires_at - airlock_store::now_unix()).max(0),
+            "airlock_token_id": issued.id,
+            "scope": issued.connections.join(" "),
+        }))
+        .into_response(),
+        Err(ApiError(status, message)) => oauth_error(
+            if status == StatusCode::BAD_REQUEST {
+                StatusCode::BAD_REQUEST
+            } else {
+                status
+            },
+            "invalid_target",
+            message,
+        ),
+    }
+}
+
+/// Who is calling.
+enum Caller {
+    Admin,
+    Person(airlock_types::Identity),
+}
+
+/// Authenticates the bearer token: the admin token, an airlock token (not
+/// revoked, not expired; any connection scope) or an OIDC token.
+async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let unauthorized = || {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid token is required (Authorization: Bearer …; the CLI reads AIRLOCK_TOKEN)"
+                .into(),
+        )
+    };
+    if token.is_empty() {
+        return Err(unauthorized());
+    }
+    if let (Some(validator), true) = (
+        &state.oidc,
+        airlock_oidc::OidcValidator::looks_like_jwt(&token),
+    ) {
+        return validator
+            .validate(&token)
+            .await
+            .map(|validated| Caller::Person(validated.identity))
+            .map_err(|_| unauthorized());
+    }
+    let found = blocking(state, move |state| {
+        if state.admin_token_valid(&token) {
+            return Ok(Some(Caller::Admin));
+        }
+        Ok(state.identity_for_token(&token)?.map(Caller::Person))
+    })
+    .await?;
+    found.ok_or_else(unauthorized)
+}
+
+fn person(caller: Caller) -> Result<airlock_types::Identity, ApiError> {
+    match caller {
+        Caller::Person(identity) => Ok(identity),
+        Caller::Admin => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "this needs your own identity token (AIRLOCK_TOKEN), not the admin token".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_reviews(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<ReviewQuery>,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let list = blocking(&state, move |state| {
+        Ok(state.store.reviews(query.status.as_deref(), limit)?)
+    })
+    .await?;
+    Ok(Json(list).into_response())
+}
+
+async fn show_review(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers).await?;
+    let review = blocking(&state, move |state| {
+        state
+            .store
+            .review(&id)?
+            .ok_or_else(|| AdminError::NotFound(format!("review {id} not found")))
+    })
+    .await?;
+    Ok(Json(review).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decide {
+    comment: Option<String>,
+    reason: Option<String>,
+    totp: Option<String>,
+}
+
+async fn approve_review(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Decide>,
+) -> Result<Response, ApiError> {
+    let approver = person(caller(&state, &headers).await?)?;
+    let outcome = blocking(&state, move |state| {
+        state.decide_review(
+            &approver,
+            &id,
+            true,
+            body.comment.as_deref(),
+            body.totp.as_deref(),
+        )
+    })
+    .await?;
+    Ok(Json(outcome).into_response())
+}
+
+async fn deny_review(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Decide>,
+) -> Result<Response, ApiError> {
+    let approver = person(caller(&state, &headers).await?)?;
+    let reason = body.reason.or(body.comment);
+    if reason.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "a denial needs a reason".into(),
+        ));
+    }
+    let outcome = blocking(&state, move |state| {
+        state.decide_review(
+            &approver,
+            &id,
+            false,
+            reason.as_deref(),
+            body.totp.as_deref(),
+        )
+    })
+    .await?;
+    Ok(Json(outcome).into_response())
+}
+
+async fn enroll_mfa(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let identity = person(caller(&state, &headers).await?)?;
+    let enrolled = blocking(&state, move |state| state.enroll_mfa(&identity)).await?;
+    Ok((StatusCode::CREATED, Json(enrolled)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessRequest {
+    connection: String,
+    duration: String,
+    reason: String,
+}
+
+async fn request_access(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<AccessRequest>,
+) -> Result<Response, ApiError> {
+    let requester = person(caller(&state, &headers).await?)?;
+    let outcome = blocking(&state, move |state| {
+        state.request_access(&requester, &body.connection, &body.duration, &body.reason)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(outcome)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessQuery {
+    all: Option<bool>,
+}
+
+async fn list_access(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<AccessQuery>,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers).await?;
+    let active_only = !query.all.unwrap_or(false);
+    let listing = blocking(&state, move |state| state.list_access(active_only)).await?;
+    Ok(Json(listing).into_response())
+}
+
+async fn revoke_grant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let outcome = blocking(&state, move |state| state.revoke_grant(&id)).await?;
+    Ok(Json(outcome).into_response())
+}

@@ -1,0 +1,153 @@
+//! A throwaway PgBouncer in front of the benchmark cluster: session pooling
+//! (one server connection per client, like airlock; PgBouncer 1.18 cannot
+//! keep `-M prepared` statements across transaction-pooled connections),
+//! SCRAM towards clients and the server with the password in an auth_file.
+
+use crate::sys;
+use anyhow::{bail, Context, Result};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PgBouncer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// The pgbouncer process itself (not the `runuser` around it).
+    pub pid: u32,
+    pub port: u16,
+    pub version: String,
+}
+
+impl PgBouncer {
+    /// Starts PgBouncer on a free port; `database` on `upstream_port` is
+    /// reachable as the same name, `user`/`password` authenticate both legs.
+    pub fn start(upstream_port: u16, database: &str, user: &str, password: &str) -> Result<Self> {
+        let binary = sys::find_program("pgbouncer").context(
+            "pgbouncer is not installed: `apt-get install pgbouncer` (or `bash .ci/install-deps`)",
+        )?;
+        let version = sys::command_line(&binary.to_string_lossy(), &["--version"])
+            .unwrap_or_else(|| "unknown".into());
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-bench-pgbouncer-")
+            .tempdir()?;
+        let port = airlock_testkit::free_port();
+        let path = |name: &str| dir.path().join(name);
+        let auth_file = path("userlist.txt");
+        std::fs::write(&auth_file, format!("\"{user}\" \"{password}\"\n"))?;
+        let config = format!(
+            "[databases]\n\
+             {database} = host=127.0.0.1 port={upstream_port} dbname={database}\n\
+             \n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir =\n\
+             auth_type = scram-sha-256\n\
+             auth_file = {auth}\n\
+             pool_mode = session\n\
+             max_client_conn = 2000\n\
+             default_pool_size = 100\n\
+             logfile = {log}\n\
+             pidfile = {pidfile}\n\
+             log_connections = 0\n\
+             log_disconnections = 0\n\
+             ignore_startup_parameters = extra_float_digits\n",
+            auth = auth_file.display(),
+            log = path("pgbouncer.log").display(),
+            pidfile = path("pgbouncer.pid").display(),
+        );
+        let config_path = path("pgbouncer.ini");
+        std::fs::write(&config_path, config)?;
+        // PgBouncer refuses to run as root: the testkit runs it as
+        // `postgres` then, which must own its folder; the auth file holds a
+        // password, so only its owner may read it.
+        let owner_status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "chmod 600 '{auth}' && if [ \"$(id -u)\" = 0 ]; then chown -R postgres:postgres '{dir}' && chmod 700 '{dir}'; fi",
+                auth = auth_file.display(),
+                dir = dir.path().display()
+            ))
+            .status()?;
+        if !owner_status.success() {
+            bail!("could not hand the PgBouncer folder to the postgres user");
+        }
+        let console = std::fs::File::create(path("console.log"))?;
+        let child = airlock_testkit::server_user_command(&binary)
+            .arg(&config_path)
+            .stdout(Stdio::from(console.try_clone()?))
+            .stderr(Stdio::from(console))
+            .spawn()
+            .context("spawn pgbouncer")?;
+        let mut bouncer = Self {
+            dir,
+            child: Some(child),
+            pid: 0,
+            port,
+            version,
+        };
+        bouncer.wait_ready()?;
+        Ok(bouncer)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let pidfile = self.dir.path().join("pgbouncer.pid");
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!("pgbouncer exited with {status}:\n{}", self.log());
+                }
+            }
+            let pid = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.pid = pid;
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("pgbouncer did not become ready:\n{}", self.log())
+    }
+
+    /// PgBouncer's log and console output.
+    pub fn log(&self) -> String {
+        let read = |name: &str| -> String {
+            std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+        };
+        format!("{}{}", read("console.log"), read("pgbouncer.log"))
+    }
+
+    fn stop(&mut self) {
+        if self.pid != 0 {
+            // SIGTERM: immediate shutdown. The pid is the one PgBouncer
+            // wrote for the process we started.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,530 @@
+//! Administrative operations behind the admin API: credentials, tokens,
+//! connections, the admin token. Each validates its input, writes the store
+//! and records an audit event; none returns a secret it did not just create.
+
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use airlock_store::{
+    hash_token, now_unix, ConnectionRecord, NewEvent, Store, StoreError, TokenRecord,
+};
+use airlock_types::IdentityKind;
+
+use crate::duration::{format_duration, parse_duration};
+use crate::state::GatewayState;
+
+/// An admin operation that failed, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The request is invalid; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists already, or its state forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The store failed.
+    #[error("store unavailable: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { .. } => Self::NotFound(error.to_string()),
+            StoreError::AlreadyExists { .. } | StoreError::Conflict(_) => {
+                Self::Conflict(error.to_string())
+            }
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// A credential's metadata: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    pub name: String,
+    pub username: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueTokenRequest {
+    pub identity: String,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub connections: Vec<String>,
+    /// `15m`, `1h` …; the configured default when absent.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+fn default_kind() -> String {
+    "agent".into()
+}
+
+/// The answer to issuing a token: the only time the token is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub id: String,
+    pub token: String,
+    pub identity: String,
+    pub kind: String,
+    pub groups: Vec<String>,
+    pub connections: Vec<String>,
+    pub expires_at: i64,
+    pub ttl: String,
+}
+
+/// `POST /api/v1/connections`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddConnectionRequest {
+    pub name: String,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    pub address: String,
+    pub database: String,
+    pub credential: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tls: Option<String>,
+}
+
+fn default_protocol() -> String {
+    "postgres".into()
+}
+
+/// A connection as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub name: String,
+    pub protocol: String,
+    pub address: String,
+    pub database: String,
+    pub credential: String,
+    pub tags: BTreeMap<String, String>,
+    pub tls: String,
+    pub source: String,
+}
+
+/// Identity and credential names: letters, digits and `-_.@:`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+}
+
+fn random_token(prefix: &str, bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut raw = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!("{prefix}{}", hex::encode(raw))
+}
+
+/// Creates the admin token on first start. Returns the token to show once
+/// when it was generated here (not when it came from the environment).
+pub fn bootstrap_admin_token(
+    store: &Store,
+    from_env: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    if store.has_admin_token()? {
+        return Ok(None);
+    }
+    match from_env.filter(|token| !token.is_empty()) {
+        Some(token) => {
+            store.insert_admin_token(&random_id("adm_"), &hash_token(token))?;
+            Ok(None)
+        }
+        None => {
+            let token = random_token("aladm_", 32);
+            store.insert_admin_token(&random_id("adm_"), &hash_token(&token))?;
+            Ok(Some(token))
+        }
+    }
+}
+
+impl GatewayState {
+    /// Stores (or replaces) a credential.
+    pub fn set_credential(
+        &self,
+        name: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<CredentialInfo, AdminError> {
+        if !valid_name(name) {
+            return Err(AdminError::Invalid(format!(
+                "credential name {name:?} must be 1-128 letters, digits or -_.@:"
+            )));
+        }
+        if username.is_empty() {
+            return Err(AdminError::Invalid("username is empty".into()));
+        }
+        if password.is_empty() {
+            return Err(AdminError::Invalid("password is empty".into()));
+        }
+        let (nonce, ciphertext) = self.vault.encrypt(name, username, password)?;
+        let version = self
+            .store
+            .set_credential(name, username, &nonce, &ciphertext)?;
+        self.store.append_event(NewEvent {
+            kind: "credential.set".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"credential": name, "username": username, "version": version}).into(),
+        })?;
+        self.credential_info(name)
+    }
+
+    /// Replaces a credential's secret. Sessions already open keep running.
+    pub fn rotate_credential(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<CredentialInfo, AdminError> {
+        if password.is_empty() {
+            return Err(AdminError::Invalid("password is empty".into()));
+        }
+        let record = self
+            .store
+            .credential(name)?
+            .ok_or_else(|| AdminError::NotFound(format!("credential {name:?} not found")))?;
+        let (nonce, ciphertext) = self.vault.encrypt(name, &record.username, password)?;
+        let version = self.store.rotate_credential(name, &nonce, &ciphertext)?;
+        self.store.append_event(NewEvent {
+            kind: "credential.rotate".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"credential": name, "version": version}).into(),
+        })?;
+        self.credential_info(name)
+    }
+
+    fn credential_info(&self, name: &str) -> Result<CredentialInfo, AdminError> {
+        let record = self
+            .store
+            .credential(name)?
+            .ok_or_else(|| AdminError::NotFound(format!("credential {name:?} not found")))?;
+        Ok(CredentialInfo {
+            name: record.name,
+            username: record.username,
+            version: record.version,
+            created_at: record.created_at,
+            rotated_at: record.rotated_at,
+        })
+    }
+
+    /// Lists credentials (metadata only).
+    pub fn list_credentials(&self) -> Result<Vec<CredentialInfo>, AdminError> {
+        Ok(self
+            .store
+            .credentials()?
+            .into_iter()
+            .map(|record| CredentialInfo {
+                name: record.name,
+                username: record.username,
+                version: record.version,
+                created_at: record.created_at,
+                rotated_at: record.rotated_at,
+            })
+            .collect())
+    }
+
+    /// Issues a token. The token is returned here and nowhere else.
+    pub fn issue_token(&self, request: &IssueTokenRequest) -> Result<IssuedToken, AdminError> {
+        let mut problems = Vec::new();
+        if !valid_name(&request.identity) {
+            problems.push(format!(
+                "identity {:?} must be 1-128 letters, digits or -_.@:",
+                request.identity
+            ));
+        }
+        if IdentityKind::parse(&request.kind).is_none() {
+            problems.push(format!(
+                "kind {:?} is not agent, human or service",
+                request.kind
+            ));
+        }
+        for group in &request.groups {
+            if !valid_name(group) {
+                problems.push(format!(
+                    "group {group:?} must be 1-128 letters, digits or -_.@:"
+                ));
+            }
+        }
+        if request.connections.is_empty() {
+            problems.push("at least one connection is required (the token's scope)".into());
+        }
+        for connection in &request.connections {
+            if self.resolve_connection(connection)?.is_none() {
+                problems.push(format!("connection {connection:?} is not configured"));
+            }
+        }
+        let ttl = match &request.ttl {
+            None => self.settings.default_ttl,
+            Some(text) => match parse_duration(text) {
+                Ok(ttl) => ttl,
+                Err(error) => {
+                    problems.push(format!("ttl: {error}"));
+                    Duration::ZERO
+                }
+            },
+        };
+        if request.ttl.is_some() && ttl.is_zero() && problems.is_empty() {
+            problems.push("ttl must be longer than zero".into());
+        }
+        if ttl > self.settings.max_ttl {
+            problems.push(format!(
+                "ttl {} exceeds the maximum of {} (tokens.max_ttl)",
+                format_duration(ttl),
+                format_duration(self.settings.max_ttl)
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(AdminError::Invalid(problems.join("; ")));
+        }
+        let token = random_token("alt_", 32);
+        let now = now_unix();
+        let record = TokenRecord {
+            id: random_id("tok_"),
+            hash: hash_token(&token),
+            identity: request.identity.clone(),
+            kind: request.kind.clone(),
+            groups: request.groups.clone(),
+            connections: request.connections.clone(),
+            created_at: now,
+            expires_at: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            revoked_at: None,
+        };
+        self.store.insert_token(&record)?;
+        self.store.append_event(NewEvent {
+            kind: "token.issue".into(),
+            session_id: None,
+            identity: Some(record.identity.clone()),
+            data: json!({
+                "token_id": record.id,
+                "kind": record.kind,
+                "groups": record.groups,
+                "connections": record.connections,
+                "expires_at": record.expires_at,
+            }).into(),
+        })?;
+        Ok(IssuedToken {
+            id: record.id,
+            token,
+            identity: record.identity,
+            kind: record.kind,
+            groups: record.groups,
+            connections: record.connections,
+            expires_at: record.expires_at,
+            ttl: format_duration(ttl),
+        })
+    }
+
+    /// Exchanges a validated OIDC identity for an airlock token scoped to one
+    /// connection (RFC 8693). Its lifetime is the shortest of the request,
+    /// `tokens.max_ttl` and what is left of the subject token.
+    pub fn exchange_token(
+        &self,
+        identity: &airlock_types::Identity,
+        connection: &str,
+        ttl: Option<&str>,
+    ) -> Result<IssuedToken, AdminError> {
+        let remaining = identity.expires_at.saturating_sub(now_unix()).max(0);
+        let requested = match ttl {
+            Some(text) => parse_duration(text).map_err(AdminError::Invalid)?,
+            None => self.settings.default_ttl,
+        };
+        let ttl = requested
+            .min(self.settings.max_ttl)
+            .min(Duration::from_secs(u64::try_from(remaining).unwrap_or(0)));
+        if ttl.is_zero() {
+            return Err(AdminError::Invalid("the subject token has expired".into()));
+        }
+        let issued = self.issue_token(&IssueTokenRequest {
+            identity: identity.name.clone(),
+            kind: identity.kind.as_str().to_string(),
+            groups: identity
+                .groups
+                .iter()
+                .filter(|group| valid_name(group))
+                .cloned()
+                .collect(),
+            connections: vec![connection.to_string()],
+            ttl: Some(format!("{}s", ttl.as_secs())),
+        })?;
+        Ok(issued)
+    }
+
+    /// Lists tokens (never their values).
+    pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, AdminError> {
+        Ok(self.store.tokens()?)
+    }
+
+    /// Revokes a token and ends its live sessions. Returns how many sessions
+    /// were told to close.
+    pub fn revoke_token(&self, id: &str) -> Result<(bool, usize), AdminError> {
+        let changed = self.store.revoke_token(id)?;
+        let closed = self.sessions.kill_token(id, "the token was revoked");
+        self.store.append_event(NewEvent {
+            kind: "token.revoke".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"token_id": id, "sessions_closed": closed, "already_revoked": !changed}).into(),
+        })?;
+        Ok((changed, closed))
+    }
+
+    /// Adds a run-time connection.
+    pub fn add_connection(
+        &self,
+        request: &AddConnectionRequest,
+    ) -> Result<ConnectionInfo, AdminError> {
+        let mut problems = Vec::new();
+        if !valid_name(&request.name) {
+            problems.push(format!(
+                "name {:?} must be 1-128 letters, digits or -_.@:",
+                request.name
+            ));
+        }
+        if request.protocol != "postgres" {
+            problems.push(format!(
+                "protocol {:?} is not supported yet (supported: postgres)",
+                request.protocol
+            ));
+        }
+        if !request.address.contains(':') {
+            problems.push(format!("address {:?} is not host:port", request.address));
+        }
+        if request.database.is_empty() {
+            problems.push("database is empty".into());
+        }
+        if !valid_name(&request.credential) {
+            problems.push(format!(
+                "credential {:?} is not a valid name",
+                request.credential
+            ));
+        }
+        let tls = request.tls.clone().unwrap_or_else(|| "disable".into());
+        if !matches!(tls.as_str(), "disable" | "require") {
+            problems.push(format!(
+                "tls {tls:?} is not disable or require (verify-full needs a CA file: set it in the config file)"
+            ));
+        }
+        if self.config.connection(&request.name).is_some() {
+            return Err(AdminError::Conflict(format!(
+                "connection {:?} is defined in the config file",
+                request.name
+            )));
+        }
+        if !problems.is_empty() {
+            return Err(AdminError::Invalid(problems.join("; ")));
+        }
+        let record = ConnectionRecord {
+            name: request.name.clone(),
+            protocol: request.protocol.clone(),
+            address: request.address.clone(),
+            database: request.database.clone(),
+            credential: request.credential.clone(),
+            tags: request.tags.clone(),
+            tls,
+            created_at: now_unix(),
+        };
+        self.store.add_connection(&record)?;
+        self.store.append_event(NewEvent {
+            kind: "connection.add".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"connection": record.name, "address": record.address, "database": record.database}).into(),
+        })?;
+        Ok(ConnectionInfo {
+            name: record.name,
+            protocol: record.protocol,
+            address: record.address,
+            database: record.database,
+            credential: record.credential,
+            tags: record.tags,
+            tls: record.tls,
+            source: "store".into(),
+        })
+    }
+
+    /// Lists connections from config and store.
+    pub fn list_connections(&self) -> Result<Vec<ConnectionInfo>, AdminError> {
+        Ok(self
+            .all_connections()?
+            .into_iter()
+            .map(|connection| ConnectionInfo {
+                name: connection.name,
+                protocol: "postgres".into(),
+                address: connection.address,
+                database: connection.database,
+                credential: connection.credential,
+                tags: connection.tags,
+                tls: connection.tls_mode,
+                source: connection.source.into(),
+            })
+            .collect())
+    }
+
+    /// The identity an airlock token names, when the token is valid now
+    /// (for people acting with their own token: approvals, MFA).
+    pub fn identity_for_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<airlock_types::Identity>, AdminError> {
+        let Some(record) = self.store.token_by_hash(&hash_token(token))? else {
+            return Ok(None);
+        };
+        if record.revoked_at.is_some() || record.expires_at <= now_unix() {
+            return Ok(None);
+        }
+        let Some(kind) = IdentityKind::parse(&record.kind) else {
+            return Ok(None);
+        };
+        Ok(Some(airlock_types::Identity {
+            name: record.identity,
+            kind,
+            groups: record.groups,
+            auth_method: airlock_types::AuthMethod::AirlockToken {
+                token_id: record.id,
+            },
+            expires_at: record.expires_at,
+        }))
+    }
+
+    /// True when `token` is a valid admin token.
+    pub fn admin_token_valid(&self, token: &str) -> bool {
+        !token.is_empty()
+            && self
+                .store
+                .admin_token_valid(&hash_token(token))
+                .unwrap_or(false)
+    }
+}

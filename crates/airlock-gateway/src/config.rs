@@ -1,0 +1,831 @@
+//! The gateway configuration file (`airlock.yaml`): model, loading and
+//! validation.
+//!
+//! Loading never stops at the first problem: [`GatewayConfig::load`] parses,
+//! then [`GatewayConfig::validate`] collects every problem with its line, so
+//! a user fixes the file in one pass. Unknown fields are errors (a typo must
+//! not silently drop a setting).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Listener addresses.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// `sqlite` for the embedded store under the data directory, or a
+    /// `postgres://` URL for a shared store (not supported yet).
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Certificate and key for client TLS. When absent, a self-signed
+    /// certificate is generated into the data directory.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// OIDC issuers whose tokens are accepted (see `airlock_oidc::IssuerConfig`).
+    #[serde(default)]
+    pub identity_providers: Vec<airlock_oidc::IssuerConfig>,
+    /// The policy file loaded as version 1 on first start, relative to this
+    /// file.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Named upstreams.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+    /// PostgreSQL listener options.
+    #[serde(default)]
+    pub postgres: PostgresOptions,
+    /// Token issuing options.
+    #[serde(default)]
+    pub tokens: TokenOptions,
+    /// Authentication throttling.
+    #[serde(default)]
+    pub auth: AuthOptions,
+    /// Session recording and the audit log.
+    #[serde(default)]
+    pub recording: RecordingOptions,
+    /// Human review of commands.
+    #[serde(default)]
+    pub reviews: ReviewOptions,
+    /// Webhooks told about reviews and access requests (see `airlock_notify`).
+    #[serde(default)]
+    pub notifications: airlock_notify::NotificationsConfig,
+}
+
+/// Review options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewOptions {
+    /// How long a review waits for decisions before it expires (default `1h`).
+    #[serde(default = "default_review_pending_ttl")]
+    pub pending_ttl: String,
+    /// How long an approval may be used to run the statement (default `15m`).
+    #[serde(default = "default_review_validity")]
+    pub validity: String,
+}
+
+impl Default for ReviewOptions {
+    fn default() -> Self {
+        Self {
+            pending_ttl: default_review_pending_ttl(),
+            validity: default_review_validity(),
+        }
+    }
+}
+
+fn default_review_pending_ttl() -> String {
+    "1h".into()
+}
+
+fn default_review_validity() -> String {
+    "15m".into()
+}
+
+/// Session recording options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingOptions {
+    /// Record every command before it runs (default true). Switching it off
+    /// is for measuring the recorder's cost only: sessions and
+    /// authentication are still recorded, commands are not.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Rows of each result kept for replay (default 20).
+    #[serde(default = "default_sample_rows")]
+    pub sample_rows: usize,
+    /// Bytes of each result kept for replay (default 8192).
+    #[serde(default = "default_sample_bytes")]
+    pub sample_bytes: usize,
+    /// Statement text kept per command; longer text is cut and its SHA-256
+    /// recorded (default 65536).
+    #[serde(default = "default_max_statement_bytes")]
+    pub max_statement_bytes: usize,
+    /// How long events are kept (default `90d`).
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    /// How often the pruning job runs (default `1h`).
+    #[serde(default = "default_prune_interval")]
+    pub prune_interval: String,
+    /// When a command's record counts as written, before the command runs:
+    /// `full` (default): flushed to disk (fsync) with its group commit, so it
+    /// survives a power loss; `normal`: handed to the operating system, so
+    /// it survives a crash or SIGKILL of the gateway but may lose the last
+    /// moments of records in a power loss or kernel crash. `normal` avoids
+    /// waiting for the disk on every command.
+    #[serde(default = "default_sync")]
+    pub sync: String,
+}
+
+fn default_sync() -> String {
+    "full".into()
+}
+
+impl Default for RecordingOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_rows: default_sample_rows(),
+            sample_bytes: default_sample_bytes(),
+            max_statement_bytes: default_max_statement_bytes(),
+            retention: default_retention(),
+            prune_interval: default_prune_interval(),
+            sync: default_sync(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sample_rows() -> usize {
+    20
+}
+
+fn default_sample_bytes() -> usize {
+    8192
+}
+
+fn default_max_statement_bytes() -> usize {
+    65_536
+}
+
+fn default_retention() -> String {
+    "90d".into()
+}
+
+fn default_prune_interval() -> String {
+    "1h".into()
+}
+
+fn default_store() -> String {
+    "sqlite".into()
+}
+
+/// Listener addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Admin REST API, `/healthz`, `/readyz` (default `127.0.0.1:8480`).
+    #[serde(default = "default_admin_listen")]
+    pub admin: String,
+    /// PostgreSQL clients (default `0.0.0.0:15432`).
+    #[serde(default = "default_postgres_listen")]
+    pub postgres: String,
+    /// MySQL clients (reserved; the MySQL gateway is not built yet).
+    #[serde(default)]
+    pub mysql: Option<String>,
+    /// HTTP/Kubernetes/MCP clients (reserved; not built yet).
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            admin: default_admin_listen(),
+            postgres: default_postgres_listen(),
+            mysql: None,
+            http: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8480".into()
+}
+
+fn default_postgres_listen() -> String {
+    "0.0.0.0:15432".into()
+}
+
+/// PEM files for the client-facing TLS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM), relative to the config file.
+    pub cert: String,
+    /// Private key (PEM), relative to the config file.
+    pub key: String,
+}
+
+/// A named upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// The name clients use as database name (`prod-pg`).
+    pub name: String,
+    /// Wire protocol: `postgres` (MySQL, HTTP and MCP come later).
+    pub protocol: String,
+    /// Upstream `host:port`.
+    pub address: String,
+    /// Database on the upstream.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Name of the stored credential (`airlock credential set NAME …`).
+    pub credential: String,
+    /// Labels for policy rules (`env: prod`).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// TLS towards the upstream: `disable` (default), `require` (encrypt,
+    /// no certificate check, like libpq), `verify-full` (check against
+    /// `ca_file` and the host name).
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// CA bundle for `verify-full`, relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `standing` (default): any token scoped to the connection gets in.
+    /// `jit`: only while an access grant (or a standing access rule of the
+    /// policy) admits the identity.
+    #[serde(default)]
+    pub access: Option<String>,
+}
+
+/// Which clients may connect without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaintextPolicy {
+    /// Only clients on a loopback address (default).
+    #[default]
+    Loopback,
+    /// Any client (tokens then cross the network in clear: avoid).
+    Always,
+    /// No client: TLS is required.
+    Never,
+}
+
+/// PostgreSQL listener options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// Who may skip TLS: `loopback` (default), `always`, `never`.
+    #[serde(default)]
+    pub allow_plaintext: PlaintextPolicy,
+    /// Largest message accepted from a client, in bytes (default 16 MiB).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Time allowed for TLS, startup and authentication (default `30s`).
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout: String,
+    /// Time allowed to connect and authenticate upstream (default `10s`).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            allow_plaintext: PlaintextPolicy::default(),
+            max_message_bytes: default_max_message_bytes(),
+            auth_timeout: default_auth_timeout(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+}
+
+fn default_max_message_bytes() -> usize {
+    airlock_pg::DEFAULT_MAX_MESSAGE_BYTES
+}
+
+fn default_auth_timeout() -> String {
+    "30s".into()
+}
+
+fn default_connect_timeout() -> String {
+    "10s".into()
+}
+
+/// Token issuing options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenOptions {
+    /// Longest TTL a token may be issued with (default `1h`).
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: String,
+    /// TTL when none is asked for (default `15m`).
+    #[serde(default = "default_ttl")]
+    pub default_ttl: String,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        Self {
+            max_ttl: default_max_ttl(),
+            default_ttl: default_ttl(),
+        }
+    }
+}
+
+fn default_max_ttl() -> String {
+    "1h".into()
+}
+
+fn default_ttl() -> String {
+    "15m".into()
+}
+
+/// Credential-spraying protection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthOptions {
+    /// Failed attempts within `lockout_window` that lock a source out
+    /// (default 5).
+    #[serde(default = "default_lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// The counting window (default `1m`).
+    #[serde(default = "default_lockout_window")]
+    pub lockout_window: String,
+    /// How long a locked-out source is refused (default `5m`).
+    #[serde(default = "default_lockout_duration")]
+    pub lockout_duration: String,
+    /// Let sessions run past the expiry of the token that opened them
+    /// (default false: at expiry the session is closed).
+    #[serde(default)]
+    pub sessions_outlive_tokens: bool,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        Self {
+            lockout_threshold: default_lockout_threshold(),
+            lockout_window: default_lockout_window(),
+            lockout_duration: default_lockout_duration(),
+            sessions_outlive_tokens: false,
+        }
+    }
+}
+
+fn default_lockout_threshold() -> u32 {
+    5
+}
+
+fn default_lockout_window() -> String {
+    "1m".into()
+}
+
+fn default_lockout_duration() -> String {
+    "5m".into()
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based line, when it could be located.
+    pub line: Option<usize>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The file.
+    pub source_name: String,
+    /// The problems, in file order where known.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        writeln!(
+            f,
+            "{} has {count} problem{}:",
+            self.source_name,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            match problem.line {
+                Some(line) => writeln!(f, "  {}:{line}: {}", self.source_name, problem.message)?,
+                None => writeln!(f, "  {}: {}", self.source_name, problem.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings derived from the file once it validated.
+#[derive(Debug, Clone)]
+pub struct ResolvedSettings {
+    pub admin_listen: SocketAddr,
+    pub postgres_listen: SocketAddr,
+    pub max_ttl: Duration,
+    pub default_ttl: Duration,
+    pub lockout_window: Duration,
+    pub lockout_duration: Duration,
+    pub auth_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retention: Duration,
+    pub prune_interval: Duration,
+    pub review_pending_ttl: Duration,
+    pub review_validity: Duration,
+}
+
+impl GatewayConfig {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<(Self, ResolvedSettings), ConfigError> {
+        let source_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            source_name: source_name.clone(),
+            problems: vec![ConfigProblem {
+                line: None,
+                message: format!("cannot read the file: {error}"),
+            }],
+        })?;
+        Self::parse(&text, &source_name)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str, source_name: &str) -> Result<(Self, ResolvedSettings), ConfigError> {
+        let config: GatewayConfig = serde_saphyr::from_str(text).map_err(|error| ConfigError {
+            source_name: source_name.to_string(),
+            problems: vec![ConfigProblem {
+                line: error
+                    .location()
+                    .and_then(|location| usize::try_from(location.line()).ok()),
+                message: first_line(&error.to_string()),
+            }],
+        })?;
+        let settings = config.validate(text).map_err(|problems| ConfigError {
+            source_name: source_name.to_string(),
+            problems,
+        })?;
+        Ok((config, settings))
+    }
+
+    /// Checks every field; returns all problems at once.
+    pub fn validate(&self, text: &str) -> Result<ResolvedSettings, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |needle: &str, message: String| {
+            // `name: X/field:` locates `field:` within the block of `name: X`.
+            let line = match needle.split_once('/') {
+                Some((block, field)) => {
+                    locate_in_block(text, block, field).or_else(|| locate(text, block))
+                }
+                None => locate(text, needle),
+            };
+            problems.push(ConfigProblem { line, message });
+        };
+        let admin_listen = self.listen.admin.parse::<SocketAddr>().map_err(|_| ()).ok();
+        if admin_listen.is_none() {
+            problem(
+                "admin:",
+                format!(
+                    "listen.admin: {:?} is not an address like 127.0.0.1:8480",
+                    self.listen.admin
+                ),
+            );
+        }
+        let postgres_listen = self.listen.postgres.parse::<SocketAddr>().ok();
+        if postgres_listen.is_none() {
+            problem(
+                "postgres:",
+                format!(
+                    "listen.postgres: {:?} is not an address like 0.0.0.0:15432",
+                    self.listen.postgres
+                ),
+            );
+        }
+        if self.store != "sqlite" {
+            if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
+                problem(
+                    "store:",
+                    "store: the shared PostgreSQL store is not supported yet; use `sqlite`".into(),
+                );
+            } else {
+                problem(
+                    "store:",
+                    format!(
+                        "store: {:?} is neither `sqlite` nor a postgres:// URL",
+                        self.store
+                    ),
+                );
+            }
+        }
+        let mut durations = Vec::new();
+        let mut durations_valid = true;
+        for (field, value) in [
+            ("tokens.max_ttl", &self.tokens.max_ttl),
+            ("tokens.default_ttl", &self.tokens.default_ttl),
+            ("auth.lockout_window", &self.auth.lockout_window),
+            ("auth.lockout_duration", &self.auth.lockout_duration),
+            ("postgres.auth_timeout", &self.postgres.auth_timeout),
+            ("postgres.connect_timeout", &self.postgres.connect_timeout),
+            ("recording.retention", &self.recording.retention),
+            ("recording.prune_interval", &self.recording.prune_interval),
+            ("reviews.pending_ttl", &self.reviews.pending_ttl),
+            ("reviews.validity", &self.reviews.validity),
+        ] {
+            match parse_duration(value) {
+                Ok(duration) if duration.is_zero() => {
+                    durations_valid = false;
+                    let key = field.rsplit('.').next().unwrap_or(field);
+                    problem(
+                        &format!("{key}:"),
+                        format!("{field}: must be longer than zero"),
+                    );
+                    durations.push(Duration::from_secs(1));
+                }
+                Ok(duration) => durations.push(duration),
+                Err(error) => {
+                    durations_valid = false;
+                    let key = field.rsplit('.').next().unwrap_or(field);
+                    problem(&format!("{key}:"), format!("{field}: {error}"));
+                    durations.push(Duration::from_secs(1));
+                }
+            }
+        }
+        if let (Some(max), Some(default)) = (durations.first(), durations.get(1)) {
+            if durations_valid && default > max {
+                problem(
+                    "default_ttl:",
+                    "tokens.default_ttl: longer than tokens.max_ttl".into(),
+                );
+            }
+        }
+        if self.auth.lockout_threshold == 0 {
+            problem(
+                "lockout_threshold:",
+                "auth.lockout_threshold: must be at least 1".into(),
+            );
+        }
+        if !matches!(self.recording.sync.as_str(), "full" | "normal") {
+            problem(
+                "sync:",
+                format!(
+                    "recording.sync: {:?} is not full or normal",
+                    self.recording.sync
+                ),
+            );
+        }
+        if self.recording.max_statement_bytes < 64 {
+            problem(
+                "max_statement_bytes:",
+                "recording.max_statement_bytes: must be at least 64".into(),
+            );
+        }
+        if self.postgres.max_message_bytes < 1024 {
+            problem(
+                "max_message_bytes:",
+                "postgres.max_message_bytes: must be at least 1024".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, connection) in self.connections.iter().enumerate() {
+            let needle = format!("name: {}", connection.name);
+            let at = format!("connections[{index}] {:?}", connection.name);
+            if connection.name.trim().is_empty() {
+                problem(
+                    "connections:",
+                    format!("connections[{index}]: name is empty"),
+                );
+            } else if !seen.insert(connection.name.clone()) {
+                problem(&needle, format!("{at}: duplicate connection name"));
+            }
+            if connection.protocol != "postgres" {
+                problem(
+                    &format!("{needle}/protocol:"),
+                    format!(
+                        "{at}: protocol {:?} is not supported yet (supported: postgres)",
+                        connection.protocol
+                    ),
+                );
+            }
+            if !valid_host_port(&connection.address) {
+                problem(
+                    &format!("{needle}/address:"),
+                    format!("{at}: address {:?} is not host:port", connection.address),
+                );
+            }
+            if connection.credential.trim().is_empty() {
+                problem(
+                    &format!("{needle}/credential:"),
+                    format!("{at}: credential is empty"),
+                );
+            }
+            if !matches!(
+                connection.access.as_deref(),
+                None | Some("standing") | Some("jit")
+            ) {
+                problem(
+                    &format!("{needle}/access:"),
+                    format!(
+                        "{at}: access {:?} is not standing or jit",
+                        connection.access.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+            match connection.tls.as_deref() {
+                None | Some("disable") | Some("require") => {}
+                Some("verify-full") => {
+                    if connection.ca_file.is_none() {
+                        problem(&needle, format!("{at}: tls verify-full needs ca_file"));
+                    }
+                }
+                Some(other) => problem(
+                    &format!("{needle}/tls:"),
+                    format!("{at}: tls {other:?} is not one of disable, require, verify-full"),
+                ),
+            }
+        }
+        for notify_problem in self.notifications.validate() {
+            let field = notify_problem
+                .location
+                .rsplit('.')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            problem(
+                &format!("{field}:"),
+                format!("{}: {}", notify_problem.location, notify_problem.message),
+            );
+        }
+        for oidc_problem in airlock_oidc::validate_issuers(&self.identity_providers) {
+            // `identity_providers[1].issuer` → the `issuer:` line of that entry.
+            let index: Option<usize> = oidc_problem
+                .location
+                .strip_prefix("identity_providers[")
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|index| index.parse().ok());
+            let field = oidc_problem
+                .location
+                .rsplit('.')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let needle = match index.and_then(|index| self.identity_providers.get(index)) {
+                Some(provider) if !field.is_empty() && !field.contains('[') => {
+                    format!("name: {}/{field}:", provider.name)
+                }
+                Some(provider) => format!("name: {}", provider.name),
+                None => "identity_providers:".to_string(),
+            };
+            problem(
+                &needle,
+                format!("{}: {}", oidc_problem.location, oidc_problem.message),
+            );
+        }
+        problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+        match (admin_listen, postgres_listen, problems.is_empty()) {
+            (Some(admin_listen), Some(postgres_listen), true) => {
+                let get = |index: usize| {
+                    durations
+                        .get(index)
+                        .copied()
+                        .unwrap_or(Duration::from_secs(1))
+                };
+                Ok(ResolvedSettings {
+                    admin_listen,
+                    postgres_listen,
+                    max_ttl: get(0),
+                    default_ttl: get(1),
+                    lockout_window: get(2),
+                    lockout_duration: get(3),
+                    auth_timeout: get(4),
+                    connect_timeout: get(5),
+                    retention: get(6),
+                    prune_interval: get(7),
+                    review_pending_ttl: get(8),
+                    review_validity: get(9),
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections
+            .iter()
+            .find(|connection| connection.name == name)
+    }
+}
+
+/// Resolves a path from the config file relative to the file's folder.
+pub fn relative_to(config_path: &Path, value: &str) -> PathBuf {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    config_path
+        .parent()
+        .map(|folder| folder.join(path))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+fn valid_host_port(address: &str) -> bool {
+    match address.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && port.parse::<u16>().map(|port| port > 0).unwrap_or(false)
+        }
+        None => false,
+    }
+}
+
+/// The first line (1-based) containing `needle`, ignoring comments.
+fn locate(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let code = line.split('#').next().unwrap_or("");
+            code.contains(needle)
+        })
+        .map(|index| index + 1)
+}
+
+/// The line of `key` in the list item that starts at the line holding
+/// `block` (stops at the next list item).
+fn locate_in_block(text: &str, block: &str, key: &str) -> Option<usize> {
+    let start = locate(text, block)?;
+    for (offset, line) in text.lines().enumerate().skip(start) {
+        let code = line.split('#').next().unwrap_or("");
+        if code.trim_start().starts_with("- ") {
+            return None;
+        }
+        if code.trim_start().starts_with(key) {
+            return Some(offset + 1);
+        }
+    }
+    None
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_problem_with_its_line() {
+        let text = "\
+listen:
+  admin: nowhere
+store: mysql://x
+connections:
+  - name: a
+    protocol: mysql
+    address: nohost
+    credential: ''
+  - name: a
+    protocol: postgres
+    address: h:5432
+    credential: c
+    tls: maybe
+tokens:
+  max_ttl: 10x
+";
+        let error = GatewayConfig::parse(text, "test.yaml").unwrap_err();
+        let lines: Vec<_> = error.problems.iter().map(|problem| problem.line).collect();
+        assert_eq!(error.problems.len(), 8, "{error}");
+        assert!(lines.contains(&Some(2)), "{error}");
+        assert!(lines.contains(&Some(3)), "{error}");
+        assert!(lines.contains(&Some(15)), "{error}");
+        let rendered = error.to_string();
+        assert!(rendered.contains("test.yaml:2: listen.admin"), "{rendered}");
+        assert!(rendered.contains("duplicate connection name"), "{rendered}");
+        assert!(rendered.contains("tls \"maybe\""), "{rendered}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_a_location() {
+        let error = GatewayConfig::parse("listen:\n  admn: 1.2.3.4:5\n", "t.yaml").unwrap_err();
+        assert_eq!(error.problems.len(), 1);
+        assert_eq!(error.problems[0].line, Some(2), "{error}");
+    }
+
+    #[test]
+    fn the_shared_example_loads_unchanged() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/examples/airlock.yaml");
+        let path = std::env::var("AIRLOCK_EXAMPLES_DIR")
+            .map(|dir| std::path::Path::new(&dir).join("airlock.yaml"))
+            .unwrap_or(path);
+        let (config, _) = GatewayConfig::load(&path).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.connections.len(), 2);
+        assert_eq!(config.identity_providers.len(), 1);
+        assert_eq!(config.policy.as_deref(), Some("policy.yaml"));
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/airlock.yaml");
+        GatewayConfig::load(&shipped).unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let (config, settings) = GatewayConfig::parse("{}", "t.yaml").unwrap();
+        assert_eq!(config.store, "sqlite");
+        assert_eq!(settings.admin_listen.to_string(), "127.0.0.1:8480");
+        assert_eq!(settings.postgres_listen.to_string(), "0.0.0.0:15432");
+        assert_eq!(settings.max_ttl.as_secs(), 3600);
+        assert_eq!(config.postgres.allow_plaintext, PlaintextPolicy::Loopback);
+    }
+}

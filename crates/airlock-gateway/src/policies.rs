@@ -1,0 +1,267 @@
+//! The live policy: loaded from the store (version N), replaced atomically
+//! when a new version is applied here or on another gateway sharing the
+//! store, and compiled mask plans cached per version.
+//!
+//! Fail closed: with no policy, or a stored policy that does not load, every
+//! command is refused with a message saying so.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use airlock_mask::{MaskPlan, MaskSpec};
+use airlock_policy::{MaskObligation, MaskStyle, Policy, PolicyError};
+use airlock_store::{PolicyVersionRecord, Store, StoreError};
+
+use crate::admin::AdminError;
+use crate::state::GatewayState;
+
+/// The policy sessions decide with, and its version.
+pub struct LivePolicy {
+    /// The store version (0: none).
+    pub version: i64,
+    /// `None` when no policy is stored or the stored one does not load.
+    pub policy: Option<Policy>,
+    /// Why there is no policy, for the refusal message.
+    pub problem: Option<String>,
+    masks: Mutex<HashMap<String, Arc<MaskPlan>>>,
+}
+
+impl LivePolicy {
+    fn new(version: i64, policy: Option<Policy>, problem: Option<String>) -> Self {
+        Self {
+            version,
+            policy,
+            problem,
+            masks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// No policy yet.
+    pub fn none() -> Self {
+        Self::new(
+            0,
+            None,
+            Some("no policy is loaded (set `policy:` in the config or run `airlock policy apply FILE`)".into()),
+        )
+    }
+
+    /// The compiled mask plan for an obligation, cached for this version.
+    pub fn mask_plan(&self, obligation: &MaskObligation) -> Result<Arc<MaskPlan>, String> {
+        let key = serde_json::to_string(obligation).unwrap_or_default();
+        if let Ok(cache) = self.masks.lock() {
+            if let Some(plan) = cache.get(&key) {
+                return Ok(Arc::clone(plan));
+            }
+        }
+        let plan = Arc::new(compile_mask(obligation).map_err(|error| error.to_string())?);
+        if let Ok(mut cache) = self.masks.lock() {
+            if cache.len() < 1024 {
+                cache.insert(key, Arc::clone(&plan));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// Turns the policy's mask obligation into the masker's spec.
+pub fn compile_mask(obligation: &MaskObligation) -> Result<MaskPlan, airlock_mask::MaskError> {
+    let style = |style: MaskStyle| match style {
+        MaskStyle::Partial => airlock_mask::Style::Partial,
+        MaskStyle::Full => airlock_mask::Style::Full,
+        MaskStyle::Placeholder => airlock_mask::Style::Placeholder,
+    };
+    let builtin: Vec<String> = obligation
+        .detectors
+        .iter()
+        .filter(|name| airlock_mask::BUILTIN_DETECTORS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let spec = MaskSpec {
+        detectors: builtin,
+        columns: obligation.columns.clone(),
+        style: style(obligation.style),
+        placeholder: Some(obligation.placeholder.clone()),
+        custom: obligation
+            .custom_detectors
+            .iter()
+            .map(|detector| airlock_mask::CustomDetectorSpec {
+                name: detector.name.clone(),
+                regex: detector.regex.clone(),
+                validator: Some(match detector.validator {
+                    airlock_policy::Validator::None => airlock_mask::Validator::None,
+                    airlock_policy::Validator::Luhn => airlock_mask::Validator::Luhn,
+                    airlock_policy::Validator::Mod97 => airlock_mask::Validator::Mod97,
+                }),
+                context: detector.context.clone(),
+                context_window: None,
+                style: detector.style.map(style),
+            })
+            .collect(),
+    };
+    MaskPlan::compile(&spec)
+}
+
+/// Parses a stored version into a live policy (never fails: a broken
+/// version becomes "no policy" with the reason).
+pub fn load_version(record: &PolicyVersionRecord) -> LivePolicy {
+    let text = record.text.as_deref().unwrap_or("");
+    match Policy::from_yaml(text, &format!("policy v{}", record.version)) {
+        Ok(mut policy) => {
+            policy.version = u64::try_from(record.version).unwrap_or(0);
+            LivePolicy::new(record.version, Some(policy), None)
+        }
+        Err(error) => {
+            tracing::error!(version = record.version, %error, "the stored policy does not load; refusing every command");
+            LivePolicy::new(
+                record.version,
+                None,
+                Some(format!(
+                    "policy v{} does not load; every command is refused",
+                    record.version
+                )),
+            )
+        }
+    }
+}
+
+/// On first start: stores the config's policy file as version 1 when the
+/// store has none. Returns the live policy from the store.
+pub fn bootstrap(
+    store: &Store,
+    config_policy: Option<&Path>,
+) -> Result<LivePolicy, BootstrapError> {
+    if store.live_policy_version()?.is_none() {
+        if let Some(path) = config_policy {
+            let text = std::fs::read_to_string(path).map_err(|error| BootstrapError::Read {
+                path: path.display().to_string(),
+                error,
+            })?;
+            Policy::from_yaml(&text, &path.display().to_string())
+                .map_err(BootstrapError::Invalid)?;
+            store.insert_policy_version(
+                &text,
+                "config",
+                Some(&format!("loaded from {}", path.display())),
+            )?;
+        }
+    }
+    Ok(match store.live_policy()? {
+        Some(record) => load_version(&record),
+        None => LivePolicy::none(),
+    })
+}
+
+/// Why the policy could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("cannot read policy file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{0}")]
+    Invalid(PolicyError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// A policy version as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedPolicy {
+    pub version: i64,
+    pub rules: usize,
+    pub sha256: String,
+}
+
+/// Holds the live policy; cheap to read on every command.
+pub struct PolicyHolder {
+    live: RwLock<Arc<LivePolicy>>,
+}
+
+impl PolicyHolder {
+    pub fn new(live: LivePolicy) -> Self {
+        Self {
+            live: RwLock::new(Arc::new(live)),
+        }
+    }
+
+    /// The policy in force now.
+    pub fn current(&self) -> Arc<LivePolicy> {
+        match self.live.read() {
+            Ok(live) => Arc::clone(&live),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn replace(&self, live: LivePolicy) {
+        match self.live.write() {
+            Ok(mut slot) => *slot = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
+        }
+    }
+}
+
+impl GatewayState {
+    /// Reloads the live policy when the store has a newer version (another
+    /// gateway applied one). Returns true when it changed.
+    pub fn refresh_policy(&self) -> Result<bool, StoreError> {
+        let stored = self.store.live_policy_version()?.unwrap_or(0);
+        if stored == self.policy.current().version {
+            return Ok(false);
+        }
+        if let Some(record) = self.store.live_policy()? {
+            tracing::info!(version = record.version, "policy version now live");
+            self.policy.replace(load_version(&record));
+        }
+        Ok(true)
+    }
+
+    /// Validates and stores a new version, live at once.
+    pub fn apply_policy(
+        &self,
+        text: &str,
+        comment: Option<&str>,
+        source: &str,
+    ) -> Result<AppliedPolicy, AdminError> {
+        let policy = Policy::from_yaml(text, "policy")
+            .map_err(|error| AdminError::Invalid(error.to_string()))?;
+        let version = self.store.insert_policy_version(text, source, comment)?;
+        self.store.append_event(airlock_store::NewEvent {
+            kind: "policy.apply".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: serde_json::json!({"version": version, "source": source, "comment": comment, "rules": policy.rules.len()}).into(),
+        })?;
+        self.refresh_policy()?;
+        let record = self
+            .store
+            .policy_version(version)?
+            .ok_or_else(|| AdminError::NotFound(format!("policy version {version}")))?;
+        Ok(AppliedPolicy {
+            version,
+            rules: policy.rules.len(),
+            sha256: record.sha256,
+        })
+    }
+
+    /// Makes version `version` live again, as a new version.
+    pub fn rollback_policy(&self, version: i64) -> Result<AppliedPolicy, AdminError> {
+        let record = self
+            .store
+            .policy_version(version)?
+            .ok_or_else(|| AdminError::NotFound(format!("policy version {version} not found")))?;
+        let text = record.text.unwrap_or_default();
+        self.apply_policy(&text, Some(&format!("rollback to v{version}")), "rollback")
+    }
+}
+
+/// Polls the store for policy versions applied elsewhere.
+pub async fn run_policy_refresh(state: Arc<GatewayState>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        interval.tick().await;
+        let worker = Arc::clone(&state);
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || worker.refresh_policy()).await {
+            tracing::warn!(%error, "cannot check for a new policy version");
+        }
+    }
+}

@@ -1,0 +1,802 @@
+//! One PostgreSQL client session, in named phases:
+//!
+//! 1. **negotiate**: `SSLRequest` (TLS upgrade), `GSSENCRequest` (refused),
+//!    `CancelRequest` (mapped to the upstream's key), `StartupMessage`;
+//! 2. **authenticate**: cleartext password inside TLS = the token, checked by
+//!    [`authenticate_token`], with credential-spraying protection;
+//! 3. **connect**: resolve the connection, decrypt its credential, log in
+//!    upstream;
+//! 4. **relay** (see [`crate::relay`]) until either side ends;
+//! 5. **finish**: the one place where how the session ended becomes a
+//!    client-visible error and a `session.end` event.
+
+use bytes::BytesMut;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use airlock_pg::backend::{
+    encode_auth_cleartext, encode_auth_ok, encode_backend_key_data,
+    encode_negotiate_protocol_version, encode_ready_for_query,
+};
+use airlock_pg::frontend::decode_password;
+use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
+use airlock_pg::FrameDecoder;
+use airlock_store::{now_unix, NewEvent};
+
+use crate::auth::{authenticate_token, AuthFailure, Authenticated};
+use crate::gate::CommandGate;
+use crate::io::{read_more, BoxedIo};
+use crate::registry::{SessionSummary, UpstreamCancel};
+use crate::relay::{fatal, relay, RecordingContext, RelayEnd, RelayStats};
+use crate::state::GatewayState;
+use crate::upstream::{self, UpstreamTarget};
+
+/// Largest password message accepted (tokens and JWTs are well below).
+const MAX_PASSWORD_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// A refusal to send to the client before closing.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Result of the negotiate phase.
+enum Negotiated {
+    Startup {
+        stream: BoxedIo,
+        buf: BytesMut,
+        startup: StartupMessage,
+        tls: bool,
+    },
+    /// A cancel request was handled, or the client went away.
+    Done,
+    Refused(BoxedIo, Refusal),
+}
+
+/// Serves one accepted TCP connection to the end.
+pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let session_id = new_session_id();
+    let started = Instant::now();
+    let handshake =
+        tokio::time::timeout(state.settings.auth_timeout, negotiate(&state, tcp, peer)).await;
+    let negotiated = match handshake {
+        Ok(Ok(negotiated)) => negotiated,
+        Ok(Err(error)) => {
+            tracing::debug!(client = %peer, %error, "connection ended during negotiation");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(client = %peer, "negotiation timed out");
+            return;
+        }
+    };
+    let (mut stream, buf, startup, tls) = match negotiated {
+        Negotiated::Startup {
+            stream,
+            buf,
+            startup,
+            tls,
+        } => (stream, buf, startup, tls),
+        Negotiated::Done => return,
+        Negotiated::Refused(mut stream, refusal) => {
+            let _ = stream
+                .write_all(&fatal(refusal.code, refusal.message))
+                .await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let user = startup.param("user").unwrap_or_default().to_string();
+    let database = startup
+        .param("database")
+        .filter(|database| !database.is_empty())
+        .unwrap_or(&user)
+        .to_string();
+    let authenticated = tokio::time::timeout(
+        state.settings.auth_timeout,
+        authenticate(
+            &state,
+            &mut stream,
+            buf,
+            peer,
+            &user,
+            &database,
+            &session_id,
+        ),
+    )
+    .await;
+    let (authenticated, buf) = match authenticated {
+        Ok(Ok(Some(done))) => done,
+        Ok(Ok(None)) => return,
+        Ok(Err(refusal)) => {
+            let _ = stream
+                .write_all(&fatal(refusal.code, refusal.message))
+                .await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Err(_) => {
+            let _ = stream
+                .write_all(&fatal("08006", "airlock: authentication timed out"))
+                .await;
+            return;
+        }
+    };
+    if let Err(refusal) = connect_and_relay(
+        &state,
+        stream,
+        buf,
+        &startup,
+        peer,
+        tls,
+        authenticated,
+        &database,
+        &session_id,
+        started,
+    )
+    .await
+    {
+        tracing::info!(session = %session_id, code = refusal.code, message = %refusal.message, "session refused");
+    }
+}
+
+fn new_session_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    format!("s-{}", hex::encode(bytes))
+}
+
+async fn negotiate(
+    state: &GatewayState,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<Negotiated> {
+    let mut stream: BoxedIo = Box::new(tcp);
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut tls = false;
+    loop {
+        let request = match decode_startup(&mut buf) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                if read_more(&mut stream, &mut buf).await? == 0 {
+                    return Ok(Negotiated::Done);
+                }
+                continue;
+            }
+            Err(error) => {
+                return Ok(Negotiated::Refused(
+                    stream,
+                    refuse("08P01", format!("airlock: invalid startup packet: {error}")),
+                ))
+            }
+        };
+        match request {
+            StartupRequest::Ssl => {
+                if tls {
+                    return Ok(Negotiated::Refused(
+                        stream,
+                        refuse("08P01", "airlock: SSLRequest received twice"),
+                    ));
+                }
+                if !buf.is_empty() {
+                    // Bytes sent before the handshake would be processed as if
+                    // they came over TLS (CVE-2021-23214): refuse.
+                    return Ok(Negotiated::Refused(
+                        stream,
+                        refuse("08P01", "airlock: unencrypted data after SSLRequest"),
+                    ));
+                }
+                stream.write_all(b"S").await?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&state.server_tls));
+                // The stream is a boxed TcpStream here; TLS wraps the box.
+                let tls_stream = acceptor.accept(stream).await?;
+                stream = Box::new(tls_stream);
+                tls = true;
+            }
+            StartupRequest::GssEnc => {
+                // GSSAPI encryption is not offered; libpq then falls back to
+                // TLS or plain, as the protocol intends.
+                stream.write_all(b"N").await?;
+            }
+            StartupRequest::Cancel {
+                process_id,
+                secret_key,
+            } => {
+                if let Some(target) = state.sessions.cancel_target(process_id, secret_key) {
+                    if let Err(error) =
+                        upstream::send_cancel(&target.address, target.process_id, target.secret_key)
+                            .await
+                    {
+                        tracing::warn!(client = %peer, %error, "forwarding a cancel request failed");
+                    } else {
+                        tracing::info!(client = %peer, "cancel request forwarded");
+                    }
+                } else {
+                    tracing::info!(client = %peer, "cancel request with an unknown key ignored");
+                }
+                return Ok(Negotiated::Done);
+            }
+            StartupRequest::Startup(startup) => {
+                if !tls && !state.plaintext_allowed(peer.ip()) {
+                    return Ok(Negotiated::Refused(
+                        stream,
+                        refuse(
+                            "28000",
+                            format!(
+                                "airlock: TLS is required for clients at {}: connect with sslmode=require",
+                                peer.ip()
+                            ),
+                        ),
+                    ));
+                }
+                return Ok(Negotiated::Startup {
+                    stream,
+                    buf,
+                    startup,
+                    tls,
+                });
+            }
+        }
+    }
+}
+
+/// Checks a presented token: an OIDC JWT when issuers are configured and it
+/// looks like one, an airlock token otherwise.
+async fn authenticate_any(
+    state: &GatewayState,
+    token: String,
+    user: &str,
+    database: &str,
+) -> Result<Result<Authenticated, AuthFailure>, Refusal> {
+    if let (Some(validator), true) = (
+        &state.oidc,
+        airlock_oidc::OidcValidator::looks_like_jwt(&token),
+    ) {
+        return Ok(match validator.validate(&token).await {
+            Ok(validated) if validated.identity.name == user => Ok(Authenticated {
+                token_id: format!("oidc:{}", validated.issuer_name),
+                identity: validated.identity,
+            }),
+            Ok(_) => Err(AuthFailure::IdentityMismatch),
+            Err(error) => {
+                tracing::info!(%error, "OIDC token refused");
+                Err(if error.is_provider_failure() {
+                    AuthFailure::OidcUnavailable
+                } else {
+                    AuthFailure::OidcInvalid
+                })
+            }
+        });
+    }
+    let store = Arc::clone(&state.store);
+    let (lookup_user, lookup_database) = (user.to_string(), database.to_string());
+    tokio::task::spawn_blocking(move || {
+        authenticate_token(&store, &token, &lookup_user, &lookup_database)
+    })
+    .await
+    .map_err(|_| refuse("58000", "airlock: internal error during authentication"))?
+    .map_err(|error| {
+        tracing::error!(%error, "store unavailable during authentication");
+        refuse(
+            "58000",
+            "airlock: the gateway store is unavailable; try again later",
+        )
+    })
+}
+
+async fn authenticate(
+    state: &GatewayState,
+    stream: &mut BoxedIo,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    user: &str,
+    database: &str,
+    session_id: &str,
+) -> Result<Option<(Authenticated, BytesMut)>, Refusal> {
+    let io = |_| refuse("08006", "airlock: connection lost");
+    if user.is_empty() {
+        return Err(refuse(
+            "28000",
+            "airlock: no user name given (user = your identity name)",
+        ));
+    }
+    if let Err(remaining) = state.spray_guard.check(peer.ip()) {
+        return Err(refuse(
+            "28000",
+            format!(
+                "airlock: too many failed authentication attempts from {}; try again in {} s",
+                peer.ip(),
+                remaining.as_secs().max(1)
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    encode_auth_cleartext(&mut out);
+    stream.write_all(&out).await.map_err(io)?;
+    let decoder = FrameDecoder::new(MAX_PASSWORD_MESSAGE_BYTES);
+    let frame = loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(frame)) => break frame,
+            Ok(None) => {
+                // A client without a password (psql's first try) closes here:
+                // not a failed attempt.
+                if read_more(stream, &mut buf).await.map_err(io)? == 0 {
+                    return Ok(None);
+                }
+            }
+            Err(error) => {
+                return Err(refuse(
+                    "08P01",
+                    format!("airlock: invalid password message: {error}"),
+                ))
+            }
+        }
+    };
+    let token = decode_password(&frame)
+        .map_err(|error| {
+            refuse(
+                "08P01",
+                format!("airlock: invalid password message: {error}"),
+            )
+        })?
+        .to_string();
+    let checked = authenticate_any(state, token, user, database).await?;
+    match checked {
+        Ok(authenticated) => Ok(Some((authenticated, buf))),
+        Err(failure) => {
+            let outcome = state.spray_guard.record_failure(peer.ip(), user);
+            tracing::warn!(
+                client = %peer, identity = %user, connection = %database, reason = failure.as_str(),
+                source_failures = outcome.source_failures, "authentication failed"
+            );
+            let mut events = vec![NewEvent {
+                kind: "auth.failure".into(),
+                session_id: Some(session_id.to_string()),
+                identity: Some(user.to_string()),
+                data: json!({
+                    "protocol": "postgres",
+                    "client_address": peer.to_string(),
+                    "connection": database,
+                    "reason": failure.as_str(),
+                    "source_failures": outcome.source_failures,
+                    "identity_failures": outcome.identity_failures,
+                }).into(),
+            }];
+            if outcome.locked_now {
+                tracing::warn!(client = %peer, "source locked out after repeated authentication failures");
+                events.push(NewEvent {
+                    kind: "auth.lockout".into(),
+                    session_id: Some(session_id.to_string()),
+                    identity: Some(user.to_string()),
+                    data: json!({
+                        "client_address": peer.ip().to_string(),
+                        "lockout_seconds": state.settings.lockout_duration.as_secs(),
+                    }).into(),
+                });
+            }
+            if let Err(error) = state.recorder.record(events).await {
+                tracing::error!(%error, "could not record an authentication failure");
+            }
+            Err(refuse(
+                "28P01",
+                format!(
+                    "airlock: authentication failed for user \"{user}\" on connection \"{database}\": \
+                     the token is invalid, expired, revoked or not valid for this connection"
+                ),
+            ))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; the phases' context
+async fn connect_and_relay(
+    state: &Arc<GatewayState>,
+    mut stream: BoxedIo,
+    client_buf: BytesMut,
+    startup: &StartupMessage,
+    peer: SocketAddr,
+    tls: bool,
+    authenticated: Authenticated,
+    database: &str,
+    session_id: &str,
+    started: Instant,
+) -> Result<(), Refusal> {
+    let result = open_upstream(
+        state,
+        startup,
+        &authenticated,
+        database,
+        session_id,
+        peer,
+        tls,
+    )
+    .await;
+    let (upstream, connection_name, connection_info, grant_expires_at) = match result {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let _ = stream
+                .write_all(&fatal(refusal.code, refusal.message.clone()))
+                .await;
+            let _ = stream.shutdown().await;
+            return Err(refusal);
+        }
+    };
+    let registration = state.sessions.register(SessionSummary {
+        session_id: session_id.to_string(),
+        identity: authenticated.identity.name.clone(),
+        token_id: authenticated.token_id.clone(),
+        connection: connection_name.clone(),
+        client_address: peer.to_string(),
+        tls,
+        started_at: now_unix(),
+    });
+    let (upstream_stream, upstream_leftover, greeting, backend_key, upstream_address) = upstream;
+    if let Some((process_id, secret_key)) = backend_key {
+        state.sessions.set_upstream(
+            registration.process_id,
+            UpstreamCancel {
+                address: upstream_address.clone(),
+                process_id,
+                secret_key,
+            },
+        );
+    }
+
+    // Tell the client it is in: AuthenticationOk, the upstream's parameters,
+    // our own cancel key, ReadyForQuery.
+    let mut hello = Vec::with_capacity(greeting.len() + 64);
+    if startup.minor_version > 0
+        || startup
+            .params
+            .iter()
+            .any(|(key, _)| key.starts_with("_pq_."))
+    {
+        let unrecognised: Vec<&str> = startup
+            .params
+            .iter()
+            .filter(|(key, _)| key.starts_with("_pq_."))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        encode_negotiate_protocol_version(&mut hello, 0, &unrecognised);
+    }
+    encode_auth_ok(&mut hello);
+    hello.extend_from_slice(&greeting);
+    encode_backend_key_data(&mut hello, registration.process_id, registration.secret_key);
+    encode_ready_for_query(&mut hello, b'I');
+    if stream.write_all(&hello).await.is_err() {
+        return Ok(());
+    }
+    tracing::info!(
+        session = %session_id, identity = %authenticated.identity.name, connection = %connection_name,
+        client = %peer, tls, "session started"
+    );
+
+    let stats = RelayStats::default();
+    let mut gate = CommandGate::new(
+        Arc::clone(state),
+        authenticated.identity.clone(),
+        connection_info,
+    );
+    // Sessions follow their token (unless configured otherwise) and their
+    // access grant: at the earlier expiry the session is closed.
+    let token_end =
+        (!state.config.auth.sessions_outlive_tokens).then_some(authenticated.identity.expires_at);
+    let deadline = [token_end, grant_expires_at]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|end| {
+            let remaining = end.saturating_sub(now_unix()).max(0);
+            tokio::time::Instant::now()
+                + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
+        });
+    let mut kill = registration.kill.clone();
+    let (mut client_read, mut client_write) = tokio::io::split(stream);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream_stream);
+    let (end, in_flight) = relay(
+        &mut client_read,
+        client_buf,
+        &mut client_write,
+        &mut upstream_read,
+        upstream_leftover,
+        &mut upstream_write,
+        &mut gate,
+        &mut kill,
+        deadline,
+        &stats,
+        state.config.postgres.max_message_bytes,
+        &RecordingContext {
+            recorder: state.config.recording.enabled.then_some(&state.recorder),
+            session_id,
+            identity: &authenticated.identity.name,
+            connection: &connection_name,
+            sample_rows: state.config.recording.sample_rows,
+            sample_bytes: state.config.recording.sample_bytes,
+            max_statement_bytes: state.config.recording.max_statement_bytes,
+        },
+    )
+    .await;
+
+    // Finish: the one place where the end of a session becomes a client
+    // error and an audit event.
+    let client_error = match &end {
+        RelayEnd::ClientProtocolError(message) => {
+            Some(fatal("08P01", format!("airlock: {message}")))
+        }
+        RelayEnd::UpstreamProtocolError(_) => Some(fatal(
+            "08P01",
+            "airlock: the upstream sent an invalid message; session closed",
+        )),
+        RelayEnd::UpstreamClosed => Some(fatal(
+            "57P01",
+            "airlock: the upstream closed the connection",
+        )),
+        RelayEnd::Killed(reason) => Some(fatal(
+            "57P01",
+            format!("airlock: terminating connection: {reason}"),
+        )),
+        RelayEnd::ClientTerminated | RelayEnd::ClientVanished { .. } | RelayEnd::Io(_) => None,
+    };
+    if let Some(error) = client_error {
+        let _ = client_write.write_all(&error).await;
+        let _ = client_write.shutdown().await;
+    }
+    if matches!(end, RelayEnd::ClientVanished { .. } | RelayEnd::Io(_)) && in_flight {
+        // The client is gone mid-query: stop the upstream's work before the
+        // connection is dropped, rather than let it run to completion.
+        if let Some((process_id, secret_key)) = backend_key {
+            let _ = upstream::send_cancel(&upstream_address, process_id, secret_key).await;
+        }
+    }
+    let _ = upstream_write.shutdown().await;
+    drop(registration);
+    let detail = match &end {
+        RelayEnd::ClientProtocolError(message)
+        | RelayEnd::UpstreamProtocolError(message)
+        | RelayEnd::Killed(message)
+        | RelayEnd::Io(message) => Some(message.clone()),
+        _ => None,
+    };
+    let event = NewEvent {
+        kind: "session.end".into(),
+        session_id: Some(session_id.to_string()),
+        identity: Some(authenticated.identity.name.clone()),
+        data: json!({
+            "connection": connection_name,
+            "ended_by": end.as_str(),
+            "detail": detail,
+            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "bytes_from_client": stats.bytes_from_client.load(Ordering::Relaxed),
+            "bytes_from_upstream": stats.bytes_from_upstream.load(Ordering::Relaxed),
+            "commands": stats.commands.load(Ordering::Relaxed),
+            "refused": stats.refused.load(Ordering::Relaxed),
+        }).into(),
+    };
+    if let Err(error) = state.audit(event).await {
+        tracing::error!(session = %session_id, %error, "could not record the end of a session");
+    }
+    tracing::info!(session = %session_id, ended_by = end.as_str(), "session ended");
+    Ok(())
+}
+
+type OpenedUpstream = (BoxedIo, BytesMut, Vec<u8>, Option<(i32, i32)>, String);
+
+async fn open_upstream(
+    state: &GatewayState,
+    startup: &StartupMessage,
+    authenticated: &Authenticated,
+    database: &str,
+    session_id: &str,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<
+    (
+        OpenedUpstream,
+        String,
+        airlock_types::ConnectionInfo,
+        Option<i64>,
+    ),
+    Refusal,
+> {
+    if let Some(replication) = startup.param("replication") {
+        if !matches!(replication, "false" | "off" | "no" | "0") {
+            return Err(refuse(
+                "28000",
+                "airlock: replication connections are not supported through the gateway",
+            ));
+        }
+    }
+    let connection = state
+        .resolve_connection(database)
+        .map_err(|_| {
+            refuse(
+                "58000",
+                "airlock: the gateway store is unavailable; try again later",
+            )
+        })?
+        .ok_or_else(|| {
+            refuse(
+                "3D000",
+                format!("airlock: connection \"{database}\" is not configured"),
+            )
+        })?;
+    // Just-in-time connections admit an identity only under a grant (or a
+    // standing access rule).
+    let mut grant_expires_at = None;
+    if connection.jit {
+        match state.admit(&authenticated.identity, &connection) {
+            Ok(Some(crate::access::Admission::Grant(grant))) => {
+                grant_expires_at = Some(grant.expires_at)
+            }
+            Ok(Some(crate::access::Admission::Standing { .. })) => {}
+            Ok(None) => {
+                let event = NewEvent {
+                    kind: "access.refused".into(),
+                    session_id: Some(session_id.to_string()),
+                    identity: Some(authenticated.identity.name.clone()),
+                    data: json!({"connection": connection.name, "client_address": peer.to_string()}).into(),
+                };
+                let _ = state.audit(event).await;
+                return Err(refuse(
+                    "28000",
+                    format!(
+                        "airlock: {} has no access grant for connection \"{}\"; request one with: \
+                         airlock access request --connection {} --duration 30m --reason \"…\"",
+                        authenticated.identity.name, connection.name, connection.name
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(refuse(
+                    "58000",
+                    "airlock: the gateway store is unavailable; try again later",
+                ));
+            }
+        }
+    }
+    let store = Arc::clone(&state.store);
+    let credential_name = connection.credential.clone();
+    let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
+        .await
+        .map_err(|_| refuse("58000", "airlock: internal error"))?
+        .map_err(|_| {
+            refuse(
+                "58000",
+                "airlock: the gateway store is unavailable; try again later",
+            )
+        })?
+        .ok_or_else(|| {
+            refuse(
+                "08004",
+                format!(
+                    "airlock: connection \"{}\" is not ready: its credential \"{}\" is not stored",
+                    connection.name, connection.credential
+                ),
+            )
+        })?;
+    let password = state
+        .vault
+        .decrypt(
+            &record.name,
+            &record.username,
+            &record.nonce,
+            &record.ciphertext,
+        )
+        .map_err(|error| {
+            tracing::error!(credential = %record.name, %error, "credential does not decrypt");
+            refuse(
+                "08004",
+                format!(
+                    "airlock: connection \"{}\" is not ready: its credential cannot be decrypted",
+                    connection.name
+                ),
+            )
+        })?;
+
+    // Record the start before any byte goes upstream: no session without a
+    // record (fail closed).
+    let start_event = NewEvent {
+        kind: "session.start".into(),
+        session_id: Some(session_id.to_string()),
+        identity: Some(authenticated.identity.name.clone()),
+        data: json!({
+            "protocol": "postgres",
+            "token_id": authenticated.token_id,
+            "identity_kind": authenticated.identity.kind,
+            "groups": authenticated.identity.groups,
+            "connection": connection.name,
+            "client_address": peer.to_string(),
+            "tls": tls,
+            "application_name": startup.param("application_name"),
+            "credential_version": record.version,
+        }).into(),
+    };
+    state.audit(start_event).await.map_err(|error| {
+        tracing::error!(%error, "cannot record session start; refusing the session");
+        refuse(
+            "58030",
+            "airlock: the audit log cannot be written; the session is refused",
+        )
+    })?;
+
+    let target = UpstreamTarget {
+        address: connection.address.clone(),
+        database: connection.database.clone(),
+        username: record.username.clone(),
+        password,
+        tls: connection.tls.clone(),
+    };
+    let connected = tokio::time::timeout(
+        state.settings.connect_timeout,
+        upstream::connect(
+            &target,
+            &startup.params,
+            state.config.postgres.max_message_bytes,
+        ),
+    )
+    .await;
+    let upstream = match connected {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(error)) => {
+            let rejected = error.is_auth_rejection();
+            tracing::warn!(session = %session_id, connection = %connection.name, %error, "upstream connection failed");
+            let event = NewEvent {
+                kind: "session.upstream_failed".into(),
+                session_id: Some(session_id.to_string()),
+                identity: Some(authenticated.identity.name.clone()),
+                data: json!({"connection": connection.name, "error": error.to_string()}).into(),
+            };
+            let _ = state.audit(event).await;
+            return Err(if rejected {
+                refuse(
+                    "08004",
+                    format!(
+                        "airlock: the upstream of connection \"{}\" rejected the stored credential",
+                        connection.name
+                    ),
+                )
+            } else {
+                refuse(
+                    "08001",
+                    format!(
+                        "airlock: cannot reach the upstream of connection \"{}\": {error}",
+                        connection.name
+                    ),
+                )
+            });
+        }
+        Err(_) => {
+            return Err(refuse(
+                "08001",
+                format!(
+                    "airlock: connecting to the upstream of connection \"{}\" timed out",
+                    connection.name
+                ),
+            ))
+        }
+    };
+    Ok((
+        (
+            upstream.stream,
+            upstream.leftover,
+            upstream.greeting,
+            upstream.backend_key,
+            connection.address.clone(),
+        ),
+        connection.name.clone(),
+        state.connection_info(&connection),
+        grant_expires_at,
+    ))
+}

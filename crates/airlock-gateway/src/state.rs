@@ -1,0 +1,252 @@
+//! [`GatewayState`]: everything a session or an admin call needs, shared by
+//! all tasks of one gateway process.
+
+use rustls::ServerConfig;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use airlock_store::vault::MasterKey;
+use airlock_store::{NewEvent, Store, StoreError};
+
+use crate::auth::SprayGuard;
+use crate::config::{relative_to, GatewayConfig, PlaintextPolicy, ResolvedSettings};
+use crate::policies::{LivePolicy, PolicyHolder};
+use crate::recorder::{RecordError, Recorder};
+use crate::registry::SessionRegistry;
+use crate::tls::{encrypting_client_config, verifying_client_config, TlsError};
+use crate::upstream::UpstreamTls;
+
+/// A connection resolved from config or from the store.
+#[derive(Clone)]
+pub struct ResolvedConnection {
+    pub name: String,
+    pub address: String,
+    pub database: String,
+    pub credential: String,
+    pub tags: BTreeMap<String, String>,
+    pub tls: UpstreamTls,
+    /// `config` or `store`.
+    pub source: &'static str,
+    /// `disable`, `require` or `verify-full`.
+    pub tls_mode: String,
+    /// Sessions need an access grant.
+    pub jit: bool,
+}
+
+/// Shared state of one gateway process.
+pub struct GatewayState {
+    pub config: GatewayConfig,
+    pub settings: ResolvedSettings,
+    pub config_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub store: Arc<Store>,
+    pub vault: MasterKey,
+    pub sessions: Arc<SessionRegistry>,
+    pub spray_guard: SprayGuard,
+    pub recorder: Recorder,
+    pub policy: PolicyHolder,
+    pub rate_limiter: std::sync::Mutex<airlock_policy::RateLimiter>,
+    /// Validates OIDC tokens when issuers are configured.
+    pub oidc: Option<airlock_oidc::OidcValidator>,
+    /// Delivers review and access-request events to webhooks.
+    pub notifier: airlock_notify::Notifier,
+    started: std::time::Instant,
+    pub server_tls: Arc<ServerConfig>,
+    config_upstream_tls: BTreeMap<String, UpstreamTls>,
+}
+
+impl GatewayState {
+    /// Builds the state: TLS material, upstream TLS configs, spray guard.
+    #[allow(clippy::too_many_arguments)] // called once at start-up with the loaded parts
+    pub fn new(
+        config: GatewayConfig,
+        settings: ResolvedSettings,
+        config_path: PathBuf,
+        data_dir: PathBuf,
+        store: Arc<Store>,
+        vault: MasterKey,
+        policy: LivePolicy,
+        notifier: airlock_notify::Notifier,
+    ) -> Result<Self, TlsError> {
+        let tls_files = config.tls.as_ref().map(|files| {
+            (
+                relative_to(&config_path, &files.cert),
+                relative_to(&config_path, &files.key),
+            )
+        });
+        let server_tls = crate::tls::server_config(
+            tls_files
+                .as_ref()
+                .map(|(cert, key)| (cert.as_path(), key.as_path())),
+            &data_dir,
+        )?;
+        let mut config_upstream_tls = BTreeMap::new();
+        for connection in &config.connections {
+            let tls = upstream_tls(
+                connection.tls.as_deref(),
+                connection
+                    .ca_file
+                    .as_ref()
+                    .map(|ca| relative_to(&config_path, ca)),
+            )?;
+            config_upstream_tls.insert(connection.name.clone(), tls);
+        }
+        let spray_guard = SprayGuard::new(
+            config.auth.lockout_threshold,
+            settings.lockout_window,
+            settings.lockout_duration,
+        );
+        // The event chain is keyed with a key derived from the master key, so
+        // the chain cannot be recomputed by someone who only has the store.
+        if let Err(error) = store.set_chain_key(vault.derive_key("audit-chain")) {
+            tracing::error!(%error, "cannot key the audit chain");
+        }
+        let recorder = Recorder::start(Arc::clone(&store));
+        let oidc = if config.identity_providers.is_empty() {
+            None
+        } else {
+            match airlock_oidc::OidcValidator::new(config.identity_providers.clone()) {
+                Ok(validator) => Some(validator),
+                Err(error) => {
+                    // The config validated; a failure here is internal. No
+                    // validator means OIDC tokens are refused (fail closed).
+                    tracing::error!(%error, "cannot set up OIDC validation; OIDC tokens will be refused");
+                    None
+                }
+            }
+        };
+        Ok(Self {
+            policy: PolicyHolder::new(policy),
+            notifier,
+            rate_limiter: std::sync::Mutex::new(airlock_policy::RateLimiter::new()),
+            oidc,
+            started: std::time::Instant::now(),
+            config,
+            settings,
+            config_path,
+            data_dir,
+            store,
+            vault,
+            sessions: Arc::new(SessionRegistry::default()),
+            spray_guard,
+            recorder,
+            server_tls,
+            config_upstream_tls,
+        })
+    }
+
+    /// Seconds since the gateway started (the rate limiter's clock).
+    pub fn clock_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// What the policy engine knows about a connection.
+    pub fn connection_info(
+        &self,
+        connection: &ResolvedConnection,
+    ) -> airlock_types::ConnectionInfo {
+        airlock_types::ConnectionInfo {
+            name: connection.name.clone(),
+            protocol: airlock_types::Protocol::Postgres,
+            tags: connection.tags.clone(),
+        }
+    }
+
+    /// True when a client at `address` may connect without TLS.
+    pub fn plaintext_allowed(&self, address: IpAddr) -> bool {
+        match self.config.postgres.allow_plaintext {
+            PlaintextPolicy::Always => true,
+            PlaintextPolicy::Never => false,
+            PlaintextPolicy::Loopback => address.is_loopback() || ipv4_mapped_loopback(address),
+        }
+    }
+
+    /// Finds a connection by name: config first, then the store.
+    pub fn resolve_connection(&self, name: &str) -> Result<Option<ResolvedConnection>, StoreError> {
+        if let Some(connection) = self.config.connection(name) {
+            let tls = self
+                .config_upstream_tls
+                .get(name)
+                .cloned()
+                .unwrap_or(UpstreamTls::Disable);
+            return Ok(Some(ResolvedConnection {
+                name: connection.name.clone(),
+                address: connection.address.clone(),
+                database: connection
+                    .database
+                    .clone()
+                    .unwrap_or_else(|| connection.name.clone()),
+                credential: connection.credential.clone(),
+                tags: connection.tags.clone(),
+                tls,
+                source: "config",
+                tls_mode: connection.tls.clone().unwrap_or_else(|| "disable".into()),
+                jit: connection.access.as_deref() == Some("jit"),
+            }));
+        }
+        let stored = self.store.connections()?;
+        let Some(record) = stored.into_iter().find(|record| record.name == name) else {
+            return Ok(None);
+        };
+        let tls = upstream_tls(Some(&record.tls), None).unwrap_or(UpstreamTls::Disable);
+        Ok(Some(ResolvedConnection {
+            name: record.name,
+            address: record.address,
+            database: record.database,
+            credential: record.credential,
+            tags: record.tags,
+            tls,
+            source: "store",
+            tls_mode: record.tls,
+            jit: false,
+        }))
+    }
+
+    /// Every connection, config ones first.
+    pub fn all_connections(&self) -> Result<Vec<ResolvedConnection>, StoreError> {
+        let mut names: Vec<String> = self
+            .config
+            .connections
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        for record in self.store.connections()? {
+            if !names.contains(&record.name) {
+                names.push(record.name);
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(connection) = self.resolve_connection(&name)? {
+                out.push(connection);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an audit event durably (through the group-commit recorder).
+    pub async fn audit(&self, event: NewEvent) -> Result<(), RecordError> {
+        self.recorder.record(vec![event]).await
+    }
+}
+
+fn ipv4_mapped_loopback(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V4(_) => false,
+    }
+}
+
+/// Builds the upstream TLS setting for a mode.
+pub fn upstream_tls(mode: Option<&str>, ca_file: Option<PathBuf>) -> Result<UpstreamTls, TlsError> {
+    match mode {
+        None | Some("disable") => Ok(UpstreamTls::Disable),
+        Some("require") => Ok(UpstreamTls::Enabled(encrypting_client_config()?)),
+        Some(_) => match ca_file {
+            Some(ca) => Ok(UpstreamTls::Enabled(verifying_client_config(&ca)?)),
+            None => Ok(UpstreamTls::Enabled(encrypting_client_config()?)),
+        },
+    }
+}

@@ -1,0 +1,766 @@
+//! The response side of a session, as pure state: matching upstream
+//! responses to the requests that caused them, masking what a command's
+//! mask plan covers, and collecting each command's outcome for the record.
+//!
+//! The client half pushes a [`Pending`] for every request that gets a
+//! response the gateway must attribute (`Query`, `Parse`, `Describe`,
+//! `Execute`, `Sync`); the upstream half feeds whole response frames to
+//! [`ResultTracker::on_frame`], which returns a replacement frame when it
+//! masked something. PostgreSQL answers in order, so the front of the queue
+//! is always the request being answered.
+//!
+//! Masking needs each column's name, type and format. A simple query's
+//! `RowDescription` precedes its rows; in the extended protocol the rows of
+//! an `Execute` usually arrive without one, so the tracker keeps the
+//! descriptions that `Describe` responses gave per statement and portal.
+//!
+//! Architecture invariant: a sample is taken from the masked frame, so the
+//! record never holds a value the client did not see masked.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use airlock_mask::{MaskPlan, MaskStats};
+use airlock_pg::backend::{self, decode_data_row, decode_row_description, FieldDescription};
+
+/// A request awaiting its response.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// A simple `Query` (all its statements until `ReadyForQuery`).
+    Simple {
+        seq: u64,
+        started: Instant,
+        mask: Option<Arc<MaskPlan>>,
+    },
+    /// A `Parse` (answered by `ParseComplete` or an error).
+    Parse { name: String },
+    /// A `Describe` of a prepared statement.
+    DescribeStatement { name: String },
+    /// A `Describe` of a portal.
+    DescribePortal { portal: String },
+    /// An `Execute` (until `CommandComplete`, `PortalSuspended`,
+    /// `EmptyQueryResponse` or an error).
+    Execute {
+        seq: u64,
+        started: Instant,
+        mask: Option<Arc<MaskPlan>>,
+        portal: String,
+        statement: String,
+        result_formats: Vec<i16>,
+    },
+    /// A `Sync`: the end of an extended-protocol segment.
+    Sync,
+}
+
+/// The recorded outcome of one command.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CommandResult {
+    pub seq: u64,
+    /// `ok`, `error`, or `skipped` (an earlier error in the pipeline meant
+    /// the upstream never ran it).
+    pub status: &'static str,
+    /// Command tags (`SELECT 3`, `INSERT 0 1`), one per statement.
+    pub tags: Vec<String>,
+    /// Rows returned (DataRow count) or affected (from the tag).
+    pub rows: u64,
+    pub duration_us: u64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Column names of the first result set.
+    pub columns: Vec<String>,
+    /// The first rows as the client saw them (masked), rendered as text
+    /// (binary values as `\x…` hex).
+    pub sample: Vec<Vec<Option<String>>>,
+    /// True when rows were left out of the sample.
+    pub sample_truncated: bool,
+    /// Values masked, per detector (`column` for column rules).
+    pub masked: std::collections::BTreeMap<String, u64>,
+}
+
+impl CommandResult {
+    fn new(seq: u64, status: &'static str) -> Self {
+        Self {
+            seq,
+            status,
+            tags: Vec::new(),
+            rows: 0,
+            duration_us: 0,
+            error_code: None,
+            error_message: None,
+            columns: Vec::new(),
+            sample: Vec::new(),
+            sample_truncated: false,
+            masked: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a response cannot be relayed (the session must end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseError(pub String);
+
+struct Accumulator {
+    result: CommandResult,
+    started: Instant,
+    sample_bytes: usize,
+    /// Layout of the rows being returned.
+    fields: Option<Arc<Vec<FieldDescription>>>,
+    formats: Vec<i16>,
+    stats: MaskStats,
+}
+
+/// Tracks and masks responses for one session.
+pub struct ResultTracker {
+    current: Option<Accumulator>,
+    statements: HashMap<String, Arc<Vec<FieldDescription>>>,
+    portals: HashMap<String, Arc<Vec<FieldDescription>>>,
+    sample_rows: usize,
+    sample_bytes_cap: usize,
+    /// The most recent command's mask: applied to notices that arrive
+    /// between commands.
+    last_mask: Option<Arc<MaskPlan>>,
+    copy_binary: bool,
+}
+
+/// Bound on remembered descriptions per session.
+const MAX_DESCRIPTIONS: usize = 10_000;
+
+impl ResultTracker {
+    /// A tracker keeping up to `sample_rows` rows and `sample_bytes` bytes
+    /// per command.
+    pub fn new(sample_rows: usize, sample_bytes: usize) -> Self {
+        Self {
+            current: None,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            sample_rows,
+            sample_bytes_cap: sample_bytes,
+            last_mask: None,
+            copy_binary: false,
+        }
+    }
+
+    /// True when a frame of this tag for the current request may be
+    /// forwarded in pieces (nothing to mask in it).
+    pub fn may_stream(&self, tag: u8, pending: &VecDeque<Pending>) -> bool {
+        if !matches!(tag, backend::tag::DATA_ROW | b'd') {
+            return false;
+        }
+        match pending.front() {
+            Some(Pending::Simple { mask, .. }) | Some(Pending::Execute { mask, .. }) => {
+                mask.is_none()
+            }
+            _ => true,
+        }
+    }
+
+    fn front_mask(pending: &VecDeque<Pending>) -> Option<Arc<MaskPlan>> {
+        match pending.front() {
+            Some(Pending::Simple { mask, .. }) | Some(Pending::Execute { mask, .. }) => {
+                mask.clone()
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts the accumulator for the command at the front, if it is one.
+    fn begin(&mut self, pending: &VecDeque<Pending>) -> bool {
+        if self.current.is_some() {
+            return true;
+        }
+        match pending.front() {
+            Some(Pending::Simple { seq, started, .. }) => {
+                self.current = Some(Accumulator {
+                    result: CommandResult::new(*seq, "ok"),
+                    started: *started,
+                    sample_bytes: 0,
+                    fields: None,
+                    formats: Vec::new(),
+                    stats: MaskStats::new(),
+                });
+                true
+            }
+            Some(Pending::Execute {
+                seq,
+                started,
+                portal,
+                statement,
+                result_formats,
+                ..
+            }) => {
+                let fields = self
+                    .portals
+                    .get(portal)
+                    .cloned()
+                    .or_else(|| self.statements.get(statement).cloned());
+                self.current = Some(Accumulator {
+                    result: CommandResult::new(*seq, "ok"),
+                    started: *started,
+                    sample_bytes: 0,
+                    fields,
+                    formats: result_formats.clone(),
+                    stats: MaskStats::new(),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Finishes the front command and pops it.
+    fn finish_front(&mut self, pending: &mut VecDeque<Pending>, finished: &mut Vec<CommandResult>) {
+        if let Some(mut accumulator) = self.current.take() {
+            accumulator.result.duration_us =
+                u64::try_from(accumulator.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            for (detector, count) in accumulator.stats.iter() {
+                accumulator
+                    .result
+                    .masked
+                    .insert(detector.to_string(), count);
+            }
+            finished.push(accumulator.result);
+        } else if let Some(Pending::Simple { seq, .. }) | Some(Pending::Execute { seq, .. }) =
+            pending.front()
+        {
+            finished.push(CommandResult::new(*seq, "ok"));
+        }
+        if let Some(Pending::Simple { mask, .. } | Pending::Execute { mask, .. }) =
+            pending.pop_front()
+        {
+            self.last_mask = mask;
+        }
+    }
+
+    /// Pops everything up to (not including) the next `Sync`: after an
+    /// error the upstream skips those requests.
+    fn skip_segment(&mut self, pending: &mut VecDeque<Pending>, finished: &mut Vec<CommandResult>) {
+        while let Some(front) = pending.front() {
+            match front {
+                Pending::Sync => break,
+                Pending::Execute { seq, .. } => finished.push(CommandResult::new(*seq, "skipped")),
+                Pending::Parse { name } => {
+                    self.statements.remove(name);
+                }
+                _ => {}
+            }
+            pending.pop_front();
+        }
+    }
+
+    /// Feeds one whole response frame (`frame` includes the 5-byte header).
+    /// Returns the frame to send instead when something was masked.
+    pub fn on_frame(
+        &mut self,
+        frame: &[u8],
+        pending: &mut VecDeque<Pending>,
+        finished: &mut Vec<CommandResult>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let tag = frame.first().copied().unwrap_or(0);
+        let body = frame.get(5..).unwrap_or_default();
+        match tag {
+            b'1' => {
+                if let Some(Pending::Parse { name }) = pending.front() {
+                    self.statements.remove(name);
+                    pending.pop_front();
+                }
+            }
+            backend::tag::ROW_DESCRIPTION => {
+                let fields = Arc::new(
+                    decode_row_description(body).map_err(|e| ResponseError(e.to_string()))?,
+                );
+                match pending.front() {
+                    Some(Pending::DescribeStatement { name }) => {
+                        if self.statements.len() < MAX_DESCRIPTIONS
+                            || self.statements.contains_key(name)
+                        {
+                            self.statements.insert(name.clone(), fields);
+                        }
+                        pending.pop_front();
+                    }
+                    Some(Pending::DescribePortal { portal }) => {
+                        if self.portals.len() < MAX_DESCRIPTIONS
+                            || self.portals.contains_key(portal)
+                        {
+                            self.portals.insert(portal.clone(), fields);
+                        }
+                        pending.pop_front();
+                    }
+                    Some(Pending::Simple { .. }) => {
+                        self.begin(pending);
+                        if let Some(accumulator) = self.current.as_mut() {
+                            if accumulator.result.columns.is_empty()
+                                && accumulator.result.tags.is_empty()
+                            {
+                                accumulator.result.columns =
+                                    fields.iter().map(|field| field.name.clone()).collect();
+                            }
+                            accumulator.formats = fields.iter().map(|field| field.format).collect();
+                            accumulator.fields = Some(fields);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            b'n' => {
+                if matches!(
+                    pending.front(),
+                    Some(Pending::DescribeStatement { .. }) | Some(Pending::DescribePortal { .. })
+                ) {
+                    pending.pop_front();
+                }
+            }
+            backend::tag::DATA_ROW => {
+                if !self.begin(pending) {
+                    return Ok(None);
+                }
+                let mask = Self::front_mask(pending);
+                let (rows_cap, bytes_cap) = (self.sample_rows, self.sample_bytes_cap);
+                let Some(accumulator) = self.current.as_mut() else {
+                    return Ok(None);
+                };
+                if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
+                    if let Some(fields) = &accumulator.fields {
+                        accumulator.result.columns =
+                            fields.iter().map(|field| field.name.clone()).collect();
+                    }
+                }
+                let replacement = match &mask {
+                    Some(plan) => crate::masking::mask_data_row(
+                        plan,
+                        accumulator.fields.as_deref().map(Vec::as_slice),
+                        &accumulator.formats,
+                        body,
+                        &mut accumulator.stats,
+                    )
+                    .map_err(|e| ResponseError(e.to_string()))?,
+                    None => None,
+                };
+                accumulator.result.rows += 1;
+                let first_set = accumulator.result.tags.is_empty();
+                if first_set
+                    && accumulator.result.sample.len() < rows_cap
+                    && accumulator.sample_bytes < bytes_cap
+                {
+                    let shown = replacement
+                        .as_deref()
+                        .and_then(|row| row.get(5..))
+                        .unwrap_or(body);
+                    if let Ok(values) = decode_data_row(shown) {
+                        let row: Vec<Option<String>> = values
+                            .iter()
+                            .enumerate()
+                            .map(|(index, value)| {
+                                value.map(|bytes| {
+                                    render_value(bytes, format_of(&accumulator.formats, index) == 1)
+                                })
+                            })
+                            .collect();
+                        accumulator.sample_bytes +=
+                            row.iter().flatten().map(String::len).sum::<usize>();
+                        accumulator.result.sample.push(row);
+                    }
+                } else if first_set {
+                    accumulator.result.sample_truncated = true;
+                }
+                return Ok(replacement);
+            }
+            backend::tag::COPY_OUT_RESPONSE => {
+                self.copy_binary = body.first() == Some(&1);
+                if self.copy_binary && Self::front_mask(pending).is_some() {
+                    return Err(ResponseError(
+                        "binary COPY output cannot be masked; use the text format".into(),
+                    ));
+                }
+            }
+            b'd' => {
+                if let Some(plan) = Self::front_mask(pending) {
+                    self.begin(pending);
+                    if let Some(accumulator) = self.current.as_mut() {
+                        let masked = plan.mask_bytes(body, &mut accumulator.stats);
+                        if let std::borrow::Cow::Owned(data) = masked {
+                            let mut out = Vec::with_capacity(data.len() + 5);
+                            out.push(b'd');
+                            let length = i32::try_from(data.len() + 4).unwrap_or(i32::MAX);
+                            out.extend_from_slice(&length.to_be_bytes());
+                            out.extend_from_slice(&data);
+                            return Ok(Some(out));
+                        }
+                    }
+                }
+            }
+            backend::tag::COMMAND_COMPLETE | backend::tag::EMPTY_QUERY_RESPONSE | b's' => {
+                if !self.begin(pending) {
+                    return Ok(None);
+                }
+                let tag_text = match tag {
+                    backend::tag::COMMAND_COMPLETE => backend::decode_command_complete(body)
+                        .unwrap_or("")
+                        .to_string(),
+                    backend::tag::EMPTY_QUERY_RESPONSE => "EMPTY".to_string(),
+                    _ => "SUSPENDED".to_string(),
+                };
+                let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+                if let Some(accumulator) = self.current.as_mut() {
+                    if !tag_text.starts_with("SELECT") && !tag_text.starts_with("FETCH") {
+                        if let Some(count) = backend::rows_from_command_tag(&tag_text) {
+                            accumulator.result.rows += count;
+                        }
+                    }
+                    accumulator.result.tags.push(tag_text);
+                    accumulator.fields = None;
+                }
+                if !is_simple {
+                    self.finish_front(pending, finished);
+                }
+            }
+            backend::tag::ERROR_RESPONSE | backend::tag::NOTICE_RESPONSE => {
+                let mask = Self::front_mask(pending).or_else(|| self.last_mask.clone());
+                let mut stats = MaskStats::new();
+                let replacement = match &mask {
+                    Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
+                        if matches!(code, b'M' | b'D' | b'H' | b'W' | b'q') {
+                            match plan.mask_text(value, &mut stats) {
+                                std::borrow::Cow::Owned(masked) => Some(masked),
+                                std::borrow::Cow::Borrowed(_) => None,
+                            }
+                        } else {
+                            None
+                        }
+                    })
+                    .map_err(|e| ResponseError(e.to_string()))?,
+                    None => None,
+                };
+                if tag == backend::tag::NOTICE_RESPONSE {
+                    return Ok(replacement);
+                }
+                let shown = replacement
+                    .as_deref()
+                    .and_then(|frame| frame.get(5..))
+                    .unwrap_or(body);
+                let fields = backend::decode_error_fields(shown).unwrap_or_default();
+                let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+                if self.begin(pending) {
+                    if let Some(accumulator) = self.current.as_mut() {
+                        accumulator.result.status = "error";
+                        accumulator.result.error_code = Some(fields.code);
+                        accumulator.result.error_message = Some(fields.message);
+                        accumulator.stats.merge(&stats);
+                    }
+                    if !is_simple {
+                        self.finish_front(pending, finished);
+                    }
+                }
+                if !is_simple {
+                    self.skip_segment(pending, finished);
+                }
+                return Ok(replacement);
+            }
+            backend::tag::READY_FOR_QUERY => {
+                if matches!(pending.front(), Some(Pending::Simple { .. })) {
+                    self.finish_front(pending, finished);
+                    return Ok(None);
+                }
+                self.current = None;
+                self.skip_segment(pending, finished);
+                if matches!(pending.front(), Some(Pending::Sync)) {
+                    pending.pop_front();
+                }
+                // Unnamed portals end with the transaction segment.
+                self.portals.remove("");
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+fn format_of(formats: &[i16], index: usize) -> i16 {
+    match formats {
+        [] => 0,
+        [single] => *single,
+        many => many.get(index).copied().unwrap_or(0),
+    }
+}
+
+/// Renders a wire value for a sample: text values as text (invalid UTF-8
+/// replaced), binary ones as `\x` hex; long values cut at 256 characters.
+fn render_value(bytes: &[u8], binary: bool) -> String {
+    const MAX: usize = 256;
+    if binary {
+        let shown = bytes.get(..MAX / 2).unwrap_or(bytes);
+        let mut text = String::with_capacity(2 + shown.len() * 2);
+        text.push_str("\\x");
+        for byte in shown {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        if shown.len() < bytes.len() {
+            text.push('…');
+        }
+        return text;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if text.chars().count() > MAX {
+        let mut cut: String = text.chars().take(MAX).collect();
+        cut.push('…');
+        cut
+    } else {
+        text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_pg::backend::encode_data_row;
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn command_complete(tag: &str) -> Vec<u8> {
+        let mut body = tag.as_bytes().to_vec();
+        body.push(0);
+        message(b'C', &body)
+    }
+
+    fn row_description(columns: &[(&str, i32)], format: i16) -> Vec<u8> {
+        let mut body = (columns.len() as i16).to_be_bytes().to_vec();
+        for (name, oid) in columns {
+            body.extend_from_slice(name.as_bytes());
+            body.push(0);
+            body.extend_from_slice(&[0; 6]);
+            body.extend_from_slice(&oid.to_be_bytes());
+            body.extend_from_slice(&(-1i16).to_be_bytes());
+            body.extend_from_slice(&(-1i32).to_be_bytes());
+            body.extend_from_slice(&format.to_be_bytes());
+        }
+        message(b'T', &body)
+    }
+
+    fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_data_row(&mut out, values);
+        out
+    }
+
+    fn error(code: &str, message_text: &str, detail: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        airlock_pg::backend::encode_error(
+            &mut out,
+            &airlock_pg::ErrorFields {
+                severity: "ERROR".into(),
+                code: code.into(),
+                message: message_text.into(),
+                detail: Some(detail.into()),
+                hint: None,
+            },
+        );
+        out
+    }
+
+    fn plan() -> Arc<MaskPlan> {
+        Arc::new(
+            MaskPlan::compile(&airlock_mask::MaskSpec {
+                detectors: vec!["email".into(), "card".into()],
+                columns: vec!["*password*".into()],
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_simple_query_with_two_statements_is_one_result() {
+        let mut tracker = ResultTracker::new(2, 1000);
+        let mut pending = VecDeque::from([Pending::Simple {
+            seq: 1,
+            started: Instant::now(),
+            mask: None,
+        }]);
+        let mut done = Vec::new();
+        tracker
+            .on_frame(&row_description(&[("n", 25)], 0), &mut pending, &mut done)
+            .unwrap();
+        for value in ["1", "2", "3"] {
+            tracker
+                .on_frame(
+                    &data_row(&[Some(value.as_bytes())]),
+                    &mut pending,
+                    &mut done,
+                )
+                .unwrap();
+        }
+        tracker
+            .on_frame(&command_complete("SELECT 3"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&command_complete("INSERT 0 5"), &mut pending, &mut done)
+            .unwrap();
+        assert!(done.is_empty());
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        assert_eq!(done.len(), 1);
+        let result = &done[0];
+        assert_eq!(result.tags, ["SELECT 3", "INSERT 0 5"]);
+        assert_eq!(result.rows, 8);
+        assert_eq!(result.columns, ["n"]);
+        assert_eq!(
+            result.sample,
+            vec![vec![Some("1".to_string())], vec![Some("2".to_string())]]
+        );
+        assert!(result.sample_truncated);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn an_error_in_a_pipeline_skips_the_rest_of_the_segment() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let now = Instant::now();
+        let execute = |seq| Pending::Execute {
+            seq,
+            started: now,
+            mask: None,
+            portal: String::new(),
+            statement: String::new(),
+            result_formats: vec![],
+        };
+        let mut pending = VecDeque::from([
+            execute(1),
+            execute(2),
+            execute(3),
+            Pending::Sync,
+            execute(4),
+            Pending::Sync,
+        ]);
+        let mut done = Vec::new();
+        tracker
+            .on_frame(&command_complete("UPDATE 1"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&error("23505", "duplicate", "x"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&command_complete("SELECT 1"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        let statuses: Vec<_> = done.iter().map(|r| (r.seq, r.status)).collect();
+        assert_eq!(
+            statuses,
+            [(1, "ok"), (2, "error"), (3, "skipped"), (4, "ok")]
+        );
+        assert_eq!(done[0].rows, 1);
+        assert_eq!(done[1].error_code.as_deref(), Some("23505"));
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn extended_rows_are_masked_with_the_described_layout() {
+        let mut tracker = ResultTracker::new(20, 10_000);
+        let now = Instant::now();
+        let mut pending = VecDeque::from([
+            Pending::Parse { name: "s1".into() },
+            Pending::DescribeStatement { name: "s1".into() },
+            Pending::Sync,
+            Pending::Execute {
+                seq: 7,
+                started: now,
+                mask: Some(plan()),
+                portal: String::new(),
+                statement: "s1".into(),
+                result_formats: vec![1],
+            },
+            Pending::Sync,
+        ]);
+        let mut done = Vec::new();
+        tracker
+            .on_frame(&message(b'1', b""), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(
+                &row_description(&[("id", 23), ("email", 25), ("password_hash", 25)], 0),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap();
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&message(b'2', b""), &mut pending, &mut done)
+            .unwrap();
+        let id = 42i32.to_be_bytes();
+        let replaced = tracker
+            .on_frame(
+                &data_row(&[Some(&id), Some(b"jane.doe@example.com"), Some(b"s3cr3t")]),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("the row was masked");
+        let values = decode_data_row(&replaced[5..]).unwrap();
+        assert_eq!(values[0], Some(&id[..]), "a binary int is left alone");
+        let email = std::str::from_utf8(values[1].unwrap()).unwrap();
+        assert!(
+            !email.contains("jane.doe") && email.ends_with(".com"),
+            "{email}"
+        );
+        assert_ne!(values[2], Some(&b"s3cr3t"[..]));
+        tracker
+            .on_frame(&command_complete("SELECT 1"), &mut pending, &mut done)
+            .unwrap();
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        assert_eq!(done.len(), 1);
+        let sample = format!("{:?}", done[0].sample);
+        assert!(
+            !sample.contains("jane.doe") && !sample.contains("s3cr3t"),
+            "{sample}"
+        );
+        assert_eq!(done[0].masked.get("email"), Some(&1));
+        assert_eq!(done[0].masked.get("column"), Some(&1));
+        assert_eq!(done[0].columns, ["id", "email", "password_hash"]);
+    }
+
+    #[test]
+    fn errors_are_masked() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = VecDeque::from([Pending::Simple {
+            seq: 1,
+            started: Instant::now(),
+            mask: Some(plan()),
+        }]);
+        let mut done = Vec::new();
+        let replaced = tracker
+            .on_frame(
+                &error(
+                    "23505",
+                    "duplicate key",
+                    "Key (email)=(jane@x.com) already exists.",
+                ),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("masked");
+        let fields = airlock_pg::backend::decode_error_fields(&replaced[5..]).unwrap();
+        assert!(!fields.detail.unwrap().contains("jane@x.com"));
+        assert_eq!(fields.code, "23505");
+    }
+
+    #[test]
+    fn binary_values_render_as_hex_and_long_ones_are_cut() {
+        assert_eq!(render_value(&[0, 255], true), "\\x00ff");
+        assert_eq!(render_value(&[b'a'; 300], false).chars().count(), 257);
+    }
+}

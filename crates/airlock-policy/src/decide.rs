@@ -1,0 +1,681 @@
+//! The one decision function: identity + connection + classified command →
+//! [`Decision`].
+//!
+//! It owns the evaluation semantics, and is pure: same inputs, same
+//! decision, no clock, no I/O.
+//!
+//! # Semantics
+//! - A rule's *command-level* conditions (identity, connection, statement
+//!   count, time window) are checked once per command; its *statement-level*
+//!   conditions (access, operations, tables, functions, has_where, complete)
+//!   per statement. A rule without statement-level conditions matches every
+//!   statement of a command whose command-level conditions hold.
+//! - List conditions read differently by action, so that an allow rule can
+//!   never let through more than it names:
+//!   for `allow` rules, `operations`, `tables`, `tables_written` and
+//!   `functions` must *cover* the statement (every operation, table or
+//!   function of the statement is listed, and there is at least one); for
+//!   `deny` and `review` rules and for obligations, touching *any* listed
+//!   item is enough.
+//! - Per statement, every matching rule counts: deny beats review beats
+//!   allow; no matching allow/deny/review rule → the policy's `default`.
+//! - An incomplete statement (`complete: false`, or operation `unknown`) is
+//!   only allowed (or sent to review) by a rule that explicitly matches it
+//!   (`complete: false` or `operations: [unknown]`); otherwise it is denied,
+//!   whatever the default. Deny rules apply to it as usual.
+//! - The command's verdict is the most restrictive of its statements'
+//!   verdicts: one denied statement denies the whole command. An empty
+//!   command is denied.
+//! - Obligations (mask, rate limit) come from every rule that matches any
+//!   statement; masks are merged (union of detectors and columns, most hiding
+//!   style).
+
+use crate::policy::{Conditions, MaskObligation, Policy, Rule, RuleAction};
+use airlock_types::{Command, ConnectionInfo, Identity, Operation, StatementClass};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// Who is asking.
+    pub identity: &'a Identity,
+    /// Where to.
+    pub connection: &'a ConnectionInfo,
+    /// What they asked for, classified.
+    pub command: &'a Command,
+    /// Now, in Unix seconds (UTC), for time windows.
+    pub now_unix: i64,
+}
+
+/// The outcome for a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Run it (with the obligations of the decision).
+    Allow,
+    /// Refuse it.
+    Deny {
+        /// The deny rule, or `None` for the default or an incomplete
+        /// classification.
+        rule: Option<String>,
+        /// Why, for the client.
+        message: String,
+    },
+    /// Hold it for a human.
+    Review {
+        /// The (first) review rule.
+        rule: String,
+        /// Who may approve (union over matching review rules).
+        approvers: Vec<String>,
+        /// How long to hold the client (longest over matching rules).
+        wait: Option<Duration>,
+        /// Approvers need MFA (if any matching rule says so).
+        require_mfa: bool,
+        /// Approvals needed (largest over matching rules).
+        min_approvals: u32,
+    },
+}
+
+impl Verdict {
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Allow => 0,
+            Self::Review { .. } => 1,
+            Self::Deny { .. } => 2,
+        }
+    }
+
+    /// `allow`, `deny` or `review`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny { .. } => "deny",
+            Self::Review { .. } => "review",
+        }
+    }
+}
+
+/// What kind of part a matching rule played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedAction {
+    /// An allow rule.
+    Allow,
+    /// A deny rule.
+    Deny,
+    /// A review rule.
+    Review,
+    /// A rule with only obligations (mask, rate limit).
+    Obligation,
+}
+
+/// A rule that matched at least one statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchedRule {
+    /// Rule name.
+    pub name: String,
+    /// Its action.
+    pub action: MatchedAction,
+}
+
+/// A rate limit that applies to the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimitObligation {
+    /// The rule that sets it (part of the limiter key).
+    pub rule: String,
+    /// Commands per minute.
+    pub per_minute: u32,
+}
+
+/// The decision for one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Allow, deny or review.
+    pub verdict: Verdict,
+    /// Every rule that matched, in policy order.
+    pub matched_rules: Vec<MatchedRule>,
+    /// What to mask in results, if anything.
+    pub mask: Option<MaskObligation>,
+    /// Rate limits to enforce.
+    pub rate_limits: Vec<RateLimitObligation>,
+    /// The policy revision that decided.
+    pub policy_version: u64,
+}
+
+impl Decision {
+    /// The error text a client sees for a deny or review, e.g.
+    /// `blocked by rule "no-ddl-in-prod" (policy v7): DROP is not allowed on
+    /// prod-pg`. `None` for allow.
+    pub fn client_message(&self) -> Option<String> {
+        let version = self.policy_version;
+        match &self.verdict {
+            Verdict::Allow => None,
+            Verdict::Deny {
+                rule: Some(rule),
+                message,
+            } => Some(format!(
+                "blocked by rule \"{rule}\" (policy v{version}): {message}"
+            )),
+            Verdict::Deny {
+                rule: None,
+                message,
+            } => Some(format!("blocked by policy v{version}: {message}")),
+            Verdict::Review { rule, .. } => Some(format!(
+                "review required by rule \"{rule}\" (policy v{version})"
+            )),
+        }
+    }
+
+    /// The client text once a review exists: `review r-3f9c required by rule
+    /// "agent-writes" (policy v7); approve with: airlock review approve
+    /// r-3f9c`. `None` unless the verdict is review.
+    pub fn review_message(&self, review_id: &str) -> Option<String> {
+        match &self.verdict {
+            Verdict::Review { rule, .. } => Some(format!(
+                "review {review_id} required by rule \"{rule}\" (policy v{}); approve with: airlock review approve {review_id}",
+                self.policy_version
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Decides a command.
+pub fn decide(policy: &Policy, input: &DecisionInput<'_>) -> Decision {
+    evaluate(policy, input, None)
+}
+
+/// Per-statement detail, collected only when explaining.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    /// For each statement: its verdict and the rules that matched it.
+    pub(crate) statements: Vec<(Verdict, Vec<String>)>,
+}
+
+fn synthetic_unknown() -> StatementClass {
+    StatementClass {
+        operations: vec![Operation::Unknown],
+        access: Some(airlock_types::Access::Write),
+        complete: false,
+        ..StatementClass::default()
+    }
+}
+
+pub(crate) fn evaluate(
+    policy: &Policy,
+    input: &DecisionInput<'_>,
+    mut trace: Option<&mut Trace>,
+) -> Decision {
+    let command = input.command;
+    let empty_statement;
+    let statements: &[StatementClass] = if command.statements.is_empty() {
+        empty_statement = [synthetic_unknown()];
+        &empty_statement
+    } else {
+        &command.statements
+    };
+    let statement_count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+    let applicable: Vec<&Rule> = policy
+        .rules
+        .iter()
+        .filter(|rule| command_matches(&rule.conditions, input, statement_count))
+        .collect();
+
+    let mut matched = vec![false; applicable.len()];
+    let mut verdict = Verdict::Allow;
+    for statement in statements {
+        let incomplete = !statement.complete || statement.operations.contains(&Operation::Unknown);
+        let mut deny: Option<&Rule> = None;
+        let mut reviews: Vec<&Rule> = Vec::new();
+        let mut allowed = false;
+        let mut statement_rules = Vec::new();
+        for (index, rule) in applicable.iter().enumerate() {
+            let cover_all = matches!(rule.action, Some(RuleAction::Allow));
+            if !statement_matches(&rule.conditions, statement, cover_all) {
+                continue;
+            }
+            if let Some(flag) = matched.get_mut(index) {
+                *flag = true;
+            }
+            if trace.is_some() {
+                statement_rules.push(rule.name.clone());
+            }
+            let counts = !incomplete || rule.explicitly_matches_incomplete();
+            match &rule.action {
+                Some(RuleAction::Deny { .. }) => {
+                    deny.get_or_insert(rule);
+                }
+                Some(RuleAction::Review(_)) if counts => reviews.push(rule),
+                Some(RuleAction::Allow) if counts => allowed = true,
+                _ => {}
+            }
+        }
+        let statement_verdict = if let Some(rule) = deny {
+            let template = match &rule.action {
+                Some(RuleAction::Deny { message }) => message.as_deref(),
+                _ => None,
+            };
+            Verdict::Deny {
+                rule: Some(rule.name.clone()),
+                message: render_message(template, statement, input.connection),
+            }
+        } else if !reviews.is_empty() {
+            merge_reviews(&reviews)
+        } else if allowed {
+            Verdict::Allow
+        } else if incomplete {
+            Verdict::Deny {
+                rule: None,
+                message: format!(
+                    "the statement could not be classified with certainty, and no rule allows unclassified statements on {}",
+                    input.connection.name
+                ),
+            }
+        } else if policy.default == crate::policy::DefaultAction::Allow {
+            Verdict::Allow
+        } else {
+            Verdict::Deny {
+                rule: None,
+                message: format!(
+                    "no rule allows {} on {}",
+                    operation_label(statement),
+                    input.connection.name
+                ),
+            }
+        };
+        if let Some(trace) = trace.as_deref_mut() {
+            trace
+                .statements
+                .push((statement_verdict.clone(), statement_rules));
+        }
+        verdict = combine(verdict, statement_verdict);
+    }
+
+    let mut matched_rules = Vec::new();
+    let mut mask: Option<MaskObligation> = None;
+    let mut rate_limits = Vec::new();
+    for (rule, was_matched) in applicable.iter().zip(&matched) {
+        if !was_matched {
+            continue;
+        }
+        let action = match &rule.action {
+            Some(RuleAction::Allow) => MatchedAction::Allow,
+            Some(RuleAction::Deny { .. }) => MatchedAction::Deny,
+            Some(RuleAction::Review(_)) => MatchedAction::Review,
+            None => MatchedAction::Obligation,
+        };
+        matched_rules.push(MatchedRule {
+            name: rule.name.clone(),
+            action,
+        });
+        if let Some(rule_mask) = &rule.mask {
+            match &mut mask {
+                Some(existing) => existing.merge(rule_mask),
+                None => mask = Some(rule_mask.clone()),
+            }
+        }
+        if let Some(per_minute) = rule.rate_limit {
+            rate_limits.push(RateLimitObligation {
+                rule: rule.name.clone(),
+                per_minute,
+            });
+        }
+    }
+    Decision {
+        verdict,
+        matched_rules,
+        mask,
+        rate_limits,
+        policy_version: policy.version,
+    }
+}
+
+/// The more restrictive verdict; reviews merge.
+fn combine(current: Verdict, next: Verdict) -> Verdict {
+    match (&current, &next) {
+        (
+            Verdict::Review {
+                rule,
+                approvers,
+                wait,
+                require_mfa,
+                min_approvals,
+            },
+            Verdict::Review {
+                approvers: more_approvers,
+                wait: other_wait,
+                require_mfa: other_mfa,
+                min_approvals: other_min,
+                ..
+            },
+        ) => {
+            let mut all = approvers.clone();
+            for approver in more_approvers {
+                if !all.contains(approver) {
+                    all.push(approver.clone());
+                }
+            }
+            Verdict::Review {
+                rule: rule.clone(),
+                approvers: all,
+                wait: (*wait).max(*other_wait),
+                require_mfa: *require_mfa || *other_mfa,
+                min_approvals: (*min_approvals).max(*other_min),
+            }
+        }
+        _ if next.rank() > current.rank() => next,
+        _ => current,
+    }
+}
+
+fn merge_reviews(rules: &[&Rule]) -> Verdict {
+    let mut merged: Option<Verdict> = None;
+    for rule in rules {
+        if let Some(RuleAction::Review(spec)) = &rule.action {
+            let verdict = Verdict::Review {
+                rule: rule.name.clone(),
+                approvers: spec.approvers.clone(),
+                wait: spec.wait,
+                require_mfa: spec.require_mfa,
+                min_approvals: spec.min_approvals,
+            };
+            merged = Some(match merged {
+                Some(existing) => combine(existing, verdict),
+                None => verdict,
+            });
+        }
+    }
+    merged.unwrap_or(Verdict::Allow)
+}
+
+/// `DROP`, `UPDATE, DELETE`: the statement's operations for messages.
+fn operation_label(statement: &StatementClass) -> String {
+    let labels: Vec<String> = statement
+        .operations
+        .iter()
+        .map(|operation| operation.as_str().replace('_', " ").to_ascii_uppercase())
+        .collect();
+    if labels.is_empty() {
+        "UNKNOWN".to_string()
+    } else {
+        labels.join(", ")
+    }
+}
+
+fn render_message(
+    template: Option<&str>,
+    statement: &StatementClass,
+    connection: &ConnectionInfo,
+) -> String {
+    let operation = operation_label(statement);
+    match template {
+        Some(template) => template
+            .replace("{connection}", &connection.name)
+            .replace("{operation}", &operation),
+        None => format!("{operation} is not allowed on {}", connection.name),
+    }
+}
+
+// ----- conditions --------------------------------------------------------
+//
+// Each condition has one function returning `None` when the rule does not
+// set it; `decide` and `explain` both use these, so they cannot drift apart.
+
+pub(crate) fn identity_name_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    c.identity_name
+        .as_ref()
+        .map(|pattern| pattern.matches(&input.identity.name))
+}
+
+pub(crate) fn identity_kind_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    (!c.identity_kinds.is_empty()).then(|| c.identity_kinds.contains(&input.identity.kind))
+}
+
+pub(crate) fn identity_groups_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    (!c.identity_groups.is_empty()).then(|| {
+        c.identity_groups
+            .iter()
+            .any(|group| input.identity.groups.contains(group))
+    })
+}
+
+pub(crate) fn connection_name_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    c.connection_name
+        .as_ref()
+        .map(|pattern| pattern.matches(&input.connection.name))
+}
+
+pub(crate) fn connection_tags_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    (!c.connection_tags.is_empty()).then(|| {
+        c.connection_tags
+            .iter()
+            .all(|(key, value)| input.connection.tags.get(key) == Some(value))
+    })
+}
+
+pub(crate) fn statements_ok(c: &Conditions, count: u32) -> Option<bool> {
+    if c.statements_max.is_none() && c.statements_min.is_none() {
+        return None;
+    }
+    Some(
+        c.statements_max.is_none_or(|max| count <= max)
+            && c.statements_min.is_none_or(|min| count >= min),
+    )
+}
+
+pub(crate) fn time_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool> {
+    c.time.map(|window| window.contains(input.now_unix))
+}
+
+fn command_matches(c: &Conditions, input: &DecisionInput<'_>, count: u32) -> bool {
+    [
+        identity_name_ok(c, input),
+        identity_kind_ok(c, input),
+        identity_groups_ok(c, input),
+        connection_name_ok(c, input),
+        connection_tags_ok(c, input),
+        statements_ok(c, count),
+        time_ok(c, input),
+    ]
+    .into_iter()
+    .all(|result| result != Some(false))
+}
+
+/// `any`: at least one value matches; `cover_all`: there is at least one
+/// value and every value matches.
+fn list_ok<T>(values: &[T], cover_all: bool, mut matches: impl FnMut(&T) -> bool) -> bool {
+    if cover_all {
+        !values.is_empty() && values.iter().all(&mut matches)
+    } else {
+        values.iter().any(matches)
+    }
+}
+
+pub(crate) fn access_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
+    (!c.access.is_empty()).then(|| c.access.contains(&s.effective_access()))
+}
+
+pub(crate) fn operations_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
+    (!c.operations.is_empty())
+        .then(|| list_ok(&s.operations, cover_all, |op| c.operations.contains(op)))
+}
+
+pub(crate) fn tables_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
+    (!c.tables.is_empty()).then(|| {
+        let all: Vec<&String> = s.tables_read.iter().chain(&s.tables_written).collect();
+        list_ok(&all, cover_all, |table| {
+            c.tables.iter().any(|pattern| pattern.matches(table))
+        })
+    })
+}
+
+pub(crate) fn tables_written_ok(
+    c: &Conditions,
+    s: &StatementClass,
+    cover_all: bool,
+) -> Option<bool> {
+    (!c.tables_written.is_empty()).then(|| {
+        list_ok(&s.tables_written, cover_all, |table| {
+            c.tables_written
+                .iter()
+                .any(|pattern| pattern.matches(table))
+        })
+    })
+}
+
+pub(crate) fn functions_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
+    (!c.functions.is_empty()).then(|| {
+        list_ok(&s.functions, cover_all, |function| {
+            c.functions.iter().any(|pattern| pattern.matches(function))
+        })
+    })
+}
+
+pub(crate) fn unknown_functions_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
+    c.unknown_functions.map(|wanted| {
+        let present = !s.unknown_functions.is_empty();
+        wanted == present
+    })
+}
+
+pub(crate) fn has_where_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
+    c.has_where.map(|wanted| s.has_where == Some(wanted))
+}
+
+pub(crate) fn complete_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
+    c.complete.map(|wanted| {
+        let complete = s.complete && !s.operations.contains(&Operation::Unknown);
+        wanted == complete
+    })
+}
+
+pub(crate) fn statement_matches(c: &Conditions, s: &StatementClass, cover_all: bool) -> bool {
+    [
+        access_ok(c, s),
+        operations_ok(c, s, cover_all),
+        tables_ok(c, s, cover_all),
+        tables_written_ok(c, s, cover_all),
+        functions_ok(c, s, cover_all),
+        unknown_functions_ok(c, s),
+        has_where_ok(c, s),
+        complete_ok(c, s),
+    ]
+    .into_iter()
+    .all(|result| result != Some(false))
+}
+
+/// What the policy says about a request for just-in-time access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum AccessDecision {
+    /// No rule lets this identity ask for this, or for this long.
+    Denied { message: String },
+    /// Granted at once by an `auto_approve` rule.
+    AutoApproved { rule: String },
+    /// Needs people to approve.
+    NeedsApproval {
+        rule: String,
+        approvers: Vec<String>,
+        min_approvals: u32,
+        require_mfa: bool,
+    },
+}
+
+fn access_rule_matches(rule: &crate::policy::AccessRule, input: &DecisionInput<'_>) -> bool {
+    let c = &rule.conditions;
+    [
+        identity_name_ok(c, input),
+        identity_kind_ok(c, input),
+        identity_groups_ok(c, input),
+        connection_name_ok(c, input),
+        connection_tags_ok(c, input),
+        time_ok(c, input),
+    ]
+    .into_iter()
+    .all(|result| result != Some(false))
+}
+
+/// Decides a request for `duration` of access to `connection`. Among the
+/// matching rules that allow the duration, an `auto_approve` one wins;
+/// otherwise the first one names the approvers.
+pub fn decide_access(
+    policy: &Policy,
+    identity: &Identity,
+    connection: &ConnectionInfo,
+    duration: Duration,
+    now_unix: i64,
+) -> AccessDecision {
+    let command = Command::default();
+    let input = DecisionInput {
+        identity,
+        connection,
+        command: &command,
+        now_unix,
+    };
+    let matching: Vec<&crate::policy::AccessRule> = policy
+        .access
+        .iter()
+        .filter(|rule| !rule.max_duration.is_zero() && access_rule_matches(rule, &input))
+        .collect();
+    if matching.is_empty() {
+        return AccessDecision::Denied {
+            message: format!(
+                "no access rule lets {} request access to {}",
+                identity.name, connection.name
+            ),
+        };
+    }
+    let long_enough: Vec<&&crate::policy::AccessRule> = matching
+        .iter()
+        .filter(|rule| rule.max_duration >= duration)
+        .collect();
+    let Some(first) = long_enough.first() else {
+        let longest = matching
+            .iter()
+            .map(|rule| rule.max_duration)
+            .max()
+            .unwrap_or_default();
+        return AccessDecision::Denied {
+            message: format!(
+                "{} may request at most {} s of access to {}",
+                identity.name,
+                longest.as_secs(),
+                connection.name
+            ),
+        };
+    };
+    if let Some(auto) = long_enough.iter().find(|rule| rule.auto_approve) {
+        return AccessDecision::AutoApproved {
+            rule: auto.name.clone(),
+        };
+    }
+    AccessDecision::NeedsApproval {
+        rule: first.name.clone(),
+        approvers: first.approvers.clone(),
+        min_approvals: first.min_approvals,
+        require_mfa: first.require_mfa,
+    }
+}
+
+/// The standing access rule admitting `identity` to `connection` without a
+/// grant, if any.
+pub fn standing_access(
+    policy: &Policy,
+    identity: &Identity,
+    connection: &ConnectionInfo,
+    now_unix: i64,
+) -> Option<String> {
+    let command = Command::default();
+    let input = DecisionInput {
+        identity,
+        connection,
+        command: &command,
+        now_unix,
+    };
+    policy
+        .access
+        .iter()
+        .find(|rule| rule.standing && access_rule_matches(rule, &input))
+        .map(|rule| rule.name.clone())
+}

@@ -1,0 +1,906 @@
+//! Loading and validation: policy text → [`Policy`], or every problem.
+//!
+//! It owns the rule that a policy either loads completely or not at all, and
+//! that a person fixing it sees *all* problems at once with their lines.
+//!
+//! Two passes: the file is deserialized strictly (unknown fields rejected);
+//! if that fails, it is read again leniently, rule by rule, so a typo in one
+//! rule does not hide the problems of the others. Semantic checks (operation
+//! names, globs, durations, detectors, …) run over every rule that parsed.
+
+use crate::error::{PolicyError, Problem};
+use crate::model::{
+    DetectorFile, Located, MaskFile, MatchFile, OneOrMany, PolicyFile, RuleFile, TimeMatchFile,
+};
+use crate::policy::{
+    Conditions, CustomDetector, DefaultAction, MaskObligation, MaskStyle, Pattern, Policy,
+    ReviewSpec, Rule, RuleAction, TimeWindow, Validator,
+};
+use airlock_types::{Access, IdentityKind, Operation};
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Detectors every policy may reference.
+pub const BUILTIN_DETECTORS: &[&str] = &["email", "card", "iban", "ssn", "phone", "ip", "secret"];
+
+/// The file format version this crate reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+fn line_of(location: &Location, fallback: u64) -> u64 {
+    match location.line() {
+        0 => fallback,
+        line => line,
+    }
+}
+
+struct Checker<'a> {
+    problems: Vec<Problem>,
+    source_name: &'a str,
+}
+
+/// Where a problem is: a line and the rule it is in.
+#[derive(Clone, Copy)]
+struct Site<'r> {
+    line: u64,
+    rule: Option<&'r str>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, site: Site<'_>, message: String) {
+        self.problems.push(Problem {
+            line: site.line,
+            rule: site.rule.map(str::to_string),
+            message,
+        });
+    }
+
+    fn at<'r>(&self, site: Site<'r>, value: &Located) -> Site<'r> {
+        Site {
+            line: line_of(&value.referenced, site.line),
+            rule: site.rule,
+        }
+    }
+}
+
+/// The lenient second pass: rules as untyped values with their lines.
+#[derive(Deserialize)]
+struct LenientFile {
+    #[serde(default)]
+    version: Option<serde_json::Value>,
+    #[serde(default)]
+    default: Option<serde_json::Value>,
+    #[serde(default)]
+    rules: Vec<Spanned<serde_json::Value>>,
+    #[serde(default)]
+    detectors: Option<serde_json::Value>,
+}
+
+pub(crate) fn load(text: &str, source_name: &str) -> Result<Policy, PolicyError> {
+    let mut checker = Checker {
+        problems: Vec::new(),
+        source_name,
+    };
+    let policy = match serde_saphyr::from_str::<PolicyFile>(text) {
+        Ok(file) => Some(compile(&mut checker, file)),
+        Err(strict_error) => {
+            lenient(&mut checker, text, &strict_error);
+            None
+        }
+    };
+    checker.problems.sort_by_key(|problem| problem.line);
+    match policy {
+        Some(policy) if checker.problems.is_empty() => Ok(policy),
+        _ => {
+            if checker.problems.is_empty() {
+                checker.problems.push(Problem {
+                    line: 0,
+                    rule: None,
+                    message: "policy could not be read".to_string(),
+                });
+            }
+            Err(PolicyError {
+                source_name: checker.source_name.to_string(),
+                problems: checker.problems,
+            })
+        }
+    }
+}
+
+/// Reports structural problems rule by rule, plus the semantic problems of
+/// the rules that did parse.
+fn lenient(checker: &mut Checker<'_>, text: &str, strict_error: &serde_saphyr::Error) {
+    let strict_line = strict_error.location().map_or(0, |l| l.line());
+    let strict_message = first_line(&strict_error.to_string());
+    let Ok(file) = serde_saphyr::from_str::<LenientFile>(text) else {
+        checker.problems.push(Problem {
+            line: strict_line,
+            rule: None,
+            message: strict_message,
+        });
+        return;
+    };
+    let before = checker.problems.len();
+    let mut rules = Vec::new();
+    for value in file.rules {
+        let line = line_of(&value.referenced, 0);
+        let name = value
+            .value
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        match serde_json::from_value::<RuleFile>(value.value) {
+            Ok(rule) => rules.push((rule, line)),
+            Err(error) => checker.problems.push(Problem {
+                line,
+                rule: name,
+                message: error.to_string(),
+            }),
+        }
+    }
+    // Top-level fields, checked on their own.
+    let top = serde_json::json!({
+        "version": file.version,
+        "default": file.default,
+        "detectors": file.detectors.unwrap_or(serde_json::Value::Array(Vec::new())),
+    });
+    let top_result = serde_json::from_value::<PolicyFile>(top);
+    let structural_found = checker.problems.len() > before;
+    match top_result {
+        Ok(mut top) => {
+            top.rules = Vec::new();
+            let detectors = compile_detectors(checker, &top.detectors);
+            let known = known_detectors(&detectors);
+            let mut names = BTreeSet::new();
+            for (rule, line) in &rules {
+                let _ = compile_rule(checker, rule, *line, &known, &detectors, &mut names);
+            }
+        }
+        Err(error) => checker.problems.push(Problem {
+            line: strict_line,
+            rule: None,
+            message: error.to_string(),
+        }),
+    }
+    if !structural_found && checker.problems.len() == before {
+        checker.problems.push(Problem {
+            line: strict_line,
+            rule: None,
+            message: strict_message,
+        });
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
+}
+
+fn compile(checker: &mut Checker<'_>, file: PolicyFile) -> Policy {
+    let version_line = line_of(&file.version.referenced, 1);
+    if file.version.value != FORMAT_VERSION {
+        checker.problem(
+            Site {
+                line: version_line,
+                rule: None,
+            },
+            format!(
+                "version: unsupported policy format version {} (expected {FORMAT_VERSION})",
+                file.version.value
+            ),
+        );
+    }
+    let default = match &file.default {
+        None => DefaultAction::Deny,
+        Some(value) => match value.value.as_str() {
+            "deny" => DefaultAction::Deny,
+            "allow" => DefaultAction::Allow,
+            other => {
+                let site = checker.at(
+                    Site {
+                        line: version_line,
+                        rule: None,
+                    },
+                    value,
+                );
+                checker.problem(
+                    site,
+                    format!("default: must be \"deny\" or \"allow\", not \"{other}\""),
+                );
+                DefaultAction::Deny
+            }
+        },
+    };
+    let detectors = compile_detectors(checker, &file.detectors);
+    let known = known_detectors(&detectors);
+    let mut names = BTreeSet::new();
+    let rules = file
+        .rules
+        .iter()
+        .filter_map(|rule| {
+            let line = line_of(&rule.name.referenced, 0);
+            compile_rule(checker, rule, line, &known, &detectors, &mut names)
+        })
+        .collect();
+    let access = compile_access(checker, &file.access);
+    Policy {
+        version: 0,
+        source_name: checker.source_name.to_string(),
+        default,
+        rules,
+        detectors,
+        access,
+    }
+}
+
+fn compile_access(
+    checker: &mut Checker<'_>,
+    files: &[crate::model::AccessRuleFile],
+) -> Vec<crate::policy::AccessRule> {
+    let mut names = BTreeSet::new();
+    let mut rules = Vec::new();
+    for file in files {
+        let line = line_of(&file.name.referenced, 0);
+        let name = file.name.value.clone();
+        let site = Site {
+            line,
+            rule: Some(&name),
+        };
+        if name.trim().is_empty() {
+            checker.problem(site, "access rule: name is empty".into());
+        } else if !names.insert(name.clone()) {
+            checker.problem(site, format!("access rule \"{name}\" is defined twice"));
+        }
+        let conditions = match &file.matcher {
+            Some(matcher) => compile_match(checker, site, matcher),
+            None => Conditions::default(),
+        };
+        if conditions.has_statement_conditions()
+            || conditions.statements_max.is_some()
+            || conditions.statements_min.is_some()
+        {
+            checker.problem(
+                site,
+                "access rules match on identity, connection and time only".into(),
+            );
+        }
+        let standing = file.standing.unwrap_or(false);
+        let auto_approve = file.auto_approve.unwrap_or(false);
+        let max_duration = match &file.max_duration {
+            Some(value) => match parse_duration(&value.value) {
+                Some(duration) if !duration.is_zero() => duration,
+                _ => {
+                    let at = checker.at(site, value);
+                    checker.problem(
+                        at,
+                        format!(
+                            "max_duration: \"{}\" is not a duration like 30m or 8h",
+                            value.value
+                        ),
+                    );
+                    std::time::Duration::ZERO
+                }
+            },
+            None => {
+                if !standing {
+                    checker.problem(
+                        site,
+                        "max_duration is required (unless the rule is standing)".into(),
+                    );
+                }
+                std::time::Duration::ZERO
+            }
+        };
+        let approvers = file
+            .approvers
+            .clone()
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default();
+        if approvers.is_empty() && !auto_approve && !standing {
+            checker.problem(
+                site,
+                "approvers are required unless auto_approve or standing is set".into(),
+            );
+        }
+        let min_approvals = file
+            .min_approvals
+            .as_ref()
+            .map(|value| value.value)
+            .unwrap_or(1);
+        if min_approvals == 0 {
+            checker.problem(site, "min_approvals must be at least 1".into());
+        }
+        rules.push(crate::policy::AccessRule {
+            name,
+            conditions,
+            max_duration,
+            approvers,
+            min_approvals: min_approvals.max(1),
+            require_mfa: file.require_mfa.unwrap_or(false),
+            auto_approve,
+            standing,
+        });
+    }
+    rules
+}
+
+fn known_detectors(custom: &[CustomDetector]) -> Vec<String> {
+    BUILTIN_DETECTORS
+        .iter()
+        .map(|name| name.to_string())
+        .chain(custom.iter().map(|detector| detector.name.clone()))
+        .collect()
+}
+
+fn parse_style(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    field: &str,
+    value: &Located,
+) -> MaskStyle {
+    match value.value.as_str() {
+        "partial" => MaskStyle::Partial,
+        "full" => MaskStyle::Full,
+        "placeholder" => MaskStyle::Placeholder,
+        other => {
+            let site = checker.at(site, value);
+            checker.problem(
+                site,
+                format!("{field}: unknown mask style \"{other}\" (partial, full, placeholder)"),
+            );
+            MaskStyle::Full
+        }
+    }
+}
+
+fn compile_detectors(checker: &mut Checker<'_>, files: &[DetectorFile]) -> Vec<CustomDetector> {
+    let mut detectors: Vec<CustomDetector> = Vec::new();
+    for file in files {
+        let site = Site {
+            line: line_of(&file.name.referenced, 0),
+            rule: None,
+        };
+        let name = file.name.value.clone();
+        if name.is_empty() {
+            checker.problem(site, "detectors: a detector needs a name".to_string());
+        }
+        if BUILTIN_DETECTORS.contains(&name.as_str()) {
+            checker.problem(
+                site,
+                format!("detectors: \"{name}\" is a built-in detector name"),
+            );
+        }
+        if detectors.iter().any(|d| d.name == name) {
+            checker.problem(site, format!("detectors: duplicate detector \"{name}\""));
+        }
+        if let Err(error) = regex::Regex::new(&file.regex.value) {
+            let site = checker.at(site, &file.regex);
+            checker.problem(
+                site,
+                format!(
+                    "detectors.{name}.regex: invalid regular expression: {}",
+                    first_line(&error.to_string())
+                ),
+            );
+        }
+        let validator = match file.validator.as_ref().map(|v| (v, v.value.as_str())) {
+            None | Some((_, "none")) => Validator::None,
+            Some((_, "luhn")) => Validator::Luhn,
+            Some((_, "mod97")) => Validator::Mod97,
+            Some((value, other)) => {
+                let site = checker.at(site, value);
+                checker.problem(
+                    site,
+                    format!("detectors.{name}.validator: unknown validator \"{other}\" (luhn, mod97, none)"),
+                );
+                Validator::None
+            }
+        };
+        let style = file
+            .style
+            .as_ref()
+            .map(|style| parse_style(checker, site, &format!("detectors.{name}.style"), style));
+        detectors.push(CustomDetector {
+            name,
+            regex: file.regex.value.clone(),
+            validator,
+            context: file.context.clone().unwrap_or_default(),
+            style,
+        });
+    }
+    detectors
+}
+
+fn compile_rule(
+    checker: &mut Checker<'_>,
+    file: &RuleFile,
+    line: u64,
+    known_detectors: &[String],
+    custom_detectors: &[CustomDetector],
+    names: &mut BTreeSet<String>,
+) -> Option<Rule> {
+    let name = file.name.value.clone();
+    let site = Site {
+        line,
+        rule: Some(name.as_str()),
+    };
+    let problems_before = checker.problems.len();
+    if name.trim().is_empty() {
+        checker.problem(site, "name: a rule needs a name".to_string());
+    } else if !names.insert(name.clone()) {
+        checker.problem(site, "name: duplicate rule name".to_string());
+    }
+    let conditions = match &file.matcher {
+        Some(matcher) => compile_match(checker, site, matcher),
+        None => Conditions::default(),
+    };
+    let review_fields = file.approvers.is_some()
+        || file.wait.is_some()
+        || file.require_mfa.is_some()
+        || file.min_approvals.is_some();
+    let action = match &file.action {
+        None => None,
+        Some(action) => match action.value.as_str() {
+            "allow" => Some(RuleAction::Allow),
+            "deny" => Some(RuleAction::Deny {
+                message: file.message.clone(),
+            }),
+            "review" => Some(RuleAction::Review(compile_review(checker, site, file))),
+            other => {
+                let site = checker.at(site, action);
+                checker.problem(
+                    site,
+                    format!("action: unknown action \"{other}\" (allow, deny, review)"),
+                );
+                None
+            }
+        },
+    };
+    let is_review = matches!(action, Some(RuleAction::Review(_)));
+    if review_fields && !is_review && file.action.is_some() {
+        checker.problem(
+            site,
+            "approvers, wait, require_mfa and min_approvals only apply to action: review"
+                .to_string(),
+        );
+    }
+    if file.message.is_some() && !matches!(action, Some(RuleAction::Deny { .. })) {
+        checker.problem(site, "message: only applies to action: deny".to_string());
+    }
+    let mask = file
+        .mask
+        .as_ref()
+        .map(|mask| compile_mask(checker, site, mask, known_detectors, custom_detectors));
+    let rate_limit = file.rate_limit.as_ref().map(|limit| {
+        if limit.per_minute.value == 0 {
+            let line = line_of(&limit.per_minute.referenced, site.line);
+            checker.problem(
+                Site {
+                    line,
+                    rule: site.rule,
+                },
+                "rate_limit.per_minute: must be at least 1 (to block, use action: deny)"
+                    .to_string(),
+            );
+        }
+        limit.per_minute.value
+    });
+    if file.action.is_none() && mask.is_none() && rate_limit.is_none() {
+        checker.problem(
+            site,
+            "rule does nothing: give it an action (allow, deny, review), a mask or a rate_limit"
+                .to_string(),
+        );
+    }
+    if checker.problems.len() > problems_before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        line,
+        description: file.description.clone(),
+        conditions,
+        action,
+        mask,
+        rate_limit,
+    })
+}
+
+fn compile_review(checker: &mut Checker<'_>, site: Site<'_>, file: &RuleFile) -> ReviewSpec {
+    let approvers: Vec<String> = file
+        .approvers
+        .clone()
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|approver| !approver.trim().is_empty())
+        .collect();
+    if approvers.is_empty() {
+        checker.problem(site, "approvers: a review rule needs approvers".to_string());
+    }
+    let wait = file
+        .wait
+        .as_ref()
+        .and_then(|wait| match parse_duration(&wait.value) {
+            Some(duration) => Some(duration),
+            None => {
+                let site = checker.at(site, wait);
+                checker.problem(
+                    site,
+                    format!(
+                        "wait: \"{}\" is not a duration (like 30s, 5m, 1h)",
+                        wait.value
+                    ),
+                );
+                None
+            }
+        });
+    let min_approvals = match &file.min_approvals {
+        None => 1,
+        Some(value) => {
+            if value.value == 0 {
+                let line = line_of(&value.referenced, site.line);
+                checker.problem(
+                    Site {
+                        line,
+                        rule: site.rule,
+                    },
+                    "min_approvals: must be at least 1".to_string(),
+                );
+            }
+            value.value
+        }
+    };
+    ReviewSpec {
+        approvers,
+        wait,
+        require_mfa: file.require_mfa.unwrap_or(false),
+        min_approvals,
+    }
+}
+
+/// `30s`, `5m`, `1h`, `250ms`, or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => return Some(Duration::from_millis(number)),
+        "m" => number.checked_mul(60)?,
+        "h" => number.checked_mul(3600)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+fn compile_pattern(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    field: &str,
+    value: &Located,
+) -> Option<Pattern> {
+    match globset::GlobBuilder::new(&value.value)
+        .literal_separator(false)
+        .build()
+    {
+        Ok(glob) => Some(Pattern {
+            text: value.value.clone(),
+            matcher: glob.compile_matcher(),
+        }),
+        Err(error) => {
+            let site = checker.at(site, value);
+            checker.problem(
+                site,
+                format!("{field}: bad glob \"{}\": {}", value.value, error.kind()),
+            );
+            None
+        }
+    }
+}
+
+fn compile_patterns(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    field: &str,
+    values: &Option<Vec<Located>>,
+) -> Vec<Pattern> {
+    values
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|value| compile_pattern(checker, site, field, value))
+        .collect()
+}
+
+fn compile_match(checker: &mut Checker<'_>, site: Site<'_>, file: &MatchFile) -> Conditions {
+    let mut conditions = Conditions::default();
+    if let Some(identity) = &file.identity {
+        conditions.identity_name = identity
+            .name
+            .as_ref()
+            .and_then(|name| compile_pattern(checker, site, "match.identity.name", name));
+        let kinds = identity.kind.clone();
+        let kind_site = kinds.as_ref().map_or(site, |k| Site {
+            line: line_of(&k.referenced, site.line),
+            rule: site.rule,
+        });
+        for kind in kinds.map(|k| k.value.into_vec()).unwrap_or_default() {
+            match IdentityKind::parse(&kind.value) {
+                Some(parsed) => conditions.identity_kinds.push(parsed),
+                None => {
+                    let site = checker.at(kind_site, &kind);
+                    checker.problem(
+                        site,
+                        format!(
+                            "match.identity.kind: unknown kind \"{}\" (agent, human, service)",
+                            kind.value
+                        ),
+                    );
+                }
+            }
+        }
+        conditions.identity_groups = identity.groups.clone().unwrap_or_default();
+    }
+    if let Some(connection) = &file.connection {
+        conditions.connection_name = connection
+            .name
+            .as_ref()
+            .and_then(|name| compile_pattern(checker, site, "match.connection.name", name));
+        conditions.connection_tags = connection.tags.clone().unwrap_or_default();
+    }
+    let accesses = file.access.clone();
+    let access_site = accesses.as_ref().map_or(site, |a| Site {
+        line: line_of(&a.referenced, site.line),
+        rule: site.rule,
+    });
+    for access in accesses.map(|a| a.value.into_vec()).unwrap_or_default() {
+        match access.value.as_str() {
+            "read" => conditions.access.push(Access::Read),
+            "write" => conditions.access.push(Access::Write),
+            "admin" => conditions.access.push(Access::Admin),
+            other => {
+                let site = checker.at(access_site, &access);
+                checker.problem(
+                    site,
+                    format!("match.access: unknown access \"{other}\" (read, write, admin)"),
+                );
+            }
+        }
+    }
+    for operation in file.operations.as_deref().unwrap_or_default() {
+        if operation.value == "copy" {
+            conditions.operations.push(Operation::CopyFrom);
+            conditions.operations.push(Operation::CopyTo);
+            continue;
+        }
+        match Operation::parse(&operation.value) {
+            Some(parsed) => conditions.operations.push(parsed),
+            None => {
+                let site = checker.at(site, operation);
+                checker.problem(
+                    site,
+                    format!(
+                        "match.operations: unknown operation \"{}\"",
+                        operation.value
+                    ),
+                );
+            }
+        }
+    }
+    conditions.tables = compile_patterns(checker, site, "match.tables", &file.tables);
+    conditions.tables_written =
+        compile_patterns(checker, site, "match.tables_written", &file.tables_written);
+    conditions.functions = compile_patterns(checker, site, "match.functions", &file.functions);
+    conditions.unknown_functions = file.unknown_functions;
+    conditions.has_where = file.has_where;
+    conditions.complete = file.complete;
+    if let Some(statements) = &file.statements {
+        conditions.statements_max = statements.max.as_ref().map(|max| max.value);
+        conditions.statements_min = statements.min.as_ref().map(|min| min.value);
+        if let (Some(min), Some(max)) = (conditions.statements_min, conditions.statements_max) {
+            if min > max {
+                checker.problem(
+                    site,
+                    "match.statements: min is greater than max".to_string(),
+                );
+            }
+        }
+        if conditions.statements_max == Some(0) {
+            checker.problem(site, "match.statements.max: must be at least 1".to_string());
+        }
+    }
+    if let Some(time) = &file.time {
+        conditions.time = compile_time(checker, site, time);
+    }
+    conditions
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn day_index(name: &str) -> Option<usize> {
+    let lower = name.trim().to_ascii_lowercase();
+    DAYS.iter()
+        .position(|day| lower == *day || (lower.len() > 3 && lower.starts_with(day)))
+}
+
+fn parse_minute(text: &str) -> Option<u32> {
+    let (hours, minutes) = text.trim().split_once(':')?;
+    let hours: u32 = hours.parse().ok()?;
+    let minutes: u32 = minutes.parse().ok()?;
+    if minutes >= 60 || hours > 24 || (hours == 24 && minutes > 0) {
+        return None;
+    }
+    Some(hours * 60 + minutes)
+}
+
+fn compile_time(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    file: &TimeMatchFile,
+) -> Option<TimeWindow> {
+    let mut valid = true;
+    let mut days = 0u8;
+    match &file.days {
+        None => days = 0x7f,
+        Some(list) => {
+            for day in list {
+                let range = match day.value.split_once('-') {
+                    Some((from, to)) => day_index(from).zip(day_index(to)),
+                    None => day_index(&day.value).map(|d| (d, d)),
+                };
+                match range {
+                    Some((from, to)) => {
+                        let mut current = from;
+                        loop {
+                            days |= 1 << current;
+                            if current == to {
+                                break;
+                            }
+                            current = (current + 1) % 7;
+                        }
+                    }
+                    None => {
+                        valid = false;
+                        let site = checker.at(site, day);
+                        checker.problem(
+                            site,
+                            format!(
+                                "match.time.days: unknown day \"{}\" (mon … sun, or mon-fri)",
+                                day.value
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut minute = |value: &Option<Located>, field: &str, default: u32| match value {
+        None => default,
+        Some(text) => match parse_minute(&text.value) {
+            Some(minute) => minute,
+            None => {
+                valid = false;
+                let site = checker.at(site, text);
+                checker.problem(
+                    site,
+                    format!(
+                        "match.time.{field}: \"{}\" is not a time of day (HH:MM)",
+                        text.value
+                    ),
+                );
+                default
+            }
+        },
+    };
+    let from_minute = minute(&file.from, "from", 0);
+    let to_minute = minute(&file.to, "to", 24 * 60);
+    if let Some(timezone) = &file.timezone {
+        if !timezone.value.eq_ignore_ascii_case("utc") {
+            valid = false;
+            let site = checker.at(site, timezone);
+            checker.problem(
+                site,
+                format!(
+                    "match.time.timezone: only UTC is supported, not \"{}\"",
+                    timezone.value
+                ),
+            );
+        }
+    }
+    valid.then_some(TimeWindow {
+        days,
+        from_minute,
+        to_minute,
+    })
+}
+
+fn compile_mask(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    file: &MaskFile,
+    known_detectors: &[String],
+    custom_detectors: &[CustomDetector],
+) -> MaskObligation {
+    let mut detectors = Vec::new();
+    let mut custom = Vec::new();
+    for detector in file.detectors.as_deref().unwrap_or_default() {
+        if !known_detectors.contains(&detector.value) {
+            let site = checker.at(site, detector);
+            checker.problem(
+                site,
+                format!(
+                    "mask.detectors: unknown detector \"{}\" (built-in: {}; or define it under detectors:)",
+                    detector.value,
+                    BUILTIN_DETECTORS.join(", ")
+                ),
+            );
+            continue;
+        }
+        detectors.push(detector.value.clone());
+        if let Some(definition) = custom_detectors.iter().find(|d| d.name == detector.value) {
+            custom.push(definition.clone());
+        }
+    }
+    detectors.sort();
+    detectors.dedup();
+    let mut columns: Vec<String> = Vec::new();
+    for column in file.columns.as_deref().unwrap_or_default() {
+        if compile_pattern(checker, site, "mask.columns", column).is_some() {
+            columns.push(column.value.clone());
+        }
+    }
+    columns.sort();
+    columns.dedup();
+    if file.detectors.as_deref().unwrap_or_default().is_empty()
+        && file.columns.as_deref().unwrap_or_default().is_empty()
+    {
+        checker.problem(site, "mask: give detectors or columns to mask".to_string());
+    }
+    let style = file.style.as_ref().map_or(MaskStyle::Full, |style| {
+        parse_style(checker, site, "mask.style", style)
+    });
+    if file.placeholder.is_some() && style != MaskStyle::Placeholder {
+        checker.problem(
+            site,
+            "mask.placeholder: only applies to style: placeholder".to_string(),
+        );
+    }
+    MaskObligation {
+        detectors,
+        columns,
+        style,
+        placeholder: file
+            .placeholder
+            .clone()
+            .unwrap_or_else(|| "***".to_string()),
+        custom_detectors: custom,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5 weeks"), None);
+    }
+
+    #[test]
+    fn minutes() {
+        assert_eq!(parse_minute("08:30"), Some(510));
+        assert_eq!(parse_minute("24:00"), Some(1440));
+        assert_eq!(parse_minute("25:00"), None);
+        assert_eq!(parse_minute("8"), None);
+    }
+}

@@ -1,0 +1,1734 @@
+//! The token-level classifier: one statement's tokens → [`StatementClass`].
+//!
+//! It owns the decision of what a statement does. It dispatches on the
+//! leading keyword(s), then walks *every* token of the statement looking for
+//! what the leading keyword does not tell: data-modifying statements nested in
+//! parentheses (CTE bodies), function calls (an identifier followed by `(`),
+//! row locks (`FOR UPDATE`), `SELECT … INTO`, and the tables in `FROM` lists.
+//!
+//! Rule of the module: when a construct is not understood, the statement is
+//! marked incomplete (`complete: false`) rather than guessed; an incomplete
+//! statement never has `read` access. Every token access is bounds-checked
+//! (`get`), and recursion into nested statements is bounded by
+//! [`MAX_NESTING`], so hostile input cannot panic or overflow the stack.
+
+use crate::functions::function_effect;
+use crate::lexer::{Token, TokenKind};
+use crate::PreparedLookup;
+use airlock_types::{Access, Operation, StatementClass};
+
+/// Maximum nesting of statements inside statements (CTE bodies, EXPLAIN,
+/// COPY queries …). Deeper input is marked incomplete.
+const MAX_NESTING: usize = 32;
+
+/// PostgreSQL truncates identifiers to `NAMEDATALEN - 1` bytes.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Settings whose change alters what later statements are allowed to do, or
+/// how the classifier must read them. Changing them is `admin`.
+pub const PRIVILEGED_SETTINGS: &[&str] = &[
+    // Who the session acts as.
+    "role",
+    "session_authorization",
+    // Read-only guards.
+    "default_transaction_read_only",
+    "transaction_read_only",
+    // Trigger and row-level-security bypasses.
+    "session_replication_role",
+    "row_security",
+    "event_triggers",
+    // Which function or table an unqualified name resolves to.
+    "search_path",
+    // How statement text is lexed (string escapes, multibyte encodings).
+    "standard_conforming_strings",
+    "backslash_quote",
+    "client_encoding",
+    // Code loaded into the backend.
+    "local_preload_libraries",
+    "session_preload_libraries",
+];
+
+/// Words that may be followed by `(` without being a function call.
+const NOT_FUNCTIONS: &[&str] = &[
+    "at",
+    "case",
+    "collate",
+    "cycle",
+    "end",
+    "escape",
+    "identity",
+    "ilike",
+    "inherits",
+    "null",
+    "nulls",
+    "of",
+    "options",
+    "ordinality",
+    "return",
+    "returns",
+    "search",
+    "similar",
+    "to",
+    "zone",
+    "all",
+    "and",
+    "any",
+    "array",
+    "as",
+    "between",
+    "by",
+    "check",
+    "columns",
+    "conflict",
+    "cube",
+    "default",
+    "delete",
+    "distinct",
+    "do",
+    "else",
+    "enum",
+    "except",
+    "exclude",
+    "exists",
+    "filter",
+    "first",
+    "for",
+    "foreign",
+    "from",
+    "grouping",
+    "having",
+    "in",
+    "include",
+    "insert",
+    "intersect",
+    "into",
+    "is",
+    "join",
+    "key",
+    "lateral",
+    "like",
+    "limit",
+    "materialized",
+    "merge",
+    "next",
+    "not",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "over",
+    "partition",
+    "primary",
+    "range",
+    "references",
+    "repeatable",
+    "returning",
+    "rollup",
+    "row",
+    "rows",
+    "select",
+    "set",
+    "sets",
+    "some",
+    "table",
+    "then",
+    "union",
+    "unique",
+    "update",
+    "using",
+    "values",
+    "when",
+    "where",
+    "window",
+    "with",
+    "within",
+];
+
+/// Type names that take modifiers in parentheses (`varchar(10)`).
+const TYPE_NAMES: &[&str] = &[
+    "bit",
+    "char",
+    "character",
+    "dec",
+    "decimal",
+    "float",
+    "interval",
+    "nchar",
+    "numeric",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "timetz",
+    "varbit",
+    "varchar",
+    "varying",
+];
+
+/// Words that end a `FROM` item's optional alias.
+const NOT_ALIASES: &[&str] = &[
+    "cross",
+    "do",
+    "else",
+    "end",
+    "except",
+    "fetch",
+    "for",
+    "from",
+    "full",
+    "group",
+    "having",
+    "inner",
+    "intersect",
+    "into",
+    "join",
+    "left",
+    "limit",
+    "natural",
+    "offset",
+    "on",
+    "order",
+    "returning",
+    "right",
+    "select",
+    "set",
+    "tablesample",
+    "then",
+    "union",
+    "using",
+    "values",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// Words that end a `FROM` list at their nesting level.
+const FROM_TERMINATORS: &[&str] = &[
+    "except",
+    "fetch",
+    "for",
+    "group",
+    "having",
+    "intersect",
+    "limit",
+    "offset",
+    "order",
+    "returning",
+    "select",
+    "union",
+    "where",
+    "window",
+    "into",
+    "set",
+    "values",
+];
+
+/// The accumulating classification of one statement.
+#[derive(Debug, Clone)]
+pub(crate) struct Builder {
+    operations: Vec<Operation>,
+    access: Access,
+    tables_read: Vec<String>,
+    tables_written: Vec<String>,
+    functions: Vec<String>,
+    unknown_functions: Vec<String>,
+    has_where: Option<bool>,
+    complete: bool,
+    cte_names: Vec<String>,
+}
+
+impl Builder {
+    pub(crate) fn new() -> Self {
+        Self {
+            operations: Vec::new(),
+            access: Access::Read,
+            tables_read: Vec::new(),
+            tables_written: Vec::new(),
+            functions: Vec::new(),
+            unknown_functions: Vec::new(),
+            has_where: None,
+            complete: true,
+            cte_names: Vec::new(),
+        }
+    }
+
+    fn op(&mut self, operation: Operation, access: Access) {
+        self.operations.push(operation);
+        self.raise(access);
+    }
+
+    fn raise(&mut self, access: Access) {
+        self.access = self.access.max(access);
+    }
+
+    fn incomplete(&mut self) {
+        self.complete = false;
+    }
+
+    fn read_table(&mut self, name: String) {
+        if !name.contains('.') && self.cte_names.contains(&name) {
+            return;
+        }
+        self.tables_read.push(name);
+    }
+
+    fn write_table(&mut self, name: String) {
+        self.tables_written.push(name);
+    }
+
+    fn call(&mut self, name: String) {
+        match function_effect(&name) {
+            Some(effect) => self.raise(effect.access()),
+            None => {
+                self.raise(Access::Write);
+                self.unknown_functions.push(name.clone());
+            }
+        }
+        self.functions.push(name);
+    }
+
+    fn note_where(&mut self, bounded: bool) {
+        self.has_where = Some(self.has_where.unwrap_or(true) && bounded);
+    }
+
+    /// Merges everything another builder found into this one.
+    fn absorb(&mut self, other: Builder) {
+        self.operations.extend(other.operations);
+        self.raise(other.access);
+        self.tables_read.extend(other.tables_read);
+        self.tables_written.extend(other.tables_written);
+        self.functions.extend(other.functions);
+        self.unknown_functions.extend(other.unknown_functions);
+        if let Some(bounded) = other.has_where {
+            self.note_where(bounded);
+        }
+        self.complete &= other.complete;
+    }
+
+    fn absorb_class(&mut self, class: &StatementClass) {
+        self.operations.extend(class.operations.iter().copied());
+        self.raise(class.effective_access());
+        self.tables_read.extend(class.tables_read.iter().cloned());
+        self.tables_written
+            .extend(class.tables_written.iter().cloned());
+        self.functions.extend(class.functions.iter().cloned());
+        self.unknown_functions
+            .extend(class.unknown_functions.iter().cloned());
+        if let Some(bounded) = class.has_where {
+            self.note_where(bounded);
+        }
+        self.complete &= class.complete;
+    }
+
+    pub(crate) fn finish(mut self) -> StatementClass {
+        if self.operations.is_empty() {
+            self.operations.push(Operation::Unknown);
+        }
+        if self.operations.contains(&Operation::Unknown) {
+            self.complete = false;
+        }
+        for list in [
+            &mut self.operations as &mut dyn SortDedup,
+            &mut self.tables_read,
+            &mut self.tables_written,
+            &mut self.functions,
+            &mut self.unknown_functions,
+        ] {
+            list.sort_dedup();
+        }
+        if !self.complete && self.access == Access::Read {
+            self.access = Access::Write;
+        }
+        StatementClass {
+            operations: self.operations,
+            access: Some(self.access),
+            tables_read: self.tables_read,
+            tables_written: self.tables_written,
+            functions: self.functions,
+            unknown_functions: self.unknown_functions,
+            has_where: self.has_where,
+            complete: self.complete,
+        }
+    }
+}
+
+trait SortDedup {
+    fn sort_dedup(&mut self);
+}
+
+impl<T: Ord> SortDedup for Vec<T> {
+    fn sort_dedup(&mut self) {
+        self.sort();
+        self.dedup();
+    }
+}
+
+/// What the generic token walk looks for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    /// The tokens are (part of) a query or DML statement that runs now:
+    /// nested DML, row locks and misplaced DML keywords count.
+    query: bool,
+    /// `USING` at the top level starts a table list (DELETE, MERGE).
+    using_is_from: bool,
+    /// Inside MERGE: `THEN INSERT|UPDATE|DELETE` are its actions.
+    merge: bool,
+}
+
+impl Mode {
+    const QUERY: Mode = Mode {
+        query: true,
+        using_is_from: false,
+        merge: false,
+    };
+    const DDL: Mode = Mode {
+        query: false,
+        using_is_from: false,
+        merge: false,
+    };
+}
+
+/// Per-parenthesis state of the walk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Level {
+    in_from: bool,
+    expect_table: bool,
+    expect_alias: bool,
+    function_arguments: bool,
+    from_item: bool,
+}
+
+/// What the walk saw at its top level.
+#[derive(Debug, Clone, Copy, Default)]
+struct WalkSummary {
+    saw_where: bool,
+}
+
+/// One statement being classified.
+pub(crate) struct Statement<'a> {
+    sql: &'a str,
+    tokens: &'a [Token],
+    matching: Vec<usize>,
+    prepared: &'a dyn PreparedLookup,
+    depth: std::cell::Cell<usize>,
+}
+
+const NO_MATCH: usize = usize::MAX;
+
+impl<'a> Statement<'a> {
+    pub(crate) fn new(sql: &'a str, tokens: &'a [Token], prepared: &'a dyn PreparedLookup) -> Self {
+        let mut matching = vec![NO_MATCH; tokens.len()];
+        let mut stack = Vec::new();
+        for (index, token) in tokens.iter().enumerate() {
+            match token.kind {
+                TokenKind::LParen => stack.push(index),
+                TokenKind::RParen => {
+                    if let Some(open) = stack.pop() {
+                        if let Some(slot) = matching.get_mut(open) {
+                            *slot = index;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Self {
+            sql,
+            tokens,
+            matching,
+            prepared,
+            depth: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Classifies the whole statement.
+    pub(crate) fn classify(&self) -> StatementClass {
+        let mut builder = Builder::new();
+        self.check_tokens(&mut builder);
+        self.statement(&mut builder, 0, self.tokens.len());
+        builder.finish()
+    }
+
+    /// For `PREPARE name … AS body`: the name and the body's classification.
+    pub(crate) fn prepared_definition(&self) -> Option<(String, StatementClass)> {
+        if !self.kw(0, "prepare") || self.kw(1, "transaction") {
+            return None;
+        }
+        let name = self.ident(1)?;
+        let body = self.find_word(2, self.tokens.len(), "as")? + 1;
+        let mut builder = Builder::new();
+        self.check_tokens(&mut builder);
+        self.statement(&mut builder, body, self.tokens.len());
+        Some((name, builder.finish()))
+    }
+
+    /// Lexical problems anywhere in the statement make it incomplete.
+    fn check_tokens(&self, builder: &mut Builder) {
+        let mut depth = 0i64;
+        for token in self.tokens {
+            match token.kind {
+                TokenKind::Unterminated | TokenKind::AmbiguousString => builder.incomplete(),
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => {
+                    depth -= 1;
+                    if depth < 0 {
+                        builder.incomplete();
+                    }
+                }
+                _ => {}
+            }
+        }
+        if depth != 0 {
+            builder.incomplete();
+        }
+    }
+
+    // ----- token helpers -------------------------------------------------
+
+    fn token(&self, index: usize) -> Option<&Token> {
+        self.tokens.get(index)
+    }
+
+    fn kind(&self, index: usize) -> Option<TokenKind> {
+        self.token(index).map(|token| token.kind)
+    }
+
+    fn text(&self, index: usize) -> &'a str {
+        self.token(index)
+            .and_then(|token| self.sql.get(token.start..token.end))
+            .unwrap_or("")
+    }
+
+    /// True when token `index` is the keyword `keyword` (lowercase).
+    fn kw(&self, index: usize, keyword: &str) -> bool {
+        self.kind(index) == Some(TokenKind::Word) && self.text(index).eq_ignore_ascii_case(keyword)
+    }
+
+    /// The token as a lowercase keyword, if it is a short unquoted word.
+    fn word<'b>(&self, index: usize, buffer: &'b mut [u8; 32]) -> Option<&'b str> {
+        if self.kind(index) != Some(TokenKind::Word) {
+            return None;
+        }
+        let text = self.text(index).as_bytes();
+        let target = buffer.get_mut(..text.len())?;
+        for (slot, byte) in target.iter_mut().zip(text) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        std::str::from_utf8(target).ok()
+    }
+
+    fn is_one_of(&self, index: usize, words: &[&str]) -> bool {
+        let mut buffer = [0u8; 32];
+        self.word(index, &mut buffer)
+            .is_some_and(|word| words.contains(&word))
+    }
+
+    fn is_name_token(&self, index: usize) -> bool {
+        matches!(
+            self.kind(index),
+            Some(TokenKind::Word | TokenKind::QuotedIdent | TokenKind::UnicodeQuotedIdent)
+        )
+    }
+
+    /// The identifier value of one token: unquoted words are lowercased,
+    /// quoted identifiers unescaped; both truncated like PostgreSQL does.
+    fn ident(&self, index: usize) -> Option<String> {
+        let text = self.text(index);
+        let mut value = match self.kind(index)? {
+            TokenKind::Word => text.to_ascii_lowercase(),
+            TokenKind::QuotedIdent => text
+                .get(1..text.len().saturating_sub(1))
+                .unwrap_or("")
+                .replace("\"\"", "\""),
+            _ => return None,
+        };
+        if value.len() > MAX_IDENTIFIER_BYTES {
+            let mut cut = MAX_IDENTIFIER_BYTES;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+        }
+        Some(value)
+    }
+
+    /// A possibly qualified name starting at `index`. Returns the name and
+    /// the index after it. `None` when a part is a `U&"…"` identifier (not
+    /// decoded): callers that need the name mark the statement incomplete.
+    fn qualified_name(&self, index: usize) -> Option<(String, usize)> {
+        let mut name = String::new();
+        let mut position = index;
+        loop {
+            let part = self.ident(position)?;
+            name.push_str(&part);
+            position += 1;
+            if self.kind(position) == Some(TokenKind::Dot) && self.is_name_token(position + 1) {
+                name.push('.');
+                position += 1;
+            } else {
+                return Some((name, position));
+            }
+        }
+    }
+
+    /// Where the qualified name starting at `index` ends, without building
+    /// it (the walk checks every word for a following `(`).
+    fn qualified_name_end(&self, index: usize) -> Option<usize> {
+        let mut position = index;
+        loop {
+            if !matches!(
+                self.kind(position),
+                Some(TokenKind::Word | TokenKind::QuotedIdent)
+            ) {
+                return None;
+            }
+            position += 1;
+            if self.kind(position) == Some(TokenKind::Dot) && self.is_name_token(position + 1) {
+                position += 1;
+            } else {
+                return Some(position);
+            }
+        }
+    }
+
+    /// The index of the `)` matching the `(` at `index`, clamped to `end`.
+    fn close_of(&self, index: usize, end: usize) -> usize {
+        match self.matching.get(index) {
+            Some(&close) if close != NO_MATCH && close < end => close,
+            _ => end,
+        }
+    }
+
+    /// The first top-level (relative to `from`) occurrence of `keyword`.
+    fn find_word(&self, from: usize, to: usize, keyword: &str) -> Option<usize> {
+        let mut index = from;
+        while index < to {
+            if self.kind(index) == Some(TokenKind::LParen) {
+                index = self.close_of(index, to) + 1;
+                continue;
+            }
+            if self.kw(index, keyword) {
+                return Some(index);
+            }
+            index += 1;
+        }
+        None
+    }
+
+    /// Skips `IF [NOT] EXISTS`.
+    fn skip_if_exists(&self, mut index: usize) -> usize {
+        if self.kw(index, "if") {
+            index += 1;
+            if self.kw(index, "not") {
+                index += 1;
+            }
+            if self.kw(index, "exists") {
+                index += 1;
+            }
+        }
+        index
+    }
+
+    /// Drops a trailing `WITH [NO] DATA` from a CREATE … AS query range.
+    fn strip_with_data(&self, from: usize, to: usize) -> usize {
+        if to >= from + 2 && self.kw(to - 1, "data") {
+            if self.kw(to - 2, "with") {
+                return to - 2;
+            }
+            if to >= from + 3 && self.kw(to - 2, "no") && self.kw(to - 3, "with") {
+                return to - 3;
+            }
+        }
+        to
+    }
+
+    // ----- statements ----------------------------------------------------
+
+    /// Classifies the statement in tokens `from..to` into `builder`.
+    fn statement(&self, builder: &mut Builder, from: usize, to: usize) {
+        let depth = self.depth.get();
+        if depth > MAX_NESTING {
+            builder.incomplete();
+            return;
+        }
+        self.depth.set(depth + 1);
+        self.statement_inner(builder, from, to);
+        self.depth.set(depth);
+    }
+
+    fn statement_inner(&self, builder: &mut Builder, from: usize, to: usize) {
+        if from >= to {
+            builder.op(Operation::Unknown, Access::Write);
+            return;
+        }
+        if self.kind(from) == Some(TokenKind::LParen) {
+            builder.op(Operation::Select, Access::Read);
+            self.walk(builder, from, to, Mode::QUERY);
+            return;
+        }
+        let mut buffer = [0u8; 32];
+        let Some(first) = self.word(from, &mut buffer) else {
+            builder.op(Operation::Unknown, Access::Write);
+            return;
+        };
+        let next = from + 1;
+        match first {
+            "select" | "values" => {
+                builder.op(Operation::Select, Access::Read);
+                self.walk(builder, next, to, Mode::QUERY);
+            }
+            "table" => {
+                builder.op(Operation::Select, Access::Read);
+                let mut index = next;
+                if self.kw(index, "only") {
+                    index += 1;
+                }
+                match self.qualified_name(index) {
+                    Some((name, after)) => {
+                        builder.read_table(name);
+                        self.walk(builder, after, to, Mode::QUERY);
+                    }
+                    None => builder.incomplete(),
+                }
+            }
+            "with" => self.with_statement(builder, next, to),
+            "insert" => self.insert(builder, next, to),
+            "update" => self.update(builder, next, to),
+            "delete" => self.delete(builder, next, to),
+            "merge" => self.merge(builder, next, to),
+            "explain" => self.explain(builder, next, to),
+            "copy" => self.copy(builder, next, to),
+            "do" => {
+                // A DO body is arbitrary procedural code: never sure.
+                builder.op(Operation::Do, Access::Write);
+                builder.incomplete();
+            }
+            "call" => {
+                // A procedure body is arbitrary code: never sure.
+                builder.op(Operation::Call, Access::Write);
+                builder.incomplete();
+                if let Some((name, after)) = self.qualified_name(next) {
+                    builder.call(name);
+                    self.walk(builder, after, to, Mode::QUERY);
+                }
+            }
+            "prepare" => {
+                if self.kw(next, "transaction") {
+                    builder.op(Operation::Transaction, Access::Read);
+                } else {
+                    // PREPARE only parses; the body runs at EXECUTE, which
+                    // is classified from the remembered definition.
+                    builder.op(Operation::Prepare, Access::Read);
+                    match self.find_word(next, to, "as") {
+                        Some(_) if self.ident(next).is_some() => {}
+                        _ => builder.incomplete(),
+                    }
+                }
+            }
+            "execute" => self.execute(builder, next, to),
+            "deallocate" | "close" => builder.op(Operation::Other, Access::Read),
+            "discard" => builder.op(Operation::Other, Access::Write),
+            "load" => builder.op(Operation::Other, Access::Admin),
+            "set" => self.set(builder, next),
+            "reset" => self.reset(builder, next),
+            "show" => builder.op(Operation::Show, Access::Read),
+            "begin" | "start" | "savepoint" | "release" | "abort" | "end" => {
+                builder.op(Operation::Transaction, Access::Read)
+            }
+            "commit" | "rollback" => {
+                // COMMIT PREPARED / ROLLBACK PREPARED finish a transaction
+                // prepared earlier, possibly by another session.
+                let access = if self.kw(next, "prepared") {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
+                builder.op(Operation::Transaction, access);
+            }
+            "lock" => self.lock(builder, next, to),
+            "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint" => {
+                builder.op(Operation::Maintenance, Access::Write)
+            }
+            "refresh" => {
+                builder.op(Operation::Maintenance, Access::Write);
+                let mut index = next;
+                while self.is_one_of(index, &["materialized", "view", "concurrently"]) {
+                    index += 1;
+                }
+                match self.qualified_name(index) {
+                    Some((name, _)) => builder.write_table(name),
+                    None => builder.incomplete(),
+                }
+            }
+            "listen" | "unlisten" => builder.op(Operation::Listen, Access::Read),
+            "notify" => builder.op(Operation::Notify, Access::Write),
+            "grant" => builder.op(Operation::Grant, Access::Admin),
+            "revoke" => builder.op(Operation::Revoke, Access::Admin),
+            "create" => self.create(builder, next, to),
+            "alter" => self.alter(builder, next, to),
+            "drop" => self.drop(builder, next, to),
+            "truncate" => self.truncate(builder, next, to),
+            "comment" | "security" => builder.op(Operation::Other, Access::Write),
+            "reassign" => builder.op(Operation::Alter, Access::Admin),
+            "import" => builder.op(Operation::Create, Access::Write),
+            "declare" => match self.find_word(next, to, "for") {
+                Some(query) if self.find_word(next, query, "cursor").is_some() => {
+                    self.statement(builder, query + 1, to)
+                }
+                _ => {
+                    builder.op(Operation::Unknown, Access::Write);
+                }
+            },
+            "fetch" | "move" => builder.op(Operation::Select, Access::Read),
+            _ => builder.op(Operation::Unknown, Access::Write),
+        }
+    }
+
+    /// `WITH [RECURSIVE] name [(cols)] AS [[NOT] MATERIALIZED] (body) …, main`.
+    fn with_statement(&self, builder: &mut Builder, from: usize, to: usize) {
+        let mut index = from;
+        if self.kw(index, "recursive") {
+            index += 1;
+        }
+        loop {
+            let Some(name) = self.ident(index) else {
+                builder.incomplete();
+                return;
+            };
+            builder.cte_names.push(name);
+            index += 1;
+            if self.kind(index) == Some(TokenKind::LParen) {
+                index = self.close_of(index, to) + 1;
+            }
+            if !self.kw(index, "as") {
+                builder.incomplete();
+                return;
+            }
+            index += 1;
+            if self.kw(index, "not") {
+                index += 1;
+            }
+            if self.kw(index, "materialized") {
+                index += 1;
+            }
+            if self.kind(index) != Some(TokenKind::LParen) {
+                builder.incomplete();
+                return;
+            }
+            let close = self.close_of(index, to);
+            self.statement(builder, index + 1, close);
+            index = close + 1;
+            // SEARCH … FIRST BY cols SET col, then
+            // CYCLE cols SET col [TO v DEFAULT v] USING col.
+            if self.kw(index, "search") {
+                index = self.find_word(index, to, "set").map_or(to, |set| set + 2);
+            }
+            if self.kw(index, "cycle") {
+                index = self
+                    .find_word(index, to, "using")
+                    .map_or(to, |using| using + 2);
+            }
+            if self.kind(index) == Some(TokenKind::Comma) {
+                index += 1;
+                continue;
+            }
+            break;
+        }
+        if index >= to {
+            builder.incomplete();
+            return;
+        }
+        self.statement(builder, index, to);
+    }
+
+    /// `INSERT INTO name [AS alias] [(cols)] …`.
+    fn insert(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Insert, Access::Write);
+        if !self.kw(from, "into") {
+            builder.incomplete();
+            return;
+        }
+        let Some((name, mut index)) = self.qualified_name(from + 1) else {
+            builder.incomplete();
+            return;
+        };
+        builder.write_table(name);
+        if self.kw(index, "as") {
+            index += 2;
+        }
+        if self.kind(index) == Some(TokenKind::LParen)
+            && !self.is_one_of(index + 1, &["select", "values", "with", "table"])
+            && self.kind(index + 1) != Some(TokenKind::LParen)
+        {
+            index = self.close_of(index, to) + 1;
+        }
+        self.walk(builder, index, to, Mode::QUERY);
+    }
+
+    /// The target of UPDATE, DELETE FROM and MERGE INTO: `[ONLY] name`,
+    /// recorded as written. Returns the index after the name, or marks the
+    /// statement incomplete and returns `None`.
+    fn write_target(&self, builder: &mut Builder, at: usize) -> Option<usize> {
+        let index = if self.kw(at, "only") { at + 1 } else { at };
+        let Some((name, index)) = self.qualified_name(index) else {
+            builder.incomplete();
+            return None;
+        };
+        builder.write_table(name);
+        Some(index)
+    }
+
+    /// `UPDATE [ONLY] name [*] [[AS] alias] SET … [FROM …] [WHERE …]`.
+    fn update(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Update, Access::Write);
+        let Some(index) = self.write_target(builder, from) else {
+            return;
+        };
+        let summary = self.walk(builder, index, to, Mode::QUERY);
+        builder.note_where(summary.saw_where);
+    }
+
+    /// `DELETE FROM [ONLY] name [*] [[AS] alias] [USING …] [WHERE …]`.
+    fn delete(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Delete, Access::Write);
+        if !self.kw(from, "from") {
+            builder.incomplete();
+            return;
+        }
+        let Some(index) = self.write_target(builder, from + 1) else {
+            return;
+        };
+        let summary = self.walk(
+            builder,
+            index,
+            to,
+            Mode {
+                using_is_from: true,
+                ..Mode::QUERY
+            },
+        );
+        builder.note_where(summary.saw_where);
+    }
+
+    /// `MERGE INTO [ONLY] name [[AS] alias] USING source ON … WHEN …`.
+    fn merge(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Merge, Access::Write);
+        if !self.kw(from, "into") {
+            builder.incomplete();
+            return;
+        }
+        let Some(index) = self.write_target(builder, from + 1) else {
+            return;
+        };
+        self.walk(
+            builder,
+            index,
+            to,
+            Mode {
+                using_is_from: true,
+                merge: true,
+                ..Mode::QUERY
+            },
+        );
+    }
+
+    /// `EXPLAIN [(options)] | [ANALYZE] [VERBOSE] statement`. Only with
+    /// ANALYZE does the inner statement run.
+    fn explain(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Explain, Access::Read);
+        let mut index = from;
+        let mut analyze = false;
+        if self.kind(index) == Some(TokenKind::LParen) {
+            let close = self.close_of(index, to);
+            let mut option = index + 1;
+            while option < close {
+                if self.is_one_of(option, &["analyze", "analyse"]) {
+                    // `ANALYZE` alone, or with a value that is not false.
+                    analyze = !self.is_one_of(option + 1, &["false", "off", "no", "f", "n"])
+                        && self.text(option + 1) != "0"
+                        && !(self.kind(option + 1) == Some(TokenKind::String)
+                            && matches!(
+                                self.text(option + 1).to_ascii_lowercase().as_str(),
+                                "'false'" | "'off'" | "'no'" | "'0'"
+                            ));
+                }
+                // Advance to the next option.
+                while option < close && self.kind(option) != Some(TokenKind::Comma) {
+                    option += 1;
+                }
+                option += 1;
+            }
+            index = close + 1;
+        } else {
+            while self.is_one_of(index, &["analyze", "analyse", "verbose"]) {
+                if !self.kw(index, "verbose") {
+                    analyze = true;
+                }
+                index += 1;
+            }
+        }
+        let mut inner = Builder::new();
+        self.statement(&mut inner, index, to);
+        if analyze {
+            builder.absorb(inner);
+            return;
+        }
+        // Not executed: only planned. Planning can evaluate IMMUTABLE
+        // functions with constant arguments; a user function may be falsely
+        // declared IMMUTABLE, so unknown functions keep the statement from
+        // being read-only. Known side-effecting functions are volatile and
+        // never run at plan time.
+        builder.tables_read.extend(inner.tables_read);
+        builder.tables_read.extend(inner.tables_written);
+        builder.functions.extend(inner.functions);
+        if !inner.unknown_functions.is_empty() {
+            builder.raise(Access::Write);
+        }
+        builder.unknown_functions.extend(inner.unknown_functions);
+        builder.complete &= inner.complete;
+    }
+
+    /// `COPY [BINARY] {name [(cols)] | (query)} {FROM|TO} {'file' | PROGRAM
+    /// 'cmd' | STDIN | STDOUT} …`.
+    fn copy(&self, builder: &mut Builder, from: usize, to: usize) {
+        let mut index = from;
+        if self.kw(index, "binary") {
+            index += 1;
+        }
+        let mut table = None;
+        if self.kind(index) == Some(TokenKind::LParen) {
+            let close = self.close_of(index, to);
+            self.statement(builder, index + 1, close);
+            index = close + 1;
+        } else {
+            let Some((name, after)) = self.qualified_name(index) else {
+                builder.op(Operation::Unknown, Access::Write);
+                return;
+            };
+            table = Some(name);
+            index = after;
+            if self.kind(index) == Some(TokenKind::LParen) {
+                index = self.close_of(index, to) + 1;
+            }
+        }
+        let direction_from = if self.kw(index, "from") {
+            true
+        } else if self.kw(index, "to") {
+            false
+        } else {
+            builder.op(Operation::Unknown, Access::Write);
+            return;
+        };
+        index += 1;
+        let server_side = if self.is_one_of(index, &["stdin", "stdout"]) {
+            false
+        } else if self.kw(index, "program") || self.kind(index) == Some(TokenKind::String) {
+            true
+        } else {
+            builder.incomplete();
+            true
+        };
+        if direction_from {
+            let access = if server_side {
+                Access::Admin
+            } else {
+                Access::Write
+            };
+            builder.op(Operation::CopyFrom, access);
+            if let Some(table) = table {
+                builder.write_table(table);
+            }
+            // COPY FROM … WHERE condition may call functions.
+            self.walk(builder, index + 1, to, Mode::DDL);
+        } else {
+            let access = if server_side {
+                Access::Admin
+            } else {
+                Access::Read
+            };
+            builder.op(Operation::CopyTo, access);
+            if let Some(table) = table {
+                builder.read_table(table);
+            }
+        }
+    }
+
+    /// `EXECUTE name [(args)]`, resolved through the session's prepared
+    /// statements.
+    fn execute(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Execute, Access::Read);
+        let Some(name) = self.ident(from) else {
+            builder.incomplete();
+            return;
+        };
+        match self.prepared.prepared(&name) {
+            Some(class) => builder.absorb_class(class),
+            None => builder.incomplete(),
+        }
+        // Arguments are expressions and may call functions.
+        self.walk(builder, from + 1, to, Mode::QUERY);
+    }
+
+    /// `SET [SESSION|LOCAL] …`.
+    fn set(&self, builder: &mut Builder, from: usize) {
+        let mut index = from;
+        if self.is_one_of(index, &["session", "local"])
+            && !self.is_one_of(index + 1, &["authorization", "characteristics"])
+        {
+            index += 1;
+        }
+        let mut buffer = [0u8; 32];
+        let access = match self.word(index, &mut buffer) {
+            Some("role") => Access::Admin,
+            Some("session") if self.kw(index + 1, "authorization") => Access::Admin,
+            Some("names") => Access::Admin,
+            Some("time" | "transaction" | "constraints") => Access::Write,
+            Some("session") if self.kw(index + 1, "characteristics") => Access::Write,
+            _ => match self.qualified_name(index) {
+                Some((name, _)) if PRIVILEGED_SETTINGS.contains(&name.as_str()) => Access::Admin,
+                Some(_) => Access::Write,
+                None => {
+                    builder.incomplete();
+                    Access::Admin
+                }
+            },
+        };
+        builder.op(Operation::Set, access);
+    }
+
+    /// `RESET name | ALL | ROLE | SESSION AUTHORIZATION`.
+    fn reset(&self, builder: &mut Builder, from: usize) {
+        let mut buffer = [0u8; 32];
+        let access = match self.word(from, &mut buffer) {
+            Some("all" | "role" | "session") => Access::Admin,
+            _ => match self.qualified_name(from) {
+                Some((name, _)) if PRIVILEGED_SETTINGS.contains(&name.as_str()) => Access::Admin,
+                Some(_) => Access::Write,
+                None => {
+                    builder.incomplete();
+                    Access::Admin
+                }
+            },
+        };
+        builder.op(Operation::Set, access);
+    }
+
+    /// `LOCK [TABLE] [ONLY] name [*], … [IN mode MODE] [NOWAIT]`. Locked
+    /// tables are reported as written: a lock is a write.
+    fn lock(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Lock, Access::Write);
+        let mut index = from;
+        if self.kw(index, "table") {
+            index += 1;
+        }
+        self.name_list(builder, index, to, true);
+    }
+
+    /// A comma-separated list of (optionally `ONLY`-prefixed, `*`-suffixed)
+    /// table names; recorded as written when `written`.
+    fn name_list(&self, builder: &mut Builder, mut index: usize, to: usize, written: bool) {
+        loop {
+            if self.kw(index, "only") {
+                index += 1;
+            }
+            let Some((name, after)) = self.qualified_name(index) else {
+                builder.incomplete();
+                return;
+            };
+            if written {
+                builder.write_table(name);
+            } else {
+                builder.read_table(name);
+            }
+            index = after;
+            if self.kind(index) == Some(TokenKind::Operator) && self.text(index) == "*" {
+                index += 1;
+            }
+            if index < to && self.kind(index) == Some(TokenKind::Comma) {
+                index += 1;
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// `TRUNCATE [TABLE] [ONLY] name [*], … [RESTART IDENTITY] [CASCADE]`.
+    fn truncate(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Truncate, Access::Write);
+        let index = if self.kw(from, "table") {
+            from + 1
+        } else {
+            from
+        };
+        self.name_list(builder, index, to, true);
+    }
+
+    /// `CREATE …`.
+    fn create(&self, builder: &mut Builder, from: usize, to: usize) {
+        let mut index = from;
+        if self.kw(index, "or") && self.kw(index + 1, "replace") {
+            index += 2;
+        }
+        while self.is_one_of(
+            index,
+            &[
+                "temp",
+                "temporary",
+                "unlogged",
+                "global",
+                "local",
+                "recursive",
+                "trusted",
+                "procedural",
+                "default",
+                "unique",
+                "constraint",
+            ],
+        ) {
+            index += 1;
+        }
+        let mut buffer = [0u8; 32];
+        let object = self.word(index, &mut buffer).unwrap_or("").to_string();
+        let mut access = Access::Write;
+        let mut next = index + 1;
+        match object.as_str() {
+            "table" => {
+                builder.op(Operation::Create, Access::Write);
+                next = self.skip_if_exists(next);
+                let Some((name, after)) = self.qualified_name(next) else {
+                    builder.incomplete();
+                    return;
+                };
+                builder.write_table(name);
+                if let Some(as_index) = self.find_word(after, to, "as") {
+                    let end = self.strip_with_data(as_index + 1, to);
+                    self.statement(builder, as_index + 1, end);
+                    return;
+                }
+                self.walk(builder, after, to, Mode::DDL);
+                return;
+            }
+            "materialized" | "view" => {
+                builder.op(Operation::Create, Access::Write);
+                let materialized = object == "materialized";
+                if materialized {
+                    next += 1;
+                }
+                next = self.skip_if_exists(next);
+                let Some((name, after)) = self.qualified_name(next) else {
+                    builder.incomplete();
+                    return;
+                };
+                builder.write_table(name);
+                match self.find_word(after, to, "as") {
+                    Some(as_index) if materialized => {
+                        let end = self.strip_with_data(as_index + 1, to);
+                        self.statement(builder, as_index + 1, end);
+                    }
+                    // A view's query is stored, not run now.
+                    _ => {
+                        self.walk(builder, after, to, Mode::DDL);
+                    }
+                }
+                return;
+            }
+            "sequence" => {
+                builder.op(Operation::Create, Access::Write);
+                next = self.skip_if_exists(next);
+                match self.qualified_name(next) {
+                    Some((name, _)) => builder.write_table(name),
+                    None => builder.incomplete(),
+                }
+                return;
+            }
+            "index" => {
+                builder.op(Operation::Create, Access::Write);
+                let Some(on) = self.find_word(next, to, "on") else {
+                    builder.incomplete();
+                    return;
+                };
+                let start = if self.kw(on + 1, "only") {
+                    on + 2
+                } else {
+                    on + 1
+                };
+                match self.qualified_name(start) {
+                    Some((name, after)) => {
+                        builder.write_table(name);
+                        self.walk(builder, after, to, Mode::DDL);
+                    }
+                    None => builder.incomplete(),
+                }
+                return;
+            }
+            "schema" => {
+                builder.op(Operation::Create, Access::Write);
+                next = self.skip_if_exists(next);
+                if self.kw(next, "authorization") {
+                    next += 2;
+                } else {
+                    next += 1;
+                    if self.kw(next, "authorization") {
+                        next += 2;
+                    }
+                }
+                // Schema elements: CREATE TABLE|VIEW|INDEX|SEQUENCE|TRIGGER
+                // and GRANT, one after another without separators.
+                let mut element = next;
+                while element < to {
+                    if !self.is_one_of(element, &["create", "grant"]) {
+                        builder.incomplete();
+                        return;
+                    }
+                    let mut end = element + 1;
+                    while end < to && !self.is_one_of(end, &["create", "grant"]) {
+                        if self.kind(end) == Some(TokenKind::LParen) {
+                            end = self.close_of(end, to);
+                        }
+                        end += 1;
+                    }
+                    self.statement(builder, element, end);
+                    element = end;
+                }
+                return;
+            }
+            "role" | "user" | "group" | "extension" | "language" | "event" | "server"
+            | "subscription" | "publication" | "policy" => access = Access::Admin,
+            "foreign" if self.kw(next, "data") => access = Access::Admin,
+            "" => {
+                builder.op(Operation::Unknown, Access::Write);
+                return;
+            }
+            _ => {}
+        }
+        builder.op(Operation::Create, access);
+        self.definition_rest(builder, &object, next, to);
+    }
+
+    /// The rest of a CREATE/ALTER of a named object: skips the object name
+    /// and a routine's argument list, escalates privilege-relevant clauses,
+    /// and walks the rest for function calls.
+    fn definition_rest(&self, builder: &mut Builder, object: &str, from: usize, to: usize) {
+        let mut index = self.skip_if_exists(from);
+        if let Some((_, after)) = self.qualified_name(index) {
+            index = after;
+            if matches!(object, "function" | "procedure" | "aggregate" | "routine")
+                && self.kind(index) == Some(TokenKind::LParen)
+            {
+                index = self.close_of(index, to) + 1;
+            }
+        }
+        self.definition_tail(builder, index, to);
+    }
+
+    /// Escalates privilege-relevant clauses of a definition and walks it for
+    /// function calls.
+    fn definition_tail(&self, builder: &mut Builder, index: usize, to: usize) {
+        let mut position = index;
+        while position < to {
+            // SECURITY DEFINER routines and ownership changes move
+            // privileges; row-level-security switches change what is
+            // visible.
+            if (self.kw(position, "security") && self.kw(position + 1, "definer"))
+                || (self.kw(position, "owner") && self.kw(position + 1, "to"))
+                || (self.kw(position, "level") && self.kw(position + 1, "security"))
+            {
+                builder.raise(Access::Admin);
+            }
+            position += 1;
+        }
+        self.walk(builder, index, to, Mode::DDL);
+    }
+
+    /// `ALTER …`.
+    fn alter(&self, builder: &mut Builder, from: usize, to: usize) {
+        let mut buffer = [0u8; 32];
+        let object = self.word(from, &mut buffer).unwrap_or("").to_string();
+        let mut next = from + 1;
+        match object.as_str() {
+            "system" | "role" | "user" | "group" | "database" | "extension" | "server"
+            | "subscription" | "publication" | "policy" | "event" | "language" => {
+                builder.op(Operation::Alter, Access::Admin);
+            }
+            "foreign" if self.kw(next, "data") => {
+                builder.op(Operation::Alter, Access::Admin);
+            }
+            "default" => {
+                builder.op(Operation::Alter, Access::Admin);
+                if self.find_word(next, to, "grant").is_some() {
+                    builder.op(Operation::Grant, Access::Admin);
+                }
+                if self.find_word(next, to, "revoke").is_some() {
+                    builder.op(Operation::Revoke, Access::Admin);
+                }
+            }
+            "table" | "index" | "sequence" | "view" | "materialized" | "foreign" => {
+                builder.op(Operation::Alter, Access::Write);
+                if object == "materialized" || object == "foreign" {
+                    next += 1;
+                }
+                next = self.skip_if_exists(next);
+                if self.kw(next, "all") && self.kw(next + 1, "in") {
+                    return;
+                }
+                if self.kw(next, "only") {
+                    next += 1;
+                }
+                let Some((name, after)) = self.qualified_name(next) else {
+                    builder.incomplete();
+                    return;
+                };
+                builder.write_table(name);
+                self.definition_tail(builder, after, to);
+            }
+            "" => builder.op(Operation::Unknown, Access::Write),
+            _ => {
+                builder.op(Operation::Alter, Access::Write);
+                self.definition_rest(builder, &object, next, to);
+            }
+        }
+    }
+
+    /// `DROP …`. Argument lists of dropped routines are types, not calls, so
+    /// the rest is not walked.
+    fn drop(&self, builder: &mut Builder, from: usize, to: usize) {
+        let mut buffer = [0u8; 32];
+        let object = self.word(from, &mut buffer).unwrap_or("").to_string();
+        let mut next = from + 1;
+        match object.as_str() {
+            "table" | "view" | "sequence" | "index" | "materialized" | "foreign"
+                if object != "foreign" || self.kw(next, "table") =>
+            {
+                builder.op(Operation::Drop, Access::Write);
+                if object == "materialized" || object == "foreign" {
+                    next += 1;
+                }
+                if self.kw(next, "concurrently") {
+                    next += 1;
+                }
+                next = self.skip_if_exists(next);
+                self.name_list(builder, next, to, true);
+            }
+            "role" | "user" | "group" | "owned" | "extension" | "language" | "event" | "server"
+            | "subscription" | "publication" | "policy" | "foreign" => {
+                builder.op(Operation::Drop, Access::Admin)
+            }
+            "" => builder.op(Operation::Unknown, Access::Write),
+            _ => builder.op(Operation::Drop, Access::Write),
+        }
+    }
+
+    // ----- the generic walk ------------------------------------------------
+
+    /// Walks tokens `from..to`: records tables in `FROM` lists, function
+    /// calls, nested data-modifying statements, row locks and `SELECT INTO`.
+    fn walk(&self, builder: &mut Builder, from: usize, to: usize, mode: Mode) -> WalkSummary {
+        let mut summary = WalkSummary::default();
+        let mut levels = vec![Level::default()];
+        // `Some(from_item)` when the next `(` opens a function's arguments.
+        let mut pending_function: Option<bool> = None;
+        let mut pending_from_item = false;
+        let mut index = from;
+        let mut buffer = [0u8; 32];
+        while index < to {
+            let Some(token) = self.token(index) else {
+                break;
+            };
+            let top = levels.len() == 1;
+            let Some(level) = levels.last_mut() else {
+                break;
+            };
+            match token.kind {
+                TokenKind::LParen => {
+                    let first_inside = index + 1;
+                    if mode.query
+                        && self.is_one_of(first_inside, &["insert", "update", "delete", "merge"])
+                    {
+                        let close = self.close_of(index, to);
+                        self.statement(builder, first_inside, close);
+                        level.expect_table = false;
+                        level.expect_alias = level.in_from;
+                        pending_function = None;
+                        index = close + 1;
+                        continue;
+                    }
+                    let mut new_level = Level::default();
+                    if let Some(from_item) = pending_function.take() {
+                        new_level.function_arguments = true;
+                        new_level.from_item = from_item;
+                    } else if level.expect_table || pending_from_item {
+                        new_level.from_item = true;
+                        // A parenthesised join: `FROM (a JOIN b ON …)`.
+                        let query_inside = self.kind(first_inside) == Some(TokenKind::LParen)
+                            || self.is_one_of(first_inside, &["select", "values", "with", "table"]);
+                        if !query_inside && !pending_from_item {
+                            new_level.in_from = true;
+                            new_level.expect_table = true;
+                        }
+                    }
+                    pending_from_item = false;
+                    level.expect_table = false;
+                    level.expect_alias = false;
+                    levels.push(new_level);
+                    index += 1;
+                    continue;
+                }
+                TokenKind::RParen => {
+                    if levels.len() > 1 {
+                        if let Some(closed) = levels.pop() {
+                            if closed.from_item {
+                                if let Some(parent) = levels.last_mut() {
+                                    parent.expect_alias = true;
+                                }
+                            }
+                        }
+                    }
+                    index += 1;
+                    continue;
+                }
+                TokenKind::Comma => {
+                    if level.in_from {
+                        level.expect_table = true;
+                    }
+                    level.expect_alias = false;
+                    index += 1;
+                    continue;
+                }
+                TokenKind::Unterminated | TokenKind::AmbiguousString => {
+                    builder.incomplete();
+                    index += 1;
+                    continue;
+                }
+                TokenKind::Word | TokenKind::QuotedIdent | TokenKind::UnicodeQuotedIdent => {}
+                _ => {
+                    level.expect_alias = false;
+                    level.expect_table = false;
+                    index += 1;
+                    continue;
+                }
+            }
+            let word = self.word(index, &mut buffer);
+            // A table reference in a FROM list.
+            if level.expect_table {
+                match word {
+                    Some("lateral" | "only") => {
+                        index += 1;
+                        continue;
+                    }
+                    Some("rows") if self.kw(index + 1, "from") => {
+                        level.expect_table = false;
+                        pending_from_item = true;
+                        index += 2;
+                        continue;
+                    }
+                    Some(w) if FROM_TERMINATORS.contains(&w) => {
+                        level.expect_table = false;
+                    }
+                    _ => {
+                        level.expect_table = false;
+                        if token.kind == TokenKind::UnicodeQuotedIdent {
+                            builder.incomplete();
+                        }
+                        if let Some((name, after)) = self.qualified_name(index) {
+                            if self.kind(after) == Some(TokenKind::LParen) {
+                                builder.call(name);
+                                pending_function = Some(true);
+                            } else {
+                                builder.read_table(name);
+                                level.expect_alias = true;
+                            }
+                            index = after;
+                            if self.kind(index) == Some(TokenKind::Operator)
+                                && self.text(index) == "*"
+                            {
+                                index += 1;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
+            // An alias after a FROM item, with optional column names.
+            if level.expect_alias {
+                match word {
+                    Some("as") => {
+                        index += 1;
+                        continue;
+                    }
+                    Some("with") if self.kw(index + 1, "ordinality") => {
+                        index += 2;
+                        continue;
+                    }
+                    Some(w) if NOT_ALIASES.contains(&w) => level.expect_alias = false,
+                    _ => {
+                        level.expect_alias = false;
+                        index += 1;
+                        if self.kind(index) == Some(TokenKind::LParen) {
+                            index = self.close_of(index, to) + 1;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if token.kind == TokenKind::UnicodeQuotedIdent
+                && matches!(
+                    self.kind(index + 1),
+                    Some(TokenKind::LParen | TokenKind::Dot)
+                )
+            {
+                // A function or schema name we cannot decode.
+                builder.incomplete();
+            }
+            // A function call: a (qualified) name followed by `(`.
+            let after_cast = index > 0 && self.kind(index - 1) == Some(TokenKind::DoubleColon);
+            let keyword_like = word.is_some_and(|w| NOT_FUNCTIONS.contains(&w));
+            if !keyword_like {
+                if let Some(after) = self.qualified_name_end(index) {
+                    if self.kind(after) == Some(TokenKind::LParen) {
+                        let is_type = after_cast
+                            || (after == index + 1
+                                && word.is_some_and(|w| TYPE_NAMES.contains(&w)));
+                        if !is_type {
+                            if let Some((name, _)) = self.qualified_name(index) {
+                                builder.call(name);
+                            }
+                            pending_function = Some(false);
+                        }
+                        index = after;
+                        continue;
+                    }
+                    if after > index + 1 {
+                        // A qualified column reference (`t.c`).
+                        index = after;
+                        continue;
+                    }
+                }
+            }
+            let Some(word) = word else {
+                index += 1;
+                continue;
+            };
+            match word {
+                "from" => {
+                    let distinct = index > 0 && self.kw(index - 1, "distinct");
+                    if !level.function_arguments && !distinct {
+                        level.in_from = true;
+                        level.expect_table = true;
+                    }
+                }
+                "join" => {
+                    level.in_from = true;
+                    level.expect_table = true;
+                }
+                "references" => {
+                    // `REFERENCES t (cols)`: a table, not a call.
+                    if let Some((_, after)) = self.qualified_name(index + 1) {
+                        index = after;
+                        if self.kind(index) == Some(TokenKind::LParen) {
+                            index = self.close_of(index, to) + 1;
+                        }
+                        continue;
+                    }
+                }
+                // `USING btree (cols)`: an access method, not a call.
+                "using"
+                    if !mode.query
+                        && self.kind(index + 1) == Some(TokenKind::Word)
+                        && self.kind(index + 2) == Some(TokenKind::LParen) =>
+                {
+                    index += 2;
+                    continue;
+                }
+                // `DELETE … USING t`, `MERGE … USING t`: a table list.
+                "using"
+                    if mode.using_is_from
+                        && top
+                        && self.kind(index + 1) != Some(TokenKind::LParen) =>
+                {
+                    level.in_from = true;
+                    level.expect_table = true;
+                }
+                "table" => {
+                    // `(TABLE t)` and `UNION TABLE t`.
+                    let previous_opens = index > 0
+                        && (self.kind(index - 1) == Some(TokenKind::LParen)
+                            || self.is_one_of(
+                                index - 1,
+                                &["union", "intersect", "except", "all", "distinct"],
+                            ));
+                    if previous_opens {
+                        level.expect_table = true;
+                    }
+                }
+                "where" => {
+                    level.in_from = false;
+                    if top {
+                        summary.saw_where = true;
+                    }
+                }
+                "for" if mode.query => {
+                    let mut next = index + 1;
+                    if self.kw(next, "no") && self.kw(next + 1, "key") {
+                        next += 2;
+                    } else if self.kw(next, "key") {
+                        next += 1;
+                    }
+                    if self.is_one_of(next, &["update", "share"]) {
+                        builder.op(Operation::Lock, Access::Write);
+                        level.in_from = false;
+                        next += 1;
+                        if self.kw(next, "of") {
+                            next += 1;
+                            while self.is_name_token(next) {
+                                match self.qualified_name(next) {
+                                    Some((_, after)) => next = after,
+                                    None => break,
+                                }
+                                if self.kind(next) == Some(TokenKind::Comma) {
+                                    next += 1;
+                                } else {
+                                    break;
+                                }
+                            }
+                        }
+                        index = next;
+                        continue;
+                    }
+                    level.in_from = false;
+                }
+                "into" if mode.query => {
+                    let mut next = index + 1;
+                    while self.is_one_of(next, &["temporary", "temp", "unlogged", "table"]) {
+                        next += 1;
+                    }
+                    builder.op(Operation::Create, Access::Write);
+                    match self.qualified_name(next) {
+                        Some((name, after)) => {
+                            builder.write_table(name);
+                            index = after;
+                        }
+                        None => {
+                            builder.incomplete();
+                            index = next;
+                        }
+                    }
+                    continue;
+                }
+                "insert" | "update" | "delete" | "merge" if mode.query => {
+                    let previous_explains = index > 0
+                        && ((mode.merge && self.kw(index - 1, "then")) || self.kw(index - 1, "do"));
+                    if !previous_explains {
+                        // A data-modifying keyword where none can be: a
+                        // column named `update`, or something not
+                        // understood. Never guess.
+                        builder.incomplete();
+                    }
+                }
+                w if FROM_TERMINATORS.contains(&w) => level.in_from = false,
+                _ => {}
+            }
+            index += 1;
+        }
+        summary
+    }
+}

@@ -1,0 +1,188 @@
+//! PostgreSQL-dialect SQL classifier for airlock.
+//!
+//! This crate owns one question: *what does this SQL text do?* It splits a
+//! (possibly multi-statement) text into statements and classifies each into
+//! an [`airlock_types::StatementClass`]: operations, access (`read`, `write`,
+//! `admin`), tables read and written, functions called, whether UPDATE and
+//! DELETE are bounded by a WHERE, and whether the classifier is sure
+//! (`complete`).
+//!
+//! It never decides whether a statement may run (that is `airlock-policy`),
+//! does no I/O, and must never panic on any input: the lexer and classifier
+//! only use bounds-checked access, and nesting is bounded.
+//!
+//! # Classification rules worth knowing
+//! - A statement the classifier does not fully understand is `complete:
+//!   false`, with `unknown` among its operations when it cannot tell what it
+//!   is; it is never `read`.
+//! - `DO` and `CALL` run code the classifier cannot see: operation `do` /
+//!   `call`, access `write`, always `complete: false` (only a rule matching
+//!   `complete: false` can allow them).
+//! - Functions not known to be side-effect free (see [`functions`]) are listed
+//!   in `unknown_functions` and make the statement at least `write`.
+//! - `SET` of a setting in [`PRIVILEGED_SETTINGS`] (role, session
+//!   authorization, read-only guards, `search_path`, lexing-relevant
+//!   settings) and `SET ROLE` / `SET SESSION AUTHORIZATION` / `RESET ALL` are
+//!   `admin`; other `SET` is `write`; `SHOW` is `read`.
+//! - Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT` …) is operation
+//!   `transaction` with access `read`: it changes no data by itself (the
+//!   statements inside the transaction are classified on their own).
+//!   `COMMIT PREPARED` / `ROLLBACK PREPARED` are `write`.
+//! - `EXPLAIN` without `ANALYZE` is `explain` + `read` (the statement is only
+//!   planned; unknown functions still make it `write`, as planning may
+//!   evaluate a function declared `IMMUTABLE`); `EXPLAIN ANALYZE` carries the
+//!   inner statement's operations and access.
+//! - `COPY … FROM STDIN` is `copy_from` + `write`, `COPY … TO STDOUT` is
+//!   `copy_to` + `read`; a server-side file or `PROGRAM` makes either `admin`.
+//! - Row locks (`SELECT … FOR UPDATE`) add operation `lock` and `write`;
+//!   `LOCK TABLE` lists the locked tables as written.
+//! - `PREPARE` is `prepare` + `read` (nothing runs); `EXECUTE` takes the
+//!   classification of the prepared statement through [`PreparedLookup`], and
+//!   is incomplete when the name is unknown.
+//!
+//! # Known limits
+//! The classifier sees text, not the catalog: user-defined operators, casts,
+//! triggers, rules, views, row-level-security policies and functions called
+//! in attribute notation (`t.f` for `f(t)`) run code it cannot see. Policies
+//! that must be strict about those should restrict DDL (which is `write`).
+
+#![deny(clippy::indexing_slicing)]
+
+mod classify;
+pub mod functions;
+mod lexer;
+mod split;
+
+use airlock_types::{Command, Operation, StatementClass};
+use std::collections::HashMap;
+
+pub use classify::PRIVILEGED_SETTINGS;
+pub use functions::{function_effect, FunctionEffect};
+
+/// The SQL dialect of the statement text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// PostgreSQL (fully implemented).
+    Postgres,
+    /// MySQL / MariaDB: not implemented yet; every text is one incomplete
+    /// statement with operation `unknown`.
+    Mysql,
+}
+
+/// The prepared statements of a session, by name, so `EXECUTE name` can be
+/// classified as what was prepared.
+pub trait PreparedLookup {
+    /// The classification remembered for `PREPARE name AS …`.
+    fn prepared(&self, name: &str) -> Option<&StatementClass>;
+}
+
+/// A session with no prepared statements.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPrepared;
+
+impl PreparedLookup for NoPrepared {
+    fn prepared(&self, _name: &str) -> Option<&StatementClass> {
+        None
+    }
+}
+
+impl PreparedLookup for HashMap<String, StatementClass> {
+    fn prepared(&self, name: &str) -> Option<&StatementClass> {
+        self.get(name)
+    }
+}
+
+/// A statement prepared with `PREPARE name AS body`: what a session should
+/// remember to classify a later `EXECUTE name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedDefinition {
+    /// The prepared statement's name (lowercased unless quoted).
+    pub name: String,
+    /// The classification of the body.
+    pub statement: StatementClass,
+}
+
+/// Classifies `sql` with no prepared statements known.
+pub fn classify(dialect: Dialect, sql: &str) -> Command {
+    classify_with(dialect, sql, &NoPrepared)
+}
+
+/// Classifies `sql`, resolving `EXECUTE name` through `prepared`.
+pub fn classify_with(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup) -> Command {
+    let statements = match dialect {
+        Dialect::Postgres => {
+            let tokens = lexer::tokenize(sql);
+            split::split_tokens(sql, &tokens)
+                .into_iter()
+                .map(|statement| {
+                    classify::Statement::new(sql, statement.tokens, prepared).classify()
+                })
+                .collect()
+        }
+        Dialect::Mysql => {
+            if sql.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![unknown_statement()]
+            }
+        }
+    };
+    Command {
+        text: sql.to_string(),
+        statements,
+    }
+}
+
+fn unknown_statement() -> StatementClass {
+    StatementClass {
+        operations: vec![Operation::Unknown],
+        access: Some(airlock_types::Access::Write),
+        complete: false,
+        ..StatementClass::default()
+    }
+}
+
+/// Splits `sql` into statement texts (without the terminating `;`, comments
+/// before the first token excluded). Empty statements are dropped. For
+/// [`Dialect::Mysql`] the whole trimmed text is one statement.
+pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
+    match dialect {
+        Dialect::Postgres => {
+            let tokens = lexer::tokenize(sql);
+            split::split_tokens(sql, &tokens)
+                .into_iter()
+                .filter_map(|statement| sql.get(statement.start..statement.end))
+                .collect()
+        }
+        Dialect::Mysql => {
+            let trimmed = sql.trim();
+            if trimmed.is_empty() {
+                Vec::new()
+            } else {
+                vec![trimmed]
+            }
+        }
+    }
+}
+
+/// The `PREPARE name AS body` definitions in a classified command, in order,
+/// for the session to remember (a later `PREPARE` of the same name replaces
+/// an earlier one, as in PostgreSQL after `DEALLOCATE`).
+pub fn prepared_definitions(dialect: Dialect, command: &Command) -> Vec<PreparedDefinition> {
+    let has_prepare = command
+        .statements
+        .iter()
+        .any(|statement| statement.operations.contains(&Operation::Prepare));
+    if !has_prepare || dialect != Dialect::Postgres {
+        return Vec::new();
+    }
+    let sql = command.text.as_str();
+    let tokens = lexer::tokenize(sql);
+    split::split_tokens(sql, &tokens)
+        .into_iter()
+        .filter_map(|statement| {
+            classify::Statement::new(sql, statement.tokens, &NoPrepared).prepared_definition()
+        })
+        .map(|(name, statement)| PreparedDefinition { name, statement })
+        .collect()
+}

@@ -1,0 +1,30 @@
+//! Store errors.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error (disk full, read-only, corrupt, locked …).
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A record that must exist does not.
+    #[error("{what} {name:?} not found")]
+    NotFound { what: &'static str, name: String },
+    /// A record that must be unique already exists.
+    #[error("{what} {name:?} already exists")]
+    AlreadyExists { what: &'static str, name: String },
+    /// The operation conflicts with the record's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Encryption or decryption failed (wrong master key, tampered row).
+    #[error("vault error: {0}")]
+    Vault(String),
+    /// The master key could not be loaded or created.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// Stored JSON did not parse.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The store lock was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+}

@@ -1,0 +1,156 @@
+//! Schema migrations, applied in order on open and tracked with SQLite's
+//! `user_version`. Append new steps; never edit a released one.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the gateway core.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE credentials (
+        name TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotated_at INTEGER
+    );
+    CREATE TABLE connections (
+        name TEXT PRIMARY KEY,
+        protocol TEXT NOT NULL,
+        address TEXT NOT NULL,
+        database TEXT NOT NULL,
+        credential TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        tls TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        identity TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        connections TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_micros INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        session_id TEXT,
+        identity TEXT,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX events_session ON events(session_id);
+    "#,
+    // 2: recording: chain checkpoints left by pruning, event lookups by kind.
+    r#"
+    CREATE TABLE chain_checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        through_id INTEGER NOT NULL,
+        through_hash TEXT NOT NULL,
+        pruned_events INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX events_kind_ts ON events(kind, ts_micros);
+    CREATE INDEX events_ts ON events(ts_micros);
+    "#,
+    // 3: versioned policies. The live policy is the newest version.
+    r#"
+    CREATE TABLE policy_versions (
+        version INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        source TEXT NOT NULL,
+        comment TEXT,
+        created_at INTEGER NOT NULL
+    );
+    "#,
+    // 4: human review of commands, and MFA secrets for approvers.
+    r#"
+    CREATE TABLE reviews (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        statement TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        classification TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        policy_version INTEGER NOT NULL,
+        approvers TEXT NOT NULL,
+        min_approvals INTEGER NOT NULL,
+        require_mfa INTEGER NOT NULL,
+        session_id TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        valid_until INTEGER,
+        uses_left INTEGER NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX reviews_lookup ON reviews(identity, connection, fingerprint, status);
+    CREATE TABLE review_decisions (
+        review_id TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        comment TEXT,
+        mfa INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (review_id, approver)
+    );
+    CREATE TABLE mfa_secrets (
+        identity TEXT PRIMARY KEY,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        last_step INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    "#,
+    // 5: just-in-time access: access requests are reviews of kind `access`;
+    // approving one creates a grant.
+    r#"
+    ALTER TABLE reviews ADD COLUMN kind TEXT NOT NULL DEFAULT 'command';
+    ALTER TABLE reviews ADD COLUMN duration_seconds INTEGER;
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        review_id TEXT,
+        rule TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX grants_lookup ON grants(identity, connection, expires_at);
+    "#,
+];
+
+/// Brings the schema up to date.
+pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        if version <= current {
+            continue;
+        }
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", version)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}

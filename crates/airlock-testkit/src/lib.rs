@@ -1,0 +1,722 @@
+//! Test harness for airlock's end-to-end tests and benchmarks.
+//!
+//! [`PgCluster`] starts a throwaway PostgreSQL cluster from the installed
+//! server binaries (`initdb` + `pg_ctl`) in a temporary directory on a free
+//! port, with `scram-sha-256` authentication (plus one `md5` and one
+//! `password` role), so credential injection is really exercised.
+//! [`GatewayProcess`] runs the real `airlock` binary against it.
+//!
+//! This crate is test support: it panics with a clear message when the
+//! environment is missing something, rather than skipping.
+
+// Test support: a failed setup step must stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound and released: a small race, fine for
+/// tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .map(|line| line.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The folder with `initdb`, `pg_ctl`, `postgres`.
+pub fn pg_bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("AIRLOCK_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.retain(|dir| dir.join("initdb").exists());
+    candidates.sort_by_key(|dir| {
+        dir.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(dir) = candidates.pop() {
+        return dir;
+    }
+    panic!("no PostgreSQL server binaries found: install the `postgresql` package or set AIRLOCK_PG_BINDIR");
+}
+
+/// A client binary (`psql`, `pgbench`) from the server's bin dir or PATH.
+pub fn pg_client(name: &str) -> PathBuf {
+    let in_bin = pg_bin_dir().join(name);
+    if in_bin.exists() {
+        return in_bin;
+    }
+    PathBuf::from(name)
+}
+
+/// Runs a server binary, as the `postgres` user when we are root (initdb
+/// and postgres refuse to run as root).
+fn server_command(program: &Path) -> Command {
+    server_user_command(program)
+}
+
+/// A command for `program` that runs as the `postgres` user when we are
+/// root (PostgreSQL and PgBouncer refuse to run as root), else as ourselves.
+pub fn server_user_command(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.arg("-u").arg("postgres").arg("--").arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A throwaway PostgreSQL cluster.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Password of the `postgres` superuser.
+    pub superuser_password: String,
+    stopped: bool,
+}
+
+impl PgCluster {
+    /// initdb + pg_ctl start. Roles created: `app` (SCRAM), `md5user` (MD5)
+    /// and `plainuser` (cleartext), each with a random password available
+    /// through [`PgCluster::role_password`]; database `appdb` owned by `app`.
+    pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// Like [`PgCluster::start`], with `extra_conf` appended to
+    /// `postgresql.conf` after the defaults (later settings win), e.g.
+    /// `max_connections = 1100` for benchmarks.
+    pub fn start_with_config(extra_conf: &str) -> Self {
+        let bin = pg_bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("create data dir");
+        let superuser_password = random_secret();
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, &superuser_password).expect("write pwfile");
+        if running_as_root() {
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the cluster dir failed");
+            let status = Command::new("chmod")
+                .arg("755")
+                .arg(dir.path())
+                .status()
+                .expect("chmod");
+            assert!(status.success());
+        }
+        let output = server_command(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-U")
+            .arg("postgres")
+            .arg("--auth=scram-sha-256")
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .arg("-E")
+            .arg("UTF8")
+            .arg("--no-sync")
+            .arg("--locale=C")
+            .output()
+            .expect("run initdb");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = free_port();
+        let conf = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n\
+             shared_buffers = 64MB\nlog_min_messages = warning\nlog_statement = 'all'\n\
+             logging_collector = off\n",
+            dir.path().display()
+        );
+        append(&data.join("postgresql.conf"), &conf);
+        if !extra_conf.is_empty() {
+            append(&data.join("postgresql.conf"), &format!("\n{extra_conf}\n"));
+        }
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all scram-sha-256\n\
+             host all md5user 127.0.0.1/32 md5\n\
+             host all plainuser 127.0.0.1/32 password\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("write pg_hba.conf");
+        let log = dir.path().join("postgres.log");
+        let mut port = port;
+        for attempt in 0..6 {
+            if attempt > 0 {
+                // The port picked by `free_port` was taken before the
+                // server bound it: the last `port` line wins.
+                port = free_port();
+                append(&data.join("postgresql.conf"), &format!("\nport = {port}\n"));
+            }
+            let output = server_command(&bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .arg("-w")
+                .arg("-t")
+                .arg("60")
+                .arg("start")
+                .output()
+                .expect("run pg_ctl");
+            if output.status.success() {
+                break;
+            }
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                server_log.contains("could not bind")
+                    || server_log.contains("Address already in use"),
+                "pg_ctl start failed: {}\n{server_log}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(attempt < 5, "no free port for PostgreSQL:\n{server_log}");
+        }
+        let cluster = Self {
+            dir,
+            port,
+            superuser_password,
+            stopped: false,
+        };
+        let app = cluster.role_password("app");
+        let md5 = cluster.role_password("md5user");
+        let plain = cluster.role_password("plainuser");
+        cluster.sql(&format!("CREATE ROLE app LOGIN PASSWORD '{app}'"));
+        cluster.sql("CREATE DATABASE appdb OWNER app");
+        cluster.sql(&format!(
+            "SET password_encryption = 'md5';\
+             CREATE ROLE md5user LOGIN PASSWORD '{md5}';\
+             RESET password_encryption;\
+             CREATE ROLE plainuser LOGIN PASSWORD '{plain}';\
+             GRANT ALL ON DATABASE appdb TO md5user, plainuser;"
+        ));
+        cluster
+    }
+
+    /// The (deterministic per cluster) password of a test role.
+    pub fn role_password(&self, role: &str) -> String {
+        format!("pw-{role}-{}", &self.superuser_password[..12])
+    }
+
+    /// Runs SQL as the superuser on `postgres` and returns psql's unaligned
+    /// output. Panics on error.
+    pub fn sql(&self, sql: &str) -> String {
+        self.sql_in("postgres", sql)
+    }
+
+    /// Runs SQL as the superuser in `database`.
+    pub fn sql_in(&self, database: &str, sql: &str) -> String {
+        let output = Command::new(pg_client("psql"))
+            .arg(format!(
+                "host=127.0.0.1 port={} user=postgres dbname={database}",
+                self.port
+            ))
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-At", "-c", sql])
+            .env("PGPASSWORD", &self.superuser_password)
+            .output()
+            .expect("run psql");
+        assert!(
+            output.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    /// The cluster's directory: it holds `data/`, the log and the Unix
+    /// socket (`unix_socket_directories`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server (fast shutdown).
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let _ = server_command(&pg_bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-m")
+            .arg("immediate")
+            .arg("-w")
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    file.write_all(text.as_bytes()).expect("append");
+}
+
+/// A running `airlock serve` process with its own data dir and ports.
+pub struct GatewayProcess {
+    binary: PathBuf,
+    child: Option<Child>,
+    data_dir: tempfile::TempDir,
+    /// PostgreSQL listener port on 127.0.0.1.
+    pub pg_port: u16,
+    /// Admin API port on 127.0.0.1.
+    pub admin_port: u16,
+    /// The admin token set through `AIRLOCK_ADMIN_TOKEN`.
+    pub admin_token: String,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    /// For a sibling: the data dir of the gateway it shares state with.
+    shared_data_dir: Option<PathBuf>,
+    /// Extra environment, kept for siblings.
+    env: Vec<(String, String)>,
+}
+
+impl GatewayProcess {
+    /// Writes `config_yaml` (where `{PG_PORT}` and `{ADMIN_PORT}` are
+    /// replaced by free ports) and starts the gateway. `config_yaml` must not
+    /// contain a `listen:` section: one is prepended.
+    pub fn start(binary: &Path, config_yaml: &str) -> Self {
+        Self::start_with_env(binary, config_yaml, &[])
+    }
+
+    /// Like [`GatewayProcess::start`], with extra environment variables.
+    pub fn start_with_env(binary: &Path, config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_full(binary, config_yaml, None, env)
+    }
+
+    /// Like [`GatewayProcess::start`], with `policy_yaml` written beside the
+    /// config and named in it (`policy: policy.yaml`), so it is loaded as
+    /// version 1 on first start.
+    pub fn start_with_policy(binary: &Path, config_yaml: &str, policy_yaml: &str) -> Self {
+        Self::start_full(binary, config_yaml, Some(policy_yaml), &[])
+    }
+
+    /// Like [`GatewayProcess::start_with_policy`], with extra environment
+    /// variables.
+    pub fn start_with_policy_and_env(
+        binary: &Path,
+        config_yaml: &str,
+        policy_yaml: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(binary, config_yaml, Some(policy_yaml), env)
+    }
+
+    fn start_full(
+        binary: &Path,
+        config_yaml: &str,
+        policy_yaml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let data_dir = tempfile::Builder::new()
+            .prefix("airlock-gw-")
+            .tempdir()
+            .expect("tempdir");
+        let config_yaml = match policy_yaml {
+            Some(policy) => {
+                std::fs::write(data_dir.path().join("policy.yaml"), policy).expect("write policy");
+                format!("policy: policy.yaml\n{config_yaml}")
+            }
+            None => config_yaml.to_string(),
+        };
+        let pg_port = free_port();
+        let admin_port = free_port();
+        let config = format!(
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n{config_yaml}"
+        );
+        let config_path = data_dir.path().join("airlock.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut gateway = Self {
+            binary: binary.to_path_buf(),
+            child: None,
+            pg_port,
+            admin_port,
+            admin_token: format!("test-admin-{}", random_secret()),
+            log_path: data_dir.path().join("gateway.log"),
+            config_path,
+            data_dir,
+            shared_data_dir: None,
+            env: env
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        };
+        gateway.spawn(env);
+        gateway
+    }
+
+    fn spawn(&mut self, env: &[(&str, &str)]) {
+        for attempt in 0..6 {
+            if attempt > 0 {
+                // A port picked by `free_port` was taken by someone else
+                // before the gateway bound it: pick others.
+                self.pg_port = free_port();
+                self.admin_port = free_port();
+                self.rewrite_listen();
+            }
+            let log_start = std::fs::metadata(&self.log_path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            self.child = Some(self.command(env).spawn().expect("spawn airlock serve"));
+            if self.wait_ready(log_start) {
+                return;
+            }
+        }
+        panic!("airlock serve could not bind free ports:\n{}", self.log());
+    }
+
+    /// The `airlock serve` command for this gateway.
+    fn command(&self, env: &[(&str, &str)]) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open gateway log");
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("AIRLOCK_ADMIN_TOKEN", &self.admin_token)
+            .env("AIRLOCK_LOG", "debug")
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Points the config's `listen:` section at the current ports.
+    fn rewrite_listen(&self) {
+        let config = std::fs::read_to_string(&self.config_path).expect("read config");
+        let rewritten: String = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("  admin: 127.0.0.1:") {
+                    format!("  admin: 127.0.0.1:{}\n", self.admin_port)
+                } else if line.starts_with("  postgres: 127.0.0.1:") {
+                    format!("  postgres: 127.0.0.1:{}\n", self.pg_port)
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&self.config_path, rewritten).expect("write config");
+    }
+
+    /// The operating-system process id of the running gateway.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The gateway's data directory (store, master key, TLS material).
+    pub fn data_dir(&self) -> PathBuf {
+        match &self.shared_data_dir {
+            Some(shared) => shared.clone(),
+            None => self.data_dir.path().join("data"),
+        }
+    }
+
+    /// Starts a second gateway process on its own ports that shares this
+    /// one's data dir (store, master key), config and policy: a replica.
+    pub fn start_sibling(&self) -> GatewayProcess {
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-gw-sibling-")
+            .tempdir()
+            .expect("tempdir");
+        let pg_port = free_port();
+        let admin_port = free_port();
+        let original = std::fs::read_to_string(&self.config_path).expect("read config");
+        let body: String = original
+            .lines()
+            .skip_while(|line| {
+                line.starts_with("listen:")
+                    || line.starts_with("  admin:")
+                    || line.starts_with("  postgres:")
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = format!(
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n{body}"
+        );
+        let config_path = dir.path().join("airlock.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        if let Some(folder) = self.config_path.parent() {
+            let policy = folder.join("policy.yaml");
+            if policy.exists() {
+                std::fs::copy(&policy, dir.path().join("policy.yaml")).expect("copy policy");
+            }
+        }
+        let mut sibling = GatewayProcess {
+            binary: self.binary.clone(),
+            child: None,
+            pg_port,
+            admin_port,
+            admin_token: self.admin_token.clone(),
+            log_path: dir.path().join("gateway.log"),
+            config_path,
+            shared_data_dir: Some(self.data_dir()),
+            data_dir: dir,
+            env: self.env.clone(),
+        };
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        sibling.spawn(&env);
+        sibling
+    }
+
+    /// Waits for the gateway to answer. Returns false when it exited because
+    /// a listen port was taken (the caller picks others); panics on any
+    /// other exit.
+    fn wait_ready(&mut self, log_start: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = self.log();
+                    let this_run = log
+                        .get(usize::try_from(log_start).unwrap_or(0)..)
+                        .unwrap_or("");
+                    if this_run.contains("Address already in use") {
+                        return false;
+                    }
+                    panic!("airlock serve exited with {status}:\n{log}");
+                }
+            }
+            if self
+                .http_get("/healthz")
+                .is_some_and(|(status, _)| status == 200)
+                && TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("airlock serve did not become ready:\n{}", self.log());
+    }
+
+    /// A minimal HTTP GET against the admin API: (status, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.admin_token
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())?;
+        Some((status, body))
+    }
+
+    /// Runs an `airlock` CLI command against this gateway.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env(
+                "AIRLOCK_URL",
+                format!("http://127.0.0.1:{}", self.admin_port),
+            )
+            .env("AIRLOCK_ADMIN_TOKEN", &self.admin_token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn airlock cli");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .as_mut()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("wait for airlock cli")
+    }
+
+    /// Runs a CLI command that must succeed; returns its standard output.
+    pub fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.cli(args, stdin);
+        assert!(
+            output.status.success(),
+            "airlock {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// Stores a credential through the CLI.
+    pub fn set_credential(&self, name: &str, username: &str, password: &str) {
+        self.cli_ok(
+            &[
+                "credential",
+                "set",
+                name,
+                "--username",
+                username,
+                "--password-stdin",
+            ],
+            Some(password),
+        );
+    }
+
+    /// Issues a token through the CLI; returns (id, token).
+    pub fn issue_token(&self, identity: &str, connections: &[&str], ttl: &str) -> (String, String) {
+        let mut args = vec![
+            "token",
+            "issue",
+            "--identity",
+            identity,
+            "--kind",
+            "agent",
+            "--group",
+            "agents",
+            "--ttl",
+            ttl,
+            "--output",
+            "json",
+        ];
+        for connection in connections {
+            args.push("--connection");
+            args.push(connection);
+        }
+        let output = self.cli_ok(&args, None);
+        let value: serde_json::Value = serde_json::from_str(&output).expect("token JSON");
+        (
+            value["id"].as_str().expect("id").to_string(),
+            value["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    /// The gateway's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// libpq connection string for `user` on `connection`.
+    pub fn conninfo(&self, user: &str, connection: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={connection} sslmode={sslmode}",
+            self.pg_port
+        )
+    }
+
+    /// Runs `psql -c sql` through the gateway with `token` as password.
+    pub fn psql(
+        &self,
+        token: &str,
+        user: &str,
+        connection: &str,
+        sslmode: &str,
+        sql: &str,
+    ) -> Output {
+        Command::new(pg_client("psql"))
+            .arg(self.conninfo(user, connection, sslmode))
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGPASSWORD", token)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("run psql")
+    }
+
+    /// Stops the gateway (SIGKILL) and starts it again on the same ports and
+    /// data dir.
+    pub fn restart(&mut self) {
+        self.kill();
+        let env: Vec<(String, String)> = self.env.clone();
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        self.spawn(&env);
+    }
+
+    /// Kills the gateway process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,424 @@
+//! Command-line definition (clap derive). Help texts carry examples: they
+//! are the first documentation a user reads.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// airlock: an access gateway between autonomous agents and the databases
+/// and APIs they reach. Agents hold short-lived tokens, never backend
+/// credentials; every command is checked, recorded and can be masked.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by the admin commands.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Admin API address.
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_URL",
+        default_value = "http://127.0.0.1:8480"
+    )]
+    pub url: String,
+    /// Admin token (shown once at first start, or set with AIRLOCK_ADMIN_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Your own token, for what is personal: approving, denying, MFA enrolment.
+    #[arg(long, global = true, env = "AIRLOCK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    #[command(
+        after_help = "Examples:\n  airlock serve --config airlock.yaml\n  AIRLOCK_ADMIN_TOKEN=… AIRLOCK_MASTER_KEY=… airlock serve --config /etc/airlock/airlock.yaml --data-dir /var/lib/airlock"
+    )]
+    Serve(ServeArgs),
+    /// Store and rotate upstream credentials (encrypted at rest; never shown).
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Issue, list and revoke short-lived tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage named upstream connections.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Browse recorded sessions and replay what an agent ran and saw.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Verify and export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Apply, inspect and roll back versioned policies; explain decisions offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Decide commands held for human review (with your own token).
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Step-up confirmation for approvers.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+    /// Just-in-time access to connections: request, list, revoke grants.
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// Sign in with your identity provider (OAuth device flow); later
+    /// commands use the token when AIRLOCK_TOKEN is not set.
+    #[command(
+        after_help = "Example:\n  airlock login --issuer https://login.example.com/ --client-id airlock-cli --resource urn:airlock\nThe token is stored in ~/.config/airlock/token.json (mode 0600; AIRLOCK_CONFIG_DIR overrides the folder)."
+    )]
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The identity provider's issuer URL.
+    #[arg(long, env = "AIRLOCK_OIDC_ISSUER")]
+    pub issuer: String,
+    /// The public client registered for the airlock CLI.
+    #[arg(long, env = "AIRLOCK_OIDC_CLIENT_ID", default_value = "airlock-cli")]
+    pub client_id: String,
+    /// Scopes to ask for.
+    #[arg(long, default_value = "openid")]
+    pub scope: String,
+    /// Resource indicator (RFC 8707) for the access token, e.g. urn:airlock.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Audience parameter, for providers that use one instead of `resource`.
+    #[arg(long)]
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Ask for time-bound access to a connection (AIRLOCK_TOKEN: your own token).
+    #[command(
+        after_help = "Example:\n  AIRLOCK_TOKEN=$TOKEN airlock access request --connection prod-pg --duration 30m --reason \"INC-4711: check stuck orders\"\nApprovers decide with `airlock review approve <request id>`."
+    )]
+    Request {
+        #[arg(long)]
+        connection: String,
+        /// How long, e.g. 30m (at most what the policy's access rule allows).
+        #[arg(long)]
+        duration: String,
+        /// Why: shown to approvers and kept in the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List active grants and pending requests.
+    List {
+        /// Include expired and revoked grants.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a grant: its sessions are closed at once (admin token).
+    Revoke { id: String },
+    /// Approve an access request (same as `airlock review approve`).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        totp: Option<String>,
+    },
+    /// Deny an access request (same as `airlock review deny`).
+    Deny {
+        id: String,
+        #[arg(long, required = true)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List reviews (default: pending ones).
+    List {
+        /// pending, approved, denied, expired, used, or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Show a review: the (masked) statement, who asked, the rule, decisions.
+    Show { id: String },
+    /// Approve a review (AIRLOCK_TOKEN: your own token; you must be in an approver group).
+    #[command(
+        after_help = "Examples:\n  AIRLOCK_TOKEN=$MY_TOKEN airlock review approve r-3f9c --comment \"checked the WHERE clause\"\n  airlock review approve r-3f9c --totp 123456   # when the rule requires MFA"
+    )]
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// A TOTP code from your authenticator (rules with require_mfa).
+        #[arg(long)]
+        totp: Option<String>,
+    },
+    /// Deny a review; the waiting command fails with your reason.
+    Deny {
+        id: String,
+        #[arg(long, required = true)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Enroll your (human) identity for TOTP; prints an otpauth:// URI once.
+    Enroll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate FILE and make it the next version, live on every session at once.
+    #[command(
+        after_help = "Example:\n  airlock policy apply policy.yaml --comment \"block DDL in prod\""
+    )]
+    Apply {
+        /// The policy file (YAML).
+        file: std::path::PathBuf,
+        /// Why, for the history.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List policy versions.
+    History,
+    /// Print a policy version (default: the live one).
+    Show {
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Show what changed between two versions.
+    Diff { from: i64, to: i64 },
+    /// Make version N live again (recorded as a new version).
+    Rollback { version: i64 },
+    /// Explain the decision for a statement, offline (no server needed).
+    #[command(
+        after_help = "Examples:\n  airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --kind agent --group agents --connection prod-pg --sql \"DELETE FROM t\"\n  echo 'select * from users' | airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --connection prod-pg --sql - --output json"
+    )]
+    Explain {
+        /// Gateway config (for the connection's tags).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Policy file.
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// Identity name.
+        #[arg(long)]
+        identity: String,
+        /// Identity kind: agent, human or service.
+        #[arg(long, default_value = "agent")]
+        kind: String,
+        /// Groups (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Connection name (from the config).
+        #[arg(long)]
+        connection: String,
+        /// The SQL, or - to read it from standard input.
+        #[arg(long)]
+        sql: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file [default: ./airlock.yaml].
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where the embedded store, master key and generated TLS certificate live.
+    #[arg(long, default_value = "./airlock-data")]
+    pub data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AIRLOCK_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Store (or replace) a credential. The password is read from standard input.
+    #[command(
+        after_help = "Example:\n  printf '%s' \"$DB_PASSWORD\" | airlock credential set prod-pg-app --username app --password-stdin"
+    )]
+    Set {
+        /// Credential name, referenced by connections.
+        name: String,
+        /// Upstream user name.
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (required: never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Replace a credential's password; open sessions are not disturbed.
+    #[command(
+        after_help = "Example:\n  printf '%s' \"$NEW_PASSWORD\" | airlock credential rotate prod-pg-app --password-stdin"
+    )]
+    Rotate {
+        name: String,
+        /// Read the new password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List credentials (names, user names, versions; never secrets).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; it is printed once and stored only as a hash.
+    #[command(
+        after_help = "Examples:\n  airlock token issue --identity agent-7 --kind agent --group agents --connection pg-test --ttl 15m\n  TOKEN=$(airlock token issue --identity agent-7 --connection pg-test --output json | jq -r .token)\n  PGPASSWORD=$TOKEN psql \"host=127.0.0.1 port=15432 user=agent-7 dbname=pg-test\""
+    )]
+    Issue {
+        /// Identity name: the PostgreSQL user name the client must connect as.
+        #[arg(long)]
+        identity: String,
+        /// agent, human or service.
+        #[arg(long, default_value = "agent")]
+        kind: String,
+        /// Group memberships for policy rules (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Connections the token may reach (repeatable; at least one).
+        #[arg(long = "connection", required = true)]
+        connections: Vec<String>,
+        /// Lifetime, e.g. 15m or 1h (at most the configured tokens.max_ttl).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List tokens (ids, scopes, expiry; never token values).
+    List,
+    /// Revoke a token: new connections fail at once and live sessions are closed.
+    Revoke {
+        /// Token id (tok_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add a connection at run time (config-file connections are listed too).
+    #[command(
+        after_help = "Example:\n  airlock connection add reports-pg --address db.internal:5432 --database reports --credential reports-ro --tag env=prod"
+    )]
+    Add {
+        name: String,
+        /// Upstream host:port.
+        #[arg(long)]
+        address: String,
+        /// Database on the upstream.
+        #[arg(long)]
+        database: String,
+        /// Stored credential name.
+        #[arg(long)]
+        credential: String,
+        /// Tags as key=value (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// TLS towards the upstream: disable or require.
+        #[arg(long)]
+        tls: Option<String>,
+    },
+    /// List connections.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List recorded sessions (live ones included), oldest first.
+    #[command(
+        after_help = "Examples:\n  airlock session list --identity agent-7 --since 1h\n  airlock session list --connection prod-pg --since 2026-11-25T00:00:00Z --output json"
+    )]
+    List {
+        /// Only this identity.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only sessions started since: RFC 3339, Unix seconds, or a duration back (1h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show a session: metadata and a timeline of its commands.
+    Show {
+        /// Session id (s-…).
+        id: String,
+    },
+    /// Replay a session as a terminal transcript, with the result samples.
+    Replay {
+        /// Session id (s-…).
+        id: String,
+    },
+    /// List live sessions.
+    Live,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exit status 1 and the first broken link if it does not hold.
+    Verify,
+    /// Write events for a SIEM, one JSON object per line.
+    #[command(
+        after_help = "Example:\n  airlock audit export --since 24h --format jsonl > airlock-events.jsonl"
+    )]
+    Export {
+        /// Only events since: RFC 3339, Unix seconds, or a duration back (1h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+    /// Prune events past the retention period now (the server also does it on a schedule).
+    Prune,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,509 @@
+//! Dispatch of CLI commands. Admin commands go through the admin API only:
+//! none opens the store file, so they are safe while a server runs.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::io::Read;
+
+use crate::cli::{
+    AuditCommand, Cli, Command, ConnectionCommand, CredentialCommand, SessionCommand, TokenCommand,
+};
+use crate::client::AdminClient;
+use crate::output::{print_list, print_object};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let mut global = cli.global;
+    if global.token.is_none() {
+        // A token from `airlock login`, when one is stored and still valid.
+        global.token = crate::login::stored_token();
+    }
+    let format = global.output;
+    let client = || AdminClient::new(&global.url, global.admin_token.as_deref());
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Credential(command) => {
+            let client = client()?;
+            match command {
+                CredentialCommand::Set { name, username, .. } => {
+                    let password = read_password()?;
+                    let info = client.post(
+                        "/credentials",
+                        &json!({"name": name, "username": username, "password": password}),
+                    )?;
+                    print_object(format, &info, CREDENTIAL_COLUMNS);
+                }
+                CredentialCommand::Rotate { name, .. } => {
+                    let password = read_password()?;
+                    let info = client.post(
+                        &format!("/credentials/{name}/rotate"),
+                        &json!({"password": password}),
+                    )?;
+                    print_object(format, &info, CREDENTIAL_COLUMNS);
+                }
+                CredentialCommand::List => {
+                    print_list(format, &client.get("/credentials")?, CREDENTIAL_COLUMNS);
+                }
+            }
+            Ok(())
+        }
+        Command::Token(command) => {
+            let client = client()?;
+            match command {
+                TokenCommand::Issue {
+                    identity,
+                    kind,
+                    groups,
+                    connections,
+                    ttl,
+                } => {
+                    let issued = client.post(
+                        "/tokens",
+                        &json!({
+                            "identity": identity, "kind": kind, "groups": groups,
+                            "connections": connections, "ttl": ttl,
+                        }),
+                    )?;
+                    if format == crate::cli::OutputFormat::Json {
+                        println!("{issued}");
+                    } else {
+                        print_object(format, &issued, TOKEN_ISSUE_COLUMNS);
+                        eprintln!("\nThe token is shown only now; airlock keeps only its hash.");
+                    }
+                }
+                TokenCommand::List => print_list(format, &client.get("/tokens")?, TOKEN_COLUMNS),
+                TokenCommand::Revoke { id } => {
+                    let result = client.delete(&format!("/tokens/{id}"))?;
+                    print_object(
+                        format,
+                        &result,
+                        &[("revoked", "revoked"), ("sessions_closed", "closed")],
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Connection(command) => {
+            let client = client()?;
+            match command {
+                ConnectionCommand::Add {
+                    name,
+                    address,
+                    database,
+                    credential,
+                    tags,
+                    tls,
+                } => {
+                    let mut tag_map = serde_json::Map::new();
+                    for tag in tags {
+                        let Some((key, value)) = tag.split_once('=') else {
+                            bail!("tag {tag:?} is not key=value");
+                        };
+                        tag_map.insert(key.to_string(), json!(value));
+                    }
+                    let info = client.post(
+                        "/connections",
+                        &json!({
+                            "name": name, "address": address, "database": database,
+                            "credential": credential, "tags": tag_map, "tls": tls,
+                        }),
+                    )?;
+                    print_object(format, &info, CONNECTION_COLUMNS);
+                }
+                ConnectionCommand::List => {
+                    print_list(format, &client.get("/connections")?, CONNECTION_COLUMNS)
+                }
+            }
+            Ok(())
+        }
+        Command::Session(SessionCommand::List {
+            identity,
+            connection,
+            since,
+            limit,
+        }) => {
+            let client = client()?;
+            let mut query = vec![format!("limit={limit}")];
+            for (key, value) in [
+                ("identity", identity),
+                ("connection", connection),
+                ("since", since),
+            ] {
+                if let Some(value) = value {
+                    query.push(format!("{key}={}", encode(&value)));
+                }
+            }
+            let list = client.get(&format!("/sessions?{}", query.join("&")))?;
+            print_list(format, &list, SESSION_COLUMNS);
+            Ok(())
+        }
+        Command::Session(SessionCommand::Show { id }) => {
+            let detail = client()?.get(&format!("/sessions/{}", encode(&id)))?;
+            if format == crate::cli::OutputFormat::Json {
+                println!("{detail}");
+            } else {
+                crate::transcript::print_show(&detail);
+            }
+            Ok(())
+        }
+        Command::Session(SessionCommand::Replay { id }) => {
+            let detail = client()?.get(&format!("/sessions/{}", encode(&id)))?;
+            if format == crate::cli::OutputFormat::Json {
+                println!("{detail}");
+            } else {
+                crate::transcript::print_replay(&detail);
+            }
+            Ok(())
+        }
+        Command::Policy(command) => crate::policy_cli::run(command, &global),
+        Command::Login(args) => crate::login::run(&args, format),
+        Command::Review(command) => {
+            use crate::cli::ReviewCommand;
+            let personal = || {
+                AdminClient::new(&global.url, global.token.as_deref())
+                    .context("approvals are personal: set AIRLOCK_TOKEN to your own token")
+            };
+            let reader = || {
+                AdminClient::new(
+                    &global.url,
+                    global.token.as_deref().or(global.admin_token.as_deref()),
+                )
+            };
+            match command {
+                ReviewCommand::List { status } => {
+                    let path = if status == "all" {
+                        "/reviews".to_string()
+                    } else {
+                        format!("/reviews?status={}", encode(&status))
+                    };
+                    print_list(
+                        format,
+                        &reader()?.get(&path)?,
+                        &[
+                            ("id", "REVIEW"),
+                            ("status", "STATUS"),
+                            ("identity", "IDENTITY"),
+                            ("connection", "CONNECTION"),
+                            ("rule", "RULE"),
+                            ("statement", "STATEMENT"),
+                            ("approvers", "APPROVERS"),
+                            ("expires_at", "EXPIRES"),
+                        ],
+                    );
+                }
+                ReviewCommand::Show { id } => {
+                    let review = reader()?.get(&format!("/reviews/{}", encode(&id)))?;
+                    print_object(
+                        format,
+                        &review,
+                        &[
+                            ("id", "review"),
+                            ("status", "status"),
+                            ("identity", "requested by"),
+                            ("connection", "connection"),
+                            ("statement", "statement"),
+                            ("rule", "rule"),
+                            ("policy_version", "policy"),
+                            ("approvers", "approvers"),
+                            ("min_approvals", "approvals"),
+                            ("require_mfa", "mfa"),
+                            ("created_at", "created"),
+                            ("expires_at", "expires"),
+                            ("decisions", "decisions"),
+                            ("reason", "reason"),
+                        ],
+                    );
+                }
+                ReviewCommand::Approve { id, comment, totp } => {
+                    let outcome = personal()?.post(
+                        &format!("/reviews/{}/approve", encode(&id)),
+                        &json!({"comment": comment, "totp": totp}),
+                    )?;
+                    if format == crate::cli::OutputFormat::Json {
+                        println!("{outcome}");
+                    } else {
+                        println!(
+                            "review {id}: {} ({} of {} approvals)",
+                            outcome["status"].as_str().unwrap_or(""),
+                            outcome["approvals"],
+                            outcome["min_approvals"]
+                        );
+                    }
+                }
+                ReviewCommand::Deny { id, reason } => {
+                    let outcome = personal()?.post(
+                        &format!("/reviews/{}/deny", encode(&id)),
+                        &json!({"reason": reason}),
+                    )?;
+                    if format == crate::cli::OutputFormat::Json {
+                        println!("{outcome}");
+                    } else {
+                        println!("review {id}: {}", outcome["status"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Access(command) => {
+            use crate::cli::AccessCommand;
+            match command {
+                AccessCommand::Request {
+                    connection,
+                    duration,
+                    reason,
+                } => {
+                    let client = AdminClient::new(&global.url, global.token.as_deref()).context(
+                        "access requests are personal: set AIRLOCK_TOKEN to your own token",
+                    )?;
+                    let outcome = client.post(
+                        "/access/requests",
+                        &json!({"connection": connection, "duration": duration, "reason": reason}),
+                    )?;
+                    if format == crate::cli::OutputFormat::Json {
+                        println!("{outcome}");
+                    } else if outcome["status"] == "granted" {
+                        println!(
+                            "access granted ({}) until {}",
+                            outcome["grant_id"].as_str().unwrap_or(""),
+                            crate::output::timestamp(&outcome["expires_at"])
+                        );
+                    } else {
+                        println!(
+                            "request {} is pending; approvers ({}) decide with: {}",
+                            outcome["request_id"].as_str().unwrap_or(""),
+                            outcome["approvers"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|v| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            outcome["approve_with"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                AccessCommand::List { all } => {
+                    let client = AdminClient::new(
+                        &global.url,
+                        global.token.as_deref().or(global.admin_token.as_deref()),
+                    )?;
+                    let listing = client.get(if all { "/access?all=true" } else { "/access" })?;
+                    if format == crate::cli::OutputFormat::Json {
+                        println!("{listing}");
+                    } else {
+                        println!("grants:");
+                        print_list(
+                            format,
+                            &listing["grants"],
+                            &[
+                                ("id", "GRANT"),
+                                ("identity", "IDENTITY"),
+                                ("connection", "CONNECTION"),
+                                ("rule", "RULE"),
+                                ("created_at", "CREATED"),
+                                ("expires_at", "EXPIRES"),
+                                ("revoked_at", "REVOKED"),
+                            ],
+                        );
+                        println!("pending requests:");
+                        print_list(
+                            format,
+                            &listing["requests"],
+                            &[
+                                ("id", "REQUEST"),
+                                ("identity", "IDENTITY"),
+                                ("statement", "REQUEST"),
+                                ("approvers", "APPROVERS"),
+                            ],
+                        );
+                    }
+                }
+                AccessCommand::Approve { id, comment, totp } => {
+                    return run(Cli {
+                        global,
+                        command: Command::Review(crate::cli::ReviewCommand::Approve {
+                            id,
+                            comment,
+                            totp,
+                        }),
+                    });
+                }
+                AccessCommand::Deny { id, reason } => {
+                    return run(Cli {
+                        global,
+                        command: Command::Review(crate::cli::ReviewCommand::Deny { id, reason }),
+                    });
+                }
+                AccessCommand::Revoke { id } => {
+                    let outcome = client()?.delete(&format!("/access/grants/{}", encode(&id)))?;
+                    print_object(
+                        format,
+                        &outcome,
+                        &[("revoked", "revoked"), ("sessions_closed", "closed")],
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Mfa(crate::cli::MfaCommand::Enroll) => {
+            let client = AdminClient::new(&global.url, global.token.as_deref())
+                .context("MFA enrolment is personal: set AIRLOCK_TOKEN to your own token")?;
+            let enrolled = client.post("/mfa/enroll", &json!({}))?;
+            if format == crate::cli::OutputFormat::Json {
+                println!("{enrolled}");
+            } else {
+                println!("{}", enrolled["otpauth_uri"].as_str().unwrap_or(""));
+                eprintln!("\nAdd this URI to your authenticator app; it is shown only now.");
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let report = client()?.get("/audit/verify")?;
+            if format == crate::cli::OutputFormat::Json {
+                println!("{report}");
+            } else if report["ok"] == true {
+                println!(
+                    "OK: {} events verified{}",
+                    report["events_checked"],
+                    report["checkpoint_through_id"]
+                        .as_i64()
+                        .map(|id| format!(" (from the pruning checkpoint after event {id})"))
+                        .unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "BROKEN at event {}: {}",
+                    report["first_broken"]["event_id"],
+                    report["first_broken"]["problem"].as_str().unwrap_or("")
+                );
+            }
+            if report["ok"] != true {
+                bail!("the audit chain is broken");
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Export { since, .. }) => {
+            let client = client()?;
+            let mut after = 0i64;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            loop {
+                let mut path = format!("/audit/events?after_id={after}&limit=5000");
+                if let Some(since) = &since {
+                    path.push_str(&format!("&since={}", encode(since)));
+                }
+                let page = client.get(&path)?;
+                let events = page.as_array().cloned().unwrap_or_default();
+                for event in &events {
+                    use std::io::Write;
+                    writeln!(out, "{event}")?;
+                    after = event["id"].as_i64().unwrap_or(after);
+                }
+                if events.len() < 5000 {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Prune) => {
+            let report = client()?.post("/audit/prune", &json!({}))?;
+            print_object(
+                format,
+                &report,
+                &[("pruned_events", "pruned"), ("through_id", "through id")],
+            );
+            Ok(())
+        }
+        Command::Session(SessionCommand::Live) => {
+            let client = client()?;
+            print_list(
+                format,
+                &client.get("/sessions/live")?,
+                &[
+                    ("session_id", "SESSION"),
+                    ("identity", "IDENTITY"),
+                    ("connection", "CONNECTION"),
+                    ("client_address", "CLIENT"),
+                    ("tls", "TLS"),
+                    ("started_at", "STARTED"),
+                ],
+            );
+            Ok(())
+        }
+    }
+}
+
+const SESSION_COLUMNS: &[(&str, &str)] = &[
+    ("session_id", "SESSION"),
+    ("identity", "IDENTITY"),
+    ("connection", "CONNECTION"),
+    ("client_address", "CLIENT"),
+    ("started_at", "STARTED"),
+    ("duration_ms", "MS"),
+    ("commands", "COMMANDS"),
+    ("ended_by", "ENDED BY"),
+    ("live", "LIVE"),
+];
+
+/// Percent-encodes a query or path value.
+fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+const CREDENTIAL_COLUMNS: &[(&str, &str)] = &[
+    ("name", "NAME"),
+    ("username", "USERNAME"),
+    ("version", "VERSION"),
+    ("created_at", "CREATED"),
+    ("rotated_at", "ROTATED"),
+];
+
+const TOKEN_ISSUE_COLUMNS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("token", "token"),
+    ("identity", "identity"),
+    ("kind", "kind"),
+    ("groups", "groups"),
+    ("connections", "connections"),
+    ("expires_at", "expires"),
+];
+
+const TOKEN_COLUMNS: &[(&str, &str)] = &[
+    ("id", "ID"),
+    ("identity", "IDENTITY"),
+    ("kind", "KIND"),
+    ("groups", "GROUPS"),
+    ("connections", "CONNECTIONS"),
+    ("expires_at", "EXPIRES"),
+    ("revoked_at", "REVOKED"),
+];
+
+const CONNECTION_COLUMNS: &[(&str, &str)] = &[
+    ("name", "NAME"),
+    ("address", "ADDRESS"),
+    ("database", "DATABASE"),
+    ("credential", "CREDENTIAL"),
+    ("tags", "TAGS"),
+    ("tls", "TLS"),
+    ("source", "SOURCE"),
+];
+
+/// Reads a password from standard input, without a trailing newline.
+fn read_password() -> Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password.to_string())
+}

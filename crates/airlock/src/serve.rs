@@ -1,0 +1,178 @@
+//! `airlock serve`: load config, open the store, bootstrap the admin token,
+//! bind the listeners, run until SIGINT or SIGTERM.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use airlock_gateway::admin::bootstrap_admin_token;
+use airlock_gateway::config::{relative_to, GatewayConfig};
+use airlock_gateway::GatewayState;
+use airlock_store::vault::MasterKey;
+use airlock_store::Store;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let config_path = match args.config {
+        Some(path) => path,
+        None => {
+            let default = PathBuf::from("airlock.yaml");
+            if !default.exists() {
+                bail!(
+                    "no configuration: pass --config FILE or create ./airlock.yaml \
+                     (examples/airlock.yaml shows every field)"
+                );
+            }
+            default
+        }
+    };
+    let (config, settings) =
+        GatewayConfig::load(&config_path).map_err(|error| anyhow!("{error}"))?;
+    let policy_path = config
+        .policy
+        .as_ref()
+        .map(|policy| relative_to(&config_path, policy));
+    if let Some(path) = &policy_path {
+        // Validate before any state is created: a bad policy stops start-up.
+        airlock_policy::Policy::from_file(path).map_err(|error| anyhow!("{error}"))?;
+    }
+    create_data_dir(&args.data_dir)?;
+    let store = Store::open(&args.data_dir)
+        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    store.set_full_sync(config.recording.sync == "full")?;
+    let master_key_env = std::env::var("AIRLOCK_MASTER_KEY").ok();
+    let vault = MasterKey::load(master_key_env.as_deref(), &args.data_dir)?;
+    let admin_env = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
+    if let Some(generated) = bootstrap_admin_token(&store, admin_env.as_deref())? {
+        eprintln!(
+            "\n  airlock admin token (shown once; store it safely):\n\n    {generated}\n\n  \
+             export AIRLOCK_ADMIN_TOKEN={generated}\n"
+        );
+    }
+    let live_policy = airlock_gateway::policies::bootstrap(&store, policy_path.as_deref())
+        .map_err(|error| anyhow!("{error}"))?;
+    if live_policy.policy.is_none() {
+        tracing::warn!("no policy is loaded: every command will be refused until one is applied (airlock policy apply FILE)");
+    } else {
+        tracing::info!(version = live_policy.version, "policy loaded");
+    }
+    let webhooks = config
+        .notifications
+        .resolve()
+        .map_err(|error| anyhow!("notifications: {error}"))?;
+    let notifier = if webhooks.is_empty() {
+        airlock_notify::Notifier::disabled()
+    } else {
+        airlock_notify::Notifier::start(webhooks)
+            .map_err(|error| anyhow!("notifications: {error}"))?
+    };
+    let state = GatewayState::new(
+        config,
+        settings,
+        config_path.clone(),
+        args.data_dir.clone(),
+        Arc::new(store),
+        vault,
+        live_policy,
+        notifier,
+    )
+    .context("cannot set up TLS")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(Arc::new(state)))
+}
+
+fn create_data_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("cannot create data directory {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn serve(state: Arc<GatewayState>) -> Result<()> {
+    let admin_address = state.settings.admin_listen;
+    let postgres_address = state.settings.postgres_listen;
+    let admin = TcpListener::bind(admin_address)
+        .await
+        .with_context(|| format!("cannot listen on {admin_address} (listen.admin)"))?;
+    let postgres = TcpListener::bind(postgres_address)
+        .await
+        .with_context(|| format!("cannot listen on {postgres_address} (listen.postgres)"))?;
+    tracing::info!(admin = %admin.local_addr()?, postgres = %postgres.local_addr()?, "airlock listening");
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let pg_task = tokio::spawn(airlock_gateway::server::run_postgres_listener(
+        Arc::clone(&state),
+        postgres,
+        shutdown_rx.clone(),
+    ));
+    let pruning = tokio::spawn(airlock_gateway::audit::run_pruning(Arc::clone(&state)));
+    let policy_refresh = tokio::spawn(airlock_gateway::policies::run_policy_refresh(Arc::clone(
+        &state,
+    )));
+    if !state.config.recording.enabled {
+        tracing::warn!("recording.enabled is false: commands are NOT recorded (for measuring the recorder only)");
+    }
+    let router = airlock_api::router(Arc::clone(&state));
+    let mut admin_shutdown = shutdown_rx.clone();
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin, router)
+            .with_graceful_shutdown(async move {
+                let _ = admin_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = pg_task.await;
+    let _ = admin_task.await;
+    pruning.abort();
+    policy_refresh.abort();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
