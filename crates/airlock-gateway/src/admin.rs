@@ -333,7 +333,8 @@ impl GatewayState {
                 "groups": record.groups,
                 "connections": record.connections,
                 "expires_at": record.expires_at,
-            }).into(),
+            })
+            .into(),
         })?;
         Ok(IssuedToken {
             id: record.id,
@@ -396,7 +397,8 @@ impl GatewayState {
             kind: "token.revoke".into(),
             session_id: None,
             identity: Some("admin".into()),
-            data: json!({"token_id": id, "sessions_closed": closed, "already_revoked": !changed}).into(),
+            data: json!({"token_id": id, "sessions_closed": closed, "already_revoked": !changed})
+                .into(),
         })?;
         Ok((changed, closed))
     }

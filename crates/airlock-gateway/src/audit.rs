@@ -115,9 +115,22 @@ fn session_info(start: &EventRecord, end: Option<&EventRecord>, live: bool) -> S
     }
 }
 
+/// How long a read waits for the event index to catch up.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl GatewayState {
+    /// Lets the event index catch up with the journal, so a read sees every
+    /// event recorded before it (see `recorder`). On time-out the read goes
+    /// ahead with what is indexed.
+    fn settle_recording(&self) {
+        if !self.recorder.flush(SETTLE_TIMEOUT) {
+            tracing::warn!("the event index is behind; this read may miss the newest events");
+        }
+    }
+
     /// Sessions, newest last, matching `filter`.
     pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionInfo>, AdminError> {
+        self.settle_recording();
         let starts = self.store.events(&EventFilter {
             kinds: vec!["session.start".into()],
             identity: filter.identity.clone(),
@@ -159,6 +172,7 @@ impl GatewayState {
 
     /// One session's metadata and command timeline.
     pub fn session_detail(&self, session_id: &str) -> Result<SessionDetail, AdminError> {
+        self.settle_recording();
         let mut events = Vec::new();
         let mut after = 0;
         loop {
@@ -239,6 +253,7 @@ impl GatewayState {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, AdminError> {
+        self.settle_recording();
         Ok(self.store.events(&EventFilter {
             after_id,
             since_micros,
@@ -249,6 +264,7 @@ impl GatewayState {
 
     /// Walks the hash chain.
     pub fn verify_audit(&self) -> Result<VerifyReport, AdminError> {
+        self.settle_recording();
         Ok(self.store.verify_chain()?)
     }
 
@@ -261,7 +277,9 @@ impl GatewayState {
                 kind: "audit.prune".into(),
                 session_id: None,
                 identity: None,
-                data: json!({"pruned_events": report.pruned_events, "through_id": report.through_id}).into(),
+                data:
+                    json!({"pruned_events": report.pruned_events, "through_id": report.through_id})
+                        .into(),
             })?;
             tracing::info!(
                 pruned = report.pruned_events,

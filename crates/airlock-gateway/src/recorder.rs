@@ -1,22 +1,44 @@
 //! The recorder: durable, batched writes of audit events (group commit).
 //!
-//! Sessions hand events to one writer thread. The writer takes everything
-//! queued at that moment and appends it in a single SQLite transaction, so
-//! many concurrent sessions share one durable write. [`Recorder::record`]
-//! returns only after the transaction committed: the relay awaits it before
-//! a command goes upstream (audit before forward), and refuses the command
-//! when it fails (fail closed). [`Recorder::record_later`] queues events
-//! whose durability nothing waits on (command results).
+//! Sessions hand events to one journal thread. It takes everything queued
+//! at that moment and appends it to this process's write-ahead journal with
+//! one write (one `fdatasync` too under `sync: full`), so many concurrent
+//! sessions share one durable write. [`Recorder::record`] returns once the
+//! events are in the journal: the relay awaits it before a command goes
+//! upstream (audit before forward) and refuses the command when it fails
+//! (fail closed). [`Recorder::record_later`] queues events whose durability
+//! nothing waits on (command results).
+//!
+//! An index thread copies journaled events into the store's hash-chained
+//! event table in large transactions, which is what the audit commands
+//! read; [`Recorder::flush`] waits until it has caught up. When the index
+//! cannot keep up or cannot be written for [`MAX_INDEX_STALL`], new commands
+//! are refused, as if the journal itself had failed: nothing runs unseen for
+//! long. See `airlock_store::journal` for the format and crash recovery.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-use airlock_store::{NewEvent, Store};
+use airlock_store::journal::{self, JournalFile};
+use airlock_store::{now_micros, NewEvent, Store};
 
-/// Most jobs folded into one transaction.
-const MAX_JOBS_PER_COMMIT: usize = 4096;
+/// Most jobs folded into one journal write.
+const MAX_JOBS_PER_WRITE: usize = 4096;
+/// Most events copied into the event table in one transaction.
+const MAX_EVENTS_PER_INDEX_COMMIT: usize = 20_000;
 /// Queue bound: past it, senders wait (backpressure instead of memory).
 const QUEUE_CAPACITY: usize = 65_536;
+/// A journal past this size is replaced by a new one (and deleted once
+/// copied in full).
+const JOURNAL_ROTATE_BYTES: u64 = 64 * 1024 * 1024;
+/// Events the index may trail the journal by before the journal thread
+/// waits for it (backpressure, so memory stays bounded under overload).
+const MAX_INDEX_LAG: u64 = 200_000;
+/// How long the index may fall behind without progress before commands are
+/// refused.
+pub const MAX_INDEX_STALL: Duration = Duration::from_secs(2);
 
 /// Why events could not be recorded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -28,25 +50,134 @@ struct Job {
     ack: Option<oneshot::Sender<Result<(), RecordError>>>,
 }
 
-/// Handle to the writer thread; cheap to clone.
+/// What the journal thread hands the index thread.
+enum IndexWork {
+    /// Events journaled in `journal`, which now ends at byte `through`.
+    Events {
+        journal: String,
+        through: u64,
+        events: Vec<(i64, NewEvent)>,
+    },
+    /// `journal` is complete: delete it once everything before is copied.
+    Retire {
+        journal: String,
+        path: std::path::PathBuf,
+    },
+}
+
+/// Progress shared by the two threads and the readers.
+#[derive(Default)]
+struct Counters {
+    journaled: u64,
+    indexed: u64,
+    /// Since when the index has been behind without making progress.
+    stalled_since: Option<Instant>,
+    /// The index's last failure, until it succeeds again.
+    index_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Progress {
+    counters: Mutex<Counters>,
+    changed: Condvar,
+}
+
+impl Progress {
+    /// Waits while the index trails by more than [`MAX_INDEX_LAG`] events,
+    /// at most [`MAX_INDEX_STALL`].
+    fn wait_for_room(&self) {
+        let deadline = Instant::now() + MAX_INDEX_STALL;
+        let Ok(mut counters) = self.counters.lock() else {
+            return;
+        };
+        while counters.journaled.saturating_sub(counters.indexed) > MAX_INDEX_LAG
+            && counters.index_error.is_none()
+        {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            match self.changed.wait_timeout(counters, deadline - now) {
+                Ok((guard, _)) => counters = guard,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Why new commands must be refused now, if they must.
+    fn refusal(&self) -> Option<String> {
+        let counters = self.counters.lock().ok()?;
+        if let Some(error) = &counters.index_error {
+            return Some(format!("the event index cannot be written: {error}"));
+        }
+        match counters.stalled_since {
+            Some(since) if since.elapsed() > MAX_INDEX_STALL => Some(format!(
+                "the event index is {} events behind and has not advanced for {} ms",
+                counters.journaled.saturating_sub(counters.indexed),
+                since.elapsed().as_millis()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Handle to the recorder threads; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<Job>,
+    progress: Arc<Progress>,
 }
 
 impl Recorder {
-    /// Starts the writer thread over `store`.
-    pub fn start(store: Arc<Store>) -> Self {
+    /// Replays journals left by a crashed process into `store`, then starts
+    /// the journal and index threads, journaling into `journal_dir`.
+    /// `sync`: flush every journal write to disk before acknowledging it.
+    pub fn start(store: Arc<Store>, journal_dir: &Path, sync: bool) -> Result<Self, RecordError> {
+        let recovered = journal::recover(journal_dir, &store)
+            .map_err(|error| RecordError(format!("journal recovery failed: {error}")))?;
+        if recovered.journals > 0 {
+            tracing::warn!(
+                journals = recovered.journals,
+                events = recovered.events,
+                "recovered audit events journaled by a process that stopped before indexing them"
+            );
+        }
+        for damaged in &recovered.damaged {
+            tracing::error!(journal = %damaged, "a damaged journal was set aside");
+        }
+        let journal = JournalFile::create(journal_dir).map_err(|error| {
+            RecordError(format!(
+                "cannot create a journal in {}: {error}",
+                journal_dir.display()
+            ))
+        })?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (index_sender, index_receiver) = std_mpsc::channel();
+        let progress = Arc::new(Progress::default());
+        let journal_progress = Arc::clone(&progress);
+        let dir = journal_dir.to_path_buf();
         std::thread::Builder::new()
-            .name("airlock-recorder".into())
-            .spawn(move || write_loop(&store, receiver))
-            .map(|_| ())
-            .unwrap_or_else(|error| tracing::error!(%error, "cannot start the recorder thread"));
-        Self { sender }
+            .name("airlock-journal".into())
+            .spawn(move || {
+                journal_loop(
+                    journal,
+                    &dir,
+                    sync,
+                    receiver,
+                    &index_sender,
+                    &journal_progress,
+                );
+            })
+            .map_err(|error| RecordError(format!("cannot start the journal thread: {error}")))?;
+        let index_progress = Arc::clone(&progress);
+        std::thread::Builder::new()
+            .name("airlock-index".into())
+            .spawn(move || index_loop(&store, &index_receiver, &index_progress))
+            .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
+        Ok(Self { sender, progress })
     }
 
-    /// Records `events` durably; returns once they are committed.
+    /// Records `events` durably; returns once they are journaled.
     pub async fn record(&self, events: Vec<NewEvent>) -> Result<(), RecordError> {
         let (ack, done) = oneshot::channel();
         self.sender
@@ -60,7 +191,7 @@ impl Recorder {
             .map_err(|_| RecordError("the recorder has stopped".into()))?
     }
 
-    /// Queues `events` without waiting for the commit.
+    /// Queues `events` without waiting for the journal write.
     pub async fn record_later(&self, events: Vec<NewEvent>) {
         if events.is_empty() {
             return;
@@ -69,31 +200,205 @@ impl Recorder {
             tracing::error!("the recorder has stopped; events lost");
         }
     }
+
+    /// Waits (blocking, up to `timeout`) until every event journaled so far
+    /// is in the event table, so a read sees everything recorded before it.
+    /// Returns false on time-out.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut counters) = self.progress.counters.lock() else {
+            return false;
+        };
+        let target = counters.journaled;
+        while counters.indexed < target {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            match self.progress.changed.wait_timeout(counters, deadline - now) {
+                Ok((guard, _)) => counters = guard,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }
 
-fn write_loop(store: &Store, mut receiver: mpsc::Receiver<Job>) {
+fn journal_loop(
+    mut journal: JournalFile,
+    dir: &Path,
+    sync: bool,
+    mut receiver: mpsc::Receiver<Job>,
+    index: &std_mpsc::Sender<IndexWork>,
+    progress: &Progress,
+) {
+    let mut buffer = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_JOBS_PER_COMMIT {
+        while jobs.len() < MAX_JOBS_PER_WRITE {
             match receiver.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
+        progress.wait_for_room();
+        // Commands waiting on their record are refused while the index is
+        // failing or stalled; their events are not journaled (they never
+        // run). Results of commands that already ran still are.
+        let refusal = progress.refusal();
+        let ts = now_micros();
+        buffer.clear();
         let mut events = Vec::new();
         for job in &mut jobs {
-            events.append(&mut job.events);
+            if refusal.is_some() && job.ack.is_some() {
+                continue;
+            }
+            for event in job.events.drain(..) {
+                journal::encode(&mut buffer, ts, &event);
+                events.push((ts, event));
+            }
         }
-        let result = store
-            .append_events(&events)
-            .map(|_| ())
-            .map_err(|error| RecordError(error.to_string()));
-        if let Err(error) = &result {
-            tracing::error!(%error, events = events.len(), "audit write failed");
+        let written = if events.is_empty() {
+            Ok(journal.len())
+        } else {
+            journal.append(&buffer, sync)
+        };
+        let result = match (&written, &refusal) {
+            (Err(error), _) => Err(RecordError(format!(
+                "the journal {} cannot be written: {error}",
+                journal.path().display()
+            ))),
+            (Ok(_), Some(refusal)) => Err(RecordError(refusal.clone())),
+            (Ok(_), None) => Ok(()),
+        };
+        match &written {
+            Err(error) => {
+                tracing::error!(%error, events = events.len(), "audit journal write failed")
+            }
+            Ok(through) if !events.is_empty() => {
+                if let Ok(mut counters) = progress.counters.lock() {
+                    counters.journaled += events.len() as u64;
+                    if counters.stalled_since.is_none() {
+                        counters.stalled_since = Some(Instant::now());
+                    }
+                }
+                let _ = index.send(IndexWork::Events {
+                    journal: journal.name().to_string(),
+                    through: *through,
+                    events,
+                });
+            }
+            Ok(_) => {}
+        }
+        if let Some(refusal) = &refusal {
+            tracing::error!(%refusal, "refusing commands: the audit index is not keeping up");
         }
         for job in jobs {
             if let Some(ack) = job.ack {
                 let _ = ack.send(result.clone());
+            }
+        }
+        if journal.len() >= JOURNAL_ROTATE_BYTES {
+            match JournalFile::create(dir) {
+                Ok(next) => {
+                    let done = std::mem::replace(&mut journal, next);
+                    let _ = index.send(IndexWork::Retire {
+                        journal: done.name().to_string(),
+                        path: done.path().to_path_buf(),
+                    });
+                    // `done` drops here: its lock goes, the index deletes it.
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot start a new journal; the current one keeps growing")
+                }
+            }
+        }
+    }
+}
+
+fn index_loop(store: &Store, receiver: &std_mpsc::Receiver<IndexWork>, progress: &Progress) {
+    let mut backlog: Option<IndexWork> = None;
+    loop {
+        let first = match backlog.take() {
+            Some(work) => work,
+            None => match receiver.recv() {
+                Ok(work) => work,
+                Err(_) => return,
+            },
+        };
+        match first {
+            IndexWork::Retire { journal, path } => {
+                if let Err(error) = store.journal_barrier(&journal) {
+                    // Keep the journal: the next start copies it again from
+                    // its recorded progress.
+                    tracing::warn!(%error, "cannot make a copied journal's events durable; keeping it");
+                    continue;
+                }
+                if let Err(error) = std::fs::remove_file(&path) {
+                    tracing::warn!(%error, path = %path.display(), "cannot delete a copied journal");
+                }
+                if let Err(error) = store.forget_journal(&journal) {
+                    tracing::warn!(%error, "cannot forget a copied journal");
+                }
+            }
+            IndexWork::Events {
+                journal,
+                mut through,
+                mut events,
+            } => {
+                // Fold in everything else already waiting for the same journal.
+                while events.len() < MAX_EVENTS_PER_INDEX_COMMIT {
+                    match receiver.try_recv() {
+                        Ok(IndexWork::Events {
+                            journal: next_journal,
+                            through: next_through,
+                            events: mut more,
+                        }) if next_journal == journal => {
+                            events.append(&mut more);
+                            through = next_through;
+                        }
+                        Ok(other) => {
+                            backlog = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                index_with_retry(store, &journal, through, &events, progress);
+            }
+        }
+    }
+}
+
+/// Copies one batch, retrying until it succeeds: the journal holds the
+/// events meanwhile, and new commands are refused while this fails.
+fn index_with_retry(
+    store: &Store,
+    journal: &str,
+    through: u64,
+    events: &[(i64, NewEvent)],
+    progress: &Progress,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match store.append_journaled(events, journal, through) {
+            Ok(_) => {
+                if let Ok(mut counters) = progress.counters.lock() {
+                    counters.indexed += events.len() as u64;
+                    counters.index_error = None;
+                    counters.stalled_since =
+                        (counters.indexed < counters.journaled).then(Instant::now);
+                }
+                progress.changed.notify_all();
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, events = events.len(), "audit index write failed; retrying");
+                if let Ok(mut counters) = progress.counters.lock() {
+                    counters.index_error = Some(error.to_string());
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
     }

@@ -582,7 +582,11 @@ fn command_event(
         message,
         statement: &statement,
         parameters,
-        decision: if refusal.is_some() { "refuse" } else { "forward" },
+        decision: if refusal.is_some() {
+            "refuse"
+        } else {
+            "forward"
+        },
         policy: (!decision.details.is_null()).then_some(&decision.details),
         statement_masked: (!masked.is_empty()).then(|| masked.total()),
         statement_truncated: truncated.then_some(true),

@@ -372,7 +372,8 @@ async fn authenticate(
                     "reason": failure.as_str(),
                     "source_failures": outcome.source_failures,
                     "identity_failures": outcome.identity_failures,
-                }).into(),
+                })
+                .into(),
             }];
             if outcome.locked_now {
                 tracing::warn!(client = %peer, "source locked out after repeated authentication failures");
@@ -383,7 +384,8 @@ async fn authenticate(
                     data: json!({
                         "client_address": peer.ip().to_string(),
                         "lockout_seconds": state.settings.lockout_duration.as_secs(),
-                    }).into(),
+                    })
+                    .into(),
                 });
             }
             if let Err(error) = state.recorder.record(events).await {
@@ -582,7 +584,8 @@ async fn connect_and_relay(
             "bytes_from_upstream": stats.bytes_from_upstream.load(Ordering::Relaxed),
             "commands": stats.commands.load(Ordering::Relaxed),
             "refused": stats.refused.load(Ordering::Relaxed),
-        }).into(),
+        })
+        .into(),
     };
     if let Err(error) = state.audit(event).await {
         tracing::error!(session = %session_id, %error, "could not record the end of a session");
@@ -646,7 +649,9 @@ async fn open_upstream(
                     kind: "access.refused".into(),
                     session_id: Some(session_id.to_string()),
                     identity: Some(authenticated.identity.name.clone()),
-                    data: json!({"connection": connection.name, "client_address": peer.to_string()}).into(),
+                    data:
+                        json!({"connection": connection.name, "client_address": peer.to_string()})
+                            .into(),
                 };
                 let _ = state.audit(event).await;
                 return Err(refuse(
@@ -721,7 +726,8 @@ async fn open_upstream(
             "tls": tls,
             "application_name": startup.param("application_name"),
             "credential_version": record.version,
-        }).into(),
+        })
+        .into(),
     };
     state.audit(start_event).await.map_err(|error| {
         tracing::error!(%error, "cannot record session start; refusing the session");

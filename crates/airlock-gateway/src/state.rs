@@ -57,6 +57,18 @@ pub struct GatewayState {
     config_upstream_tls: BTreeMap<String, UpstreamTls>,
 }
 
+/// The audit journal directory, inside the data directory.
+pub const JOURNAL_DIR: &str = "journal";
+
+/// Why the gateway state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Recorder(#[from] RecordError),
+}
+
 impl GatewayState {
     /// Builds the state: TLS material, upstream TLS configs, spray guard.
     #[allow(clippy::too_many_arguments)] // called once at start-up with the loaded parts
@@ -69,7 +81,7 @@ impl GatewayState {
         vault: MasterKey,
         policy: LivePolicy,
         notifier: airlock_notify::Notifier,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, StartError> {
         let tls_files = config.tls.as_ref().map(|files| {
             (
                 relative_to(&config_path, &files.cert),
@@ -103,7 +115,11 @@ impl GatewayState {
         if let Err(error) = store.set_chain_key(vault.derive_key("audit-chain")) {
             tracing::error!(%error, "cannot key the audit chain");
         }
-        let recorder = Recorder::start(Arc::clone(&store));
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &data_dir.join(JOURNAL_DIR),
+            config.recording.sync == "full",
+        )?;
         let oidc = if config.identity_providers.is_empty() {
             None
         } else {

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// Stored JSON did not parse.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A write-ahead journal could not be read or written.
+    #[error("journal: {0}")]
+    Journal(String),
     /// The store lock was poisoned by a panic elsewhere.
     #[error("store lock poisoned")]
     Poisoned,

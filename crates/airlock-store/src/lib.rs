@@ -11,6 +11,7 @@
 
 mod error;
 mod events;
+pub mod journal;
 mod migrations;
 mod records;
 mod reviews;
@@ -19,7 +20,8 @@ pub mod vault;
 
 pub use error::StoreError;
 pub use events::{
-    event_hash, BrokenLink, EventData, EventRecord, NewEvent, PruneReport, VerifyReport, GENESIS_HASH,
+    event_hash, BrokenLink, EventData, EventRecord, NewEvent, PruneReport, VerifyReport,
+    GENESIS_HASH,
 };
 pub use records::{ConnectionRecord, CredentialRecord, PolicyVersionRecord, TokenRecord};
 pub use reviews::{

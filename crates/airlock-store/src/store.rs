@@ -47,6 +47,8 @@ struct Inner {
     connection: Connection,
     /// Key of the event chain's HMAC, when set.
     chain_key: Option<ring::hmac::Key>,
+    /// `synchronous=FULL` (the default) rather than `NORMAL`.
+    full_sync: bool,
 }
 
 /// Which events to read.
@@ -66,9 +68,20 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
+/// The next event id: past every event stored and every event ever pruned
+/// (ids are never reused, so a checkpoint's `through_id` stays unique).
+const FIRST_FREE_EVENT_ID: &str = "SELECT MAX(
+        COALESCE((SELECT MAX(id) FROM events), 0),
+        COALESCE((SELECT MAX(through_id) FROM chain_checkpoints), 0)
+    ) + 1";
+
 /// The embedded store.
 pub struct Store {
     inner: Mutex<Inner>,
+    /// A second, read-only connection for long reads (event pages, chain
+    /// verification): in WAL mode they see a consistent snapshot without
+    /// holding up the writers, the audit index above all.
+    reader: Mutex<Connection>,
 }
 
 impl Store {
@@ -87,12 +100,21 @@ impl Store {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut connection)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.pragma_update(None, "query_only", "ON")?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 connection,
                 chain_key: None,
+                full_sync: true,
             }),
+            reader: Mutex::new(reader),
         })
+    }
+
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -104,7 +126,8 @@ impl Store {
     /// operating system (`NORMAL` in WAL mode: safe against a crash of the
     /// process, not against a power loss).
     pub fn set_full_sync(&self, full: bool) -> Result<(), StoreError> {
-        let inner = self.lock()?;
+        let mut inner = self.lock()?;
+        inner.full_sync = full;
         inner.connection.pragma_update(
             None,
             "synchronous",
@@ -513,9 +536,60 @@ impl Store {
     /// extending the hash chain. Returns their ids. Nothing is appended when
     /// any write fails.
     pub fn append_events(&self, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
+        self.append_chained(events.iter().map(|event| (None, event)), None)
+    }
+
+    /// Appends events taken from a write-ahead journal, each with the time
+    /// it was journaled, and records in the same transaction that `journal`
+    /// is copied through byte `through`: after a crash, replay resumes
+    /// exactly there, so no event is lost or stored twice.
+    pub fn append_journaled(
+        &self,
+        events: &[(i64, NewEvent)],
+        journal: &str,
+        through: u64,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.append_chained(
+            events.iter().map(|(ts, event)| (Some(*ts), event)),
+            Some((journal, through)),
+        )
+    }
+
+    fn append_chained<'a>(
+        &self,
+        events: impl Iterator<Item = (Option<i64>, &'a NewEvent)>,
+        progress: Option<(&str, u64)>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut inner = self.lock()?;
         let key = inner.chain_key.clone();
-        let mut ids = Vec::with_capacity(events.len());
+        let mut ids = Vec::new();
+        // Events copied from a journal are durable there already: their
+        // commit need not wait for the disk (the journal is deleted only
+        // after a synced commit, see `journal_barrier`).
+        let relaxed = progress.is_some() && inner.full_sync;
+        if relaxed {
+            inner
+                .connection
+                .pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let result =
+            Self::append_in_transaction(&mut inner, key.as_ref(), events, progress, &mut ids);
+        if relaxed {
+            inner
+                .connection
+                .pragma_update(None, "synchronous", "FULL")?;
+        }
+        result?;
+        Ok(ids)
+    }
+
+    fn append_in_transaction<'a>(
+        inner: &mut Inner,
+        key: Option<&ring::hmac::Key>,
+        events: impl Iterator<Item = (Option<i64>, &'a NewEvent)>,
+        progress: Option<(&str, u64)>,
+        ids: &mut Vec<i64>,
+    ) -> Result<(), StoreError> {
         // IMMEDIATE takes the write lock before reading the head, so several
         // processes sharing the file extend one chain instead of forking it.
         let transaction = inner
@@ -538,17 +612,17 @@ impl Store {
             });
         {
             let first_id: i64 = transaction
-                .prepare_cached("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1")?
+                .prepare_cached(FIRST_FREE_EVENT_ID)?
                 .query_row([], |row| row.get(0))?;
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO events (id, ts_micros, kind, session_id, identity, data, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for (next_id, event) in (first_id..).zip(events) {
-                let ts = now_micros();
+            for (next_id, (ts, event)) in (first_id..).zip(events) {
+                let ts = ts.unwrap_or_else(now_micros);
                 let data = event.data.as_str();
                 let hash = chain_hash(
-                    key.as_ref(),
+                    key,
                     &head,
                     next_id,
                     ts,
@@ -571,8 +645,51 @@ impl Store {
                 head = hash;
             }
         }
+        if let Some((journal, through)) = progress {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO journal_progress (journal, indexed_through) VALUES (?1, ?2)
+                     ON CONFLICT (journal) DO UPDATE SET indexed_through = excluded.indexed_through",
+                )?
+                .execute(params![journal, i64::try_from(through).unwrap_or(i64::MAX)])?;
+        }
         transaction.commit()?;
-        Ok(ids)
+        Ok(())
+    }
+
+    /// Makes every event copied from `journal` durable (a commit under the
+    /// configured `synchronous` level, which syncs the write-ahead log with
+    /// all commits before it), so the journal may be deleted.
+    pub fn journal_barrier(&self, journal: &str) -> Result<(), StoreError> {
+        let inner = self.lock()?;
+        inner.connection.execute(
+            "UPDATE journal_progress SET indexed_through = indexed_through WHERE journal = ?1",
+            [journal],
+        )?;
+        Ok(())
+    }
+
+    /// How far `journal` has been copied into the event table, in bytes.
+    pub fn journal_progress(&self, journal: &str) -> Result<u64, StoreError> {
+        let inner = self.lock()?;
+        let through: Option<i64> = inner
+            .connection
+            .query_row(
+                "SELECT indexed_through FROM journal_progress WHERE journal = ?1",
+                [journal],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(through.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// Forgets a journal that was copied in full and deleted.
+    pub fn forget_journal(&self, journal: &str) -> Result<(), StoreError> {
+        let inner = self.lock()?;
+        inner
+            .connection
+            .execute("DELETE FROM journal_progress WHERE journal = ?1", [journal])?;
+        Ok(())
     }
 
     /// Appends one event.
@@ -594,12 +711,19 @@ impl Store {
 
     /// Reads events matching `filter`, oldest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let inner = self.lock()?;
+        let mut reader = self.read()?;
+        // One read transaction: the bisection and the page see one snapshot.
+        let snapshot = reader.transaction()?;
         let mut sql = String::from(
             "SELECT id, ts_micros, kind, session_id, identity, data, prev_hash, hash FROM events WHERE id > ?1",
         );
         let mut values: Vec<rusqlite::types::Value> = vec![filter.after_id.into()];
         if let Some(since) = filter.since_micros {
+            // Ids follow time: start the scan at the first event at or after
+            // `since` (found by bisection), then filter exactly.
+            let from = first_id_at_or_after(&snapshot, since)?;
+            values.push((from - 1).into());
+            sql.push_str(&format!(" AND id > ?{}", values.len()));
             values.push(since.into());
             sql.push_str(&format!(" AND ts_micros >= ?{}", values.len()));
         }
@@ -618,10 +742,18 @@ impl Store {
                 placeholders.push(format!("?{}", values.len()));
             }
             sql.push_str(&format!(" AND kind IN ({})", placeholders.join(", ")));
+            if filter
+                .kinds
+                .iter()
+                .all(|kind| kind != "command" && kind != "command.result")
+            {
+                // The exact term of the partial kind index, so SQLite uses it.
+                sql.push_str(" AND kind NOT IN ('command', 'command.result')");
+            }
         }
         values.push(filter.limit.max(0).into());
         sql.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
-        let mut statement = inner.connection.prepare(&sql)?;
+        let mut statement = snapshot.prepare(&sql)?;
         let rows = statement.query_map(rusqlite::params_from_iter(values), event_from_row)?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(StoreError::from)
@@ -632,10 +764,12 @@ impl Store {
     /// match its content), a removed, inserted or reordered one (its
     /// `prev_hash` or id does not follow the one before).
     pub fn verify_chain(&self) -> Result<VerifyReport, StoreError> {
-        let inner = self.lock()?;
-        let key = inner.chain_key.clone();
-        let checkpoint: Option<(i64, String)> = inner
-            .connection
+        let key = self.lock()?.chain_key.clone();
+        let mut reader = self.read()?;
+        // One snapshot for the checkpoint and the walk, read beside the
+        // writers instead of stopping them.
+        let snapshot = reader.transaction()?;
+        let checkpoint: Option<(i64, String)> = snapshot
             .query_row(
                 "SELECT through_id, through_hash FROM chain_checkpoints ORDER BY id DESC LIMIT 1",
                 [],
@@ -646,7 +780,7 @@ impl Store {
             Some((through_id, hash)) => (hash.clone(), through_id + 1),
             None => (GENESIS_HASH.to_string(), 1),
         };
-        let mut statement = inner.connection.prepare(
+        let mut statement = snapshot.prepare(
             "SELECT id, ts_micros, kind, session_id, identity, data, prev_hash, hash FROM events ORDER BY id",
         )?;
         let mut rows = statement.query([])?;
@@ -713,10 +847,11 @@ impl Store {
     pub fn prune_events(&self, before_micros: i64) -> Result<PruneReport, StoreError> {
         let mut inner = self.lock()?;
         let transaction = inner.connection.transaction()?;
+        let first_kept = first_id_at_or_after(&transaction, before_micros)?;
         let last: Option<(i64, String)> = transaction
             .query_row(
-                "SELECT id, hash FROM events WHERE ts_micros < ?1 ORDER BY id DESC LIMIT 1",
-                [before_micros],
+                "SELECT id, hash FROM events WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [first_kept],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
@@ -739,6 +874,38 @@ impl Store {
             through_id: Some(through_id),
         })
     }
+}
+
+/// The id of the first event stored at or after `ts_micros` (one past the
+/// newest event when there is none), by bisecting the id range: events are
+/// appended in time order, so their times rise with their ids. Costs a few
+/// dozen primary-key lookups instead of a time index updated on every
+/// append.
+fn first_id_at_or_after(connection: &Connection, ts_micros: i64) -> Result<i64, StoreError> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        connection.query_row("SELECT MIN(id), MAX(id) FROM events", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let (Some(mut low), Some(high)) = (low, high) else {
+        return Ok(i64::MAX);
+    };
+    // Invariant: every event before `low` is older than `ts_micros`; the
+    // answer lies in low..=high+1.
+    let mut high = high + 1;
+    let mut probe = connection
+        .prepare_cached("SELECT id, ts_micros FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let found: Option<(i64, i64)> = probe
+            .query_row([middle], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        match found {
+            Some((id, ts)) if ts < ts_micros => low = (id + 1).min(high),
+            Some((id, _)) if id < high => high = id.max(low),
+            _ => high = middle,
+        }
+    }
+    Ok(low)
 }
 
 fn policy_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PolicyVersionRecord> {
@@ -989,6 +1156,41 @@ mod tests {
         assert_eq!(verified.events_checked, 3);
         assert_eq!(verified.checkpoint_through_id, Some(5));
         assert_eq!(store.prune_events(0).unwrap().pruned_events, 0);
+    }
+
+    #[test]
+    fn time_lookups_bisect_the_id_order_and_ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let timed: Vec<(i64, NewEvent)> = (1..=10).map(|n| (n * 10, event(n))).collect();
+        store.append_journaled(&timed, "j", 1).unwrap();
+        let since = |ts| {
+            store
+                .events(&EventFilter {
+                    since_micros: Some(ts),
+                    limit: 100,
+                    ..EventFilter::default()
+                })
+                .unwrap()
+                .iter()
+                .map(|event| event.ts_micros)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(since(35), vec![40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(since(40), vec![40, 50, 60, 70, 80, 90, 100]);
+        assert_eq!(since(0).len(), 10);
+        assert_eq!(since(101), Vec::<i64>::new());
+        assert_eq!(store.journal_progress("j").unwrap(), 1);
+
+        let report = store.prune_events(55).unwrap();
+        assert_eq!((report.pruned_events, report.through_id), (5, Some(5)));
+        assert_eq!(since(0), vec![60, 70, 80, 90, 100]);
+        let report = store.prune_events(1_000).unwrap();
+        assert_eq!(report.through_id, Some(10));
+        // An empty table still continues the ids and the chain.
+        let id = store.append_event(event(11)).unwrap();
+        assert_eq!(id, 11);
+        assert!(store.verify_chain().unwrap().ok);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         live_policy,
         notifier,
     )
-    .context("cannot set up TLS")?;
+    .context("cannot start the gateway")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

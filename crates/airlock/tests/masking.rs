@@ -146,8 +146,14 @@ async fn sensitive_values_never_leave_unmasked() {
     // The recording holds only masked values, and counts what was masked.
     let bytes = std::fs::read(gateway.data_dir().join("airlock.db")).unwrap();
     let wal = std::fs::read(gateway.data_dir().join("airlock.db-wal")).unwrap_or_default();
+    // … and so does the write-ahead journal the recorder appends to first.
+    let mut journals = Vec::new();
+    for entry in std::fs::read_dir(gateway.data_dir().join("journal")).unwrap() {
+        journals.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!journals.is_empty(), "the journal holds the recent events");
     for raw in [EMAIL, CARD, NOTE_EMAIL, PASSWORD] {
-        for store in [&bytes, &wal] {
+        for store in [&bytes, &wal, &journals] {
             assert!(
                 !store
                     .windows(raw.len())

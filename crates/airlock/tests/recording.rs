@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{client, events, setup, stderr, stdout};
+use common::{client, events, eventually, setup, stderr, stdout};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -257,8 +257,11 @@ fn deletions_and_reordering_break_the_chain() {
     assert_eq!(report["first_broken"]["event_id"], 2);
 }
 
-/// With the store locked by another writer, commands are refused and never
-/// reach the upstream; once it is writable again, they run.
+/// With the event store locked by another writer, commands stop being
+/// admitted within seconds (the write-ahead journal may hold a few more
+/// meanwhile) and a refused command never reaches the upstream. Once the
+/// store is writable again, commands run, and every command that ran is in
+/// the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_store_fails_closed() {
     let (cluster, gateway) = setup("");
@@ -280,30 +283,75 @@ async fn an_unwritable_store_fails_closed() {
     let locker = rusqlite::Connection::open(store_file(&gateway)).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let started = Instant::now();
-    let error = client
-        .batch_execute("insert into effects values (4242)")
-        .await
-        .expect_err("a command ran without a record");
-    let db_error = error.as_db_error().expect("a server error");
-    assert_eq!(db_error.code().code(), "58030", "{db_error:?}");
-    assert!(
-        db_error.message().contains("audit log cannot be written"),
-        "{db_error:?}"
+    let mut ran: Vec<i64> = Vec::new();
+    let refused = loop {
+        let id = 4_242_000 + i64::try_from(ran.len()).unwrap();
+        match client
+            .batch_execute(&format!("insert into effects values ({id})"))
+            .await
+        {
+            Ok(()) => ran.push(id),
+            Err(error) => {
+                let db_error = error.as_db_error().expect("a server error");
+                assert_eq!(db_error.code().code(), "58030", "{db_error:?}");
+                assert!(
+                    db_error.message().contains("audit log cannot be written"),
+                    "{db_error:?}"
+                );
+                break id;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "commands kept running for 30 s with the event store locked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Checked on the upstream side: the refused command never arrived.
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from effects"),
+        ran.len().to_string()
     );
-    assert!(started.elapsed() < Duration::from_secs(30));
-    // Checked on the upstream side: nothing ran, nothing was even received.
-    assert_eq!(cluster.sql_in("appdb", "select count(*) from effects"), "0");
     assert!(
-        !cluster.log().contains("4242"),
+        !cluster.log().contains(&refused.to_string()),
         "the refused statement reached the upstream"
     );
 
     locker.execute_batch("ROLLBACK").unwrap();
-    client
-        .batch_execute("insert into effects values (4343)")
-        .await
-        .unwrap();
-    assert_eq!(cluster.sql_in("appdb", "select count(*) from effects"), "1");
+    let mut recovered = false;
+    for _ in 0..100 {
+        if client
+            .batch_execute("insert into effects values (4343)")
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "commands are still refused with the store writable"
+    );
+    let recorded: Vec<String> = events(&gateway)
+        .iter()
+        .filter(|event| event.kind == "command")
+        .filter_map(|event| event.data["statement"].as_str().map(str::to_string))
+        .collect();
+    for id in ran.iter().chain(std::iter::once(&4343)) {
+        let statement = format!("insert into effects values ({id})");
+        assert!(
+            recorded.contains(&statement),
+            "{statement} ran but has no record"
+        );
+    }
+    assert!(
+        !recorded
+            .iter()
+            .any(|statement| statement.contains(&refused.to_string())),
+        "the refused command was recorded as if it ran"
+    );
 }
 
 /// A gateway killed with SIGKILL under load: every command the upstream
@@ -337,6 +385,14 @@ async fn sigkill_mid_load_loses_no_record_of_an_executed_command() {
     for worker in workers {
         let _ = worker.await;
     }
+    // The next start copies what the killed process journaled but had not
+    // yet indexed.
+    gateway.restart();
+    assert!(
+        eventually(10, || gateway.log().contains("recovered audit events")).await,
+        "the restart did not replay the dead process's journal:\n{}",
+        gateway.log()
+    );
     let executed: Vec<String> = cluster
         .sql_in("appdb", "select id from effects order by id")
         .lines()

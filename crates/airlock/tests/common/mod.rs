@@ -118,8 +118,13 @@ pub async fn client(
 
 /// Every event in the gateway's store (opened read-side while it runs).
 pub fn events(gateway: &GatewayProcess) -> Vec<airlock_store::EventRecord> {
-    let store = airlock_store::Store::open(&gateway.data_dir()).expect("open the store");
-    store.events_after(0, 1_000_000).expect("read events")
+    // Through the admin API, as an operator reads them: the read waits for
+    // the event index to catch up with the write-ahead journal.
+    gateway
+        .cli_ok(&["audit", "export", "--format", "jsonl"], None)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("an exported event"))
+        .collect()
 }
 
 /// Waits until `condition` holds, up to `seconds`.

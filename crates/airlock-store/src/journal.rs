@@ -1,0 +1,361 @@
+//! The write-ahead journal of audit events.
+//!
+//! Recording a command before it is forwarded must be durable and cheap:
+//! the recorder appends each batch of events to a journal file of its own
+//! with one `write` (plus one `fdatasync` under `sync: full`) and only then
+//! lets the commands through. A second thread copies journaled events into
+//! the store's hash-chained event table in large transactions, noting in the
+//! same transaction how far it copied ([`Store::append_journaled`]); the
+//! journal is deleted once copied in full. After a crash, [`recover`] copies
+//! whatever a dead process journaled but had not yet copied.
+//!
+//! Each process writes its own journal (`<micros>-<pid>.journal`) and holds
+//! an exclusive lock on it while it lives, so recovery never touches the
+//! journal of a process that is still running.
+//!
+//! Format: one JSON object per line, `{"ts":…,"kind":…,"session_id":…,
+//! "identity":…,"data":{…}}`. A last line without its newline is a write
+//! that a crash cut short; it was never acknowledged (no command ran on it)
+//! and is ignored.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::events::{EventData, NewEvent};
+use crate::{now_micros, Store, StoreError};
+
+/// Journal file name suffix.
+pub const JOURNAL_SUFFIX: &str = ".journal";
+/// Events copied per transaction during recovery.
+const RECOVERY_CHUNK: usize = 10_000;
+
+/// A journal this process appends to.
+#[derive(Debug)]
+pub struct JournalFile {
+    file: File,
+    path: PathBuf,
+    name: String,
+    len: u64,
+}
+
+impl JournalFile {
+    /// Creates a new journal in `dir` (created if missing) and locks it.
+    pub fn create(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let name = format!("{}-{}{JOURNAL_SUFFIX}", now_micros(), std::process::id());
+        let path = dir.join(&name);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        file.try_lock().map_err(|error| match error {
+            TryLockError::Error(error) => error,
+            TryLockError::WouldBlock => std::io::Error::other("the new journal is locked"),
+        })?;
+        Ok(Self {
+            file,
+            path,
+            name,
+            len: 0,
+        })
+    }
+
+    /// The journal's file name (its key in the store's progress table).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends encoded records with one write; with `sync`, waits until
+    /// they are on disk. Returns the journal's new length.
+    pub fn append(&mut self, records: &[u8], sync: bool) -> std::io::Result<u64> {
+        if let Err(error) = self.file.write_all(records) {
+            // A partial write leaves a torn line: cut it off so the next
+            // append starts on a line of its own.
+            let _ = self.file.set_len(self.len);
+            return Err(error);
+        }
+        if sync {
+            self.file.sync_data()?;
+        }
+        self.len += records.len() as u64;
+        Ok(self.len)
+    }
+}
+
+/// Appends one event, journaled at `ts_micros`, as a line to `out`.
+pub fn encode(out: &mut Vec<u8>, ts_micros: i64, event: &NewEvent) {
+    let text = |value: &str| serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+    let optional = |value: Option<&str>| value.map_or_else(|| "null".to_string(), text);
+    out.extend_from_slice(b"{\"ts\":");
+    out.extend_from_slice(ts_micros.to_string().as_bytes());
+    out.extend_from_slice(b",\"kind\":");
+    out.extend_from_slice(text(&event.kind).as_bytes());
+    out.extend_from_slice(b",\"session_id\":");
+    out.extend_from_slice(optional(event.session_id.as_deref()).as_bytes());
+    out.extend_from_slice(b",\"identity\":");
+    out.extend_from_slice(optional(event.identity.as_deref()).as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(event.data.as_str().as_bytes());
+    out.extend_from_slice(b"}\n");
+}
+
+/// Decoded journal lines: each event with its journal time and the byte
+/// offset just past its line.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<(u64, i64, NewEvent)>,
+    /// A line in the middle that does not parse (the journal was damaged):
+    /// its offset and why. Decoding stops there.
+    pub damaged: Option<(u64, String)>,
+}
+
+/// Decodes the complete lines of `bytes`, which start at journal offset
+/// `start`.
+pub fn decode(bytes: &[u8], start: u64) -> Decoded {
+    let mut decoded = Decoded::default();
+    let mut offset = 0usize;
+    while let Some(newline) = bytes
+        .get(offset..)
+        .and_then(|rest| rest.iter().position(|byte| *byte == b'\n'))
+    {
+        let line = bytes.get(offset..offset + newline).unwrap_or_default();
+        let end = start + (offset + newline + 1) as u64;
+        match decode_line(line) {
+            Ok((ts, event)) => decoded.events.push((end, ts, event)),
+            Err(problem) => {
+                decoded.damaged = Some((start + offset as u64, problem));
+                return decoded;
+            }
+        }
+        offset += newline + 1;
+    }
+    decoded
+}
+
+fn decode_line(line: &[u8]) -> Result<(i64, NewEvent), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|error| format!("not JSON: {error}"))?;
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let ts = value
+        .get("ts")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or("no ts")?;
+    let kind = text("kind").ok_or("no kind")?;
+    let data = value.get("data").cloned().ok_or("no data")?;
+    Ok((
+        ts,
+        NewEvent {
+            kind,
+            session_id: text("session_id"),
+            identity: text("identity"),
+            data: EventData::from(data),
+        },
+    ))
+}
+
+/// What recovery did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Journals of dead processes found and copied.
+    pub journals: usize,
+    /// Events copied from them into the event table.
+    pub events: usize,
+    /// Damaged journals, kept under a `.damaged` name for inspection.
+    pub damaged: Vec<String>,
+}
+
+/// Copies what dead processes journaled but did not copy into the event
+/// table, then deletes their journals. Journals locked by a live process
+/// are left alone.
+pub fn recover(dir: &Path, store: &Store) -> Result<RecoveryReport, StoreError> {
+    let mut report = RecoveryReport::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(error) => return Err(io_error(dir, &error)),
+    };
+    let mut journals: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.ends_with(JOURNAL_SUFFIX))
+        })
+        .collect();
+    // Names start with their creation time: replay oldest first.
+    journals.sort();
+    for path in journals {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|error| io_error(&path, &error))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => continue, // a live process owns it
+            Err(TryLockError::Error(error)) => return Err(io_error(&path, &error)),
+        }
+        let through = store.journal_progress(&name)?;
+        file.seek(SeekFrom::Start(through))
+            .map_err(|error| io_error(&path, &error))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|error| io_error(&path, &error))?;
+        let decoded = decode(&bytes, through);
+        for chunk in decoded.events.chunks(RECOVERY_CHUNK) {
+            let Some((end, _, _)) = chunk.last() else {
+                continue;
+            };
+            let events: Vec<(i64, NewEvent)> = chunk
+                .iter()
+                .map(|(_, ts, event)| (*ts, event.clone()))
+                .collect();
+            store.append_journaled(&events, &name, *end)?;
+            report.events += events.len();
+        }
+        report.journals += 1;
+        if let Some((offset, problem)) = decoded.damaged {
+            let kept = format!("{name}.damaged");
+            keep_aside(&path, &dir.join(&kept));
+            report
+                .damaged
+                .push(format!("{kept}: unreadable from byte {offset}: {problem}"));
+        } else {
+            std::fs::remove_file(&path).map_err(|error| io_error(&path, &error))?;
+        }
+        store.forget_journal(&name)?;
+    }
+    Ok(report)
+}
+
+fn keep_aside(from: &Path, to: &Path) {
+    // Best effort: a journal that cannot be renamed stays where it is and
+    // is found again (and reported again) on the next start.
+    let _ = std::fs::rename(from, to);
+}
+
+fn io_error(path: &Path, error: &std::io::Error) -> StoreError {
+    StoreError::Journal(format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(n: u64) -> NewEvent {
+        NewEvent {
+            kind: "command".into(),
+            session_id: Some("s-1".into()),
+            identity: Some("agent \"7\"\n".into()),
+            data: json!({"n": n, "statement": "select '\u{e9}\n'"}).into(),
+        }
+    }
+
+    #[test]
+    fn lines_round_trip_and_a_torn_tail_is_ignored() {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, 11, &event(1));
+        encode(&mut bytes, 12, &event(2));
+        let whole = bytes.len() as u64;
+        encode(&mut bytes, 13, &event(3));
+        bytes.truncate(bytes.len() - 5); // a write cut short by a crash
+        let decoded = decode(&bytes, 100);
+        assert!(decoded.damaged.is_none());
+        assert_eq!(decoded.events.len(), 2);
+        assert_eq!(decoded.events[1].0, 100 + whole);
+        assert_eq!(decoded.events[0].1, 11);
+        assert_eq!(decoded.events[1].2.data, event(2).data);
+        assert_eq!(
+            decoded.events[1].2.identity.as_deref(),
+            Some("agent \"7\"\n")
+        );
+        assert_eq!(decoded.events[1].2.session_id.as_deref(), Some("s-1"));
+    }
+
+    #[test]
+    fn a_damaged_line_stops_decoding_where_it_is() {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, 1, &event(1));
+        let at = bytes.len() as u64;
+        bytes.extend_from_slice(b"{not json}\n");
+        encode(&mut bytes, 2, &event(2));
+        let decoded = decode(&bytes, 0);
+        assert_eq!(decoded.events.len(), 1);
+        assert_eq!(decoded.damaged.as_ref().map(|d| d.0), Some(at));
+    }
+
+    #[test]
+    fn recovery_copies_exactly_what_was_not_copied_and_spares_live_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let journals = dir.path().join("journal");
+
+        // A dead process's journal, half copied before it died.
+        let mut dead = JournalFile::create(&journals).unwrap();
+        let mut first = Vec::new();
+        encode(&mut first, 1, &event(1));
+        encode(&mut first, 2, &event(2));
+        let copied = dead.append(&first, false).unwrap();
+        let mut rest = Vec::new();
+        encode(&mut rest, 3, &event(3));
+        dead.append(&rest, true).unwrap();
+        store
+            .append_journaled(&[(1, event(1)), (2, event(2))], dead.name(), copied)
+            .unwrap();
+        let dead_name = dead.name().to_string();
+        let dead_path = dead.path().to_path_buf();
+        drop(dead); // the process is gone: its lock with it
+
+        // A live process's journal must not be touched.
+        let mut live = JournalFile::create(&journals).unwrap();
+        let mut live_bytes = Vec::new();
+        encode(&mut live_bytes, 9, &event(9));
+        live.append(&live_bytes, false).unwrap();
+
+        let report = recover(&journals, &store).unwrap();
+        assert_eq!(report.journals, 1);
+        assert_eq!(report.events, 1, "only the uncopied event");
+        assert!(!dead_path.exists());
+        assert!(live.path().exists());
+        assert_eq!(store.journal_progress(&dead_name).unwrap(), 0);
+        let events = store.events_after(0, 100).unwrap();
+        let numbers: Vec<i64> = events
+            .iter()
+            .map(|e| e.data["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        assert_eq!(events[2].ts_micros, 3, "the journal time is kept");
+        assert!(store.verify_chain().unwrap().ok);
+        // Nothing left to do the second time.
+        drop(live);
+        let again = recover(&journals, &store).unwrap();
+        assert_eq!(
+            again.events, 1,
+            "the live journal, once its process is gone"
+        );
+        assert_eq!(store.events_after(0, 100).unwrap().len(), 4);
+    }
+}
