@@ -16,7 +16,7 @@
 //! are refused, as if the journal itself had failed: nothing runs unseen for
 //! long. See `airlock_store::journal` for the format and crash recovery.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +28,8 @@ use airlock_store::{now_micros, NewEvent, Store};
 const MAX_JOBS_PER_WRITE: usize = 4096;
 /// Most events copied into the event table in one transaction.
 const MAX_EVENTS_PER_INDEX_COMMIT: usize = 20_000;
+/// Least time between two index commits.
+const MIN_INDEX_INTERVAL: Duration = Duration::from_millis(5);
 /// Queue bound: past it, senders wait (backpressure instead of memory).
 const QUEUE_CAPACITY: usize = 65_536;
 /// A journal past this size is replaced by a new one (and deleted once
@@ -47,6 +49,9 @@ pub struct RecordError(pub String);
 
 struct Job {
     events: Vec<NewEvent>,
+    /// A command waits on these events (refused rather than journaled
+    /// while the index fails).
+    waits: bool,
     ack: Option<oneshot::Sender<Result<(), RecordError>>>,
 }
 
@@ -83,6 +88,14 @@ struct Progress {
 }
 
 impl Progress {
+    /// True when the index trails by more than [`MAX_INDEX_LAG`] events.
+    fn lagging(&self) -> bool {
+        self.counters
+            .lock()
+            .map(|counters| counters.journaled.saturating_sub(counters.indexed) > MAX_INDEX_LAG)
+            .unwrap_or(false)
+    }
+
     /// Waits while the index trails by more than [`MAX_INDEX_LAG`] events,
     /// at most [`MAX_INDEX_STALL`].
     fn wait_for_room(&self) {
@@ -124,7 +137,12 @@ impl Progress {
 /// Handle to the recorder threads; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    sender: mpsc::Sender<Job>,
+    /// Under `sync: full`, the journal thread that batches writes around
+    /// one `fdatasync`; under `sync: normal`, `None`: a write costs no more
+    /// than handing it to a thread, so sessions write the journal
+    /// themselves (no thread hop on the data path).
+    sender: Option<mpsc::Sender<Job>>,
+    writer: Arc<Mutex<JournalWriter>>,
     progress: Arc<Progress>,
 }
 
@@ -151,38 +169,51 @@ impl Recorder {
                 journal_dir.display()
             ))
         })?;
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let (index_sender, index_receiver) = std_mpsc::channel();
         let progress = Arc::new(Progress::default());
-        let journal_progress = Arc::clone(&progress);
-        let dir = journal_dir.to_path_buf();
-        std::thread::Builder::new()
-            .name("airlock-journal".into())
-            .spawn(move || {
-                journal_loop(
-                    journal,
-                    &dir,
-                    sync,
-                    receiver,
-                    &index_sender,
-                    &journal_progress,
-                );
-            })
-            .map_err(|error| RecordError(format!("cannot start the journal thread: {error}")))?;
+        let writer = Arc::new(Mutex::new(JournalWriter {
+            file: journal,
+            dir: journal_dir.to_path_buf(),
+            sync,
+            index: index_sender,
+            buffer: Vec::new(),
+        }));
+        let sender = if sync {
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+            let journal_progress = Arc::clone(&progress);
+            let journal_writer = Arc::clone(&writer);
+            std::thread::Builder::new()
+                .name("airlock-journal".into())
+                .spawn(move || journal_loop(&journal_writer, receiver, &journal_progress))
+                .map_err(|error| {
+                    RecordError(format!("cannot start the journal thread: {error}"))
+                })?;
+            Some(sender)
+        } else {
+            None
+        };
         let index_progress = Arc::clone(&progress);
         std::thread::Builder::new()
             .name("airlock-index".into())
             .spawn(move || index_loop(&store, &index_receiver, &index_progress))
             .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
-        Ok(Self { sender, progress })
+        Ok(Self {
+            sender,
+            writer,
+            progress,
+        })
     }
 
     /// Records `events` durably; returns once they are journaled.
     pub async fn record(&self, events: Vec<NewEvent>) -> Result<(), RecordError> {
+        let Some(sender) = &self.sender else {
+            return self.write_here(events, true);
+        };
         let (ack, done) = oneshot::channel();
-        self.sender
+        sender
             .send(Job {
                 events,
+                waits: true,
                 ack: Some(ack),
             })
             .await
@@ -191,13 +222,42 @@ impl Recorder {
             .map_err(|_| RecordError("the recorder has stopped".into()))?
     }
 
-    /// Queues `events` without waiting for the journal write.
+    /// Records `events` that nothing waits on (command results).
     pub async fn record_later(&self, events: Vec<NewEvent>) {
         if events.is_empty() {
             return;
         }
-        if self.sender.send(Job { events, ack: None }).await.is_err() {
+        let Some(sender) = &self.sender else {
+            if let Err(error) = self.write_here(events, false) {
+                tracing::error!(%error, "events lost");
+            }
+            return;
+        };
+        let job = Job {
+            events,
+            waits: false,
+            ack: None,
+        };
+        if sender.send(job).await.is_err() {
             tracing::error!("the recorder has stopped; events lost");
+        }
+    }
+
+    /// Writes the journal from the calling task (`sync: normal`): a write
+    /// to the page cache, shorter than two thread wake-ups.
+    fn write_here(&self, events: Vec<NewEvent>, waits: bool) -> Result<(), RecordError> {
+        if self.progress.lagging() {
+            // Overload: let the index catch up (bounded) before adding more.
+            tokio::task::block_in_place(|| self.progress.wait_for_room());
+        }
+        let mut jobs = [Job {
+            events,
+            waits,
+            ack: None,
+        }];
+        match self.writer.lock() {
+            Ok(mut writer) => writer.write(&mut jobs, &self.progress),
+            Err(_) => Err(RecordError("the journal lock is poisoned".into())),
         }
     }
 
@@ -224,49 +284,43 @@ impl Recorder {
     }
 }
 
-fn journal_loop(
-    mut journal: JournalFile,
-    dir: &Path,
+/// The journal and what goes with writing it.
+struct JournalWriter {
+    file: JournalFile,
+    dir: PathBuf,
     sync: bool,
-    mut receiver: mpsc::Receiver<Job>,
-    index: &std_mpsc::Sender<IndexWork>,
-    progress: &Progress,
-) {
-    let mut buffer = Vec::new();
-    while let Some(first) = receiver.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_JOBS_PER_WRITE {
-            match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        progress.wait_for_room();
-        // Commands waiting on their record are refused while the index is
-        // failing or stalled; their events are not journaled (they never
-        // run). Results of commands that already ran still are.
+    index: std_mpsc::Sender<IndexWork>,
+    buffer: Vec<u8>,
+}
+
+impl JournalWriter {
+    /// Journals the events of `jobs` with one write. Commands waiting on
+    /// their record are refused while the index is failing or stalled;
+    /// their events are not journaled (they never run). Results of commands
+    /// that already ran still are.
+    fn write(&mut self, jobs: &mut [Job], progress: &Progress) -> Result<(), RecordError> {
         let refusal = progress.refusal();
         let ts = now_micros();
-        buffer.clear();
+        self.buffer.clear();
         let mut events = Vec::new();
-        for job in &mut jobs {
-            if refusal.is_some() && job.ack.is_some() {
+        for job in jobs.iter_mut() {
+            if refusal.is_some() && job.waits {
                 continue;
             }
             for event in job.events.drain(..) {
-                journal::encode(&mut buffer, ts, &event);
+                journal::encode(&mut self.buffer, ts, &event);
                 events.push((ts, event));
             }
         }
         let written = if events.is_empty() {
-            Ok(journal.len())
+            Ok(self.file.len())
         } else {
-            journal.append(&buffer, sync)
+            self.file.append(&self.buffer, self.sync)
         };
         let result = match (&written, &refusal) {
             (Err(error), _) => Err(RecordError(format!(
                 "the journal {} cannot be written: {error}",
-                journal.path().display()
+                self.file.path().display()
             ))),
             (Ok(_), Some(refusal)) => Err(RecordError(refusal.clone())),
             (Ok(_), None) => Ok(()),
@@ -282,8 +336,8 @@ fn journal_loop(
                         counters.stalled_since = Some(Instant::now());
                     }
                 }
-                let _ = index.send(IndexWork::Events {
-                    journal: journal.name().to_string(),
+                let _ = self.index.send(IndexWork::Events {
+                    journal: self.file.name().to_string(),
                     through: *through,
                     events,
                 });
@@ -293,24 +347,53 @@ fn journal_loop(
         if let Some(refusal) = &refusal {
             tracing::error!(%refusal, "refusing commands: the audit index is not keeping up");
         }
+        if self.file.len() >= JOURNAL_ROTATE_BYTES {
+            self.rotate();
+        }
+        result
+    }
+
+    /// Starts a new journal; the index deletes the old one once copied.
+    fn rotate(&mut self) {
+        match JournalFile::create(&self.dir) {
+            Ok(next) => {
+                let done = std::mem::replace(&mut self.file, next);
+                let _ = self.index.send(IndexWork::Retire {
+                    journal: done.name().to_string(),
+                    path: done.path().to_path_buf(),
+                });
+                // `done` drops here: its lock goes, the index deletes it.
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot start a new journal; the current one keeps growing")
+            }
+        }
+    }
+}
+
+/// The journal thread of `sync: full`: one write and one `fdatasync` for
+/// everything queued while the previous one ran (group commit).
+fn journal_loop(
+    writer: &Mutex<JournalWriter>,
+    mut receiver: mpsc::Receiver<Job>,
+    progress: &Progress,
+) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_JOBS_PER_WRITE {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        progress.wait_for_room();
+        let result = match writer.lock() {
+            Ok(mut writer) => writer.write(&mut jobs, progress),
+            Err(_) => Err(RecordError("the journal lock is poisoned".into())),
+        };
         for job in jobs {
             if let Some(ack) = job.ack {
                 let _ = ack.send(result.clone());
-            }
-        }
-        if journal.len() >= JOURNAL_ROTATE_BYTES {
-            match JournalFile::create(dir) {
-                Ok(next) => {
-                    let done = std::mem::replace(&mut journal, next);
-                    let _ = index.send(IndexWork::Retire {
-                        journal: done.name().to_string(),
-                        path: done.path().to_path_buf(),
-                    });
-                    // `done` drops here: its lock goes, the index deletes it.
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot start a new journal; the current one keeps growing")
-                }
             }
         }
     }
@@ -318,6 +401,7 @@ fn journal_loop(
 
 fn index_loop(store: &Store, receiver: &std_mpsc::Receiver<IndexWork>, progress: &Progress) {
     let mut backlog: Option<IndexWork> = None;
+    let mut last_commit = Instant::now();
     loop {
         let first = match backlog.take() {
             Some(work) => work,
@@ -326,6 +410,14 @@ fn index_loop(store: &Store, receiver: &std_mpsc::Receiver<IndexWork>, progress:
                 Err(_) => return,
             },
         };
+        // Let a few milliseconds' worth of events gather: one commit of
+        // many events costs far less per event (pages written, syscalls,
+        // wake-ups) than many small ones, and nothing on the data path
+        // waits for the index.
+        if let Some(pause) = MIN_INDEX_INTERVAL.checked_sub(last_commit.elapsed()) {
+            std::thread::sleep(pause);
+        }
+        last_commit = Instant::now();
         match first {
             IndexWork::Retire { journal, path } => {
                 if let Err(error) = store.journal_barrier(&journal) {

@@ -355,10 +355,22 @@ async fn an_unwritable_store_fails_closed() {
 }
 
 /// A gateway killed with SIGKILL under load: every command the upstream
-/// executed has its record.
+/// executed has its record (`sync: full`: the journal thread's group
+/// commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_record_of_an_executed_command() {
-    let (cluster, mut gateway) = setup("");
+    sigkill_mid_load("").await;
+}
+
+/// The same with `sync: normal`, where sessions write the journal
+/// themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_load_loses_no_record_with_sync_normal() {
+    sigkill_mid_load("recording:\n  sync: normal\n").await;
+}
+
+async fn sigkill_mid_load(config: &str) {
+    let (cluster, mut gateway) = setup(config);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
     cluster.sql_in(
         "appdb",
