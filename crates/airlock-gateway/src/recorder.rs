@@ -17,6 +17,7 @@
 //! long. See `airlock_store::journal` for the format and crash recovery.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,8 @@ use airlock_store::{now_micros, NewEvent, Store};
 const MAX_JOBS_PER_WRITE: usize = 4096;
 /// Most events copied into the event table in one transaction.
 const MAX_EVENTS_PER_INDEX_COMMIT: usize = 20_000;
+/// Deferred results past which the next one writes them at once.
+const MAX_DEFERRED: usize = 1024;
 /// Least time between two index commits.
 const MIN_INDEX_INTERVAL: Duration = Duration::from_millis(5);
 /// Queue bound: past it, senders wait (backpressure instead of memory).
@@ -85,6 +88,8 @@ struct Counters {
 struct Progress {
     counters: Mutex<Counters>,
     changed: Condvar,
+    /// The journal writer holds deferred results.
+    deferred: AtomicBool,
 }
 
 impl Progress {
@@ -177,6 +182,7 @@ impl Recorder {
             sync,
             index: index_sender,
             buffer: Vec::new(),
+            deferred: Vec::new(),
         }));
         let sender = if sync {
             let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -193,9 +199,10 @@ impl Recorder {
             None
         };
         let index_progress = Arc::clone(&progress);
+        let index_writer = Arc::clone(&writer);
         std::thread::Builder::new()
             .name("airlock-index".into())
-            .spawn(move || index_loop(&store, &index_receiver, &index_progress))
+            .spawn(move || index_loop(&store, &index_receiver, &index_writer, &index_progress))
             .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
         Ok(Self {
             sender,
@@ -228,9 +235,7 @@ impl Recorder {
             return;
         }
         let Some(sender) = &self.sender else {
-            if let Err(error) = self.write_here(events, false) {
-                tracing::error!(%error, "events lost");
-            }
+            self.defer(events);
             return;
         };
         let job = Job {
@@ -240,6 +245,25 @@ impl Recorder {
         };
         if sender.send(job).await.is_err() {
             tracing::error!("the recorder has stopped; events lost");
+        }
+    }
+
+    /// Keeps results for the next journal write (`sync: normal`), so a
+    /// command and the result before it share one write.
+    fn defer(&self, events: Vec<NewEvent>) {
+        let ts = now_micros();
+        let Ok(mut writer) = self.writer.lock() else {
+            tracing::error!("the journal lock is poisoned; events lost");
+            return;
+        };
+        writer
+            .deferred
+            .extend(events.into_iter().map(|event| (ts, event)));
+        self.progress.deferred.store(true, Ordering::Release);
+        if writer.deferred.len() >= MAX_DEFERRED {
+            if let Err(error) = writer.write(&mut [], &self.progress) {
+                tracing::error!(%error, "events lost");
+            }
         }
     }
 
@@ -266,6 +290,7 @@ impl Recorder {
     /// Returns false on time-out.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        write_deferred(&self.writer, &self.progress);
         let Ok(mut counters) = self.progress.counters.lock() else {
             return false;
         };
@@ -291,6 +316,10 @@ struct JournalWriter {
     sync: bool,
     index: std_mpsc::Sender<IndexWork>,
     buffer: Vec<u8>,
+    /// Results nothing waits on (`sync: normal`), with the time they were
+    /// recorded: they ride along with the next write, or the index thread
+    /// writes them within [`MIN_INDEX_INTERVAL`].
+    deferred: Vec<(i64, NewEvent)>,
 }
 
 impl JournalWriter {
@@ -303,6 +332,11 @@ impl JournalWriter {
         let ts = now_micros();
         self.buffer.clear();
         let mut events = Vec::new();
+        for (at, event) in self.deferred.drain(..) {
+            journal::encode(&mut self.buffer, at, &event);
+            events.push((at, event));
+        }
+        progress.deferred.store(false, Ordering::Release);
         for job in jobs.iter_mut() {
             if refusal.is_some() && job.waits {
                 continue;
@@ -399,16 +433,49 @@ fn journal_loop(
     }
 }
 
-fn index_loop(store: &Store, receiver: &std_mpsc::Receiver<IndexWork>, progress: &Progress) {
+/// Journals deferred results now.
+fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
+    if !progress.deferred.load(Ordering::Acquire) {
+        return;
+    }
+    if let Ok(mut writer) = writer.lock() {
+        if let Err(error) = writer.write(&mut [], progress) {
+            tracing::error!(%error, "events lost");
+        }
+    }
+}
+
+fn index_loop(
+    store: &Store,
+    receiver: &std_mpsc::Receiver<IndexWork>,
+    writer: &Mutex<JournalWriter>,
+    progress: &Progress,
+) {
     let mut backlog: Option<IndexWork> = None;
     let mut last_commit = Instant::now();
     loop {
         let first = match backlog.take() {
             Some(work) => work,
-            None => match receiver.recv() {
-                Ok(work) => work,
-                Err(_) => return,
-            },
+            None => {
+                // Deferred results wait at most one interval for a write to
+                // carry them.
+                let received = if progress.deferred.load(Ordering::Acquire) {
+                    match receiver.recv_timeout(MIN_INDEX_INTERVAL) {
+                        Ok(work) => Ok(work),
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                            write_deferred(writer, progress);
+                            continue;
+                        }
+                        Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                    }
+                } else {
+                    receiver.recv().map_err(|_| ())
+                };
+                match received {
+                    Ok(work) => work,
+                    Err(()) => return,
+                }
+            }
         };
         // Let a few milliseconds' worth of events gather: one commit of
         // many events costs far less per event (pages written, syscalls,

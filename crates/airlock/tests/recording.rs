@@ -17,7 +17,18 @@ fn store_file(gateway: &airlock_testkit::GatewayProcess) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_are_recorded_in_order_and_replayable() {
-    let (_cluster, gateway) = setup("");
+    recorded_in_order_and_replayable("").await;
+}
+
+/// The same with `sync: normal`: sessions write the journal themselves and
+/// results ride along with the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_recorded_in_order_and_replayable_with_sync_normal() {
+    recorded_in_order_and_replayable("recording:\n  sync: normal\n").await;
+}
+
+async fn recorded_in_order_and_replayable(config: &str) {
+    let (_cluster, gateway) = setup(config);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
 
     // A psql script: each statement is its own Query.
