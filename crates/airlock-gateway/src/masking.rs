@@ -62,12 +62,21 @@ fn kind(field: Option<&FieldDescription>, format: i16) -> Kind {
     }
 }
 
+/// Which columns of `fields` a column rule of `plan` masks whole.
+pub fn column_rules(plan: &MaskPlan, fields: &[FieldDescription]) -> Vec<bool> {
+    fields
+        .iter()
+        .map(|field| plan.column_masked(&field.name))
+        .collect()
+}
+
 /// Masks one `DataRow` body. Returns the whole re-framed message when a value
 /// changed, `None` when the row passes as it is.
 pub fn mask_data_row(
     plan: &MaskPlan,
     fields: Option<&[FieldDescription]>,
     formats: &[i16],
+    column_rules: Option<&[bool]>,
     body: &[u8],
     stats: &mut MaskStats,
 ) -> Result<Option<Vec<u8>>, PgCodecError> {
@@ -81,7 +90,12 @@ pub fn mask_data_row(
         };
         let field = fields.and_then(|fields| fields.get(index));
         let kind = kind(field, format_of(formats, index));
-        let column_rule = field.is_some_and(|field| plan.column_masked(&field.name));
+        // Column rules are matched once per result set by the caller
+        // ([`column_rules`]); without that, per value.
+        let column_rule = match column_rules {
+            Some(rules) => rules.get(index).copied().unwrap_or(false),
+            None => field.is_some_and(|field| plan.column_masked(&field.name)),
+        };
         let new_value = match (kind, column_rule) {
             (Kind::Other, true) => {
                 stats.record("column", 1);
@@ -181,7 +195,7 @@ mod tests {
             encode_data_row(&mut row, &borrowed);
             let mut stats = MaskStats::new();
             for layout in [Some(fields.as_slice()), None] {
-                let masked = mask_data_row(&plan, layout, &formats, &row[5..], &mut stats).unwrap();
+                let masked = mask_data_row(&plan, layout, &formats, None, &row[5..], &mut stats).unwrap();
                 let Some(masked) = masked else { continue };
                 // Re-framed with a correct length, decodable, same width.
                 let length = i32::from_be_bytes(masked[1..5].try_into().unwrap());
@@ -203,7 +217,7 @@ mod tests {
 
         #[test]
         fn hostile_row_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = mask_data_row(&plan(), None, &[], &body, &mut MaskStats::new());
+            let _ = mask_data_row(&plan(), None, &[], None, &body, &mut MaskStats::new());
         }
     }
 }

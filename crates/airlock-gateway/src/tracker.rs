@@ -107,6 +107,8 @@ struct Accumulator {
     /// Layout of the rows being returned.
     fields: Option<Arc<Vec<FieldDescription>>>,
     formats: Vec<i16>,
+    /// Which columns a column rule masks, matched on the first row.
+    column_rules: Option<Vec<bool>>,
     stats: MaskStats,
 }
 
@@ -177,6 +179,7 @@ impl ResultTracker {
                     sample_bytes: 0,
                     fields: None,
                     formats: Vec::new(),
+                    column_rules: None,
                     stats: MaskStats::new(),
                 });
                 true
@@ -200,6 +203,7 @@ impl ResultTracker {
                     sample_bytes: 0,
                     fields,
                     formats: result_formats.clone(),
+                    column_rules: None,
                     stats: MaskStats::new(),
                 });
                 true
@@ -297,6 +301,7 @@ impl ResultTracker {
                             }
                             accumulator.formats = fields.iter().map(|field| field.format).collect();
                             accumulator.fields = Some(fields);
+                            accumulator.column_rules = None;
                         }
                     }
                     _ => {}
@@ -330,6 +335,12 @@ impl ResultTracker {
                         plan,
                         accumulator.fields.as_deref().map(Vec::as_slice),
                         &accumulator.formats,
+                        accumulator.fields.as_deref().map(|fields| {
+                            accumulator
+                                .column_rules
+                                .get_or_insert_with(|| crate::masking::column_rules(plan, fields))
+                                .as_slice()
+                        }),
                         body,
                         &mut accumulator.stats,
                     )
@@ -409,6 +420,7 @@ impl ResultTracker {
                     }
                     accumulator.result.tags.push(tag_text);
                     accumulator.fields = None;
+                    accumulator.column_rules = None;
                 }
                 if !is_simple {
                     self.finish_front(pending, finished);
