@@ -1,13 +1,16 @@
 //! The recorder: durable, batched writes of audit events (group commit).
 //!
-//! Sessions hand events to one journal thread. It takes everything queued
-//! at that moment and appends it to this process's write-ahead journal with
-//! one write (one `fdatasync` too under `sync: full`), so many concurrent
-//! sessions share one durable write. [`Recorder::record`] returns once the
-//! events are in the journal: the relay awaits it before a command goes
-//! upstream (audit before forward) and refuses the command when it fails
-//! (fail closed). [`Recorder::record_later`] queues events whose durability
-//! nothing waits on (command results).
+//! Events are appended to this process's write-ahead journal before the
+//! command they describe goes upstream. Under `sync: full` sessions hand
+//! them to one journal thread, which takes everything queued at that moment
+//! and appends it with one write and one `fdatasync`, so many concurrent
+//! sessions share one durable write (group commit). Under `sync: normal` a
+//! write costs less than a thread hop, so sessions append themselves, and
+//! results ride along with the next write. [`Recorder::record`] returns
+//! once the events are in the journal: the relay awaits it before a command
+//! goes upstream (audit before forward) and refuses the command when it
+//! fails (fail closed). [`Recorder::record_later`] takes events whose
+//! durability nothing waits on (command results).
 //!
 //! An index thread copies journaled events into the store's hash-chained
 //! event table in large transactions, which is what the audit commands
@@ -36,11 +39,13 @@ const MIN_INDEX_INTERVAL: Duration = Duration::from_millis(5);
 /// Queue bound: past it, senders wait (backpressure instead of memory).
 const QUEUE_CAPACITY: usize = 65_536;
 /// A journal past this size is replaced by a new one (and deleted once
-/// copied in full).
+/// copied in full). Under `sync: full` journals are zero-filled to this size
+/// when created, so each `fdatasync` flushes data only (see
+/// `JournalFile::create`).
 const JOURNAL_ROTATE_BYTES: u64 = if cfg!(test) {
     16 * 1024
 } else {
-    64 * 1024 * 1024
+    16 * 1024 * 1024
 };
 /// Events the index may trail the journal by before the journal thread
 /// waits for it (backpressure, so memory stays bounded under overload).
@@ -48,6 +53,16 @@ const MAX_INDEX_LAG: u64 = 200_000;
 /// How long the index may fall behind without progress before commands are
 /// refused.
 pub const MAX_INDEX_STALL: Duration = Duration::from_secs(2);
+
+/// Bytes to zero-fill a new journal with: only worth it when every write
+/// is synced.
+fn preallocation(sync: bool) -> u64 {
+    if sync {
+        JOURNAL_ROTATE_BYTES
+    } else {
+        0
+    }
+}
 
 /// Why events could not be recorded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -172,7 +187,7 @@ impl Recorder {
         for damaged in &recovered.damaged {
             tracing::error!(journal = %damaged, "a damaged journal was set aside");
         }
-        let journal = JournalFile::create(journal_dir).map_err(|error| {
+        let journal = JournalFile::create(journal_dir, preallocation(sync)).map_err(|error| {
             RecordError(format!(
                 "cannot create a journal in {}: {error}",
                 journal_dir.display()
@@ -393,7 +408,7 @@ impl JournalWriter {
 
     /// Starts a new journal; the index deletes the old one once copied.
     fn rotate(&mut self) {
-        match JournalFile::create(&self.dir) {
+        match JournalFile::create(&self.dir, preallocation(self.sync)) {
             Ok(next) => {
                 let done = std::mem::replace(&mut self.file, next);
                 let _ = self.index.send(IndexWork::Retire {

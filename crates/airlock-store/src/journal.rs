@@ -37,27 +37,49 @@ pub struct JournalFile {
     path: PathBuf,
     name: String,
     len: u64,
+    /// Bytes zero-filled ahead at creation.
+    preallocated: u64,
 }
 
 impl JournalFile {
     /// Creates a new journal in `dir` (created if missing) and locks it.
-    pub fn create(dir: &Path) -> std::io::Result<Self> {
+    ///
+    /// With `preallocate > 0` the file is first filled with that many zero
+    /// bytes and synced: appends then overwrite blocks that already exist,
+    /// so an `fdatasync` flushes data only, not the file's size and extents
+    /// (about half the cost per sync on ext4; PostgreSQL zero-fills its WAL
+    /// segments for the same reason). Zeros after the last line read as an
+    /// unfinished tail and are ignored.
+    pub fn create(dir: &Path, preallocate: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let name = format!("{}-{}{JOURNAL_SUFFIX}", now_micros(), std::process::id());
         let path = dir.join(&name);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .read(true)
+            .write(true)
             .open(&path)?;
         file.try_lock().map_err(|error| match error {
             TryLockError::Error(error) => error,
             TryLockError::WouldBlock => std::io::Error::other("the new journal is locked"),
         })?;
+        if preallocate > 0 {
+            let zeros = vec![0u8; 1 << 20];
+            let mut written = 0u64;
+            while written < preallocate {
+                let chunk = usize::try_from((preallocate - written).min(zeros.len() as u64))
+                    .unwrap_or(zeros.len());
+                file.write_all(zeros.get(..chunk).unwrap_or_default())?;
+                written += chunk as u64;
+            }
+            file.sync_all()?;
+        }
         Ok(Self {
             file,
             path,
             name,
             len: 0,
+            preallocated: preallocate,
         })
     }
 
@@ -81,13 +103,21 @@ impl JournalFile {
         self.len == 0
     }
 
-    /// Appends encoded records with one write; with `sync`, waits until
-    /// they are on disk. Returns the journal's new length.
+    /// Appends encoded records with one write at the end of what was
+    /// written; with `sync`, waits until they are on disk. Returns the
+    /// journal's new length.
     pub fn append(&mut self, records: &[u8], sync: bool) -> std::io::Result<u64> {
-        if let Err(error) = self.file.write_all(records) {
-            // A partial write leaves a torn line: cut it off so the next
-            // append starts on a line of its own.
-            let _ = self.file.set_len(self.len);
+        use std::os::unix::fs::FileExt;
+        if let Err(error) = self.file.write_all_at(records, self.len) {
+            // A partial write leaves a torn line: blank it out (zeros read
+            // as an unfinished tail), or cut it off past the preallocated
+            // part, so the next append starts on a line of its own.
+            let end = self.len + records.len() as u64;
+            if end <= self.preallocated {
+                let _ = self.file.write_all_at(&vec![0u8; records.len()], self.len);
+            } else {
+                let _ = self.file.set_len(self.len.max(self.preallocated));
+            }
             return Err(error);
         }
         if sync {
@@ -314,7 +344,9 @@ mod tests {
         let journals = dir.path().join("journal");
 
         // A dead process's journal, half copied before it died.
-        let mut dead = JournalFile::create(&journals).unwrap();
+        // Zero-filled ahead, as under `sync: full`: the zeros after the last
+        // line are an unfinished tail, not damage.
+        let mut dead = JournalFile::create(&journals, 64 * 1024).unwrap();
         let mut first = Vec::new();
         encode(&mut first, 1, &event(1));
         encode(&mut first, 2, &event(2));
@@ -330,7 +362,7 @@ mod tests {
         drop(dead); // the process is gone: its lock with it
 
         // A live process's journal must not be touched.
-        let mut live = JournalFile::create(&journals).unwrap();
+        let mut live = JournalFile::create(&journals, 0).unwrap();
         let mut live_bytes = Vec::new();
         encode(&mut live_bytes, 9, &event(9));
         live.append(&live_bytes, false).unwrap();
