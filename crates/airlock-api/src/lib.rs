@@ -131,19 +131,31 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the store answers and recording admits commands: a gateway
+/// whose audit index fails refuses every command, so a load balancer should
+/// send clients elsewhere.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = Arc::clone(&state.store);
     let ready = tokio::task::spawn_blocking(move || store.ping()).await;
-    match ready {
-        Ok(Ok(())) => {
-            Json(json!({"status": "ready", "sessions": state.sessions.len()})).into_response()
-        }
-        _ => (
+    let not_ready = |reason: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": "the store does not answer"})),
+            Json(json!({"status": "not ready", "reason": reason})),
         )
-            .into_response(),
+            .into_response()
+    };
+    if !matches!(ready, Ok(Ok(()))) {
+        return not_ready("the store does not answer".into());
     }
+    if let Some(problem) = state.recorder.problem() {
+        return not_ready(format!("recording: {problem}"));
+    }
+    Json(json!({
+        "status": "ready",
+        "sessions": state.sessions.len(),
+        "audit_index_lag": state.recorder.index_lag(),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

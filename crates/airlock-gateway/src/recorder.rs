@@ -304,6 +304,21 @@ impl Recorder {
         }
     }
 
+    /// Why new commands are refused now (the event index failing or
+    /// stalled), if they are.
+    pub fn problem(&self) -> Option<String> {
+        self.progress.refusal()
+    }
+
+    /// Events journaled but not yet in the event table.
+    pub fn index_lag(&self) -> u64 {
+        self.progress
+            .counters
+            .lock()
+            .map(|counters| counters.journaled.saturating_sub(counters.indexed))
+            .unwrap_or(0)
+    }
+
     /// Waits (blocking, up to `timeout`) until every event journaled so far
     /// is in the event table, so a read sees everything recorded before it.
     /// Returns false on time-out.

@@ -318,6 +318,10 @@ async fn an_unwritable_store_fails_closed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // The gateway says it is not ready, and why.
+    let (status, body) = gateway.http_get("/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("event index"), "{body}");
     // Checked on the upstream side: the refused command never arrived.
     assert_eq!(
         cluster.sql_in("appdb", "select count(*) from effects"),
@@ -345,6 +349,7 @@ async fn an_unwritable_store_fails_closed() {
         recovered,
         "commands are still refused with the store writable"
     );
+    assert_eq!(gateway.http_get("/readyz").unwrap().0, 200);
     let recorded: Vec<String> = events(&gateway)
         .iter()
         .filter(|event| event.kind == "command")
