@@ -237,15 +237,22 @@ pub fn recover(dir: &Path, store: &Store) -> Result<RecoveryReport, StoreError> 
             .and_then(|name| name.to_str())
             .unwrap_or_default()
             .to_string();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|error| io_error(&path, &error))?;
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            // Another process starting at the same time recovered it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(io_error(&path, &error)),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => continue, // a live process owns it
             Err(TryLockError::Error(error)) => return Err(io_error(&path, &error)),
+        }
+        // Still the journal under that name? A concurrent recovery may have
+        // copied and deleted it (and forgotten its progress) between our
+        // open and our lock: replaying it again would store its events twice.
+        if !same_file(&file, &path) {
+            continue;
         }
         let through = store.journal_progress(&name)?;
         file.seek(SeekFrom::Start(through))
@@ -278,6 +285,15 @@ pub fn recover(dir: &Path, store: &Store) -> Result<RecoveryReport, StoreError> 
         store.forget_journal(&name)?;
     }
     Ok(report)
+}
+
+/// Whether `file` is the file now at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
 }
 
 fn keep_aside(from: &Path, to: &Path) {
@@ -323,6 +339,22 @@ mod tests {
             Some("agent \"7\"\n")
         );
         assert_eq!(decoded.events[1].2.session_id.as_deref(), Some("s-1"));
+    }
+
+    /// What keeps two processes starting at once from replaying one
+    /// journal twice: a handle to a journal that was since deleted (or
+    /// replaced under its name) is recognised as stale.
+    #[test]
+    fn a_journal_deleted_or_replaced_after_opening_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.journal");
+        std::fs::write(&path, b"x").unwrap();
+        let file = File::open(&path).unwrap();
+        assert!(same_file(&file, &path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!same_file(&file, &path));
+        std::fs::write(&path, b"y").unwrap();
+        assert!(!same_file(&file, &path));
     }
 
     #[test]
