@@ -57,6 +57,17 @@ pub struct GateDecision {
 }
 
 impl GateDecision {
+    /// An Execute of a statement decided at its Parse: it runs what was
+    /// decided then (the relay applies the Parse's mask).
+    pub fn inherited() -> Self {
+        Self {
+            verdict: GateVerdict::Forward,
+            details: Value::Null,
+            mask: None,
+            review: None,
+        }
+    }
+
     fn refuse(code: &str, message: String, details: Value) -> Self {
         Self {
             verdict: GateVerdict::Refuse(ErrorFields {
@@ -76,6 +87,13 @@ impl GateDecision {
 /// True when `text` contains `word` (ASCII, case-insensitive) anywhere.
 /// A cheap, allocation-free over-approximation: the classifier decides
 /// what the statement really does.
+/// Whether an Execute of the parsed `text` must be decided again: an SQL
+/// `EXECUTE` inside runs whatever the session's PREPAREs say at that time.
+/// The relay computes it once per Parse, not on every Execute.
+pub fn decided_again_at_execute(text: &str) -> bool {
+    mentions(text, b"execute")
+}
+
 fn mentions(text: &str, word: &[u8]) -> bool {
     text.as_bytes()
         .windows(word.len())
@@ -132,13 +150,8 @@ impl CommandGate {
         // An Execute runs what its Parse was decided on, unless the statement
         // is an SQL EXECUTE: what that runs depends on the session's PREPAREs
         // now, so it is decided again.
-        if kind == CommandKind::Execute && !mentions(text, b"execute") {
-            return GateDecision {
-                verdict: GateVerdict::Forward,
-                details: Value::Null,
-                mask: None,
-                review: None,
-            };
+        if kind == CommandKind::Execute && !decided_again_at_execute(text) {
+            return GateDecision::inherited();
         }
         let live = self.state.policy.current();
         let command = self.classify(text);

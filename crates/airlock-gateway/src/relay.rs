@@ -194,6 +194,8 @@ enum Action {
 struct Prepared {
     text: String,
     mask: Option<Arc<MaskPlan>>,
+    /// Each Execute is decided again (see `gate::decided_again_at_execute`).
+    decided_again: bool,
 }
 
 /// A bound portal as the client half remembers it.
@@ -307,6 +309,7 @@ where
                                 Prepared {
                                     text: query.to_string(),
                                     mask: decision.mask.clone(),
+                                    decided_again: crate::gate::decided_again_at_execute(query),
                                 },
                             );
                             pending.push(Pending::Parse {
@@ -363,7 +366,10 @@ where
                         let text = prepared
                             .map(|prepared| prepared.text.as_str())
                             .unwrap_or("");
-                        let decision = gate.check(CommandKind::Execute, text);
+                        let decision = match prepared {
+                            Some(prepared) if !prepared.decided_again => GateDecision::inherited(),
+                            _ => gate.check(CommandKind::Execute, text),
+                        };
                         let decision = gate
                             .resolve(decision, recording.session_id, |text| {
                                 send_notice(shared, &text)
