@@ -290,8 +290,16 @@ impl Recorder {
     /// to the page cache, shorter than two thread wake-ups.
     fn write_here(&self, events: Vec<NewEvent>, waits: bool) -> Result<(), RecordError> {
         if self.progress.lagging() {
-            // Overload: let the index catch up (bounded) before adding more.
-            tokio::task::block_in_place(|| self.progress.wait_for_room());
+            // Overload: let the index catch up (bounded) before adding more,
+            // telling a multi-threaded runtime that this task blocks.
+            let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            });
+            if multi_thread {
+                tokio::task::block_in_place(|| self.progress.wait_for_room());
+            } else {
+                self.progress.wait_for_room();
+            }
         }
         let mut jobs = [Job {
             events,
