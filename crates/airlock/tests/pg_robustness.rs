@@ -238,4 +238,39 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
         "{}",
         stderr(&missing)
     );
+
+    // A data dir where the audit journal cannot be created: the gateway
+    // does not start (it could record nothing) and says why.
+    let blocked = tempfile::tempdir().unwrap();
+    let good = blocked.path().join("airlock.yaml");
+    std::fs::write(
+        &good,
+        "listen:\n  admin: 127.0.0.1:0\n  postgres: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let data = blocked.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("journal"),
+        b"a file where the journal directory goes",
+    )
+    .unwrap();
+    let output = std::process::Command::new(common::binary())
+        .args(["serve", "--config"])
+        .arg(&good)
+        .arg("--data-dir")
+        .arg(&data)
+        .env(
+            "AIRLOCK_ADMIN_TOKEN",
+            "admin-token-for-this-test-0123456789",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("cannot start the gateway: the audit log cannot be written")
+            && text.contains("data/journal"),
+        "{text}"
+    );
 }
