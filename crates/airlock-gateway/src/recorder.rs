@@ -1,16 +1,18 @@
 //! The recorder: durable, batched writes of audit events (group commit).
 //!
 //! Events are appended to this process's write-ahead journal before the
-//! command they describe goes upstream. Under `sync: full` sessions hand
-//! them to one journal thread, which takes everything queued at that moment
-//! and appends it with one write and one `fdatasync`, so many concurrent
-//! sessions share one durable write (group commit). Under `sync: normal` a
-//! write costs less than a thread hop, so sessions append themselves, and
-//! results ride along with the next write. [`Recorder::record`] returns
-//! once the events are in the journal: the relay awaits it before a command
-//! goes upstream (audit before forward) and refuses the command when it
-//! fails (fail closed). [`Recorder::record_later`] takes events whose
-//! durability nothing waits on (command results).
+//! command they describe goes upstream: sessions append themselves (one
+//! `write` to the page cache under a mutex, no thread hop). Under
+//! `sync: full` a command then waits until the journal is synced past its
+//! events: the first session to need a sync performs it (the leader, one
+//! `fdatasync`), every session whose events were written meanwhile waits for
+//! that sync or the next, so many concurrent sessions share one durable
+//! write (group commit; PostgreSQL's WAL flush works the same way). Command
+//! results, which nothing waits on, ride along with the next write instead
+//! of costing one of their own. [`Recorder::record`] returns once the events
+//! are durable as configured: the relay awaits it before a command goes
+//! upstream (audit before forward) and refuses the command when it fails
+//! (fail closed). [`Recorder::record_later`] takes results.
 //!
 //! An index thread copies journaled events into the store's hash-chained
 //! event table in large transactions, which is what the audit commands
@@ -20,24 +22,20 @@
 //! long. See `airlock_store::journal` for the format and crash recovery.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 
 use airlock_store::journal::{self, JournalFile};
 use airlock_store::{now_micros, NewEvent, Store};
 
-/// Most jobs folded into one journal write.
-const MAX_JOBS_PER_WRITE: usize = 4096;
 /// Most events copied into the event table in one transaction.
 const MAX_EVENTS_PER_INDEX_COMMIT: usize = 20_000;
 /// Deferred results past which the next one writes them at once.
 const MAX_DEFERRED: usize = 1024;
 /// Least time between two index commits.
 const MIN_INDEX_INTERVAL: Duration = Duration::from_millis(5);
-/// Queue bound: past it, senders wait (backpressure instead of memory).
-const QUEUE_CAPACITY: usize = 65_536;
 /// A journal past this size is replaced by a new one (and deleted once
 /// copied in full). Under `sync: full` journals are zero-filled to this size
 /// when created, so each `fdatasync` flushes data only (see
@@ -47,8 +45,8 @@ const JOURNAL_ROTATE_BYTES: u64 = if cfg!(test) {
 } else {
     16 * 1024 * 1024
 };
-/// Events the index may trail the journal by before the journal thread
-/// waits for it (backpressure, so memory stays bounded under overload).
+/// Events the index may trail the journal by before writers wait for it
+/// (backpressure, so memory stays bounded under overload).
 const MAX_INDEX_LAG: u64 = 200_000;
 /// How long the index may fall behind without progress before commands are
 /// refused.
@@ -69,15 +67,7 @@ fn preallocation(sync: bool) -> u64 {
 #[error("the audit log cannot be written: {0}")]
 pub struct RecordError(pub String);
 
-struct Job {
-    events: Vec<NewEvent>,
-    /// A command waits on these events (refused rather than journaled
-    /// while the index fails).
-    waits: bool,
-    ack: Option<oneshot::Sender<Result<(), RecordError>>>,
-}
-
-/// What the journal thread hands the index thread.
+/// What the journal writer hands the index thread.
 enum IndexWork {
     /// Events journaled in `journal`, which now ends at byte `through`.
     Events {
@@ -92,7 +82,7 @@ enum IndexWork {
     },
 }
 
-/// Progress shared by the two threads and the readers.
+/// Progress shared by the writers, the index thread and the readers.
 #[derive(Default)]
 struct Counters {
     journaled: u64,
@@ -101,16 +91,26 @@ struct Counters {
     stalled_since: Option<Instant>,
     /// The index's last failure, until it succeeds again.
     index_error: Option<String>,
+    /// A journal sync failed: what was written may not be on disk, and the
+    /// kernel may not say so again (a failed `fsync` can drop the dirty
+    /// pages), so commands are refused until the gateway restarts and
+    /// recovers from what the journal really holds. PostgreSQL stops for
+    /// the same reason.
+    sync_error: Option<String>,
 }
 
 #[derive(Default)]
 struct Progress {
     counters: Mutex<Counters>,
     changed: Condvar,
-    /// The journal writer holds deferred results.
-    deferred: AtomicBool,
+    /// Results nothing waits on, with the time they were recorded: they
+    /// ride along with the next journal write, or the index thread writes
+    /// them within [`MIN_INDEX_INTERVAL`]. Their own lock, held only to
+    /// push or take, so handing one over never waits behind a write.
+    deferred: Mutex<Vec<(i64, NewEvent)>>,
+    /// `deferred` is not empty.
+    has_deferred: AtomicBool,
 }
-
 impl Progress {
     /// True when the index trails by more than [`MAX_INDEX_LAG`] events.
     fn lagging(&self) -> bool {
@@ -144,6 +144,9 @@ impl Progress {
     /// Why new commands must be refused now, if they must.
     fn refusal(&self) -> Option<String> {
         let counters = self.counters.lock().ok()?;
+        if let Some(error) = &counters.sync_error {
+            return Some(error.clone());
+        }
         if let Some(error) = &counters.index_error {
             return Some(format!("the event index cannot be written: {error}"));
         }
@@ -158,22 +161,53 @@ impl Progress {
     }
 }
 
-/// Handle to the recorder threads; cheap to clone.
+/// Group commit under `sync: full`: how far the journal is known to be on
+/// disk, and whether a session is syncing it now.
+#[derive(Default)]
+struct Durability {
+    state: Mutex<SyncState>,
+    /// Wakes the sessions waiting for a sync when one ends.
+    synced: Notify,
+    /// Syncs led by sessions (group commits).
+    syncs: AtomicU64,
+    /// Makes the next led sync fail, as a failing disk would.
+    #[cfg(test)]
+    fail_next_sync: AtomicBool,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Journal bytes (counted over every journal this process wrote) known
+    /// to be on disk.
+    durable: u64,
+    /// A session is syncing (the leader); others wait for it to finish.
+    syncing: bool,
+}
+
+/// What a session waiting for the journal to be on disk does next.
+enum Next {
+    /// A sync is under way: wait for it to end.
+    Wait,
+    /// Give other ready sessions one turn to write first.
+    Yield,
+    /// Sync the journal (this session leads).
+    Lead,
+}
+
+/// Handle to the recorder; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    /// Under `sync: full`, the journal thread that batches writes around
-    /// one `fdatasync`; under `sync: normal`, `None`: a write costs no more
-    /// than handing it to a thread, so sessions write the journal
-    /// themselves (no thread hop on the data path).
-    sender: Option<mpsc::Sender<Job>>,
     writer: Arc<Mutex<JournalWriter>>,
     progress: Arc<Progress>,
+    /// `Some` under `sync: full`.
+    durability: Option<Arc<Durability>>,
 }
 
 impl Recorder {
     /// Replays journals left by a crashed process into `store`, then starts
-    /// the journal and index threads, journaling into `journal_dir`.
-    /// `sync`: flush every journal write to disk before acknowledging it.
+    /// the index thread, journaling into `journal_dir`. `sync`: every
+    /// command waits until its events are on disk (`fdatasync`), not just
+    /// written.
     pub fn start(store: Arc<Store>, journal_dir: &Path, sync: bool) -> Result<Self, RecordError> {
         let recovered = journal::recover(journal_dir, &store)
             .map_err(|error| RecordError(format!("journal recovery failed: {error}")))?;
@@ -195,28 +229,15 @@ impl Recorder {
         })?;
         let (index_sender, index_receiver) = std_mpsc::channel();
         let progress = Arc::new(Progress::default());
+        let durability = sync.then(|| Arc::new(Durability::default()));
         let writer = Arc::new(Mutex::new(JournalWriter {
             file: journal,
+            earlier_journals: 0,
             dir: journal_dir.to_path_buf(),
-            sync,
+            durability: durability.clone(),
             index: index_sender,
             buffer: Vec::new(),
-            deferred: Vec::new(),
         }));
-        let sender = if sync {
-            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-            let journal_progress = Arc::clone(&progress);
-            let journal_writer = Arc::clone(&writer);
-            std::thread::Builder::new()
-                .name("airlock-journal".into())
-                .spawn(move || journal_loop(&journal_writer, receiver, &journal_progress))
-                .map_err(|error| {
-                    RecordError(format!("cannot start the journal thread: {error}"))
-                })?;
-            Some(sender)
-        } else {
-            None
-        };
         let index_progress = Arc::clone(&progress);
         let index_writer = Arc::clone(&writer);
         std::thread::Builder::new()
@@ -224,71 +245,156 @@ impl Recorder {
             .spawn(move || index_loop(&store, &index_receiver, &index_writer, &index_progress))
             .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
         Ok(Self {
-            sender,
             writer,
             progress,
+            durability,
         })
     }
 
-    /// Records `events` durably; returns once they are journaled.
+    /// Records `events` durably; returns once they are journaled (and,
+    /// under `sync: full`, on disk).
     pub async fn record(&self, events: Vec<NewEvent>) -> Result<(), RecordError> {
-        let Some(sender) = &self.sender else {
-            return self.write_here(events, true);
-        };
-        let (ack, done) = oneshot::channel();
-        sender
-            .send(Job {
-                events,
-                waits: true,
-                ack: Some(ack),
-            })
-            .await
-            .map_err(|_| RecordError("the recorder has stopped".into()))?;
-        done.await
-            .map_err(|_| RecordError("the recorder has stopped".into()))?
-    }
-
-    /// Records `events` that nothing waits on (command results).
-    pub async fn record_later(&self, events: Vec<NewEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        let Some(sender) = &self.sender else {
-            self.defer(events);
-            return;
-        };
-        let job = Job {
-            events,
-            waits: false,
-            ack: None,
-        };
-        if sender.send(job).await.is_err() {
-            tracing::error!("the recorder has stopped; events lost");
+        let end = self.write_here(events, true)?;
+        match &self.durability {
+            Some(durability) => self.wait_until_durable(durability, end).await,
+            None => Ok(()),
         }
     }
 
-    /// Keeps results for the next journal write (`sync: normal`), so a
-    /// command and the result before it share one write.
-    fn defer(&self, events: Vec<NewEvent>) {
-        let ts = now_micros();
-        let Ok(mut writer) = self.writer.lock() else {
-            tracing::error!("the journal lock is poisoned; events lost");
-            return;
-        };
-        writer
-            .deferred
-            .extend(events.into_iter().map(|event| (ts, event)));
-        self.progress.deferred.store(true, Ordering::Release);
-        if writer.deferred.len() >= MAX_DEFERRED {
-            if let Err(error) = writer.write(&mut [], &self.progress) {
-                tracing::error!(%error, "events lost");
+    /// Waits until the journal is on disk through byte `end`: syncs it
+    /// when no session is syncing, or waits for the sync under way (which
+    /// may not cover `end`: then the next round does). One `fdatasync`
+    /// serves every write made before it started.
+    async fn wait_until_durable(
+        &self,
+        durability: &Durability,
+        end: u64,
+    ) -> Result<(), RecordError> {
+        let mut yielded = false;
+        loop {
+            let notified = durability.synced.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a sync ending in
+            // between still wakes this session.
+            notified.as_mut().enable();
+            let next = {
+                let mut state = durability
+                    .state
+                    .lock()
+                    .map_err(|_| RecordError("the journal sync lock is poisoned".into()))?;
+                if let Some(error) = self.sync_error() {
+                    return Err(RecordError(error));
+                }
+                if state.durable >= end {
+                    return Ok(());
+                }
+                if state.syncing {
+                    Next::Wait
+                } else if !yielded {
+                    // Let sessions that are ready to run write first, so
+                    // this sync carries them too. Costs nothing when no
+                    // other session is ready (one client).
+                    Next::Yield
+                } else {
+                    state.syncing = true;
+                    Next::Lead
+                }
+            };
+            match next {
+                Next::Wait => notified.await,
+                Next::Yield => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                }
+                Next::Lead => self.lead_sync(durability),
             }
         }
     }
 
-    /// Writes the journal from the calling task (`sync: normal`): a write
-    /// to the page cache, shorter than two thread wake-ups.
-    fn write_here(&self, events: Vec<NewEvent>, waits: bool) -> Result<(), RecordError> {
+    /// The leader's part of group commit: one `fdatasync` covering
+    /// everything written so far. It blocks this runtime worker for the
+    /// length of one sync (no await between claiming the sync and
+    /// releasing it, so it cannot be abandoned half-way); only one worker
+    /// at a time does, and waiting sessions hold none.
+    fn lead_sync(&self, durability: &Durability) {
+        let target = self
+            .writer
+            .lock()
+            .map(|writer| (writer.file.sync_handle(), writer.end()));
+        let result = match &target {
+            Ok((file, _)) => file.sync_data().map_err(|error| error.to_string()),
+            Err(_) => Err("the journal lock is poisoned".into()),
+        };
+        #[cfg(test)]
+        let result = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
+            Err("Input/output error (os error 5)".to_string())
+        } else {
+            result
+        };
+        durability.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut state) = durability.state.lock() {
+            state.syncing = false;
+            match (&result, &target) {
+                (Ok(()), Ok((_, end))) => state.durable = state.durable.max(*end),
+                (Err(error), _) => self.fail_sync(error),
+                _ => {}
+            }
+        }
+        durability.synced.notify_waiters();
+    }
+
+    /// Journal syncs led by commands so far (`sync: full`; 0 otherwise):
+    /// with many concurrent sessions, far fewer than commands.
+    pub fn journal_syncs(&self) -> u64 {
+        self.durability
+            .as_ref()
+            .map_or(0, |durability| durability.syncs.load(Ordering::Relaxed))
+    }
+
+    /// Refuses every command from now on: see [`Counters::sync_error`].
+    fn fail_sync(&self, error: &str) {
+        fail_sync(&self.progress, error);
+    }
+
+    fn sync_error(&self) -> Option<String> {
+        self.progress
+            .counters
+            .lock()
+            .ok()
+            .and_then(|counters| counters.sync_error.clone())
+    }
+
+    /// Records `events` that nothing waits on (command results): they ride
+    /// along with the next journal write, so a result costs no write (and
+    /// no `fdatasync`) of its own.
+    pub async fn record_later(&self, events: Vec<NewEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        if self.defer(events) {
+            // Enough waiting: write them now.
+            write_deferred(&self.writer, &self.progress);
+        }
+    }
+
+    /// Keeps results for the next journal write, so a command and the
+    /// result before it share one write. True when enough are waiting that
+    /// they should be written now.
+    fn defer(&self, events: Vec<NewEvent>) -> bool {
+        let ts = now_micros();
+        let Ok(mut deferred) = self.progress.deferred.lock() else {
+            tracing::error!("the deferred results' lock is poisoned; events lost");
+            return false;
+        };
+        deferred.extend(events.into_iter().map(|event| (ts, event)));
+        self.progress.has_deferred.store(true, Ordering::Release);
+        deferred.len() >= MAX_DEFERRED
+    }
+
+    /// Writes the journal from the calling task: a write to the page cache,
+    /// shorter than two thread wake-ups. Returns where the journal ends
+    /// after it.
+    fn write_here(&self, events: Vec<NewEvent>, waits: bool) -> Result<u64, RecordError> {
         if self.progress.lagging() {
             // Overload: let the index catch up (bounded) before adding more,
             // telling a multi-threaded runtime that this task blocks.
@@ -301,19 +407,13 @@ impl Recorder {
                 self.progress.wait_for_room();
             }
         }
-        let mut jobs = [Job {
-            events,
-            waits,
-            ack: None,
-        }];
         match self.writer.lock() {
-            Ok(mut writer) => writer.write(&mut jobs, &self.progress),
+            Ok(mut writer) => writer.write(events, waits, &self.progress),
             Err(_) => Err(RecordError("the journal lock is poisoned".into())),
         }
     }
-
     /// Why new commands are refused now (the event index failing or
-    /// stalled), if they are.
+    /// stalled, a journal sync failed), if they are.
     pub fn problem(&self) -> Option<String> {
         self.progress.refusal()
     }
@@ -354,52 +454,51 @@ impl Recorder {
 /// The journal and what goes with writing it.
 struct JournalWriter {
     file: JournalFile,
+    /// Bytes written to the journals before `file`.
+    earlier_journals: u64,
     dir: PathBuf,
-    sync: bool,
+    durability: Option<Arc<Durability>>,
     index: std_mpsc::Sender<IndexWork>,
     buffer: Vec<u8>,
-    /// Results nothing waits on (`sync: normal`), with the time they were
-    /// recorded: they ride along with the next write, or the index thread
-    /// writes them within [`MIN_INDEX_INTERVAL`].
-    deferred: Vec<(i64, NewEvent)>,
 }
 
 impl JournalWriter {
-    /// Journals the events of `jobs` with one write. Commands waiting on
-    /// their record are refused while the index is failing or stalled;
-    /// their events are not journaled (they never run). Results of commands
-    /// that already ran still are.
-    fn write(&mut self, jobs: &mut [Job], progress: &Progress) -> Result<(), RecordError> {
-        let refusal = progress.refusal();
+    /// Where the journal ends, counted over every journal written.
+    fn end(&self) -> u64 {
+        self.earlier_journals + self.file.len()
+    }
+
+    /// Journals `events` and the deferred results with one write; returns
+    /// where the journal ends after it. Events a command waits on
+    /// (`waits`) are refused while the index is failing or stalled: they
+    /// are not journaled (the command never runs). Results of commands that
+    /// already ran still are.
+    fn write(
+        &mut self,
+        new: Vec<NewEvent>,
+        waits: bool,
+        progress: &Progress,
+    ) -> Result<u64, RecordError> {
+        let refusal = if waits { progress.refusal() } else { None };
         let ts = now_micros();
         self.buffer.clear();
-        let mut events = Vec::new();
-        for (at, event) in self.deferred.drain(..) {
-            journal::encode(&mut self.buffer, at, &event);
-            events.push((at, event));
+        let mut events = match progress.deferred.lock() {
+            Ok(mut deferred) => {
+                progress.has_deferred.store(false, Ordering::Release);
+                std::mem::take(&mut *deferred)
+            }
+            Err(_) => Vec::new(),
+        };
+        if refusal.is_none() {
+            events.extend(new.into_iter().map(|event| (ts, event)));
         }
-        progress.deferred.store(false, Ordering::Release);
-        for job in jobs.iter_mut() {
-            if refusal.is_some() && job.waits {
-                continue;
-            }
-            for event in job.events.drain(..) {
-                journal::encode(&mut self.buffer, ts, &event);
-                events.push((ts, event));
-            }
+        for (at, event) in &events {
+            journal::encode(&mut self.buffer, *at, event);
         }
         let written = if events.is_empty() {
             Ok(self.file.len())
         } else {
-            self.file.append(&self.buffer, self.sync)
-        };
-        let result = match (&written, &refusal) {
-            (Err(error), _) => Err(RecordError(format!(
-                "the journal {} cannot be written: {error}",
-                self.file.path().display()
-            ))),
-            (Ok(_), Some(refusal)) => Err(RecordError(refusal.clone())),
-            (Ok(_), None) => Ok(()),
+            self.file.append(&self.buffer, false)
         };
         match &written {
             Err(error) => {
@@ -420,25 +519,49 @@ impl JournalWriter {
             }
             Ok(_) => {}
         }
-        if let Some(refusal) = &refusal {
-            tracing::error!(%refusal, "refusing commands: the audit index is not keeping up");
-        }
+        let end = self.end();
         if self.file.len() >= JOURNAL_ROTATE_BYTES {
-            self.rotate();
+            self.rotate(progress);
         }
-        result
+        match (written, refusal) {
+            (Err(error), _) => Err(RecordError(format!(
+                "the journal {} cannot be written: {error}",
+                self.file.path().display()
+            ))),
+            (Ok(_), Some(refusal)) => {
+                tracing::error!(%refusal, "refusing commands: the audit index is not keeping up");
+                Err(RecordError(refusal))
+            }
+            (Ok(_), None) => Ok(end),
+        }
     }
 
     /// Starts a new journal; the index deletes the old one once copied.
-    fn rotate(&mut self) {
-        match JournalFile::create(&self.dir, preallocation(self.sync)) {
+    /// Under `sync: full` the old one is synced first, so "on disk through
+    /// byte N" only ever needs the current journal synced.
+    fn rotate(&mut self, progress: &Progress) {
+        let sync = self.durability.is_some();
+        match JournalFile::create(&self.dir, preallocation(sync)) {
             Ok(next) => {
+                if let Some(durability) = &self.durability {
+                    let end = self.end();
+                    match self.file.sync_handle().sync_data() {
+                        Ok(()) => {
+                            if let Ok(mut state) = durability.state.lock() {
+                                state.durable = state.durable.max(end);
+                            }
+                        }
+                        Err(error) => fail_sync(progress, &error.to_string()),
+                    }
+                }
+                self.earlier_journals += self.file.len();
                 let done = std::mem::replace(&mut self.file, next);
                 let _ = self.index.send(IndexWork::Retire {
                     journal: done.name().to_string(),
                     path: done.path().to_path_buf(),
                 });
-                // `done` drops here: its lock goes, the index deletes it.
+                // `done` drops here: its lock goes once no sync holds it,
+                // and the index deletes it.
             }
             Err(error) => {
                 tracing::error!(%error, "cannot start a new journal; the current one keeps growing")
@@ -447,42 +570,55 @@ impl JournalWriter {
     }
 }
 
-/// The journal thread of `sync: full`: one write and one `fdatasync` for
-/// everything queued while the previous one ran (group commit).
-fn journal_loop(
-    writer: &Mutex<JournalWriter>,
-    mut receiver: mpsc::Receiver<Job>,
-    progress: &Progress,
-) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_JOBS_PER_WRITE {
-            match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        progress.wait_for_room();
-        let result = match writer.lock() {
-            Ok(mut writer) => writer.write(&mut jobs, progress),
-            Err(_) => Err(RecordError("the journal lock is poisoned".into())),
-        };
-        for job in jobs {
-            if let Some(ack) = job.ack {
-                let _ = ack.send(result.clone());
-            }
-        }
+/// Refuses every command from now on: see [`Counters::sync_error`].
+fn fail_sync(progress: &Progress, error: &str) {
+    tracing::error!(%error, "the audit journal cannot be synced to disk; refusing every command until restart");
+    if let Ok(mut counters) = progress.counters.lock() {
+        counters.sync_error.get_or_insert_with(|| {
+            format!("the journal cannot be synced to disk ({error}); restart the gateway once the disk is healthy")
+        });
     }
 }
 
 /// Journals deferred results now.
 fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
-    if !progress.deferred.load(Ordering::Acquire) {
+    if !progress.has_deferred.load(Ordering::Acquire) {
         return;
     }
     if let Ok(mut writer) = writer.lock() {
-        if let Err(error) = writer.write(&mut [], progress) {
+        if let Err(error) = writer.write(Vec::new(), false, progress) {
             tracing::error!(%error, "events lost");
+        }
+    }
+}
+
+/// Journals deferred results and, under `sync: full`, syncs them: the
+/// index thread's job when no command came to carry them.
+fn write_and_sync_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
+    if !progress.has_deferred.load(Ordering::Acquire) {
+        return;
+    }
+    let target = match writer.lock() {
+        Ok(mut writer) => {
+            if let Err(error) = writer.write(Vec::new(), false, progress) {
+                tracing::error!(%error, "events lost");
+                return;
+            }
+            writer
+                .durability
+                .clone()
+                .map(|durability| (durability, writer.file.sync_handle(), writer.end()))
+        }
+        Err(_) => return,
+    };
+    if let Some((durability, file, end)) = target {
+        match file.sync_data() {
+            Ok(()) => {
+                if let Ok(mut state) = durability.state.lock() {
+                    state.durable = state.durable.max(end);
+                }
+            }
+            Err(error) => fail_sync(progress, &error.to_string()),
         }
     }
 }
@@ -501,11 +637,11 @@ fn index_loop(
             None => {
                 // Deferred results wait at most one interval for a write to
                 // carry them.
-                let received = if progress.deferred.load(Ordering::Acquire) {
+                let received = if progress.has_deferred.load(Ordering::Acquire) {
                     match receiver.recv_timeout(MIN_INDEX_INTERVAL) {
                         Ok(work) => Ok(work),
                         Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                            write_deferred(writer, progress);
+                            write_and_sync_deferred(writer, progress);
                             continue;
                         }
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(()),
@@ -665,6 +801,63 @@ mod tests {
             assert_eq!(left.len(), 1, "sync {sync}: {left:?}");
             assert_ne!(left, first, "sync {sync}: the journal never rotated");
         }
+    }
+
+    /// Under `sync: full`, concurrent commands share syncs (group commit),
+    /// and every one of them is recorded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commands_share_journal_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder =
+            Recorder::start(Arc::clone(&store), &dir.path().join("journal"), true).unwrap();
+        let commands = 256;
+        let tasks: Vec<_> = (0..commands)
+            .map(|n| {
+                let recorder = recorder.clone();
+                tokio::spawn(async move { recorder.record(vec![event(n)]).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let syncs = recorder.journal_syncs();
+        assert!(syncs >= 1, "no sync under sync: full");
+        assert!(
+            syncs <= commands as u64 / 4,
+            "{syncs} syncs for {commands} concurrent commands: no group commit"
+        );
+        assert!(recorder.flush(Duration::from_secs(10)));
+        assert_eq!(store.events_after(0, 10_000).unwrap().len(), commands);
+    }
+
+    /// A failed journal sync refuses the commands waiting on it and every
+    /// command after it (the kernel may have dropped what it could not
+    /// write), and says so through `problem()` (`/readyz`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_sync_refuses_commands_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder =
+            Recorder::start(Arc::clone(&store), &dir.path().join("journal"), true).unwrap();
+        recorder.record(vec![event(0)]).await.unwrap();
+        assert!(recorder.problem().is_none());
+        recorder
+            .durability
+            .as_ref()
+            .unwrap()
+            .fail_next_sync
+            .store(true, Ordering::Release);
+        let error = recorder.record(vec![event(1)]).await.unwrap_err();
+        assert!(error.to_string().contains("cannot be synced"), "{error}");
+        let error = recorder.record(vec![event(2)]).await.unwrap_err();
+        assert!(error.to_string().contains("cannot be synced"), "{error}");
+        let problem = recorder.problem().unwrap();
+        assert!(problem.contains("restart the gateway"), "{problem}");
+        // Under `sync: normal` nothing is synced and nothing is counted.
+        let normal = Recorder::start(store, &dir.path().join("journal-normal"), false).unwrap();
+        normal.record(vec![event(3)]).await.unwrap();
+        assert_eq!(normal.journal_syncs(), 0);
     }
 
     /// A recorder over a store that cannot be written refuses commands

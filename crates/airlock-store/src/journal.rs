@@ -2,8 +2,9 @@
 //!
 //! Recording a command before it is forwarded must be durable and cheap:
 //! the recorder appends each batch of events to a journal file of its own
-//! with one `write` (plus one `fdatasync` under `sync: full`) and only then
-//! lets the commands through. A second thread copies journaled events into
+//! with one `write` (plus an `fdatasync` under `sync: full`, shared by
+//! every write made while the previous one ran) and only then lets the
+//! commands through. A second thread copies journaled events into
 //! the store's hash-chained event table in large transactions, noting in the
 //! same transaction how far it copied ([`Store::append_journaled`]); the
 //! journal is deleted once copied in full. After a crash, [`recover`] copies
@@ -21,6 +22,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::events::{EventData, NewEvent};
 use crate::{now_micros, Store, StoreError};
@@ -33,7 +35,9 @@ const RECOVERY_CHUNK: usize = 10_000;
 /// A journal this process appends to.
 #[derive(Debug)]
 pub struct JournalFile {
-    file: File,
+    /// Shared with whoever syncs it ([`JournalFile::sync_handle`]); the
+    /// lock lasts while any handle is open.
+    file: Arc<File>,
     path: PathBuf,
     name: String,
     len: u64,
@@ -75,7 +79,7 @@ impl JournalFile {
             file.sync_all()?;
         }
         Ok(Self {
-            file,
+            file: Arc::new(file),
             path,
             name,
             len: 0,
@@ -101,6 +105,13 @@ impl JournalFile {
     /// True when nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A handle for `fdatasync` without holding the journal: a sync makes
+    /// everything appended before it durable, so one sync serves every
+    /// append made while the previous one ran (group commit).
+    pub fn sync_handle(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 
     /// Appends encoded records with one write at the end of what was
