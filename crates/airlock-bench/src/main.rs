@@ -35,6 +35,7 @@ use std::process::Command;
 
 /// The gateway's cost against a direct connection and PgBouncer, measured
 /// in the same run: pgbench -S (simple and prepared; 1, 8, 32 clients),
+/// pgbench's TPC-B-like write script (1 and 8 clients),
 /// memory per idle session, masking throughput. Writes
 /// `<out>/<date>-<quick|full>.md` and `<out>/latest.md`.
 #[derive(Parser, Debug)]
@@ -70,6 +71,8 @@ struct Plan {
     pii_rows: u32,
     pii_repetitions: usize,
     warmup: u64,
+    /// Client counts of the write (TPC-B-like) runs.
+    write_clients: Vec<u32>,
 }
 
 impl Plan {
@@ -83,6 +86,7 @@ impl Plan {
                 pii_rows: 20_000,
                 pii_repetitions: 2,
                 warmup: 1,
+                write_clients: vec![8],
             }
         } else {
             Self {
@@ -93,6 +97,7 @@ impl Plan {
                 pii_rows: 100_000,
                 pii_repetitions: 5,
                 warmup: 3,
+                write_clients: vec![1, 8],
             }
         }
     }
@@ -279,6 +284,22 @@ fn run() -> Result<()> {
                 }
                 report.add_run(*target, mode, clients, result);
             }
+        }
+    }
+    // Writes last: they change the tables the reads use (not their size).
+    for &clients in &plan.write_clients {
+        for (target, endpoint, watch) in &targets {
+            progress(&format!(
+                "pgbench (TPC-B-like) -c {clients} -T {} via {}",
+                plan.duration,
+                target.label()
+            ));
+            let result = pgbench::run(endpoint, pgbench::WRITES, clients, plan.duration, *watch)
+                .map_err(|error| format!("{error:#}"));
+            if let Err(error) = &result {
+                progress(&format!("FAILED: {error}"));
+            }
+            report.add_run(*target, pgbench::WRITES, clients, result);
         }
     }
     for (target, _, _, pid) in &gateways {

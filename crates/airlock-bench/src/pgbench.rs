@@ -1,4 +1,5 @@
-//! Runs `pgbench -S` against one endpoint and reads its results: TPS and
+//! Runs pgbench (`-S`, or the TPC-B-like default script for writes)
+//! against one endpoint and reads its results: TPS and
 //! failures from its summary, latencies from its per-transaction logs
 //! (`-l`: one line per transaction, latency in µs in the third column).
 
@@ -6,6 +7,11 @@ use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
+
+/// The mode that runs pgbench's default TPC-B-like script (seven
+/// statements per transaction: BEGIN, three UPDATEs, a SELECT, an INSERT,
+/// END) in simple protocol.
+pub const WRITES: &str = "tpcb";
 
 /// Where pgbench connects (always TCP on 127.0.0.1, never TLS).
 #[derive(Clone)]
@@ -83,8 +89,10 @@ pub struct Run {
     pub proxy_cpu_us: Option<f64>,
 }
 
-/// `pgbench -n -S -M <mode> -c <clients> -j min(clients,2) -T <seconds> -l`.
-/// `watch` is the proxy process whose CPU time is charged to the run.
+/// `pgbench -n -S -M <mode> -c <clients> -j min(clients,2) -T <seconds> -l`;
+/// mode [`WRITES`] runs the default TPC-B-like script with `-M simple`
+/// instead of `-S`. `watch` is the proxy process whose CPU time is charged
+/// to the run.
 pub fn run(
     endpoint: &Endpoint,
     mode: &str,
@@ -97,9 +105,15 @@ pub fn run(
         .tempdir()?;
     let prefix = logs.path().join("txn");
     let ticks_before = watch.map(sys::cpu_ticks).transpose()?;
+    let script: &[&str] = if mode == WRITES {
+        &["-M", "simple"]
+    } else {
+        &["-S", "-M", mode]
+    };
     let output = endpoint
         .command("pgbench")
-        .args(["-n", "-S", "-M", mode])
+        .arg("-n")
+        .args(script)
         .args(["-c", &clients.to_string()])
         .args(["-j", &clients.clamp(1, 2).to_string()])
         .args(["-T", &seconds.to_string()])

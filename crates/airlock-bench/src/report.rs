@@ -272,7 +272,13 @@ impl Report {
              every target. One transaction is one query. Latencies are from pgbench's \
              per-transaction log (`-l`); `+` columns are the difference to direct at the same \
              mode and clients. Proxy CPU is the proxy process's user+system time \
-             (`/proc/<pid>/stat`) over the run divided by its transactions.\n",
+             (`/proc/<pid>/stat`) over the run divided by its transactions.\n\n\
+             Rows of mode `tpcb` are writes: pgbench's default TPC-B-like script \
+             (`pgbench -n -M simple`), seven statements per transaction (BEGIN, three \
+             UPDATEs, a SELECT, an INSERT, END), run after the read runs. PostgreSQL \
+             flushes its WAL once per COMMIT; with recording under `sync: full` the \
+             gateway makes each of the seven durable before forwarding it (shared with \
+             every other session's commands).\n",
             self.duration, self.scale, self.scale
         );
         let _ = writeln!(

@@ -70,8 +70,17 @@ fn quick_run_writes_a_table_with_every_configuration() {
         latest
     );
 
-    // Every configuration, in both modes at both client counts, has a
-    // numeric TPS above zero (the fourth column of the pgbench table).
+    // Every configuration, in both read modes at both client counts and
+    // in the write run, has a numeric TPS above zero (the fourth column of
+    // the pgbench table); the writes pass the policy (no failed
+    // transaction, the last column).
+    let runs = [
+        ("simple", "1"),
+        ("simple", "8"),
+        ("prepared", "1"),
+        ("prepared", "8"),
+        ("tpcb", "8"),
+    ];
     for target in [
         "direct",
         "pgbouncer",
@@ -79,22 +88,25 @@ fn quick_run_writes_a_table_with_every_configuration() {
         "airlock policy+mask",
         "airlock full",
     ] {
-        for mode in ["simple", "prepared"] {
-            for clients in ["1", "8"] {
-                let row = latest
-                    .lines()
-                    .find(|line| {
-                        let cells = cells(line);
-                        cells.first() == Some(&target)
-                            && cells.get(1) == Some(&mode)
-                            && cells.get(2) == Some(&clients)
-                    })
-                    .unwrap_or_else(|| panic!("no row for {target} {mode} {clients}:\n{latest}"));
-                let tps: f64 = cells(row)[3]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("TPS is not a number in {row:?}"));
-                assert!(tps > 0.0, "TPS 0 in {row:?}");
-            }
+        for (mode, clients) in runs {
+            let row = latest
+                .lines()
+                .find(|line| {
+                    let cells = cells(line);
+                    cells.first() == Some(&target)
+                        && cells.get(1) == Some(&mode)
+                        && cells.get(2) == Some(&clients)
+                })
+                .unwrap_or_else(|| panic!("no row for {target} {mode} {clients}:\n{latest}"));
+            let tps: f64 = cells(row)[3]
+                .parse()
+                .unwrap_or_else(|_| panic!("TPS is not a number in {row:?}"));
+            assert!(tps > 0.0, "TPS 0 in {row:?}");
+            assert_eq!(
+                cells(row).last(),
+                Some(&"0"),
+                "failed transactions in {row:?}"
+            );
         }
     }
     // Memory and masking sections are filled in too.
