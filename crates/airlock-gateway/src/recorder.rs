@@ -62,6 +62,17 @@ fn preallocation(sync: bool) -> u64 {
     }
 }
 
+/// Says so when the disk had no room to zero-fill a journal under
+/// `sync: full`: it still works, each sync costs more.
+fn warn_if_not_preallocated(journal: &JournalFile, sync: bool) {
+    if preallocation(sync) > journal.preallocated() {
+        tracing::warn!(
+            journal = %journal.path().display(),
+            "no room on the disk to zero-fill the audit journal ahead; journal syncs will be slower"
+        );
+    }
+}
+
 /// Why events could not be recorded.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the audit log cannot be written: {0}")]
@@ -227,6 +238,7 @@ impl Recorder {
                 journal_dir.display()
             ))
         })?;
+        warn_if_not_preallocated(&journal, sync);
         let (index_sender, index_receiver) = std_mpsc::channel();
         let progress = Arc::new(Progress::default());
         let durability = sync.then(|| Arc::new(Durability::default()));
@@ -489,6 +501,7 @@ impl JournalWriter {
             }
             Err(_) => Vec::new(),
         };
+        let results = events.len();
         if refusal.is_none() {
             events.extend(new.into_iter().map(|event| (ts, event)));
         }
@@ -502,7 +515,18 @@ impl JournalWriter {
         };
         match &written {
             Err(error) => {
-                tracing::error!(%error, events = events.len(), "audit journal write failed")
+                tracing::error!(%error, events = events.len(), "audit journal write failed");
+                // The results belong to commands that ran: keep them for the
+                // next write. The new events are dropped: their commands
+                // are refused and never run.
+                events.truncate(results);
+                if let Ok(mut deferred) = progress.deferred.lock() {
+                    let later = std::mem::replace(&mut *deferred, events);
+                    deferred.extend(later);
+                    progress
+                        .has_deferred
+                        .store(!deferred.is_empty(), Ordering::Release);
+                }
             }
             Ok(through) if !events.is_empty() => {
                 if let Ok(mut counters) = progress.counters.lock() {
@@ -543,6 +567,7 @@ impl JournalWriter {
         let sync = self.durability.is_some();
         match JournalFile::create(&self.dir, preallocation(sync)) {
             Ok(next) => {
+                warn_if_not_preallocated(&next, sync);
                 if let Some(durability) = &self.durability {
                     let end = self.end();
                     match self.file.sync_handle().sync_data() {

@@ -67,24 +67,30 @@ impl JournalFile {
             TryLockError::Error(error) => error,
             TryLockError::WouldBlock => std::io::Error::other("the new journal is locked"),
         })?;
-        if preallocate > 0 {
-            let zeros = vec![0u8; 1 << 20];
-            let mut written = 0u64;
-            while written < preallocate {
-                let chunk = usize::try_from((preallocate - written).min(zeros.len() as u64))
-                    .unwrap_or(zeros.len());
-                file.write_all(zeros.get(..chunk).unwrap_or_default())?;
-                written += chunk as u64;
+        let preallocated = match zero_fill(&mut file, preallocate) {
+            Ok(()) => preallocate,
+            // Not enough room for the zeros: a journal that grows as it is
+            // written serves as well, only each sync costs more.
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+                file.set_len(0)?;
+                file.seek(SeekFrom::Start(0))?;
+                0
             }
-            file.sync_all()?;
-        }
+            Err(error) => return Err(error),
+        };
         Ok(Self {
             file: Arc::new(file),
             path,
             name,
             len: 0,
-            preallocated: preallocate,
+            preallocated,
         })
+    }
+
+    /// Bytes zero-filled ahead at creation (less than asked for when the
+    /// disk had no room for them: then none).
+    pub fn preallocated(&self) -> u64 {
+        self.preallocated
     }
 
     /// The journal's file name (its key in the store's progress table).
@@ -137,6 +143,22 @@ impl JournalFile {
         self.len += records.len() as u64;
         Ok(self.len)
     }
+}
+
+/// Writes `bytes` zeros at the start of `file` and syncs them.
+fn zero_fill(file: &mut File, bytes: u64) -> std::io::Result<()> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let zeros = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    while written < bytes {
+        let chunk =
+            usize::try_from((bytes - written).min(zeros.len() as u64)).unwrap_or(zeros.len());
+        file.write_all(zeros.get(..chunk).unwrap_or_default())?;
+        written += chunk as u64;
+    }
+    file.sync_all()
 }
 
 /// Appends one event, journaled at `ts_micros`, as a line to `out`.

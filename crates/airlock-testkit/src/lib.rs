@@ -331,6 +331,10 @@ pub struct GatewayProcess {
     shared_data_dir: Option<PathBuf>,
     /// Extra environment, kept for siblings.
     env: Vec<(String, String)>,
+    /// This folder of the data dir is a tmpfs of this many bytes, mounted in
+    /// a mount namespace of the gateway's own (see
+    /// [`GatewayProcess::start_on_small_disk`]).
+    small_disk: Option<(String, u64)>,
 }
 
 impl GatewayProcess {
@@ -364,11 +368,43 @@ impl GatewayProcess {
         Self::start_full(binary, config_yaml, Some(policy_yaml), env)
     }
 
+    /// Like [`GatewayProcess::start_with_policy`], with `mount` (a folder
+    /// of the data dir, `""` for the data dir itself) on a filesystem of
+    /// `bytes` bytes: a tmpfs in a mount namespace of the gateway's own
+    /// (`unshare --mount`; not as root, in a user namespace too:
+    /// `--user --map-root-user`), so a test can fill it up. The test sees the data dir as the gateway does at
+    /// [`GatewayProcess::data_dir_as_seen_by_gateway`].
+    pub fn start_on_small_disk(
+        binary: &Path,
+        config_yaml: &str,
+        policy_yaml: &str,
+        mount: &str,
+        bytes: u64,
+    ) -> Self {
+        Self::start_full_on(
+            binary,
+            config_yaml,
+            Some(policy_yaml),
+            &[],
+            Some((mount.to_string(), bytes)),
+        )
+    }
+
     fn start_full(
         binary: &Path,
         config_yaml: &str,
         policy_yaml: Option<&str>,
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full_on(binary, config_yaml, policy_yaml, env, None)
+    }
+
+    fn start_full_on(
+        binary: &Path,
+        config_yaml: &str,
+        policy_yaml: Option<&str>,
+        env: &[(&str, &str)],
+        small_disk: Option<(String, u64)>,
     ) -> Self {
         let data_dir = tempfile::Builder::new()
             .prefix("airlock-gw-")
@@ -402,7 +438,12 @@ impl GatewayProcess {
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect(),
+            small_disk,
         };
+        if let Some((mount, _)) = &gateway.small_disk {
+            std::fs::create_dir_all(gateway.data_dir().join(mount))
+                .expect("create the mount point");
+        }
         gateway.spawn(env);
         gateway
     }
@@ -434,7 +475,25 @@ impl GatewayProcess {
             .append(true)
             .open(&self.log_path)
             .expect("open gateway log");
-        let mut command = Command::new(&self.binary);
+        let mut command = match &self.small_disk {
+            Some((mount, bytes)) => {
+                let mut command = Command::new("unshare");
+                // Root mounts in a mount namespace of its own; anyone else
+                // in a user namespace where they are root.
+                if !running_as_root() {
+                    command.args(["--user", "--map-root-user"]);
+                }
+                command
+                    .args(["--mount", "sh", "-c"])
+                    .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@""#)
+                    .arg("sh")
+                    .arg(bytes.to_string())
+                    .arg(self.data_dir().join(mount))
+                    .arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
         command
             .arg("serve")
             .arg("--config")
@@ -482,6 +541,19 @@ impl GatewayProcess {
         }
     }
 
+    /// The data dir as the gateway sees it: for a gateway on a small disk,
+    /// its tmpfs (through `/proc/<pid>/root`), otherwise [`Self::data_dir`].
+    pub fn data_dir_as_seen_by_gateway(&self) -> PathBuf {
+        match (&self.small_disk, self.pid()) {
+            (Some(_), Some(pid)) => {
+                let dir = self.data_dir();
+                PathBuf::from(format!("/proc/{pid}/root"))
+                    .join(dir.strip_prefix("/").unwrap_or(&dir))
+            }
+            _ => self.data_dir(),
+        }
+    }
+
     /// Starts a second gateway process on its own ports that shares this
     /// one's data dir (store, master key), config and policy: a replica.
     pub fn start_sibling(&self) -> GatewayProcess {
@@ -523,6 +595,7 @@ impl GatewayProcess {
             shared_data_dir: Some(self.data_dir()),
             data_dir: dir,
             env: self.env.clone(),
+            small_disk: None,
         };
         let env: Vec<(&str, &str)> = self
             .env

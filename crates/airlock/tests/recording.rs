@@ -370,9 +370,163 @@ async fn an_unwritable_store_fails_closed() {
     );
 }
 
+/// The whole data dir on a full disk (`sync: full`): the journal was
+/// zero-filled ahead, so its writes still succeed; the event index cannot
+/// grow the store, and commands are refused from its first failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_closed() {
+    let log = full_disk_fails_closed("", "", 40 << 20, "the event index cannot be written").await;
+    assert!(log.contains("audit index write failed"), "{log}");
+}
+
+/// The journal's own disk full under `sync: full`: too small to zero-fill
+/// a journal ahead (the gateway says so and starts anyway), and the first
+/// journal write that finds no room refuses its command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_disk_fails_closed() {
+    let log = full_disk_fails_closed("", "journal", 1 << 20, "No space left on device").await;
+    assert!(log.contains("no room on the disk to zero-fill"), "{log}");
+    assert!(log.contains("audit journal write failed"), "{log}");
+}
+
+/// The same under `sync: normal`, where the journal is never zero-filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_disk_fails_closed_with_sync_normal() {
+    let log = full_disk_fails_closed(
+        "recording:\n  sync: normal\n",
+        "journal",
+        1 << 20,
+        "No space left on device",
+    )
+    .await;
+    assert!(log.contains("audit journal write failed"), "{log}");
+}
+
+/// `mount` (a folder of the data dir, `""` for all of it) on a small
+/// filesystem of its own, filled up: commands stop being admitted at once,
+/// with `reason` in the error, and a refused command never reaches the
+/// upstream. Once space is freed, commands run again, and every command
+/// that ran is in the record with its outcome. Returns the gateway's log.
+async fn full_disk_fails_closed(extra: &str, mount: &str, disk_bytes: u64, reason: &str) -> String {
+    let cluster = airlock_testkit::PgCluster::start();
+    let gateway = airlock_testkit::GatewayProcess::start_on_small_disk(
+        common::binary(),
+        &common::config(&cluster, extra),
+        common::ALLOW_ALL,
+        mount,
+        disk_bytes,
+    );
+    gateway.set_credential("app", "app", &cluster.role_password("app"));
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    cluster.sql_in(
+        "appdb",
+        "create table effects(id int primary key); grant all on effects to app",
+    );
+    let client = client(&gateway, "agent-7", "pg-test", &token).await;
+    client.batch_execute("select 1").await.unwrap();
+
+    // Fill the gateway's filesystem until a write fails.
+    let filler = gateway
+        .data_dir_as_seen_by_gateway()
+        .join(mount)
+        .join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0x5au8; 1 << 16];
+        let error = loop {
+            if let Err(error) = file.write_all(&block) {
+                break error;
+            }
+        };
+        assert_eq!(error.raw_os_error(), Some(28), "{error}"); // ENOSPC
+    }
+    let started = Instant::now();
+    let mut ran: Vec<i64> = Vec::new();
+    let refused = loop {
+        let id = 5_151_000 + i64::try_from(ran.len()).unwrap();
+        match client
+            .batch_execute(&format!("insert into effects values ({id})"))
+            .await
+        {
+            Ok(()) => ran.push(id),
+            Err(error) => {
+                let db_error = error.as_db_error().expect("a server error");
+                assert_eq!(db_error.code().code(), "58030", "{db_error:?}");
+                assert!(
+                    db_error.message().contains("audit log cannot be written")
+                        && db_error.message().contains(reason),
+                    "{db_error:?}"
+                );
+                break id;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "commands kept running for 30 s on a full disk ({} ran)",
+            ran.len()
+        );
+    };
+    // Checked on the upstream side: the refused command never arrived.
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from effects"),
+        ran.len().to_string()
+    );
+    assert!(
+        !cluster.log().contains(&refused.to_string()),
+        "the refused statement reached the upstream"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if client
+            .batch_execute("insert into effects values (5252)")
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "commands are still refused with space freed");
+    // Every command that ran has its record and its outcome (a result
+    // whose write met the full disk is kept for the next write).
+    let all = events(&gateway);
+    let recorded: Vec<String> = all
+        .iter()
+        .filter(|event| event.kind == "command")
+        .filter_map(|event| event.data["statement"].as_str().map(str::to_string))
+        .collect();
+    for id in ran.iter().chain(std::iter::once(&5252)) {
+        let statement = format!("insert into effects values ({id})");
+        let command = all
+            .iter()
+            .find(|event| event.kind == "command" && event.data["statement"] == statement.as_str())
+            .unwrap_or_else(|| panic!("{statement} ran but has no record"));
+        let outcome = eventually(10, || {
+            events(&gateway).iter().any(|event| {
+                event.kind == "command.result"
+                    && event.session_id == command.session_id
+                    && event.data["seq"] == command.data["seq"]
+                    && event.data["status"] == "ok"
+            })
+        })
+        .await;
+        assert!(outcome, "{statement} ran but its outcome was not recorded");
+    }
+    assert!(
+        !recorded
+            .iter()
+            .any(|statement| statement.contains(&refused.to_string())),
+        "the refused command was recorded as if it ran"
+    );
+    gateway.log()
+}
+
 /// A gateway killed with SIGKILL under load: every command the upstream
-/// executed has its record (`sync: full`: the journal thread's group
-/// commit).
+/// executed has its record (`sync: full`: group commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_record_of_an_executed_command() {
     sigkill_mid_load("").await;
