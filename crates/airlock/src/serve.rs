@@ -80,7 +80,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         notifier,
     )
     .context("cannot start the gateway")?;
+    // At least two workers: under `recording.sync: full` the session that
+    // leads a journal sync blocks its worker for one `fdatasync`, and the
+    // other sessions must keep moving meanwhile, even on one core.
+    let workers = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .max(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
