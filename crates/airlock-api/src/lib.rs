@@ -154,6 +154,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "status": "ready",
         "sessions": state.sessions.len(),
         "audit_index_lag": state.recorder.index_lag(),
+        "audit_journal_syncs": state.recorder.journal_syncs(),
     }))
     .into_response()
 }

@@ -277,11 +277,14 @@ fn run() -> Result<()> {
                     plan.duration,
                     target.label()
                 ));
-                let result = pgbench::run(endpoint, mode, clients, plan.duration, *watch)
-                    .map_err(|error| format!("{error:#}"));
-                if let Err(error) = &result {
-                    progress(&format!("FAILED: {error}"));
-                }
+                let result = measured_run(
+                    endpoint,
+                    mode,
+                    clients,
+                    plan.duration,
+                    *watch,
+                    recorder_of(*target, &gateways),
+                );
                 report.add_run(*target, mode, clients, result);
             }
         }
@@ -294,11 +297,14 @@ fn run() -> Result<()> {
                 plan.duration,
                 target.label()
             ));
-            let result = pgbench::run(endpoint, pgbench::WRITES, clients, plan.duration, *watch)
-                .map_err(|error| format!("{error:#}"));
-            if let Err(error) = &result {
-                progress(&format!("FAILED: {error}"));
-            }
+            let result = measured_run(
+                endpoint,
+                pgbench::WRITES,
+                clients,
+                plan.duration,
+                *watch,
+                recorder_of(*target, &gateways),
+            );
             report.add_run(*target, pgbench::WRITES, clients, result);
         }
     }
@@ -376,6 +382,61 @@ fn run() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The gateway of `target` when it records commands (its journal syncs are
+/// counted).
+fn recorder_of(
+    target: Target,
+    gateways: &[(Target, GatewayProcess, Endpoint, u32)],
+) -> Option<&GatewayProcess> {
+    (target == Target::AirlockFull)
+        .then(|| {
+            gateways
+                .iter()
+                .find(|(each, ..)| *each == target)
+                .map(|(_, gateway, ..)| gateway)
+        })
+        .flatten()
+}
+
+/// One pgbench run, with the journal syncs of `recorder` over it.
+fn measured_run(
+    endpoint: &Endpoint,
+    mode: &'static str,
+    clients: u32,
+    duration: u64,
+    watch: Option<u32>,
+    recorder: Option<&GatewayProcess>,
+) -> std::result::Result<pgbench::Run, String> {
+    let syncs_before = recorder.and_then(journal_syncs);
+    let mut result = pgbench::run(endpoint, mode, clients, duration, watch)
+        .map_err(|error| format!("{error:#}"));
+    let syncs_after = recorder.and_then(journal_syncs);
+    match &mut result {
+        Ok(run) => {
+            if let (Some(before), Some(after)) = (syncs_before, syncs_after) {
+                if run.transactions > 0 {
+                    run.syncs_per_transaction =
+                        Some(after.saturating_sub(before) as f64 / run.transactions as f64);
+                }
+            }
+        }
+        Err(error) => progress(&format!("FAILED: {error}")),
+    }
+    result
+}
+
+/// `audit_journal_syncs` from the gateway's `/readyz`.
+fn journal_syncs(gateway: &GatewayProcess) -> Option<u64> {
+    let (status, body) = gateway.http_get("/readyz")?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()?
+        .get("audit_journal_syncs")?
+        .as_u64()
 }
 
 #[derive(Clone, Copy)]

@@ -87,6 +87,9 @@ pub struct Run {
     pub latency: Latency,
     /// CPU time of the watched proxy process per transaction, µs.
     pub proxy_cpu_us: Option<f64>,
+    /// Journal syncs (group commits) per transaction, for a gateway that
+    /// records (`audit_journal_syncs` of its `/readyz`).
+    pub syncs_per_transaction: Option<f64>,
 }
 
 /// `pgbench -n -S -M <mode> -c <clients> -j min(clients,2) -T <seconds> -l`;
@@ -152,6 +155,7 @@ pub fn run(
         failed,
         latency,
         proxy_cpu_us,
+        syncs_per_transaction: None,
     })
 }
 

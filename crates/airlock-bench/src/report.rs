@@ -272,7 +272,11 @@ impl Report {
              every target. One transaction is one query. Latencies are from pgbench's \
              per-transaction log (`-l`); `+` columns are the difference to direct at the same \
              mode and clients. Proxy CPU is the proxy process's user+system time \
-             (`/proc/<pid>/stat`) over the run divided by its transactions.\n\n\
+             (`/proc/<pid>/stat`) over the run divided by its transactions. Journal syncs per \
+             transaction (airlock full): the `fdatasync`s of the recording journal \
+             (`audit_journal_syncs` of `/readyz`) over the run divided by its transactions; \
+             below the statements per transaction, commands of concurrent sessions shared \
+             syncs (group commit); 0 under `recording.sync: normal`.\n\n\
              Rows of mode `tpcb` are writes: pgbench's default TPC-B-like script \
              (`pgbench -n -M simple`), seven statements per transaction (BEGIN, three \
              UPDATEs, a SELECT, an INSERT, END), run after the read runs. PostgreSQL \
@@ -304,8 +308,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| target | mode | clients | TPS | vs direct | avg ms | p50 ms | p99 ms | +avg µs | +p50 µs | +p99 µs | proxy CPU µs/query | transactions (logged) | failed |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| target | mode | clients | TPS | vs direct | avg ms | p50 ms | p99 ms | +avg µs | +p50 µs | +p99 µs | proxy CPU µs/query | journal syncs/txn | transactions (logged) | failed |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in &self.runs {
             let label = row.target.label();
@@ -314,7 +318,7 @@ impl Report {
                     let first = error.lines().next().unwrap_or("failed");
                     let _ = writeln!(
                         out,
-                        "| {label} | {} | {} | FAILED: {} | | | | | | | | | | |",
+                        "| {label} | {} | {} | FAILED: {} | | | | | | | | | | | |",
                         row.mode,
                         row.clients,
                         first.replace('|', "\\|")
@@ -336,7 +340,7 @@ impl Report {
                     };
                     let _ = writeln!(
                         out,
-                        "| {label} | {} | {} | {:.0} | {ratio} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} ({}) | {} |",
+                        "| {label} | {} | {} | {:.0} | {ratio} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} ({}) | {} |",
                         row.mode,
                         row.clients,
                         run.tps,
@@ -348,6 +352,9 @@ impl Report {
                         added(run.latency.p99_us, direct.map(|d| d.latency.p99_us)),
                         run.proxy_cpu_us
                             .map(|cpu| format!("{cpu:.1}"))
+                            .unwrap_or_default(),
+                        run.syncs_per_transaction
+                            .map(|syncs| format!("{syncs:.2}"))
                             .unwrap_or_default(),
                         run.transactions,
                         run.latency.count,

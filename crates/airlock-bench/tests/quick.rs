@@ -107,6 +107,18 @@ fn quick_run_writes_a_table_with_every_configuration() {
                 Some(&"0"),
                 "failed transactions in {row:?}"
             );
+            // Recording under `sync: full` (the default) syncs the journal,
+            // at most once per command: a result rides along with the next
+            // command's write instead of costing a sync of its own.
+            if target == "airlock full" {
+                let syncs: f64 = cells(row)[12]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("journal syncs/txn is not a number in {row:?}"));
+                assert!(syncs > 0.0, "no journal sync in {row:?}");
+                if clients == "1" {
+                    assert!(syncs <= 1.05, "more than one sync per query in {row:?}");
+                }
+            }
         }
     }
     // Memory and masking sections are filled in too.

@@ -11,6 +11,15 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// `audit_journal_syncs` of the gateway's `/readyz`.
+fn journal_syncs(gateway: &airlock_testkit::GatewayProcess) -> u64 {
+    let (status, body) = gateway.http_get("/readyz").unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["audit_journal_syncs"]
+        .as_u64()
+        .unwrap()
+}
+
 fn store_file(gateway: &airlock_testkit::GatewayProcess) -> std::path::PathBuf {
     gateway.data_dir().join("airlock.db")
 }
@@ -39,6 +48,7 @@ async fn recorded_in_order_and_replayable(config: &str) {
                   select count(*) from people;\n";
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), script).unwrap();
+    let syncs_before = journal_syncs(&gateway);
     let output = Command::new(airlock_testkit::pg_client("psql"))
         .arg(gateway.conninfo("agent-7", "pg-test", "require"))
         .args(["-X", "-q", "-f"])
@@ -51,6 +61,16 @@ async fn recorded_in_order_and_replayable(config: &str) {
         "{}",
         stderr(&output)
     );
+    // `/readyz` counts the journal syncs: under `sync: full` the psql
+    // session's records were synced (one sync per command at most: a
+    // result needs none of its own), under `sync: normal` none are.
+    let syncs = journal_syncs(&gateway) - syncs_before;
+    if config.is_empty() {
+        // Session start, 5 statements, session end (maybe not yet).
+        assert!((1..=7).contains(&syncs), "{syncs} syncs");
+    } else {
+        assert_eq!(syncs, 0);
+    }
 
     // The extended protocol: Parse + Execute with bound parameters.
     let client = client(&gateway, "agent-7", "pg-test", &token).await;
