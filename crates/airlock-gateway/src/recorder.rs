@@ -186,6 +186,27 @@ struct Durability {
     fail_next_sync: AtomicBool,
 }
 
+impl Durability {
+    /// Notes how a sync of the journal through byte `end` went: on disk
+    /// that far, or (when it failed) every command refused from now on.
+    /// `leader`: the sync was led by a session, which others wait for.
+    fn settle(&self, outcome: Result<u64, String>, progress: &Progress, leader: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            match &outcome {
+                Ok(end) => state.durable = state.durable.max(*end),
+                Err(error) => fail_sync(progress, error),
+            }
+            if leader {
+                state.syncing = false;
+            }
+        }
+        if leader {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            self.synced.notify_waiters();
+        }
+    }
+}
+
 #[derive(Default)]
 struct SyncState {
     /// Journal bytes (counted over every journal this process wrote) known
@@ -329,30 +350,22 @@ impl Recorder {
     /// releasing it, so it cannot be abandoned half-way); only one worker
     /// at a time does, and waiting sessions hold none.
     fn lead_sync(&self, durability: &Durability) {
-        let target = self
-            .writer
-            .lock()
-            .map(|writer| (writer.file.sync_handle(), writer.end()));
-        let result = match &target {
-            Ok((file, _)) => file.sync_data().map_err(|error| error.to_string()),
-            Err(_) => Err("the journal lock is poisoned".into()),
-        };
+        let outcome = match self.writer.lock() {
+            Ok(writer) => Ok((writer.file.sync_handle(), writer.end())),
+            Err(_) => Err("the journal lock is poisoned".to_string()),
+        }
+        .and_then(|(file, end)| {
+            file.sync_data()
+                .map(|()| end)
+                .map_err(|error| error.to_string())
+        });
         #[cfg(test)]
-        let result = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
+        let outcome = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
             Err("Input/output error (os error 5)".to_string())
         } else {
-            result
+            outcome
         };
-        durability.syncs.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut state) = durability.state.lock() {
-            state.syncing = false;
-            match (&result, &target) {
-                (Ok(()), Ok((_, end))) => state.durable = state.durable.max(*end),
-                (Err(error), _) => self.fail_sync(error),
-                _ => {}
-            }
-        }
-        durability.synced.notify_waiters();
+        durability.settle(outcome, &self.progress, true);
     }
 
     /// Journal syncs led by commands so far (`sync: full`; 0 otherwise):
@@ -361,11 +374,6 @@ impl Recorder {
         self.durability
             .as_ref()
             .map_or(0, |durability| durability.syncs.load(Ordering::Relaxed))
-    }
-
-    /// Refuses every command from now on: see [`Counters::sync_error`].
-    fn fail_sync(&self, error: &str) {
-        fail_sync(&self.progress, error);
     }
 
     fn sync_error(&self) -> Option<String> {
@@ -385,7 +393,7 @@ impl Recorder {
         }
         if self.defer(events) {
             // Enough waiting: write them now.
-            write_deferred(&self.writer, &self.progress);
+            write_deferred(&self.writer, &self.progress, false);
         }
     }
 
@@ -444,7 +452,7 @@ impl Recorder {
     /// Returns false on time-out.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        write_deferred(&self.writer, &self.progress);
+        write_deferred(&self.writer, &self.progress, false);
         let Ok(mut counters) = self.progress.counters.lock() else {
             return false;
         };
@@ -570,14 +578,8 @@ impl JournalWriter {
                 warn_if_not_preallocated(&next, sync);
                 if let Some(durability) = &self.durability {
                     let end = self.end();
-                    match self.file.sync_handle().sync_data() {
-                        Ok(()) => {
-                            if let Ok(mut state) = durability.state.lock() {
-                                state.durable = state.durable.max(end);
-                            }
-                        }
-                        Err(error) => fail_sync(progress, &error.to_string()),
-                    }
+                    let outcome = self.file.sync_handle().sync_data().map(|()| end);
+                    durability.settle(outcome.map_err(|error| error.to_string()), progress, false);
                 }
                 self.earlier_journals += self.file.len();
                 let done = std::mem::replace(&mut self.file, next);
@@ -605,21 +607,9 @@ fn fail_sync(progress: &Progress, error: &str) {
     }
 }
 
-/// Journals deferred results now.
-fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
-    if !progress.has_deferred.load(Ordering::Acquire) {
-        return;
-    }
-    if let Ok(mut writer) = writer.lock() {
-        if let Err(error) = writer.write(Vec::new(), false, progress) {
-            tracing::error!(%error, "events lost");
-        }
-    }
-}
-
-/// Journals deferred results and, under `sync: full`, syncs them: the
-/// index thread's job when no command came to carry them.
-fn write_and_sync_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
+/// Journals deferred results now; with `sync` (the index thread's job
+/// when no command came to carry them), under `sync: full` also syncs them.
+fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress, sync: bool) {
     if !progress.has_deferred.load(Ordering::Acquire) {
         return;
     }
@@ -629,22 +619,14 @@ fn write_and_sync_deferred(writer: &Mutex<JournalWriter>, progress: &Progress) {
                 tracing::error!(%error, "events lost");
                 return;
             }
-            writer
-                .durability
-                .clone()
-                .map(|durability| (durability, writer.file.sync_handle(), writer.end()))
+            let durability = writer.durability.clone().filter(|_| sync);
+            durability.map(|durability| (durability, writer.file.sync_handle(), writer.end()))
         }
         Err(_) => return,
     };
     if let Some((durability, file, end)) = target {
-        match file.sync_data() {
-            Ok(()) => {
-                if let Ok(mut state) = durability.state.lock() {
-                    state.durable = state.durable.max(end);
-                }
-            }
-            Err(error) => fail_sync(progress, &error.to_string()),
-        }
+        let outcome = file.sync_data().map(|()| end);
+        durability.settle(outcome.map_err(|error| error.to_string()), progress, false);
     }
 }
 
@@ -666,7 +648,7 @@ fn index_loop(
                     match receiver.recv_timeout(MIN_INDEX_INTERVAL) {
                         Ok(work) => Ok(work),
                         Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                            write_and_sync_deferred(writer, progress);
+                            write_deferred(writer, progress, true);
                             continue;
                         }
                         Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(()),
