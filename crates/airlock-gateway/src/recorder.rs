@@ -519,7 +519,7 @@ impl JournalWriter {
         let written = if events.is_empty() {
             Ok(self.file.len())
         } else {
-            self.file.append(&self.buffer, false)
+            self.file.append(&self.buffer)
         };
         match &written {
             Err(error) => {

@@ -121,9 +121,9 @@ impl JournalFile {
     }
 
     /// Appends encoded records with one write at the end of what was
-    /// written; with `sync`, waits until they are on disk. Returns the
-    /// journal's new length.
-    pub fn append(&mut self, records: &[u8], sync: bool) -> std::io::Result<u64> {
+    /// written (to the page cache: [`JournalFile::sync_handle`] makes them
+    /// durable). Returns the journal's new length.
+    pub fn append(&mut self, records: &[u8]) -> std::io::Result<u64> {
         use std::os::unix::fs::FileExt;
         if let Err(error) = self.file.write_all_at(records, self.len) {
             // A partial write leaves a torn line: blank it out (zeros read
@@ -136,9 +136,6 @@ impl JournalFile {
                 let _ = self.file.set_len(self.len.max(self.preallocated));
             }
             return Err(error);
-        }
-        if sync {
-            self.file.sync_data()?;
         }
         self.len += records.len() as u64;
         Ok(self.len)
@@ -415,10 +412,10 @@ mod tests {
         let mut first = Vec::new();
         encode(&mut first, 1, &event(1));
         encode(&mut first, 2, &event(2));
-        let copied = dead.append(&first, false).unwrap();
+        let copied = dead.append(&first).unwrap();
         let mut rest = Vec::new();
         encode(&mut rest, 3, &event(3));
-        dead.append(&rest, true).unwrap();
+        dead.append(&rest).unwrap();
         store
             .append_journaled(&[(1, event(1)), (2, event(2))], dead.name(), copied)
             .unwrap();
@@ -430,7 +427,7 @@ mod tests {
         let mut live = JournalFile::create(&journals, 0).unwrap();
         let mut live_bytes = Vec::new();
         encode(&mut live_bytes, 9, &event(9));
-        live.append(&live_bytes, false).unwrap();
+        live.append(&live_bytes).unwrap();
 
         let report = recover(&journals, &store).unwrap();
         assert_eq!(report.journals, 1);

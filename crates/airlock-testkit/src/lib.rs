@@ -372,7 +372,8 @@ impl GatewayProcess {
     /// of the data dir, `""` for the data dir itself) on a filesystem of
     /// `bytes` bytes: a tmpfs in a mount namespace of the gateway's own
     /// (`unshare --mount`; not as root, in a user namespace too:
-    /// `--user --map-root-user`), so a test can fill it up. The test sees the data dir as the gateway does at
+    /// `--user --map-root-user`), so a test can fill it up. The test sees
+    /// the data dir as the gateway does at
     /// [`GatewayProcess::data_dir_as_seen_by_gateway`].
     pub fn start_on_small_disk(
         binary: &Path,
