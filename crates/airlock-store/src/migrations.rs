@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the gateway core.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,6 +165,22 @@ const MIGRATIONS: &[&str] = &[
         journal TEXT PRIMARY KEY,
         indexed_through INTEGER NOT NULL
     );
+    "#,
+    // 7: a session's events are found through spans, one row per session
+    // per appended batch (the id range its events took in that batch),
+    // instead of an index entry per event: with sessions interleaved, an
+    // index on `session_id` cost as much per event as the event row itself.
+    r#"
+    CREATE TABLE session_spans (
+        session_id TEXT NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        PRIMARY KEY (session_id, first_id)
+    ) WITHOUT ROWID;
+    INSERT INTO session_spans
+        SELECT session_id, MIN(id), MAX(id) FROM events
+        WHERE session_id IS NOT NULL GROUP BY session_id;
+    DROP INDEX events_session;
     "#,
 ];
 

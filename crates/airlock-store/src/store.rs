@@ -6,6 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -618,7 +619,19 @@ impl Store {
                 "INSERT INTO events (id, ts_micros, kind, session_id, identity, data, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            // The id range each session's events take in this batch.
+            let mut spans: Vec<(&str, i64, i64)> = Vec::new();
+            let mut span_of: HashMap<&str, usize> = HashMap::new();
             for (next_id, (ts, event)) in (first_id..).zip(events) {
+                if let Some(session) = event.session_id.as_deref() {
+                    match span_of.get(session).and_then(|&index| spans.get_mut(index)) {
+                        Some((_, _, last)) => *last = next_id,
+                        None => {
+                            span_of.insert(session, spans.len());
+                            spans.push((session, next_id, next_id));
+                        }
+                    }
+                }
                 let ts = ts.unwrap_or_else(now_micros);
                 let data = event.data.as_str();
                 let hash = chain_hash(
@@ -643,6 +656,12 @@ impl Store {
                 ])?;
                 ids.push(next_id);
                 head = hash;
+            }
+            let mut span = transaction.prepare_cached(
+                "INSERT INTO session_spans (session_id, first_id, last_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for (session, first, last) in spans {
+                span.execute(params![session, first, last])?;
             }
         }
         if let Some((journal, through)) = progress {
@@ -715,21 +734,31 @@ impl Store {
         // One read transaction: the bisection and the page see one snapshot.
         let snapshot = reader.transaction()?;
         let mut sql = String::from(
-            "SELECT id, ts_micros, kind, session_id, identity, data, prev_hash, hash FROM events WHERE id > ?1",
+            "SELECT events.id, ts_micros, kind, events.session_id, identity, data, prev_hash, hash FROM ",
         );
         let mut values: Vec<rusqlite::types::Value> = vec![filter.after_id.into()];
+        if let Some(session) = &filter.session_id {
+            // The session's spans first (its primary key), then the events
+            // in each span by id.
+            values.push(session.clone().into());
+            sql.push_str(&format!(
+                "session_spans CROSS JOIN events ON events.id BETWEEN session_spans.first_id \
+                 AND session_spans.last_id WHERE session_spans.session_id = ?{n} \
+                 AND session_spans.last_id > ?1 AND events.session_id = ?{n} AND",
+                n = values.len()
+            ));
+        } else {
+            sql.push_str("events WHERE");
+        }
+        sql.push_str(" events.id > ?1");
         if let Some(since) = filter.since_micros {
             // Ids follow time: start the scan at the first event at or after
             // `since` (found by bisection), then filter exactly.
             let from = first_id_at_or_after(&snapshot, since)?;
             values.push((from - 1).into());
-            sql.push_str(&format!(" AND id > ?{}", values.len()));
+            sql.push_str(&format!(" AND events.id > ?{}", values.len()));
             values.push(since.into());
             sql.push_str(&format!(" AND ts_micros >= ?{}", values.len()));
-        }
-        if let Some(session) = &filter.session_id {
-            values.push(session.clone().into());
-            sql.push_str(&format!(" AND session_id = ?{}", values.len()));
         }
         if let Some(identity) = &filter.identity {
             values.push(identity.clone().into());
@@ -752,7 +781,15 @@ impl Store {
             }
         }
         values.push(filter.limit.max(0).into());
-        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
+        // A session's spans never overlap, so in span order its events come
+        // in id order without a sort (a page of a long session reads only
+        // that page).
+        let order = if filter.session_id.is_some() {
+            "session_spans.first_id, events.id"
+        } else {
+            "events.id"
+        };
+        sql.push_str(&format!(" ORDER BY {order} LIMIT ?{}", values.len()));
         let mut statement = snapshot.prepare(&sql)?;
         let rows = statement.query_map(rusqlite::params_from_iter(values), event_from_row)?;
         rows.collect::<Result<Vec<_>, _>>()
@@ -862,6 +899,10 @@ impl Store {
             });
         };
         let pruned = transaction.execute("DELETE FROM events WHERE id <= ?1", [through_id])?;
+        transaction.execute(
+            "DELETE FROM session_spans WHERE last_id <= ?1",
+            [through_id],
+        )?;
         let pruned = i64::try_from(pruned).unwrap_or(i64::MAX);
         transaction.execute(
             "INSERT INTO chain_checkpoints (through_id, through_hash, pruned_events, created_at)
@@ -1191,6 +1232,160 @@ mod tests {
         let id = store.append_event(event(11)).unwrap();
         assert_eq!(id, 11);
         assert!(store.verify_chain().unwrap().ok);
+    }
+
+    /// A session's events are found through its spans: exactly its own, in
+    /// order, across batches where sessions interleave, page by page, and
+    /// still after pruning.
+    #[test]
+    fn session_lookups_find_exactly_the_sessions_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let in_session = |n: i64, session: &str| NewEvent {
+            kind: if n % 2 == 0 {
+                "command"
+            } else {
+                "command.result"
+            }
+            .into(),
+            session_id: Some(session.into()),
+            identity: Some("agent-7".into()),
+            data: json!({"n": n}).into(),
+        };
+        let mut n = 0;
+        for batch in 0..6 {
+            let mut events = Vec::new();
+            for _ in 0..10 {
+                n += 1;
+                let session = ["s-a", "s-b", "s-c"][usize::try_from(n % 3).unwrap()];
+                events.push((n * 10, in_session(n, session)));
+            }
+            // Events without a session between them.
+            events.push((
+                n * 10 + 1,
+                NewEvent {
+                    kind: "admin.action".into(),
+                    session_id: None,
+                    identity: None,
+                    data: json!({"batch": batch}).into(),
+                },
+            ));
+            store.append_journaled(&events, "j", 1).unwrap();
+        }
+        store.append_event(in_session(1_000, "s-b")).unwrap();
+        let numbers = |session: &str, after_id: i64, limit: i64| -> Vec<i64> {
+            store
+                .events(&EventFilter {
+                    session_id: Some(session.into()),
+                    after_id,
+                    limit,
+                    ..EventFilter::default()
+                })
+                .unwrap()
+                .iter()
+                .map(|event| {
+                    assert_eq!(event.session_id.as_deref(), Some(session));
+                    event.data["n"].as_i64().unwrap()
+                })
+                .collect()
+        };
+        let expected_b: Vec<i64> = (1..=60).filter(|n| n % 3 == 1).chain([1_000]).collect();
+        assert_eq!(numbers("s-b", 0, 1_000), expected_b);
+        assert_eq!(numbers("s-a", 0, 1_000).len(), 20);
+        assert!(numbers("s-none", 0, 1_000).is_empty());
+        // Paging by id, as `session show` does.
+        let first_page = store
+            .events(&EventFilter {
+                session_id: Some("s-b".into()),
+                limit: 7,
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert_eq!(first_page.len(), 7);
+        let after = first_page.last().unwrap().id;
+        let rest = numbers("s-b", after, 1_000);
+        assert_eq!(
+            first_page
+                .iter()
+                .map(|event| event.data["n"].as_i64().unwrap())
+                .chain(rest)
+                .collect::<Vec<_>>(),
+            expected_b
+        );
+        // With other filters too.
+        let results = store
+            .events(&EventFilter {
+                session_id: Some("s-c".into()),
+                kinds: vec!["command.result".into()],
+                since_micros: Some(305),
+                limit: 100,
+                ..EventFilter::default()
+            })
+            .unwrap();
+        assert!(!results.is_empty());
+        assert!(results
+            .iter()
+            .all(|event| event.kind == "command.result" && event.ts_micros >= 305));
+        // Pruning the older half keeps the newer events findable and drops
+        // the spans that only covered pruned events.
+        store.prune_events(305).unwrap();
+        assert_eq!(
+            numbers("s-b", 0, 1_000),
+            expected_b
+                .iter()
+                .copied()
+                .filter(|n| *n > 30)
+                .collect::<Vec<_>>()
+        );
+        let spans: i64 = raw(&dir)
+            .query_row(
+                "SELECT COUNT(*) FROM session_spans WHERE last_id <= 33",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(spans, 0);
+        assert!(store.verify_chain().unwrap().ok);
+    }
+
+    /// A store written at schema 6 (per-event session index) gets spans
+    /// covering its existing sessions when it is opened.
+    #[test]
+    fn the_migration_to_spans_keeps_existing_sessions_findable() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut connection = raw(&dir);
+            let transaction = connection.transaction().unwrap();
+            for sql in crate::migrations::MIGRATIONS.iter().take(6) {
+                transaction.execute_batch(sql).unwrap();
+            }
+            transaction.pragma_update(None, "user_version", 6).unwrap();
+            for (id, session) in [(1, "s-a"), (2, "s-b"), (3, "s-a"), (4, "s-b"), (5, "s-a")] {
+                transaction
+                    .execute(
+                        "INSERT INTO events (id, ts_micros, kind, session_id, identity, data, prev_hash, hash)
+                         VALUES (?1, ?1, 'command', ?2, 'agent', '{}', '', '')",
+                        params![id, session],
+                    )
+                    .unwrap();
+            }
+            transaction.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ids = |session: &str| -> Vec<i64> {
+            store
+                .events(&EventFilter {
+                    session_id: Some(session.into()),
+                    limit: 100,
+                    ..EventFilter::default()
+                })
+                .unwrap()
+                .iter()
+                .map(|event| event.id)
+                .collect()
+        };
+        assert_eq!(ids("s-a"), vec![1, 3, 5]);
+        assert_eq!(ids("s-b"), vec![2, 4]);
     }
 
     #[test]
