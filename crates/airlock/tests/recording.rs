@@ -292,7 +292,7 @@ fn deletions_and_reordering_break_the_chain() {
 /// admitted within seconds (the write-ahead journal may hold a few more
 /// meanwhile) and a refused command never reaches the upstream. Once the
 /// store is writable again, commands run, and every command that ran is in
-/// the record.
+/// the record with its outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_store_fails_closed() {
     let (cluster, gateway) = setup("");
@@ -313,81 +313,27 @@ async fn an_unwritable_store_fails_closed() {
 
     let locker = rusqlite::Connection::open(store_file(&gateway)).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let started = Instant::now();
-    let mut ran: Vec<i64> = Vec::new();
-    let refused = loop {
-        let id = 4_242_000 + i64::try_from(ran.len()).unwrap();
-        match client
-            .batch_execute(&format!("insert into effects values ({id})"))
-            .await
-        {
-            Ok(()) => ran.push(id),
-            Err(error) => {
-                let db_error = error.as_db_error().expect("a server error");
-                assert_eq!(db_error.code().code(), "58030", "{db_error:?}");
-                assert!(
-                    db_error.message().contains("audit log cannot be written"),
-                    "{db_error:?}"
-                );
-                break id;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "commands kept running for 30 s with the event store locked"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (ran, refused) = insert_until_refused(
+        &client,
+        4_242_000,
+        "the event index",
+        Duration::from_millis(50),
+    )
+    .await;
     // The gateway says it is not ready, and why.
     let (status, body) = gateway.http_get("/readyz").unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("event index"), "{body}");
-    // Checked on the upstream side: the refused command never arrived.
-    assert_eq!(
-        cluster.sql_in("appdb", "select count(*) from effects"),
-        ran.len().to_string()
-    );
-    assert!(
-        !cluster.log().contains(&refused.to_string()),
-        "the refused statement reached the upstream"
-    );
+    assert_refused_never_arrived(&cluster, &ran, refused);
 
     locker.execute_batch("ROLLBACK").unwrap();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if client
-            .batch_execute("insert into effects values (4343)")
-            .await
-            .is_ok()
-        {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert!(
-        recovered,
+        runs_again(&client, 4343).await,
         "commands are still refused with the store writable"
     );
     assert_eq!(gateway.http_get("/readyz").unwrap().0, 200);
-    let recorded: Vec<String> = events(&gateway)
-        .iter()
-        .filter(|event| event.kind == "command")
-        .filter_map(|event| event.data["statement"].as_str().map(str::to_string))
-        .collect();
-    for id in ran.iter().chain(std::iter::once(&4343)) {
-        let statement = format!("insert into effects values ({id})");
-        assert!(
-            recorded.contains(&statement),
-            "{statement} ran but has no record"
-        );
-    }
-    assert!(
-        !recorded
-            .iter()
-            .any(|statement| statement.contains(&refused.to_string())),
-        "the refused command was recorded as if it ran"
-    );
+    let ran: Vec<i64> = ran.into_iter().chain([4343]).collect();
+    assert_recorded_with_outcomes(&gateway, &ran, refused).await;
 }
 
 /// The whole data dir on a full disk (`sync: full`): the journal was
@@ -461,10 +407,34 @@ async fn full_disk_fails_closed(extra: &str, mount: &str, disk_bytes: u64, reaso
         };
         assert_eq!(error.raw_os_error(), Some(28), "{error}"); // ENOSPC
     }
+    let (ran, refused) =
+        insert_until_refused(&client, 5_151_000, reason, Duration::from_millis(0)).await;
+    assert_refused_never_arrived(&cluster, &ran, refused);
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        runs_again(&client, 5252).await,
+        "commands are still refused with space freed"
+    );
+    // A result whose write met the full disk is kept for the next write.
+    let ran: Vec<i64> = ran.into_iter().chain([5252]).collect();
+    assert_recorded_with_outcomes(&gateway, &ran, refused).await;
+    gateway.log()
+}
+
+/// Inserts rows into `effects` with ids from `first_id` until one is
+/// refused with 58030 and `reason` in its message (at most 30 s, `pause`
+/// between inserts); returns the ids that ran and the refused one.
+async fn insert_until_refused(
+    client: &tokio_postgres::Client,
+    first_id: i64,
+    reason: &str,
+    pause: Duration,
+) -> (Vec<i64>, i64) {
     let started = Instant::now();
-    let mut ran: Vec<i64> = Vec::new();
-    let refused = loop {
-        let id = 5_151_000 + i64::try_from(ran.len()).unwrap();
+    let mut ran = Vec::new();
+    loop {
+        let id = first_id + i64::try_from(ran.len()).unwrap();
         match client
             .batch_execute(&format!("insert into effects values ({id})"))
             .await
@@ -478,16 +448,21 @@ async fn full_disk_fails_closed(extra: &str, mount: &str, disk_bytes: u64, reaso
                         && db_error.message().contains(reason),
                     "{db_error:?}"
                 );
-                break id;
+                return (ran, id);
             }
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "commands kept running for 30 s on a full disk ({} ran)",
+            "commands kept running for 30 s ({} ran)",
             ran.len()
         );
-    };
-    // Checked on the upstream side: the refused command never arrived.
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Checked on the upstream side: `effects` holds exactly the rows that ran
+/// and the refused statement never reached the upstream's statement log.
+fn assert_refused_never_arrived(cluster: &airlock_testkit::PgCluster, ran: &[i64], refused: i64) {
     assert_eq!(
         cluster.sql_in("appdb", "select count(*) from effects"),
         ran.len().to_string()
@@ -496,53 +471,59 @@ async fn full_disk_fails_closed(extra: &str, mount: &str, disk_bytes: u64, reaso
         !cluster.log().contains(&refused.to_string()),
         "the refused statement reached the upstream"
     );
+}
 
-    std::fs::remove_file(&filler).unwrap();
-    let mut recovered = false;
+/// Retries inserting `id` for up to 10 s; true once it runs.
+async fn runs_again(client: &tokio_postgres::Client, id: i64) -> bool {
     for _ in 0..100 {
-        if client
-            .batch_execute("insert into effects values (5252)")
-            .await
-            .is_ok()
-        {
-            recovered = true;
-            break;
+        let insert = format!("insert into effects values ({id})");
+        if client.batch_execute(&insert).await.is_ok() {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(recovered, "commands are still refused with space freed");
-    // Every command that ran has its record and its outcome (a result
-    // whose write met the full disk is kept for the next write).
-    let all = events(&gateway);
-    let recorded: Vec<String> = all
-        .iter()
-        .filter(|event| event.kind == "command")
-        .filter_map(|event| event.data["statement"].as_str().map(str::to_string))
-        .collect();
-    for id in ran.iter().chain(std::iter::once(&5252)) {
-        let statement = format!("insert into effects values ({id})");
-        let command = all
+    false
+}
+
+/// Every insert in `ran` has its `command` record and an `ok` outcome
+/// (waiting up to 10 s for the index to catch up), and the `refused` one
+/// was not recorded as if it ran.
+async fn assert_recorded_with_outcomes(
+    gateway: &airlock_testkit::GatewayProcess,
+    ran: &[i64],
+    refused: i64,
+) {
+    let mut missing = Vec::new();
+    let complete = eventually(10, || {
+        let all = events(gateway);
+        missing = ran
             .iter()
-            .find(|event| event.kind == "command" && event.data["statement"] == statement.as_str())
-            .unwrap_or_else(|| panic!("{statement} ran but has no record"));
-        let outcome = eventually(10, || {
-            events(&gateway).iter().any(|event| {
-                event.kind == "command.result"
-                    && event.session_id == command.session_id
-                    && event.data["seq"] == command.data["seq"]
-                    && event.data["status"] == "ok"
+            .map(|id| format!("insert into effects values ({id})"))
+            .filter(|statement| {
+                let Some(command) = all.iter().find(|event| {
+                    event.kind == "command" && event.data["statement"] == statement.as_str()
+                }) else {
+                    return true;
+                };
+                !all.iter().any(|event| {
+                    event.kind == "command.result"
+                        && event.session_id == command.session_id
+                        && event.data["seq"] == command.data["seq"]
+                        && event.data["status"] == "ok"
+                })
             })
-        })
-        .await;
-        assert!(outcome, "{statement} ran but its outcome was not recorded");
-    }
+            .collect();
+        missing.is_empty()
+    })
+    .await;
+    assert!(complete, "ran without a record or an outcome: {missing:?}");
     assert!(
-        !recorded
-            .iter()
-            .any(|statement| statement.contains(&refused.to_string())),
+        !events(gateway).iter().any(|event| event.kind == "command"
+            && event.data["statement"]
+                .as_str()
+                .is_some_and(|statement| statement.contains(&refused.to_string()))),
         "the refused command was recorded as if it ran"
     );
-    gateway.log()
 }
 
 /// A gateway killed with SIGKILL under load: every command the upstream
