@@ -267,45 +267,40 @@ fn run() -> Result<()> {
     for (target, _, endpoint, pid) in &gateways {
         targets.push((*target, endpoint, Some(*pid)));
     }
-    for mode in MODES {
-        for &clients in &plan.clients {
-            // Targets interleaved per (mode, clients): drift on a shared
-            // machine hits all four alike.
-            for (target, endpoint, watch) in &targets {
-                progress(&format!(
-                    "pgbench -S -M {mode} -c {clients} -T {} via {}",
-                    plan.duration,
-                    target.label()
-                ));
-                let result = measured_run(
-                    endpoint,
-                    mode,
-                    clients,
-                    plan.duration,
-                    *watch,
-                    recorder_of(*target, &gateways),
-                );
-                report.add_run(*target, mode, clients, result);
-            }
-        }
-    }
-    // Writes last: they change the tables the reads use (not their size).
-    for &clients in &plan.write_clients {
+    // Reads in both modes, then writes (last: they change the tables the
+    // reads use, not their size).
+    let runs: Vec<(&'static str, u32)> = MODES
+        .iter()
+        .flat_map(|&mode| plan.clients.iter().map(move |&clients| (mode, clients)))
+        .chain(
+            plan.write_clients
+                .iter()
+                .map(|&clients| (pgbench::WRITES, clients)),
+        )
+        .collect();
+    for (mode, clients) in runs {
+        // Targets interleaved per (mode, clients): drift on a shared machine
+        // hits all of them alike.
         for (target, endpoint, watch) in &targets {
+            let script = if mode == pgbench::WRITES {
+                "(TPC-B-like)".to_string()
+            } else {
+                format!("-S -M {mode}")
+            };
             progress(&format!(
-                "pgbench (TPC-B-like) -c {clients} -T {} via {}",
+                "pgbench {script} -c {clients} -T {} via {}",
                 plan.duration,
                 target.label()
             ));
             let result = measured_run(
                 endpoint,
-                pgbench::WRITES,
+                mode,
                 clients,
                 plan.duration,
                 *watch,
                 recorder_of(*target, &gateways),
             );
-            report.add_run(*target, pgbench::WRITES, clients, result);
+            report.add_run(*target, mode, clients, result);
         }
     }
     for (target, _, _, pid) in &gateways {
