@@ -13,8 +13,11 @@ use std::sync::Arc;
 
 use airlock_mask::MaskPlan;
 use airlock_pg::ErrorFields;
-use airlock_policy::{decide, DecisionInput, RateKey, Verdict};
-use airlock_sql::{classify_with, prepared_definitions, Dialect};
+use airlock_policy::{decide, DecisionInput, RateKey, RateLimitObligation, Verdict};
+use airlock_sql::{
+    classify_with, prepared_definitions, session_effects, Dialect, PreparedDefinition,
+    PreparedLookup, SessionEffect,
+};
 use airlock_store::now_unix;
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
@@ -52,8 +55,23 @@ pub struct GateDecision {
     /// Masking obligation for the command's results.
     pub mask: Option<Arc<MaskPlan>>,
     /// Set when the policy holds the command for a human: the relay
-    /// resolves it (possibly waiting) before anything is forwarded.
+    /// resolves it (possibly waiting) before anything is forwarded. For a
+    /// `Parse` it is resolved at each `Execute`, with the parameters.
     pub review: Option<ReviewRequest>,
+    /// The policy version the decision was taken under.
+    pub version: i64,
+    /// Rate limits the policy obliges. Consumed by the check for a simple
+    /// query; for a `Parse`, consumed at each `Execute` ([`CommandGate::admit`]).
+    pub rate_limits: Vec<RateLimitObligation>,
+    /// What the command does to the session's named statements and portals.
+    pub effects: Vec<SessionEffect>,
+    /// `PREPARE` definitions in the command (name, body, classification).
+    pub prepares: Vec<PreparedDefinition>,
+    /// The command may open or close cursors out of the gateway's sight
+    /// (procedural code, unknown functions): every named portal is forgotten.
+    pub touches_cursors: bool,
+    /// Cursors the command declares, with what their queries read.
+    pub declares: Vec<(String, StatementClass)>,
 }
 
 impl GateDecision {
@@ -65,10 +83,17 @@ impl GateDecision {
             details: Value::Null,
             mask: None,
             review: None,
+            version: 0,
+            rate_limits: Vec::new(),
+            effects: Vec::new(),
+            prepares: Vec::new(),
+            touches_cursors: false,
+            declares: Vec::new(),
         }
     }
 
-    fn refuse(code: &str, message: String, details: Value) -> Self {
+    /// A refusal with a client-visible error.
+    pub fn refuse(code: &str, message: String, details: Value) -> Self {
         Self {
             verdict: GateVerdict::Refuse(ErrorFields {
                 severity: "ERROR".into(),
@@ -77,9 +102,14 @@ impl GateDecision {
                 detail: None,
                 hint: None,
             }),
+            ..Self::inherited_with(details)
+        }
+    }
+
+    fn inherited_with(details: Value) -> Self {
+        Self {
             details,
-            mask: None,
-            review: None,
+            ..Self::inherited()
         }
     }
 }
@@ -91,7 +121,26 @@ impl GateDecision {
 /// `EXECUTE` inside runs whatever the session's PREPAREs say at that time.
 /// The relay computes it once per Parse, not on every Execute.
 pub fn decided_again_at_execute(text: &str) -> bool {
-    mentions(text, b"execute")
+    // `FETCH` and `MOVE` read what the session's cursors were declared for.
+    mentions(text, b"execute") || mentions(text, b"fetch") || mentions(text, b"move")
+}
+
+/// The session effects of `text`, computed only when a word that can have
+/// one appears.
+fn session_effects_of(text: &str) -> Vec<SessionEffect> {
+    const WORDS: [&[u8]; 6] = [
+        b"deallocate",
+        b"discard",
+        b"close",
+        b"declare",
+        b"prepare",
+        b"execute",
+    ];
+    if WORDS.iter().any(|word| mentions(text, word)) {
+        session_effects(Dialect::Postgres, text)
+    } else {
+        Vec::new()
+    }
 }
 
 fn mentions(text: &str, word: &[u8]) -> bool {
@@ -108,9 +157,41 @@ pub struct CommandGate {
     state: Arc<GatewayState>,
     identity: Identity,
     connection: ConnectionInfo,
-    /// `PREPARE`d statements of this session, for `EXECUTE name`.
-    prepared: HashMap<String, StatementClass>,
     cache: HashMap<String, Command>,
+}
+
+/// The session's prepared statements as an SQL `EXECUTE` sees them: each
+/// name's classification and body text (shown to reviewers).
+#[derive(Default)]
+pub struct PreparedView {
+    pub statements: HashMap<String, (StatementClass, Arc<str>)>,
+    /// SQL cursors by name: the classification of their query, for `FETCH`.
+    pub cursors: HashMap<String, StatementClass>,
+}
+
+impl PreparedLookup for PreparedView {
+    fn prepared(&self, name: &str) -> Option<&StatementClass> {
+        self.statements.get(name).map(|(class, _)| class)
+    }
+
+    fn cursor(&self, name: &str) -> Option<&StatementClass> {
+        self.cursors.get(name)
+    }
+}
+
+/// The cursors `DECLARE`d in `command`, with the classification of their
+/// queries.
+fn declared_cursors(command: &Command) -> Vec<(String, StatementClass)> {
+    airlock_sql::split_statements(Dialect::Postgres, &command.text)
+        .into_iter()
+        .zip(&command.statements)
+        .filter_map(|(text, class)| {
+            match session_effects(Dialect::Postgres, text).into_iter().next() {
+                Some(SessionEffect::Declare(name)) => Some((name, class.clone())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 impl CommandGate {
@@ -120,22 +201,26 @@ impl CommandGate {
             state,
             identity,
             connection,
-            prepared: HashMap::new(),
             cache: HashMap::new(),
         }
     }
 
-    fn classify(&mut self, text: &str) -> Command {
+    /// The policy version live now.
+    pub fn live_version(&self) -> i64 {
+        self.state.policy.current().version
+    }
+
+    fn classify(&mut self, text: &str, prepared: &PreparedView) -> Command {
         // A statement that EXECUTEs a prepared name depends on the session's
         // PREPAREs, which can change: never cache it. The whole text is
         // searched (an EXECUTE can follow other statements).
-        let uses_session_state = mentions(text, b"execute");
+        let uses_session_state = decided_again_at_execute(text);
         if !uses_session_state {
             if let Some(command) = self.cache.get(text) {
                 return command.clone();
             }
         }
-        let command = classify_with(Dialect::Postgres, text, &self.prepared);
+        let command = classify_with(Dialect::Postgres, text, prepared);
         if !uses_session_state && text.len() <= 4096 {
             if self.cache.len() >= CLASSIFICATION_CACHE {
                 self.cache.clear();
@@ -145,16 +230,18 @@ impl CommandGate {
         command
     }
 
-    /// Decides one command.
-    pub fn check(&mut self, kind: CommandKind, text: &str) -> GateDecision {
-        // An Execute runs what its Parse was decided on, unless the statement
-        // is an SQL EXECUTE: what that runs depends on the session's PREPAREs
-        // now, so it is decided again.
-        if kind == CommandKind::Execute && !decided_again_at_execute(text) {
-            return GateDecision::inherited();
-        }
+    /// Decides one command. `prepared` resolves SQL `EXECUTE name` (only
+    /// consulted when the text mentions `execute`). Rate limits are consumed
+    /// here for a simple query or a re-decided `Execute`; a `Parse` returns
+    /// them for [`CommandGate::admit`] at each of its executions.
+    pub fn check(
+        &mut self,
+        kind: CommandKind,
+        text: &str,
+        prepared: &PreparedView,
+    ) -> GateDecision {
         let live = self.state.policy.current();
-        let command = self.classify(text);
+        let command = self.classify(text, prepared);
         let mut operations: Vec<&str> = command
             .statements
             .iter()
@@ -162,9 +249,23 @@ impl CommandGate {
             .collect();
         operations.sort_unstable();
         operations.dedup();
+        let mut tables: Vec<&str> = command
+            .statements
+            .iter()
+            .flat_map(|statement| {
+                statement
+                    .tables_read
+                    .iter()
+                    .chain(&statement.tables_written)
+                    .map(String::as_str)
+            })
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
         let mut details = json!({
             "policy_version": live.version,
             "operations": operations,
+            "tables": tables,
             "access": command.access(),
             "complete": command.complete(),
             "statements": command.statements.len(),
@@ -181,6 +282,18 @@ impl CommandGate {
                 details,
             );
         };
+        let effects = session_effects_of(text);
+        let touches_cursors = command.statements.iter().any(|statement| {
+            !statement.unknown_functions.is_empty()
+                || statement.operations.iter().any(|op| {
+                    matches!(
+                        op,
+                        airlock_types::Operation::Do
+                            | airlock_types::Operation::Call
+                            | airlock_types::Operation::Unknown
+                    )
+                })
+        });
         let decision = decide(
             policy,
             &DecisionInput {
@@ -202,7 +315,38 @@ impl CommandGate {
                 let message = decision
                     .client_message()
                     .unwrap_or_else(|| "blocked by policy".into());
-                GateDecision::refuse("42501", message, details)
+                let mut refused = GateDecision::refuse("42501", message, details);
+                refused.version = live.version;
+                refused
+            }
+            // A simple query that only prepares runs nothing: what it
+            // prepares is reviewed at each EXECUTE, with what it runs.
+            Verdict::Review { .. }
+                if kind == CommandKind::SimpleQuery
+                    && command.statements.iter().all(|statement| {
+                        statement
+                            .operations
+                            .contains(&airlock_types::Operation::Prepare)
+                    }) =>
+            {
+                details["verdict"] = json!("allow");
+                details["review_at"] = json!("execute");
+                let mask = decision
+                    .mask
+                    .as_ref()
+                    .and_then(|obligation| live.mask_plan(obligation).ok());
+                GateDecision {
+                    verdict: GateVerdict::Forward,
+                    details,
+                    mask,
+                    review: None,
+                    version: live.version,
+                    rate_limits: Vec::new(),
+                    effects,
+                    prepares: prepared_definitions(Dialect::Postgres, &command),
+                    touches_cursors,
+                    declares: Vec::new(),
+                }
             }
             Verdict::Review {
                 rule,
@@ -212,6 +356,19 @@ impl CommandGate {
                 min_approvals,
             } => {
                 details["rule"] = json!(rule);
+                // The review shows, and its approval binds, what will run:
+                // an SQL EXECUTE is shown with the body it executes.
+                let mut shown = text.to_string();
+                for effect in &effects {
+                    if let SessionEffect::Execute(name) = effect {
+                        let body = prepared
+                            .statements
+                            .get(name)
+                            .map(|(_, body)| body.as_ref())
+                            .unwrap_or("(unknown)");
+                        shown.push_str(&format!("\n-- EXECUTE {name} runs: {body}"));
+                    }
+                }
                 // The review shows the statement masked as its results would be.
                 let statement = match decision
                     .mask
@@ -219,9 +376,9 @@ impl CommandGate {
                     .and_then(|obligation| live.mask_plan(obligation).ok())
                 {
                     Some(plan) => plan
-                        .mask_text(text, &mut airlock_mask::MaskStats::new())
+                        .mask_text(&shown, &mut airlock_mask::MaskStats::new())
                         .into_owned(),
-                    None => text.to_string(),
+                    None => shown.clone(),
                 };
                 let request = ReviewRequest {
                     rule: rule.clone(),
@@ -231,7 +388,7 @@ impl CommandGate {
                     min_approvals: *min_approvals,
                     policy_version: live.version,
                     statement,
-                    fingerprint: fingerprint(text),
+                    fingerprint: fingerprint(&shown),
                     classification: details.clone(),
                 };
                 let mut refused = GateDecision::refuse(
@@ -244,14 +401,21 @@ impl CommandGate {
                     .as_ref()
                     .and_then(|obligation| live.mask_plan(obligation).ok());
                 refused.review = Some(request);
+                refused.version = live.version;
+                refused.rate_limits = decision.rate_limits.clone();
+                refused.effects = effects;
+                refused.prepares = prepared_definitions(Dialect::Postgres, &command);
+                refused.touches_cursors = touches_cursors;
                 refused
             }
             Verdict::Allow => {
-                if let Some(refusal) =
-                    self.rate_limited(&decision.rate_limits, decision.policy_version)
-                {
-                    details["verdict"] = json!("rate_limited");
-                    return GateDecision::refuse("53400", refusal, details);
+                if kind != CommandKind::Parse {
+                    if let Some(refusal) =
+                        self.rate_limited(&decision.rate_limits, decision.policy_version)
+                    {
+                        details["verdict"] = json!("rate_limited");
+                        return GateDecision::refuse("53400", refusal, details);
+                    }
                 }
                 let mask = match &decision.mask {
                     None => None,
@@ -267,20 +431,33 @@ impl CommandGate {
                         }
                     },
                 };
-                if mentions(text, b"prepare") {
-                    for definition in prepared_definitions(Dialect::Postgres, &command) {
-                        if self.prepared.len() < 10_000
-                            || self.prepared.contains_key(&definition.name)
-                        {
-                            self.prepared.insert(definition.name, definition.statement);
-                        }
-                    }
-                }
+                let prepares = if mentions(text, b"prepare") {
+                    prepared_definitions(Dialect::Postgres, &command)
+                } else {
+                    Vec::new()
+                };
                 GateDecision {
                     verdict: GateVerdict::Forward,
                     details,
                     mask,
                     review: None,
+                    version: live.version,
+                    rate_limits: if kind == CommandKind::Parse {
+                        decision.rate_limits.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    declares: if effects
+                        .iter()
+                        .any(|effect| matches!(effect, SessionEffect::Declare(_)))
+                    {
+                        declared_cursors(&command)
+                    } else {
+                        Vec::new()
+                    },
+                    effects,
+                    prepares,
+                    touches_cursors,
                 }
             }
         }
@@ -324,6 +501,55 @@ impl CommandGate {
                 });
             }
         }
+        decision
+    }
+
+    /// Consumes the rate limits of one execution of a parsed statement;
+    /// the refusal when one is exceeded.
+    pub fn admit(&self, limits: &[RateLimitObligation], version: i64) -> Option<GateDecision> {
+        self.rate_limited(limits, u64::try_from(version).unwrap_or(0))
+            .map(|refusal| {
+                GateDecision::refuse("53400", refusal, json!({"verdict": "rate_limited"}))
+            })
+    }
+
+    /// The review of one execution of a parsed statement held for review:
+    /// the approver sees, and the approval binds, the statement with the
+    /// values bound to it.
+    pub fn review_execution(
+        &self,
+        template: &ReviewRequest,
+        text: &str,
+        parameters: &[Option<String>],
+        mask: Option<&MaskPlan>,
+    ) -> GateDecision {
+        let mut shown = text.to_string();
+        if !parameters.is_empty() {
+            let values: Vec<String> = parameters
+                .iter()
+                .enumerate()
+                .map(|(index, value)| match value {
+                    Some(value) => format!("${} = '{}'", index + 1, value.replace('\'', "''")),
+                    None => format!("${} = NULL", index + 1),
+                })
+                .collect();
+            shown.push_str(&format!("\n-- with {}", values.join(", ")));
+        }
+        let mut request = template.clone();
+        request.fingerprint = fingerprint(&shown);
+        request.statement = match mask {
+            Some(plan) => plan
+                .mask_text(&shown, &mut airlock_mask::MaskStats::new())
+                .into_owned(),
+            None => shown,
+        };
+        let mut decision = GateDecision::refuse(
+            "42501",
+            "review required".into(),
+            template.classification.clone(),
+        );
+        decision.review = Some(request);
+        decision.version = template.policy_version;
         decision
     }
 

@@ -21,6 +21,7 @@ pub mod duration;
 pub mod gate;
 mod io;
 pub mod masking;
+pub mod names;
 pub mod notifications;
 pub mod policies;
 pub mod recorder;

@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use rand::Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,9 +36,16 @@ use airlock_pg::frontend::{self, decode_frontend, FrontendMessage};
 use airlock_pg::{ErrorFields, FrameDecoder, PgCodecError};
 use airlock_store::{EventData, NewEvent};
 
-use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict};
+use airlock_policy::RateLimitObligation;
+use airlock_sql::SessionEffect;
+use airlock_types::StatementClass;
+use serde_json::json;
+
+use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict, PreparedView};
 use crate::io::read_more;
+use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
 use crate::recorder::Recorder;
+use crate::reviews::ReviewRequest;
 use crate::tracker::{CommandResult, Pending, ResultTracker};
 
 /// Upper bound for one upstream message that must be held whole to be
@@ -100,9 +107,6 @@ pub struct RecordingContext<'a> {
     pub max_statement_bytes: usize,
 }
 
-/// Bound on prepared statements and portals remembered per session.
-const MAX_NAMED: usize = 10_000;
-
 struct PendingRefusal {
     /// The `ReadyForQuery` number that closes the refused command's segment.
     segment: u64,
@@ -116,8 +120,17 @@ struct Shared {
     has_pending: AtomicBool,
     /// `Query` and `Sync` messages forwarded: each earns one `ReadyForQuery`.
     segments_sent: AtomicU64,
-    /// `ReadyForQuery` messages received.
+    /// `ReadyForQuery` messages received (segments answered).
     segments_done: AtomicU64,
+    /// The last segment whose `ReadyForQuery` was outside a transaction
+    /// block (named portals do not outlive it).
+    ended_outside: AtomicU64,
+    /// Woken at every `ReadyForQuery`.
+    answered: tokio::sync::Notify,
+    /// Creations the server rejected or skipped, reported before the
+    /// segment's `ReadyForQuery` is counted.
+    failures: Mutex<Vec<Failed>>,
+    has_failures: AtomicBool,
     /// Commands awaiting their responses, for result recording.
     pending_results: Mutex<VecDeque<Pending>>,
     /// Notices for the client (a command waiting for review), written by
@@ -135,6 +148,10 @@ impl Shared {
             has_pending: AtomicBool::new(false),
             segments_sent: AtomicU64::new(0),
             segments_done: AtomicU64::new(0),
+            ended_outside: AtomicU64::new(0),
+            answered: tokio::sync::Notify::new(),
+            failures: Mutex::new(Vec::new()),
+            has_failures: AtomicBool::new(false),
             pending_results: Mutex::new(VecDeque::new()),
             notices: Mutex::new(Vec::new()),
             notice_ready: tokio::sync::Notify::new(),
@@ -183,26 +200,290 @@ enum Action {
     /// Forward the frame as it came.
     Forward,
     /// A command: forward it if the gate allowed it and the record was
-    /// written; otherwise substitute a failing statement.
+    /// written; otherwise substitute a failing statement. `prefix` is sent
+    /// before it (a `Describe` the gateway needs for masking).
     Command {
         kind: CommandKind,
         verdict: GateVerdict,
+        prefix: Option<Vec<u8>>,
     },
 }
 
-/// A prepared statement as the client half remembers it.
-struct Prepared {
-    text: String,
+/// The decision a parsed statement got, carried to each of its executions.
+#[derive(Clone)]
+struct Decided {
+    version: i64,
     mask: Option<Arc<MaskPlan>>,
-    /// Each Execute is decided again (see `gate::decided_again_at_execute`).
-    decided_again: bool,
+    rate_limits: Arc<[RateLimitObligation]>,
+    /// Held for review: every execution needs its own approval.
+    review: Option<Arc<ReviewRequest>>,
+    /// An SQL `EXECUTE` inside: decided again at every execution.
+    again: bool,
+    effects: Arc<[SessionEffect]>,
+    touches_cursors: bool,
+    declares: Arc<[(String, StatementClass)]>,
 }
 
-/// A bound portal as the client half remembers it.
+impl Decided {
+    fn of(decision: &GateDecision, text: &str) -> Self {
+        Self {
+            version: decision.version,
+            mask: decision.mask.clone(),
+            rate_limits: decision.rate_limits.clone().into(),
+            review: decision.review.clone().map(Arc::new),
+            again: crate::gate::decided_again_at_execute(text),
+            effects: decision.effects.clone().into(),
+            touches_cursors: decision.touches_cursors,
+            declares: decision.declares.clone().into(),
+        }
+    }
+}
+
+/// A prepared statement as the client half knows it.
+struct Prepared {
+    text: Arc<str>,
+    /// Its classification, for SQL `EXECUTE name` (SQL `PREPARE`s only).
+    class: Option<StatementClass>,
+    /// The decision of its `Parse`; `None` for an SQL `PREPARE`, decided at
+    /// each use.
+    decided: Option<Decided>,
+    /// A `Describe` of it (or of a portal bound from it) was sent.
+    described: bool,
+}
+
+/// A bound portal as the client half knows it.
 struct Portal {
     statement: String,
+    text: Arc<str>,
+    decided: Option<Decided>,
+    /// The `Bind` body, for the values bound (recorded masked, shown to
+    /// reviewers).
+    bind: Vec<u8>,
     parameters: usize,
     result_formats: Vec<i16>,
+    /// Its layout will be known to the tracker when it runs.
+    described: bool,
+}
+
+type SessionNames = Names<Prepared, Portal>;
+
+/// The session's SQL cursors and what their queries read (for `FETCH`).
+type Cursors = std::collections::HashMap<String, StatementClass>;
+
+/// The segment counters as of now, with every creation the server rejected
+/// in those segments already forgotten.
+fn answered_view(names: &mut SessionNames, shared: &Shared) -> (u64, u64) {
+    let answered = shared.segments_done.load(Ordering::Acquire);
+    let ended_outside = shared.ended_outside.load(Ordering::Acquire);
+    if shared.has_failures.load(Ordering::Acquire) {
+        if let Ok(mut failures) = shared.failures.lock() {
+            for failure in failures.drain(..) {
+                names.failed(&failure);
+            }
+            shared.has_failures.store(false, Ordering::Release);
+        }
+    }
+    (answered, ended_outside)
+}
+
+/// Waits until the upstream has answered `segment` segments.
+async fn wait_answered(shared: &Shared, segment: u64) {
+    loop {
+        let notified = shared.answered.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.segments_done.load(Ordering::Acquire) >= segment {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// The session's SQL-prepared statements usable from `segment`, for
+/// classifying an SQL `EXECUTE`.
+fn prepared_view(
+    names: &SessionNames,
+    cursors: &Cursors,
+    segment: u64,
+    answered: u64,
+) -> PreparedView {
+    let mut view = PreparedView {
+        cursors: cursors.clone(),
+        ..PreparedView::default()
+    };
+    for (name, prepared) in names.ready_statements(segment, answered) {
+        if let Some(class) = &prepared.class {
+            view.statements.insert(
+                name.to_string(),
+                (class.clone(), Arc::clone(&prepared.text)),
+            );
+        }
+    }
+    view
+}
+
+/// What an upcoming message needs the upstream to have answered before it
+/// can be decided: the segment to wait for, if any.
+fn must_wait(
+    message: &FrontendMessage<'_>,
+    names: &mut SessionNames,
+    segment: u64,
+    shared: &Shared,
+) -> Option<u64> {
+    let (answered, ended_outside) = answered_view(names, shared);
+    match message {
+        FrontendMessage::Query { text } | FrontendMessage::Parse { query: text, .. } => {
+            if crate::gate::decided_again_at_execute(text) {
+                names.unanswered_statements(segment, answered)
+            } else {
+                None
+            }
+        }
+        FrontendMessage::Bind { statement, .. } => {
+            match names.statement(statement, segment, answered) {
+                Lookup::Wait(until) => Some(until),
+                _ => None,
+            }
+        }
+        FrontendMessage::Execute { portal, .. } => {
+            let again = match names.portal(portal, segment, answered, ended_outside) {
+                Lookup::Wait(until) => return Some(until),
+                Lookup::Missing => return None,
+                Lookup::Ready(bound) => bound.decided.as_ref().is_none_or(|decided| decided.again),
+            };
+            if again {
+                names.unanswered_statements(segment, answered)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Applies what a forwarded command does to the session's names.
+#[allow(clippy::too_many_arguments)] // one command's effects, applied in one place
+fn apply_effects(
+    names: &mut SessionNames,
+    cursors: &mut Cursors,
+    effects: &[SessionEffect],
+    touches_cursors: bool,
+    prepares: Vec<airlock_sql::PreparedDefinition>,
+    declares: &[(String, StatementClass)],
+    segment: u64,
+) -> Result<Vec<(String, u64)>, RelayEnd> {
+    let mut created = Vec::new();
+    let mut declared = declares.iter();
+    let mut definitions = prepares.into_iter();
+    for effect in effects {
+        match effect {
+            SessionEffect::Prepare(name) => {
+                // The name now means the new body on the server (or, if the
+                // PREPARE fails, nothing the gateway can vouch for).
+                names.close_statement(name);
+                if let Some(definition) = definitions.by_ref().find(|d| &d.name == name) {
+                    let prepared = Prepared {
+                        text: definition.body.into(),
+                        class: Some(definition.statement),
+                        decided: None,
+                        described: false,
+                    };
+                    let id = names
+                        .define_statement(name, prepared, segment)
+                        .map_err(too_many)?;
+                    created.push((name.clone(), id));
+                }
+            }
+            SessionEffect::Deallocate(name) => names.close_statement(name),
+            SessionEffect::DeallocateAll => names.clear_statements(),
+            SessionEffect::DiscardAll => {
+                names.clear_statements();
+                names.clear_portals();
+                cursors.clear();
+            }
+            SessionEffect::Close(name) => {
+                names.close_portal(name);
+                cursors.remove(name);
+            }
+            SessionEffect::Declare(name) => {
+                names.close_portal(name);
+                cursors.remove(name);
+                if let Some((_, class)) = declared.by_ref().find(|(declared, _)| declared == name) {
+                    if cursors.len() < MAX_NAMES {
+                        cursors.insert(name.clone(), class.clone());
+                    }
+                }
+            }
+            SessionEffect::CloseAll => {
+                names.clear_portals();
+                cursors.clear();
+            }
+            SessionEffect::Execute(_) => {}
+        }
+    }
+    if touches_cursors {
+        names.clear_portals();
+        cursors.clear();
+    }
+    Ok(created)
+}
+
+fn too_many(full: TooMany) -> RelayEnd {
+    let what = match full.0 {
+        Space::Statement => "prepared statements",
+        Space::Portal => "portals",
+    };
+    RelayEnd::ClientProtocolError(format!("more than {MAX_NAMES} {what} in one session"))
+}
+
+/// The refusal of a message naming something the gateway cannot vouch for.
+fn unknown_name(code: &str, message: String) -> GateDecision {
+    GateDecision::refuse(
+        code,
+        message,
+        json!({"verdict": "deny", "reason": "unknown name"}),
+    )
+}
+
+/// The values bound by a `Bind`, rendered for the record and reviewers
+/// (text as text, other binary values as `\x` hex), masked with `mask`,
+/// each cut at 256 characters, in all at most `budget` bytes.
+fn bound_values(bind: &[u8], mask: Option<&MaskPlan>, budget: usize) -> Vec<Option<String>> {
+    const MAX: usize = 256;
+    let Ok(values) = frontend::bind_parameters(bind) else {
+        return Vec::new();
+    };
+    let mut used = 0usize;
+    let mut out = Vec::with_capacity(values.len());
+    for (format, value) in values {
+        let Some(bytes) = value else {
+            out.push(None);
+            continue;
+        };
+        let mut text = match std::str::from_utf8(bytes) {
+            Ok(text) if format == 0 || !text.chars().any(char::is_control) => text.to_string(),
+            _ => {
+                let mut hex = String::from("\\x");
+                for byte in bytes.iter().take(MAX / 2) {
+                    hex.push_str(&format!("{byte:02x}"));
+                }
+                hex
+            }
+        };
+        if let Some(plan) = mask {
+            text = plan.mask_text(&text, &mut MaskStats::new()).into_owned();
+        }
+        if text.chars().count() > MAX {
+            text = text.chars().take(MAX).collect::<String>() + "…";
+        }
+        used += text.len();
+        if used > budget {
+            out.push(Some("…".into()));
+            break;
+        }
+        out.push(Some(text));
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)] // the relay's context, passed down once
@@ -225,11 +506,16 @@ where
     let mut frames = Vec::new();
     let mut events: Vec<NewEvent> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
-    // Statement texts and masks by prepared-statement name, and bindings by
-    // portal, so each Execute is recorded with what it runs and its rows are
-    // masked as its Parse was decided.
-    let mut statements: HashMap<String, Prepared> = HashMap::new();
-    let mut portals: HashMap<String, Portal> = HashMap::new();
+    // What the server holds under each statement and portal name, as far
+    // as the gateway can vouch for it (see `names`).
+    let mut names = SessionNames::new();
+    let mut cursors = Cursors::new();
+    // Segment-ending messages (`Query`, `Sync`) decoded so far: a message
+    // belongs to segment `ends + 1`.
+    let mut ends: u64 = 0;
+    // A frame taken off the buffer that must wait for the upstream's answer
+    // to earlier segments before it can be decided.
+    let mut held: Option<airlock_pg::Frame> = None;
     let mut seq: u64 = 0;
     loop {
         out.clear();
@@ -239,21 +525,46 @@ where
         let mut terminate = false;
         let now = Instant::now();
         loop {
-            let frame = match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(error) => return RelayEnd::ClientProtocolError(error.to_string()),
+            let frame = match held.take() {
+                Some(frame) => frame,
+                None => match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(error) => return RelayEnd::ClientProtocolError(error.to_string()),
+                },
             };
+            let segment = ends + 1;
             let action = {
                 let message = match decode_frontend(&frame) {
                     Ok(message) => message,
                     Err(error) => return RelayEnd::ClientProtocolError(error.to_string()),
                 };
+                if let Some(until) = must_wait(&message, &mut names, segment, shared) {
+                    if frames.is_empty() {
+                        // Everything before it is forwarded: wait here.
+                        wait_answered(shared, until).await;
+                        held = Some(frame);
+                        continue;
+                    }
+                    // Forward what came before it first.
+                    held = Some(frame);
+                    break;
+                }
                 match message {
                     FrontendMessage::Query { text } => {
                         seq += 1;
-                        let decision = gate.check(CommandKind::SimpleQuery, text);
-                        let decision = gate
+                        ends += 1;
+                        // A simple query drops the unnamed statement and portal.
+                        names.close_statement("");
+                        names.close_portal("");
+                        let view = if crate::gate::decided_again_at_execute(text) {
+                            let (answered, _) = answered_view(&mut names, shared);
+                            prepared_view(&names, &cursors, segment, answered)
+                        } else {
+                            PreparedView::default()
+                        };
+                        let decision = gate.check(CommandKind::SimpleQuery, text, &view);
+                        let mut decision = gate
                             .resolve(decision, recording.session_id, |text| {
                                 send_notice(shared, &text)
                             })
@@ -264,63 +575,89 @@ where
                                 seq,
                                 "query",
                                 text,
-                                0,
+                                None,
                                 &decision,
                                 decision.mask.as_deref(),
                             ));
                         }
+                        let prepares = if decision.verdict == GateVerdict::Forward {
+                            let definitions = std::mem::take(&mut decision.prepares);
+                            match apply_effects(
+                                &mut names,
+                                &mut cursors,
+                                &decision.effects,
+                                decision.touches_cursors,
+                                definitions,
+                                &decision.declares,
+                                segment,
+                            ) {
+                                Ok(created) => created,
+                                Err(end) => return end,
+                            }
+                        } else {
+                            Vec::new()
+                        };
                         pending.push(Pending::Simple {
                             seq,
                             started: now,
                             mask: decision.mask.clone(),
+                            prepares,
+                            segment,
                         });
                         Action::Command {
                             kind: CommandKind::SimpleQuery,
                             verdict: decision.verdict,
+                            prefix: None,
                         }
                     }
                     FrontendMessage::Parse { name, query, .. } => {
                         seq += 1;
-                        let decision = gate.check(CommandKind::Parse, query);
-                        let decision = gate
-                            .resolve(decision, recording.session_id, |text| {
-                                send_notice(shared, &text)
-                            })
-                            .await;
+                        let view = if crate::gate::decided_again_at_execute(query) {
+                            let (answered, _) = answered_view(&mut names, shared);
+                            prepared_view(&names, &cursors, segment, answered)
+                        } else {
+                            PreparedView::default()
+                        };
+                        let mut decision = gate.check(CommandKind::Parse, query, &view);
+                        // Preparing runs nothing: a statement held for
+                        // review is prepared, and each execution reviewed
+                        // with the values bound to it.
+                        if decision.review.is_some() {
+                            decision.verdict = GateVerdict::Forward;
+                        }
                         if recording.recorder.is_some() {
                             events.push(command_event(
                                 recording,
                                 seq,
                                 "parse",
                                 query,
-                                0,
+                                None,
                                 &decision,
                                 decision.mask.as_deref(),
                             ));
                         }
                         if decision.verdict == GateVerdict::Forward {
-                            if statements.len() >= MAX_NAMED && !statements.contains_key(name) {
-                                return RelayEnd::ClientProtocolError(format!(
-                                    "more than {MAX_NAMED} prepared statements in one session"
-                                ));
-                            }
-                            statements.insert(
-                                name.to_string(),
-                                Prepared {
-                                    text: query.to_string(),
-                                    mask: decision.mask.clone(),
-                                    decided_again: crate::gate::decided_again_at_execute(query),
-                                },
-                            );
+                            let prepared = Prepared {
+                                text: query.into(),
+                                class: None,
+                                decided: Some(Decided::of(&decision, query)),
+                                described: false,
+                            };
+                            let id = match names.define_statement(name, prepared, segment) {
+                                Ok(id) => id,
+                                Err(full) => return too_many(full),
+                            };
                             pending.push(Pending::Parse {
                                 name: name.to_string(),
+                                id,
                             });
                         } else {
-                            statements.remove(name);
+                            names.close_statement(name);
                         }
                         Action::Command {
                             kind: CommandKind::Parse,
                             verdict: decision.verdict,
+                            prefix: None,
                         }
                     }
                     FrontendMessage::Bind {
@@ -329,68 +666,258 @@ where
                         parameters,
                         result_formats,
                     } => {
-                        if portals.len() >= MAX_NAMED && !portals.contains_key(portal) {
-                            return RelayEnd::ClientProtocolError(format!(
-                                "more than {MAX_NAMED} portals in one session"
-                            ));
-                        }
-                        portals.insert(
-                            portal.to_string(),
-                            Portal {
+                        let (answered, _) = answered_view(&mut names, shared);
+                        let bound = match names.statement(statement, segment, answered) {
+                            Lookup::Ready(prepared) => Some(Portal {
                                 statement: statement.to_string(),
+                                text: Arc::clone(&prepared.text),
+                                decided: prepared.decided.clone(),
+                                bind: frame.as_bytes().get(5..).unwrap_or_default().to_vec(),
                                 parameters,
                                 result_formats,
-                            },
-                        );
-                        Action::Forward
+                                described: prepared.described,
+                            }),
+                            Lookup::Wait(_) | Lookup::Missing => None,
+                        };
+                        match bound {
+                            Some(value) => {
+                                cursors.remove(portal);
+                                let id = match names.bind_portal(portal, value, segment) {
+                                    Ok(id) => id,
+                                    Err(full) => return too_many(full),
+                                };
+                                pending.push(Pending::Bind {
+                                    portal: portal.to_string(),
+                                    id,
+                                });
+                                Action::Forward
+                            }
+                            None => {
+                                names.close_portal(portal);
+                                seq += 1;
+                                let decision = unknown_name(
+                                    "26000",
+                                    format!(
+                                        "airlock: prepared statement \"{statement}\" is not known to the gateway: \
+                                         prepare it with Parse (or PREPARE) through airlock, and check that it was not \
+                                         rejected or closed"
+                                    ),
+                                );
+                                if recording.recorder.is_some() {
+                                    events.push(command_event(
+                                        recording, seq, "bind", statement, None, &decision, None,
+                                    ));
+                                }
+                                Action::Command {
+                                    kind: CommandKind::Execute,
+                                    verdict: decision.verdict,
+                                    prefix: None,
+                                }
+                            }
+                        }
                     }
                     FrontendMessage::Describe { kind, name } => {
-                        pending.push(if kind == b'S' {
-                            Pending::DescribeStatement {
+                        if kind == b'S' {
+                            if let Some(prepared) = names.statement_mut(name) {
+                                prepared.described = true;
+                            }
+                            pending.push(Pending::DescribeStatement {
                                 name: name.to_string(),
-                            }
+                            });
                         } else {
-                            Pending::DescribePortal {
-                                portal: name.to_string(),
+                            let statement = match names.portal_mut(name) {
+                                Some(bound) => {
+                                    bound.described = true;
+                                    bound.statement.clone()
+                                }
+                                // Matches no statement (names have no NUL).
+                                None => "\0".to_string(),
+                            };
+                            if let Some(prepared) = names.statement_mut(&statement) {
+                                prepared.described = true;
                             }
-                        });
+                            pending.push(Pending::DescribePortal {
+                                portal: name.to_string(),
+                                statement,
+                                injected: false,
+                            });
+                        }
                         Action::Forward
                     }
-                    FrontendMessage::Execute { portal, .. } => {
+                    FrontendMessage::Execute { portal, .. } => 'execute: {
                         seq += 1;
-                        let bound = portals.get(portal);
-                        let statement_name = bound
-                            .map(|bound| bound.statement.clone())
-                            .unwrap_or_default();
-                        let prepared = statements.get(&statement_name);
-                        let text = prepared
-                            .map(|prepared| prepared.text.as_str())
-                            .unwrap_or("");
-                        let decision = match prepared {
-                            Some(prepared) if !prepared.decided_again => GateDecision::inherited(),
-                            _ => gate.check(CommandKind::Execute, text),
+                        let (answered, ended_outside) = answered_view(&mut names, shared);
+                        let live = gate.live_version();
+                        let found = match names.portal(portal, segment, answered, ended_outside) {
+                            Lookup::Ready(bound) => Some((
+                                Arc::clone(&bound.text),
+                                bound.decided.clone(),
+                                bound.statement.clone(),
+                                bound.result_formats.clone(),
+                                bound.parameters,
+                                bound.described,
+                            )),
+                            Lookup::Wait(_) | Lookup::Missing => None,
                         };
-                        let decision = gate
-                            .resolve(decision, recording.session_id, |text| {
-                                send_notice(shared, &text)
-                            })
-                            .await;
-                        // A re-decided Execute (an SQL EXECUTE inside) brings its
-                        // own mask; otherwise the Parse's applies.
-                        let mask = decision
-                            .mask
-                            .clone()
-                            .or_else(|| prepared.and_then(|prepared| prepared.mask.clone()));
+                        let Some((
+                            text,
+                            decided,
+                            statement_name,
+                            result_formats,
+                            parameters,
+                            described,
+                        )) = found
+                        else {
+                            let decision = unknown_name(
+                                "34000",
+                                format!(
+                                    "airlock: portal \"{portal}\" was not bound through the gateway in this \
+                                     transaction: bind it with Bind; SQL cursors are read with FETCH"
+                                ),
+                            );
+                            if recording.recorder.is_some() {
+                                events.push(command_event(
+                                    recording, seq, "execute", portal, None, &decision, None,
+                                ));
+                            }
+                            pending.push(Pending::Execute {
+                                seq,
+                                started: now,
+                                mask: None,
+                                portal: portal.to_string(),
+                                statement: String::new(),
+                                result_formats: Vec::new(),
+                            });
+                            break 'execute Action::Command {
+                                kind: CommandKind::Execute,
+                                verdict: decision.verdict,
+                                prefix: None,
+                            };
+                        };
+                        // Decide what this execution may do.
+                        let redecide = match &decided {
+                            None => true,
+                            Some(decided) => decided.again || decided.version != live,
+                        };
+                        let (decision, decided) = if redecide {
+                            let again = decided.as_ref().is_none_or(|decided| decided.again);
+                            let view = if again {
+                                prepared_view(&names, &cursors, segment, answered)
+                            } else {
+                                PreparedView::default()
+                            };
+                            // Decided as a Parse: rate limits and reviews
+                            // then apply to this execution below.
+                            let mut decision = gate.check(CommandKind::Parse, &text, &view);
+                            if decision.review.is_some() {
+                                decision.verdict = GateVerdict::Forward;
+                            }
+                            let fresh = Decided::of(&decision, &text);
+                            if !again && decision.verdict == GateVerdict::Forward {
+                                // Remember the new decision for later executions.
+                                if let Some(prepared) = names.statement_mut(&statement_name) {
+                                    if Arc::ptr_eq(&prepared.text, &text) {
+                                        prepared.decided = Some(fresh.clone());
+                                    }
+                                }
+                                if let Some(bound) = names.portal_mut(portal) {
+                                    bound.decided = Some(fresh.clone());
+                                }
+                            }
+                            (decision, fresh)
+                        } else {
+                            let decided = decided
+                                .unwrap_or_else(|| Decided::of(&GateDecision::inherited(), ""));
+                            let mut decision = GateDecision::inherited();
+                            decision.mask = decided.mask.clone();
+                            decision.version = decided.version;
+                            (decision, decided)
+                        };
+                        let mut decision = decision;
+                        // The values bound: recorded masked; shown to a reviewer.
+                        let (values, unmasked) = match names.portal_mut(portal) {
+                            Some(bound) => (
+                                if recording.recorder.is_some() {
+                                    bound_values(
+                                        &bound.bind,
+                                        decided.mask.as_deref(),
+                                        recording.max_statement_bytes,
+                                    )
+                                } else {
+                                    Vec::new()
+                                },
+                                if decided.review.is_some() {
+                                    bound_values(&bound.bind, None, usize::MAX)
+                                } else {
+                                    Vec::new()
+                                },
+                            ),
+                            None => (Vec::new(), Vec::new()),
+                        };
+                        if decision.verdict == GateVerdict::Forward {
+                            if let Some(refusal) = gate.admit(&decided.rate_limits, decided.version)
+                            {
+                                decision = refusal;
+                            }
+                        }
+                        if decision.verdict == GateVerdict::Forward {
+                            if let Some(template) = &decided.review {
+                                let review = gate.review_execution(
+                                    template,
+                                    &text,
+                                    &unmasked,
+                                    decided.mask.as_deref(),
+                                );
+                                let mut resolved = gate
+                                    .resolve(review, recording.session_id, |text| {
+                                        send_notice(shared, &text)
+                                    })
+                                    .await;
+                                resolved.mask = decided.mask.clone();
+                                decision = resolved;
+                            }
+                        }
+                        let mask = decision.mask.clone().or_else(|| decided.mask.clone());
                         if recording.recorder.is_some() {
                             events.push(command_event(
                                 recording,
                                 seq,
                                 "execute",
-                                text,
-                                bound.map(|bound| bound.parameters).unwrap_or(0),
+                                &text,
+                                Some((parameters, &values)),
                                 &decision,
                                 mask.as_deref(),
                             ));
+                        }
+                        let mut prefix = None;
+                        if decision.verdict == GateVerdict::Forward {
+                            if mask.is_some() && !described {
+                                // The rows must be masked by column: learn
+                                // their layout first (the answer is not
+                                // forwarded).
+                                let mut describe = Vec::new();
+                                frontend::encode_describe(&mut describe, b'P', portal);
+                                prefix = Some(describe);
+                                pending.push(Pending::DescribePortal {
+                                    portal: portal.to_string(),
+                                    statement: statement_name.clone(),
+                                    injected: true,
+                                });
+                                if let Some(bound) = names.portal_mut(portal) {
+                                    bound.described = true;
+                                }
+                            }
+                            if let Err(end) = apply_effects(
+                                &mut names,
+                                &mut cursors,
+                                &decided.effects,
+                                decided.touches_cursors,
+                                Vec::new(),
+                                &decided.declares,
+                                segment,
+                            ) {
+                                return end;
+                            }
                         }
                         pending.push(Pending::Execute {
                             seq,
@@ -398,31 +925,35 @@ where
                             mask,
                             portal: portal.to_string(),
                             statement: statement_name,
-                            result_formats: bound
-                                .map(|bound| bound.result_formats.clone())
-                                .unwrap_or_default(),
+                            result_formats,
                         });
                         Action::Command {
                             kind: CommandKind::Execute,
                             verdict: decision.verdict,
+                            prefix,
                         }
                     }
                     FrontendMessage::Close { kind, name } => {
                         if kind == b'S' {
-                            statements.remove(name);
+                            names.close_statement(name);
                         } else {
-                            portals.remove(name);
+                            names.close_portal(name);
                         }
                         Action::Forward
                     }
                     FrontendMessage::Sync => {
-                        pending.push(Pending::Sync);
+                        ends += 1;
+                        pending.push(Pending::Sync { segment });
                         // The unnamed portal does not outlive its segment.
-                        portals.remove("");
+                        names.close_portal("");
                         Action::Forward
                     }
                     FrontendMessage::Terminate => {
                         terminate = true;
+                        Action::Forward
+                    }
+                    FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
+                        pending.push(Pending::CopyEnd);
                         Action::Forward
                     }
                     FrontendMessage::FunctionCall => {
@@ -473,7 +1004,15 @@ where
                     out.extend_from_slice(frame.as_bytes());
                     continue;
                 }
-                Action::Command { kind, verdict } => match (&audit_failure, verdict) {
+                Action::Command {
+                    kind,
+                    verdict,
+                    prefix,
+                } => {
+                    if let Some(prefix) = prefix {
+                        out.extend_from_slice(&prefix);
+                    }
+                    match (&audit_failure, verdict) {
                     (Some(failure), _) => (
                         kind,
                         GateVerdict::Refuse(ErrorFields {
@@ -488,7 +1027,8 @@ where
                         }),
                     ),
                     (None, verdict) => (kind, verdict),
-                },
+                    }
+                }
             };
             stats.commands.fetch_add(1, Ordering::Relaxed);
             match (kind, verdict) {
@@ -522,6 +1062,11 @@ where
             let _ = upstream_write.flush().await;
             return RelayEnd::ClientTerminated;
         }
+        if held.is_some() {
+            // A frame waits for the upstream's answer to what was just
+            // forwarded: decide it before reading more.
+            continue;
+        }
         match read_more(client_read, &mut buf).await {
             Ok(0) => {
                 return RelayEnd::ClientVanished {
@@ -549,6 +1094,10 @@ struct CommandRecord<'a> {
     message: &'a str,
     statement: &'a str,
     parameters: usize,
+    /// The values bound to an `Execute`'s parameters, masked as its rows
+    /// (NULL as `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a [Option<String>]>,
     /// `forward` or `refuse`.
     decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -568,7 +1117,7 @@ fn command_event(
     seq: u64,
     message: &str,
     text: &str,
-    parameters: usize,
+    bound: Option<(usize, &[Option<String>])>,
     decision: &GateDecision,
     mask: Option<&MaskPlan>,
 ) -> NewEvent {
@@ -587,7 +1136,10 @@ fn command_event(
         connection: recording.connection,
         message,
         statement: &statement,
-        parameters,
+        parameters: bound.map(|(count, _)| count).unwrap_or(0),
+        values: bound
+            .map(|(_, values)| values)
+            .filter(|values| !values.is_empty()),
         decision: if refusal.is_some() {
             "refuse"
         } else {
@@ -712,10 +1264,15 @@ where
                 let frame = rest.get(..total).unwrap_or_default();
                 let mut replacement: Option<Vec<u8>> = None;
                 match tag {
-                    backend::tag::READY_FOR_QUERY => {
-                        let done = shared.segments_done.fetch_add(1, Ordering::AcqRel) + 1;
-                        if shared.has_pending.load(Ordering::Acquire) {
-                            drop_finished_refusals(shared, done);
+                    backend::tag::PARAMETER_STATUS => {
+                        if let Some(encoding) = reported_client_encoding(frame) {
+                            if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
+                                // However it was changed, the gateway would no
+                                // longer read statements as the server does.
+                                return RelayEnd::Killed(format!(
+                                    "the session's client_encoding became \"{encoding}\", which the gateway does not support"
+                                ));
+                            }
                         }
                     }
                     backend::tag::ERROR_RESPONSE if shared.has_pending.load(Ordering::Acquire) => {
@@ -738,6 +1295,27 @@ where
                         Ok(Some(masked)) => replacement = Some(masked),
                         Ok(None) => {}
                         Err(error) => return RelayEnd::UpstreamProtocolError(error.0),
+                    }
+                }
+                if tag == backend::tag::READY_FOR_QUERY {
+                    // Counted only after the tracker reported what the
+                    // segment's server rejected: the request side reads the
+                    // count, then the failures.
+                    let failed = tracker.take_failed();
+                    if !failed.is_empty() {
+                        if let Ok(mut failures) = shared.failures.lock() {
+                            failures.extend(failed);
+                            shared.has_failures.store(true, Ordering::Release);
+                        }
+                    }
+                    let done = tracker.answered();
+                    if frame.get(5).copied() != Some(b'T') {
+                        shared.ended_outside.store(done, Ordering::Release);
+                    }
+                    shared.segments_done.store(done, Ordering::Release);
+                    shared.answered.notify_waiters();
+                    if shared.has_pending.load(Ordering::Acquire) {
+                        drop_finished_refusals(shared, done);
                     }
                 }
                 if let Some(replacement) = replacement {
@@ -804,6 +1382,17 @@ where
     }
 }
 
+/// The value of a `ParameterStatus` frame reporting `client_encoding`.
+fn reported_client_encoding(frame: &[u8]) -> Option<&str> {
+    let body = frame.get(5..)?;
+    let mut parts = body.split(|byte| *byte == 0);
+    let name = parts.next()?;
+    if name != b"client_encoding" {
+        return None;
+    }
+    std::str::from_utf8(parts.next()?).ok()
+}
+
 /// Response messages the result tracker needs to see.
 fn tracked(tag: u8) -> bool {
     matches!(
@@ -816,7 +1405,9 @@ fn tracked(tag: u8) -> bool {
             | backend::tag::NOTICE_RESPONSE
             | backend::tag::READY_FOR_QUERY
             | backend::tag::COPY_OUT_RESPONSE
+            | backend::tag::COPY_IN_RESPONSE
             | b'1'
+            | b'2'
             | b'n'
             | b's'
             | b'd'

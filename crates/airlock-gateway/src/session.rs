@@ -621,6 +621,18 @@ async fn open_upstream(
             ));
         }
     }
+    if let Some(encoding) = startup.param("client_encoding") {
+        if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
+            return Err(refuse(
+                "22023",
+                format!(
+                    "airlock: client_encoding \"{encoding}\" is not supported through the gateway: \
+                     in it the gateway and the server could read one statement differently; \
+                     use UTF8 (or another server encoding)"
+                ),
+            ));
+        }
+    }
     let connection = state
         .resolve_connection(database)
         .map_err(|_| {

@@ -24,6 +24,8 @@ use std::time::Instant;
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_pg::backend::{self, decode_data_row, decode_row_description, FieldDescription};
 
+use crate::names::{Failed, Space};
+
 /// A request awaiting its response.
 #[derive(Debug, Clone)]
 pub enum Pending {
@@ -32,13 +34,26 @@ pub enum Pending {
         seq: u64,
         started: Instant,
         mask: Option<Arc<MaskPlan>>,
+        /// Statements its `PREPARE`s create (name, id): forgotten if the
+        /// query fails.
+        prepares: Vec<(String, u64)>,
+        /// The segment it is (answered by its `ReadyForQuery`).
+        segment: u64,
     },
     /// A `Parse` (answered by `ParseComplete` or an error).
-    Parse { name: String },
+    Parse { name: String, id: u64 },
+    /// A `Bind` (answered by `BindComplete` or an error).
+    Bind { portal: String, id: u64 },
     /// A `Describe` of a prepared statement.
     DescribeStatement { name: String },
-    /// A `Describe` of a portal.
-    DescribePortal { portal: String },
+    /// A `Describe` of a portal bound from `statement`. The gateway sends one
+    /// itself (`injected`) before an `Execute` whose rows it must mask when
+    /// their layout is not known; its answer is not forwarded.
+    DescribePortal {
+        portal: String,
+        statement: String,
+        injected: bool,
+    },
     /// An `Execute` (until `CommandComplete`, `PortalSuspended`,
     /// `EmptyQueryResponse` or an error).
     Execute {
@@ -49,8 +64,11 @@ pub enum Pending {
         statement: String,
         result_formats: Vec<i16>,
     },
-    /// A `Sync`: the end of an extended-protocol segment.
-    Sync,
+    /// A `Sync`: the end of extended-protocol segment `segment`.
+    Sync { segment: u64 },
+    /// The client's `CopyDone` or `CopyFail`: the end of its COPY data.
+    /// `Sync`s sent during a COPY FROM STDIN are ignored by the server.
+    CopyEnd,
 }
 
 /// The recorded outcome of one command.
@@ -123,6 +141,12 @@ pub struct ResultTracker {
     /// between commands.
     last_mask: Option<Arc<MaskPlan>>,
     copy_binary: bool,
+    /// Creations the server rejected or skipped, for the request side.
+    failed: Vec<Failed>,
+    /// The last segment the server answered with `ReadyForQuery`.
+    answered: u64,
+    /// The server is in COPY FROM STDIN mode.
+    copy_in: bool,
 }
 
 /// Bound on remembered descriptions per session.
@@ -140,6 +164,80 @@ impl ResultTracker {
             sample_bytes_cap: sample_bytes,
             last_mask: None,
             copy_binary: false,
+            failed: Vec::new(),
+            answered: 0,
+            copy_in: false,
+        }
+    }
+
+    /// The last segment the server answered (each `Sync` and `Query` is
+    /// one; a `Sync` the server ignored during COPY is skipped).
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// A COPY FROM STDIN ended: the `Sync`s the client sent during it were
+    /// ignored by the server and earn no `ReadyForQuery`.
+    fn end_copy_in(&mut self, pending: &mut VecDeque<Pending>) {
+        if !self.copy_in {
+            return;
+        }
+        self.copy_in = false;
+        let Some(end) = pending.iter().position(|p| matches!(p, Pending::CopyEnd)) else {
+            return;
+        };
+        let mut index = 0usize;
+        let mut remaining = end;
+        while remaining > 0 {
+            match pending.get(index) {
+                Some(Pending::Sync { .. }) => {
+                    pending.remove(index);
+                }
+                Some(_) => index += 1,
+                None => break,
+            }
+            remaining -= 1;
+        }
+        if let Some(position) = pending.iter().position(|p| matches!(p, Pending::CopyEnd)) {
+            pending.remove(position);
+        }
+    }
+
+    /// Takes the creations the server rejected or skipped since last asked.
+    pub fn take_failed(&mut self) -> Vec<Failed> {
+        std::mem::take(&mut self.failed)
+    }
+
+    /// Records that the creation at the front failed or was skipped.
+    fn fail(&mut self, pending: &Pending) {
+        match pending {
+            Pending::Parse { name, id } => {
+                self.statements.remove(name);
+                self.failed.push(Failed {
+                    space: Space::Statement,
+                    name: name.clone(),
+                    id: *id,
+                });
+            }
+            Pending::Bind { portal, id } => {
+                self.portals.remove(portal);
+                self.failed.push(Failed {
+                    space: Space::Portal,
+                    name: portal.clone(),
+                    id: *id,
+                });
+            }
+            Pending::Simple { prepares, .. } => {
+                for (name, id) in prepares {
+                    self.statements.remove(name);
+                    self.failed.push(Failed {
+                        space: Space::Statement,
+                        name: name.clone(),
+                        id: *id,
+                    });
+                }
+            }
+            _ => {}
         }
     }
 
@@ -241,10 +339,16 @@ impl ResultTracker {
     fn skip_segment(&mut self, pending: &mut VecDeque<Pending>, finished: &mut Vec<CommandResult>) {
         while let Some(front) = pending.front() {
             match front {
-                Pending::Sync => break,
+                Pending::Sync { .. } => break,
                 Pending::Execute { seq, .. } => finished.push(CommandResult::new(*seq, "skipped")),
-                Pending::Parse { name } => {
-                    self.statements.remove(name);
+                Pending::Simple { seq, .. } => {
+                    finished.push(CommandResult::new(*seq, "skipped"));
+                    let front = front.clone();
+                    self.fail(&front);
+                }
+                Pending::Parse { .. } | Pending::Bind { .. } => {
+                    let front = front.clone();
+                    self.fail(&front);
                 }
                 _ => {}
             }
@@ -264,8 +368,15 @@ impl ResultTracker {
         let body = frame.get(5..).unwrap_or_default();
         match tag {
             b'1' => {
-                if let Some(Pending::Parse { name }) = pending.front() {
+                if let Some(Pending::Parse { name, .. }) = pending.front() {
                     self.statements.remove(name);
+                    pending.pop_front();
+                }
+            }
+            b'2' => {
+                // A portal bound anew: its old layout no longer applies.
+                if let Some(Pending::Bind { portal, .. }) = pending.front() {
+                    self.portals.remove(portal);
                     pending.pop_front();
                 }
             }
@@ -282,13 +393,27 @@ impl ResultTracker {
                         }
                         pending.pop_front();
                     }
-                    Some(Pending::DescribePortal { portal }) => {
+                    Some(Pending::DescribePortal {
+                        portal,
+                        statement,
+                        injected,
+                    }) => {
+                        let injected = *injected;
                         if self.portals.len() < MAX_DESCRIPTIONS
                             || self.portals.contains_key(portal)
                         {
-                            self.portals.insert(portal.clone(), fields);
+                            self.portals.insert(portal.clone(), Arc::clone(&fields));
+                        }
+                        // Later portals of the same statement have this layout.
+                        if self.statements.len() < MAX_DESCRIPTIONS
+                            || self.statements.contains_key(statement)
+                        {
+                            self.statements.insert(statement.clone(), fields);
                         }
                         pending.pop_front();
+                        if injected {
+                            return Ok(Some(Vec::new()));
+                        }
                     }
                     Some(Pending::Simple { .. }) => {
                         self.begin(pending);
@@ -308,11 +433,18 @@ impl ResultTracker {
                 }
             }
             b'n' => {
+                let injected = matches!(
+                    pending.front(),
+                    Some(Pending::DescribePortal { injected: true, .. })
+                );
                 if matches!(
                     pending.front(),
                     Some(Pending::DescribeStatement { .. }) | Some(Pending::DescribePortal { .. })
                 ) {
                     pending.pop_front();
+                }
+                if injected {
+                    return Ok(Some(Vec::new()));
                 }
             }
             backend::tag::DATA_ROW => {
@@ -376,6 +508,7 @@ impl ResultTracker {
                 }
                 return Ok(replacement);
             }
+            backend::tag::COPY_IN_RESPONSE => self.copy_in = true,
             backend::tag::COPY_OUT_RESPONSE => {
                 self.copy_binary = body.first() == Some(&1);
                 if self.copy_binary && Self::front_mask(pending).is_some() {
@@ -412,6 +545,13 @@ impl ResultTracker {
                     _ => "SUSPENDED".to_string(),
                 };
                 let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+                if self.copy_in {
+                    let front = pending.pop_front();
+                    self.end_copy_in(pending);
+                    if let Some(front) = front {
+                        pending.push_front(front);
+                    }
+                }
                 if let Some(accumulator) = self.current.as_mut() {
                     if !tag_text.starts_with("SELECT") && !tag_text.starts_with("FETCH") {
                         if let Some(count) = backend::rows_from_command_tag(&tag_text) {
@@ -452,6 +592,19 @@ impl ResultTracker {
                     .unwrap_or(body);
                 let fields = backend::decode_error_fields(shown).unwrap_or_default();
                 let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+                if self.copy_in {
+                    let front = pending.pop_front();
+                    self.end_copy_in(pending);
+                    if let Some(front) = front {
+                        pending.push_front(front);
+                    }
+                }
+                if let Some(front) = pending.front() {
+                    if matches!(front, Pending::Simple { .. }) {
+                        let front = front.clone();
+                        self.fail(&front);
+                    }
+                }
                 if self.begin(pending) {
                     if let Some(accumulator) = self.current.as_mut() {
                         accumulator.result.status = "error";
@@ -469,13 +622,19 @@ impl ResultTracker {
                 return Ok(replacement);
             }
             backend::tag::READY_FOR_QUERY => {
-                if matches!(pending.front(), Some(Pending::Simple { .. })) {
+                self.end_copy_in(pending);
+                while matches!(pending.front(), Some(Pending::CopyEnd)) {
+                    pending.pop_front();
+                }
+                if let Some(Pending::Simple { segment, .. }) = pending.front() {
+                    self.answered = self.answered.max(*segment);
                     self.finish_front(pending, finished);
                     return Ok(None);
                 }
                 self.current = None;
                 self.skip_segment(pending, finished);
-                if matches!(pending.front(), Some(Pending::Sync)) {
+                if let Some(Pending::Sync { segment }) = pending.front() {
+                    self.answered = self.answered.max(*segment);
                     pending.pop_front();
                 }
                 // Unnamed portals end with the transaction segment.
@@ -592,6 +751,8 @@ mod tests {
             seq: 1,
             started: Instant::now(),
             mask: None,
+            prepares: Vec::new(),
+            segment: 1,
         }]);
         let mut done = Vec::new();
         tracker
@@ -645,9 +806,9 @@ mod tests {
             execute(1),
             execute(2),
             execute(3),
-            Pending::Sync,
+            Pending::Sync { segment: 1 },
             execute(4),
-            Pending::Sync,
+            Pending::Sync { segment: 1 },
         ]);
         let mut done = Vec::new();
         tracker
@@ -680,9 +841,12 @@ mod tests {
         let mut tracker = ResultTracker::new(20, 10_000);
         let now = Instant::now();
         let mut pending = VecDeque::from([
-            Pending::Parse { name: "s1".into() },
+            Pending::Parse {
+                name: "s1".into(),
+                id: 1,
+            },
             Pending::DescribeStatement { name: "s1".into() },
-            Pending::Sync,
+            Pending::Sync { segment: 1 },
             Pending::Execute {
                 seq: 7,
                 started: now,
@@ -691,7 +855,7 @@ mod tests {
                 statement: "s1".into(),
                 result_formats: vec![1],
             },
-            Pending::Sync,
+            Pending::Sync { segment: 1 },
         ]);
         let mut done = Vec::new();
         tracker
@@ -751,6 +915,8 @@ mod tests {
             seq: 1,
             started: Instant::now(),
             mask: Some(plan()),
+            prepares: Vec::new(),
+            segment: 1,
         }]);
         let mut done = Vec::new();
         let replaced = tracker

@@ -235,6 +235,52 @@ pub fn encode_sync(out: &mut Vec<u8>) {
     finish_message(out, at);
 }
 
+/// One value bound by a `Bind`: its format code (0 text, 1 binary) and its
+/// bytes (`None` for NULL).
+pub type BoundValue<'a> = (i16, Option<&'a [u8]>);
+
+/// The parameter values of a `Bind` message body (without the 5-byte
+/// header), each with its format code. Bounded like [`decode_frontend`].
+pub fn bind_parameters(body: &[u8]) -> Result<Vec<BoundValue<'_>>, PgCodecError> {
+    let mut reader = BodyReader::new(body, "Bind");
+    reader.cstr()?;
+    reader.cstr()?;
+    let format_count = reader.count16("parameter formats", MAX_PARAMETERS)?;
+    let mut formats = Vec::with_capacity(format_count);
+    for _ in 0..format_count {
+        formats.push(reader.i16()?);
+    }
+    let count = reader.count16("parameters", MAX_PARAMETERS)?;
+    let mut values = Vec::with_capacity(count.min(1024));
+    for index in 0..count {
+        let format = match formats.as_slice() {
+            [] => 0,
+            [single] => *single,
+            many => many.get(index).copied().unwrap_or(0),
+        };
+        let length = reader.i32()?;
+        let value = if length >= 0 {
+            let length =
+                usize::try_from(length).map_err(|_| PgCodecError::Malformed { what: "Bind" })?;
+            Some(reader.take(length)?)
+        } else if length == -1 {
+            None
+        } else {
+            return Err(PgCodecError::Malformed { what: "Bind" });
+        };
+        values.push((format, value));
+    }
+    Ok(values)
+}
+
+/// Encodes `Describe` of a portal (`P`) or statement (`S`).
+pub fn encode_describe(out: &mut Vec<u8>, kind: u8, name: &str) {
+    let at = begin_message(out, tag::DESCRIBE);
+    out.push(kind);
+    put_cstr(out, name);
+    finish_message(out, at);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 
 pub mod backend;
 mod buf;
+pub mod encoding;
 mod error;
 pub mod frame;
 pub mod frontend;

@@ -14,7 +14,7 @@
 
 use crate::functions::function_effect;
 use crate::lexer::{Token, TokenKind};
-use crate::PreparedLookup;
+use crate::{PreparedLookup, SessionEffect};
 use airlock_types::{Access, Operation, StatementClass};
 
 /// Maximum nesting of statements inside statements (CTE bodies, EXPLAIN,
@@ -449,8 +449,9 @@ impl<'a> Statement<'a> {
         builder.finish()
     }
 
-    /// For `PREPARE name … AS body`: the name and the body's classification.
-    pub(crate) fn prepared_definition(&self) -> Option<(String, StatementClass)> {
+    /// For `PREPARE name … AS body`: the name, the body's text and the
+    /// body's classification.
+    pub(crate) fn prepared_definition(&self) -> Option<(String, String, StatementClass)> {
         if !self.kw(0, "prepare") || self.kw(1, "transaction") {
             return None;
         }
@@ -459,7 +460,49 @@ impl<'a> Statement<'a> {
         let mut builder = Builder::new();
         self.check_tokens(&mut builder);
         self.statement(&mut builder, body, self.tokens.len());
-        Some((name, builder.finish()))
+        let start = self.token(body).map(|token| token.start)?;
+        let end = self.tokens.last().map(|token| token.end)?;
+        let text = self.sql.get(start..end)?.to_string();
+        Some((name, text, builder.finish()))
+    }
+
+    /// What this statement does to the session's named objects, if
+    /// anything: `DEALLOCATE`, `DISCARD`, `CLOSE`, `DECLARE … CURSOR`,
+    /// `PREPARE`. A name that cannot be read affects every name.
+    pub(crate) fn session_effect(&self) -> Option<SessionEffect> {
+        let mut buffer = [0u8; 32];
+        match self.word(0, &mut buffer)? {
+            "deallocate" => {
+                let at = if self.kw(1, "prepare") { 2 } else { 1 };
+                if self.kw(at, "all") {
+                    return Some(SessionEffect::DeallocateAll);
+                }
+                Some(match self.ident(at) {
+                    Some(name) => SessionEffect::Deallocate(name),
+                    None => SessionEffect::DeallocateAll,
+                })
+            }
+            "discard" => self.kw(1, "all").then_some(SessionEffect::DiscardAll),
+            "close" => {
+                if self.kw(1, "all") {
+                    return Some(SessionEffect::CloseAll);
+                }
+                Some(match self.ident(1) {
+                    Some(name) => SessionEffect::Close(name),
+                    None => SessionEffect::CloseAll,
+                })
+            }
+            "declare" => Some(match self.ident(1) {
+                Some(name) => SessionEffect::Declare(name),
+                None => SessionEffect::CloseAll,
+            }),
+            "execute" => self.ident(1).map(SessionEffect::Execute),
+            "prepare" if !self.kw(1, "transaction") => Some(match self.ident(1) {
+                Some(name) => SessionEffect::Prepare(name),
+                None => SessionEffect::DeallocateAll,
+            }),
+            _ => None,
+        }
     }
 
     /// Lexical problems anywhere in the statement make it incomplete.
@@ -716,11 +759,13 @@ impl<'a> Statement<'a> {
                 if self.kw(next, "transaction") {
                     builder.op(Operation::Transaction, Access::Read);
                 } else {
-                    // PREPARE only parses; the body runs at EXECUTE, which
-                    // is classified from the remembered definition.
+                    // PREPARE is decided on its body: what it prepares is
+                    // what a later EXECUTE (or protocol Bind) runs.
                     builder.op(Operation::Prepare, Access::Read);
                     match self.find_word(next, to, "as") {
-                        Some(_) if self.ident(next).is_some() => {}
+                        Some(body) if self.ident(next).is_some() => {
+                            self.statement(builder, body + 1, to)
+                        }
                         _ => builder.incomplete(),
                     }
                 }
@@ -779,7 +824,22 @@ impl<'a> Statement<'a> {
                     builder.op(Operation::Unknown, Access::Write);
                 }
             },
-            "fetch" | "move" => builder.op(Operation::Select, Access::Read),
+            "fetch" | "move" => {
+                // The cursor's name is the statement's last token; its rows
+                // are what its query reads.
+                builder.op(Operation::Select, Access::Read);
+                let cursor = to
+                    .checked_sub(1)
+                    .filter(|last| *last >= next)
+                    .and_then(|last| self.ident(last));
+                match cursor
+                    .as_deref()
+                    .and_then(|name| self.prepared.cursor(name))
+                {
+                    Some(class) => builder.absorb_class(class),
+                    None => builder.incomplete(),
+                }
+            }
             _ => builder.op(Operation::Unknown, Access::Write),
         }
     }

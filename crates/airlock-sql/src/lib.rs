@@ -74,6 +74,13 @@ pub enum Dialect {
 pub trait PreparedLookup {
     /// The classification remembered for `PREPARE name AS …`.
     fn prepared(&self, name: &str) -> Option<&StatementClass>;
+
+    /// The classification of the query of cursor `name` (`DECLARE name
+    /// CURSOR FOR query`), for `FETCH` and `MOVE`. Without one, a `FETCH`
+    /// is incomplete: its rows could come from anything.
+    fn cursor(&self, _name: &str) -> Option<&StatementClass> {
+        None
+    }
 }
 
 /// A session with no prepared statements.
@@ -98,6 +105,8 @@ impl PreparedLookup for HashMap<String, StatementClass> {
 pub struct PreparedDefinition {
     /// The prepared statement's name (lowercased unless quoted).
     pub name: String,
+    /// The body's text, as the server will run it.
+    pub body: String,
     /// The classification of the body.
     pub statement: StatementClass,
 }
@@ -183,6 +192,48 @@ pub fn prepared_definitions(dialect: Dialect, command: &Command) -> Vec<Prepared
         .filter_map(|statement| {
             classify::Statement::new(sql, statement.tokens, &NoPrepared).prepared_definition()
         })
-        .map(|(name, statement)| PreparedDefinition { name, statement })
+        .map(|(name, body, statement)| PreparedDefinition {
+            name,
+            body,
+            statement,
+        })
+        .collect()
+}
+
+/// What a statement does to the session's named server-side objects
+/// (prepared statements, which SQL and the extended protocol share, and
+/// portals, which SQL cursors and protocol portals share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEffect {
+    /// `PREPARE name AS …`.
+    Prepare(String),
+    /// `DEALLOCATE [PREPARE] name`.
+    Deallocate(String),
+    /// `DEALLOCATE ALL`, or a `DEALLOCATE` or `PREPARE` whose name cannot
+    /// be read.
+    DeallocateAll,
+    /// `DISCARD ALL`: every prepared statement and portal.
+    DiscardAll,
+    /// `CLOSE name`.
+    Close(String),
+    /// `CLOSE ALL`, or a `CLOSE` or `DECLARE` whose name cannot be read.
+    CloseAll,
+    /// `DECLARE name … CURSOR`: a portal of that name.
+    Declare(String),
+    /// `EXECUTE name`: runs what the session prepared under that name.
+    Execute(String),
+}
+
+/// The [`SessionEffect`]s of the statements in `sql`, in order.
+pub fn session_effects(dialect: Dialect, sql: &str) -> Vec<SessionEffect> {
+    if dialect != Dialect::Postgres {
+        return Vec::new();
+    }
+    let tokens = lexer::tokenize(sql);
+    split::split_tokens(sql, &tokens)
+        .into_iter()
+        .filter_map(|statement| {
+            classify::Statement::new(sql, statement.tokens, &NoPrepared).session_effect()
+        })
         .collect()
 }

@@ -71,7 +71,7 @@ const CASES: &[(&str, &[Operation], Access, bool)] = &[
     ("DO $$ BEGIN DELETE FROM t; END $$", &[Op::Do], Access::Write, false),
     ("CALL p()", &[Op::Call], Access::Write, false),
     ("EXECUTE unknown_plan", &[Op::Execute], Access::Write, false),
-    ("PREPARE p AS DELETE FROM t", &[Op::Prepare], Access::Read, true),
+    ("PREPARE p AS DELETE FROM t", &[Op::Delete, Op::Prepare], Access::Write, true),
     ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a WHEN NOT MATCHED THEN INSERT (id) VALUES (s.id)", &[Op::Merge], Access::Write, true),
     ("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = excluded.a", &[Op::Insert], Access::Write, true),
     ("UPDATE t SET a = 1", &[Op::Update], Access::Write, true),
@@ -234,6 +234,16 @@ fn prepared_statements_resolve() {
     assert_eq!(definitions.len(), 2);
     assert_eq!(definitions[0].name, "del");
     assert_eq!(definitions[0].statement.operations, vec![Op::Delete]);
+    assert_eq!(definitions[0].body, "DELETE FROM t WHERE id = $1");
+    // PREPARE is decided on its body.
+    let class = &prepare.statements[0];
+    assert_eq!(class.operations, vec![Op::Delete, Op::Prepare]);
+    assert_eq!(class.access, Some(Access::Write));
+    assert_eq!(class.tables_written, vec!["t"]);
+    assert_eq!(class.has_where, Some(true));
+    let unbounded = pg("PREPARE p AS DELETE FROM t");
+    assert_eq!(unbounded.statements[0].has_where, Some(false));
+    assert_eq!(unbounded.access(), Access::Write);
     assert_eq!(definitions[1].name, "Sel");
     let session: HashMap<String, StatementClass> = definitions
         .into_iter()
@@ -247,6 +257,73 @@ fn prepared_statements_resolve() {
     assert!(class.complete);
     let command = classify_with(Dialect::Postgres, "EXECUTE \"Sel\"", &session);
     assert_eq!(command.statements[0].access, Some(Access::Read));
+}
+
+#[test]
+fn session_effects_name_what_they_touch() {
+    use airlock_sql::{session_effects, SessionEffect as E};
+    let effects = session_effects(
+        Dialect::Postgres,
+        "DEALLOCATE p; deallocate prepare \"Q\"; DEALLOCATE ALL; DISCARD ALL; DISCARD PLANS; \
+         CLOSE c; CLOSE ALL; DECLARE cur CURSOR FOR SELECT 1; PREPARE x AS SELECT 1; \
+         PREPARE TRANSACTION 'g'; select 1; DEALLOCATE U&\"d\\0061\"",
+    );
+    assert_eq!(
+        effects,
+        vec![
+            E::Deallocate("p".into()),
+            E::Deallocate("Q".into()),
+            E::DeallocateAll,
+            E::DiscardAll,
+            E::Close("c".into()),
+            E::CloseAll,
+            E::Declare("cur".into()),
+            E::Prepare("x".into()),
+            // A name that cannot be read affects every name.
+            E::DeallocateAll,
+        ]
+    );
+}
+
+#[test]
+fn fetch_reads_what_its_cursor_was_declared_for() {
+    struct Cursors(HashMap<String, StatementClass>);
+    impl airlock_sql::PreparedLookup for Cursors {
+        fn prepared(&self, _name: &str) -> Option<&StatementClass> {
+            None
+        }
+        fn cursor(&self, name: &str) -> Option<&StatementClass> {
+            self.0.get(name)
+        }
+    }
+    let declared = pg("DECLARE c CURSOR FOR SELECT email FROM customers");
+    let cursors = Cursors(HashMap::from([(
+        "c".to_string(),
+        declared.statements[0].clone(),
+    )]));
+    for sql in [
+        "FETCH ALL FROM c",
+        "fetch forward 10 in c",
+        "FETCH c",
+        "MOVE LAST IN c",
+    ] {
+        let command = classify_with(Dialect::Postgres, sql, &cursors);
+        let class = &command.statements[0];
+        assert!(class.complete, "{sql}");
+        assert_eq!(class.tables_read, vec!["customers"], "{sql}");
+        assert_eq!(command.access(), Access::Read, "{sql}");
+    }
+    // A cursor the session did not declare could read anything.
+    for sql in [
+        "FETCH ALL FROM other",
+        "FETCH 5",
+        "fetch all in \"<unnamed portal 1>\"",
+    ] {
+        assert!(
+            !classify_with(Dialect::Postgres, sql, &cursors).complete(),
+            "{sql}"
+        );
+    }
 }
 
 #[test]

@@ -184,12 +184,16 @@ fn oracle_session(node: &Value, prepared: &mut OraclePrepared) -> Option<Oracle>
     match kind {
         "PrepareStmt" => {
             let name = body.get("name").and_then(Value::as_str)?.to_string();
-            if let Some(inner) = body.get("query").and_then(|q| oracle_session(q, prepared)) {
-                prepared.insert(name, (inner.operations, inner.written));
-            }
+            // PREPARE is decided on its body: its operations and writes.
+            let inner = body
+                .get("query")
+                .and_then(|q| oracle_session(q, prepared))?;
+            prepared.insert(name, (inner.operations.clone(), inner.written.clone()));
+            let mut operations = inner.operations;
+            operations.insert(Operation::Prepare);
             Some(Oracle {
-                operations: BTreeSet::from([Operation::Prepare]),
-                written: Some(BTreeSet::new()),
+                operations,
+                written: inner.written,
             })
         }
         "ExecuteStmt" => {
