@@ -28,7 +28,7 @@ use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
 use airlock_pg::FrameDecoder;
 use airlock_store::{now_unix, NewEvent};
 
-use crate::auth::{authenticate_token, AuthFailure, Authenticated};
+use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
 use crate::registry::{SessionSummary, UpstreamCancel};
@@ -312,13 +312,17 @@ async fn authenticate(
             "airlock: no user name given (user = your identity name)",
         ));
     }
-    if let Err(remaining) = state.spray_guard.check(peer.ip()) {
+    if let Err(locked) = state.spray_guard.check(peer.ip(), user) {
+        let whom = match locked.scope {
+            LockScope::Source => String::new(),
+            LockScope::Identity => format!(" for user \"{user}\""),
+        };
         return Err(refuse(
             "28000",
             format!(
-                "airlock: too many failed authentication attempts from {}; try again in {} s",
+                "airlock: too many failed authentication attempts{whom} from {}; try again in {} s",
                 peer.ip(),
-                remaining.as_secs().max(1)
+                locked.remaining.as_secs().max(1)
             ),
         ));
     }
@@ -375,14 +379,16 @@ async fn authenticate(
                 })
                 .into(),
             }];
-            if outcome.locked_now {
-                tracing::warn!(client = %peer, "source locked out after repeated authentication failures");
+            if let Some(scope) = outcome.locked_now {
+                tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(), "locked out after repeated authentication failures");
                 events.push(NewEvent {
                     kind: "auth.lockout".into(),
                     session_id: Some(session_id.to_string()),
                     identity: Some(user.to_string()),
                     data: json!({
+                        "protocol": "postgres",
                         "client_address": peer.ip().to_string(),
+                        "scope": scope.as_str(),
                         "lockout_seconds": state.settings.lockout_duration.as_secs(),
                     })
                     .into(),
