@@ -569,6 +569,17 @@ enum Caller {
     Person(airlock_types::Identity),
 }
 
+impl Caller {
+    /// The identity to limit what is shown to: `None` for the admin, who
+    /// sees everything.
+    fn person(self) -> Option<airlock_types::Identity> {
+        match self {
+            Caller::Admin => None,
+            Caller::Person(identity) => Some(identity),
+        }
+    }
+}
+
 /// Resolves a bearer token: the admin token, an airlock token (not revoked,
 /// not expired; any connection scope) or an OIDC token. `None` when it is
 /// none of them; an error when the store or the provider cannot tell.
@@ -631,10 +642,10 @@ async fn list_reviews(
     request_caller: Option<axum::Extension<Caller>>,
     Query(query): Query<ReviewQuery>,
 ) -> Result<Response, ApiError> {
-    caller(request_caller)?;
+    let viewer = caller(request_caller)?.person();
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let list = blocking(&state, move |state| {
-        Ok(state.store.reviews(query.status.as_deref(), limit)?)
+        state.list_reviews(viewer.as_ref(), query.status.as_deref(), limit)
     })
     .await?;
     Ok(Json(list).into_response())
@@ -645,14 +656,8 @@ async fn show_review(
     request_caller: Option<axum::Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller(request_caller)?;
-    let review = blocking(&state, move |state| {
-        state
-            .store
-            .review(&id)?
-            .ok_or_else(|| AdminError::NotFound(format!("review {id} not found")))
-    })
-    .await?;
+    let viewer = caller(request_caller)?.person();
+    let review = blocking(&state, move |state| state.show_review(viewer.as_ref(), &id)).await?;
     Ok(Json(review).into_response())
 }
 
@@ -752,9 +757,12 @@ async fn list_access(
     request_caller: Option<axum::Extension<Caller>>,
     Query(query): Query<AccessQuery>,
 ) -> Result<Response, ApiError> {
-    caller(request_caller)?;
+    let viewer = caller(request_caller)?.person();
     let active_only = !query.all.unwrap_or(false);
-    let listing = blocking(&state, move |state| state.list_access(active_only)).await?;
+    let listing = blocking(&state, move |state| {
+        state.list_access(viewer.as_ref(), active_only)
+    })
+    .await?;
     Ok(Json(listing).into_response())
 }
 
