@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     /// Authentication throttling.
     #[serde(default)]
     pub auth: AuthOptions,
+    /// Limits on live sessions.
+    #[serde(default)]
+    pub limits: LimitOptions,
     /// Session recording and the audit log.
     #[serde(default)]
     pub recording: RecordingOptions,
@@ -302,6 +305,39 @@ fn default_auth_timeout() -> String {
 
 fn default_connect_timeout() -> String {
     "10s".into()
+}
+
+/// Limits on live sessions, checked when a session is admitted, before its
+/// upstream connection is opened: one identity (or one busy connection)
+/// cannot take every upstream connection slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOptions {
+    /// Live sessions one identity may hold at once, over all connections
+    /// (default 20).
+    #[serde(default = "default_max_sessions_per_identity")]
+    pub max_sessions_per_identity: usize,
+    /// Live sessions one connection (upstream) may carry at once, over all
+    /// identities (default 100).
+    #[serde(default = "default_max_sessions_per_connection")]
+    pub max_sessions_per_connection: usize,
+}
+
+impl Default for LimitOptions {
+    fn default() -> Self {
+        Self {
+            max_sessions_per_identity: default_max_sessions_per_identity(),
+            max_sessions_per_connection: default_max_sessions_per_connection(),
+        }
+    }
+}
+
+fn default_max_sessions_per_identity() -> usize {
+    20
+}
+
+fn default_max_sessions_per_connection() -> usize {
+    100
 }
 
 /// Token issuing options.
@@ -576,6 +612,23 @@ impl GatewayConfig {
                 "lockout_threshold:",
                 "auth.lockout_threshold: must be at least 1".into(),
             );
+        }
+        for (key, value) in [
+            (
+                "max_sessions_per_identity",
+                self.limits.max_sessions_per_identity,
+            ),
+            (
+                "max_sessions_per_connection",
+                self.limits.max_sessions_per_connection,
+            ),
+        ] {
+            if value == 0 {
+                problem(
+                    &format!("{key}:"),
+                    format!("limits.{key}: must be at least 1"),
+                );
+            }
         }
         if let Some(source_threshold) = self.auth.lockout_source_threshold {
             if source_threshold < self.auth.lockout_threshold {
