@@ -855,6 +855,17 @@ async fn open_upstream(
                         connection.name
                     ),
                 )
+            } else if matches!(
+                error,
+                upstream::UpstreamError::Tls { .. } | upstream::UpstreamError::TlsRefused { .. }
+            ) {
+                refuse(
+                    "08001",
+                    format!(
+                        "airlock: the TLS handshake with the upstream of connection \"{}\" failed",
+                        connection.name
+                    ),
+                )
             } else {
                 // The upstream's own words (too many clients, its version,
                 // its settings) are not the client's to read.
