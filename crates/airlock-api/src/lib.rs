@@ -1,12 +1,21 @@
 //! The admin REST API.
 //!
 //! Thin HTTP glue over [`airlock_gateway::admin`]: every route under
-//! `/api/v1` requires `Authorization: Bearer <admin token>`; `/healthz` and
-//! `/readyz` are open. Errors are turned into JSON `{"error": …}` with a
-//! status code in exactly one place ([`ApiError`]). No route returns a stored
-//! secret: a token is shown only in the response that issued it.
+//! `/api/v1` requires `Authorization: Bearer <token>`: the admin token, or
+//! for the personal routes (reviews, MFA, access) a person's or agent's own
+//! token; `/healthz` and `/readyz` are open. Errors are turned into JSON
+//! `{"error": …}` with a status code in exactly one place ([`ApiError`]). No
+//! route returns a stored secret: a token is shown only in the response that
+//! issued it.
+//!
+//! Bearer tokens are checked once per request, in [`authenticate`], which
+//! also counts wrong tokens per source address (the gateway's
+//! [`airlock_gateway::auth::SprayGuard`], with the PostgreSQL listener's
+//! settings): a locked-out source gets `429 Too Many Requests` with
+//! `Retry-After` for every `/api/v1` route, whatever token it presents, and
+//! the lockout is recorded as an `auth.lockout` event.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +23,13 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use airlock_gateway::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
 use airlock_gateway::audit::{parse_since, SessionFilter};
 use airlock_gateway::GatewayState;
+use airlock_store::NewEvent;
 
 type AppState = Arc<GatewayState>;
 
@@ -76,10 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/policy/versions/:version", get(policy_version))
         .route("/policy/rollback", post(rollback_policy))
         .route("/access/grants/:id", delete(revoke_grant))
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            require_admin,
-        ))
+        .route("/auth/unlock", post(unlock))
+        .route_layer(middleware::from_fn(require_admin))
         // Routes for people and agents with their own tokens (approvals are
         // personal: the admin token cannot approve).
         .route("/reviews", get(list_reviews))
@@ -88,7 +97,11 @@ pub fn router(state: AppState) -> Router {
         .route("/reviews/:id/deny", post(deny_review))
         .route("/mfa/enroll", post(enroll_mfa))
         .route("/access", get(list_access))
-        .route("/access/requests", post(request_access));
+        .route("/access/requests", post(request_access))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -102,22 +115,101 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such route".into())
 }
 
-async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
+/// The bearer token of a request, trimmed; empty when there is none.
+fn bearer(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or_default()
-        .to_string();
-    let valid = {
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || state.admin_token_valid(&presented))
-            .await
-            .unwrap_or(false)
-    };
-    if !valid {
+        .to_string()
+}
+
+/// The spray guard's identity key for the API: a bearer token claims no
+/// identity, so every wrong token from one source counts together.
+const API_IDENTITY: &str = "";
+
+/// Authenticates the bearer token of every `/api/v1` request once: refuses
+/// a locked-out source with 429, counts a wrong token against its source,
+/// and puts the [`Caller`] (when the token is valid) in the request's
+/// extensions for [`require_admin`] and the personal routes. A request
+/// without a token is not counted (it guessed nothing).
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    if let Err(locked) = state.api_guard.check(source, API_IDENTITY) {
+        return too_many_failures(locked.remaining);
+    }
+    let token = bearer(request.headers());
+    if token.is_empty() {
+        return next.run(request).await;
+    }
+    match resolve_caller(&state, token).await {
+        Ok(Some(caller)) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Ok(None) => {
+            record_api_failure(&state, source).await;
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+fn too_many_failures(remaining: std::time::Duration) -> Response {
+    let seconds = remaining.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Json(json!({
+            "error": format!("too many failed authentication attempts from this address; try again in {seconds} s")
+        })),
+    )
+        .into_response()
+}
+
+/// Counts a wrong bearer token and records it (and a lockout it causes).
+async fn record_api_failure(state: &AppState, source: IpAddr) {
+    let outcome = state.api_guard.record_failure(source, API_IDENTITY);
+    tracing::warn!(client = %source, source_failures = outcome.source_failures, "admin API authentication failed");
+    let mut events = vec![NewEvent {
+        kind: "auth.failure".into(),
+        session_id: None,
+        identity: None,
+        data: json!({
+            "protocol": "admin_api",
+            "client_address": source.to_string(),
+            "reason": "unknown_token",
+            "source_failures": outcome.source_failures,
+        })
+        .into(),
+    }];
+    if outcome.locked_now.is_some() {
+        tracing::warn!(client = %source, "admin API source locked out after repeated authentication failures");
+        events.push(NewEvent {
+            kind: "auth.lockout".into(),
+            session_id: None,
+            identity: None,
+            data: json!({
+                "protocol": "admin_api",
+                "client_address": source.to_string(),
+                "scope": "source",
+                "lockout_seconds": state.api_guard.lockout().as_secs(),
+            })
+            .into(),
+        });
+    }
+    if let Err(error) = state.recorder.record(events).await {
+        tracing::error!(%error, "could not record an admin API authentication failure");
+    }
+}
+
+async fn require_admin(request: Request, next: Next) -> Response {
+    if !matches!(request.extensions().get::<Caller>(), Some(Caller::Admin)) {
         return ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid admin token is required (Authorization: Bearer …; the CLI reads AIRLOCK_ADMIN_TOKEN)".into(),
@@ -470,50 +562,62 @@ async fn token_exchange(
     }
 }
 
-/// Who is calling.
+/// Who is calling, as [`authenticate`] found it.
+#[derive(Clone)]
 enum Caller {
     Admin,
     Person(airlock_types::Identity),
 }
 
-/// Authenticates the bearer token: the admin token, an airlock token (not
-/// revoked, not expired; any connection scope) or an OIDC token.
-async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_string();
-    let unauthorized = || {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "a valid token is required (Authorization: Bearer …; the CLI reads AIRLOCK_TOKEN)"
-                .into(),
-        )
-    };
-    if token.is_empty() {
-        return Err(unauthorized());
+impl Caller {
+    /// The identity to limit what is shown to: `None` for the admin, who
+    /// sees everything.
+    fn person(self) -> Option<airlock_types::Identity> {
+        match self {
+            Caller::Admin => None,
+            Caller::Person(identity) => Some(identity),
+        }
     }
+}
+
+/// Resolves a bearer token: the admin token, an airlock token (not revoked,
+/// not expired; any connection scope) or an OIDC token. `None` when it is
+/// none of them; an error when the store or the provider cannot tell.
+async fn resolve_caller(state: &AppState, token: String) -> Result<Option<Caller>, ApiError> {
     if let (Some(validator), true) = (
         &state.oidc,
         airlock_oidc::OidcValidator::looks_like_jwt(&token),
     ) {
-        return validator
-            .validate(&token)
-            .await
-            .map(|validated| Caller::Person(validated.identity))
-            .map_err(|_| unauthorized());
+        return match validator.validate(&token).await {
+            Ok(validated) => Ok(Some(Caller::Person(validated.identity))),
+            // The provider could not vouch either way: not a wrong token.
+            Err(error) if error.is_provider_failure() => Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the identity provider cannot be reached to check the token".into(),
+            )),
+            Err(_) => Ok(None),
+        };
     }
-    let found = blocking(state, move |state| {
+    blocking(state, move |state| {
         if state.admin_token_valid(&token) {
             return Ok(Some(Caller::Admin));
         }
         Ok(state.identity_for_token(&token)?.map(Caller::Person))
     })
-    .await?;
-    found.ok_or_else(unauthorized)
+    .await
+}
+
+/// The caller of a personal route: the admin token or a valid own token.
+fn caller(request_caller: Option<axum::Extension<Caller>>) -> Result<Caller, ApiError> {
+    request_caller
+        .map(|axum::Extension(caller)| caller)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid token is required (Authorization: Bearer …; the CLI reads AIRLOCK_TOKEN)"
+                    .into(),
+            )
+        })
 }
 
 fn person(caller: Caller) -> Result<airlock_types::Identity, ApiError> {
@@ -535,13 +639,13 @@ struct ReviewQuery {
 
 async fn list_reviews(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Query(query): Query<ReviewQuery>,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers).await?;
+    let viewer = caller(request_caller)?.person();
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let list = blocking(&state, move |state| {
-        Ok(state.store.reviews(query.status.as_deref(), limit)?)
+        state.list_reviews(viewer.as_ref(), query.status.as_deref(), limit)
     })
     .await?;
     Ok(Json(list).into_response())
@@ -549,17 +653,11 @@ async fn list_reviews(
 
 async fn show_review(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers).await?;
-    let review = blocking(&state, move |state| {
-        state
-            .store
-            .review(&id)?
-            .ok_or_else(|| AdminError::NotFound(format!("review {id} not found")))
-    })
-    .await?;
+    let viewer = caller(request_caller)?.person();
+    let review = blocking(&state, move |state| state.show_review(viewer.as_ref(), &id)).await?;
     Ok(Json(review).into_response())
 }
 
@@ -573,11 +671,11 @@ struct Decide {
 
 async fn approve_review(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Path(id): Path<String>,
     Json(body): Json<Decide>,
 ) -> Result<Response, ApiError> {
-    let approver = person(caller(&state, &headers).await?)?;
+    let approver = person(caller(request_caller)?)?;
     let outcome = blocking(&state, move |state| {
         state.decide_review(
             &approver,
@@ -593,11 +691,11 @@ async fn approve_review(
 
 async fn deny_review(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Path(id): Path<String>,
     Json(body): Json<Decide>,
 ) -> Result<Response, ApiError> {
-    let approver = person(caller(&state, &headers).await?)?;
+    let approver = person(caller(request_caller)?)?;
     let reason = body.reason.or(body.comment);
     if reason.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError(
@@ -620,9 +718,9 @@ async fn deny_review(
 
 async fn enroll_mfa(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
 ) -> Result<Response, ApiError> {
-    let identity = person(caller(&state, &headers).await?)?;
+    let identity = person(caller(request_caller)?)?;
     let enrolled = blocking(&state, move |state| state.enroll_mfa(&identity)).await?;
     Ok((StatusCode::CREATED, Json(enrolled)).into_response())
 }
@@ -637,10 +735,10 @@ struct AccessRequest {
 
 async fn request_access(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Json(body): Json<AccessRequest>,
 ) -> Result<Response, ApiError> {
-    let requester = person(caller(&state, &headers).await?)?;
+    let requester = person(caller(request_caller)?)?;
     let outcome = blocking(&state, move |state| {
         state.request_access(&requester, &body.connection, &body.duration, &body.reason)
     })
@@ -656,12 +754,15 @@ struct AccessQuery {
 
 async fn list_access(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    request_caller: Option<axum::Extension<Caller>>,
     Query(query): Query<AccessQuery>,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers).await?;
+    let viewer = caller(request_caller)?.person();
     let active_only = !query.all.unwrap_or(false);
-    let listing = blocking(&state, move |state| state.list_access(active_only)).await?;
+    let listing = blocking(&state, move |state| {
+        state.list_access(viewer.as_ref(), active_only)
+    })
+    .await?;
     Ok(Json(listing).into_response())
 }
 
@@ -670,5 +771,23 @@ async fn revoke_grant(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let outcome = blocking(&state, move |state| state.revoke_grant(&id)).await?;
+    Ok(Json(outcome).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unlock {
+    source: Option<String>,
+    identity: Option<String>,
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    Json(body): Json<Unlock>,
+) -> Result<Response, ApiError> {
+    let outcome = blocking(&state, move |state| {
+        state.unlock_authentication(body.source.as_deref(), body.identity.as_deref())
+    })
+    .await?;
     Ok(Json(outcome).into_response())
 }

@@ -141,12 +141,22 @@ impl GatewayState {
         }
     }
 
-    /// Grants (all, or active only) and pending access requests.
-    pub fn list_access(&self, active_only: bool) -> Result<Value, AdminError> {
-        let grants = self.store.grants(active_only)?;
-        let requests: Vec<_> = self
+    /// Grants (all, or active only) and pending access requests: every one
+    /// for the admin (`viewer` `None`); for a person or agent, its own
+    /// grants and the requests it made or may decide.
+    pub fn list_access(
+        &self,
+        viewer: Option<&airlock_types::Identity>,
+        active_only: bool,
+    ) -> Result<Value, AdminError> {
+        let grants: Vec<_> = self
             .store
-            .reviews(Some("pending"), 1000)?
+            .grants(active_only)?
+            .into_iter()
+            .filter(|grant| viewer.is_none_or(|viewer| grant.identity == viewer.name))
+            .collect();
+        let requests: Vec<_> = self
+            .list_reviews(viewer, Some("pending"), 1000)?
             .into_iter()
             .filter(|review| review.kind == "access")
             .collect();

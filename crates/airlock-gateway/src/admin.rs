@@ -49,6 +49,17 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// What `auth unlock` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnlockOutcome {
+    /// The source address the unlock was limited to, if any.
+    pub source: Option<String>,
+    /// The identity the unlock was limited to, if any.
+    pub identity: Option<String>,
+    /// Active lockouts that ended.
+    pub lockouts_ended: usize,
+}
+
 /// A credential's metadata: never its secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CredentialInfo {
@@ -519,6 +530,47 @@ impl GatewayState {
             },
             expires_at: record.expires_at,
         }))
+    }
+
+    /// Ends authentication lockouts early (see
+    /// [`crate::auth::SprayGuard::unlock`] for which ones a filter matches),
+    /// on the PostgreSQL listener and, for a source or no filter, the admin
+    /// API; records an `auth.unlock` event.
+    pub fn unlock_authentication(
+        &self,
+        source: Option<&str>,
+        identity: Option<&str>,
+    ) -> Result<UnlockOutcome, AdminError> {
+        let source = source.map(str::trim).filter(|source| !source.is_empty());
+        let identity = identity.filter(|identity| !identity.is_empty());
+        let address = source
+            .map(|text| {
+                text.parse::<std::net::IpAddr>().map_err(|_| {
+                    AdminError::Invalid(format!("source {text:?} is not an IP address"))
+                })
+            })
+            .transpose()?;
+        let mut lockouts_ended = self.spray_guard.unlock(address, identity);
+        if identity.is_none() {
+            // The admin API counts per source only.
+            lockouts_ended += self.api_guard.unlock(address, None);
+        }
+        self.store.append_event(NewEvent {
+            kind: "auth.unlock".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({
+                "source": address.map(|address| address.to_string()),
+                "identity": identity,
+                "lockouts_ended": lockouts_ended,
+            })
+            .into(),
+        })?;
+        Ok(UnlockOutcome {
+            source: address.map(|address| address.to_string()),
+            identity: identity.map(str::to_string),
+            lockouts_ended,
+        })
     }
 
     /// True when `token` is a valid admin token.

@@ -101,30 +101,125 @@ fn check_record(
     })
 }
 
+/// What a lockout covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockScope {
+    /// One claimed identity from one source address: other identities
+    /// behind the same address (a NAT, a shared runner) are not affected.
+    Identity,
+    /// Every identity from one source address: the source tried too many
+    /// identities (spraying).
+    Source,
+}
+
+impl LockScope {
+    /// Stable name for audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Source => "source",
+        }
+    }
+}
+
+/// Why [`SprayGuard::check`] refuses an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// What the lock covers.
+    pub scope: LockScope,
+    /// How long it still lasts.
+    pub remaining: Duration,
+}
+
 /// What recording a failure led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureOutcome {
     /// Failures from this source within the window, this one included.
     pub source_failures: usize,
-    /// Failures for this identity within the window, this one included.
+    /// Failures for this identity within the window (from any source), this
+    /// one included.
     pub identity_failures: usize,
-    /// True when this failure locked the source out.
-    pub locked_now: bool,
+    /// `Some(scope)` when this failure started a lockout.
+    pub locked_now: Option<LockScope>,
+}
+
+/// Failures within the window and the end of a lockout, for one key.
+#[derive(Debug, Default)]
+struct Tally {
+    failures: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+}
+
+impl Tally {
+    fn locked_at(&self, now: Instant) -> Option<Duration> {
+        self.locked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    /// Drops failures older than `window`, records one at `now` and locks
+    /// for `lockout` when `threshold` is reached. True when it locked now.
+    fn fail(
+        &mut self,
+        now: Instant,
+        window: Duration,
+        threshold: usize,
+        lockout: Duration,
+    ) -> bool {
+        while self
+            .failures
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= window)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.push_back(now);
+        let locked_now = self.locked_at(now).is_none() && self.failures.len() >= threshold;
+        if locked_now {
+            self.locked_until = Some(now + lockout);
+            self.failures.clear();
+        }
+        locked_now
+    }
+
+    fn stale(&self, now: Instant, horizon: Duration) -> bool {
+        self.locked_at(now).is_none()
+            && self
+                .failures
+                .back()
+                .is_none_or(|last| now.duration_since(*last) >= horizon)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Counters {
-    sources: HashMap<IpAddr, (VecDeque<Instant>, Option<Instant>)>,
+    /// Per source address, every identity together.
+    sources: HashMap<IpAddr, Tally>,
+    /// Per source address and claimed identity.
+    pairs: HashMap<(IpAddr, String), Tally>,
+    /// Per identity from any source: reported in audit events, never locks
+    /// (locking an identity everywhere would let anyone lock anyone out).
     identities: HashMap<String, VecDeque<Instant>>,
 }
 
-/// Counts failed authentications per source address and per identity, and
-/// locks out a source that crosses the threshold.
+/// Counts failed authentications and locks out who crosses a threshold.
 ///
-/// State is per process; with several replicas each counts on its own.
+/// Two limits, so that one agent's failures do not lock out every other
+/// agent behind the same address, while spraying identities from one
+/// address is still stopped:
+/// - `threshold` failures for one claimed identity from one source lock that
+///   (source, identity) pair;
+/// - `source_threshold` failures from one source, whatever identities were
+///   claimed, lock the whole source.
+///
+/// A protocol with no claimed identity (the admin API's bearer tokens)
+/// records its failures under an empty identity, so `threshold` applies to
+/// the source. State is per process; with several replicas each counts on
+/// its own. [`SprayGuard::unlock`] ends lockouts early.
 #[derive(Debug)]
 pub struct SprayGuard {
     threshold: usize,
+    source_threshold: usize,
     window: Duration,
     lockout: Duration,
     counters: Mutex<Counters>,
@@ -134,33 +229,62 @@ pub struct SprayGuard {
 const MAX_TRACKED: usize = 100_000;
 
 impl SprayGuard {
-    /// A guard locking a source for `lockout` after `threshold` failures
-    /// within `window`.
-    pub fn new(threshold: u32, window: Duration, lockout: Duration) -> Self {
+    /// A guard locking a (source, identity) pair for `lockout` after
+    /// `threshold` failures within `window`, and a whole source after
+    /// `source_threshold` failures (at least `threshold`).
+    pub fn new(threshold: u32, source_threshold: u32, window: Duration, lockout: Duration) -> Self {
+        let threshold = usize::try_from(threshold).unwrap_or(usize::MAX).max(1);
+        let source_threshold = usize::try_from(source_threshold)
+            .unwrap_or(usize::MAX)
+            .max(threshold);
         Self {
-            threshold: usize::try_from(threshold).unwrap_or(usize::MAX).max(1),
+            threshold,
+            source_threshold,
             window,
             lockout,
             counters: Mutex::new(Counters::default()),
         }
     }
 
-    /// `Err(remaining)` while `source` is locked out.
-    pub fn check(&self, source: IpAddr) -> Result<(), Duration> {
-        self.check_at(source, Instant::now())
+    /// How long a lockout lasts.
+    pub fn lockout(&self) -> Duration {
+        self.lockout
     }
 
-    fn check_at(&self, source: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// `Err` while `source` as a whole, or `identity` from `source`, is
+    /// locked out.
+    pub fn check(&self, source: IpAddr, identity: &str) -> Result<(), Locked> {
+        self.check_at(source, identity, Instant::now())
+    }
+
+    fn check_at(&self, source: IpAddr, identity: &str, now: Instant) -> Result<(), Locked> {
         let Ok(counters) = self.counters.lock() else {
             return Ok(());
         };
-        match counters.sources.get(&source).and_then(|(_, until)| *until) {
-            Some(until) if until > now => Err(until - now),
-            _ => Ok(()),
+        if let Some(remaining) = counters
+            .sources
+            .get(&source)
+            .and_then(|tally| tally.locked_at(now))
+        {
+            return Err(Locked {
+                scope: LockScope::Source,
+                remaining,
+            });
+        }
+        match counters
+            .pairs
+            .get(&(source, identity.to_string()))
+            .and_then(|tally| tally.locked_at(now))
+        {
+            Some(remaining) => Err(Locked {
+                scope: LockScope::Identity,
+                remaining,
+            }),
+            None => Ok(()),
         }
     }
 
-    /// Records a failed attempt.
+    /// Records a failed attempt by `identity` (as claimed) from `source`.
     pub fn record_failure(&self, source: IpAddr, identity: &str) -> FailureOutcome {
         self.record_failure_at(source, identity, Instant::now())
     }
@@ -170,17 +294,19 @@ impl SprayGuard {
             return FailureOutcome {
                 source_failures: 0,
                 identity_failures: 0,
-                locked_now: false,
+                locked_now: None,
             };
         };
-        if counters.sources.len() > MAX_TRACKED || counters.identities.len() > MAX_TRACKED {
-            let horizon = self.window + self.lockout;
-            counters.sources.retain(|_, (failures, until)| {
-                until.is_some_and(|until| until > now)
-                    || failures
-                        .back()
-                        .is_some_and(|last| now.duration_since(*last) < horizon)
-            });
+        let counters = &mut *counters;
+        let horizon = self.window + self.lockout;
+        if counters.sources.len() > MAX_TRACKED
+            || counters.pairs.len() > MAX_TRACKED
+            || counters.identities.len() > MAX_TRACKED
+        {
+            counters
+                .sources
+                .retain(|_, tally| !tally.stale(now, horizon));
+            counters.pairs.retain(|_, tally| !tally.stale(now, horizon));
             counters.identities.retain(|_, failures| {
                 failures
                     .back()
@@ -188,35 +314,81 @@ impl SprayGuard {
             });
         }
         let window = self.window;
-        let prune = |failures: &mut VecDeque<Instant>| {
+        let identity_failures = {
+            let failures = counters.identities.entry(identity.to_string()).or_default();
             while failures
                 .front()
                 .is_some_and(|first| now.duration_since(*first) >= window)
             {
                 failures.pop_front();
             }
-        };
-        let identity_failures = {
-            let failures = counters.identities.entry(identity.to_string()).or_default();
-            prune(failures);
             failures.push_back(now);
             failures.len()
         };
-        let (failures, until) = counters.sources.entry(source).or_default();
-        prune(failures);
-        failures.push_back(now);
-        let source_failures = failures.len();
-        let already_locked = until.is_some_and(|until| until > now);
-        let locked_now = !already_locked && source_failures >= self.threshold;
-        if locked_now {
-            *until = Some(now + self.lockout);
-            failures.clear();
-        }
+        let source_tally = counters.sources.entry(source).or_default();
+        let source_locked = source_tally.fail(now, window, self.source_threshold, self.lockout);
+        // A lock restarts the tally: report the failures that led to it.
+        let source_failures = if source_locked {
+            self.source_threshold
+        } else {
+            source_tally.failures.len()
+        };
+        let pair_tally = counters
+            .pairs
+            .entry((source, identity.to_string()))
+            .or_default();
+        let pair_locked = pair_tally.fail(now, window, self.threshold, self.lockout);
+        let locked_now = if source_locked {
+            Some(LockScope::Source)
+        } else if pair_locked {
+            Some(LockScope::Identity)
+        } else {
+            None
+        };
         FailureOutcome {
             source_failures,
             identity_failures,
             locked_now,
         }
+    }
+
+    /// Ends lockouts and forgets the failures counted towards them: those of
+    /// `source` (every identity from it, and the source as a whole) when
+    /// only `source` is given, those of `identity` (from every source, not
+    /// whole-source locks) when only `identity` is given, that one pair
+    /// when both are, everything when neither is. Returns how many active
+    /// lockouts ended.
+    pub fn unlock(&self, source: Option<IpAddr>, identity: Option<&str>) -> usize {
+        let now = Instant::now();
+        let Ok(mut counters) = self.counters.lock() else {
+            return 0;
+        };
+        let mut ended = 0;
+        let mut count = |tally: &Tally| {
+            if tally.locked_at(now).is_some() {
+                ended += 1;
+            }
+        };
+        counters
+            .pairs
+            .retain(|(pair_source, pair_identity), tally| {
+                let matches = source.is_none_or(|source| source == *pair_source)
+                    && identity.is_none_or(|identity| identity == pair_identity);
+                if matches {
+                    count(tally);
+                }
+                !matches
+            });
+        if identity.is_none() {
+            counters.sources.retain(|tally_source, tally| {
+                let matches = source.is_none_or(|source| source == *tally_source);
+                if matches {
+                    count(tally);
+                }
+                !matches
+            });
+        }
+        ended
     }
 }
 
@@ -264,35 +436,99 @@ mod tests {
 
     #[test]
     fn locks_a_source_after_the_threshold_and_releases_it() {
-        let guard = SprayGuard::new(3, Duration::from_secs(60), Duration::from_secs(300));
+        let guard = SprayGuard::new(3, 3, Duration::from_secs(60), Duration::from_secs(300));
         let source: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         let start = Instant::now();
         for attempt in 1..=2 {
             let outcome = guard.record_failure_at(source, "agent-7", start);
             assert_eq!(outcome.source_failures, attempt);
-            assert!(!outcome.locked_now);
+            assert_eq!(outcome.locked_now, None);
         }
-        assert!(guard.check_at(source, start).is_ok());
-        assert!(guard.record_failure_at(source, "agent-8", start).locked_now);
+        assert!(guard.check_at(source, "agent-7", start).is_ok());
+        assert_eq!(
+            guard.record_failure_at(source, "agent-8", start).locked_now,
+            Some(LockScope::Source)
+        );
+        let locked = guard
+            .check_at(source, "agent-9", start + Duration::from_secs(299))
+            .unwrap_err();
+        assert_eq!(locked.scope, LockScope::Source);
+        assert!(guard.check_at(other, "agent-7", start).is_ok());
         assert!(guard
-            .check_at(source, start + Duration::from_secs(299))
-            .is_err());
-        assert!(guard.check_at(other, start).is_ok());
-        assert!(guard
-            .check_at(source, start + Duration::from_secs(301))
+            .check_at(source, "agent-7", start + Duration::from_secs(301))
             .is_ok());
     }
 
     #[test]
     fn old_failures_fall_out_of_the_window() {
-        let guard = SprayGuard::new(2, Duration::from_secs(60), Duration::from_secs(300));
+        let guard = SprayGuard::new(2, 2, Duration::from_secs(60), Duration::from_secs(300));
         let source: IpAddr = "10.0.0.1".parse().unwrap();
         let start = Instant::now();
         guard.record_failure_at(source, "a", start);
         let outcome = guard.record_failure_at(source, "a", start + Duration::from_secs(61));
         assert_eq!(outcome.source_failures, 1);
-        assert!(!outcome.locked_now);
+        assert_eq!(outcome.locked_now, None);
         assert_eq!(outcome.identity_failures, 1);
+    }
+
+    #[test]
+    fn one_identity_failing_does_not_lock_out_its_neighbours() {
+        let guard = SprayGuard::new(3, 5, Duration::from_secs(60), Duration::from_secs(300));
+        let nat: IpAddr = "10.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(
+                guard.record_failure_at(nat, "agent-x", start).locked_now,
+                None
+            );
+        }
+        assert_eq!(
+            guard.record_failure_at(nat, "agent-x", start).locked_now,
+            Some(LockScope::Identity)
+        );
+        let locked = guard.check_at(nat, "agent-x", start).unwrap_err();
+        assert_eq!(locked.scope, LockScope::Identity);
+        assert!(guard.check_at(nat, "agent-7", start).is_ok());
+        // Spraying other identities from the same source locks the source.
+        assert_eq!(
+            guard.record_failure_at(nat, "agent-y", start).locked_now,
+            None
+        );
+        assert_eq!(
+            guard.record_failure_at(nat, "agent-z", start).locked_now,
+            Some(LockScope::Source)
+        );
+        assert_eq!(
+            guard.check_at(nat, "agent-7", start).unwrap_err().scope,
+            LockScope::Source
+        );
+    }
+
+    #[test]
+    fn unlock_ends_lockouts_by_source_or_identity() {
+        let guard = SprayGuard::new(1, 3, Duration::from_secs(60), Duration::from_secs(300));
+        let first: IpAddr = "10.0.0.1".parse().unwrap();
+        let second: IpAddr = "10.0.0.2".parse().unwrap();
+        guard.record_failure(first, "agent-x");
+        guard.record_failure(second, "agent-x");
+        guard.record_failure(second, "agent-y");
+        assert!(guard.check(first, "agent-x").is_err());
+        assert_eq!(guard.unlock(Some(first), Some("agent-y")), 0);
+        assert_eq!(guard.unlock(None, Some("agent-x")), 2);
+        assert!(guard.check(first, "agent-x").is_ok());
+        assert!(guard.check(second, "agent-x").is_ok());
+        assert!(guard.check(second, "agent-y").is_err());
+        assert_eq!(guard.unlock(Some(second), None), 1);
+        assert!(guard.check(second, "agent-y").is_ok());
+        for identity in ["a", "b", "c"] {
+            guard.record_failure(first, identity);
+        }
+        assert_eq!(
+            guard.check(first, "d").unwrap_err().scope,
+            LockScope::Source
+        );
+        assert!(guard.unlock(None, None) >= 1);
+        assert!(guard.check(first, "d").is_ok());
     }
 }

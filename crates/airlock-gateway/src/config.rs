@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     /// Authentication throttling.
     #[serde(default)]
     pub auth: AuthOptions,
+    /// Limits on live sessions.
+    #[serde(default)]
+    pub limits: LimitOptions,
     /// Session recording and the audit log.
     #[serde(default)]
     pub recording: RecordingOptions,
@@ -304,6 +307,39 @@ fn default_connect_timeout() -> String {
     "10s".into()
 }
 
+/// Limits on live sessions, checked when a session is admitted, before its
+/// upstream connection is opened: one identity (or one busy connection)
+/// cannot take every upstream connection slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOptions {
+    /// Live sessions one identity may hold at once, over all connections
+    /// (default 20).
+    #[serde(default = "default_max_sessions_per_identity")]
+    pub max_sessions_per_identity: usize,
+    /// Live sessions one connection (upstream) may carry at once, over all
+    /// identities (default 100).
+    #[serde(default = "default_max_sessions_per_connection")]
+    pub max_sessions_per_connection: usize,
+}
+
+impl Default for LimitOptions {
+    fn default() -> Self {
+        Self {
+            max_sessions_per_identity: default_max_sessions_per_identity(),
+            max_sessions_per_connection: default_max_sessions_per_connection(),
+        }
+    }
+}
+
+fn default_max_sessions_per_identity() -> usize {
+    20
+}
+
+fn default_max_sessions_per_connection() -> usize {
+    100
+}
+
 /// Token issuing options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,10 +373,19 @@ fn default_ttl() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthOptions {
-    /// Failed attempts within `lockout_window` that lock a source out
-    /// (default 5).
+    /// Failed attempts within `lockout_window` by one claimed identity from
+    /// one source address that lock that identity out from that address
+    /// (default 5). Other identities behind the same address are not
+    /// affected. On the admin API, which has no claimed identity, it is the
+    /// limit per source address.
     #[serde(default = "default_lockout_threshold")]
     pub lockout_threshold: u32,
+    /// Failed attempts within `lockout_window` from one source address,
+    /// whatever identities were claimed, that lock the whole address out
+    /// (default four times `lockout_threshold`; at least
+    /// `lockout_threshold`).
+    #[serde(default)]
+    pub lockout_source_threshold: Option<u32>,
     /// The counting window (default `1m`).
     #[serde(default = "default_lockout_window")]
     pub lockout_window: String,
@@ -357,6 +402,7 @@ impl Default for AuthOptions {
     fn default() -> Self {
         Self {
             lockout_threshold: default_lockout_threshold(),
+            lockout_source_threshold: None,
             lockout_window: default_lockout_window(),
             lockout_duration: default_lockout_duration(),
             sessions_outlive_tokens: false,
@@ -366,6 +412,15 @@ impl Default for AuthOptions {
 
 fn default_lockout_threshold() -> u32 {
     5
+}
+
+impl AuthOptions {
+    /// The per-source limit: as configured, or four times the per-identity
+    /// one.
+    pub fn source_threshold(&self) -> u32 {
+        self.lockout_source_threshold
+            .unwrap_or_else(|| self.lockout_threshold.saturating_mul(4))
+    }
 }
 
 fn default_lockout_window() -> String {
@@ -557,6 +612,31 @@ impl GatewayConfig {
                 "lockout_threshold:",
                 "auth.lockout_threshold: must be at least 1".into(),
             );
+        }
+        for (key, value) in [
+            (
+                "max_sessions_per_identity",
+                self.limits.max_sessions_per_identity,
+            ),
+            (
+                "max_sessions_per_connection",
+                self.limits.max_sessions_per_connection,
+            ),
+        ] {
+            if value == 0 {
+                problem(
+                    &format!("{key}:"),
+                    format!("limits.{key}: must be at least 1"),
+                );
+            }
+        }
+        if let Some(source_threshold) = self.auth.lockout_source_threshold {
+            if source_threshold < self.auth.lockout_threshold {
+                problem(
+                    "lockout_source_threshold:",
+                    "auth.lockout_source_threshold: must be at least auth.lockout_threshold".into(),
+                );
+            }
         }
         if !matches!(self.recording.sync.as_str(), "full" | "normal") {
             problem(

@@ -65,16 +65,89 @@ impl Drop for Registration {
     }
 }
 
+/// Limits checked when a session is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Live sessions one identity may hold.
+    pub per_identity: usize,
+    /// Live sessions one connection may carry.
+    pub per_connection: usize,
+}
+
+/// Which limit refused a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitReached {
+    /// The identity already holds this many live sessions.
+    PerIdentity(usize),
+    /// The connection already carries this many live sessions.
+    PerConnection(usize),
+}
+
+impl LimitReached {
+    /// The configuration setting that sets the limit.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::PerIdentity(_) => "limits.max_sessions_per_identity",
+            Self::PerConnection(_) => "limits.max_sessions_per_connection",
+        }
+    }
+
+    /// The limit's value.
+    pub fn limit(self) -> usize {
+        match self {
+            Self::PerIdentity(limit) | Self::PerConnection(limit) => limit,
+        }
+    }
+}
+
 impl SessionRegistry {
     /// Registers a session and draws its client-facing cancel key.
     pub fn register(self: &Arc<Self>, summary: SessionSummary) -> Registration {
-        let (sender, receiver) = watch::channel(None);
-        let mut rng = rand::thread_rng();
-        let secret_key: i32 = rng.gen();
         let mut entries = match self.entries.lock() {
             Ok(entries) => entries,
             Err(poisoned) => poisoned.into_inner(),
         };
+        self.insert(&mut entries, summary)
+    }
+
+    /// Registers a session unless its identity or its connection already
+    /// has `limits` live sessions. Counting and inserting happen under one
+    /// lock, so concurrent admissions cannot overshoot a limit.
+    pub fn try_register(
+        self: &Arc<Self>,
+        summary: SessionSummary,
+        limits: SessionLimits,
+    ) -> Result<Registration, LimitReached> {
+        let mut entries = match self.entries.lock() {
+            Ok(entries) => entries,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (mut by_identity, mut by_connection) = (0usize, 0usize);
+        for entry in entries.values() {
+            if entry.summary.identity == summary.identity {
+                by_identity += 1;
+            }
+            if entry.summary.connection == summary.connection {
+                by_connection += 1;
+            }
+        }
+        if by_identity >= limits.per_identity {
+            return Err(LimitReached::PerIdentity(limits.per_identity));
+        }
+        if by_connection >= limits.per_connection {
+            return Err(LimitReached::PerConnection(limits.per_connection));
+        }
+        Ok(self.insert(&mut entries, summary))
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        entries: &mut HashMap<i32, Entry>,
+        summary: SessionSummary,
+    ) -> Registration {
+        let (sender, receiver) = watch::channel(None);
+        let mut rng = rand::thread_rng();
+        let secret_key: i32 = rng.gen();
         let mut process_id: i32 = rng.gen_range(1..i32::MAX);
         while entries.contains_key(&process_id) {
             process_id = rng.gen_range(1..i32::MAX);
@@ -221,5 +294,45 @@ mod tests {
         drop(registration);
         assert!(registry.is_empty());
         assert!(registry.cancel_target(process_id, 0).is_none());
+    }
+
+    fn summary(identity: &str, connection: &str) -> SessionSummary {
+        SessionSummary {
+            session_id: format!("s-{identity}"),
+            identity: identity.into(),
+            token_id: "tok".into(),
+            connection: connection.into(),
+            client_address: "127.0.0.1:5000".into(),
+            tls: false,
+            started_at: 0,
+        }
+    }
+
+    #[test]
+    fn limits_count_live_sessions_per_identity_and_connection() {
+        let registry = Arc::new(SessionRegistry::default());
+        let limits = SessionLimits {
+            per_identity: 2,
+            per_connection: 3,
+        };
+        let first = registry.try_register(summary("a", "pg"), limits).unwrap();
+        let _second = registry
+            .try_register(summary("a", "other"), limits)
+            .unwrap();
+        assert_eq!(
+            registry.try_register(summary("a", "pg"), limits).err(),
+            Some(LimitReached::PerIdentity(2))
+        );
+        let _third = registry.try_register(summary("b", "pg"), limits).unwrap();
+        let _fourth = registry.try_register(summary("c", "pg"), limits).unwrap();
+        let refused = registry.try_register(summary("d", "pg"), limits).err();
+        assert_eq!(refused, Some(LimitReached::PerConnection(3)));
+        assert_eq!(
+            refused.map(LimitReached::setting),
+            Some("limits.max_sessions_per_connection")
+        );
+        assert_eq!(registry.len(), 4, "a refused session is not registered");
+        drop(first);
+        assert!(registry.try_register(summary("a", "pg"), limits).is_ok());
     }
 }

@@ -228,6 +228,33 @@ impl GatewayState {
         }
     }
 
+    /// Reviews `viewer` may see, newest first: all of them for the admin
+    /// (`None`); for a person or agent, the reviews it requested and those
+    /// it may decide (one of its groups is an approver group). Statements
+    /// and session ids of other identities' reviews are not theirs to read.
+    pub fn list_reviews(
+        &self,
+        viewer: Option<&Identity>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReviewRecord>, AdminError> {
+        let viewer = viewer.map(|identity| (identity.name.as_str(), identity.groups.as_slice()));
+        Ok(self.store.reviews_visible_to(status, limit, viewer)?)
+    }
+
+    /// One review, when `viewer` may see it (see [`Self::list_reviews`]);
+    /// one it may not see is "not found", so its existence is not revealed.
+    pub fn show_review(
+        &self,
+        viewer: Option<&Identity>,
+        id: &str,
+    ) -> Result<ReviewRecord, AdminError> {
+        self.store
+            .review(id)?
+            .filter(|review| viewer.is_none_or(|viewer| review_visible_to(review, viewer)))
+            .ok_or_else(|| AdminError::NotFound(format!("review {id} not found")))
+    }
+
     /// Records an approver's decision after checking that they may take it:
     /// member of an approver group, not the requester, with a valid TOTP
     /// code when the rule requires MFA.
@@ -242,6 +269,7 @@ impl GatewayState {
         let review = self
             .store
             .review(id)?
+            .filter(|review| review_visible_to(review, approver))
             .ok_or_else(|| AdminError::NotFound(format!("review {id} not found")))?;
         if approver.name == review.identity {
             return Err(AdminError::Forbidden(format!(
@@ -368,4 +396,13 @@ impl GatewayState {
             "otpauth_uri": airlock_mfa::otpauth_uri(&secret, "airlock", &identity.name),
         }))
     }
+}
+
+/// Whether `viewer` may see `review`: it requested it, or it may decide it.
+pub fn review_visible_to(review: &ReviewRecord, viewer: &Identity) -> bool {
+    review.identity == viewer.name
+        || viewer
+            .groups
+            .iter()
+            .any(|group| review.approvers.contains(group))
 }

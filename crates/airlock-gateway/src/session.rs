@@ -28,10 +28,10 @@ use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
 use airlock_pg::FrameDecoder;
 use airlock_store::{now_unix, NewEvent};
 
-use crate::auth::{authenticate_token, AuthFailure, Authenticated};
+use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
-use crate::registry::{SessionSummary, UpstreamCancel};
+use crate::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
 use crate::relay::{fatal, relay, RecordingContext, RelayEnd, RelayStats};
 use crate::state::GatewayState;
 use crate::upstream::{self, UpstreamTarget};
@@ -312,13 +312,17 @@ async fn authenticate(
             "airlock: no user name given (user = your identity name)",
         ));
     }
-    if let Err(remaining) = state.spray_guard.check(peer.ip()) {
+    if let Err(locked) = state.spray_guard.check(peer.ip(), user) {
+        let whom = match locked.scope {
+            LockScope::Source => String::new(),
+            LockScope::Identity => format!(" for user \"{user}\""),
+        };
         return Err(refuse(
             "28000",
             format!(
-                "airlock: too many failed authentication attempts from {}; try again in {} s",
+                "airlock: too many failed authentication attempts{whom} from {}; try again in {} s",
                 peer.ip(),
-                remaining.as_secs().max(1)
+                locked.remaining.as_secs().max(1)
             ),
         ));
     }
@@ -375,14 +379,16 @@ async fn authenticate(
                 })
                 .into(),
             }];
-            if outcome.locked_now {
-                tracing::warn!(client = %peer, "source locked out after repeated authentication failures");
+            if let Some(scope) = outcome.locked_now {
+                tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(), "locked out after repeated authentication failures");
                 events.push(NewEvent {
                     kind: "auth.lockout".into(),
                     session_id: Some(session_id.to_string()),
                     identity: Some(user.to_string()),
                     data: json!({
+                        "protocol": "postgres",
                         "client_address": peer.ip().to_string(),
+                        "scope": scope.as_str(),
                         "lockout_seconds": state.settings.lockout_duration.as_secs(),
                     })
                     .into(),
@@ -415,6 +421,19 @@ async fn connect_and_relay(
     session_id: &str,
     started: Instant,
 ) -> Result<(), Refusal> {
+    // Admit: take a slot among the live sessions before anything is opened
+    // upstream, so one identity cannot take every upstream connection.
+    let registration =
+        match admit_session(state, &authenticated, database, session_id, peer, tls).await {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                let _ = stream
+                    .write_all(&fatal(refusal.code, refusal.message.clone()))
+                    .await;
+                let _ = stream.shutdown().await;
+                return Err(refusal);
+            }
+        };
     let result = open_upstream(
         state,
         startup,
@@ -435,15 +454,6 @@ async fn connect_and_relay(
             return Err(refusal);
         }
     };
-    let registration = state.sessions.register(SessionSummary {
-        session_id: session_id.to_string(),
-        identity: authenticated.identity.name.clone(),
-        token_id: authenticated.token_id.clone(),
-        connection: connection_name.clone(),
-        client_address: peer.to_string(),
-        tls,
-        started_at: now_unix(),
-    });
     let (upstream_stream, upstream_leftover, greeting, backend_key, upstream_address) = upstream;
     if let Some((process_id, secret_key)) = backend_key {
         state.sessions.set_upstream(
@@ -592,6 +602,68 @@ async fn connect_and_relay(
     }
     tracing::info!(session = %session_id, ended_by = end.as_str(), "session ended");
     Ok(())
+}
+
+/// Registers the session among the live ones unless a session limit
+/// (`limits.*`) is reached: then `53300 too_many_connections` naming the
+/// limit and its setting, and a `session.refused` event.
+async fn admit_session(
+    state: &Arc<GatewayState>,
+    authenticated: &Authenticated,
+    connection: &str,
+    session_id: &str,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<Registration, Refusal> {
+    let limits = SessionLimits {
+        per_identity: state.config.limits.max_sessions_per_identity,
+        per_connection: state.config.limits.max_sessions_per_connection,
+    };
+    let summary = SessionSummary {
+        session_id: session_id.to_string(),
+        identity: authenticated.identity.name.clone(),
+        token_id: authenticated.token_id.clone(),
+        connection: connection.to_string(),
+        client_address: peer.to_string(),
+        tls,
+        started_at: now_unix(),
+    };
+    let reached = match state.sessions.try_register(summary, limits) {
+        Ok(registration) => return Ok(registration),
+        Err(reached) => reached,
+    };
+    let identity = &authenticated.identity.name;
+    let message = match reached {
+        LimitReached::PerIdentity(limit) => format!(
+            "airlock: too many sessions for identity \"{identity}\": at most {limit} live sessions \
+             per identity ({})",
+            reached.setting()
+        ),
+        LimitReached::PerConnection(limit) => format!(
+            "airlock: too many sessions on connection \"{connection}\": at most {limit} live \
+             sessions per connection ({})",
+            reached.setting()
+        ),
+    };
+    tracing::warn!(session = %session_id, identity = %identity, connection = %connection,
+        setting = reached.setting(), limit = reached.limit(), "session refused: limit reached");
+    let event = NewEvent {
+        kind: "session.refused".into(),
+        session_id: Some(session_id.to_string()),
+        identity: Some(identity.clone()),
+        data: json!({
+            "connection": connection,
+            "client_address": peer.to_string(),
+            "reason": "session_limit",
+            "setting": reached.setting(),
+            "limit": reached.limit(),
+        })
+        .into(),
+    };
+    if let Err(error) = state.audit(event).await {
+        tracing::error!(%error, "could not record a refused session");
+    }
+    Err(refuse("53300", message))
 }
 
 type OpenedUpstream = (BoxedIo, BytesMut, Vec<u8>, Option<(i32, i32)>, String);
@@ -785,11 +857,34 @@ async fn open_upstream(
                         connection.name
                     ),
                 )
-            } else {
+            } else if matches!(error, upstream::UpstreamError::Connect { .. }) {
+                // The upstream's address and the OS error stay in the log
+                // and the audit event: they describe the inside.
                 refuse(
                     "08001",
                     format!(
-                        "airlock: cannot reach the upstream of connection \"{}\": {error}",
+                        "airlock: cannot reach the upstream of connection \"{}\"",
+                        connection.name
+                    ),
+                )
+            } else if matches!(
+                error,
+                upstream::UpstreamError::Tls { .. } | upstream::UpstreamError::TlsRefused { .. }
+            ) {
+                refuse(
+                    "08001",
+                    format!(
+                        "airlock: the TLS handshake with the upstream of connection \"{}\" failed",
+                        connection.name
+                    ),
+                )
+            } else {
+                // The upstream's own words (too many clients, its version,
+                // its settings) are not the client's to read.
+                refuse(
+                    "08001",
+                    format!(
+                        "airlock: the upstream of connection \"{}\" refused the connection",
                         connection.name
                     ),
                 )

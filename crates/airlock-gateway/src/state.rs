@@ -44,7 +44,11 @@ pub struct GatewayState {
     pub store: Arc<Store>,
     pub vault: MasterKey,
     pub sessions: Arc<SessionRegistry>,
+    /// Failed token checks on the PostgreSQL listener.
     pub spray_guard: SprayGuard,
+    /// Failed bearer tokens on the admin API (admin and personal tokens),
+    /// with the same settings; counted apart from the PostgreSQL listener.
+    pub api_guard: SprayGuard,
     pub recorder: Recorder,
     pub policy: PolicyHolder,
     pub rate_limiter: std::sync::Mutex<airlock_policy::RateLimiter>,
@@ -107,6 +111,13 @@ impl GatewayState {
         }
         let spray_guard = SprayGuard::new(
             config.auth.lockout_threshold,
+            config.auth.source_threshold(),
+            settings.lockout_window,
+            settings.lockout_duration,
+        );
+        let api_guard = SprayGuard::new(
+            config.auth.lockout_threshold,
+            config.auth.source_threshold(),
             settings.lockout_window,
             settings.lockout_duration,
         );
@@ -147,6 +158,7 @@ impl GatewayState {
             vault,
             sessions: Arc::new(SessionRegistry::default()),
             spray_guard,
+            api_guard,
             recorder,
             server_tls,
             config_upstream_tls,

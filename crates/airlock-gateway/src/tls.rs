@@ -74,10 +74,14 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
         path: key_path.display().to_string(),
         error,
     })?;
-    std::fs::write(cert_path, certified.cert.pem()).map_err(|error| TlsError::Read {
-        path: cert_path.display().to_string(),
-        error,
-    })?;
+    // Public, but the data dir is owner-only throughout.
+    let _ = std::fs::remove_file(cert_path);
+    airlock_store::vault::write_private_file(cert_path, certified.cert.pem().as_bytes()).map_err(
+        |error| TlsError::Read {
+            path: cert_path.display().to_string(),
+            error,
+        },
+    )?;
     Ok(())
 }
 

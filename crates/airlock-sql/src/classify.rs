@@ -12,6 +12,8 @@
 //! (`get`), and recursion into nested statements is bounded by
 //! [`MAX_NESTING`], so hostile input cannot panic or overflow the stack.
 
+mod predicate;
+
 use crate::functions::function_effect;
 use crate::lexer::{Token, TokenKind};
 use crate::{PreparedLookup, SessionEffect};
@@ -401,7 +403,17 @@ struct Level {
 /// What the walk saw at its top level.
 #[derive(Debug, Clone, Copy, Default)]
 struct WalkSummary {
-    saw_where: bool,
+    /// The index of the top-level `WHERE` keyword, if any.
+    where_at: Option<usize>,
+}
+
+impl WalkSummary {
+    /// Whether the top-level WHERE (if any) bounds the statement: see
+    /// [`predicate`].
+    fn bounded(&self, statement: &Statement<'_>, to: usize) -> bool {
+        self.where_at
+            .is_some_and(|at| statement.where_bounds(at + 1, to))
+    }
 }
 
 /// One statement being classified.
@@ -945,7 +957,7 @@ impl<'a> Statement<'a> {
             return;
         };
         let summary = self.walk(builder, index, to, Mode::QUERY);
-        builder.note_where(summary.saw_where);
+        builder.note_where(summary.bounded(self, to));
     }
 
     /// `DELETE FROM [ONLY] name [*] [[AS] alias] [USING …] [WHERE …]`.
@@ -967,7 +979,7 @@ impl<'a> Statement<'a> {
                 ..Mode::QUERY
             },
         );
-        builder.note_where(summary.saw_where);
+        builder.note_where(summary.bounded(self, to));
     }
 
     /// `MERGE INTO [ONLY] name [[AS] alias] USING source ON … WHEN …`.
@@ -1142,6 +1154,9 @@ impl<'a> Statement<'a> {
             Some("role") => Access::Admin,
             Some("session") if self.kw(index + 1, "authorization") => Access::Admin,
             Some("names") => Access::Admin,
+            // `SET SCHEMA 'name'` is PostgreSQL's alias of `SET search_path
+            // TO 'name'`: as privileged as the setting it changes.
+            Some("schema") => Access::Admin,
             Some("time" | "transaction" | "constraints") => Access::Write,
             Some("session") if self.kw(index + 1, "characteristics") => Access::Write,
             _ => match self.qualified_name(index) {
@@ -1722,8 +1737,8 @@ impl<'a> Statement<'a> {
                 }
                 "where" => {
                     level.in_from = false;
-                    if top {
-                        summary.saw_where = true;
+                    if top && summary.where_at.is_none() {
+                        summary.where_at = Some(index);
                     }
                 }
                 "for" if mode.query => {

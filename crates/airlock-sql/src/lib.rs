@@ -22,8 +22,15 @@
 //!   in `unknown_functions` and make the statement at least `write`.
 //! - `SET` of a setting in [`PRIVILEGED_SETTINGS`] (role, session
 //!   authorization, read-only guards, `search_path`, lexing-relevant
-//!   settings) and `SET ROLE` / `SET SESSION AUTHORIZATION` / `RESET ALL` are
-//!   `admin`; other `SET` is `write`; `SHOW` is `read`.
+//!   settings) and `SET ROLE` / `SET SESSION AUTHORIZATION` / `SET SCHEMA`
+//!   (an alias of `search_path`) / `SET NAMES` / `RESET ALL` are `admin`
+//!   (as is `set_config(…)`, whatever the setting); other `SET` is `write`;
+//!   `SHOW` is `read`.
+//! - `has_where` is true for an UPDATE or DELETE only when its top-level
+//!   WHERE clause can bound it: a WHERE with a top-level `OR` branch that
+//!   references no column (`WHERE true`, `WHERE 1=1 OR id=1`) or compares an
+//!   expression to itself (`WHERE id = id`) counts as no WHERE (see
+//!   `classify/predicate.rs` for the exact rule and its limits).
 //! - Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT` …) is operation
 //!   `transaction` with access `read`: it changes no data by itself (the
 //!   statements inside the transaction are classified on their own).

@@ -83,6 +83,18 @@ const CASES: &[(&str, &[Operation], Access, bool)] = &[
     ("SET default_transaction_read_only = off", &[Op::Set], Access::Admin, true),
     ("SET search_path = evil, pg_catalog", &[Op::Set], Access::Admin, true),
     ("SET standard_conforming_strings = off", &[Op::Set], Access::Admin, true),
+    // `SET SCHEMA 'x'` is an alias of `SET search_path TO 'x'`.
+    ("SET SCHEMA 'pg_catalog'", &[Op::Set], Access::Admin, true),
+    ("set schema 'evil'", &[Op::Set], Access::Admin, true),
+    ("SET SESSION SCHEMA 'pg_catalog'", &[Op::Set], Access::Admin, true),
+    ("SET LOCAL schema 'pg_catalog'", &[Op::Set], Access::Admin, true),
+    ("SET LOCAL search_path TO evil", &[Op::Set], Access::Admin, true),
+    ("SET \"search_path\" = evil", &[Op::Set], Access::Admin, true),
+    ("RESET search_path", &[Op::Set], Access::Admin, true),
+    ("RESET ALL", &[Op::Set], Access::Admin, true),
+    ("RESET statement_timeout", &[Op::Set], Access::Write, true),
+    ("SELECT pg_catalog.set_config('search_path', 'evil', false)", &[Op::Select], Access::Admin, true),
+    ("SELECT set_config('search_path', 'evil', true)", &[Op::Select], Access::Admin, true),
     ("SET statement_timeout = '5s'", &[Op::Set], Access::Write, true),
     ("SHOW search_path", &[Op::Show], Access::Read, true),
     ("BEGIN READ WRITE", &[Op::Transaction], Access::Read, true),
@@ -188,6 +200,86 @@ fn tables_and_where() {
     let class = one("INSERT INTO t SELECT * FROM u");
     assert_eq!(class.tables_written, vec!["t"]);
     assert_eq!(class.tables_read, vec!["u"]);
+}
+
+/// `has_where` for UPDATE and DELETE: a WHERE clause that cannot bound the
+/// statement (a constant-true branch) counts as no WHERE.
+const WHERE_CASES: &[(&str, bool)] = &[
+    ("DELETE FROM t WHERE id = 1", true),
+    ("DELETE FROM t WHERE id = $1", true),
+    ("DELETE FROM t WHERE x > 0 AND true", true),
+    ("DELETE FROM t WHERE x = 1 AND (y = 2 OR true)", true),
+    ("DELETE FROM t WHERE id BETWEEN 1 AND 10", true),
+    ("DELETE FROM t WHERE id BETWEEN 1 AND 10 OR id = 20", true),
+    ("DELETE FROM t WHERE created < date '2024-01-01'", true),
+    (
+        "DELETE FROM t WHERE created < '2024-01-01'::timestamp with time zone",
+        true,
+    ),
+    ("DELETE FROM t WHERE lower(name) = 'a'", true),
+    ("DELETE FROM t WHERE CAST(id AS int) = 1", true),
+    (
+        "DELETE FROM t WHERE CASE WHEN true OR false THEN id ELSE 0 END = 1",
+        true,
+    ),
+    ("DELETE FROM t WHERE \"ID\" = 1", true),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM u)", true),
+    ("DELETE FROM t WHERE id <> id", true),
+    ("DELETE FROM t WHERE id = 1 RETURNING *", true),
+    ("DELETE FROM t WHERE CURRENT OF c", true),
+    ("UPDATE t SET a = 1 WHERE id = 2", true),
+    ("DELETE FROM t", false),
+    ("DELETE FROM t WHERE true", false),
+    ("DELETE FROM t WHERE TRUE RETURNING *", false),
+    ("DELETE FROM t WHERE 1=1", false),
+    ("DELETE FROM t WHERE 1 = 1 OR id = 1", false),
+    ("DELETE FROM t WHERE id = 1 OR 1 = 1", false),
+    ("DELETE FROM t WHERE NOT false", false),
+    ("DELETE FROM t WHERE 'a'='a'", false),
+    ("DELETE FROM t WHERE (true)", false),
+    ("DELETE FROM t WHERE ((1 = 1))", false),
+    ("DELETE FROM t WHERE (id = 1 OR true)", false),
+    ("DELETE FROM t WHERE id IS NOT NULL OR true", false),
+    ("DELETE FROM t WHERE x > 0 OR 1=1", false),
+    ("DELETE FROM t WHERE id = id", false),
+    ("DELETE FROM t WHERE t.id >= t.id", false),
+    ("DELETE FROM t WHERE (id = id) AND true", false),
+    ("DELETE FROM t WHERE '1'::int = 1", false),
+    ("DELETE FROM t WHERE CAST('1' AS integer) = 1", false),
+    ("DELETE FROM t WHERE lower('A') = 'a'", false),
+    ("DELETE FROM t WHERE 1 BETWEEN 0 AND 2", false),
+    ("DELETE FROM t WHERE EXISTS (SELECT 1)", false),
+    ("DELETE FROM t WHERE $1 = $1", false),
+    ("DELETE FROM t WHERE NULL IS NULL", false),
+    ("DELETE FROM t WHERE current_user = current_user", false),
+    ("DELETE FROM t USING u WHERE true", false),
+    ("UPDATE t SET a = 1 WHERE true", false),
+    (
+        "UPDATE t SET a = 1 FROM u WHERE 2 > 1 OR u.id = t.id",
+        false,
+    ),
+    (
+        "WITH d AS (DELETE FROM t WHERE true RETURNING *) SELECT * FROM d",
+        false,
+    ),
+];
+
+#[test]
+fn constant_where_is_no_where() {
+    for (sql, bounded) in WHERE_CASES {
+        let class = one(sql);
+        assert_eq!(class.has_where, Some(*bounded), "{sql}: {class:?}");
+    }
+}
+
+#[test]
+fn deeply_nested_where_counts_as_unbounded() {
+    let sql = format!(
+        "DELETE FROM t WHERE {}id = 1{}",
+        "(".repeat(100),
+        ")".repeat(100)
+    );
+    assert_eq!(one(&sql).has_where, Some(false));
 }
 
 #[test]

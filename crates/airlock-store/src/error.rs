@@ -27,6 +27,9 @@ pub enum StoreError {
     /// A write-ahead journal could not be read or written.
     #[error("journal: {0}")]
     Journal(String),
+    /// The store's files could not be created or made owner-only.
+    #[error("store file permissions: {0}")]
+    Permissions(std::io::Error),
     /// The store lock was poisoned by a panic elsewhere.
     #[error("store lock poisoned")]
     Poisoned,

@@ -55,10 +55,10 @@ impl JournalFile {
     /// segments for the same reason). Zeros after the last line read as an
     /// unfinished tail and are ignored.
     pub fn create(dir: &Path, preallocate: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::private::create_private_dir(dir)?;
         let name = format!("{}-{}{JOURNAL_SUFFIX}", now_micros(), std::process::id());
         let path = dir.join(&name);
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::private_options()
             .create_new(true)
             .read(true)
             .write(true)

@@ -8,11 +8,14 @@
 //! Architecture invariant: no plaintext secret is ever written here. Upstream
 //! passwords are AES-256-GCM ciphertext bound to their credential name;
 //! tokens are hashes. The crate knows nothing about protocols or policy.
+//! Every file it creates is owner-only (`0600`, folders `0700`:
+//! [`private`]).
 
 mod error;
 mod events;
 pub mod journal;
 mod migrations;
+pub mod private;
 mod records;
 mod reviews;
 mod store;

@@ -321,6 +321,25 @@ impl Store {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ReviewRecord>, StoreError> {
+        self.reviews_visible_to(status, limit, None)
+    }
+
+    /// Like [`Store::reviews`], limited to what `viewer` (an identity name
+    /// and its groups) may see when given: the reviews it requested and
+    /// those with an approver group among its groups. `None` lists all.
+    pub fn reviews_visible_to(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+        viewer: Option<(&str, &[String])>,
+    ) -> Result<Vec<ReviewRecord>, StoreError> {
+        let (viewer_name, viewer_groups) = match viewer {
+            Some((name, groups)) => (
+                Some(name),
+                Some(serde_json::to_string(groups).unwrap_or_else(|_| "[]".into())),
+            ),
+            None => (None, None),
+        };
         self.with_connection(|db| {
             db.execute(
                 "UPDATE reviews SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1",
@@ -328,9 +347,15 @@ impl Store {
             )?;
             let mut statement = db.prepare(&format!(
                 "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?3 IS NULL OR identity = ?3 OR EXISTS (\
+                   SELECT 1 FROM json_each(reviews.approvers) AS approver \
+                   WHERE approver.value IN (SELECT value FROM json_each(?4)))) \
                  ORDER BY created_at DESC, id LIMIT ?2"
             ))?;
-            let rows = statement.query_map(params![status, limit], review_from_row)?;
+            let rows = statement.query_map(
+                params![status, limit, viewer_name, viewer_groups],
+                review_from_row,
+            )?;
             rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
         })
     }
@@ -574,6 +599,37 @@ mod tests {
             kind: "command".into(),
             duration_seconds: None,
         }
+    }
+
+    #[test]
+    fn reviews_are_listed_only_to_their_requester_and_approvers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let far = now_unix() + 3600;
+        store
+            .create_or_find_review(&new_review("r-1", 1, far))
+            .unwrap();
+        let mut other = new_review("r-2", 1, far);
+        other.identity = "agent-8".into();
+        other.fingerprint = "f2".into();
+        other.approvers = vec!["security".into(), "dba".into()];
+        store.create_or_find_review(&other).unwrap();
+        let ids = |viewer: Option<(&str, &[String])>| -> Vec<String> {
+            let mut ids: Vec<_> = store
+                .reviews_visible_to(None, 100, viewer)
+                .unwrap()
+                .into_iter()
+                .map(|review| review.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(None), ["r-1", "r-2"]);
+        assert_eq!(ids(Some(("agent-7", &[]))), ["r-1"]);
+        assert_eq!(ids(Some(("agent-8", &["agents".into()]))), ["r-2"]);
+        assert_eq!(ids(Some(("alice", &["dba".into()]))), ["r-1", "r-2"]);
+        assert_eq!(ids(Some(("sam", &["security".into()]))), ["r-2"]);
+        assert!(ids(Some(("eve", &["dbas".into(), "'dba'".into()]))).is_empty());
     }
 
     #[test]

@@ -93,6 +93,8 @@ impl Store {
 
     /// Opens (creating and migrating) the store at `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
+        // Owner-only before SQLite creates anything beside it.
+        crate::private::restrict_database(path).map_err(StoreError::Permissions)?;
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed event survives power loss, as audit-before-forward

@@ -143,14 +143,10 @@ fn associated_data(name: &str, username: &str) -> Vec<u8> {
 /// Writes a file readable only by its owner.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::private::private_options()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }

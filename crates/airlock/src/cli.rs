@@ -86,6 +86,9 @@ pub enum Command {
     /// Just-in-time access to connections: request, list, revoke grants.
     #[command(subcommand)]
     Access(AccessCommand),
+    /// Authentication lockouts: end them early.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Sign in with your identity provider (OAuth device flow); later
     /// commands use the token when AIRLOCK_TOKEN is not set.
     #[command(
@@ -150,6 +153,26 @@ pub enum AccessCommand {
         id: String,
         #[arg(long, required = true)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// End lockouts after failed authentications without a restart (admin
+    /// token). With no option every lockout ends; `--source` ends those of an
+    /// address (every identity from it, and the address as a whole);
+    /// `--identity` ends those of an identity from every address (not an
+    /// address locked as a whole); both end that one pair.
+    #[command(
+        after_help = "Examples:\n  airlock auth unlock --source 10.1.2.3\n  airlock auth unlock --identity agent-7\n  airlock auth unlock --source 10.1.2.3 --identity agent-7"
+    )]
+    Unlock {
+        /// A client IP address.
+        #[arg(long)]
+        source: Option<String>,
+        /// An identity (the PostgreSQL user name it connected with).
+        #[arg(long)]
+        identity: Option<String>,
     },
 }
 

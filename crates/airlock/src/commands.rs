@@ -155,6 +155,22 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Policy(command) => crate::policy_cli::run(command, &global),
+        Command::Auth(crate::cli::AuthCommand::Unlock { source, identity }) => {
+            let outcome = client()?.post(
+                "/auth/unlock",
+                &json!({"source": source, "identity": identity}),
+            )?;
+            print_object(
+                format,
+                &outcome,
+                &[
+                    ("source", "source"),
+                    ("identity", "identity"),
+                    ("lockouts_ended", "lockouts ended"),
+                ],
+            );
+            Ok(())
+        }
         Command::Login(args) => crate::login::run(&args, format),
         Command::Review(command) => {
             use crate::cli::ReviewCommand;

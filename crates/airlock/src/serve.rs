@@ -132,11 +132,15 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     let router = airlock_api::router(Arc::clone(&state));
     let mut admin_shutdown = shutdown_rx.clone();
     let admin_task = tokio::spawn(async move {
-        axum::serve(admin, router)
-            .with_graceful_shutdown(async move {
-                let _ = admin_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
+        // The peer address feeds the API's lockout per source.
+        axum::serve(
+            admin,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = admin_shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -164,7 +164,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// the source is locked out even with a good token; all of it is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_failures_are_generic_counted_and_lock_out() {
-    let (_cluster, gateway) = setup("auth:\n  lockout_threshold: 6\n  lockout_duration: 5m\n");
+    let (_cluster, gateway) = setup(
+        "auth:\n  lockout_threshold: 6\n  lockout_source_threshold: 6\n  lockout_duration: 5m\n",
+    );
     let (_good_id, good) = gateway.issue_token("agent-7", &["pg-test"], "15m");
     let (_short_id, short) = gateway.issue_token("agent-7", &["pg-test"], "1s");
     let (revoked_id, revoked) = gateway.issue_token("agent-7", &["pg-test"], "15m");

@@ -274,3 +274,126 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
         "{text}"
     );
 }
+
+fn refused_code_and_message(error: tokio_postgres::Error) -> (String, String) {
+    let db_error = error.as_db_error().expect("a server error");
+    (
+        db_error.code().code().to_string(),
+        db_error.message().to_string(),
+    )
+}
+
+fn upstream_sessions(cluster: &airlock_testkit::PgCluster) -> String {
+    cluster.sql_in(
+        "appdb",
+        "select count(*) from pg_stat_activity where usename = 'app'",
+    )
+}
+
+/// One identity cannot take every upstream connection: the session past
+/// `limits.max_sessions_per_identity` is refused with 53300 before anything
+/// is opened upstream, and other identities still connect, up to
+/// `limits.max_sessions_per_connection`. When the upstream itself refuses,
+/// its own words are not passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limits_per_identity_and_connection() {
+    let (cluster, gateway) =
+        setup("limits:\n  max_sessions_per_identity: 3\n  max_sessions_per_connection: 5\n");
+    let (_id7, agent_7) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(common::client(&gateway, "agent-7", "pg-test", &agent_7).await);
+    }
+    let (code, message) = refused_code_and_message(
+        common::connect(&gateway, "agent-7", "pg-test", &agent_7)
+            .await
+            .err()
+            .expect("the fourth session of one identity is refused"),
+    );
+    assert_eq!(code, "53300", "{message}");
+    assert!(
+        message.contains("at most 3 live sessions per identity (limits.max_sessions_per_identity)"),
+        "{message}"
+    );
+    assert_eq!(
+        upstream_sessions(&cluster),
+        "3",
+        "the refused session reached the upstream"
+    );
+
+    // Another identity still connects …
+    let mut others = Vec::new();
+    for name in ["agent-8", "agent-9"] {
+        let (_id, token) = gateway.issue_token(name, &["pg-test"], "15m");
+        let other = common::client(&gateway, name, "pg-test", &token).await;
+        assert_eq!(
+            other
+                .query_one("select 1", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            1
+        );
+        others.push(other);
+    }
+    // … until the connection carries its limit.
+    let (_id10, agent_10) = gateway.issue_token("agent-10", &["pg-test"], "15m");
+    let (code, message) = refused_code_and_message(
+        common::connect(&gateway, "agent-10", "pg-test", &agent_10)
+            .await
+            .err()
+            .expect("the sixth session on one connection is refused"),
+    );
+    assert_eq!(code, "53300", "{message}");
+    assert!(
+        message.contains("(limits.max_sessions_per_connection)"),
+        "{message}"
+    );
+    assert_eq!(upstream_sessions(&cluster), "5");
+    assert!(common::events(&gateway)
+        .iter()
+        .any(|event| event.kind == "session.refused"
+            && event.data["setting"] == "limits.max_sessions_per_identity"));
+
+    // A session that ends frees its slot.
+    drop(held.pop());
+    assert!(
+        common::eventually(10, || upstream_sessions(&cluster) == "4").await,
+        "the closed session's upstream stayed open"
+    );
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((client, connection)) =
+            common::connect(&gateway, "agent-7", "pg-test", &agent_7).await
+        {
+            tokio::spawn(connection);
+            again = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the freed slot was not reused");
+    drop(again);
+    drop(held);
+    drop(others);
+
+    // The upstream refuses (a role connection limit): the client hears that
+    // it refused, not the upstream's own message.
+    cluster.sql_in("appdb", "alter role app connection limit 0");
+    let (_id11, agent_11) = gateway.issue_token("agent-11", &["pg-test"], "15m");
+    let (code, message) = refused_code_and_message(
+        common::connect(&gateway, "agent-11", "pg-test", &agent_11)
+            .await
+            .err()
+            .expect("the upstream refuses"),
+    );
+    assert_eq!(code, "08001", "{message}");
+    assert_eq!(
+        message,
+        "airlock: the upstream of connection \"pg-test\" refused the connection"
+    );
+    assert!(
+        gateway.log().contains("too many connections for role"),
+        "the detail is logged"
+    );
+}

@@ -378,3 +378,87 @@ async fn executes_of_a_parsed_sql_execute_are_decided_each_time() {
         1
     );
 }
+
+/// The shipped starting policy: `DELETE … WHERE true` is as unbounded as a
+/// DELETE without WHERE, and is refused before it reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constant_where_clauses_are_unbounded_writes() {
+    let (cluster, gateway) =
+        setup_with_policy("", include_str!("../../../examples/local-policy.yaml"));
+    prepare_table(&cluster);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let client = client(&gateway, "agent-7", "pg-test", &token).await;
+
+    for statement in [
+        "delete from items where true",
+        "delete from items where 1=1 or id = 1",
+        "update items set name = 'x' where id = id",
+        "delete from items where (not false)",
+    ] {
+        let error = client.batch_execute(statement).await.unwrap_err();
+        let db_error = error.as_db_error().unwrap();
+        assert_eq!(db_error.code().code(), "42501", "{statement}: {error}");
+        assert!(
+            db_error.message().contains("no-unbounded-writes"),
+            "{statement}: {error}"
+        );
+        assert!(
+            !cluster.log().contains(statement),
+            "{statement} reached the upstream"
+        );
+    }
+    assert_eq!(cluster.sql_in("appdb", "select count(*) from items"), "2");
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from items where name = 'x'"),
+        "0"
+    );
+
+    // A real bound still runs.
+    client
+        .batch_execute("delete from items where id = 1")
+        .await
+        .unwrap();
+    assert_eq!(cluster.sql_in("appdb", "select count(*) from items"), "1");
+}
+
+/// `SET SCHEMA` changes `search_path`: under a policy that allows writes but
+/// not admin, it is refused and never reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_schema_is_as_privileged_as_search_path() {
+    const READ_WRITE: &str = "version: 1
+default: deny
+rules:
+  - name: reads-and-writes
+    match: {access: [read, write]}
+    action: allow
+";
+    let (cluster, gateway) = setup_with_policy("", READ_WRITE);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let client = client(&gateway, "agent-7", "pg-test", &token).await;
+
+    // An ordinary setting is a write and runs.
+    client
+        .batch_execute("set statement_timeout = '5s'")
+        .await
+        .unwrap();
+    for statement in [
+        "SET SCHEMA 'pg_catalog'",
+        "SET LOCAL schema 'pg_catalog'",
+        "SET SESSION SCHEMA 'pg_catalog'",
+        "RESET search_path",
+        "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)",
+    ] {
+        let error = client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            error.as_db_error().unwrap().code().code(),
+            "42501",
+            "{statement}: {error}"
+        );
+        assert!(
+            !cluster.log().contains(statement),
+            "{statement} reached the upstream"
+        );
+    }
+    let search_path = client.query_one("show search_path", &[]).await.unwrap();
+    assert_eq!(search_path.get::<_, String>(0), "\"$user\", public");
+}

@@ -608,3 +608,70 @@ async fn sigkill_mid_load(config: &str) {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// Every file and folder under `dir` with its permission bits.
+fn modes_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let metadata = entry.metadata().unwrap();
+            let mode = metadata.permissions().mode() & 0o777;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            }
+            found.push((entry.path(), metadata.is_dir(), mode));
+        }
+    }
+    found
+}
+
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let own = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(own, 0o700, "{} is {own:o}", dir.display());
+    let found = modes_under(dir);
+    for name in [
+        "airlock.db",
+        "airlock.db-wal",
+        "airlock.db-shm",
+        "master.key",
+        "journal",
+    ] {
+        assert!(
+            found.iter().any(|(path, _, _)| path.ends_with(name)),
+            "{name} is missing: {found:?}"
+        );
+    }
+    for (path, is_dir, mode) in found {
+        let wanted = if is_dir { 0o700 } else { 0o600 };
+        assert_eq!(mode, wanted, "{} is {mode:o}", path.display());
+    }
+}
+
+/// The data dir holds the store (credentials, token hashes, audit log), the
+/// master key, the journal and the TLS key: nothing in it is readable by
+/// anyone but the gateway's user, after start, traffic and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_in_the_data_dir_is_private() {
+    let (_cluster, mut gateway) = setup("");
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let first = client(&gateway, "agent-7", "pg-test", &token).await;
+    first
+        .batch_execute("create table t(id int); insert into t values (1); select * from t")
+        .await
+        .unwrap();
+    drop(first);
+    events(&gateway);
+    let psql = gateway.psql(&token, "agent-7", "pg-test", "require", "select 1");
+    assert!(psql.status.success(), "{}", stderr(&psql));
+    assert_private(&gateway.data_dir());
+
+    gateway.restart();
+    let second = client(&gateway, "agent-7", "pg-test", &token).await;
+    second.batch_execute("select 2").await.unwrap();
+    events(&gateway);
+    assert_private(&gateway.data_dir());
+}

@@ -193,8 +193,9 @@ fn a_held_delete_runs_once_after_approval_on_another_gateway() {
     );
     assert!(body.contains("\"text\""), "not a Slack payload: {body}");
 
-    // Nobody approves their own request; only approver groups decide; the
-    // admin token cannot approve.
+    // Nobody approves their own request; only approver groups decide (to
+    // anyone else the review does not exist); the admin token cannot
+    // approve.
     let own = common::as_person(&gateway, &agent_as_dba, &["review", "approve", &id]);
     assert!(!own.status.success());
     assert!(
@@ -204,7 +205,7 @@ fn a_held_delete_runs_once_after_approval_on_another_gateway() {
     );
     let outsider = common::as_person(&gateway, &carol, &["review", "approve", &id]);
     assert!(
-        stderr(&outsider).contains("not in an approver group"),
+        stderr(&outsider).contains(&format!("review {id} not found")),
         "{}",
         stderr(&outsider)
     );
@@ -412,4 +413,104 @@ fn a_held_delete_runs_once_after_approval_on_another_gateway() {
     assert_eq!(ran.data["decision"], "forward");
     let verified = gateway.cli_ok(&["audit", "verify"], None);
     assert!(verified.starts_with("OK:"), "{verified}");
+}
+
+/// A personal token sees the reviews it requested and those it may decide,
+/// nothing else: another identity's review is "not found" (list, show,
+/// approve); the admin token sees all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_are_visible_to_their_requester_and_approvers_only() {
+    const HOLD_DELETES: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: deletes-need-review
+    match: {operations: [delete]}
+    action: review
+    approvers: dba
+";
+    let (cluster, gateway) = common::setup_with_policy("", HOLD_DELETES);
+    cluster.sql_in(
+        "appdb",
+        "create table items(id int primary key); insert into items values (1), (2); grant all on items to app",
+    );
+    let agent_7 = common::issue_for(&gateway, "pg-test", "agent-7", "agent", &["agents"]);
+    let agent_8 = common::issue_for(&gateway, "pg-test", "agent-8", "agent", &["agents"]);
+    let approver = common::issue_for(&gateway, "pg-test", "alice", "human", &["dba"]);
+    let outsider = common::issue_for(&gateway, "pg-test", "bob", "human", &["security"]);
+
+    let mut review_of = std::collections::HashMap::new();
+    for (name, token, id) in [("agent-7", &agent_7, 1), ("agent-8", &agent_8, 2)] {
+        let client = common::client(&gateway, name, "pg-test", token).await;
+        let error = client
+            .batch_execute(&format!("delete from items where id = {id}"))
+            .await
+            .unwrap_err();
+        let message = error.as_db_error().unwrap().message().to_string();
+        let review = message
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .to_string();
+        assert!(review.starts_with("r-"), "{message}");
+        review_of.insert(name, review);
+    }
+    assert_eq!(cluster.sql_in("appdb", "select count(*) from items"), "2");
+
+    let listed = |token: &str| -> Vec<String> {
+        let (status, _, body) = common::http(&gateway, "GET", "/api/v1/reviews", token, None);
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        let mut identities: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|review| review["identity"].as_str().unwrap().to_string())
+            .collect();
+        identities.sort();
+        identities
+    };
+    assert_eq!(listed(&agent_7), ["agent-7"]);
+    assert_eq!(listed(&agent_8), ["agent-8"]);
+    assert_eq!(listed(&approver), ["agent-7", "agent-8"]);
+    assert!(listed(&outsider).is_empty());
+    assert_eq!(listed(&gateway.admin_token), ["agent-7", "agent-8"]);
+
+    let other = &review_of["agent-8"];
+    let show = |token: &str, id: &str| {
+        common::http(
+            &gateway,
+            "GET",
+            &format!("/api/v1/reviews/{id}"),
+            token,
+            None,
+        )
+    };
+    let (status, _, body) = show(&agent_7, other);
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("delete from items"), "{body}");
+    assert_eq!(show(&outsider, other).0, 404);
+    assert_eq!(show(&agent_8, other).0, 200);
+    assert_eq!(show(&approver, other).0, 200);
+    assert_eq!(show(&gateway.admin_token, other).0, 200);
+    // Deciding a review one cannot see is "not found" as well.
+    let (status, _, body) = common::http(
+        &gateway,
+        "POST",
+        &format!("/api/v1/reviews/{other}/approve"),
+        &outsider,
+        Some("{}"),
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = common::http(
+        &gateway,
+        "POST",
+        &format!("/api/v1/reviews/{other}/approve"),
+        &approver,
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{body}");
 }

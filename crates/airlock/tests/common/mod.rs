@@ -183,3 +183,38 @@ pub fn as_person(gateway: &GatewayProcess, token: &str, args: &[&str]) -> Output
         .output()
         .expect("run airlock")
 }
+
+/// A raw HTTP request to the admin API with `token` as bearer:
+/// (status, lowercased header lines, body).
+pub fn http(
+    gateway: &GatewayProcess,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, Vec<String>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.admin_port))
+        .expect("connect to the API");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines.map(str::to_ascii_lowercase).collect();
+    (status, headers, body.to_string())
+}
