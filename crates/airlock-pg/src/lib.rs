@@ -12,11 +12,16 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod array;
 pub mod backend;
 mod buf;
+pub mod bytea;
+pub mod copy;
 mod error;
 pub mod frame;
 pub mod frontend;
+pub mod numeric;
+pub mod record;
 pub mod startup;
 
 pub use error::{ErrorFields, PgCodecError};
