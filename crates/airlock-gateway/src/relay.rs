@@ -273,6 +273,7 @@ where
                             seq,
                             started: now,
                             mask: decision.mask.clone(),
+                            copy: crate::copy_format::copy_outputs(text),
                         });
                         Action::Command {
                             kind: CommandKind::SimpleQuery,
@@ -401,6 +402,7 @@ where
                             result_formats: bound
                                 .map(|bound| bound.result_formats.clone())
                                 .unwrap_or_default(),
+                            copy: crate::copy_format::copy_outputs(text),
                         });
                         Action::Command {
                             kind: CommandKind::Execute,
@@ -816,6 +818,7 @@ fn tracked(tag: u8) -> bool {
             | backend::tag::NOTICE_RESPONSE
             | backend::tag::READY_FOR_QUERY
             | backend::tag::COPY_OUT_RESPONSE
+            | backend::tag::NOTIFICATION_RESPONSE
             | b'1'
             | b'n'
             | b's'

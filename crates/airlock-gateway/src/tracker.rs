@@ -14,6 +14,16 @@
 //! an `Execute` usually arrive without one, so the tracker keeps the
 //! descriptions that `Describe` responses gave per statement and portal.
 //!
+//! Under a mask plan, `COPY … TO STDOUT` rows are split into fields with
+//! the options the statement gave (see [`crate::copy_format`]; the relay
+//! reads them from the statement text into the [`Pending`]), each field is
+//! masked and the row re-encoded with the same options. A COPY whose
+//! options are not known with certainty, a binary COPY, and a COPY without
+//! `HEADER` under a plan with column rules (the columns would be unknown)
+//! are refused: the session ends rather than pass rows it cannot mask.
+//! `NotificationResponse` payloads and channels are masked like notices:
+//! with the plan of the command being answered, else the most recent one.
+//!
 //! Architecture invariant: a sample is taken from the masked frame, so the
 //! record never holds a value the client did not see masked.
 
@@ -23,6 +33,9 @@ use std::time::Instant;
 
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_pg::backend::{self, decode_data_row, decode_row_description, FieldDescription};
+use airlock_pg::copy::{decode_copy_row, encode_copy_row, CopyFormat, CopyKind};
+
+use crate::copy_format::CopyOutput;
 
 /// A request awaiting its response.
 #[derive(Debug, Clone)]
@@ -32,6 +45,9 @@ pub enum Pending {
         seq: u64,
         started: Instant,
         mask: Option<Arc<MaskPlan>>,
+        /// The outputs of its `COPY … TO STDOUT` statements, in order
+        /// ([`crate::copy_format::copy_outputs`] of the query text).
+        copy: Vec<CopyOutput>,
     },
     /// A `Parse` (answered by `ParseComplete` or an error).
     Parse { name: String },
@@ -48,6 +64,8 @@ pub enum Pending {
         portal: String,
         statement: String,
         result_formats: Vec<i16>,
+        /// The output of the statement if it is a `COPY … TO STDOUT`.
+        copy: Vec<CopyOutput>,
     },
     /// A `Sync`: the end of an extended-protocol segment.
     Sync,
@@ -122,7 +140,23 @@ pub struct ResultTracker {
     /// The most recent command's mask: applied to notices that arrive
     /// between commands.
     last_mask: Option<Arc<MaskPlan>>,
+    /// The most recent mask plan any command of the session had: a
+    /// notification raised under one may be delivered at a later `COMMIT`.
+    sticky_mask: Option<Arc<MaskPlan>>,
     copy_binary: bool,
+    /// COPY outputs of the front command already begun.
+    copies_begun: usize,
+    /// The COPY being masked.
+    copy: Option<CopyState>,
+}
+
+/// A `COPY … TO STDOUT` in progress under a mask plan.
+struct CopyState {
+    format: CopyFormat,
+    /// The next row is the header (column names).
+    header_pending: bool,
+    /// Per field: masked whole by a column rule (from the header).
+    column_rules: Vec<bool>,
 }
 
 /// Bound on remembered descriptions per session.
@@ -139,7 +173,10 @@ impl ResultTracker {
             sample_rows,
             sample_bytes_cap: sample_bytes,
             last_mask: None,
+            sticky_mask: None,
             copy_binary: false,
+            copies_begun: 0,
+            copy: None,
         }
     }
 
@@ -164,6 +201,106 @@ impl ResultTracker {
             }
             _ => None,
         }
+    }
+
+    /// The plan for messages not tied to a result (notices, notifications):
+    /// the front command's, else the most recent command's, else the most
+    /// recent plan of the session.
+    fn ambient_mask(&self, pending: &VecDeque<Pending>) -> Option<Arc<MaskPlan>> {
+        Self::front_mask(pending)
+            .or_else(|| self.last_mask.clone())
+            .or_else(|| self.sticky_mask.clone())
+    }
+
+    fn front_copies(pending: &VecDeque<Pending>) -> &[CopyOutput] {
+        match pending.front() {
+            Some(Pending::Simple { copy, .. }) | Some(Pending::Execute { copy, .. }) => copy,
+            _ => &[],
+        }
+    }
+
+    /// A `CopyOutResponse` under `plan`: the options the rows are written
+    /// with, or why they cannot be masked.
+    fn begin_copy(
+        &mut self,
+        plan: &MaskPlan,
+        pending: &VecDeque<Pending>,
+    ) -> Result<(), ResponseError> {
+        let output = Self::front_copies(pending).get(self.copies_begun).cloned();
+        self.copies_begun += 1;
+        if self.copy_binary {
+            return Err(ResponseError(
+                "binary COPY output cannot be masked; use the text format".into(),
+            ));
+        }
+        let Some(CopyOutput::Known(format)) = output else {
+            return Err(ResponseError(
+                "the options of this COPY could not be read with certainty, so its rows cannot be masked; write them as plain string constants".into(),
+            ));
+        };
+        if format.kind == CopyKind::Binary {
+            return Err(ResponseError(
+                "binary COPY output cannot be masked; use the text format".into(),
+            ));
+        }
+        if plan.has_column_rules() && !format.header {
+            return Err(ResponseError(
+                "a COPY under column mask rules needs the HEADER option so its columns are known"
+                    .into(),
+            ));
+        }
+        self.copy = Some(CopyState {
+            header_pending: format.header,
+            format,
+            column_rules: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Masks one COPY row; `None` when nothing changed.
+    fn mask_copy_row(
+        state: &mut CopyState,
+        plan: &MaskPlan,
+        row: &[u8],
+        stats: &mut MaskStats,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let (mut fields, line_end) = decode_copy_row(&state.format, row).map_err(|error| {
+            ResponseError(format!("a COPY row could not be read for masking: {error}"))
+        })?;
+        if state.header_pending {
+            state.header_pending = false;
+            state.column_rules = fields
+                .iter()
+                .map(|field| {
+                    field
+                        .value
+                        .as_deref()
+                        .is_some_and(|name| plan.column_masked(&String::from_utf8_lossy(name)))
+                })
+                .collect();
+            return Ok(None);
+        }
+        let mut changed = false;
+        for (index, field) in fields.iter_mut().enumerate() {
+            let Some(value) = &field.value else { continue };
+            if state.column_rules.get(index).copied().unwrap_or(false) {
+                stats.record("column", 1);
+                field.value = Some(
+                    plan.mask_whole(&String::from_utf8_lossy(value))
+                        .into_bytes(),
+                );
+                changed = true;
+            } else if let std::borrow::Cow::Owned(masked) = plan.mask_bytes(value, stats) {
+                field.value = Some(masked);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let mut data = Vec::with_capacity(row.len() + 16);
+        encode_copy_row(&state.format, &fields, line_end, &mut data);
+        Ok(Some(data))
     }
 
     /// Starts the accumulator for the command at the front, if it is one.
@@ -232,8 +369,13 @@ impl ResultTracker {
         if let Some(Pending::Simple { mask, .. } | Pending::Execute { mask, .. }) =
             pending.pop_front()
         {
+            if mask.is_some() {
+                self.sticky_mask = mask.clone();
+            }
             self.last_mask = mask;
         }
+        self.copies_begun = 0;
+        self.copy = None;
     }
 
     /// Pops everything up to (not including) the next `Sync`: after an
@@ -378,17 +520,51 @@ impl ResultTracker {
             }
             backend::tag::COPY_OUT_RESPONSE => {
                 self.copy_binary = body.first() == Some(&1);
-                if self.copy_binary && Self::front_mask(pending).is_some() {
-                    return Err(ResponseError(
-                        "binary COPY output cannot be masked; use the text format".into(),
-                    ));
+                self.copy = None;
+                if let Some(plan) = Self::front_mask(pending) {
+                    self.begin_copy(&plan, pending)?;
+                }
+            }
+            backend::tag::NOTIFICATION_RESPONSE => {
+                if let Some(plan) = self.ambient_mask(pending) {
+                    let notification = airlock_pg::notification::decode_notification(body)
+                        .map_err(|e| ResponseError(e.to_string()))?;
+                    let mut stats = MaskStats::new();
+                    let channel = plan.mask_text(notification.channel, &mut stats);
+                    let payload = plan.mask_text(notification.payload, &mut stats);
+                    if let Some(accumulator) = self.current.as_mut() {
+                        accumulator.stats.merge(&stats);
+                    }
+                    if matches!(channel, std::borrow::Cow::Owned(_))
+                        || matches!(payload, std::borrow::Cow::Owned(_))
+                    {
+                        let mut out = Vec::with_capacity(frame.len() + 8);
+                        airlock_pg::notification::encode_notification(
+                            &mut out,
+                            &airlock_pg::notification::Notification {
+                                process_id: notification.process_id,
+                                channel: &channel,
+                                payload: &payload,
+                            },
+                        );
+                        return Ok(Some(out));
+                    }
                 }
             }
             b'd' => {
                 if let Some(plan) = Self::front_mask(pending) {
                     self.begin(pending);
                     if let Some(accumulator) = self.current.as_mut() {
-                        let masked = plan.mask_bytes(body, &mut accumulator.stats);
+                        let masked = match self.copy.as_mut() {
+                            Some(state) => {
+                                Self::mask_copy_row(state, &plan, body, &mut accumulator.stats)?
+                                    .map(std::borrow::Cow::Owned)
+                                    .unwrap_or(std::borrow::Cow::Borrowed(body))
+                            }
+                            // Not a COPY OUT this tracker began (CopyBoth):
+                            // the detectors over the raw chunk.
+                            None => plan.mask_bytes(body, &mut accumulator.stats),
+                        };
                         if let std::borrow::Cow::Owned(data) = masked {
                             let mut out = Vec::with_capacity(data.len() + 5);
                             out.push(b'd');
@@ -401,6 +577,7 @@ impl ResultTracker {
                 }
             }
             backend::tag::COMMAND_COMPLETE | backend::tag::EMPTY_QUERY_RESPONSE | b's' => {
+                self.copy = None;
                 if !self.begin(pending) {
                     return Ok(None);
                 }
@@ -427,7 +604,10 @@ impl ResultTracker {
                 }
             }
             backend::tag::ERROR_RESPONSE | backend::tag::NOTICE_RESPONSE => {
-                let mask = Self::front_mask(pending).or_else(|| self.last_mask.clone());
+                if tag == backend::tag::ERROR_RESPONSE {
+                    self.copy = None;
+                }
+                let mask = self.ambient_mask(pending);
                 let mut stats = MaskStats::new();
                 let replacement = match &mask {
                     Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
@@ -474,6 +654,8 @@ impl ResultTracker {
                     return Ok(None);
                 }
                 self.current = None;
+                self.copy = None;
+                self.copies_begun = 0;
                 self.skip_segment(pending, finished);
                 if matches!(pending.front(), Some(Pending::Sync)) {
                     pending.pop_front();
@@ -592,6 +774,7 @@ mod tests {
             seq: 1,
             started: Instant::now(),
             mask: None,
+            copy: vec![],
         }]);
         let mut done = Vec::new();
         tracker
@@ -640,6 +823,7 @@ mod tests {
             portal: String::new(),
             statement: String::new(),
             result_formats: vec![],
+            copy: vec![],
         };
         let mut pending = VecDeque::from([
             execute(1),
@@ -690,6 +874,7 @@ mod tests {
                 portal: String::new(),
                 statement: "s1".into(),
                 result_formats: vec![1],
+                copy: vec![],
             },
             Pending::Sync,
         ]);
@@ -751,6 +936,7 @@ mod tests {
             seq: 1,
             started: Instant::now(),
             mask: Some(plan()),
+            copy: vec![],
         }]);
         let mut done = Vec::new();
         let replaced = tracker

@@ -20,6 +20,7 @@ pub mod copy;
 mod error;
 pub mod frame;
 pub mod frontend;
+pub mod notification;
 pub mod numeric;
 pub mod record;
 pub mod startup;

@@ -129,15 +129,19 @@ async fn sensitive_values_never_leave_unmasked() {
     );
 
     // COPY … TO STDOUT.
-    let stream = client.copy_out("copy customers to stdout").await.unwrap();
+    // (With a header: the column rules need the column names.)
+    let stream = client
+        .copy_out("copy customers to stdout with (format text, header)")
+        .await
+        .unwrap();
     futures_util::pin_mut!(stream);
     let mut copied = Vec::new();
     while let Some(chunk) = stream.next().await {
         copied.extend_from_slice(&chunk.unwrap());
     }
     let copied = String::from_utf8(copied).unwrap();
-    assert_eq!(copied.lines().count(), 2);
-    for raw in [EMAIL, CARD, NOTE_EMAIL] {
+    assert_eq!(copied.lines().count(), 3);
+    for raw in [EMAIL, CARD, NOTE_EMAIL, PASSWORD] {
         assert!(!copied.contains(raw), "{raw} leaked through COPY: {copied}");
     }
     drop(client);
@@ -527,18 +531,40 @@ async fn notification_payloads_are_masked() {
     assert_recording_clean(&gateway);
 }
 
+/// Detectors only for `agent-7`; detectors and column rules for
+/// `agent-cols`.
+const COPY_MASK: &str = "version: 1
+default: deny
+rules:
+  - name: everything
+    match: {}
+    action: allow
+  - name: mask-detectors
+    match: {identity: {name: agent-7}}
+    mask:
+      detectors: [email, card, secret]
+      style: partial
+  - name: mask-columns
+    match: {identity: {name: agent-cols}}
+    mask:
+      detectors: [email, card]
+      columns: ['*password*']
+      style: partial
+";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_with_custom_quote_and_delimiter_is_masked() {
-    let (cluster, gateway) = setup_with_policy("", MASKING);
+    let (cluster, gateway) = setup_with_policy("", COPY_MASK);
     prepare(&cluster);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let (_id, columns_token) = gateway.issue_token("agent-cols", &["pg-test"], "15m");
     for sql in [
         "copy (select email from customers order by id) to stdout with (format csv, quote '@')",
         "copy (select email, card from customers order by id) to stdout with (format csv, quote '@', force_quote *)",
         "copy (select email, card, notes from customers order by id) to stdout with (format csv, delimiter '@', header true)",
         "COPY (select email, notes from customers order by id) TO STDOUT (FORMAT 'csv', QUOTE '.', ESCAPE '@', FORCE_QUOTE (email))",
         "copy (select email, card from customers order by id) to stdout with (delimiter '@', null 'jane')",
-        "copy (select email, card from customers order by id) to stdout with (format text, delimiter '.')",
+        "copy (select email, card from customers order by id) to stdout with (format text, delimiter E'\\x40')",
         "copy (select id, email, card, notes from customers order by id) to stdout csv quote as '@'",
         "copy (select email, card from customers order by id) to stdout with csv header delimiter as '.' quote as '@' escape as '1'",
         "copy (select email, card from customers order by id) to stdout delimiter '@' null as 'x'",
@@ -572,16 +598,22 @@ async fn copy_with_custom_quote_and_delimiter_is_masked() {
     // Column rules need the column names: without a header, a COPY under a
     // plan with column rules is refused rather than leak them.
     let output = gateway.psql(
-        &token,
-        "agent-7",
+        &columns_token,
+        "agent-cols",
         "pg-test",
         "require",
         "copy customers to stdout",
     );
+    assert!(!output.status.success(), "{}", stdout(&output));
     assert!(!stdout(&output).contains(PASSWORD), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("invalid message") || stderr(&output).contains("HEADER"),
+        "{}",
+        stderr(&output)
+    );
     let output = gateway.psql(
-        &token,
-        "agent-7",
+        &columns_token,
+        "agent-cols",
         "pg-test",
         "require",
         "copy customers to stdout with (format csv, header)",
