@@ -392,10 +392,10 @@ impl Parser<'_> {
         if !self.word("stdout") {
             return Parsed::Unknown;
         }
-        if self.word("using") {
-            if !self.word("delimiters") || !self.single_byte(&mut options.delimiter) {
-                return Parsed::Unknown;
-            }
+        if self.word("using")
+            && (!self.word("delimiters") || !self.single_byte(&mut options.delimiter))
+        {
+            return Parsed::Unknown;
         }
         self.word("with");
         let read = if self.symbol('(') {

@@ -507,17 +507,17 @@ fn mask_binary(
             };
             zero_if_detected(plan, &rendered, width, stats)
         }
-        Category::Money => match bytes {
-            &[a, b, c, d, e, f, g, h] => {
+        Category::Money => match *bytes {
+            [a, b, c, d, e, f, g, h] => {
                 let cents = i64::from_be_bytes([a, b, c, d, e, f, g, h]);
                 zero_if_detected(plan, &cents.to_string(), 8, stats)
             }
             _ => return None,
         },
         Category::Float { width } => {
-            let rendered = match bytes {
-                &[a, b, c, d] if width == 4 => f32::from_be_bytes([a, b, c, d]).to_string(),
-                &[a, b, c, d, e, f, g, h] if width == 8 => {
+            let rendered = match *bytes {
+                [a, b, c, d] if width == 4 => f32::from_be_bytes([a, b, c, d]).to_string(),
+                [a, b, c, d, e, f, g, h] if width == 8 => {
                     f64::from_be_bytes([a, b, c, d, e, f, g, h]).to_string()
                 }
                 _ => return None,

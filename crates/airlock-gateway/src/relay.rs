@@ -819,6 +819,7 @@ fn tracked(tag: u8) -> bool {
             | backend::tag::READY_FOR_QUERY
             | backend::tag::COPY_OUT_RESPONSE
             | backend::tag::NOTIFICATION_RESPONSE
+            | backend::tag::PARAMETER_STATUS
             | b'1'
             | b'n'
             | b's'

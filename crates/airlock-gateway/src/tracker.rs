@@ -21,8 +21,9 @@
 //! options are not known with certainty, a binary COPY, and a COPY without
 //! `HEADER` under a plan with column rules (the columns would be unknown)
 //! are refused: the session ends rather than pass rows it cannot mask.
-//! `NotificationResponse` payloads and channels are masked like notices:
-//! with the plan of the command being answered, else the most recent one.
+//! `NotificationResponse` payloads and channels, `ParameterStatus` values
+//! and every text field of errors and notices are masked with the plan of
+//! the command being answered, else the most recent one.
 //!
 //! Architecture invariant: a sample is taken from the masked frame, so the
 //! record never holds a value the client did not see masked.
@@ -415,6 +416,16 @@ impl ResultTracker {
                 let fields = Arc::new(
                     decode_row_description(body).map_err(|e| ResponseError(e.to_string()))?,
                 );
+                // Column names can carry data too (a view created by dynamic
+                // SQL with `%I` of a value): the client sees them masked.
+                // Column rules still match the real names.
+                let mask = self.ambient_mask(pending);
+                let shown = mask.as_deref().and_then(|plan| masked_names(plan, &fields));
+                let replacement = shown.as_ref().map(|shown| {
+                    let mut out = Vec::with_capacity(frame.len() + 16);
+                    backend::encode_row_description(&mut out, shown);
+                    out
+                });
                 match pending.front() {
                     Some(Pending::DescribeStatement { name }) => {
                         if self.statements.len() < MAX_DESCRIPTIONS
@@ -438,8 +449,12 @@ impl ResultTracker {
                             if accumulator.result.columns.is_empty()
                                 && accumulator.result.tags.is_empty()
                             {
-                                accumulator.result.columns =
-                                    fields.iter().map(|field| field.name.clone()).collect();
+                                accumulator.result.columns = shown
+                                    .as_deref()
+                                    .unwrap_or(&fields)
+                                    .iter()
+                                    .map(|field| field.name.clone())
+                                    .collect();
                             }
                             accumulator.formats = fields.iter().map(|field| field.format).collect();
                             accumulator.fields = Some(fields);
@@ -448,6 +463,7 @@ impl ResultTracker {
                     }
                     _ => {}
                 }
+                return Ok(replacement);
             }
             b'n' => {
                 if matches!(
@@ -468,8 +484,13 @@ impl ResultTracker {
                 };
                 if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
                     if let Some(fields) = &accumulator.fields {
-                        accumulator.result.columns =
-                            fields.iter().map(|field| field.name.clone()).collect();
+                        let shown = mask.as_deref().and_then(|plan| masked_names(plan, fields));
+                        accumulator.result.columns = shown
+                            .as_deref()
+                            .unwrap_or(fields)
+                            .iter()
+                            .map(|field| field.name.clone())
+                            .collect();
                     }
                 }
                 let replacement = match &mask {
@@ -551,6 +572,23 @@ impl ResultTracker {
                     }
                 }
             }
+            backend::tag::PARAMETER_STATUS => {
+                // `set_config('application_name', (select email …), false)`
+                // reports the value back in a ParameterStatus.
+                if let Some(plan) = self.ambient_mask(pending) {
+                    let (name, value) = backend::decode_parameter_status(body)
+                        .map_err(|e| ResponseError(e.to_string()))?;
+                    let mut stats = MaskStats::new();
+                    if let std::borrow::Cow::Owned(masked) = plan.mask_text(value, &mut stats) {
+                        if let Some(accumulator) = self.current.as_mut() {
+                            accumulator.stats.merge(&stats);
+                        }
+                        let mut out = Vec::with_capacity(frame.len() + 8);
+                        backend::encode_parameter_status(&mut out, name, &masked);
+                        return Ok(Some(out));
+                    }
+                }
+            }
             b'd' => {
                 if let Some(plan) = Self::front_mask(pending) {
                     self.begin(pending);
@@ -611,7 +649,11 @@ impl ResultTracker {
                 let mut stats = MaskStats::new();
                 let replacement = match &mask {
                     Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
-                        if matches!(code, b'M' | b'D' | b'H' | b'W' | b'q') {
+                        // Every text field: `RAISE … USING COLUMN = …, TABLE =
+                        // …, DATATYPE = …, CONSTRAINT = …, SCHEMA = …` set the
+                        // name fields to any string. Severity and SQLSTATE
+                        // cannot carry a value.
+                        if !matches!(code, b'S' | b'V' | b'C') {
                             match plan.mask_text(value, &mut stats) {
                                 std::borrow::Cow::Owned(masked) => Some(masked),
                                 std::borrow::Cow::Borrowed(_) => None,
@@ -667,6 +709,24 @@ impl ResultTracker {
         }
         Ok(None)
     }
+}
+
+/// `fields` with their names masked, when any name changed.
+fn masked_names(plan: &MaskPlan, fields: &[FieldDescription]) -> Option<Vec<FieldDescription>> {
+    let mut stats = MaskStats::new();
+    let mut changed = false;
+    let shown = fields
+        .iter()
+        .map(|field| {
+            let mut field = field.clone();
+            if let std::borrow::Cow::Owned(name) = plan.mask_text(&field.name, &mut stats) {
+                field.name = name;
+                changed = true;
+            }
+            field
+        })
+        .collect();
+    changed.then_some(shown)
 }
 
 fn format_of(formats: &[i16], index: usize) -> i16 {
@@ -954,6 +1014,175 @@ mod tests {
         let fields = airlock_pg::backend::decode_error_fields(&replaced[5..]).unwrap();
         assert!(!fields.detail.unwrap().contains("jane@x.com"));
         assert_eq!(fields.code, "23505");
+    }
+
+    fn simple(mask: Option<Arc<MaskPlan>>, text: &str) -> VecDeque<Pending> {
+        VecDeque::from([Pending::Simple {
+            seq: 1,
+            started: Instant::now(),
+            mask,
+            copy: crate::copy_format::copy_outputs(text),
+        }])
+    }
+
+    #[test]
+    fn notifications_are_masked_during_and_between_commands() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "select 1");
+        let mut done = Vec::new();
+        let mut notification = Vec::new();
+        airlock_pg::notification::encode_notification(
+            &mut notification,
+            &airlock_pg::notification::Notification {
+                process_id: 9,
+                channel: "ch",
+                payload: "jane@x.com;4111 1111 1111 1111",
+            },
+        );
+        for _ in 0..2 {
+            let replaced = tracker
+                .on_frame(&notification, &mut pending, &mut done)
+                .unwrap()
+                .expect("masked");
+            let decoded = airlock_pg::notification::decode_notification(&replaced[5..]).unwrap();
+            assert_eq!((decoded.process_id, decoded.channel), (9, "ch"));
+            assert!(!decoded.payload.contains("jane@") && !decoded.payload.contains("4111 1111"));
+            // Then the command ends: the next one arrives between commands.
+            tracker
+                .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn copy_rows_are_masked_with_the_statement_options() {
+        let spec = airlock_mask::MaskSpec {
+            detectors: vec!["email".into()],
+            ..Default::default()
+        };
+        let plan = Arc::new(MaskPlan::compile(&spec).unwrap());
+        let text = "copy (select email) to stdout with (format csv, quote '@', force_quote *)";
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan.clone()), text);
+        let mut done = Vec::new();
+        tracker
+            .on_frame(&message(b'H', &[0, 0, 1, 0, 0]), &mut pending, &mut done)
+            .unwrap();
+        let replaced = tracker
+            .on_frame(
+                &message(b'd', b"@jane.doe@@example.com@\n"),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("masked");
+        let row = std::str::from_utf8(&replaced[5..]).unwrap();
+        assert!(
+            row.starts_with("@j") && row.ends_with(".com@\n") && !row.contains("jane"),
+            "{row}"
+        );
+
+        // Options that cannot be read, binary, or column rules without a
+        // header: refused.
+        // (`plan()` has the column rule `*password*`.)
+        let with_columns = self::plan();
+        for (plan, text, binary) in [
+            (plan.clone(), "copy t to stdout (delimiter '\\t')", 0),
+            (plan.clone(), "copy t to stdout (format binary)", 1),
+            (plan.clone(), "select 1", 0),
+            (with_columns, "copy t to stdout csv", 0),
+        ] {
+            let mut tracker = ResultTracker::new(20, 1000);
+            let mut pending = simple(Some(plan), text);
+            let response = message(b'H', &[binary, 0, 0]);
+            assert!(
+                tracker
+                    .on_frame(&response, &mut pending, &mut done)
+                    .is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_headers_give_the_column_rules() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "copy t to stdout (format csv, header)");
+        let mut done = Vec::new();
+        tracker
+            .on_frame(
+                &message(b'H', &[0, 0, 2, 0, 0, 0, 0]),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap();
+        let header = tracker
+            .on_frame(
+                &message(b'd', b"id,password_hash\n"),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap();
+        assert!(header.is_none(), "the header passes");
+        let replaced = tracker
+            .on_frame(&message(b'd', b"1,hunter2\n"), &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        assert_eq!(&replaced[5..], b"1,****\n");
+    }
+
+    #[test]
+    fn error_name_fields_parameter_status_and_column_names_are_masked() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "select 1");
+        let mut done = Vec::new();
+        let mut body = Vec::new();
+        for (code, value) in [
+            (b'S', "ERROR"),
+            (b'C', "P0001"),
+            (b'M', "no"),
+            (b'c', "jane@x.com"),
+        ] {
+            body.push(code);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let replaced = tracker
+            .on_frame(&message(b'N', &body), &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        assert!(!String::from_utf8_lossy(&replaced).contains("jane@"));
+
+        let mut status = Vec::new();
+        airlock_pg::backend::encode_parameter_status(&mut status, "application_name", "jane@x.com");
+        let replaced = tracker
+            .on_frame(&status, &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        let (name, value) = airlock_pg::backend::decode_parameter_status(&replaced[5..]).unwrap();
+        assert_eq!(name, "application_name");
+        assert!(!value.contains("jane@"), "{value}");
+
+        let replaced = tracker
+            .on_frame(
+                &row_description(&[("jane@x.com", 25), ("id", 23)], 0),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("masked");
+        let fields = decode_row_description(&replaced[5..]).unwrap();
+        assert!(!fields[0].name.contains("jane@"));
+        assert_eq!(fields[1].name, "id");
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        assert!(
+            !done[0].columns[0].contains("jane@"),
+            "{:?}",
+            done[0].columns
+        );
     }
 
     #[test]

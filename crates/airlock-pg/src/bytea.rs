@@ -23,7 +23,7 @@ pub fn decode_text_bytea(text: &[u8]) -> Result<(Vec<u8>, ByteaOutput), PgCodecE
             .copied()
             .filter(|byte| !byte.is_ascii_whitespace())
             .collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(malformed);
         }
         let mut bytes = Vec::with_capacity(digits.len() / 2);

@@ -690,3 +690,87 @@ async fn star_columns_mask_every_column_of_a_table() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_recording_clean(&gateway);
 }
+
+/// A raw session through the gateway: every frame the client receives for
+/// one simple query, up to its `ReadyForQuery`.
+struct RawSession(std::net::TcpStream);
+
+impl RawSession {
+    fn open(gateway: &airlock_testkit::GatewayProcess, token: &str) -> Self {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.pg_port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(&airlock_pg::startup::encode_startup(&[
+                ("user", "agent-7"),
+                ("database", "pg-test"),
+            ]))
+            .unwrap();
+        let mut request = [0u8; 9];
+        stream.read_exact(&mut request).unwrap();
+        assert_eq!(request[0], b'R');
+        let mut password = Vec::new();
+        airlock_pg::frontend::encode_password(&mut password, token);
+        stream.write_all(&password).unwrap();
+        let mut session = RawSession(stream);
+        session.until_ready();
+        session
+    }
+
+    fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
+        use std::io::Read;
+        let decoder = airlock_pg::FrameDecoder::default();
+        let mut buf = bytes::BytesMut::new();
+        let mut frames = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                frames.push((frame.tag(), frame.body().to_vec()));
+                if frame.tag() == b'Z' {
+                    return frames;
+                }
+            }
+            let read = self.0.read(&mut chunk).unwrap();
+            assert!(read > 0, "the session closed: {frames:?}");
+            buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    fn query(&mut self, sql: &str) -> Vec<(u8, Vec<u8>)> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        airlock_pg::frontend::encode_query(&mut out, sql);
+        self.0.write_all(&out).unwrap();
+        self.until_ready()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_error_fields_and_column_names_are_masked() {
+    let (cluster, gateway) = setup_with_policy("", MASKING);
+    prepare(&cluster);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let mut session = RawSession::open(&gateway, &token);
+    for sql in [
+        // Reported back in a ParameterStatus.
+        "select 1 from (select set_config('application_name', (select email from customers where id = 1), false)) s",
+        // RAISE … USING sets the name fields of an error to any string.
+        "do $$ begin raise exception 'no' using column = (select email from customers where id = 1), \
+         table = (select card from customers where id = 1), datatype = (select email from customers where id = 1), \
+         constraint = (select email from customers where id = 1), schema = (select email from customers where id = 1); end $$",
+        "do $$ begin raise notice 'n' using column = (select email from customers where id = 1); end $$",
+        // A column named after a value.
+        "do $$ begin execute format('create temp view v as select 1 as %I', (select email from customers where id = 1)); end $$",
+        "select * from v",
+    ] {
+        let frames = session.query(sql);
+        for (tag, body) in &frames {
+            assert_bytes_clean(&format!("a {} message of {sql}", *tag as char), body);
+        }
+    }
+    drop(session);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_recording_clean(&gateway);
+}
