@@ -471,6 +471,10 @@ fn start_gateway(
         cluster.port
     );
     let recording_off = "recording:\n  enabled: false\n";
+    // One identity opens every benchmark session (up to 1,000 idle ones).
+    let connection = format!(
+        "{connection}limits:\n  max_sessions_per_identity: 100000\n  max_sessions_per_connection: 100000\n"
+    );
     let yaml = match config {
         // Commands not recorded (sessions and authentication still are),
         // a policy that allows everything and masks nothing.

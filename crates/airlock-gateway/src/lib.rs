@@ -17,6 +17,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod copy_format;
 pub mod duration;
 pub mod gate;
 mod io;

@@ -603,6 +603,7 @@ where
                             mask: decision.mask.clone(),
                             prepares,
                             segment,
+                            copy: crate::copy_format::copy_outputs(text),
                         });
                         Action::Command {
                             kind: CommandKind::SimpleQuery,
@@ -787,6 +788,7 @@ where
                                 portal: portal.to_string(),
                                 statement: String::new(),
                                 result_formats: Vec::new(),
+                                copy: Vec::new(),
                             });
                             break 'execute Action::Command {
                                 kind: CommandKind::Execute,
@@ -926,6 +928,7 @@ where
                             portal: portal.to_string(),
                             statement: statement_name,
                             result_formats,
+                            copy: crate::copy_format::copy_outputs(&text),
                         });
                         Action::Command {
                             kind: CommandKind::Execute,
@@ -1406,6 +1409,8 @@ fn tracked(tag: u8) -> bool {
             | backend::tag::READY_FOR_QUERY
             | backend::tag::COPY_OUT_RESPONSE
             | backend::tag::COPY_IN_RESPONSE
+            | backend::tag::NOTIFICATION_RESPONSE
+            | backend::tag::PARAMETER_STATUS
             | b'1'
             | b'2'
             | b'n'

@@ -14,6 +14,17 @@
 //! an `Execute` usually arrive without one, so the tracker keeps the
 //! descriptions that `Describe` responses gave per statement and portal.
 //!
+//! Under a mask plan, `COPY … TO STDOUT` rows are split into fields with
+//! the options the statement gave (see [`crate::copy_format`]; the relay
+//! reads them from the statement text into the [`Pending`]), each field is
+//! masked and the row re-encoded with the same options. A COPY whose
+//! options are not known with certainty, a binary COPY, and a COPY without
+//! `HEADER` under a plan with column rules (the columns would be unknown)
+//! are refused: the session ends rather than pass rows it cannot mask.
+//! `NotificationResponse` payloads and channels, `ParameterStatus` values
+//! and every text field of errors and notices are masked with the plan of
+//! the command being answered, else the most recent one.
+//!
 //! Architecture invariant: a sample is taken from the masked frame, so the
 //! record never holds a value the client did not see masked.
 
@@ -23,6 +34,9 @@ use std::time::Instant;
 
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_pg::backend::{self, decode_data_row, decode_row_description, FieldDescription};
+use airlock_pg::copy::{decode_copy_row, encode_copy_row, CopyFormat, CopyKind};
+
+use crate::copy_format::CopyOutput;
 
 use crate::names::{Failed, Space};
 
@@ -39,6 +53,9 @@ pub enum Pending {
         prepares: Vec<(String, u64)>,
         /// The segment it is (answered by its `ReadyForQuery`).
         segment: u64,
+        /// The outputs of its `COPY … TO STDOUT` statements, in order
+        /// ([`crate::copy_format::copy_outputs`] of the query text).
+        copy: Vec<CopyOutput>,
     },
     /// A `Parse` (answered by `ParseComplete` or an error).
     Parse { name: String, id: u64 },
@@ -63,6 +80,8 @@ pub enum Pending {
         portal: String,
         statement: String,
         result_formats: Vec<i16>,
+        /// The output of the statement if it is a `COPY … TO STDOUT`.
+        copy: Vec<CopyOutput>,
     },
     /// A `Sync`: the end of extended-protocol segment `segment`.
     Sync { segment: u64 },
@@ -140,6 +159,9 @@ pub struct ResultTracker {
     /// The most recent command's mask: applied to notices that arrive
     /// between commands.
     last_mask: Option<Arc<MaskPlan>>,
+    /// The most recent mask plan any command of the session had: a
+    /// notification raised under one may be delivered at a later `COMMIT`.
+    sticky_mask: Option<Arc<MaskPlan>>,
     copy_binary: bool,
     /// Creations the server rejected or skipped, for the request side.
     failed: Vec<Failed>,
@@ -147,6 +169,19 @@ pub struct ResultTracker {
     answered: u64,
     /// The server is in COPY FROM STDIN mode.
     copy_in: bool,
+    /// COPY outputs of the front command already begun.
+    copies_begun: usize,
+    /// The COPY being masked.
+    copy: Option<CopyState>,
+}
+
+/// A `COPY … TO STDOUT` in progress under a mask plan.
+struct CopyState {
+    format: CopyFormat,
+    /// The next row is the header (column names).
+    header_pending: bool,
+    /// Per field: masked whole by a column rule (from the header).
+    column_rules: Vec<bool>,
 }
 
 /// Bound on remembered descriptions per session.
@@ -163,10 +198,13 @@ impl ResultTracker {
             sample_rows,
             sample_bytes_cap: sample_bytes,
             last_mask: None,
+            sticky_mask: None,
             copy_binary: false,
             failed: Vec::new(),
             answered: 0,
             copy_in: false,
+            copies_begun: 0,
+            copy: None,
         }
     }
 
@@ -264,6 +302,106 @@ impl ResultTracker {
         }
     }
 
+    /// The plan for messages not tied to a result (notices, notifications):
+    /// the front command's, else the most recent command's, else the most
+    /// recent plan of the session.
+    fn ambient_mask(&self, pending: &VecDeque<Pending>) -> Option<Arc<MaskPlan>> {
+        Self::front_mask(pending)
+            .or_else(|| self.last_mask.clone())
+            .or_else(|| self.sticky_mask.clone())
+    }
+
+    fn front_copies(pending: &VecDeque<Pending>) -> &[CopyOutput] {
+        match pending.front() {
+            Some(Pending::Simple { copy, .. }) | Some(Pending::Execute { copy, .. }) => copy,
+            _ => &[],
+        }
+    }
+
+    /// A `CopyOutResponse` under `plan`: the options the rows are written
+    /// with, or why they cannot be masked.
+    fn begin_copy(
+        &mut self,
+        plan: &MaskPlan,
+        pending: &VecDeque<Pending>,
+    ) -> Result<(), ResponseError> {
+        let output = Self::front_copies(pending).get(self.copies_begun).cloned();
+        self.copies_begun += 1;
+        if self.copy_binary {
+            return Err(ResponseError(
+                "binary COPY output cannot be masked; use the text format".into(),
+            ));
+        }
+        let Some(CopyOutput::Known(format)) = output else {
+            return Err(ResponseError(
+                "the options of this COPY could not be read with certainty, so its rows cannot be masked; write them as plain string constants".into(),
+            ));
+        };
+        if format.kind == CopyKind::Binary {
+            return Err(ResponseError(
+                "binary COPY output cannot be masked; use the text format".into(),
+            ));
+        }
+        if plan.has_column_rules() && !format.header {
+            return Err(ResponseError(
+                "a COPY under column mask rules needs the HEADER option so its columns are known"
+                    .into(),
+            ));
+        }
+        self.copy = Some(CopyState {
+            header_pending: format.header,
+            format,
+            column_rules: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Masks one COPY row; `None` when nothing changed.
+    fn mask_copy_row(
+        state: &mut CopyState,
+        plan: &MaskPlan,
+        row: &[u8],
+        stats: &mut MaskStats,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let (mut fields, line_end) = decode_copy_row(&state.format, row).map_err(|error| {
+            ResponseError(format!("a COPY row could not be read for masking: {error}"))
+        })?;
+        if state.header_pending {
+            state.header_pending = false;
+            state.column_rules = fields
+                .iter()
+                .map(|field| {
+                    field
+                        .value
+                        .as_deref()
+                        .is_some_and(|name| plan.column_masked(&String::from_utf8_lossy(name)))
+                })
+                .collect();
+            return Ok(None);
+        }
+        let mut changed = false;
+        for (index, field) in fields.iter_mut().enumerate() {
+            let Some(value) = &field.value else { continue };
+            if state.column_rules.get(index).copied().unwrap_or(false) {
+                stats.record("column", 1);
+                field.value = Some(
+                    plan.mask_whole(&String::from_utf8_lossy(value))
+                        .into_bytes(),
+                );
+                changed = true;
+            } else if let std::borrow::Cow::Owned(masked) = plan.mask_bytes(value, stats) {
+                field.value = Some(masked);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let mut data = Vec::with_capacity(row.len() + 16);
+        encode_copy_row(&state.format, &fields, line_end, &mut data);
+        Ok(Some(data))
+    }
+
     /// Starts the accumulator for the command at the front, if it is one.
     fn begin(&mut self, pending: &VecDeque<Pending>) -> bool {
         if self.current.is_some() {
@@ -330,8 +468,13 @@ impl ResultTracker {
         if let Some(Pending::Simple { mask, .. } | Pending::Execute { mask, .. }) =
             pending.pop_front()
         {
+            if mask.is_some() {
+                self.sticky_mask = mask.clone();
+            }
             self.last_mask = mask;
         }
+        self.copies_begun = 0;
+        self.copy = None;
     }
 
     /// Pops everything up to (not including) the next `Sync`: after an
@@ -384,6 +527,16 @@ impl ResultTracker {
                 let fields = Arc::new(
                     decode_row_description(body).map_err(|e| ResponseError(e.to_string()))?,
                 );
+                // Column names can carry data too (a view created by dynamic
+                // SQL with `%I` of a value): the client sees them masked.
+                // Column rules still match the real names.
+                let mask = self.ambient_mask(pending);
+                let shown = mask.as_deref().and_then(|plan| masked_names(plan, &fields));
+                let replacement = shown.as_ref().map(|shown| {
+                    let mut out = Vec::with_capacity(frame.len() + 16);
+                    backend::encode_row_description(&mut out, shown);
+                    out
+                });
                 match pending.front() {
                     Some(Pending::DescribeStatement { name }) => {
                         if self.statements.len() < MAX_DESCRIPTIONS
@@ -421,8 +574,12 @@ impl ResultTracker {
                             if accumulator.result.columns.is_empty()
                                 && accumulator.result.tags.is_empty()
                             {
-                                accumulator.result.columns =
-                                    fields.iter().map(|field| field.name.clone()).collect();
+                                accumulator.result.columns = shown
+                                    .as_deref()
+                                    .unwrap_or(&fields)
+                                    .iter()
+                                    .map(|field| field.name.clone())
+                                    .collect();
                             }
                             accumulator.formats = fields.iter().map(|field| field.format).collect();
                             accumulator.fields = Some(fields);
@@ -431,6 +588,7 @@ impl ResultTracker {
                     }
                     _ => {}
                 }
+                return Ok(replacement);
             }
             b'n' => {
                 let injected = matches!(
@@ -458,8 +616,13 @@ impl ResultTracker {
                 };
                 if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
                     if let Some(fields) = &accumulator.fields {
-                        accumulator.result.columns =
-                            fields.iter().map(|field| field.name.clone()).collect();
+                        let shown = mask.as_deref().and_then(|plan| masked_names(plan, fields));
+                        accumulator.result.columns = shown
+                            .as_deref()
+                            .unwrap_or(fields)
+                            .iter()
+                            .map(|field| field.name.clone())
+                            .collect();
                     }
                 }
                 let replacement = match &mask {
@@ -511,17 +674,68 @@ impl ResultTracker {
             backend::tag::COPY_IN_RESPONSE => self.copy_in = true,
             backend::tag::COPY_OUT_RESPONSE => {
                 self.copy_binary = body.first() == Some(&1);
-                if self.copy_binary && Self::front_mask(pending).is_some() {
-                    return Err(ResponseError(
-                        "binary COPY output cannot be masked; use the text format".into(),
-                    ));
+                self.copy = None;
+                if let Some(plan) = Self::front_mask(pending) {
+                    self.begin_copy(&plan, pending)?;
+                }
+            }
+            backend::tag::NOTIFICATION_RESPONSE => {
+                if let Some(plan) = self.ambient_mask(pending) {
+                    let notification = airlock_pg::notification::decode_notification(body)
+                        .map_err(|e| ResponseError(e.to_string()))?;
+                    let mut stats = MaskStats::new();
+                    let channel = plan.mask_text(notification.channel, &mut stats);
+                    let payload = plan.mask_text(notification.payload, &mut stats);
+                    if let Some(accumulator) = self.current.as_mut() {
+                        accumulator.stats.merge(&stats);
+                    }
+                    if matches!(channel, std::borrow::Cow::Owned(_))
+                        || matches!(payload, std::borrow::Cow::Owned(_))
+                    {
+                        let mut out = Vec::with_capacity(frame.len() + 8);
+                        airlock_pg::notification::encode_notification(
+                            &mut out,
+                            &airlock_pg::notification::Notification {
+                                process_id: notification.process_id,
+                                channel: &channel,
+                                payload: &payload,
+                            },
+                        );
+                        return Ok(Some(out));
+                    }
+                }
+            }
+            backend::tag::PARAMETER_STATUS => {
+                // `set_config('application_name', (select email …), false)`
+                // reports the value back in a ParameterStatus.
+                if let Some(plan) = self.ambient_mask(pending) {
+                    let (name, value) = backend::decode_parameter_status(body)
+                        .map_err(|e| ResponseError(e.to_string()))?;
+                    let mut stats = MaskStats::new();
+                    if let std::borrow::Cow::Owned(masked) = plan.mask_text(value, &mut stats) {
+                        if let Some(accumulator) = self.current.as_mut() {
+                            accumulator.stats.merge(&stats);
+                        }
+                        let mut out = Vec::with_capacity(frame.len() + 8);
+                        backend::encode_parameter_status(&mut out, name, &masked);
+                        return Ok(Some(out));
+                    }
                 }
             }
             b'd' => {
                 if let Some(plan) = Self::front_mask(pending) {
                     self.begin(pending);
                     if let Some(accumulator) = self.current.as_mut() {
-                        let masked = plan.mask_bytes(body, &mut accumulator.stats);
+                        let masked = match self.copy.as_mut() {
+                            Some(state) => {
+                                Self::mask_copy_row(state, &plan, body, &mut accumulator.stats)?
+                                    .map(std::borrow::Cow::Owned)
+                                    .unwrap_or(std::borrow::Cow::Borrowed(body))
+                            }
+                            // Not a COPY OUT this tracker began (CopyBoth):
+                            // the detectors over the raw chunk.
+                            None => plan.mask_bytes(body, &mut accumulator.stats),
+                        };
                         if let std::borrow::Cow::Owned(data) = masked {
                             let mut out = Vec::with_capacity(data.len() + 5);
                             out.push(b'd');
@@ -534,6 +748,7 @@ impl ResultTracker {
                 }
             }
             backend::tag::COMMAND_COMPLETE | backend::tag::EMPTY_QUERY_RESPONSE | b's' => {
+                self.copy = None;
                 if !self.begin(pending) {
                     return Ok(None);
                 }
@@ -567,11 +782,18 @@ impl ResultTracker {
                 }
             }
             backend::tag::ERROR_RESPONSE | backend::tag::NOTICE_RESPONSE => {
-                let mask = Self::front_mask(pending).or_else(|| self.last_mask.clone());
+                if tag == backend::tag::ERROR_RESPONSE {
+                    self.copy = None;
+                }
+                let mask = self.ambient_mask(pending);
                 let mut stats = MaskStats::new();
                 let replacement = match &mask {
                     Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
-                        if matches!(code, b'M' | b'D' | b'H' | b'W' | b'q') {
+                        // Every text field: `RAISE … USING COLUMN = …, TABLE =
+                        // …, DATATYPE = …, CONSTRAINT = …, SCHEMA = …` set the
+                        // name fields to any string. Severity and SQLSTATE
+                        // cannot carry a value.
+                        if !matches!(code, b'S' | b'V' | b'C') {
                             match plan.mask_text(value, &mut stats) {
                                 std::borrow::Cow::Owned(masked) => Some(masked),
                                 std::borrow::Cow::Borrowed(_) => None,
@@ -632,6 +854,8 @@ impl ResultTracker {
                     return Ok(None);
                 }
                 self.current = None;
+                self.copy = None;
+                self.copies_begun = 0;
                 self.skip_segment(pending, finished);
                 if let Some(Pending::Sync { segment }) = pending.front() {
                     self.answered = self.answered.max(*segment);
@@ -644,6 +868,24 @@ impl ResultTracker {
         }
         Ok(None)
     }
+}
+
+/// `fields` with their names masked, when any name changed.
+fn masked_names(plan: &MaskPlan, fields: &[FieldDescription]) -> Option<Vec<FieldDescription>> {
+    let mut stats = MaskStats::new();
+    let mut changed = false;
+    let shown = fields
+        .iter()
+        .map(|field| {
+            let mut field = field.clone();
+            if let std::borrow::Cow::Owned(name) = plan.mask_text(&field.name, &mut stats) {
+                field.name = name;
+                changed = true;
+            }
+            field
+        })
+        .collect();
+    changed.then_some(shown)
 }
 
 fn format_of(formats: &[i16], index: usize) -> i16 {
@@ -753,6 +995,7 @@ mod tests {
             mask: None,
             prepares: Vec::new(),
             segment: 1,
+            copy: vec![],
         }]);
         let mut done = Vec::new();
         tracker
@@ -801,6 +1044,7 @@ mod tests {
             portal: String::new(),
             statement: String::new(),
             result_formats: vec![],
+            copy: vec![],
         };
         let mut pending = VecDeque::from([
             execute(1),
@@ -854,6 +1098,7 @@ mod tests {
                 portal: String::new(),
                 statement: "s1".into(),
                 result_formats: vec![1],
+                copy: vec![],
             },
             Pending::Sync { segment: 1 },
         ]);
@@ -917,6 +1162,7 @@ mod tests {
             mask: Some(plan()),
             prepares: Vec::new(),
             segment: 1,
+            copy: vec![],
         }]);
         let mut done = Vec::new();
         let replaced = tracker
@@ -934,6 +1180,177 @@ mod tests {
         let fields = airlock_pg::backend::decode_error_fields(&replaced[5..]).unwrap();
         assert!(!fields.detail.unwrap().contains("jane@x.com"));
         assert_eq!(fields.code, "23505");
+    }
+
+    fn simple(mask: Option<Arc<MaskPlan>>, text: &str) -> VecDeque<Pending> {
+        VecDeque::from([Pending::Simple {
+            seq: 1,
+            started: Instant::now(),
+            mask,
+            copy: crate::copy_format::copy_outputs(text),
+            prepares: Vec::new(),
+            segment: 1,
+        }])
+    }
+
+    #[test]
+    fn notifications_are_masked_during_and_between_commands() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "select 1");
+        let mut done = Vec::new();
+        let mut notification = Vec::new();
+        airlock_pg::notification::encode_notification(
+            &mut notification,
+            &airlock_pg::notification::Notification {
+                process_id: 9,
+                channel: "ch",
+                payload: "jane@x.com;4111 1111 1111 1111",
+            },
+        );
+        for _ in 0..2 {
+            let replaced = tracker
+                .on_frame(&notification, &mut pending, &mut done)
+                .unwrap()
+                .expect("masked");
+            let decoded = airlock_pg::notification::decode_notification(&replaced[5..]).unwrap();
+            assert_eq!((decoded.process_id, decoded.channel), (9, "ch"));
+            assert!(!decoded.payload.contains("jane@") && !decoded.payload.contains("4111 1111"));
+            // Then the command ends: the next one arrives between commands.
+            tracker
+                .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn copy_rows_are_masked_with_the_statement_options() {
+        let spec = airlock_mask::MaskSpec {
+            detectors: vec!["email".into()],
+            ..Default::default()
+        };
+        let plan = Arc::new(MaskPlan::compile(&spec).unwrap());
+        let text = "copy (select email) to stdout with (format csv, quote '@', force_quote *)";
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan.clone()), text);
+        let mut done = Vec::new();
+        tracker
+            .on_frame(&message(b'H', &[0, 0, 1, 0, 0]), &mut pending, &mut done)
+            .unwrap();
+        let replaced = tracker
+            .on_frame(
+                &message(b'd', b"@jane.doe@@example.com@\n"),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("masked");
+        let row = std::str::from_utf8(&replaced[5..]).unwrap();
+        assert!(
+            row.starts_with("@j") && row.ends_with(".com@\n") && !row.contains("jane"),
+            "{row}"
+        );
+
+        // Options that cannot be read, binary, or column rules without a
+        // header: refused.
+        // (`plan()` has the column rule `*password*`.)
+        let with_columns = self::plan();
+        for (plan, text, binary) in [
+            (plan.clone(), "copy t to stdout (delimiter '\\t')", 0),
+            (plan.clone(), "copy t to stdout (format binary)", 1),
+            (plan.clone(), "select 1", 0),
+            (with_columns, "copy t to stdout csv", 0),
+        ] {
+            let mut tracker = ResultTracker::new(20, 1000);
+            let mut pending = simple(Some(plan), text);
+            let response = message(b'H', &[binary, 0, 0]);
+            assert!(
+                tracker
+                    .on_frame(&response, &mut pending, &mut done)
+                    .is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_headers_give_the_column_rules() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "copy t to stdout (format csv, header)");
+        let mut done = Vec::new();
+        tracker
+            .on_frame(
+                &message(b'H', &[0, 0, 2, 0, 0, 0, 0]),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap();
+        let header = tracker
+            .on_frame(
+                &message(b'd', b"id,password_hash\n"),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap();
+        assert!(header.is_none(), "the header passes");
+        let replaced = tracker
+            .on_frame(&message(b'd', b"1,hunter2\n"), &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        assert_eq!(&replaced[5..], b"1,****\n");
+    }
+
+    #[test]
+    fn error_name_fields_parameter_status_and_column_names_are_masked() {
+        let mut tracker = ResultTracker::new(20, 1000);
+        let mut pending = simple(Some(plan()), "select 1");
+        let mut done = Vec::new();
+        let mut body = Vec::new();
+        for (code, value) in [
+            (b'S', "ERROR"),
+            (b'C', "P0001"),
+            (b'M', "no"),
+            (b'c', "jane@x.com"),
+        ] {
+            body.push(code);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let replaced = tracker
+            .on_frame(&message(b'N', &body), &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        assert!(!String::from_utf8_lossy(&replaced).contains("jane@"));
+
+        let mut status = Vec::new();
+        airlock_pg::backend::encode_parameter_status(&mut status, "application_name", "jane@x.com");
+        let replaced = tracker
+            .on_frame(&status, &mut pending, &mut done)
+            .unwrap()
+            .expect("masked");
+        let (name, value) = airlock_pg::backend::decode_parameter_status(&replaced[5..]).unwrap();
+        assert_eq!(name, "application_name");
+        assert!(!value.contains("jane@"), "{value}");
+
+        let replaced = tracker
+            .on_frame(
+                &row_description(&[("jane@x.com", 25), ("id", 23)], 0),
+                &mut pending,
+                &mut done,
+            )
+            .unwrap()
+            .expect("masked");
+        let fields = decode_row_description(&replaced[5..]).unwrap();
+        assert!(!fields[0].name.contains("jane@"));
+        assert_eq!(fields[1].name, "id");
+        tracker
+            .on_frame(&message(b'Z', b"I"), &mut pending, &mut done)
+            .unwrap();
+        assert!(
+            !done[0].columns[0].contains("jane@"),
+            "{:?}",
+            done[0].columns
+        );
     }
 
     #[test]

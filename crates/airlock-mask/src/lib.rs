@@ -26,6 +26,20 @@
 //! detections overlap, secrets win over custom detectors, then card, IBAN,
 //! SSN, phone, email and IP; within a kind the longer span wins.
 //!
+//! # Limit: content, not provenance
+//!
+//! Detectors recognise values by their content. A value transformed by the
+//! query (`reverse(card)`, `replace(ssn, '-', '')`, `substr(email, 1, 5)`,
+//! arithmetic on a card number, a value split over columns) no longer looks
+//! like what it was and is not detected. The answer is the column rule:
+//! [`MaskPlan::column_masked`] matches result column names, and the glob
+//! `*` matches every column, so a policy rule `match: {tables: [t]}` with
+//! `columns: ['*']` masks every column of the statements that read `t`
+//! (table-level masking), whatever the expressions compute. What reads the
+//! value's format (arrays, records, `bytea`, numbers, COPY rows) is the
+//! gateway's concern (`airlock-gateway`'s `masking` module): this crate sees
+//! only text and bytes.
+//!
 //! # Styles
 //!
 //! - [`Style::Partial`] keeps the shape and a small, low-risk part (see the

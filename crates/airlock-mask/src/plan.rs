@@ -264,6 +264,12 @@ impl MaskPlan {
             .is_some_and(|columns| columns.is_match(column_name))
     }
 
+    /// Whether the plan has column rules at all (a result whose column names
+    /// are unknown cannot honour them).
+    pub fn has_column_rules(&self) -> bool {
+        self.columns.is_some()
+    }
+
     /// Masks every detection in `text` and counts them in `stats`. Returns
     /// `text` borrowed, without allocating, when nothing is detected.
     pub fn mask_text<'a>(&self, text: &'a str, stats: &mut MaskStats) -> Cow<'a, str> {

@@ -127,6 +127,23 @@ pub fn decode_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, PgCo
     Ok(fields)
 }
 
+/// Encodes a whole `RowDescription` message.
+pub fn encode_row_description(out: &mut Vec<u8>, fields: &[FieldDescription]) {
+    let at = begin_message(out, tag::ROW_DESCRIPTION);
+    let count = i16::try_from(fields.len()).unwrap_or(i16::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+    for field in fields.iter().take(usize::try_from(count).unwrap_or(0)) {
+        put_cstr(out, &field.name.replace('\0', ""));
+        out.extend_from_slice(&field.table_oid.to_be_bytes());
+        out.extend_from_slice(&field.column.to_be_bytes());
+        out.extend_from_slice(&field.type_oid.to_be_bytes());
+        out.extend_from_slice(&field.type_size.to_be_bytes());
+        out.extend_from_slice(&field.type_modifier.to_be_bytes());
+        out.extend_from_slice(&field.format.to_be_bytes());
+    }
+    finish_message(out, at);
+}
+
 /// Decodes a `DataRow` into its column values (`None` for NULL), borrowing
 /// from the body.
 pub fn decode_data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, PgCodecError> {

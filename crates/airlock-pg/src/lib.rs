@@ -12,12 +12,18 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod array;
 pub mod backend;
 mod buf;
+pub mod bytea;
+pub mod copy;
 pub mod encoding;
 mod error;
 pub mod frame;
 pub mod frontend;
+pub mod notification;
+pub mod numeric;
+pub mod record;
 pub mod startup;
 
 pub use error::{ErrorFields, PgCodecError};

@@ -315,7 +315,8 @@ rules:
 /// `p` is re-prepared as a DELETE, the same text is denied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn re_prepared_statements_are_not_decided_from_a_stale_cache() {
-    let policy = "version: 1\ndefault: deny\nrules:\n  - name: reads\n    match: {access: read}\n    action: allow\n";
+    // Preparing a DELETE is allowed; executing one is not.
+    let policy = "version: 1\ndefault: deny\nrules:\n  - name: reads\n    match: {access: read}\n    action: allow\n  - name: prepared-deletes\n    match: {operations: [prepare, delete]}\n    action: allow\n  - name: no-executed-writes\n    match: {operations: [execute], access: write}\n    action: deny\n";
     let (cluster, gateway) = setup_with_policy("", policy);
     prepare_table(&cluster);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
@@ -345,7 +346,8 @@ async fn re_prepared_statements_are_not_decided_from_a_stale_cache() {
 /// again at every Execute, against the session's PREPAREs at that moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executes_of_a_parsed_sql_execute_are_decided_each_time() {
-    let policy = "version: 1\ndefault: deny\nrules:\n  - name: reads\n    match: {access: read}\n    action: allow\n";
+    // Preparing a DELETE is allowed; executing one is not.
+    let policy = "version: 1\ndefault: deny\nrules:\n  - name: reads\n    match: {access: read}\n    action: allow\n  - name: prepared-deletes\n    match: {operations: [prepare, delete]}\n    action: allow\n  - name: no-executed-writes\n    match: {operations: [execute], access: write}\n    action: deny\n";
     let (cluster, gateway) = setup_with_policy("", policy);
     prepare_table(&cluster);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
