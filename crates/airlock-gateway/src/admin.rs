@@ -159,23 +159,60 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(raw))
 }
 
-/// Creates the admin token on first start. Returns the token to show once
-/// when it was generated here (not when it came from the environment).
+/// What start-up found of the admin token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminTokenStart {
+    /// Generated here on first start: show it once.
+    Generated(String),
+    /// Stored from `AIRLOCK_ADMIN_TOKEN` on first start.
+    FromEnvironment,
+    /// A token was stored before; `AIRLOCK_ADMIN_TOKEN` is not set or is
+    /// that token.
+    Stored,
+    /// A token was stored before and `AIRLOCK_ADMIN_TOKEN` is another one:
+    /// commands using it will get 401.
+    EnvironmentDiffers,
+}
+
+/// Creates the admin token on first start, or checks the environment's
+/// against the stored one.
 pub fn bootstrap_admin_token(
     store: &Store,
     from_env: Option<&str>,
-) -> Result<Option<String>, StoreError> {
+) -> Result<AdminTokenStart, StoreError> {
+    let from_env = from_env.filter(|token| !token.is_empty());
     if store.has_admin_token()? {
-        return Ok(None);
+        return Ok(match from_env {
+            Some(token) if !store.admin_token_valid(&hash_token(token))? => {
+                AdminTokenStart::EnvironmentDiffers
+            }
+            _ => AdminTokenStart::Stored,
+        });
     }
-    match from_env.filter(|token| !token.is_empty()) {
+    match from_env {
         Some(token) => {
             store.insert_admin_token(&random_id("adm_"), &hash_token(token))?;
-            Ok(None)
+            Ok(AdminTokenStart::FromEnvironment)
         }
         None => {
             let token = random_token("aladm_", 32);
             store.insert_admin_token(&random_id("adm_"), &hash_token(&token))?;
+            Ok(AdminTokenStart::Generated(token))
+        }
+    }
+}
+
+/// Replaces the admin token: with `token`, or a generated one (returned to
+/// show once). Every earlier admin token stops working at once.
+pub fn rotate_admin_token(store: &Store, token: Option<&str>) -> Result<Option<String>, StoreError> {
+    match token.filter(|token| !token.is_empty()) {
+        Some(token) => {
+            store.replace_admin_tokens(&random_id("adm_"), &hash_token(token))?;
+            Ok(None)
+        }
+        None => {
+            let token = random_token("aladm_", 32);
+            store.replace_admin_tokens(&random_id("adm_"), &hash_token(&token))?;
             Ok(Some(token))
         }
     }

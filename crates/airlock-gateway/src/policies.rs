@@ -153,6 +153,15 @@ pub fn bootstrap(
     })
 }
 
+/// The live version, when the policy file named in the config holds other
+/// text: the file is loaded on the first start only, so an edit is not
+/// live until it is applied.
+pub fn file_differs_from_live(store: &Store, path: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let live = store.live_policy().ok()??;
+    (live.text.as_deref() != Some(text.as_str())).then_some(live.version)
+}
+
 /// Why the policy could not be set up at start.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {

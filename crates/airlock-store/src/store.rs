@@ -197,6 +197,20 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces every stored admin token with one (rotation): the old ones
+    /// stop working at once, in every process sharing the store.
+    pub fn replace_admin_tokens(&self, id: &str, hash: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let transaction = inner.connection.transaction()?;
+        transaction.execute("DELETE FROM admin_tokens", [])?;
+        transaction.execute(
+            "INSERT INTO admin_tokens (id, hash, created_at) VALUES (?1, ?2, ?3)",
+            params![id, hash, now_unix()],
+        )?;
+        transaction.commit()?;
+        Ok(())
+    }
+
     /// True when `hash` is the hash of a stored admin token.
     pub fn admin_token_valid(&self, hash: &str) -> Result<bool, StoreError> {
         let inner = self.lock()?;

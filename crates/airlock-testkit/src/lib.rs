@@ -780,6 +780,25 @@ impl GatewayProcess {
         self.spawn(&env);
     }
 
+    /// Restarts the gateway with `env` instead of the extra environment it
+    /// was started with (it may override `AIRLOCK_ADMIN_TOKEN`).
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        self.restart();
+    }
+
+    /// The folder holding the config file (and `policy.yaml` when the
+    /// gateway was started with a policy).
+    pub fn config_dir(&self) -> PathBuf {
+        self.config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     /// Kills the gateway process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-use airlock_gateway::admin::bootstrap_admin_token;
+use airlock_gateway::admin::{bootstrap_admin_token, AdminTokenStart};
 use airlock_gateway::config::{relative_to, GatewayConfig};
 use airlock_gateway::GatewayState;
 use airlock_store::vault::MasterKey;
@@ -46,14 +46,37 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let master_key_env = std::env::var("AIRLOCK_MASTER_KEY").ok();
     let vault = MasterKey::load(master_key_env.as_deref(), &args.data_dir)?;
     let admin_env = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
-    if let Some(generated) = bootstrap_admin_token(&store, admin_env.as_deref())? {
-        eprintln!(
+    match bootstrap_admin_token(&store, admin_env.as_deref())? {
+        AdminTokenStart::Generated(generated) => eprintln!(
             "\n  airlock admin token (shown once; store it safely):\n\n    {generated}\n\n  \
              export AIRLOCK_ADMIN_TOKEN={generated}\n"
-        );
+        ),
+        AdminTokenStart::EnvironmentDiffers => {
+            let dir = args.data_dir.display();
+            eprintln!(
+                "\n  warning: AIRLOCK_ADMIN_TOKEN is not the admin token stored in {dir}\n  \
+                 (the token is stored on the first start and the environment is not read again),\n  \
+                 so admin commands using it will be refused with 401. Either use the token\n  \
+                 printed at the first start, or make the exported one the admin token:\n\n    \
+                 airlock admin-token rotate --data-dir {dir}\n"
+            );
+            tracing::warn!("AIRLOCK_ADMIN_TOKEN differs from the stored admin token; admin commands using it get 401 (airlock admin-token rotate)");
+        }
+        AdminTokenStart::FromEnvironment | AdminTokenStart::Stored => {}
     }
     let live_policy = airlock_gateway::policies::bootstrap(&store, policy_path.as_deref())
         .map_err(|error| anyhow!("{error}"))?;
+    if let Some(path) = &policy_path {
+        if let Some(version) = airlock_gateway::policies::file_differs_from_live(&store, path) {
+            let file = path.display();
+            eprintln!(
+                "\n  warning: {file} differs from the live policy v{version}: the file is loaded\n  \
+                 on the first start only, so your edits are not live. Apply them with:\n\n    \
+                 airlock policy apply {file}\n"
+            );
+            tracing::warn!(file = %file, live = version, "the policy file differs from the live policy; apply it with: airlock policy apply FILE");
+        }
+    }
     if live_policy.policy.is_none() {
         tracing::warn!("no policy is loaded: every command will be refused until one is applied (airlock policy apply FILE)");
     } else {
