@@ -837,8 +837,21 @@ fn locate_in_block(text: &str, block: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// The first line of a parser message, without the parser's own
+/// `line N column M: ` prefix (the problem carries the line already).
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).to_string()
+    let line = text.lines().next().unwrap_or(text);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let without_location = line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(location, _)| {
+            location
+                .split(" column ")
+                .all(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|(_, message)| message);
+    without_location.unwrap_or(line).to_string()
 }
 
 #[cfg(test)]
@@ -874,6 +887,17 @@ tokens:
         assert!(rendered.contains("test.yaml:2: listen.admin"), "{rendered}");
         assert!(rendered.contains("duplicate connection name"), "{rendered}");
         assert!(rendered.contains("tls \"maybe\""), "{rendered}");
+    }
+
+    #[test]
+    fn a_parser_problem_names_its_location_once() {
+        let error = GatewayConfig::parse("connections:\n  - name: a\n    protocol: postgres\n", "c.yaml")
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(!shown.contains("column"), "{shown}");
+        assert_eq!(shown.matches(":2:").count() + shown.matches(":3:").count(), 1, "{shown}");
+        assert_eq!(first_line("line 3 column 5: missing field `address`"), "missing field `address`");
+        assert_eq!(first_line("line of sight: no"), "line of sight: no");
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl fmt::Display for PolicyError {
             if index > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}: ", self.source_name, problem.line)?;
+            if problem.line == 0 {
+                write!(f, "{}: ", self.source_name)?;
+            } else {
+                write!(f, "{}:{}: ", self.source_name, problem.line)?;
+            }
             if let Some(rule) = &problem.rule {
                 write!(f, "rule \"{rule}\": ")?;
             }

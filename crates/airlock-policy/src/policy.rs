@@ -75,7 +75,11 @@ impl Policy {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
         let text = std::fs::read_to_string(path).map_err(|error| {
-            PolicyError::single(&source_name, 0, format!("cannot read policy file: {error}"))
+            PolicyError::single(
+                &source_name,
+                0,
+                format!("cannot read policy file {}: {error}", path.display()),
+            )
         })?;
         Self::from_yaml(&text, &source_name)
     }

@@ -226,6 +226,34 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
         "a bad config must not create state"
     );
 
+    // A parser problem names its line once; a missing policy file names
+    // the file, with no line 0.
+    std::fs::write(
+        &config,
+        "listen:\n  admin: 127.0.0.1:0\n  postgres: 127.0.0.1:0\npolicy: nothere.yaml\nconnections:\n  - name: a\n    protocol: postgres\n",
+    )
+    .unwrap();
+    let run = |config: &std::path::Path| {
+        std::process::Command::new(common::binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let text = stderr(&run(&config));
+    assert!(text.contains("airlock.yaml:7: missing field `address`"), "{text}");
+    assert!(!text.contains("column"), "{text}");
+    std::fs::write(
+        &config,
+        "listen:\n  admin: 127.0.0.1:0\n  postgres: 127.0.0.1:0\npolicy: nothere.yaml\n",
+    )
+    .unwrap();
+    let text = stderr(&run(&config));
+    assert!(text.contains("nothere.yaml: cannot read policy file"), "{text}");
+    assert!(!text.contains(":0:"), "{text}");
+
     let empty = tempfile::tempdir().unwrap();
     let missing = std::process::Command::new(common::binary())
         .arg("serve")
