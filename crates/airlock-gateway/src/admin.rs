@@ -204,7 +204,10 @@ pub fn bootstrap_admin_token(
 
 /// Replaces the admin token: with `token`, or a generated one (returned to
 /// show once). Every earlier admin token stops working at once.
-pub fn rotate_admin_token(store: &Store, token: Option<&str>) -> Result<Option<String>, StoreError> {
+pub fn rotate_admin_token(
+    store: &Store,
+    token: Option<&str>,
+) -> Result<Option<String>, StoreError> {
     match token.filter(|token| !token.is_empty()) {
         Some(token) => {
             store.replace_admin_tokens(&random_id("adm_"), &hash_token(token))?;

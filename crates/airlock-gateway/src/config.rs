@@ -891,12 +891,22 @@ tokens:
 
     #[test]
     fn a_parser_problem_names_its_location_once() {
-        let error = GatewayConfig::parse("connections:\n  - name: a\n    protocol: postgres\n", "c.yaml")
-            .unwrap_err();
+        let error = GatewayConfig::parse(
+            "connections:\n  - name: a\n    protocol: postgres\n",
+            "c.yaml",
+        )
+        .unwrap_err();
         let shown = error.to_string();
         assert!(!shown.contains("column"), "{shown}");
-        assert_eq!(shown.matches(":2:").count() + shown.matches(":3:").count(), 1, "{shown}");
-        assert_eq!(first_line("line 3 column 5: missing field `address`"), "missing field `address`");
+        assert_eq!(
+            shown.matches(":2:").count() + shown.matches(":3:").count(),
+            1,
+            "{shown}"
+        );
+        assert_eq!(
+            first_line("line 3 column 5: missing field `address`"),
+            "missing field `address`"
+        );
         assert_eq!(first_line("line of sight: no"), "line of sight: no");
     }
 

@@ -278,9 +278,10 @@ pub(crate) fn evaluate(
             Verdict::Deny {
                 rule: None,
                 message: format!(
-                    "no rule allows {} on {}",
+                    "no rule allows {} on {}{}",
                     operation_label(statement),
-                    input.connection.name
+                    input.connection.name,
+                    unknown_functions_note(statement)
                 ),
             }
         };
@@ -387,6 +388,38 @@ fn merge_reviews(rules: &[&Rule]) -> Verdict {
         }
     }
     merged.unwrap_or(Verdict::Allow)
+}
+
+/// Why a statement that only reads counts as more: the unknown functions
+/// it calls (`; it calls f(), which the classifier does not know, so it
+/// counts as a write`), or nothing.
+fn unknown_functions_note(statement: &StatementClass) -> String {
+    if statement.unknown_functions.is_empty() {
+        return String::new();
+    }
+    let mut names: Vec<&str> = statement
+        .unknown_functions
+        .iter()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let shown: Vec<String> = names
+        .iter()
+        .take(5)
+        .map(|name| format!("{name}()"))
+        .collect();
+    let more = names.len().saturating_sub(5);
+    format!(
+        "; it calls {}{}, which the classifier does not know, so it counts as a write \
+         (allow them with a rule on `functions` or `unknown_functions`)",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// `DROP`, `UPDATE, DELETE`: the statement's operations for messages.

@@ -1654,6 +1654,26 @@ impl<'a> Statement<'a> {
                 // A function or schema name we cannot decode.
                 builder.incomplete();
             }
+            // `a OPERATOR(pg_catalog.~) b`, as psql writes it: a built-in
+            // operator, not a call. An operator of another schema may run a
+            // user function: it stays an unknown call of `operator`.
+            if word == Some("operator") && self.kind(index + 1) == Some(TokenKind::LParen) {
+                let builtin = match (self.kind(index + 2), self.kind(index + 3)) {
+                    (Some(TokenKind::Operator), Some(TokenKind::RParen)) => Some(index + 4),
+                    _ if self.kw(index + 2, "pg_catalog")
+                        && self.kind(index + 3) == Some(TokenKind::Dot)
+                        && self.kind(index + 4) == Some(TokenKind::Operator)
+                        && self.kind(index + 5) == Some(TokenKind::RParen) =>
+                    {
+                        Some(index + 6)
+                    }
+                    _ => None,
+                };
+                if let Some(after) = builtin {
+                    index = after;
+                    continue;
+                }
+            }
             // A function call: a (qualified) name followed by `(`.
             let after_cast = index > 0 && self.kind(index - 1) == Some(TokenKind::DoubleColon);
             let keyword_like = word.is_some_and(|w| NOT_FUNCTIONS.contains(&w));

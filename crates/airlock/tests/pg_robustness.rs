@@ -243,7 +243,10 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
             .unwrap()
     };
     let text = stderr(&run(&config));
-    assert!(text.contains("airlock.yaml:7: missing field `address`"), "{text}");
+    assert!(
+        text.contains("airlock.yaml:7: missing field `address`"),
+        "{text}"
+    );
     assert!(!text.contains("column"), "{text}");
     std::fs::write(
         &config,
@@ -251,7 +254,10 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     )
     .unwrap();
     let text = stderr(&run(&config));
-    assert!(text.contains("nothere.yaml: cannot read policy file"), "{text}");
+    assert!(
+        text.contains("nothere.yaml: cannot read policy file"),
+        "{text}"
+    );
     assert!(!text.contains(":0:"), "{text}");
 
     let empty = tempfile::tempdir().unwrap();

@@ -464,3 +464,67 @@ rules:
     let search_path = client.query_one("show search_path", &[]).await.unwrap();
     assert_eq!(search_path.get::<_, String>(0), "\"$user\", public");
 }
+
+/// psql's own catalog queries (`\d`, `\df`, `\dt` …) are reads under the
+/// Quick start's policy; a statement that counts as a write only because
+/// it calls an unknown function is refused naming that function.
+#[test]
+fn psql_meta_commands_are_reads_and_unknown_functions_are_named() {
+    let policy = include_str!("../../../examples/local-policy.yaml");
+    let (cluster, gateway) = setup_with_policy("", policy);
+    prepare_table(&cluster);
+    cluster.sql_in(
+        "appdb",
+        "create function shout(t text) returns text language sql as $$ select upper(t) $$; \
+         grant execute on function shout(text) to app",
+    );
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    for meta in [
+        "\\d items",
+        "\\d+ items",
+        "\\dt",
+        "\\df",
+        "\\df shout",
+        "\\dn",
+        "\\du",
+        "\\l",
+        "\\dv",
+        "\\di",
+        "\\dx",
+        "\\dT",
+        "\\ds",
+        "\\dp",
+        "\\do",
+        "\\dD",
+        "\\dy",
+        "\\sf shout",
+    ] {
+        let output = gateway.psql(&token, "agent-7", "pg-test", "disable", meta);
+        assert!(
+            output.status.success(),
+            "{meta}: {}\n{}",
+            stderr(&output),
+            stdout(&output)
+        );
+    }
+    let output = gateway.psql(
+        &token,
+        "agent-7",
+        "pg-test",
+        "disable",
+        "select shout(name) from items",
+    );
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(text.contains("it calls shout()"), "{text}");
+    assert!(text.contains("unknown_functions"), "{text}");
+    // A schema-qualified user operator stays an unknown call.
+    let output = gateway.psql(
+        &token,
+        "agent-7",
+        "pg-test",
+        "disable",
+        "select 1 OPERATOR(public.+) 1",
+    );
+    assert!(!output.status.success(), "{}", stdout(&output));
+}

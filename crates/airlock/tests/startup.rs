@@ -29,29 +29,52 @@ fn start_up_warns_about_a_different_admin_token_and_an_edited_policy_file() {
     // Another admin token in the environment than the one stored.
     gateway.restart_with_env(&[("AIRLOCK_ADMIN_TOKEN", "not-the-stored-one")]);
     assert!(
-        wait_for_log(&gateway, "warning: AIRLOCK_ADMIN_TOKEN is not the admin token stored in"),
+        wait_for_log(
+            &gateway,
+            "warning: AIRLOCK_ADMIN_TOKEN is not the admin token stored in"
+        ),
         "{}",
         gateway.log()
     );
-    assert!(gateway.log().contains("airlock admin-token rotate --data-dir"));
-    assert!(!gateway.log().contains("not-the-stored-one"), "the token is never logged");
+    assert!(gateway
+        .log()
+        .contains("airlock admin-token rotate --data-dir"));
+    assert!(
+        !gateway.log().contains("not-the-stored-one"),
+        "the token is never logged"
+    );
 
     // The policy file edited after its first load.
     let file = gateway.config_dir().join("policy.yaml");
-    std::fs::write(&file, ALLOW_ALL.replace("allow-everything-in-tests", "edited")).unwrap();
+    std::fs::write(
+        &file,
+        ALLOW_ALL.replace("allow-everything-in-tests", "edited"),
+    )
+    .unwrap();
     gateway.restart_with_env(&[]);
     assert!(
         wait_for_log(&gateway, "differs from the live policy v1"),
         "{}",
         gateway.log()
     );
-    assert!(gateway.log().contains(&format!("airlock policy apply {}", file.display())));
+    assert!(gateway
+        .log()
+        .contains(&format!("airlock policy apply {}", file.display())));
     // Once applied, the warning is gone.
     let output = gateway.cli(&["policy", "apply", file.to_str().unwrap()], None);
     assert!(output.status.success(), "{}", stderr(&output));
-    let before = gateway.log().matches("differs from the live policy").count();
+    let before = gateway
+        .log()
+        .matches("differs from the live policy")
+        .count();
     gateway.restart_with_env(&[]);
     assert!(wait_for_log(&gateway, "airlock listening"));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(gateway.log().matches("differs from the live policy").count(), before);
+    assert_eq!(
+        gateway
+            .log()
+            .matches("differs from the live policy")
+            .count(),
+        before
+    );
 }
