@@ -65,7 +65,13 @@ pub enum RelayEnd {
     ClientProtocolError(String),
     /// The upstream sent bytes that are not valid protocol.
     UpstreamProtocolError(String),
-    /// The session was ended from outside (token revoked …).
+    /// Its token or access grant was revoked.
+    Revoked(String),
+    /// Its token or access grant expired.
+    Expired(String),
+    /// The gateway is shutting down.
+    Shutdown,
+    /// The gateway ended it for another reason (its client encoding changed).
     Killed(String),
     /// A socket error.
     Io(String),
@@ -80,10 +86,22 @@ impl RelayEnd {
             Self::UpstreamClosed => "upstream_closed",
             Self::ClientProtocolError(_) => "client_protocol_error",
             Self::UpstreamProtocolError(_) => "upstream_protocol_error",
+            Self::Revoked(_) => "revoked",
+            Self::Expired(_) => "expired",
+            Self::Shutdown => "shutdown",
             Self::Killed(_) => "killed",
             Self::Io(_) => "io_error",
         }
     }
+}
+
+/// What ends a session at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The token that opened it.
+    Token,
+    /// The access grant that admitted it (a `jit` connection).
+    Grant,
 }
 
 /// Byte and command counters of one relay.
@@ -175,7 +193,7 @@ pub async fn relay<CR, CW, UR, UW>(
     upstream_write: &mut UW,
     gate: &mut CommandGate,
     kill: &mut watch::Receiver<Option<String>>,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Option<(tokio::time::Instant, Expiry)>,
     stats: &RelayStats,
     max_message_bytes: usize,
     recording: &RecordingContext<'_>,
@@ -1216,7 +1234,7 @@ async fn upstream_to_client<UR, CW>(
     mut buf: BytesMut,
     client_write: &mut CW,
     kill: &mut watch::Receiver<Option<String>>,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Option<(tokio::time::Instant, Expiry)>,
     shared: &Shared,
     stats: &RelayStats,
     recording: &RecordingContext<'_>,
@@ -1232,7 +1250,7 @@ where
     let mut finished: Vec<CommandResult> = Vec::new();
     let expiry = async {
         match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            Some((deadline, _)) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
     };
@@ -1358,13 +1376,16 @@ where
             changed = kill.changed() => {
                 let reason = kill.borrow().clone();
                 match (changed, reason) {
-                    (Ok(()), Some(reason)) => return RelayEnd::Killed(reason),
+                    (Ok(()), Some(reason)) => return RelayEnd::Revoked(reason),
                     (Ok(()), None) => continue,
                     // The registry is gone: the gateway is shutting down.
-                    (Err(_), _) => return RelayEnd::Killed("the gateway is shutting down".into()),
+                    (Err(_), _) => return RelayEnd::Shutdown,
                 }
             }
-            () = &mut expiry => return RelayEnd::Killed("the token that opened this session expired".into()),
+            () = &mut expiry => return RelayEnd::Expired(match deadline.map(|(_, what)| what) {
+                Some(Expiry::Grant) => "the access grant that admitted this session expired".into(),
+                _ => "the token that opened this session expired".into(),
+            }),
             () = shared.notice_ready.notified() => {
                 let notices = shared.notices.lock().map(|mut notices| std::mem::take(&mut *notices)).unwrap_or_default();
                 for notice in notices {

@@ -32,7 +32,7 @@ use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
 use crate::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
-use crate::relay::{fatal, relay, RecordingContext, RelayEnd, RelayStats};
+use crate::relay::{fatal, relay, Expiry, RecordingContext, RelayEnd, RelayStats};
 use crate::state::GatewayState;
 use crate::upstream::{self, UpstreamTarget};
 
@@ -505,14 +505,20 @@ async fn connect_and_relay(
     // access grant: at the earlier expiry the session is closed.
     let token_end =
         (!state.config.auth.sessions_outlive_tokens).then_some(authenticated.identity.expires_at);
-    let deadline = [token_end, grant_expires_at]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|end| {
+    let deadline = [
+        token_end.map(|end| (end, Expiry::Token)),
+        grant_expires_at.map(|end| (end, Expiry::Grant)),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|(end, _)| *end)
+    .map(|(end, what)| {
             let remaining = end.saturating_sub(now_unix()).max(0);
-            tokio::time::Instant::now()
-                + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
+            (
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0)),
+                what,
+            )
         });
     let mut kill = registration.kill.clone();
     let (mut client_read, mut client_write) = tokio::io::split(stream);
@@ -555,9 +561,15 @@ async fn connect_and_relay(
             "57P01",
             "airlock: the upstream closed the connection",
         )),
-        RelayEnd::Killed(reason) => Some(fatal(
+        RelayEnd::Killed(reason) | RelayEnd::Revoked(reason) | RelayEnd::Expired(reason) => {
+            Some(fatal(
+                "57P01",
+                format!("airlock: terminating connection: {reason}"),
+            ))
+        }
+        RelayEnd::Shutdown => Some(fatal(
             "57P01",
-            format!("airlock: terminating connection: {reason}"),
+            "airlock: terminating connection: the gateway is shutting down",
         )),
         RelayEnd::ClientTerminated | RelayEnd::ClientVanished { .. } | RelayEnd::Io(_) => None,
     };
@@ -578,6 +590,8 @@ async fn connect_and_relay(
         RelayEnd::ClientProtocolError(message)
         | RelayEnd::UpstreamProtocolError(message)
         | RelayEnd::Killed(message)
+        | RelayEnd::Revoked(message)
+        | RelayEnd::Expired(message)
         | RelayEnd::Io(message) => Some(message.clone()),
         _ => None,
     };

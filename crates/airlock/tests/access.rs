@@ -136,6 +136,17 @@ async fn no_standing_access_until_a_grant_and_sessions_end_with_it() {
     assert!(connect(&gateway, "agent-7", "pg-jit", &agent)
         .await
         .is_err());
+    // The record says the grant ended it, not the token.
+    let ended = common::events(&gateway)
+        .into_iter()
+        .filter(|event| event.kind == "session.end" && event.data["connection"] == "pg-jit")
+        .map(|event| (event.data["ended_by"].clone(), event.data["detail"].clone()))
+        .collect::<Vec<_>>();
+    assert!(
+        ended.iter().any(|(by, detail)| by == "expired"
+            && detail.as_str().is_some_and(|d| d.contains("access grant"))),
+        "{ended:?}"
+    );
 
     // Auto-approved access for on-call, then revoked with its session.
     let oncall = common::issue_for(&gateway, "pg-jit", "agent-9", "agent", &["oncall"]);

@@ -560,7 +560,7 @@ async fn session_lifecycle() {
         .filter(|event| event.kind == "session.end")
         .map(|event| event.data["ended_by"].as_str().unwrap().to_string())
         .collect();
-    assert!(ended_by.contains(&"killed".to_string()), "{ended_by:?}");
+    assert!(ended_by.contains(&"revoked".to_string()), "{ended_by:?}");
     assert!(
         ended_by.contains(&"client_vanished".to_string()),
         "{ended_by:?}"
