@@ -851,8 +851,8 @@ async fn open_upstream(
         ),
     )
     .await;
-    let upstream = match connected {
-        Ok(Ok(upstream)) => upstream,
+    let outcome = match connected {
+        Ok(Ok(upstream)) => Ok(upstream),
         Ok(Err(error)) => {
             let rejected = error.is_auth_rejection();
             tracing::warn!(session = %session_id, connection = %connection.name, %error, "upstream connection failed");
@@ -863,7 +863,7 @@ async fn open_upstream(
                 data: json!({"connection": connection.name, "error": error.to_string()}).into(),
             };
             let _ = state.audit(event).await;
-            return Err(if rejected {
+            Err(if rejected {
                 refuse(
                     "08004",
                     format!(
@@ -902,16 +902,38 @@ async fn open_upstream(
                         connection.name
                     ),
                 )
-            });
+            })
         }
-        Err(_) => {
-            return Err(refuse(
-                "08001",
-                format!(
-                    "airlock: connecting to the upstream of connection \"{}\" timed out",
-                    connection.name
-                ),
-            ))
+        Err(_) => Err(refuse(
+            "08001",
+            format!(
+                "airlock: connecting to the upstream of connection \"{}\" timed out",
+                connection.name
+            ),
+        )),
+    };
+    let upstream = match outcome {
+        Ok(upstream) => upstream,
+        Err(refusal) => {
+            // The session was recorded as started: record that it ended.
+            let event = NewEvent {
+                kind: "session.end".into(),
+                session_id: Some(session_id.to_string()),
+                identity: Some(authenticated.identity.name.clone()),
+                data: json!({
+                    "connection": connection.name,
+                    "ended_by": "upstream_failed",
+                    "detail": refusal.message,
+                    "duration_ms": 0,
+                    "bytes_from_client": 0,
+                    "bytes_from_upstream": 0,
+                    "commands": 0,
+                    "refused": 0,
+                })
+                .into(),
+            };
+            let _ = state.audit(event).await;
+            return Err(refusal);
         }
     };
     Ok((

@@ -565,4 +565,20 @@ async fn session_lifecycle() {
         ended_by.contains(&"client_vanished".to_string()),
         "{ended_by:?}"
     );
+    // The session whose upstream could not be reached is recorded as ended.
+    assert!(
+        ended_by.contains(&"upstream_failed".to_string()),
+        "{ended_by:?}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&gateway.cli_ok(
+        &["session", "list", "--connection", "pg-down", "--output", "json"],
+        None,
+    ))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert!(!listed.is_empty());
+    assert!(
+        listed.iter().all(|session| session["ended_by"] == "upstream_failed"),
+        "{listed:?}"
+    );
 }
