@@ -270,6 +270,7 @@ impl Recorder {
             durability: durability.clone(),
             index: index_sender,
             buffer: Vec::new(),
+            closed: false,
         }));
         let index_progress = Arc::clone(&progress);
         let index_writer = Arc::clone(&writer);
@@ -447,6 +448,39 @@ impl Recorder {
             .unwrap_or(0)
     }
 
+    /// Ends recording at a clean shutdown: waits (up to `timeout`) until
+    /// every journaled event is in the event table, makes that durable, and
+    /// deletes the journal, so the next start has nothing to recover. Later
+    /// writes are refused. Returns false (the journal is kept, and the next
+    /// start recovers it) when the index did not catch up in time.
+    pub fn close(&self, store: &Store, timeout: Duration) -> bool {
+        if !self.flush(timeout) {
+            return false;
+        }
+        let Ok(mut writer) = self.writer.lock() else {
+            return false;
+        };
+        // Results that came in since the flush: copied by the next start.
+        if self.progress.has_deferred.load(Ordering::Acquire) {
+            return false;
+        }
+        writer.closed = true;
+        let name = writer.file.name().to_string();
+        let path = writer.file.path().to_path_buf();
+        if let Err(error) = store.journal_barrier(&name) {
+            tracing::warn!(%error, "cannot make the journal's events durable at shutdown; keeping it");
+            return false;
+        }
+        if let Err(error) = std::fs::remove_file(&path) {
+            tracing::warn!(%error, path = %path.display(), "cannot delete the journal at shutdown");
+            return false;
+        }
+        if let Err(error) = store.forget_journal(&name) {
+            tracing::warn!(%error, "cannot forget the journal at shutdown");
+        }
+        true
+    }
+
     /// Waits (blocking, up to `timeout`) until every event journaled so far
     /// is in the event table, so a read sees everything recorded before it.
     /// Returns false on time-out.
@@ -480,6 +514,9 @@ struct JournalWriter {
     durability: Option<Arc<Durability>>,
     index: std_mpsc::Sender<IndexWork>,
     buffer: Vec<u8>,
+    /// Set by [`Recorder::close`]: the journal is gone, nothing more is
+    /// written.
+    closed: bool,
 }
 
 impl JournalWriter {
@@ -499,6 +536,11 @@ impl JournalWriter {
         waits: bool,
         progress: &Progress,
     ) -> Result<u64, RecordError> {
+        if self.closed {
+            return Err(RecordError(
+                "the gateway is shutting down: nothing more is recorded".into(),
+            ));
+        }
         let refusal = if waits { progress.refusal() } else { None };
         let ts = now_micros();
         self.buffer.clear();

@@ -513,13 +513,13 @@ async fn connect_and_relay(
     .flatten()
     .min_by_key(|(end, _)| *end)
     .map(|(end, what)| {
-            let remaining = end.saturating_sub(now_unix()).max(0);
-            (
-                tokio::time::Instant::now()
-                    + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0)),
-                what,
-            )
-        });
+        let remaining = end.saturating_sub(now_unix()).max(0);
+        (
+            tokio::time::Instant::now()
+                + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0)),
+            what,
+        )
+    });
     let mut kill = registration.kill.clone();
     let (mut client_read, mut client_write) = tokio::io::split(stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream_stream);

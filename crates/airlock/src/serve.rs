@@ -172,6 +172,21 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     let _ = admin_task.await;
     pruning.abort();
     policy_refresh.abort();
+    // Sessions are told to end at once; give their last records a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let recorder_state = Arc::clone(&state);
+    let closed = tokio::task::spawn_blocking(move || {
+        recorder_state
+            .recorder
+            .close(&recorder_state.store, std::time::Duration::from_secs(10))
+    })
+    .await
+    .unwrap_or(false);
+    if closed {
+        tracing::info!("audit journal indexed and removed");
+    } else {
+        tracing::warn!("the audit journal is kept; the next start copies what it holds");
+    }
     Ok(())
 }
 

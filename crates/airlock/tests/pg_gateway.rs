@@ -571,14 +571,23 @@ async fn session_lifecycle() {
         "{ended_by:?}"
     );
     let listed: serde_json::Value = serde_json::from_str(&gateway.cli_ok(
-        &["session", "list", "--connection", "pg-down", "--output", "json"],
+        &[
+            "session",
+            "list",
+            "--connection",
+            "pg-down",
+            "--output",
+            "json",
+        ],
         None,
     ))
     .unwrap();
     let listed = listed.as_array().unwrap();
     assert!(!listed.is_empty());
     assert!(
-        listed.iter().all(|session| session["ended_by"] == "upstream_failed"),
+        listed
+            .iter()
+            .all(|session| session["ended_by"] == "upstream_failed"),
         "{listed:?}"
     );
 }

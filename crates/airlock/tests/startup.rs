@@ -78,3 +78,50 @@ fn start_up_warns_about_a_different_admin_token_and_an_edited_policy_file() {
         before
     );
 }
+
+#[test]
+fn a_clean_shutdown_leaves_no_journal_to_recover() {
+    let (_cluster, mut gateway) = setup_with_policy("", ALLOW_ALL);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let output = gateway.psql(
+        &token,
+        "agent-7",
+        "pg-test",
+        "disable",
+        "select 'before shutdown'",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pid = gateway.pid().expect("running");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|stat| !stat.contains(") Z "))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        wait_for_log(&gateway, "audit journal indexed and removed"),
+        "{}",
+        gateway.log()
+    );
+    let journals: Vec<_> = std::fs::read_dir(gateway.data_dir().join("journal"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(journals.is_empty(), "{journals:?}");
+    gateway.restart_with_env(&[]);
+    assert!(wait_for_log(&gateway, "airlock listening"));
+    assert!(
+        !gateway.log().contains("recovered audit events"),
+        "{}",
+        gateway.log()
+    );
+    let exported = gateway.cli_ok(&["audit", "export", "--format", "jsonl"], None);
+    assert!(exported.contains("select 'before shutdown'"));
+}
