@@ -892,6 +892,15 @@ async fn open_upstream(
                         connection.name
                     ),
                 )
+            } else if let upstream::UpstreamError::UnsafeEncoding(encoding) = &error {
+                refuse(
+                    "22023",
+                    format!(
+                        "airlock: the upstream of connection \"{}\" sets client_encoding \"{encoding}\" \
+                         (a role or database setting), which the gateway does not support; use UTF8",
+                        connection.name
+                    ),
+                )
             } else {
                 // The upstream's own words (too many clients, its version,
                 // its settings) are not the client's to read.

@@ -77,6 +77,8 @@ pub enum UpstreamError {
     Protocol(#[from] PgCodecError),
     #[error("upstream closed the connection during start-up")]
     Closed,
+    #[error("the upstream session's client_encoding is {0}, which the gateway does not support")]
+    UnsafeEncoding(String),
     #[error("upstream i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -213,7 +215,19 @@ pub async fn connect(
             backend::tag::BACKEND_KEY_DATA => {
                 backend_key = Some(backend::decode_backend_key_data(frame.body())?);
             }
-            backend::tag::PARAMETER_STATUS | backend::tag::NOTICE_RESPONSE => {
+            backend::tag::PARAMETER_STATUS => {
+                // A role or database setting can choose the encoding too:
+                // the gateway must read statements as the server will.
+                let mut parts = frame.body().split(|byte| *byte == 0);
+                if parts.next() == Some(b"client_encoding".as_slice()) {
+                    let value = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                    if !airlock_pg::encoding::is_ascii_safe_encoding(&value) {
+                        return Err(UpstreamError::UnsafeEncoding(value.into_owned()));
+                    }
+                }
+                greeting.extend_from_slice(frame.as_bytes());
+            }
+            backend::tag::NOTICE_RESPONSE => {
                 greeting.extend_from_slice(frame.as_bytes());
             }
             backend::tag::NEGOTIATE_PROTOCOL_VERSION => {}

@@ -297,6 +297,15 @@ fn multibyte_client_encodings_are_refused_at_startup() {
         !log.contains("SJIS"),
         "a change of encoding reached the server"
     );
+    // A role setting chooses the encoding too: the session is refused.
+    cluster.sql("alter role app set client_encoding = 'SJIS'");
+    let refused = Wire::connect(&gateway, &token, &[])
+        .err()
+        .expect("a session in a multibyte encoding was accepted");
+    assert_eq!(refused.code, "22023", "{refused:?}");
+    assert!(refused.message.contains("SJIS"), "{}", refused.message);
+    cluster.sql("alter role app reset client_encoding");
+    assert!(Wire::connect(&gateway, &token, &[]).is_ok());
 }
 
 #[test]
