@@ -465,6 +465,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     break;
                 }
             }
+            // Flush here, not in the drop that would swallow a write error
+            // (a closed pipe then ends quietly in `report_error`).
+            std::io::Write::flush(&mut out)?;
             Ok(())
         }
         Command::Audit(AuditCommand::Prune) => {
