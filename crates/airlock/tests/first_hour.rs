@@ -7,6 +7,9 @@
 //! the systemd unit. Output that is the point is snapshot-tested (`insta`),
 //! with temporary paths, ports and times redacted.
 
+// Tests: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{as_person, binary, events, issue_for, setup_with_policy, stderr, stdout};
