@@ -72,10 +72,12 @@ where
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/credentials", get(list_credentials).post(set_credential))
+        .route("/credentials/:name", delete(delete_credential))
         .route("/credentials/:name/rotate", post(rotate_credential))
         .route("/tokens", get(list_tokens).post(issue_token))
         .route("/tokens/:id", delete(revoke_token))
         .route("/connections", get(list_connections).post(add_connection))
+        .route("/connections/:name", delete(remove_connection))
         .route("/sessions/live", get(live_sessions))
         .route("/sessions", get(list_sessions))
         .route("/sessions/:id", get(session_detail))
@@ -220,7 +222,7 @@ async fn require_admin(request: Request, next: Next) -> Response {
 }
 
 async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 /// Ready when the store answers and recording admits commands: a gateway
@@ -288,6 +290,14 @@ async fn rotate_credential(
     Ok(Json(info).into_response())
 }
 
+async fn delete_credential(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let outcome = blocking(&state, move |state| state.delete_credential(&name)).await?;
+    Ok(Json(outcome).into_response())
+}
+
 async fn list_credentials(State(state): State<AppState>) -> Result<Response, ApiError> {
     let list = blocking(&state, |state| state.list_credentials()).await?;
     Ok(Json(list).into_response())
@@ -320,6 +330,14 @@ async fn add_connection(
 ) -> Result<Response, ApiError> {
     let info = blocking(&state, move |state| state.add_connection(&body)).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn remove_connection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let outcome = blocking(&state, move |state| state.remove_connection(&name)).await?;
+    Ok(Json(outcome).into_response())
 }
 
 async fn list_connections(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -625,7 +643,7 @@ fn person(caller: Caller) -> Result<airlock_types::Identity, ApiError> {
         Caller::Person(identity) => Ok(identity),
         Caller::Admin => Err(ApiError(
             StatusCode::FORBIDDEN,
-            "this needs your own identity token (AIRLOCK_TOKEN), not the admin token".into(),
+            "this needs your own identity token (AIRLOCK_TOKEN or `airlock login`), not the admin token; an admin issues one with `airlock token issue --identity NAME --kind human --group GROUP`".into(),
         )),
     }
 }

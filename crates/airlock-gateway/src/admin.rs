@@ -79,6 +79,9 @@ pub struct IssueTokenRequest {
     pub kind: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The connections the token may reach; may be empty only for a
+    /// `human` (a person's token for the admin API's personal routes).
+    #[serde(default)]
     pub connections: Vec<String>,
     /// `15m`, `1h` …; the configured default when absent.
     #[serde(default)]
@@ -133,6 +136,20 @@ pub struct ConnectionInfo {
     pub tags: BTreeMap<String, String>,
     pub tls: String,
     pub source: String,
+}
+
+/// What `DELETE /api/v1/connections/NAME` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionRemoved {
+    pub removed: String,
+    /// Live sessions on the connection that were told to close.
+    pub sessions_closed: usize,
+}
+
+/// What `DELETE /api/v1/credentials/NAME` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialDeleted {
+    pub deleted: String,
 }
 
 /// Identity and credential names: letters, digits and `-_.@:`.
@@ -329,8 +346,15 @@ impl GatewayState {
                 ));
             }
         }
-        if request.connections.is_empty() {
-            problems.push("at least one connection is required (the token's scope)".into());
+        // A person approving or enrolling MFA reaches no database: their
+        // token may have no connection, and then authenticates to the admin
+        // API only (the PostgreSQL listener refuses a token for every
+        // connection outside its scope, so for every connection).
+        if request.connections.is_empty() && request.kind != "human" {
+            problems.push(
+                "at least one connection is required (the token's scope; only --kind human may have none)"
+                    .into(),
+            );
         }
         for connection in &request.connections {
             if self.resolve_connection(connection)?.is_none() {
@@ -483,6 +507,11 @@ impl GatewayState {
                 "credential {:?} is not a valid name",
                 request.credential
             ));
+        } else if self.store.credential(&request.credential)?.is_none() {
+            problems.push(format!(
+                "credential {name:?} is not stored: store it first with `airlock credential set {name} --username USER --password-stdin`",
+                name = request.credential
+            ));
         }
         let tls = request.tls.clone().unwrap_or_else(|| "disable".into());
         if !matches!(tls.as_str(), "disable" | "require") {
@@ -544,6 +573,72 @@ impl GatewayState {
                 source: connection.source.into(),
             })
             .collect())
+    }
+
+    /// Removes a run-time connection and closes its live sessions. A
+    /// connection from the config file cannot be removed here.
+    pub fn remove_connection(&self, name: &str) -> Result<ConnectionRemoved, AdminError> {
+        if self.config.connection(name).is_some() {
+            return Err(AdminError::Conflict(format!(
+                "connection {name:?} is defined in the config file: remove it there and restart"
+            )));
+        }
+        self.store.remove_connection(name)?;
+        let mut identities: Vec<String> = self
+            .sessions
+            .list()
+            .into_iter()
+            .filter(|session| session.connection == name)
+            .map(|session| session.identity)
+            .collect();
+        identities.sort();
+        identities.dedup();
+        let sessions_closed: usize = identities
+            .iter()
+            .map(|identity| {
+                self.sessions
+                    .kill_where(identity, name, "the connection was removed")
+            })
+            .sum();
+        self.store.append_event(NewEvent {
+            kind: "connection.remove".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"connection": name, "sessions_closed": sessions_closed}).into(),
+        })?;
+        Ok(ConnectionRemoved {
+            removed: name.to_string(),
+            sessions_closed,
+        })
+    }
+
+    /// Deletes a credential, refused while a connection (config file or
+    /// run-time) names it.
+    pub fn delete_credential(&self, name: &str) -> Result<CredentialDeleted, AdminError> {
+        let in_config: Vec<&str> = self
+            .config
+            .connections
+            .iter()
+            .filter(|connection| connection.credential == name)
+            .map(|connection| connection.name.as_str())
+            .collect();
+        if !in_config.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "credential {name:?} is used by connection{} {} in the config file",
+                if in_config.len() == 1 { "" } else { "s" },
+                in_config.join(", ")
+            )));
+        }
+        self.store.delete_credential(name)?;
+        self.store.append_event(NewEvent {
+            kind: "credential.delete".into(),
+            session_id: None,
+            identity: Some("admin".into()),
+            data: json!({"credential": name}).into(),
+        })?;
+        Ok(CredentialDeleted {
+            deleted: name.to_string(),
+        })
     }
 
     /// The identity an airlock token names, when the token is valid now

@@ -266,6 +266,17 @@ pub enum MaskStyle {
     Placeholder,
 }
 
+impl MaskStyle {
+    /// The name used in policy files (`partial`, `full`, `placeholder`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Partial => "partial",
+            Self::Full => "full",
+            Self::Placeholder => "placeholder",
+        }
+    }
+}
+
 /// A checksum a detector match must pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

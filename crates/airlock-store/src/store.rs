@@ -310,6 +310,39 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Deletes a credential, unless a run-time connection uses it (refused
+    /// with [`StoreError::Conflict`] naming them, checked in the same
+    /// locked step as the delete so no connection can start using it in
+    /// between).
+    pub fn delete_credential(&self, name: &str) -> Result<(), StoreError> {
+        let inner = self.lock()?;
+        let mut statement = inner
+            .connection
+            .prepare("SELECT name FROM connections WHERE credential = ?1 ORDER BY name")?;
+        let users = statement
+            .query_map([name], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(statement);
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "credential {name:?} is used by connection{} {}: remove {} first (airlock connection remove NAME)",
+                if users.len() == 1 { "" } else { "s" },
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" }
+            )));
+        }
+        let changed = inner
+            .connection
+            .execute("DELETE FROM credentials WHERE name = ?1", [name])?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "credential",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     // ---- connections ----
 
     /// Adds a run-time connection.
@@ -343,6 +376,21 @@ impl Store {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Removes a run-time connection.
+    pub fn remove_connection(&self, name: &str) -> Result<(), StoreError> {
+        let inner = self.lock()?;
+        let changed = inner
+            .connection
+            .execute("DELETE FROM connections WHERE name = ?1", [name])?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "connection",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Lists run-time connections.

@@ -16,7 +16,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by the admin commands.
+/// Options shared by every command. They are global: accepted before or
+/// after the subcommand, and shown under their own headings in every
+/// subcommand's help so that none of them looks required there.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Admin API address.
@@ -24,24 +26,46 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "AIRLOCK_URL",
-        default_value = "http://127.0.0.1:8480"
+        default_value = "http://127.0.0.1:8480",
+        help_heading = CONNECTION_OPTIONS
     )]
     pub url: String,
-    /// Admin token (shown once at first start, or set with AIRLOCK_ADMIN_TOKEN).
+    /// Admin token, for admin commands (shown once at first start; usually
+    /// set with AIRLOCK_ADMIN_TOKEN).
     #[arg(
         long,
         global = true,
         env = "AIRLOCK_ADMIN_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = CONNECTION_OPTIONS
     )]
     pub admin_token: Option<String>,
-    /// Your own token, for what is personal: approving, denying, MFA enrolment.
-    #[arg(long, global = true, env = "AIRLOCK_TOKEN", hide_env_values = true)]
+    /// Your own token, for what is personal: approving, denying, MFA
+    /// enrolment, access requests (or the one `airlock login` stored).
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_TOKEN",
+        hide_env_values = true,
+        help_heading = CONNECTION_OPTIONS
+    )]
     pub token: Option<String>,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    /// Output format. Under `json`, an error is one JSON object
+    /// `{"error": {"message": …, "status": …}}` on standard error.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Text,
+        help_heading = OUTPUT_OPTIONS
+    )]
     pub output: OutputFormat,
 }
+
+/// Help heading of the admin API options shared by every command.
+const CONNECTION_OPTIONS: &str = "Connection options (global, optional)";
+/// Help heading of `--output`.
+const OUTPUT_OPTIONS: &str = "Output options (global)";
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,12 +113,67 @@ pub enum Command {
     /// Authentication lockouts: end them early.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Check a config file and the policy it names, offline.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// What is running: version, readiness, live policy version, live sessions.
+    #[command(
+        after_help = "Examples:\n  airlock status\n  AIRLOCK_URL=https://airlock.internal:8480 airlock status --output json\nExit status 1 when the gateway cannot be reached or is not ready."
+    )]
+    Status,
+    /// Check a gateway's surroundings offline: upstreams, identity providers,
+    /// certificates, data dir permissions.
+    ///
+    /// From the config file and data dir, without the admin API: each
+    /// config-file upstream is reachable (TCP connect), each identity
+    /// provider serves its discovery document, certificates are valid and
+    /// do not expire within 14 days, the data dir is owner-only (folders
+    /// 0700, files 0600). Run-time connections (in the store) are not checked.
+    #[command(
+        after_help = "Examples:\n  airlock doctor --config /etc/airlock/airlock.yaml --data-dir /var/lib/airlock\n  airlock doctor --output json | jq '.[] | select(.status != \"ok\")'\nRun it as the user the gateway runs as. Exit status 1 when a check fails; warnings do not fail."
+    )]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  airlock completions bash > /etc/bash_completion.d/airlock\n  airlock completions zsh > \"${fpath[1]}/_airlock\"\n  airlock completions fish > ~/.config/fish/completions/airlock.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Sign in with your identity provider (OAuth device flow); later
     /// commands use the token when AIRLOCK_TOKEN is not set.
     #[command(
         after_help = "Example:\n  airlock login --issuer https://login.example.com/ --client-id airlock-cli --resource urn:airlock\nThe token is stored in ~/.config/airlock/token.json (mode 0600; AIRLOCK_CONFIG_DIR overrides the folder)."
     )]
     Login(LoginArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and the policy file it names; no server needed.
+    /// Exit status 1 when there is a problem.
+    #[command(
+        after_help = "Examples:\n  airlock config check\n  airlock config check /etc/airlock/airlock.yaml\n  airlock config check airlock.yaml --output json"
+    )]
+    Check {
+        /// The config file [default: ./airlock.yaml].
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Gateway config file (its connections, identity providers and TLS files).
+    #[arg(long, short, default_value = "airlock.yaml")]
+    pub config: PathBuf,
+    /// The gateway's data directory (permissions, generated certificate).
+    #[arg(long, default_value = "./airlock-data")]
+    pub data_dir: PathBuf,
+    /// Seconds to wait for each upstream and identity provider.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +218,9 @@ pub enum AccessCommand {
         all: bool,
     },
     /// Revoke a grant: its sessions are closed at once (admin token).
+    #[command(
+        after_help = "Examples:\n  airlock access list   # the GRANT column\n  airlock access revoke <grant id>"
+    )]
     Revoke { id: String },
     /// Approve an access request (same as `airlock review approve`).
     Approve {
@@ -209,6 +291,9 @@ pub enum ReviewCommand {
 #[derive(Debug, Subcommand)]
 pub enum MfaCommand {
     /// Enroll your (human) identity for TOTP; prints an otpauth:// URI once.
+    #[command(
+        after_help = "Examples:\n  AIRLOCK_TOKEN=$MY_TOKEN airlock mfa enroll\n  AIRLOCK_TOKEN=$MY_TOKEN airlock mfa enroll | qrencode -t ansiutf8   # scan it with an authenticator app\nAn admin issues the token with `airlock token issue --identity alice --kind human --group dba`."
+    )]
     Enroll,
 }
 
@@ -216,7 +301,7 @@ pub enum MfaCommand {
 pub enum PolicyCommand {
     /// Validate FILE and make it the next version, live on every session at once.
     #[command(
-        after_help = "Example:\n  airlock policy apply policy.yaml --comment \"block DDL in prod\""
+        after_help = "Examples:\n  airlock policy apply policy.yaml --dry-run\n  airlock policy apply policy.yaml --comment \"block DDL in prod\""
     )]
     Apply {
         /// The policy file (YAML).
@@ -224,6 +309,10 @@ pub enum PolicyCommand {
         /// Why, for the history.
         #[arg(long)]
         comment: Option<String>,
+        /// Show what would change against the live version (rules added,
+        /// removed and changed, by name; the default); apply nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List policy versions.
     History,
@@ -235,18 +324,26 @@ pub enum PolicyCommand {
     /// Show what changed between two versions.
     Diff { from: i64, to: i64 },
     /// Make version N live again (recorded as a new version).
-    Rollback { version: i64 },
-    /// Explain the decision for a statement, offline (no server needed).
     #[command(
-        after_help = "Examples:\n  airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --kind agent --group agents --connection prod-pg --sql \"DELETE FROM t\"\n  echo 'select * from users' | airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --connection prod-pg --sql - --output json"
+        after_help = "Examples:\n  airlock policy history\n  airlock policy diff 3 4\n  airlock policy rollback 3   # v3's content becomes the next version"
+    )]
+    Rollback { version: i64 },
+    /// Explain the decision for a statement: offline from files, or with
+    /// `--live` against the server's live policy and connections.
+    #[command(
+        after_help = "Examples:\n  airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --kind agent --group agents --connection prod-pg --sql \"DELETE FROM t\"\n  echo 'select * from users' | airlock policy explain --config airlock.yaml --policy policy.yaml --identity agent-7 --connection prod-pg --sql - --output json\n  airlock policy explain --live --identity agent-7 --group agents --connection prod-pg --sql \"DELETE FROM t\""
     )]
     Explain {
+        /// Use the live server's policy version and connections (admin
+        /// token) instead of files.
+        #[arg(long, conflicts_with_all = ["config", "policy"])]
+        live: bool,
         /// Gateway config (for the connection's tags).
-        #[arg(long)]
-        config: std::path::PathBuf,
+        #[arg(long, required_unless_present = "live")]
+        config: Option<std::path::PathBuf>,
         /// Policy file.
-        #[arg(long)]
-        policy: std::path::PathBuf,
+        #[arg(long, required_unless_present = "live")]
+        policy: Option<std::path::PathBuf>,
         /// Identity name.
         #[arg(long)]
         identity: String,
@@ -313,13 +410,21 @@ pub enum CredentialCommand {
     },
     /// List credentials (names, user names, versions; never secrets).
     List,
+    /// Delete a credential; refused while a connection uses it.
+    #[command(
+        after_help = "Example:\n  airlock connection remove reports-pg && airlock credential delete reports-ro"
+    )]
+    Delete {
+        /// Credential name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Issue a token; it is printed once and stored only as a hash.
     #[command(
-        after_help = "Examples:\n  airlock token issue --identity agent-7 --kind agent --group agents --connection pg-test --ttl 15m\n  TOKEN=$(airlock token issue --identity agent-7 --connection pg-test --output json | jq -r .token)\n  PGPASSWORD=$TOKEN psql \"host=127.0.0.1 port=15432 user=agent-7 dbname=pg-test\""
+        after_help = "Examples:\n  airlock token issue --identity agent-7 --kind agent --group agents --connection pg-test --ttl 15m\n  airlock token issue --identity alice --kind human --group dba --ttl 8h   # an approver's own token\n  TOKEN=$(airlock token issue --identity agent-7 --connection pg-test --output json | jq -r .token)\n  PGPASSWORD=$TOKEN psql \"host=127.0.0.1 port=15432 user=agent-7 dbname=pg-test\""
     )]
     Issue {
         /// Identity name: the PostgreSQL user name the client must connect as.
@@ -331,8 +436,10 @@ pub enum TokenCommand {
         /// Group memberships for policy rules (repeatable).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// Connections the token may reach (repeatable; at least one).
-        #[arg(long = "connection", required = true)]
+        /// Connections the token may reach (repeatable; at least one, except
+        /// for --kind human: a person's token for approvals, MFA and access
+        /// requests may reach no database).
+        #[arg(long = "connection")]
         connections: Vec<String>,
         /// Lifetime, e.g. 15m or 1h (at most the configured tokens.max_ttl).
         #[arg(long)]
@@ -341,6 +448,9 @@ pub enum TokenCommand {
     /// List tokens (ids, scopes, expiry; never token values).
     List,
     /// Revoke a token: new connections fail at once and live sessions are closed.
+    #[command(
+        after_help = "Examples:\n  airlock token list\n  airlock token revoke tok_3f9c2a7b1d04"
+    )]
     Revoke {
         /// Token id (tok_…).
         id: String,
@@ -373,6 +483,13 @@ pub enum ConnectionCommand {
     },
     /// List connections.
     List,
+    /// Remove a run-time connection (config-file ones are removed from the
+    /// file); its live sessions are closed.
+    #[command(after_help = "Example:\n  airlock connection remove reports-pg")]
+    Remove {
+        /// Connection name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,17 +518,26 @@ pub enum SessionCommand {
         id: String,
     },
     /// Replay a session as a terminal transcript, with the result samples.
+    #[command(
+        after_help = "Examples:\n  airlock session list --identity agent-7 --since 1h\n  airlock session replay s-8c1f0e2d9a7b | less -R\n  airlock session replay s-8c1f0e2d9a7b --output json | jq '.timeline[].statement'"
+    )]
     Replay {
         /// Session id (s-…).
         id: String,
     },
     /// List live sessions.
+    #[command(
+        after_help = "Examples:\n  airlock session live\n  airlock session live --output json | jq length"
+    )]
     Live,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the hash chain; exit status 1 and the first broken link if it does not hold.
+    #[command(
+        after_help = "Examples:\n  airlock audit verify\n  airlock audit verify --output json | jq .events_checked"
+    )]
     Verify,
     /// Write events for a SIEM, one JSON object per line.
     #[command(

@@ -1,6 +1,7 @@
 //! Dispatch of CLI commands. Admin commands go through the admin API only:
 //! none opens the store file, so they are safe while a server runs.
 
+use crate::output::outln;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::Read;
@@ -21,6 +22,23 @@ pub fn run(cli: Cli) -> Result<()> {
     let client = || AdminClient::new(&global.url, global.admin_token.as_deref());
     match cli.command {
         Command::Serve(args) => crate::serve::run(args),
+        Command::Config(crate::cli::ConfigCommand::Check { file }) => {
+            crate::config_check::run(file.as_deref(), format)
+        }
+        Command::Doctor(args) => crate::doctor::run(&args, format),
+        Command::Status => status(&global.url, global.admin_token.as_deref(), format),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::Cli::command(),
+                "airlock",
+                &mut script,
+            );
+            crate::output::out!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
         Command::Credential(command) => {
             let client = client()?;
             match command {
@@ -43,6 +61,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 CredentialCommand::List => {
                     print_list(format, &client.get("/credentials")?, CREDENTIAL_COLUMNS);
                 }
+                CredentialCommand::Delete { name } => {
+                    let outcome = client.delete(&format!("/credentials/{}", encode(&name)))?;
+                    if format == crate::cli::OutputFormat::Json {
+                        outln!("{outcome}");
+                    } else {
+                        outln!("credential {name} deleted");
+                    }
+                }
             }
             Ok(())
         }
@@ -64,7 +90,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         }),
                     )?;
                     if format == crate::cli::OutputFormat::Json {
-                        println!("{issued}");
+                        outln!("{issued}");
                     } else {
                         print_object(format, &issued, TOKEN_ISSUE_COLUMNS);
                         eprintln!("\nThe token is shown only now; airlock keeps only its hash.");
@@ -112,6 +138,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 ConnectionCommand::List => {
                     print_list(format, &client.get("/connections")?, CONNECTION_COLUMNS)
                 }
+                ConnectionCommand::Remove { name } => {
+                    let outcome = client.delete(&format!("/connections/{}", encode(&name)))?;
+                    if format == crate::cli::OutputFormat::Json {
+                        outln!("{outcome}");
+                    } else {
+                        outln!(
+                            "connection {name} removed ({} live sessions closed)",
+                            outcome["sessions_closed"]
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -139,7 +176,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Session(SessionCommand::Show { id }) => {
             let detail = client()?.get(&format!("/sessions/{}", encode(&id)))?;
             if format == crate::cli::OutputFormat::Json {
-                println!("{detail}");
+                outln!("{detail}");
             } else {
                 crate::transcript::print_show(&detail);
             }
@@ -148,7 +185,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Session(SessionCommand::Replay { id }) => {
             let detail = client()?.get(&format!("/sessions/{}", encode(&id)))?;
             if format == crate::cli::OutputFormat::Json {
-                println!("{detail}");
+                outln!("{detail}");
             } else {
                 crate::transcript::print_replay(&detail);
             }
@@ -174,9 +211,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Login(args) => crate::login::run(&args, format),
         Command::Review(command) => {
             use crate::cli::ReviewCommand;
-            let personal = || {
-                AdminClient::new(&global.url, global.token.as_deref())
-                    .context("approvals are personal: set AIRLOCK_TOKEN to your own token")
+            let personal = |action: &str| {
+                AdminClient::personal(
+                    &global.url,
+                    global.token.as_deref(),
+                    global.admin_token.as_deref(),
+                    action,
+                )
             };
             let reader = || {
                 AdminClient::new(
@@ -230,14 +271,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 ReviewCommand::Approve { id, comment, totp } => {
-                    let outcome = personal()?.post(
+                    let outcome = personal("approving")?.post(
                         &format!("/reviews/{}/approve", encode(&id)),
                         &json!({"comment": comment, "totp": totp}),
                     )?;
                     if format == crate::cli::OutputFormat::Json {
-                        println!("{outcome}");
+                        outln!("{outcome}");
                     } else {
-                        println!(
+                        outln!(
                             "review {id}: {} ({} of {} approvals)",
                             outcome["status"].as_str().unwrap_or(""),
                             outcome["approvals"],
@@ -246,14 +287,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 ReviewCommand::Deny { id, reason } => {
-                    let outcome = personal()?.post(
+                    let outcome = personal("denying")?.post(
                         &format!("/reviews/{}/deny", encode(&id)),
                         &json!({"reason": reason}),
                     )?;
                     if format == crate::cli::OutputFormat::Json {
-                        println!("{outcome}");
+                        outln!("{outcome}");
                     } else {
-                        println!("review {id}: {}", outcome["status"].as_str().unwrap_or(""));
+                        outln!("review {id}: {}", outcome["status"].as_str().unwrap_or(""));
                     }
                 }
             }
@@ -267,23 +308,26 @@ pub fn run(cli: Cli) -> Result<()> {
                     duration,
                     reason,
                 } => {
-                    let client = AdminClient::new(&global.url, global.token.as_deref()).context(
-                        "access requests are personal: set AIRLOCK_TOKEN to your own token",
+                    let client = AdminClient::personal(
+                        &global.url,
+                        global.token.as_deref(),
+                        global.admin_token.as_deref(),
+                        "an access request",
                     )?;
                     let outcome = client.post(
                         "/access/requests",
                         &json!({"connection": connection, "duration": duration, "reason": reason}),
                     )?;
                     if format == crate::cli::OutputFormat::Json {
-                        println!("{outcome}");
+                        outln!("{outcome}");
                     } else if outcome["status"] == "granted" {
-                        println!(
+                        outln!(
                             "access granted ({}) until {}",
                             outcome["grant_id"].as_str().unwrap_or(""),
                             crate::output::timestamp(&outcome["expires_at"])
                         );
                     } else {
-                        println!(
+                        outln!(
                             "request {} is pending; approvers ({}) decide with: {}",
                             outcome["request_id"].as_str().unwrap_or(""),
                             outcome["approvers"]
@@ -304,9 +348,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     )?;
                     let listing = client.get(if all { "/access?all=true" } else { "/access" })?;
                     if format == crate::cli::OutputFormat::Json {
-                        println!("{listing}");
+                        outln!("{listing}");
                     } else {
-                        println!("grants:");
+                        outln!("grants:");
                         print_list(
                             format,
                             &listing["grants"],
@@ -320,7 +364,7 @@ pub fn run(cli: Cli) -> Result<()> {
                                 ("revoked_at", "REVOKED"),
                             ],
                         );
-                        println!("pending requests:");
+                        outln!("pending requests:");
                         print_list(
                             format,
                             &listing["requests"],
@@ -361,13 +405,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Mfa(crate::cli::MfaCommand::Enroll) => {
-            let client = AdminClient::new(&global.url, global.token.as_deref())
-                .context("MFA enrolment is personal: set AIRLOCK_TOKEN to your own token")?;
+            let client = AdminClient::personal(
+                &global.url,
+                global.token.as_deref(),
+                global.admin_token.as_deref(),
+                "MFA enrolment",
+            )?;
             let enrolled = client.post("/mfa/enroll", &json!({}))?;
             if format == crate::cli::OutputFormat::Json {
-                println!("{enrolled}");
+                outln!("{enrolled}");
             } else {
-                println!("{}", enrolled["otpauth_uri"].as_str().unwrap_or(""));
+                outln!("{}", enrolled["otpauth_uri"].as_str().unwrap_or(""));
                 eprintln!("\nAdd this URI to your authenticator app; it is shown only now.");
             }
             Ok(())
@@ -375,9 +423,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit(AuditCommand::Verify) => {
             let report = client()?.get("/audit/verify")?;
             if format == crate::cli::OutputFormat::Json {
-                println!("{report}");
+                outln!("{report}");
             } else if report["ok"] == true {
-                println!(
+                outln!(
                     "OK: {} events verified{}",
                     report["events_checked"],
                     report["checkpoint_through_id"]
@@ -386,7 +434,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         .unwrap_or_default()
                 );
             } else {
-                println!(
+                outln!(
                     "BROKEN at event {}: {}",
                     report["first_broken"]["event_id"],
                     report["first_broken"]["problem"].as_str().unwrap_or("")
@@ -417,6 +465,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     break;
                 }
             }
+            // Flush here, not in the drop that would swallow a write error
+            // (a closed pipe then ends quietly in `report_error`).
+            std::io::Write::flush(&mut out)?;
             Ok(())
         }
         Command::Audit(AuditCommand::Prune) => {
@@ -522,4 +573,92 @@ fn read_password() -> Result<String> {
         bail!("no password on standard input");
     }
     Ok(password.to_string())
+}
+
+/// `airlock status`: what the server at `url` runs. `/healthz` and
+/// `/readyz` need no token; the live policy version is read with the admin
+/// token when one is set. Fails when the server cannot be reached or is not
+/// ready, so scripts can use the exit status.
+fn status(url: &str, admin_token: Option<&str>, format: crate::cli::OutputFormat) -> Result<()> {
+    let base = url.trim_end_matches('/');
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
+    let open_get = |path: &str| -> Result<(u16, serde_json::Value)> {
+        match agent.get(&format!("{base}{path}")).call() {
+            Ok(response) => Ok((response.status(), response.into_json().unwrap_or_default())),
+            Err(ureq::Error::Status(status, response)) => {
+                Ok((status, response.into_json().unwrap_or_default()))
+            }
+            Err(ureq::Error::Transport(error)) => Err(anyhow::anyhow!(
+                "cannot reach the admin API at {base}: {error} (is `airlock serve` running? set AIRLOCK_URL)"
+            )),
+        }
+    };
+    let (_, health) = open_get("/healthz")?;
+    let (ready_status, ready) = open_get("/readyz")?;
+    let is_ready = ready_status == 200 && ready["status"] == "ready";
+    let policy = match admin_token.filter(|token| !token.is_empty()) {
+        Some(token) => match AdminClient::new(url, Some(token))?.get("/policy") {
+            Ok(record) => json!({
+                "version": record["version"],
+                "source": record["source"],
+                "created_at": record["created_at"],
+            }),
+            Err(error) => json!({"error": format!("{error:#}")}),
+        },
+        None => json!({"error": "not shown: set AIRLOCK_ADMIN_TOKEN"}),
+    };
+    let report = json!({
+        "url": base,
+        "server_version": health["version"],
+        "cli_version": env!("CARGO_PKG_VERSION"),
+        "ready": is_ready,
+        "not_ready_reason": ready["reason"],
+        "live_sessions": ready["sessions"],
+        "audit_index_lag": ready["audit_index_lag"],
+        "policy": policy,
+    });
+    if format == crate::cli::OutputFormat::Json {
+        outln!("{report}");
+    } else {
+        let text = |value: &serde_json::Value| match value {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        outln!("server:        {base}");
+        outln!(
+            "version:       airlock {} (this CLI: {})",
+            text(&health["version"]),
+            env!("CARGO_PKG_VERSION")
+        );
+        if is_ready {
+            outln!("ready:         yes (store answers, recording admits commands)");
+        } else {
+            outln!("ready:         NO: {}", text(&ready["reason"]));
+        }
+        outln!("live sessions: {}", text(&ready["sessions"]));
+        outln!(
+            "audit index:   {} events behind",
+            text(&ready["audit_index_lag"])
+        );
+        match policy.get("error") {
+            Some(error) => outln!("policy:        {}", text(error)),
+            None => outln!(
+                "policy:        v{} ({}, applied {})",
+                text(&policy["version"]),
+                text(&policy["source"]),
+                crate::output::timestamp(&policy["created_at"])
+            ),
+        }
+    }
+    if !is_ready {
+        return Err(crate::output::AlreadyReported(format!(
+            "the gateway is not ready: {}",
+            ready["reason"].as_str().unwrap_or("no reason given")
+        ))
+        .into());
+    }
+    Ok(())
 }

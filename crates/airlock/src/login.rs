@@ -2,6 +2,7 @@
 //! against the company's identity provider, and the stored token that later
 //! commands use for personal actions (approvals, MFA, access requests).
 
+use crate::output::outln;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -155,9 +156,9 @@ pub fn run(args: &LoginArgs, format: OutputFormat) -> Result<()> {
     airlock_store::vault::write_private_file(&path, stored.to_string().as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     if format == OutputFormat::Json {
-        println!("{}", json!({"token_file": path, "expires_at": expires_at}));
+        outln!("{}", json!({"token_file": path, "expires_at": expires_at}));
     } else {
-        println!(
+        outln!(
             "signed in; the token is stored in {} until {}",
             path.display(),
             crate::output::timestamp(&json!(expires_at))

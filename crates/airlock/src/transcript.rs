@@ -1,6 +1,7 @@
 //! Rendering a recorded session: `session show` (metadata and a timeline)
 //! and `session replay` (the same, with the rows the agent saw).
 
+use crate::output::outln;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde_json::Value;
 
@@ -9,7 +10,7 @@ use crate::output::timestamp;
 fn header(detail: &Value) {
     let session = &detail["session"];
     let text = |key: &str| session[key].as_str().unwrap_or("-").to_string();
-    println!(
+    outln!(
         "session {}  {} → {}  from {}{}",
         text("session_id"),
         text("identity"),
@@ -17,15 +18,15 @@ fn header(detail: &Value) {
         text("client_address"),
         if session["tls"] == true { " (TLS)" } else { "" }
     );
-    println!(
+    outln!(
         "  token {}  started {}",
         text("token_id"),
         timestamp(&session["started_at"])
     );
     if session["live"] == true {
-        println!("  live");
+        outln!("  live");
     } else if !session["ended_by"].is_null() {
-        println!(
+        outln!(
             "  ended {} by {} after {} ms, {} commands",
             timestamp(&session["ended_at"]),
             text("ended_by"),
@@ -34,13 +35,13 @@ fn header(detail: &Value) {
         );
     }
     for event in detail["other_events"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  event {}: {}",
             event["kind"].as_str().unwrap_or(""),
             event["data"]
         );
     }
-    println!();
+    outln!();
 }
 
 fn outcome(entry: &Value) -> String {
@@ -100,7 +101,7 @@ pub fn print_show(detail: &Value) {
             duration(entry),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
 }
 
 /// `session replay`.
@@ -110,7 +111,7 @@ pub fn print_replay(detail: &Value) {
         if entry["message"] == "parse" && entry["decision"] != "refuse" {
             continue;
         }
-        println!(
+        outln!(
             "[+{:.3}s] #{} {}> {}",
             entry["offset_ms"].as_f64().unwrap_or(0.0) / 1000.0,
             entry["seq"],
@@ -142,13 +143,13 @@ pub fn print_replay(detail: &Value) {
                 );
             }
             for line in table.to_string().lines() {
-                println!("    {line}");
+                outln!("    {line}");
             }
             if result["sample_truncated"] == true {
-                println!("    … more rows not kept in the recording");
+                outln!("    … more rows not kept in the recording");
             }
         }
-        println!("    {} ({})\n", outcome(entry), duration(entry));
+        outln!("    {} ({})\n", outcome(entry), duration(entry));
     }
 }
 

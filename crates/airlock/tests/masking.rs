@@ -222,7 +222,7 @@ fn explain_shows_the_mask_plan() {
     assert!(text.contains("decision: allow"), "{text}");
     assert!(
         text.contains(
-            "mask: detectors [card, email, secret] columns [*password*, ssn] style Partial"
+            "mask: detectors card, email, secret; columns *password*, ssn; style partial"
         ),
         "{text}"
     );
