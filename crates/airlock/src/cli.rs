@@ -133,6 +133,9 @@ pub enum Command {
         after_help = "Examples:\n  airlock doctor --config /etc/airlock/airlock.yaml --data-dir /var/lib/airlock\n  airlock doctor --output json | jq '.[] | select(.status != \"ok\")'\nRun it as the user the gateway runs as. Exit status 1 when a check fails; warnings do not fail."
     )]
     Doctor(DoctorArgs),
+    /// The admin token: rotate it from the host, with access to the data dir.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  airlock completions bash > /etc/bash_completion.d/airlock\n  airlock completions zsh > \"${fpath[1]}/_airlock\"\n  airlock completions fish > ~/.config/fish/completions/airlock.fish"
@@ -148,6 +151,21 @@ pub enum Command {
         after_help = "Example:\n  airlock login --issuer https://login.example.com/ --client-id airlock-cli --resource urn:airlock\nThe token is stored in ~/.config/airlock/token.json (mode 0600; AIRLOCK_CONFIG_DIR overrides the folder)."
     )]
     Login(LoginArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Replace the admin token in the store: with AIRLOCK_ADMIN_TOKEN when
+    /// it is set, otherwise with a new one printed once. Every earlier
+    /// admin token stops working at once, also on a running gateway.
+    #[command(
+        after_help = "Examples:\n  # make the exported token the admin token (e.g. after a first start without it)\n  AIRLOCK_ADMIN_TOKEN=$(openssl rand -hex 24) airlock admin-token rotate --data-dir ./airlock-data\n  # a new random one, printed once\n  env -u AIRLOCK_ADMIN_TOKEN airlock admin-token rotate --data-dir /var/lib/airlock\nRun it on the gateway's host as the user that owns the data dir."
+    )]
+    Rotate {
+        /// The gateway's data directory.
+        #[arg(long, default_value = "./airlock-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ use crate::output::outln;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::Read;
+use std::path::Path;
 
 use crate::cli::{
     AuditCommand, Cli, Command, ConnectionCommand, CredentialCommand, SessionCommand, TokenCommand,
@@ -26,6 +27,9 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::config_check::run(file.as_deref(), format)
         }
         Command::Doctor(args) => crate::doctor::run(&args, format),
+        Command::AdminToken(crate::cli::AdminTokenCommand::Rotate { data_dir }) => {
+            rotate_admin_token(&data_dir, global.admin_token.as_deref(), format)
+        }
         Command::Status => status(&global.url, global.admin_token.as_deref(), format),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -659,6 +663,43 @@ fn status(url: &str, admin_token: Option<&str>, format: crate::cli::OutputFormat
             ready["reason"].as_str().unwrap_or("no reason given")
         ))
         .into());
+    }
+    Ok(())
+}
+
+/// `airlock admin-token rotate`: replaces the stored admin token (the
+/// store is opened directly: this is for the host, not the API).
+fn rotate_admin_token(
+    data_dir: &Path,
+    from_env: Option<&str>,
+    format: crate::cli::OutputFormat,
+) -> Result<()> {
+    if !data_dir.join("airlock.db").exists() {
+        anyhow::bail!(
+            "no gateway store in {}: pass the data dir the gateway runs with (--data-dir)",
+            data_dir.display()
+        );
+    }
+    let store = airlock_store::Store::open(data_dir)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let generated = airlock_gateway::admin::rotate_admin_token(&store, from_env)?;
+    store.append_event(airlock_store::NewEvent {
+        kind: "admin.token_rotated".into(),
+        session_id: None,
+        identity: Some("host".into()),
+        data: serde_json::json!({"generated": generated.is_some()}).into(),
+    })?;
+    match (format, generated) {
+        (crate::cli::OutputFormat::Json, generated) => outln!(
+            "{}",
+            serde_json::json!({"rotated": true, "token": generated})
+        ),
+        (crate::cli::OutputFormat::Text, Some(token)) => outln!(
+            "admin token rotated; the new one (shown once):\n\n    {token}\n\n  export AIRLOCK_ADMIN_TOKEN={token}"
+        ),
+        (crate::cli::OutputFormat::Text, None) => {
+            outln!("admin token rotated: AIRLOCK_ADMIN_TOKEN is now the admin token")
+        }
     }
     Ok(())
 }

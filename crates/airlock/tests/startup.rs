@@ -43,6 +43,41 @@ fn start_up_warns_about_a_different_admin_token_and_an_edited_policy_file() {
         !gateway.log().contains("not-the-stored-one"),
         "the token is never logged"
     );
+    // The exported token is refused until it is made the admin token.
+    let as_admin = |token: &str| {
+        std::process::Command::new(common::binary())
+            .args(["connection", "list"])
+            .env(
+                "AIRLOCK_URL",
+                format!("http://127.0.0.1:{}", gateway.admin_port),
+            )
+            .env("AIRLOCK_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    assert!(!as_admin("not-the-stored-one").status.success());
+    let rotated = std::process::Command::new(common::binary())
+        .args(["admin-token", "rotate", "--data-dir"])
+        .arg(gateway.data_dir())
+        .env("AIRLOCK_ADMIN_TOKEN", "not-the-stored-one")
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(common::stdout(&rotated).contains("AIRLOCK_ADMIN_TOKEN is now the admin token"));
+    let output = as_admin("not-the-stored-one");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !as_admin(&gateway.admin_token).status.success(),
+        "the old token stops working"
+    );
+    // Back to the token the test kit uses.
+    let back = std::process::Command::new(common::binary())
+        .args(["admin-token", "rotate", "--data-dir"])
+        .arg(gateway.data_dir())
+        .env("AIRLOCK_ADMIN_TOKEN", &gateway.admin_token)
+        .output()
+        .unwrap();
+    assert!(back.status.success(), "{}", stderr(&back));
 
     // The policy file edited after its first load.
     let file = gateway.config_dir().join("policy.yaml");
