@@ -1,5 +1,6 @@
 //! Policy loading, validation and decision tests, table-driven over the
-//! shared example policy (which must load unchanged).
+//! example policy in the repository's `examples/` (which must load
+//! unchanged: it is a copy of the project's contract file).
 
 // Test code: panics are the failure mechanism.
 #![allow(
@@ -17,21 +18,157 @@ use airlock_types::{AuthMethod, ConnectionInfo, Identity, IdentityKind, Protocol
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The shared example policy, located like the SQL corpus: the
-/// `$AIRLOCK_SHARED_DIR` or `../../../shared` beside the repository. A
-/// missing file fails the test.
-fn shared_example() -> PathBuf {
-    let shared = std::env::var("AIRLOCK_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("examples/policy.yaml")
+/// The repository's `examples/` folder. Tests read nothing outside the
+/// repository, so the contract files live here as copies.
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn example() -> Policy {
-    let mut policy = Policy::from_file(&shared_example())
-        .unwrap_or_else(|e| panic!("shared example policy must load unchanged:\n{e}"));
+    let mut policy = Policy::from_file(&examples_dir().join("policy.yaml"))
+        .unwrap_or_else(|e| panic!("the example policy must load unchanged:\n{e}"));
     policy.version = 7;
     policy
+}
+
+/// Rules of `policy-multi.yaml` that use conditions of protocols not built
+/// yet (HTTP, Kubernetes, MCP; `mask.fields` is for JSON responses), with
+/// the field the loader refuses in each.
+const UNBUILT_RULES: &[(&str, &str)] = &[
+    ("billing-writes-need-review", "http"),
+    ("no-secrets-for-agents", "kubernetes"),
+    ("k8s-dev-writes", "kubernetes"),
+    ("k8s-prod-deletes-need-review", "kubernetes"),
+    ("exec-needs-mfa", "kubernetes"),
+    ("github-read-tools", "mcp"),
+    ("github-merges-need-review", "mcp"),
+    ("mask-pii-in-prod", "fields"),
+];
+
+/// The multi-protocol example is the contract for protocols not built yet.
+/// Today the loader refuses exactly the rules that use their conditions,
+/// each with its line and the unknown field, and nothing in the SQL rules.
+#[test]
+fn multi_protocol_example_refuses_only_unbuilt_protocol_conditions() {
+    let error = Policy::from_file(&examples_dir().join("policy-multi.yaml")).unwrap_err();
+    let refused: Vec<(String, String)> = error
+        .problems
+        .iter()
+        .map(|problem| {
+            assert!(problem.line > 0, "problem without a line: {error}");
+            (
+                problem.rule.clone().unwrap_or_default(),
+                problem.message.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), UNBUILT_RULES.len(), "{error}");
+    for ((rule, message), (expected_rule, field)) in refused.iter().zip(UNBUILT_RULES) {
+        assert_eq!(rule, expected_rule, "{error}");
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{rule}: {message}"
+        );
+    }
+}
+
+/// The SQL part of the multi-protocol example (the file without the rules
+/// of unbuilt protocols and without `mask.fields`) loads and decides as its
+/// comments say.
+#[test]
+fn multi_protocol_example_sql_rules_load_and_decide() {
+    let text = std::fs::read_to_string(examples_dir().join("policy-multi.yaml")).unwrap();
+    let mut sql_only = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("  - name: ") {
+            skipping = UNBUILT_RULES
+                .iter()
+                .any(|(rule, field)| *rule == name.trim() && *field != "fields");
+        }
+        if skipping || line.trim_start().starts_with("fields:") {
+            continue;
+        }
+        sql_only.push_str(line);
+        sql_only.push('\n');
+    }
+    let policy = Policy::from_yaml(&sql_only, "policy-multi.yaml")
+        .unwrap_or_else(|e| panic!("the SQL rules of policy-multi.yaml must load:\n{e}"));
+    assert_eq!(policy.rules.len(), 4);
+    let select = run(&policy, IdentityKind::Agent, "prod", "SELECT * FROM orders");
+    assert_eq!(select.verdict, Verdict::Allow);
+    assert!(select.mask.is_some(), "prod reads are masked");
+    assert_eq!(select.rate_limits.len(), 1);
+    assert_eq!(select.rate_limits[0].per_minute, 600);
+    let drop = run(&policy, IdentityKind::Human, "prod", "DROP TABLE orders");
+    assert!(
+        matches!(&drop.verdict, Verdict::Deny { rule: Some(rule), .. } if rule == "no-destructive-ddl-in-prod"),
+        "{drop:?}"
+    );
+    // No rule allows writes: the default refuses them.
+    let insert = run(
+        &policy,
+        IdentityKind::Agent,
+        "dev",
+        "INSERT INTO t VALUES (1)",
+    );
+    assert!(
+        matches!(insert.verdict, Verdict::Deny { rule: None, .. }),
+        "{insert:?}"
+    );
+}
+
+/// `examples/` holds copies of the project's contract files, which live in
+/// the shared folder beside the repository (`$AIRLOCK_SHARED_DIR` or
+/// `../shared`). Where that folder exists, every file in both must be
+/// identical; elsewhere (a fresh clone) there is nothing to compare with,
+/// which is said, and the tests above still load the in-repo copies.
+#[test]
+fn examples_are_identical_to_the_shared_contract_files() {
+    let shared = std::env::var("AIRLOCK_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("examples");
+    let contract = [
+        "airlock.yaml",
+        "policy.yaml",
+        "airlock-multi.yaml",
+        "policy-multi.yaml",
+    ];
+    for name in contract {
+        assert!(
+            examples_dir().join(name).is_file(),
+            "examples/{name} is missing"
+        );
+    }
+    if !shared.is_dir() {
+        println!(
+            "note: no shared folder at {}: the examples were not compared with the contract files",
+            shared.display()
+        );
+        return;
+    }
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&shared).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let ours = examples_dir().join(&name);
+        if !ours.exists() {
+            continue;
+        }
+        assert_eq!(
+            std::fs::read(&ours).unwrap(),
+            std::fs::read(&path).unwrap(),
+            "examples/{name} differs from {}",
+            path.display()
+        );
+        compared += 1;
+    }
+    assert!(compared >= contract.len(), "compared only {compared} files");
+    println!(
+        "examples/: {compared} files identical to {}",
+        shared.display()
+    );
 }
 
 fn identity(name: &str, kind: IdentityKind) -> Identity {
@@ -70,7 +207,7 @@ fn run(policy: &Policy, kind: IdentityKind, env: &str, sql: &str) -> airlock_pol
 }
 
 #[test]
-fn shared_example_and_fixture_load() {
+fn example_and_fixture_load() {
     let shared = example();
     assert_eq!(shared.rules.len(), 8);
     let fixture = Policy::from_file(

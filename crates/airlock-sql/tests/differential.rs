@@ -1,31 +1,60 @@
 //! Differential test against PostgreSQL's own parser (`pg_query`, a binding
-//! of libpg_query) over the PostgreSQL regression-suite corpus.
+//! of libpg_query).
 //!
 //! For every statement PostgreSQL can parse, the operations and written
 //! tables our classifier reports must equal what the parse tree shows, unless
 //! our classifier says `complete: false`. The splitter must agree with
 //! libpg_query's parser-based split for every file the parser accepts whole.
 //!
-//! The corpus is located at `$AIRLOCK_CORPUS_DIR` or at
-//! `../../../shared/corpus/postgres-regress` relative to this crate. A
-//! missing corpus FAILS the test: it never passes by skipping.
+//! It always runs over airlock's own corpus, `tests/corpus/*.sql`: files the
+//! team wrote by hand (`psql-catalog.sql`) and files generated from
+//! combinations of clauses by `corpus_generator` (checked in; a test fails
+//! when they differ from what the generator writes). Every statement of the
+//! own corpus must parse, and none may disagree.
+//!
+//! When `AIRLOCK_SQL_CORPUS` names a folder of `.sql` files, it runs over
+//! that one too, e.g. PostgreSQL's regression suite from its source
+//! distribution (`src/test/regress/sql`): there, statements PostgreSQL
+//! cannot parse (the suite tests errors) are skipped, and the test asks for
+//! 0 disagreements and more than 99% classified completely. The test prints
+//! each corpus it ran, its size and the agreement figures.
 
 // Test code: panics are the failure mechanism (clippy.toml allows unwrap and
 // indexing in tests; these allow the helpers outside `#[test]` too).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod corpus_generator;
 
 use airlock_sql::{classify, classify_with, prepared_definitions, split_statements, Dialect};
 use airlock_types::{Operation, StatementClass};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-fn corpus_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("AIRLOCK_CORPUS_DIR") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/postgres-regress")
+/// The own corpus, inside this crate.
+fn own_corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// The `.sql` files of `dir`, sorted: (file name, text).
+fn read_corpus(dir: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let raw = std::fs::read(path).unwrap();
+            (
+                path.file_name().unwrap().to_string_lossy().to_string(),
+                String::from_utf8_lossy(&raw).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Drops psql meta-command lines and COPY … FROM stdin data blocks, keeping
@@ -502,36 +531,83 @@ fn oracle(node: &Value) -> Option<Oracle> {
 
 #[derive(Default)]
 struct Stats {
+    files: usize,
     statements: usize,
     parseable: usize,
     complete: usize,
     disagreements: Vec<String>,
+    unparseable: Vec<String>,
     no_oracle: BTreeSet<String>,
     files_split_compared: usize,
     split_disagreements: Vec<String>,
     incomplete_samples: Vec<String>,
 }
 
-#[test]
-fn classifier_agrees_with_postgres_parser_on_regression_corpus() {
-    let dir = corpus_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() > 200,
-        "corpus incomplete: {} files",
-        files.len()
-    );
+impl Stats {
+    /// Share of the completely classified statements on which the parser
+    /// agrees.
+    fn agreement(&self) -> f64 {
+        let agreed = self.complete.saturating_sub(self.disagreements.len());
+        agreed as f64 / self.complete.max(1) as f64 * 100.0
+    }
 
-    let mut stats = Stats::default();
-    for path in &files {
-        let raw = std::fs::read(path).unwrap();
-        let text = strip_psql(&String::from_utf8_lossy(&raw));
-        let file = path.file_name().unwrap().to_string_lossy().to_string();
+    fn complete_share(&self) -> f64 {
+        self.complete as f64 / self.parseable.max(1) as f64 * 100.0
+    }
+
+    /// Prints the figures and the first problems, under the corpus' name.
+    fn print(&self, corpus: &str) {
+        println!(
+            "corpus {corpus}: files {} statements {} parseable {} complete {} ({:.2}%) disagreements {} (agreement {:.2}% of the complete ones)",
+            self.files,
+            self.statements,
+            self.parseable,
+            self.complete,
+            self.complete_share(),
+            self.disagreements.len(),
+            self.agreement()
+        );
+        println!(
+            "corpus {corpus}: files split-compared {} split disagreements {}",
+            self.files_split_compared,
+            self.split_disagreements.len()
+        );
+        if !self.no_oracle.is_empty() {
+            println!(
+                "corpus {corpus}: statement kinds without oracle: {:?}",
+                self.no_oracle
+            );
+        }
+        if std::env::var("AIRLOCK_SHOW_INCOMPLETE").is_ok() {
+            for sample in &self.incomplete_samples {
+                println!("incomplete: {sample}");
+            }
+        }
+        for disagreement in self.disagreements.iter().take(60) {
+            println!("DISAGREE {disagreement}");
+        }
+        for disagreement in &self.split_disagreements {
+            println!("SPLIT {disagreement}");
+        }
+    }
+}
+
+fn one_line(statement: &str, chars: usize) -> String {
+    statement
+        .chars()
+        .take(chars)
+        .collect::<String>()
+        .replace('\n', " ")
+}
+
+/// Classifies every statement of every file and compares with the parser.
+fn compare(files: &[(String, String)]) -> Stats {
+    let mut stats = Stats {
+        files: files.len(),
+        ..Stats::default()
+    };
+    for (file, raw) in files {
+        let text = strip_psql(raw);
 
         // Whole-file split against the parser's split.
         let ours = split_statements(Dialect::Postgres, &text);
@@ -557,8 +633,14 @@ fn classifier_agrees_with_postgres_parser_on_regression_corpus() {
         let mut oracle_prepared = OraclePrepared::new();
         for statement in ours {
             stats.statements += 1;
-            let Ok(parsed) = pg_query::parse(statement) else {
-                continue;
+            let parsed = match pg_query::parse(statement) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    stats
+                        .unparseable
+                        .push(format!("{file}: {error}: {}", one_line(statement, 300)));
+                    continue;
+                }
             };
             stats.parseable += 1;
             let command = classify_with(Dialect::Postgres, statement, &session);
@@ -582,11 +664,7 @@ fn classifier_agrees_with_postgres_parser_on_regression_corpus() {
                     stats.incomplete_samples.push(format!(
                         "{file}: {:?}: {}",
                         class.operations,
-                        statement
-                            .chars()
-                            .take(160)
-                            .collect::<String>()
-                            .replace('\n', " ")
+                        one_line(statement, 160)
                     ));
                 }
                 continue;
@@ -624,50 +702,122 @@ fn classifier_agrees_with_postgres_parser_on_regression_corpus() {
                 stats.disagreements.push(format!(
                     "{file}: {}: {}",
                     problems.join("; "),
-                    statement
-                        .chars()
-                        .take(300)
-                        .collect::<String>()
-                        .replace('\n', " ")
+                    one_line(statement, 300)
                 ));
             }
         }
     }
+    stats
+}
 
-    let share = stats.complete as f64 / stats.parseable.max(1) as f64 * 100.0;
-    println!(
-        "statements {} parseable {} complete {} ({share:.2}%) disagreements {}",
-        stats.statements,
-        stats.parseable,
-        stats.complete,
-        stats.disagreements.len()
+/// The own corpus: every statement parses, none disagrees, every file
+/// splits as the parser splits it; then the external corpus, if named.
+#[test]
+fn classifier_agrees_with_postgres_parser() {
+    let own = read_corpus(&own_corpus_dir());
+    let stats = compare(&own);
+    stats.print("own (tests/corpus)");
+    for statement in stats.unparseable.iter().take(40) {
+        println!("UNPARSEABLE {statement}");
+    }
+    assert!(
+        stats.files >= 10,
+        "own corpus incomplete: {} files",
+        stats.files
     );
-    println!(
-        "files split-compared {} split disagreements {}",
-        stats.files_split_compared,
-        stats.split_disagreements.len()
+    assert!(
+        stats.parseable > 5_000,
+        "own corpus too small: {} statements",
+        stats.parseable
     );
-    if !stats.no_oracle.is_empty() {
-        println!("statement kinds without oracle: {:?}", stats.no_oracle);
-    }
-    if std::env::var("AIRLOCK_SHOW_INCOMPLETE").is_ok() {
-        for sample in &stats.incomplete_samples {
-            println!("incomplete: {sample}");
-        }
-    }
-    for disagreement in stats.disagreements.iter().take(60) {
-        println!("DISAGREE {disagreement}");
-    }
-    for disagreement in &stats.split_disagreements {
-        println!("SPLIT {disagreement}");
-    }
-    assert!(stats.parseable > 10_000, "too few parseable statements");
+    assert_eq!(
+        stats.unparseable.len(),
+        0,
+        "own corpus statements PostgreSQL cannot parse"
+    );
     assert!(
         stats.no_oracle.is_empty(),
         "oracle gaps: {:?}",
         stats.no_oracle
     );
-    assert_eq!(stats.disagreements.len(), 0, "confident disagreements");
-    assert_eq!(stats.split_disagreements.len(), 0, "split disagreements");
-    assert!(share > 99.0, "complete share {share:.2}% is not over 99%");
+    assert_eq!(
+        stats.disagreements.len(),
+        0,
+        "confident disagreements (own corpus)"
+    );
+    assert_eq!(
+        stats.files_split_compared, stats.files,
+        "every own-corpus file parses whole"
+    );
+    assert_eq!(
+        stats.split_disagreements.len(),
+        0,
+        "split disagreements (own corpus)"
+    );
+    let share = stats.complete_share();
+    assert!(
+        share > 95.0,
+        "own corpus: complete share {share:.2}% is not over 95%"
+    );
+
+    let Ok(external) = std::env::var("AIRLOCK_SQL_CORPUS") else {
+        println!("corpus external: not run (set AIRLOCK_SQL_CORPUS to a folder of .sql files, e.g. PostgreSQL's src/test/regress/sql)");
+        return;
+    };
+    let files = read_corpus(Path::new(&external));
+    assert!(!files.is_empty(), "no .sql files in {external}");
+    let stats = compare(&files);
+    stats.print(&format!("external ({external})"));
+    assert!(stats.parseable > 0, "no statement of {external} parses");
+    assert!(
+        stats.no_oracle.is_empty(),
+        "oracle gaps: {:?}",
+        stats.no_oracle
+    );
+    assert_eq!(
+        stats.disagreements.len(),
+        0,
+        "confident disagreements (external corpus)"
+    );
+    assert_eq!(
+        stats.split_disagreements.len(),
+        0,
+        "split disagreements (external corpus)"
+    );
+    let share = stats.complete_share();
+    assert!(
+        share > 99.0,
+        "external corpus: complete share {share:.2}% is not over 99%"
+    );
+}
+
+/// The checked-in generated files are exactly what `corpus_generator`
+/// writes, and no stale generated file is left beside them. With
+/// `AIRLOCK_REGENERATE_CORPUS=1` this test rewrites them instead.
+#[test]
+fn generated_corpus_is_up_to_date() {
+    let dir = own_corpus_dir();
+    let generated = corpus_generator::files();
+    if std::env::var("AIRLOCK_REGENERATE_CORPUS").is_ok() {
+        for (name, text) in &generated {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    }
+    let names: BTreeSet<&str> = generated.iter().map(|(name, _)| name.as_str()).collect();
+    for (name, text) in read_corpus(&dir) {
+        if text.starts_with(corpus_generator::HEADER) {
+            assert!(
+                names.contains(name.as_str()),
+                "tests/corpus/{name} says it is generated but the generator does not write it"
+            );
+        }
+    }
+    for (name, text) in &generated {
+        let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert!(
+            &on_disk == text,
+            "tests/corpus/{name} is not what the generator writes: \
+             AIRLOCK_REGENERATE_CORPUS=1 cargo test -p airlock-sql --test differential"
+        );
+    }
 }
