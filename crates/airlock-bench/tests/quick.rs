@@ -44,6 +44,9 @@ fn quick_run_writes_a_table_with_every_configuration() {
     let started = std::time::Instant::now();
     let output = Command::new(bench)
         .arg("--quick")
+        // Two seconds per run: under load (a shared 2-core CI machine), one
+        // second can end before eight clients have all connected.
+        .args(["--duration", "2"])
         .arg("--out")
         .arg(out.path())
         .arg("--airlock-bin")
