@@ -128,6 +128,7 @@ pub fn decided_again_at_execute(text: &str) -> bool {
 /// The session effects of `text`, computed only when a word that can have
 /// one appears.
 fn session_effects_of(text: &str) -> Vec<SessionEffect> {
+    // One pass: the words start with `c`, `d`, `e` or `p`.
     const WORDS: [&[u8]; 6] = [
         b"deallocate",
         b"discard",
@@ -136,7 +137,16 @@ fn session_effects_of(text: &str) -> Vec<SessionEffect> {
         b"prepare",
         b"execute",
     ];
-    if WORDS.iter().any(|word| mentions(text, word)) {
+    let bytes = text.as_bytes();
+    let found = bytes.iter().enumerate().any(|(at, byte)| {
+        matches!(byte.to_ascii_lowercase(), b'c' | b'd' | b'e' | b'p')
+            && WORDS.iter().any(|word| {
+                bytes
+                    .get(at..at + word.len())
+                    .is_some_and(|window| window.eq_ignore_ascii_case(word))
+            })
+    });
+    if found {
         session_effects(Dialect::Postgres, text)
     } else {
         Vec::new()
@@ -207,7 +217,7 @@ impl CommandGate {
 
     /// The policy version live now.
     pub fn live_version(&self) -> i64 {
-        self.state.policy.current().version
+        self.state.policy.current_version()
     }
 
     fn classify(&mut self, text: &str, prepared: &PreparedView) -> Command {

@@ -184,13 +184,21 @@ pub struct AppliedPolicy {
 /// Holds the live policy; cheap to read on every command.
 pub struct PolicyHolder {
     live: RwLock<Arc<LivePolicy>>,
+    /// The live version, readable without the lock (every `Execute` asks).
+    version: std::sync::atomic::AtomicI64,
 }
 
 impl PolicyHolder {
     pub fn new(live: LivePolicy) -> Self {
         Self {
+            version: std::sync::atomic::AtomicI64::new(live.version),
             live: RwLock::new(Arc::new(live)),
         }
+    }
+
+    /// The version of the policy in force now.
+    pub fn current_version(&self) -> i64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The policy in force now.
@@ -202,10 +210,13 @@ impl PolicyHolder {
     }
 
     fn replace(&self, live: LivePolicy) {
+        let version = live.version;
         match self.live.write() {
             Ok(mut slot) => *slot = Arc::new(live),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
         }
+        self.version
+            .store(version, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -264,7 +264,7 @@ struct Prepared {
     class: Option<StatementClass>,
     /// The decision of its `Parse`; `None` for an SQL `PREPARE`, decided at
     /// each use.
-    decided: Option<Decided>,
+    decided: Option<Arc<Decided>>,
     /// A `Describe` of it (or of a portal bound from it) was sent.
     described: bool,
 }
@@ -273,7 +273,7 @@ struct Prepared {
 struct Portal {
     statement: String,
     text: Arc<str>,
-    decided: Option<Decided>,
+    decided: Option<Arc<Decided>>,
     /// The `Bind` body, for the values bound (recorded masked, shown to
     /// reviewers).
     bind: Vec<u8>,
@@ -659,7 +659,7 @@ where
                             let prepared = Prepared {
                                 text: query.into(),
                                 class: None,
-                                decided: Some(Decided::of(&decision, query)),
+                                decided: Some(Arc::new(Decided::of(&decision, query))),
                                 described: false,
                             };
                             let id = match names.define_statement(name, prepared, segment) {
@@ -691,7 +691,14 @@ where
                                 statement: statement.to_string(),
                                 text: Arc::clone(&prepared.text),
                                 decided: prepared.decided.clone(),
-                                bind: frame.as_bytes().get(5..).unwrap_or_default().to_vec(),
+                                // Kept only where the values are recorded or reviewed.
+                                bind: if recording.recorder.is_some()
+                                    || prepared.decided.as_ref().is_none_or(|d| d.review.is_some())
+                                {
+                                    frame.as_bytes().get(5..).unwrap_or_default().to_vec()
+                                } else {
+                                    Vec::new()
+                                },
                                 parameters,
                                 result_formats,
                                 described: prepared.described,
@@ -832,22 +839,23 @@ where
                             if decision.review.is_some() {
                                 decision.verdict = GateVerdict::Forward;
                             }
-                            let fresh = Decided::of(&decision, &text);
+                            let fresh = Arc::new(Decided::of(&decision, &text));
                             if !again && decision.verdict == GateVerdict::Forward {
                                 // Remember the new decision for later executions.
                                 if let Some(prepared) = names.statement_mut(&statement_name) {
                                     if Arc::ptr_eq(&prepared.text, &text) {
-                                        prepared.decided = Some(fresh.clone());
+                                        prepared.decided = Some(Arc::clone(&fresh));
                                     }
                                 }
                                 if let Some(bound) = names.portal_mut(portal) {
-                                    bound.decided = Some(fresh.clone());
+                                    bound.decided = Some(Arc::clone(&fresh));
                                 }
                             }
                             (decision, fresh)
                         } else {
-                            let decided = decided
-                                .unwrap_or_else(|| Decided::of(&GateDecision::inherited(), ""));
+                            let decided = decided.unwrap_or_else(|| {
+                                Arc::new(Decided::of(&GateDecision::inherited(), ""))
+                            });
                             let mut decision = GateDecision::inherited();
                             decision.mask = decided.mask.clone();
                             decision.version = decided.version;
