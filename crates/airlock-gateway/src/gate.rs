@@ -125,6 +125,16 @@ pub fn decided_again_at_execute(text: &str) -> bool {
     mentions(text, b"execute") || mentions(text, b"fetch") || mentions(text, b"move")
 }
 
+/// "retry in 40 ms" / "retry in 2.5 s": never "0.0 s", always rounded up.
+fn retry_hint(seconds: f64) -> String {
+    if seconds < 1.0 {
+        let millis = (seconds * 1000.0).ceil().max(1.0);
+        format!("{millis:.0} ms")
+    } else {
+        format!("{:.1} s", (seconds * 10.0).ceil() / 10.0)
+    }
+}
+
 /// The session effects of `text`, computed only when a word that can have
 /// one appears.
 fn session_effects_of(text: &str) -> Vec<SessionEffect> {
@@ -583,11 +593,22 @@ impl CommandGate {
             };
             if let Err(retry) = limiter.check(&key, limit.per_minute, now) {
                 return Some(format!(
-                    "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {:.1} s",
-                    limit.rule, limit.per_minute, self.identity.name, self.connection.name, retry.seconds
+                    "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {}",
+                    limit.rule, limit.per_minute, self.identity.name, self.connection.name, retry_hint(retry.seconds)
                 ));
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retry_hints_show_a_real_time() {
+        assert_eq!(super::retry_hint(0.0001), "1 ms");
+        assert_eq!(super::retry_hint(0.04), "40 ms");
+        assert_eq!(super::retry_hint(0.0999), "100 ms");
+        assert_eq!(super::retry_hint(2.41), "2.5 s");
     }
 }

@@ -78,17 +78,35 @@ pub fn run(command: PolicyCommand, global: &GlobalArgs) -> Result<()> {
                 );
             }
         }
-        PolicyCommand::History => print_list(
-            format,
-            &client()?.get("/policy/versions")?,
-            &[
-                ("version", "VERSION"),
-                ("created_at", "CREATED"),
-                ("source", "SOURCE"),
-                ("comment", "COMMENT"),
-                ("sha256", "SHA256"),
-            ],
-        ),
+        PolicyCommand::History => {
+            // The newest version is the live one: say so.
+            let mut versions = client()?.get("/policy/versions")?;
+            let newest = versions
+                .as_array()
+                .and_then(|list| list.iter().filter_map(|v| v["version"].as_i64()).max());
+            if let Some(list) = versions.as_array_mut() {
+                for version in list {
+                    let live = version["version"].as_i64() == newest;
+                    version["live"] = if format == OutputFormat::Json {
+                        serde_json::json!(live)
+                    } else {
+                        serde_json::json!(if live { "live" } else { "" })
+                    };
+                }
+            }
+            print_list(
+                format,
+                &versions,
+                &[
+                    ("version", "VERSION"),
+                    ("live", "LIVE"),
+                    ("created_at", "CREATED"),
+                    ("source", "SOURCE"),
+                    ("comment", "COMMENT"),
+                    ("sha256", "SHA256"),
+                ],
+            )
+        }
         PolicyCommand::Show { version } => {
             let record = match version {
                 Some(version) => client()?.get(&format!("/policy/versions/{version}"))?,

@@ -247,6 +247,17 @@ async fn policy_versions_go_live_at_once_and_roll_back() {
     let history: serde_json::Value = serde_json::from_str(&history).unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2);
     assert_eq!(history[1]["comment"], "freeze");
+    // The newest version is marked live.
+    let live: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|version| version["live"] == true)
+        .map(|version| version["version"].clone())
+        .collect();
+    assert_eq!(live, vec![serde_json::json!(2)], "{history}");
+    let table = gateway.cli_ok(&["policy", "history"], None);
+    assert!(table.contains("LIVE") && table.contains("live"), "{table}");
 
     // show, diff, rollback.
     let shown = gateway.cli_ok(&["policy", "show", "--version", "1"], None);
@@ -290,6 +301,12 @@ rules:
         db_error
             .message()
             .contains("rate limit exceeded by rule \"agent-rate\" (policy v1)"),
+        "{db_error:?}"
+    );
+    // The hint names a real wait, never "0.0 s".
+    assert!(!db_error.message().contains("retry in 0.0"), "{db_error:?}");
+    assert!(
+        db_error.message().contains(" ms") || db_error.message().contains(" s"),
         "{db_error:?}"
     );
 
