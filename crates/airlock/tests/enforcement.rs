@@ -12,11 +12,12 @@
 mod common;
 
 use airlock_pg::backend::{decode_data_row, decode_error_fields, tag};
-use airlock_pg::frontend::{encode_parse, encode_password, encode_query, encode_sync};
+use airlock_pg::frontend::{encode_password, encode_query};
 use airlock_pg::startup::encode_startup;
 use airlock_pg::{ErrorFields, FrameDecoder};
 use airlock_testkit::{GatewayProcess, PgCluster};
 use bytes::BytesMut;
+use common::wire::{bind, describe, execute, parse, pipeline, sync};
 use common::{setup_with_policy, stderr};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -139,61 +140,8 @@ impl Wire {
     }
 }
 
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn cstr(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
-    out.push(0);
-}
-
-/// `Bind` of text parameters, with one result format for every column.
-fn bind(portal: &str, statement: &str, parameters: &[&str], result_format: i16) -> Vec<u8> {
-    let mut body = Vec::new();
-    cstr(&mut body, portal);
-    cstr(&mut body, statement);
-    body.extend_from_slice(&0i16.to_be_bytes());
-    body.extend_from_slice(&(parameters.len() as i16).to_be_bytes());
-    for value in parameters {
-        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
-        body.extend_from_slice(value.as_bytes());
-    }
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&result_format.to_be_bytes());
-    message(b'B', &body)
-}
-
-fn execute(portal: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    cstr(&mut body, portal);
-    body.extend_from_slice(&0i32.to_be_bytes());
-    message(b'E', &body)
-}
-
-fn parse(name: &str, sql: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_parse(&mut out, name, sql);
-    out
-}
-
-fn sync() -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_sync(&mut out);
-    out
-}
-
 fn describe_portal(name: &str) -> Vec<u8> {
-    let mut body = vec![b'P'];
-    cstr(&mut body, name);
-    message(b'D', &body)
-}
-
-fn pipeline(parts: &[Vec<u8>]) -> Vec<u8> {
-    parts.concat()
+    describe(b'P', name)
 }
 
 fn rows_of(cluster: &PgCluster, table: &str) -> String {

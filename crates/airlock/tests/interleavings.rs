@@ -22,6 +22,7 @@ use airlock_pg::startup::encode_startup;
 use airlock_pg::FrameDecoder;
 use airlock_testkit::GatewayProcess;
 use bytes::BytesMut;
+use common::wire::{bind, close, describe, execute};
 use common::{setup_with_policy, stderr};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -69,18 +70,6 @@ impl Rng {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[(self.next() % items.len() as u64) as usize]
     }
-}
-
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn cstr(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
-    out.push(0);
 }
 
 fn texts(rng: &mut Rng) -> String {
@@ -132,18 +121,8 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, String, usize) {
             6 | 7 => {
                 let portal = *rng.pick(&portals);
                 let name = *rng.pick(&statements);
-                let mut body = Vec::new();
-                cstr(&mut body, portal);
-                cstr(&mut body, name);
-                body.extend_from_slice(&0i16.to_be_bytes());
-                body.extend_from_slice(&0i16.to_be_bytes());
-                body.extend_from_slice(&1i16.to_be_bytes());
-                body.extend_from_slice(&((rng.next() % 2) as i16).to_be_bytes());
-                out.extend_from_slice(&message(b'B', &body));
-                let mut body = Vec::new();
-                cstr(&mut body, portal);
-                body.extend_from_slice(&0i32.to_be_bytes());
-                out.extend_from_slice(&message(b'E', &body));
+                out.extend_from_slice(&bind(portal, name, &[], (rng.next() % 2) as i16));
+                out.extend_from_slice(&execute(portal));
                 described.push(format!("Bind({portal:?}, {name:?}) Execute({portal:?})"));
             }
             0 | 1 => {
@@ -155,22 +134,12 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, String, usize) {
             2 => {
                 let portal = *rng.pick(&portals);
                 let name = *rng.pick(&statements);
-                let mut body = Vec::new();
-                cstr(&mut body, portal);
-                cstr(&mut body, name);
-                body.extend_from_slice(&0i16.to_be_bytes());
-                body.extend_from_slice(&0i16.to_be_bytes());
-                body.extend_from_slice(&1i16.to_be_bytes());
-                body.extend_from_slice(&((rng.next() % 2) as i16).to_be_bytes());
-                out.extend_from_slice(&message(b'B', &body));
+                out.extend_from_slice(&bind(portal, name, &[], (rng.next() % 2) as i16));
                 described.push(format!("Bind({portal:?}, {name:?})"));
             }
             3 => {
                 let portal = *rng.pick(&portals);
-                let mut body = Vec::new();
-                cstr(&mut body, portal);
-                body.extend_from_slice(&0i32.to_be_bytes());
-                out.extend_from_slice(&message(b'E', &body));
+                out.extend_from_slice(&execute(portal));
                 described.push(format!("Execute({portal:?})"));
             }
             4 => {
@@ -179,9 +148,7 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, String, usize) {
                 } else {
                     (b'P', *rng.pick(&portals))
                 };
-                let mut body = vec![kind];
-                cstr(&mut body, name);
-                out.extend_from_slice(&message(b'D', &body));
+                out.extend_from_slice(&describe(kind, name));
                 described.push(format!("Describe({}, {name:?})", kind as char));
             }
             _ => {
@@ -190,9 +157,7 @@ fn batch(rng: &mut Rng) -> (Vec<u8>, String, usize) {
                 } else {
                     (b'P', *rng.pick(&portals))
                 };
-                let mut body = vec![kind];
-                cstr(&mut body, name);
-                out.extend_from_slice(&message(b'C', &body));
+                out.extend_from_slice(&close(kind, name));
                 described.push(format!("Close({}, {name:?})", kind as char));
             }
         }

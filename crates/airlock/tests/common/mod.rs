@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod wire;
+
 use airlock_testkit::{GatewayProcess, PgCluster};
 use std::path::Path;
 use std::process::Output;
