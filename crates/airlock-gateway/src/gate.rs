@@ -260,6 +260,17 @@ impl CommandGate {
         text: &str,
         prepared: &PreparedView,
     ) -> GateDecision {
+        // Nothing but white space and semicolons: PostgreSQL answers
+        // EmptyQueryResponse and runs nothing. (Comments alone are still
+        // classified: only bytes that cannot hide anything pass here.)
+        if text
+            .bytes()
+            .all(|byte| byte.is_ascii_whitespace() || byte == b';')
+        {
+            let mut empty = GateDecision::inherited_with(json!({"verdict": "empty"}));
+            empty.version = self.live_version();
+            return empty;
+        }
         let live = self.state.policy.current();
         let command = self.classify(text, prepared);
         let mut operations: Vec<&str> = command

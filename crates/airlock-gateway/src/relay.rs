@@ -61,6 +61,9 @@ pub enum RelayEnd {
     ClientVanished { in_flight: bool },
     /// The upstream closed its connection.
     UpstreamClosed,
+    /// The upstream ended the session with a FATAL error, already relayed
+    /// to the client (`pg_terminate_backend`, an idle timeout …).
+    UpstreamEndedWithError,
     /// The client sent bytes that are not valid protocol.
     ClientProtocolError(String),
     /// The upstream sent bytes that are not valid protocol.
@@ -83,7 +86,7 @@ impl RelayEnd {
         match self {
             Self::ClientTerminated => "client_terminated",
             Self::ClientVanished { .. } => "client_vanished",
-            Self::UpstreamClosed => "upstream_closed",
+            Self::UpstreamClosed | Self::UpstreamEndedWithError => "upstream_closed",
             Self::ClientProtocolError(_) => "client_protocol_error",
             Self::UpstreamProtocolError(_) => "upstream_protocol_error",
             Self::Revoked(_) => "revoked",
@@ -1253,6 +1256,9 @@ where
 {
     // Bytes of a frame already partly forwarded that still pass unparsed.
     let mut passthrough: usize = 0;
+    // The upstream's last word was a FATAL error, relayed as it came: the
+    // client needs no second one from the gateway when the connection ends.
+    let mut fatal_relayed = false;
     let mut out: Vec<u8> = Vec::new();
     let mut tracker = ResultTracker::new(recording.sample_rows, recording.sample_bytes);
     let mut finished: Vec<CommandResult> = Vec::new();
@@ -1314,6 +1320,9 @@ where
                         }
                     }
                     _ => {}
+                }
+                if tag == backend::tag::ERROR_RESPONSE && replacement.is_none() {
+                    fatal_relayed = is_fatal(frame);
                 }
                 if tracked(tag) {
                     let Ok(mut queue) = shared.pending_results.lock() else {
@@ -1404,6 +1413,7 @@ where
                 let _ = client_write.flush().await;
             }
             read = read_more(upstream_read, &mut buf) => match read {
+                Ok(0) if fatal_relayed => return RelayEnd::UpstreamEndedWithError,
                 Ok(0) => return RelayEnd::UpstreamClosed,
                 Ok(read) => {
                     stats.bytes_from_upstream.fetch_add(read as u64, Ordering::Relaxed);
@@ -1412,6 +1422,12 @@ where
             }
         }
     }
+}
+
+/// True for an `ErrorResponse` frame of severity FATAL or PANIC.
+fn is_fatal(frame: &[u8]) -> bool {
+    backend::decode_error_fields(frame.get(5..).unwrap_or_default())
+        .is_ok_and(|fields| matches!(fields.severity.as_str(), "FATAL" | "PANIC"))
 }
 
 /// The value of a `ParameterStatus` frame reporting `client_encoding`.

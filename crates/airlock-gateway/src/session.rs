@@ -175,11 +175,23 @@ async fn negotiate(
                 }
                 continue;
             }
-            Err(error) => {
+            Err(
+                error @ (airlock_pg::PgCodecError::UnsupportedProtocol { .. }
+                | airlock_pg::PgCodecError::TooMany { .. }),
+            ) => {
+                // A well-formed packet the gateway cannot serve: PostgreSQL
+                // answers these with an error, and so does the gateway.
                 return Ok(Negotiated::Refused(
                     stream,
-                    refuse("08P01", format!("airlock: invalid startup packet: {error}")),
-                ))
+                    refuse("08P01", format!("airlock: {error}")),
+                ));
+            }
+            Err(error) => {
+                // As PostgreSQL does: log it and close, without a reply
+                // (clients that write Terminate before starting up rely
+                // on it).
+                tracing::info!(%error, "invalid startup packet; connection closed");
+                return Ok(Negotiated::Done);
             }
         };
         match request {
@@ -571,7 +583,10 @@ async fn connect_and_relay(
             "57P01",
             "airlock: terminating connection: the gateway is shutting down",
         )),
-        RelayEnd::ClientTerminated | RelayEnd::ClientVanished { .. } | RelayEnd::Io(_) => None,
+        RelayEnd::ClientTerminated
+        | RelayEnd::ClientVanished { .. }
+        | RelayEnd::Io(_)
+        | RelayEnd::UpstreamEndedWithError => None,
     };
     if let Some(error) = client_error {
         let _ = client_write.write_all(&error).await;

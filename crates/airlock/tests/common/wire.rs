@@ -1,7 +1,15 @@
 //! Raw PostgreSQL frontend messages for tests that must send what no
 //! driver sends (pipelines, names of other sessions, odd orders).
 
-use airlock_pg::frontend::{encode_parse, encode_sync};
+use airlock_pg::backend::{decode_data_row, decode_error_fields, tag};
+use airlock_pg::frontend::{encode_parse, encode_password, encode_query, encode_sync};
+use airlock_pg::startup::encode_startup;
+use airlock_pg::{ErrorFields, FrameDecoder};
+use airlock_testkit::GatewayProcess;
+use bytes::BytesMut;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 /// A frame: tag, length, body.
 pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -70,4 +78,123 @@ pub fn close(kind: u8, name: &str) -> Vec<u8> {
 
 pub fn pipeline(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
+}
+
+/// What the server answered up to a `ReadyForQuery` (or the end).
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub errors: Vec<ErrorFields>,
+    pub rows: Vec<Vec<Option<Vec<u8>>>>,
+    pub tags: Vec<String>,
+    pub descriptions: usize,
+    pub ready: bool,
+    /// Every message tag received, in order.
+    pub frames: Vec<u8>,
+}
+
+impl Reply {
+    pub fn codes(&self) -> Vec<&str> {
+        self.errors
+            .iter()
+            .map(|error| error.code.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.rows
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+}
+
+/// A raw protocol session through the gateway.
+pub struct Wire {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Wire {
+    pub fn connect(
+        gateway: &GatewayProcess,
+        token: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Self, ErrorFields> {
+        let stream = TcpStream::connect(("127.0.0.1", gateway.pg_port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut wire = Self {
+            stream,
+            buf: BytesMut::new(),
+        };
+        let mut all = vec![("user", "agent-7"), ("database", "pg-test")];
+        all.extend_from_slice(params);
+        wire.send(&encode_startup(&all));
+        let mut request = [0u8; 9];
+        wire.stream.read_exact(&mut request).unwrap();
+        assert_eq!(request[0], b'R', "expected a password request");
+        let mut password = Vec::new();
+        encode_password(&mut password, token);
+        wire.send(&password);
+        let reply = wire.until_ready();
+        match reply.errors.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(wire),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `ReadyForQuery` or the end of the stream.
+    pub fn until_ready(&mut self) -> Reply {
+        let decoder = FrameDecoder::default();
+        let mut reply = Reply::default();
+        let mut chunk = [0u8; 8192];
+        loop {
+            while let Ok(Some(frame)) = decoder.decode(&mut self.buf) {
+                reply.frames.push(frame.tag());
+                match frame.tag() {
+                    tag::ERROR_RESPONSE => reply
+                        .errors
+                        .push(decode_error_fields(frame.body()).unwrap()),
+                    tag::DATA_ROW => reply.rows.push(
+                        decode_data_row(frame.body())
+                            .unwrap()
+                            .into_iter()
+                            .map(|value| value.map(<[u8]>::to_vec))
+                            .collect(),
+                    ),
+                    tag::COMMAND_COMPLETE => reply.tags.push(
+                        String::from_utf8_lossy(frame.body())
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    ),
+                    tag::ROW_DESCRIPTION => reply.descriptions += 1,
+                    tag::READY_FOR_QUERY => {
+                        reply.ready = true;
+                        return reply;
+                    }
+                    _ => {}
+                }
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return reply,
+                Ok(read) => self.buf.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
+    /// A simple query and its reply.
+    pub fn query(&mut self, sql: &str) -> Reply {
+        let mut out = Vec::new();
+        encode_query(&mut out, sql);
+        self.send(&out);
+        self.until_ready()
+    }
 }

@@ -1,0 +1,106 @@
+//! Driver compatibility: what a client sees through the gateway is what it
+//! sees directly from the same PostgreSQL, in the same test.
+
+// Tests: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::wire::Wire;
+use common::{client, setup};
+use std::time::Duration;
+
+async fn direct(cluster: &airlock_testkit::PgCluster) -> tokio_postgres::Client {
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=app dbname=appdb password={} sslmode=disable",
+        cluster.port,
+        cluster.role_password("app")
+    );
+    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// `Ok(messages)` or the SQLSTATE.
+async fn outcome_simple(client: &tokio_postgres::Client, sql: &str) -> Result<usize, String> {
+    client
+        .simple_query(sql)
+        .await
+        .map(|messages| messages.len())
+        .map_err(|error| {
+            error
+                .code()
+                .map(|code| code.code().to_string())
+                .unwrap_or_default()
+        })
+}
+
+async fn outcome_extended(client: &tokio_postgres::Client, sql: &str) -> Result<usize, String> {
+    client
+        .query(sql, &[])
+        .await
+        .map(|rows| rows.len())
+        .map_err(|error| {
+            error
+                .code()
+                .map(|code| code.code().to_string())
+                .unwrap_or_default()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_queries_are_answered_as_postgres_answers_them() {
+    let (cluster, gateway) = setup("");
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let through = client(&gateway, "agent-7", "pg-test", &token).await;
+    let straight = direct(&cluster).await;
+    for sql in ["", " ", ";", " ; ;\n"] {
+        assert_eq!(
+            outcome_simple(&through, sql).await,
+            outcome_simple(&straight, sql).await,
+            "simple {sql:?}"
+        );
+        assert_eq!(
+            outcome_extended(&through, sql).await,
+            outcome_extended(&straight, sql).await,
+            "extended {sql:?}"
+        );
+    }
+    // On the wire: EmptyQueryResponse, then ReadyForQuery.
+    let mut wire = Wire::connect(&gateway, &token, &[]).unwrap();
+    let reply = wire.query(" ");
+    assert_eq!(reply.frames, b"IZ", "{reply:?}");
+    assert!(reply.errors.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_backend_sends_one_fatal_error() {
+    let (cluster, gateway) = setup("");
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let mut wire = Wire::connect(&gateway, &token, &[]).unwrap();
+    let reply = wire.query("select 1");
+    assert!(reply.errors.is_empty(), "{reply:?}");
+    // The session's backend is the only one of role app on appdb.
+    let terminated = cluster.sql(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'app' and datname = 'appdb'",
+    );
+    assert_eq!(terminated, "1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest = wire.until_ready();
+    assert!(!rest.ready, "the session should have ended: {rest:?}");
+    assert_eq!(
+        rest.errors.len(),
+        1,
+        "one FATAL, the server's: {:?}",
+        rest.errors
+    );
+    assert_eq!(rest.errors[0].code, "57P01");
+    assert_eq!(rest.errors[0].severity, "FATAL");
+    assert!(
+        !rest.errors[0].message.starts_with("airlock"),
+        "{:?}",
+        rest.errors[0]
+    );
+}
