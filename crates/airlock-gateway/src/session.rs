@@ -54,6 +54,8 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 
 /// Result of the negotiate phase.
 enum Negotiated {
+    /// Nothing more to say: close the connection cleanly.
+    Close(BoxedIo),
     Startup {
         stream: BoxedIo,
         buf: BytesMut,
@@ -91,6 +93,10 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
             tls,
         } => (stream, buf, startup, tls),
         Negotiated::Done => return,
+        Negotiated::Close(mut stream) => {
+            let _ = stream.shutdown().await;
+            return;
+        }
         Negotiated::Refused(mut stream, refusal) => {
             let _ = stream
                 .write_all(&fatal(refusal.code, refusal.message))
@@ -238,7 +244,9 @@ async fn negotiate(
                 } else {
                     tracing::info!(client = %peer, "cancel request with an unknown key ignored");
                 }
-                return Ok(Negotiated::Done);
+                // Closed cleanly (over TLS with close_notify) once the
+                // upstream acted on it.
+                return Ok(Negotiated::Close(stream));
             }
             StartupRequest::Startup(startup) => {
                 if !tls && !state.plaintext_allowed(peer.ip()) {

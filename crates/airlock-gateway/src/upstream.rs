@@ -285,5 +285,15 @@ pub async fn send_cancel(address: &str, process_id: i32, secret_key: i32) -> std
     let mut tcp = TcpStream::connect(address).await?;
     tcp.write_all(&airlock_pg::startup::encode_cancel(process_id, secret_key))
         .await?;
-    tcp.shutdown().await
+    tcp.shutdown().await?;
+    // The server closes the connection once it has acted on the request:
+    // the client's cancel connection ends only then, as it would directly,
+    // so its next statement cannot be the one cancelled.
+    let mut rest = [0u8; 64];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        use tokio::io::AsyncReadExt;
+        while tcp.read(&mut rest).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    Ok(())
 }
