@@ -35,6 +35,10 @@ pub struct SessionSummary {
 struct Entry {
     summary: SessionSummary,
     secret_key: i32,
+    /// The process id the client was told: the upstream backend's own once
+    /// it is known (so `pg_backend_pid()` and notification senders match),
+    /// the registry's id before.
+    client_process_id: i32,
     upstream: Option<UpstreamCancel>,
     kill: watch::Sender<Option<String>>,
 }
@@ -157,6 +161,7 @@ impl SessionRegistry {
             Entry {
                 summary,
                 secret_key,
+                client_process_id: process_id,
                 upstream: None,
                 kill: sender,
             },
@@ -169,23 +174,29 @@ impl SessionRegistry {
         }
     }
 
-    /// Records the upstream's backend key for a session.
-    pub fn set_upstream(&self, process_id: i32, upstream: UpstreamCancel) {
+    /// Records the upstream's backend key for a session. Returns the
+    /// process id to give the client: the upstream's (the secret key stays
+    /// the gateway's own, so the upstream's never leaves the gateway).
+    pub fn set_upstream(&self, process_id: i32, upstream: UpstreamCancel) -> i32 {
+        let client = upstream.process_id;
         if let Ok(mut entries) = self.entries.lock() {
             if let Some(entry) = entries.get_mut(&process_id) {
+                entry.client_process_id = client;
                 entry.upstream = Some(upstream);
+                return client;
             }
         }
+        process_id
     }
 
-    /// The upstream key for a client's cancel request, if the key matches.
+    /// The upstream key for a client's cancel request, if the key matches:
+    /// the process id the client was told and the gateway's secret key.
     pub fn cancel_target(&self, process_id: i32, secret_key: i32) -> Option<UpstreamCancel> {
         let entries = self.entries.lock().ok()?;
-        let entry = entries.get(&process_id)?;
-        if entry.secret_key != secret_key {
-            return None;
-        }
-        entry.upstream.clone()
+        entries
+            .values()
+            .find(|entry| entry.client_process_id == process_id && entry.secret_key == secret_key)
+            .and_then(|entry| entry.upstream.clone())
     }
 
     /// Ends every live session of a token. Returns how many were told.
@@ -268,7 +279,7 @@ mod tests {
             tls: false,
             started_at: 0,
         });
-        registry.set_upstream(
+        let client_pid = registry.set_upstream(
             registration.process_id,
             UpstreamCancel {
                 address: "db:5432".into(),
@@ -276,24 +287,27 @@ mod tests {
                 secret_key: 88,
             },
         );
+        // The client is told the upstream's pid, with the gateway's key.
+        assert_eq!(client_pid, 77);
         let target = registry
-            .cancel_target(registration.process_id, registration.secret_key)
+            .cancel_target(client_pid, registration.secret_key)
             .unwrap();
         assert_eq!((target.process_id, target.secret_key), (77, 88));
+        assert!(
+            registry.cancel_target(77, 88).is_none(),
+            "the upstream's key is not accepted"
+        );
         assert!(registry
-            .cancel_target(
-                registration.process_id,
-                registration.secret_key.wrapping_add(1)
-            )
+            .cancel_target(client_pid, registration.secret_key.wrapping_add(1))
             .is_none());
         let mut kill = registration.kill.clone();
         assert_eq!(registry.kill_token("tok_1", "revoked"), 1);
         assert!(kill.has_changed().unwrap());
         assert_eq!(kill.borrow_and_update().as_deref(), Some("revoked"));
-        let process_id = registration.process_id;
+        let secret_key = registration.secret_key;
         drop(registration);
         assert!(registry.is_empty());
-        assert!(registry.cancel_target(process_id, 0).is_none());
+        assert!(registry.cancel_target(client_pid, secret_key).is_none());
     }
 
     fn summary(identity: &str, connection: &str) -> SessionSummary {

@@ -475,8 +475,9 @@ async fn connect_and_relay(
         }
     };
     let (upstream_stream, upstream_leftover, greeting, backend_key, upstream_address) = upstream;
+    let mut client_process_id = registration.process_id;
     if let Some((process_id, secret_key)) = backend_key {
-        state.sessions.set_upstream(
+        client_process_id = state.sessions.set_upstream(
             registration.process_id,
             UpstreamCancel {
                 address: upstream_address.clone(),
@@ -505,7 +506,7 @@ async fn connect_and_relay(
     }
     encode_auth_ok(&mut hello);
     hello.extend_from_slice(&greeting);
-    encode_backend_key_data(&mut hello, registration.process_id, registration.secret_key);
+    encode_backend_key_data(&mut hello, client_process_id, registration.secret_key);
     encode_ready_for_query(&mut hello, b'I');
     if stream.write_all(&hello).await.is_err() {
         return Ok(());

@@ -104,3 +104,38 @@ async fn a_terminated_backend_sends_one_fatal_error() {
         rest.errors[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_see_the_servers_backend_pid_and_cancel_still_works() {
+    let (_cluster, gateway) = setup("");
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let mut wire = Wire::connect(&gateway, &token, &[]).unwrap();
+    let (pid, _key) = wire.backend_key.expect("BackendKeyData");
+    let reply = wire.query("select pg_backend_pid()");
+    assert_eq!(reply.text(), pid.to_string(), "{reply:?}");
+    // Notifications carry the sender's pid: the same number.
+    let mut listener = Wire::connect(&gateway, &token, &[]).unwrap();
+    assert!(listener.query("listen compat").errors.is_empty());
+    let reply = wire.query("notify compat, 'x'");
+    assert!(reply.errors.is_empty(), "{reply:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let heard = listener.query("select 1");
+    assert_eq!(heard.notifications, vec![pid], "{heard:?}");
+    // Cancel through the gateway with what the client was told.
+    let sleeper = client(&gateway, "agent-7", "pg-test", &token).await;
+    let cancel = sleeper.cancel_token();
+    let started = std::time::Instant::now();
+    let query = sleeper.query("select pg_sleep(20)", &[]);
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await
+    });
+    let error = query.await.unwrap_err();
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("57014"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    canceller.await.unwrap().unwrap();
+}

@@ -90,6 +90,10 @@ pub struct Reply {
     pub ready: bool,
     /// Every message tag received, in order.
     pub frames: Vec<u8>,
+    /// `BackendKeyData`: process id and secret key.
+    pub backend_key: Option<(i32, i32)>,
+    /// The sender process id of each `NotificationResponse`.
+    pub notifications: Vec<i32>,
 }
 
 impl Reply {
@@ -115,6 +119,8 @@ impl Reply {
 pub struct Wire {
     stream: TcpStream,
     buf: BytesMut,
+    /// The `BackendKeyData` the session was given.
+    pub backend_key: Option<(i32, i32)>,
 }
 
 impl Wire {
@@ -130,6 +136,7 @@ impl Wire {
         let mut wire = Self {
             stream,
             buf: BytesMut::new(),
+            backend_key: None,
         };
         let mut all = vec![("user", "agent-7"), ("database", "pg-test")];
         all.extend_from_slice(params);
@@ -141,6 +148,7 @@ impl Wire {
         encode_password(&mut password, token);
         wire.send(&password);
         let reply = wire.until_ready();
+        wire.backend_key = reply.backend_key;
         match reply.errors.into_iter().next() {
             Some(error) => Err(error),
             None => Ok(wire),
@@ -176,6 +184,21 @@ impl Wire {
                             .to_string(),
                     ),
                     tag::ROW_DESCRIPTION => reply.descriptions += 1,
+                    tag::NOTIFICATION_RESPONSE => {
+                        if let Some(pid) = frame.body().get(..4) {
+                            reply
+                                .notifications
+                                .push(i32::from_be_bytes([pid[0], pid[1], pid[2], pid[3]]));
+                        }
+                    }
+                    tag::BACKEND_KEY_DATA => {
+                        let body = frame.body();
+                        if body.len() == 8 {
+                            let pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                            let key = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                            reply.backend_key = Some((pid, key));
+                        }
+                    }
                     tag::READY_FOR_QUERY => {
                         reply.ready = true;
                         return reply;
