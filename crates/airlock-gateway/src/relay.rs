@@ -573,6 +573,7 @@ where
                 }
                 match message {
                     FrontendMessage::Query { text } => {
+                        let text: &str = &text;
                         seq += 1;
                         ends += 1;
                         // A simple query drops the unnamed statement and portal.
@@ -633,6 +634,7 @@ where
                         }
                     }
                     FrontendMessage::Parse { name, query, .. } => {
+                        let query: &str = &query;
                         seq += 1;
                         let view = if crate::gate::decided_again_at_execute(query) {
                             let (answered, _) = answered_view(&mut names, shared);

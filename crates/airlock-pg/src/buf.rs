@@ -63,6 +63,18 @@ impl<'a> BodyReader<'a> {
         std::str::from_utf8(head).map_err(|_| PgCodecError::BadString { what: self.what })
     }
 
+    /// A NUL-terminated string; bytes that are not UTF-8 become U+FFFD.
+    pub(crate) fn cstr_lossy(&mut self) -> Result<std::borrow::Cow<'a, str>, PgCodecError> {
+        let end = self
+            .bytes
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(PgCodecError::BadString { what: self.what })?;
+        let head = self.take(end)?;
+        self.take(1)?;
+        Ok(String::from_utf8_lossy(head))
+    }
+
     /// A count that must be non-negative and at most `max`.
     pub(crate) fn count16(
         &mut self,

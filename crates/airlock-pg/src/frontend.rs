@@ -31,12 +31,17 @@ pub mod tag {
 pub enum FrontendMessage<'a> {
     /// Simple query: one or more statements.
     Query {
-        text: &'a str,
+        /// Bytes that are not UTF-8 are replaced by U+FFFD: the client
+        /// encoding is one in which every byte below 0x80 is ASCII (see
+        /// [`crate::encoding`]), so the statement's structure is intact;
+        /// the frame itself is forwarded unchanged.
+        text: std::borrow::Cow<'a, str>,
     },
     /// Extended protocol: prepare `query` as statement `name` (empty: unnamed).
     Parse {
         name: &'a str,
-        query: &'a str,
+        /// As [`FrontendMessage::Query`]'s text.
+        query: std::borrow::Cow<'a, str>,
         parameter_types: usize,
     },
     /// Bind a prepared statement to a portal.
@@ -80,13 +85,13 @@ pub fn decode_frontend(frame: &Frame) -> Result<FrontendMessage<'_>, PgCodecErro
     let message = match frame.tag() {
         tag::QUERY => {
             let mut reader = BodyReader::new(body, "Query");
-            let text = reader.cstr()?;
+            let text = reader.cstr_lossy()?;
             FrontendMessage::Query { text }
         }
         tag::PARSE => {
             let mut reader = BodyReader::new(body, "Parse");
             let name = reader.cstr()?;
-            let query = reader.cstr()?;
+            let query = reader.cstr_lossy()?;
             let parameter_types = reader.count16("parameter types", MAX_PARAMETERS)?;
             reader.take(parameter_types.saturating_mul(4))?;
             FrontendMessage::Parse {
@@ -301,7 +306,18 @@ mod tests {
         assert_eq!(
             decode_frontend(&frame(out)).unwrap(),
             FrontendMessage::Query {
-                text: "select 1; select 2"
+                text: "select 1; select 2".into()
+            }
+        );
+        // Bytes of another (ASCII-compatible) encoding: kept structurally.
+        let mut latin1 = vec![b'Q', 0, 0, 0, 0];
+        latin1.extend_from_slice(b"select 'caf\xe9'\0");
+        let length = (latin1.len() - 1) as i32;
+        latin1[1..5].copy_from_slice(&length.to_be_bytes());
+        assert_eq!(
+            decode_frontend(&frame(latin1)).unwrap(),
+            FrontendMessage::Query {
+                text: "select 'caf\u{fffd}'".into()
             }
         );
         let mut out = Vec::new();
@@ -310,7 +326,7 @@ mod tests {
             decode_frontend(&frame(out)).unwrap(),
             FrontendMessage::Parse {
                 name: "s1",
-                query: "select $1",
+                query: "select $1".into(),
                 parameter_types: 0
             }
         );

@@ -47,6 +47,6 @@ proptest! {
         let mut out = Vec::new();
         encode_query(&mut out, &text);
         let frame = FrameDecoder::default().decode(&mut BytesMut::from(&out[..])).unwrap().unwrap();
-        prop_assert_eq!(decode_frontend(&frame).unwrap(), airlock_pg::frontend::FrontendMessage::Query { text: &text });
+        prop_assert_eq!(decode_frontend(&frame).unwrap(), airlock_pg::frontend::FrontendMessage::Query { text: std::borrow::Cow::Borrowed(&text) });
     }
 }

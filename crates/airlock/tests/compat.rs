@@ -139,3 +139,37 @@ async fn clients_see_the_servers_backend_pid_and_cancel_still_works() {
     assert!(started.elapsed() < Duration::from_secs(10));
     canceller.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_byte_client_encodings_work_as_directly() {
+    let (cluster, gateway) = setup("");
+    cluster.sql_in(
+        "appdb",
+        "create table words(id int primary key, word text); grant all on words to app",
+    );
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    for (id, encoding) in ["LATIN9", "WIN1252", "LATIN1"].into_iter().enumerate() {
+        let mut wire = Wire::connect(&gateway, &token, &[("client_encoding", encoding)]).unwrap();
+        // "café" in these encodings: 0xE9 is é.
+        let reply = wire.query_bytes(b"select 'caf\xe9' as word");
+        assert!(reply.errors.is_empty(), "{encoding}: {reply:?}");
+        assert_eq!(
+            reply.rows[0][0].as_deref(),
+            Some(b"caf\xe9".as_slice()),
+            "{encoding}"
+        );
+        // "naïve": 0xEF is ï.
+        let mut insert = format!("insert into words values ({id}, 'na").into_bytes();
+        insert.extend_from_slice(b"\xefve')");
+        let reply = wire.query_bytes(&insert);
+        assert!(reply.errors.is_empty(), "{encoding}: {reply:?}");
+    }
+    // The server stored them as the text they are.
+    assert_eq!(
+        cluster.sql_in(
+            "appdb",
+            "select string_agg(word, ',' order by id) from words"
+        ),
+        "naïve,naïve,naïve"
+    );
+}

@@ -213,6 +213,14 @@ impl Wire {
         }
     }
 
+    /// A simple query given as bytes (another client encoding) and its reply.
+    pub fn query_bytes(&mut self, sql: &[u8]) -> Reply {
+        let mut body = sql.to_vec();
+        body.push(0);
+        self.send(&message(b'Q', &body));
+        self.until_ready()
+    }
+
     /// A simple query and its reply.
     pub fn query(&mut self, sql: &str) -> Reply {
         let mut out = Vec::new();
