@@ -31,6 +31,7 @@ pub mod relay;
 pub mod reviews;
 pub mod server;
 pub mod session;
+pub mod startup_params;
 pub mod state;
 pub mod tls;
 pub mod tracker;

@@ -707,7 +707,7 @@ async fn admit_session(
 type OpenedUpstream = (BoxedIo, BytesMut, Vec<u8>, Option<(i32, i32)>, String);
 
 async fn open_upstream(
-    state: &GatewayState,
+    state: &Arc<GatewayState>,
     startup: &StartupMessage,
     authenticated: &Authenticated,
     database: &str,
@@ -793,6 +793,42 @@ async fn open_upstream(
             }
         }
     }
+    // Settings in the startup packet are decided as the SETs they are.
+    let requested = crate::startup_params::requested(&startup.params)
+        .map_err(|reason| refuse("08P01", format!("airlock: startup packet: {reason}")))?;
+    let mut forwarded = requested.passed;
+    if !requested.settings.is_empty() {
+        let mut gate = CommandGate::new(
+            Arc::clone(state),
+            authenticated.identity.clone(),
+            state.connection_info(&connection),
+        );
+        for (name, value) in requested.settings {
+            let statement = crate::startup_params::as_set_statement(&name, &value);
+            let decision = gate.check(
+                crate::gate::CommandKind::SimpleQuery,
+                &statement,
+                &crate::gate::PreparedView::default(),
+            );
+            match decision.verdict {
+                crate::gate::GateVerdict::Forward if decision.review.is_none() => {
+                    forwarded.push((name, value));
+                }
+                crate::gate::GateVerdict::Forward | crate::gate::GateVerdict::Refuse(_) => {
+                    let reason = match decision.verdict {
+                        crate::gate::GateVerdict::Refuse(error) => error.message,
+                        crate::gate::GateVerdict::Forward => "it needs a review".into(),
+                    };
+                    return Err(refuse(
+                        "42501",
+                        format!(
+                            "airlock: the startup parameter {name}={value} is not allowed ({statement}): {reason}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     let store = Arc::clone(&state.store);
     let credential_name = connection.credential.clone();
     let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
@@ -868,11 +904,7 @@ async fn open_upstream(
     };
     let connected = tokio::time::timeout(
         state.settings.connect_timeout,
-        upstream::connect(
-            &target,
-            &startup.params,
-            state.config.postgres.max_message_bytes,
-        ),
+        upstream::connect(&target, &forwarded, state.config.postgres.max_message_bytes),
     )
     .await;
     let outcome = match connected {

@@ -90,20 +90,6 @@ impl UpstreamError {
     }
 }
 
-/// Startup parameters passed on from the client. Everything else (notably
-/// `options`, which can set `role`, and `replication`) is dropped.
-pub const FORWARDED_PARAMETERS: &[&str] = &[
-    "application_name",
-    "client_encoding",
-    "DateStyle",
-    "datestyle",
-    "TimeZone",
-    "timezone",
-    "extra_float_digits",
-    "IntervalStyle",
-    "intervalstyle",
-];
-
 /// Connects and authenticates.
 pub async fn connect(
     target: &UpstreamTarget,
@@ -127,8 +113,9 @@ pub async fn connect(
 
     let mut params: Vec<(&str, &str)> =
         vec![("user", &target.username), ("database", &target.database)];
+    // Decided by the caller (`startup_params`): every one is forwarded.
     for (key, value) in client_parameters {
-        if FORWARDED_PARAMETERS.contains(&key.as_str()) {
+        if key != "user" && key != "database" {
             params.push((key, value));
         }
     }

@@ -173,3 +173,87 @@ async fn single_byte_client_encodings_work_as_directly() {
         "naïve,naïve,naïve"
     );
 }
+
+async fn connect_with(conninfo: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_settings_are_decided_like_set_and_never_dropped() {
+    // Writes allowed (plain settings are `write`), admin settings not.
+    let policy = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: settings
+    match: {operations: [set], access: write}
+    action: allow
+";
+    let (cluster, gateway) = common::setup_with_policy("", policy);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let options = "options='-c statement_timeout=1234 --lock-timeout=2s'";
+    let through = connect_with(&format!(
+        "host=127.0.0.1 port={} user=agent-7 dbname=pg-test password={token} sslmode=disable {options}",
+        gateway.pg_port
+    ))
+    .await
+    .unwrap();
+    let straight = connect_with(&format!(
+        "host=127.0.0.1 port={} user=app dbname=appdb password={} sslmode=disable {options}",
+        cluster.port,
+        cluster.role_password("app")
+    ))
+    .await
+    .unwrap();
+    for setting in ["statement_timeout", "lock_timeout"] {
+        let show = format!("show {setting}");
+        let via: String = through.query_one(show.as_str(), &[]).await.unwrap().get(0);
+        let direct: String = straight.query_one(show.as_str(), &[]).await.unwrap().get(0);
+        assert_eq!(via, direct, "{setting}");
+    }
+    // A setting the policy does not allow refuses the connection, naming it,
+    // before anything is opened upstream (no session starts).
+    let starts = || {
+        common::events(&gateway)
+            .iter()
+            .filter(|event| event.kind == "session.start")
+            .count()
+    };
+    let before = starts();
+    let refused = connect_with(&format!(
+        "host=127.0.0.1 port={} user=agent-7 dbname=pg-test password={token} sslmode=disable options='-c search_path=evil,public'",
+        gateway.pg_port
+    ))
+    .await
+    .err()
+    .expect("a session with a forbidden setting was opened");
+    let message = refused
+        .as_db_error()
+        .expect("a server error")
+        .message()
+        .to_string();
+    assert!(message.contains("search_path=evil,public"), "{message}");
+    assert_eq!(
+        starts(),
+        before,
+        "a session started with the forbidden setting"
+    );
+    // Other switches than settings are refused, not dropped.
+    let refused = connect_with(&format!(
+        "host=127.0.0.1 port={} user=agent-7 dbname=pg-test password={token} sslmode=disable options='-D /tmp'",
+        gateway.pg_port
+    ))
+    .await
+    .err()
+    .expect("options with a switch were accepted");
+    assert!(
+        refused
+            .as_db_error()
+            .is_some_and(|error| error.message().contains("only -c name=value")),
+        "{refused}"
+    );
+}
