@@ -224,13 +224,15 @@ rules:
             .count()
     };
     let before = starts();
-    let refused = connect_with(&format!(
+    let refused = match connect_with(&format!(
         "host=127.0.0.1 port={} user=agent-7 dbname=pg-test password={token} sslmode=disable options='-c search_path=evil,public'",
         gateway.pg_port
     ))
     .await
-    .err()
-    .expect("a session with a forbidden setting was opened");
+    {
+        Ok(_) => panic!("a session with a forbidden setting was opened"),
+        Err(error) => error,
+    };
     let message = refused
         .as_db_error()
         .expect("a server error")
@@ -243,13 +245,15 @@ rules:
         "a session started with the forbidden setting"
     );
     // Other switches than settings are refused, not dropped.
-    let refused = connect_with(&format!(
+    let refused = match connect_with(&format!(
         "host=127.0.0.1 port={} user=agent-7 dbname=pg-test password={token} sslmode=disable options='-D /tmp'",
         gateway.pg_port
     ))
     .await
-    .err()
-    .expect("options with a switch were accepted");
+    {
+        Ok(_) => panic!("options with a switch were accepted"),
+        Err(error) => error,
+    };
     assert!(
         refused
             .as_db_error()
