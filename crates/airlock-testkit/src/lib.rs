@@ -18,6 +18,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A file of this repository, by its path from the repository's root
+/// (`examples/local-policy.yaml`): tests read nothing outside the repository.
+pub fn repo_file(relative: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the testkit lives in crates/airlock-testkit");
+    root.join(relative)
+}
+
+/// [`repo_file`]'s text.
+pub fn repo_text(relative: &str) -> String {
+    let path = repo_file(relative);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()))
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released: a small race, fine for
 /// tests).
 pub fn free_port() -> u16 {

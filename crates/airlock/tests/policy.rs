@@ -402,8 +402,8 @@ async fn executes_of_a_parsed_sql_execute_are_decided_each_time() {
 /// DELETE without WHERE, and is refused before it reaches the upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn constant_where_clauses_are_unbounded_writes() {
-    let (cluster, gateway) =
-        setup_with_policy("", include_str!("../../../examples/local-policy.yaml"));
+    let policy = airlock_testkit::repo_text("examples/local-policy.yaml");
+    let (cluster, gateway) = setup_with_policy("", &policy);
     prepare_table(&cluster);
     let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
     let client = client(&gateway, "agent-7", "pg-test", &token).await;
@@ -487,8 +487,8 @@ rules:
 /// it calls an unknown function is refused naming that function.
 #[test]
 fn psql_meta_commands_are_reads_and_unknown_functions_are_named() {
-    let policy = include_str!("../../../examples/local-policy.yaml");
-    let (cluster, gateway) = setup_with_policy("", policy);
+    let policy = airlock_testkit::repo_text("examples/local-policy.yaml");
+    let (cluster, gateway) = setup_with_policy("", &policy);
     prepare_table(&cluster);
     cluster.sql_in(
         "appdb",
