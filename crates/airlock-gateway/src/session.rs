@@ -731,7 +731,14 @@ async fn open_upstream(
             ));
         }
     }
-    if let Some(encoding) = startup.param("client_encoding") {
+    // Settings in the startup packet, its `options` included.
+    let requested = crate::startup_params::requested(&startup.params)
+        .map_err(|reason| refuse("08P01", format!("airlock: startup packet: {reason}")))?;
+    for (_, encoding) in requested
+        .passed
+        .iter()
+        .filter(|(name, _)| name == "client_encoding")
+    {
         if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
             return Err(refuse(
                 "22023",
@@ -794,8 +801,6 @@ async fn open_upstream(
         }
     }
     // Settings in the startup packet are decided as the SETs they are.
-    let requested = crate::startup_params::requested(&startup.params)
-        .map_err(|reason| refuse("08P01", format!("airlock: startup packet: {reason}")))?;
     let mut forwarded = requested.passed;
     if !requested.settings.is_empty() {
         let mut gate = CommandGate::new(

@@ -122,6 +122,11 @@ fn multibyte_client_encodings_are_refused_at_startup() {
         !log.contains("SJIS"),
         "a change of encoding reached the server"
     );
+    // So is one asked for in `options`.
+    let refused = Wire::connect(&gateway, &token, &[("options", "-c client_encoding=SJIS")])
+        .err()
+        .expect("client_encoding in options was accepted");
+    assert_eq!(refused.code, "22023", "{refused:?}");
     // A role setting chooses the encoding too: the session is refused.
     cluster.sql("alter role app set client_encoding = 'SJIS'");
     let refused = Wire::connect(&gateway, &token, &[])
