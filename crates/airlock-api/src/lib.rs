@@ -1,6 +1,6 @@
 //! The admin REST API.
 //!
-//! Thin HTTP glue over [`airlock_gateway::admin`]: every route under
+//! Thin HTTP glue over [`airlock_core::admin`]: every route under
 //! `/api/v1` requires `Authorization: Bearer <token>`: the admin token, or
 //! for the personal routes (reviews, MFA, access) a person's or agent's own
 //! token; `/healthz` and `/readyz` are open. Errors are turned into JSON
@@ -10,7 +10,7 @@
 //!
 //! Bearer tokens are checked once per request, in [`authenticate`], which
 //! also counts wrong tokens per source address (the gateway's
-//! [`airlock_gateway::auth::SprayGuard`], with the PostgreSQL listener's
+//! [`airlock_core::auth::SprayGuard`], with the PostgreSQL listener's
 //! settings): a locked-out source gets `429 Too Many Requests` with
 //! `Retry-After` for every `/api/v1` route, whatever token it presents, and
 //! the lockout is recorded as an `auth.lockout` event.
@@ -26,9 +26,9 @@ use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use airlock_gateway::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
-use airlock_gateway::audit::{parse_since, SessionFilter};
-use airlock_gateway::GatewayState;
+use airlock_core::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
+use airlock_core::audit::{parse_since, SessionFilter};
+use airlock_core::GatewayState;
 use airlock_store::NewEvent;
 
 type AppState = Arc<GatewayState>;

@@ -37,7 +37,7 @@
 //! `columns: ['*']` masks every column of the statements that read `t`
 //! (table-level masking), whatever the expressions compute. What reads the
 //! value's format (arrays, records, `bytea`, numbers, COPY rows) is the
-//! gateway's concern (`airlock-gateway`'s `masking` module): this crate sees
+//! gateway's concern (`airlock-pg-gateway`'s `masking` module): this crate sees
 //! only text and bytes.
 //!
 //! # Styles

@@ -682,7 +682,7 @@ fn rotate_admin_token(
     }
     let store = airlock_store::Store::open(data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let generated = airlock_gateway::admin::rotate_admin_token(&store, from_env)?;
+    let generated = airlock_core::admin::rotate_admin_token(&store, from_env)?;
     store.append_event(airlock_store::NewEvent {
         kind: "admin.token_rotated".into(),
         session_id: None,

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-use airlock_gateway::config::{relative_to, GatewayConfig};
+use airlock_core::config::{relative_to, GatewayConfig};
 use airlock_policy::Policy;
 
 use crate::cli::OutputFormat;

@@ -16,7 +16,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_gateway::config::{relative_to, GatewayConfig};
+use airlock_core::config::{relative_to, GatewayConfig};
 
 use crate::cli::{DoctorArgs, OutputFormat};
 use crate::output::outln;
@@ -210,7 +210,7 @@ fn check_certificates(
     match &config.tls {
         Some(tls) => files.push(("client TLS", relative_to(config_path, &tls.cert))),
         None => {
-            let generated = data_dir.join(airlock_gateway::tls::GENERATED_CERT);
+            let generated = data_dir.join(airlock_core::tls::GENERATED_CERT);
             if generated.exists() {
                 files.push(("client TLS", generated));
             } else {

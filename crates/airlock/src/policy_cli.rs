@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::Read;
 
-use airlock_gateway::config::GatewayConfig;
+use airlock_core::config::GatewayConfig;
 use airlock_policy::{explain, DecisionInput, Policy};
 use airlock_types::{AuthMethod, ConnectionInfo, Identity, IdentityKind, Protocol};
 

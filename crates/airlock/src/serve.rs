@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-use airlock_gateway::admin::{bootstrap_admin_token, AdminTokenStart};
-use airlock_gateway::config::{relative_to, GatewayConfig};
-use airlock_gateway::GatewayState;
+use airlock_core::admin::{bootstrap_admin_token, AdminTokenStart};
+use airlock_core::config::{relative_to, GatewayConfig};
+use airlock_core::GatewayState;
 use airlock_store::vault::MasterKey;
 use airlock_store::Store;
 
@@ -64,10 +64,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         AdminTokenStart::FromEnvironment | AdminTokenStart::Stored => {}
     }
-    let live_policy = airlock_gateway::policies::bootstrap(&store, policy_path.as_deref())
+    let live_policy = airlock_core::policies::bootstrap(&store, policy_path.as_deref())
         .map_err(|error| anyhow!("{error}"))?;
     if let Some(path) = &policy_path {
-        if let Some(version) = airlock_gateway::policies::file_differs_from_live(&store, path) {
+        if let Some(version) = airlock_core::policies::file_differs_from_live(&store, path) {
             let file = path.display();
             eprintln!(
                 "\n  warning: {file} differs from the live policy v{version}: the file is loaded\n  \
@@ -140,13 +140,13 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
         .with_context(|| format!("cannot listen on {postgres_address} (listen.postgres)"))?;
     tracing::info!(admin = %admin.local_addr()?, postgres = %postgres.local_addr()?, "airlock listening");
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let pg_task = tokio::spawn(airlock_gateway::server::run_postgres_listener(
+    let pg_task = tokio::spawn(airlock_pg_gateway::server::run_postgres_listener(
         Arc::clone(&state),
         postgres,
         shutdown_rx.clone(),
     ));
-    let pruning = tokio::spawn(airlock_gateway::audit::run_pruning(Arc::clone(&state)));
-    let policy_refresh = tokio::spawn(airlock_gateway::policies::run_policy_refresh(Arc::clone(
+    let pruning = tokio::spawn(airlock_core::audit::run_pruning(Arc::clone(&state)));
+    let policy_refresh = tokio::spawn(airlock_core::policies::run_policy_refresh(Arc::clone(
         &state,
     )));
     if !state.config.recording.enabled {

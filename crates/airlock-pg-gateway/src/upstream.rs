@@ -19,16 +19,10 @@ use airlock_pg::startup::{encode_ssl_request, encode_startup};
 use airlock_pg::{ErrorFields, FrameDecoder, PgCodecError};
 use airlock_types::Secret;
 
+use airlock_core::tls::UpstreamTls;
+
 use crate::io::{read_more, BoxedIo};
 
-/// TLS towards the upstream.
-#[derive(Clone)]
-pub enum UpstreamTls {
-    /// Plain TCP.
-    Disable,
-    /// TLS with this client config (`require` or `verify-full`).
-    Enabled(Arc<ClientConfig>),
-}
 
 /// Where and as whom to connect.
 pub struct UpstreamTarget {

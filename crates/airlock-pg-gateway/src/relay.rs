@@ -44,8 +44,8 @@ use serde_json::json;
 use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict, PreparedView};
 use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
-use crate::recorder::Recorder;
-use crate::reviews::ReviewRequest;
+use airlock_core::recorder::Recorder;
+use airlock_core::reviews::ReviewRequest;
 use crate::tracker::{CommandResult, Pending, ResultTracker};
 
 /// Upper bound for one upstream message that must be held whole to be

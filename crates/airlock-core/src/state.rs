@@ -15,8 +15,7 @@ use crate::config::{relative_to, GatewayConfig, PlaintextPolicy, ResolvedSetting
 use crate::policies::{LivePolicy, PolicyHolder};
 use crate::recorder::{RecordError, Recorder};
 use crate::registry::SessionRegistry;
-use crate::tls::{encrypting_client_config, verifying_client_config, TlsError};
-use crate::upstream::UpstreamTls;
+use crate::tls::{encrypting_client_config, verifying_client_config, TlsError, UpstreamTls};
 
 /// A connection resolved from config or from the store.
 #[derive(Clone)]

@@ -21,8 +21,8 @@ use airlock_sql::{
 use airlock_store::now_unix;
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
-use crate::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
-use crate::state::GatewayState;
+use airlock_core::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
+use airlock_core::state::GatewayState;
 
 /// What the relay must do with one command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -295,8 +295,13 @@ impl Default for PostgresOptions {
     }
 }
 
+/// The PostgreSQL listener's default message bound: the codec's own
+/// (`airlock_pg::DEFAULT_MAX_MESSAGE_BYTES`; a test of `airlock-pg-gateway`
+/// checks they agree, so the core needs no PostgreSQL dependency).
+pub const DEFAULT_POSTGRES_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
 fn default_max_message_bytes() -> usize {
-    airlock_pg::DEFAULT_MAX_MESSAGE_BYTES
+    DEFAULT_POSTGRES_MAX_MESSAGE_BYTES
 }
 
 fn default_auth_timeout() -> String {

@@ -211,3 +211,12 @@ mod tests {
         );
     }
 }
+
+/// TLS towards the upstream.
+#[derive(Clone)]
+pub enum UpstreamTls {
+    /// Plain TCP.
+    Disable,
+    /// TLS with this client config (`require` or `verify-full`).
+    Enabled(Arc<ClientConfig>),
+}

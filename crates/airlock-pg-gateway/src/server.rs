@@ -4,7 +4,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::state::GatewayState;
+use airlock_core::state::GatewayState;
 
 /// Accepts PostgreSQL clients until `shutdown` turns true.
 pub async fn run_postgres_listener(

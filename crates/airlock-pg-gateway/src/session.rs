@@ -28,12 +28,12 @@ use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
 use airlock_pg::FrameDecoder;
 use airlock_store::{now_unix, NewEvent};
 
-use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
+use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
-use crate::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
+use airlock_core::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
 use crate::relay::{fatal, relay, Expiry, RecordingContext, RelayEnd, RelayStats};
-use crate::state::GatewayState;
+use airlock_core::state::GatewayState;
 use crate::upstream::{self, UpstreamTarget};
 
 /// Largest password message accepted (tokens and JWTs are well below).
@@ -769,10 +769,10 @@ async fn open_upstream(
     let mut grant_expires_at = None;
     if connection.jit {
         match state.admit(&authenticated.identity, &connection) {
-            Ok(Some(crate::access::Admission::Grant(grant))) => {
+            Ok(Some(airlock_core::access::Admission::Grant(grant))) => {
                 grant_expires_at = Some(grant.expires_at)
             }
-            Ok(Some(crate::access::Admission::Standing { .. })) => {}
+            Ok(Some(airlock_core::access::Admission::Standing { .. })) => {}
             Ok(None) => {
                 let event = NewEvent {
                     kind: "access.refused".into(),
