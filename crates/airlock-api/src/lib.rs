@@ -179,7 +179,7 @@ async fn record_api_failure(state: &AppState, source: IpAddr) {
     let outcome = state.api_guard.record_failure(source, API_IDENTITY);
     tracing::warn!(client = %source, source_failures = outcome.source_failures, "admin API authentication failed");
     let mut events = vec![NewEvent {
-        kind: "auth.failure".into(),
+        kind: airlock_core::events::EventKind::AuthFailure.into(),
         session_id: None,
         identity: None,
         data: json!({
@@ -193,7 +193,7 @@ async fn record_api_failure(state: &AppState, source: IpAddr) {
     if outcome.locked_now.is_some() {
         tracing::warn!(client = %source, "admin API source locked out after repeated authentication failures");
         events.push(NewEvent {
-            kind: "auth.lockout".into(),
+            kind: airlock_core::events::EventKind::AuthLockout.into(),
             session_id: None,
             identity: None,
             data: json!({

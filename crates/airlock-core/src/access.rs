@@ -69,7 +69,7 @@ impl GatewayState {
         let info = self.connection_info(&resolved);
         let seconds = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2);
         let decision = decide_access(policy, identity, &info, duration, now_unix());
-        let audit = |kind: &str, data: Value| {
+        let audit = |kind: crate::events::EventKind, data: Value| {
             self.store.append_event(NewEvent {
                 kind: kind.into(),
                 session_id: None,
@@ -80,7 +80,7 @@ impl GatewayState {
         match decision {
             AccessDecision::Denied { message } => {
                 audit(
-                    "access.denied",
+                    crate::events::EventKind::AccessDenied,
                     json!({"connection": connection, "duration_seconds": seconds, "reason": reason, "why": message}),
                 )?;
                 Err(AdminError::Forbidden(message))
@@ -90,7 +90,7 @@ impl GatewayState {
                     .store
                     .create_grant(&identity.name, connection, &rule, seconds)?;
                 audit(
-                    "access.grant",
+                    crate::events::EventKind::AccessGrant,
                     json!({"grant_id": grant.id, "connection": connection, "rule": rule, "expires_at": grant.expires_at,
                            "reason": reason, "approved_by": "policy"}),
                 )?;
@@ -128,7 +128,7 @@ impl GatewayState {
                     duration_seconds: Some(seconds),
                 })?;
                 audit(
-                    "access.request",
+                    crate::events::EventKind::AccessRequest,
                     json!({"review_id": review.id, "connection": connection, "duration_seconds": seconds,
                            "reason": reason, "rule": rule, "approvers": review.approvers}),
                 )?;
@@ -172,7 +172,7 @@ impl GatewayState {
             "the access grant was revoked",
         );
         self.store.append_event(NewEvent {
-            kind: "access.revoke".into(),
+            kind: crate::events::EventKind::AccessRevoke.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"grant_id": id, "identity": grant.identity, "connection": grant.connection, "sessions_closed": closed}).into(),

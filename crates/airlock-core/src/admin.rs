@@ -262,7 +262,7 @@ impl GatewayState {
             .store
             .set_credential(name, username, &nonce, &ciphertext)?;
         self.store.append_event(NewEvent {
-            kind: "credential.set".into(),
+            kind: crate::events::EventKind::CredentialSet.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"credential": name, "username": username, "version": version}).into(),
@@ -286,7 +286,7 @@ impl GatewayState {
         let (nonce, ciphertext) = self.vault.encrypt(name, &record.username, password)?;
         let version = self.store.rotate_credential(name, &nonce, &ciphertext)?;
         self.store.append_event(NewEvent {
-            kind: "credential.rotate".into(),
+            kind: crate::events::EventKind::CredentialRotate.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"credential": name, "version": version}).into(),
@@ -399,7 +399,7 @@ impl GatewayState {
         };
         self.store.insert_token(&record)?;
         self.store.append_event(NewEvent {
-            kind: "token.issue".into(),
+            kind: crate::events::EventKind::TokenIssue.into(),
             session_id: None,
             identity: Some(record.identity.clone()),
             data: json!({
@@ -469,7 +469,7 @@ impl GatewayState {
         let changed = self.store.revoke_token(id)?;
         let closed = self.sessions.kill_token(id, "the token was revoked");
         self.store.append_event(NewEvent {
-            kind: "token.revoke".into(),
+            kind: crate::events::EventKind::TokenRevoke.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"token_id": id, "sessions_closed": closed, "already_revoked": !changed})
@@ -540,7 +540,7 @@ impl GatewayState {
         };
         self.store.add_connection(&record)?;
         self.store.append_event(NewEvent {
-            kind: "connection.add".into(),
+            kind: crate::events::EventKind::ConnectionAdd.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"connection": record.name, "address": record.address, "database": record.database}).into(),
@@ -601,7 +601,7 @@ impl GatewayState {
             })
             .sum();
         self.store.append_event(NewEvent {
-            kind: "connection.remove".into(),
+            kind: crate::events::EventKind::ConnectionRemove.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"connection": name, "sessions_closed": sessions_closed}).into(),
@@ -631,7 +631,7 @@ impl GatewayState {
         }
         self.store.delete_credential(name)?;
         self.store.append_event(NewEvent {
-            kind: "credential.delete".into(),
+            kind: crate::events::EventKind::CredentialDelete.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({"credential": name}).into(),
@@ -691,7 +691,7 @@ impl GatewayState {
             lockouts_ended += self.api_guard.unlock(address, None);
         }
         self.store.append_event(NewEvent {
-            kind: "auth.unlock".into(),
+            kind: crate::events::EventKind::AuthUnlock.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: json!({

@@ -274,7 +274,7 @@ impl GatewayState {
         let report = self.store.prune_events(now_micros() - retention)?;
         if report.pruned_events > 0 {
             self.store.append_event(NewEvent {
-                kind: "audit.prune".into(),
+                kind: crate::events::EventKind::AuditPrune.into(),
                 session_id: None,
                 identity: None,
                 data:

@@ -21,6 +21,8 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod duration;
+pub mod events;
+pub mod gate;
 pub mod notifications;
 pub mod policies;
 pub mod recorder;

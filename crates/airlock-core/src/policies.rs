@@ -246,7 +246,7 @@ impl GatewayState {
             .map_err(|error| AdminError::Invalid(error.to_string()))?;
         let version = self.store.insert_policy_version(text, source, comment)?;
         self.store.append_event(airlock_store::NewEvent {
-            kind: "policy.apply".into(),
+            kind: crate::events::EventKind::PolicyApply.into(),
             session_id: None,
             identity: Some("admin".into()),
             data: serde_json::json!({"version": version, "source": source, "comment": comment, "rules": policy.rules.len()}).into(),

@@ -797,7 +797,7 @@ mod tests {
 
     fn event(n: usize) -> NewEvent {
         NewEvent {
-            kind: "command".into(),
+            kind: crate::events::EventKind::Command.into(),
             session_id: Some("s-1".into()),
             identity: Some("agent-7".into()),
             data: json!({"n": n, "statement": "select 1"}).into(),

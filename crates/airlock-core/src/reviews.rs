@@ -141,7 +141,7 @@ impl GatewayState {
         };
         if review.id == created_id {
             let event = NewEvent {
-                kind: "review.created".into(),
+                kind: crate::events::EventKind::ReviewCreated.into(),
                 session_id: Some(session_id.to_string()),
                 identity: Some(identity.name.clone()),
                 data: json!({
@@ -304,7 +304,7 @@ impl GatewayState {
             self.store
                 .decide_review(id, &approver.name, approve, comment, mfa, validity, 1)?;
         self.store.append_event(NewEvent {
-            kind: if approve { "review.approve".into() } else { "review.deny".into() },
+            kind: if approve { crate::events::EventKind::ReviewApprove.into() } else { crate::events::EventKind::ReviewDeny.into() },
             session_id: review.session_id.clone(),
             identity: Some(approver.name.clone()),
             data: json!({
@@ -314,7 +314,7 @@ impl GatewayState {
         })?;
         if let Some(grant) = &outcome.grant {
             self.store.append_event(NewEvent {
-                kind: "access.grant".into(),
+                kind: crate::events::EventKind::AccessGrant.into(),
                 session_id: None,
                 identity: Some(grant.identity.clone()),
                 data: json!({"grant_id": grant.id, "connection": grant.connection, "review_id": id,
@@ -386,7 +386,7 @@ impl GatewayState {
         self.store
             .set_mfa_secret(&identity.name, &nonce, &ciphertext)?;
         self.store.append_event(NewEvent {
-            kind: "mfa.enroll".into(),
+            kind: crate::events::EventKind::MfaEnroll.into(),
             session_id: None,
             identity: Some(identity.name.clone()),
             data: json!({}).into(),

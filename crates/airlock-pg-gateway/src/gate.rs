@@ -1,38 +1,30 @@
-//! The decision point as the relay sees it.
+//! The SQL side of the command gate, as the relay sees it.
 //!
 //! For every `Query` and `Parse` the relay asks [`CommandGate::check`]
-//! before a byte of it goes upstream. The gate classifies the text
-//! (`airlock-sql`), asks the one pure decision function (`airlock-policy`)
-//! with the live policy version, enforces rate limits, and returns a
-//! [`GateDecision`]: forward (with the mask plan the policy obliges) or
-//! refuse (with the client-visible error). Protocol code never decides.
+//! before a byte of it goes upstream. This module classifies the text
+//! (`airlock-sql`, cached by text), works out what it does to the session's
+//! prepared statements, portals and cursors, shows an SQL `EXECUTE` to
+//! reviewers with the body it runs, and asks the core's gate
+//! (`airlock_core::gate`) for the decision: forward (with the mask plan the
+//! policy obliges) or a neutral refusal that `errors` turns into the
+//! client's error. Protocol code never decides.
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use airlock_core::gate::Gate;
+use airlock_core::reviews::ReviewRequest;
+use airlock_core::state::GatewayState;
 use airlock_mask::MaskPlan;
-use airlock_pg::ErrorFields;
-use airlock_policy::{decide, DecisionInput, RateKey, RateLimitObligation, Verdict};
+use airlock_policy::RateLimitObligation;
 use airlock_sql::{
     classify_with, prepared_definitions, session_effects, Dialect, PreparedDefinition,
     PreparedLookup, SessionEffect,
 };
-use airlock_store::now_unix;
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
-use airlock_core::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
-use airlock_core::state::GatewayState;
-
-/// What the relay must do with one command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateVerdict {
-    /// Send the command upstream unchanged.
-    Forward,
-    /// Do not send it; the client receives this error instead, at the point
-    /// in the stream where the upstream's answer would have been.
-    Refuse(ErrorFields),
-}
+pub use airlock_core::gate::{Decision, Limits, Object, Refusal, Verdict as GateVerdict};
 
 /// The kind of command being checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,23 +38,12 @@ pub enum CommandKind {
     Execute,
 }
 
-/// A decision, with what the record keeps of it and the mask to apply.
+/// The core's decision, with what the relay must track of the statement's
+/// effects on the session's named statements, portals and cursors.
 #[derive(Clone)]
 pub struct GateDecision {
-    pub verdict: GateVerdict,
-    /// Policy version, verdict, matched rules, classification.
-    pub details: Value,
-    /// Masking obligation for the command's results.
-    pub mask: Option<Arc<MaskPlan>>,
-    /// Set when the policy holds the command for a human: the relay
-    /// resolves it (possibly waiting) before anything is forwarded. For a
-    /// `Parse` it is resolved at each `Execute`, with the parameters.
-    pub review: Option<ReviewRequest>,
-    /// The policy version the decision was taken under.
-    pub version: i64,
-    /// Rate limits the policy obliges. Consumed by the check for a simple
-    /// query; for a `Parse`, consumed at each `Execute` ([`CommandGate::admit`]).
-    pub rate_limits: Vec<RateLimitObligation>,
+    /// Forward or refuse, the mask, the review, the rate limits.
+    pub core: Decision,
     /// What the command does to the session's named statements and portals.
     pub effects: Vec<SessionEffect>,
     /// `PREPARE` definitions in the command (name, body, classification).
@@ -78,13 +59,13 @@ impl GateDecision {
     /// An Execute of a statement decided at its Parse: it runs what was
     /// decided then (the relay applies the Parse's mask).
     pub fn inherited() -> Self {
+        Self::of(Decision::forward())
+    }
+
+    /// A core decision with no effect on the session's names.
+    pub fn of(core: Decision) -> Self {
         Self {
-            verdict: GateVerdict::Forward,
-            details: Value::Null,
-            mask: None,
-            review: None,
-            version: 0,
-            rate_limits: Vec::new(),
+            core,
             effects: Vec::new(),
             prepares: Vec::new(),
             touches_cursors: false,
@@ -92,25 +73,14 @@ impl GateDecision {
         }
     }
 
-    /// A refusal with a client-visible error.
-    pub fn refuse(code: &str, message: String, details: Value) -> Self {
-        Self {
-            verdict: GateVerdict::Refuse(ErrorFields {
-                severity: "ERROR".into(),
-                code: code.into(),
-                message,
-                detail: None,
-                hint: None,
-            }),
-            ..Self::inherited_with(details)
-        }
+    /// A refusal.
+    pub fn refuse(refusal: Refusal, details: Value) -> Self {
+        Self::of(Decision::refuse(refusal, details))
     }
 
-    fn inherited_with(details: Value) -> Self {
-        Self {
-            details,
-            ..Self::inherited()
-        }
+    /// True when the command goes upstream.
+    pub fn forwards(&self) -> bool {
+        self.core.forwards()
     }
 }
 
@@ -123,16 +93,6 @@ impl GateDecision {
 pub fn decided_again_at_execute(text: &str) -> bool {
     // `FETCH` and `MOVE` read what the session's cursors were declared for.
     mentions(text, b"execute") || mentions(text, b"fetch") || mentions(text, b"move")
-}
-
-/// "retry in 40 ms" / "retry in 2.5 s": never "0.0 s", always rounded up.
-fn retry_hint(seconds: f64) -> String {
-    if seconds < 1.0 {
-        let millis = (seconds * 1000.0).ceil().max(1.0);
-        format!("{millis:.0} ms")
-    } else {
-        format!("{:.1} s", (seconds * 10.0).ceil() / 10.0)
-    }
 }
 
 /// The session effects of `text`, computed only when a word that can have
@@ -172,11 +132,10 @@ fn mentions(text: &str, word: &[u8]) -> bool {
 /// Classifications kept per session, by statement text.
 const CLASSIFICATION_CACHE: usize = 512;
 
-/// Per-session decision point.
+/// The SQL side of one session's decision point: classification (cached
+/// by text), the session effects of each statement, then the core's gate.
 pub struct CommandGate {
-    state: Arc<GatewayState>,
-    identity: Identity,
-    connection: ConnectionInfo,
+    core: Gate,
     cache: HashMap<String, Command>,
 }
 
@@ -218,16 +177,19 @@ impl CommandGate {
     /// The gate for one session.
     pub fn new(state: Arc<GatewayState>, identity: Identity, connection: ConnectionInfo) -> Self {
         Self {
-            state,
-            identity,
-            connection,
+            core: Gate::new(state, identity, connection),
             cache: HashMap::new(),
         }
     }
 
+    /// The core's gate (reviews, rate limits per execution).
+    pub fn core(&self) -> &Gate {
+        &self.core
+    }
+
     /// The policy version live now.
     pub fn live_version(&self) -> i64 {
-        self.state.policy.current_version()
+        self.core.live_version()
     }
 
     fn classify(&mut self, text: &str, prepared: &PreparedView) -> Command {
@@ -253,7 +215,7 @@ impl CommandGate {
     /// Decides one command. `prepared` resolves SQL `EXECUTE name` (only
     /// consulted when the text mentions `execute`). Rate limits are consumed
     /// here for a simple query or a re-decided `Execute`; a `Parse` returns
-    /// them for [`CommandGate::admit`] at each of its executions.
+    /// them for the core's `admit` at each of its executions.
     pub fn check(
         &mut self,
         kind: CommandKind,
@@ -267,53 +229,33 @@ impl CommandGate {
             .bytes()
             .all(|byte| byte.is_ascii_whitespace() || byte == b';')
         {
-            let mut empty = GateDecision::inherited_with(json!({"verdict": "empty"}));
+            let mut empty = Decision::forward();
+            empty.details = json!({"verdict": "empty"});
             empty.version = self.live_version();
-            return empty;
+            return GateDecision::of(empty);
         }
-        let live = self.state.policy.current();
         let command = self.classify(text, prepared);
-        let mut operations: Vec<&str> = command
-            .statements
-            .iter()
-            .flat_map(|statement| statement.operations.iter().map(|op| op.as_str()))
-            .collect();
-        operations.sort_unstable();
-        operations.dedup();
-        let mut tables: Vec<&str> = command
-            .statements
-            .iter()
-            .flat_map(|statement| {
-                statement
-                    .tables_read
-                    .iter()
-                    .chain(&statement.tables_written)
-                    .map(String::as_str)
-            })
-            .collect();
-        tables.sort_unstable();
-        tables.dedup();
-        let mut details = json!({
-            "policy_version": live.version,
-            "operations": operations,
-            "tables": tables,
-            "access": command.access(),
-            "complete": command.complete(),
-            "statements": command.statements.len(),
-        });
-        let Some(policy) = &live.policy else {
-            let problem = live
-                .problem
-                .clone()
-                .unwrap_or_else(|| "no policy is loaded".into());
-            details["verdict"] = json!("deny");
-            return GateDecision::refuse(
-                "42501",
-                format!("airlock: command refused: {problem}"),
-                details,
-            );
-        };
         let effects = session_effects_of(text);
+        // The review shows, and its approval binds, what will run: an SQL
+        // EXECUTE is shown with the body it executes.
+        let mut shown = std::borrow::Cow::Borrowed(text);
+        for effect in &effects {
+            if let SessionEffect::Execute(name) = effect {
+                let body = prepared
+                    .statements
+                    .get(name)
+                    .map(|(_, body)| body.as_ref())
+                    .unwrap_or("(unknown)");
+                shown
+                    .to_mut()
+                    .push_str(&format!("\n-- EXECUTE {name} runs: {body}"));
+            }
+        }
+        let limits = match kind {
+            CommandKind::Parse => Limits::AtEachExecution,
+            CommandKind::SimpleQuery | CommandKind::Execute => Limits::Now,
+        };
+        let mut core = self.core.decide(&command, limits, &shown);
         let touches_cursors = command.statements.iter().any(|statement| {
             !statement.unknown_functions.is_empty()
                 || statement.operations.iter().any(|op| {
@@ -325,223 +267,77 @@ impl CommandGate {
                     )
                 })
         });
-        let decision = decide(
-            policy,
-            &DecisionInput {
-                identity: &self.identity,
-                connection: &self.connection,
-                command: &command,
-                now_unix: now_unix(),
-            },
-        );
-        details["verdict"] = json!(decision.verdict.name());
-        details["rules"] = json!(decision
-            .matched_rules
-            .iter()
-            .map(|rule| &rule.name)
-            .collect::<Vec<_>>());
-        match &decision.verdict {
-            Verdict::Deny { rule, .. } => {
-                details["rule"] = json!(rule);
-                let message = decision
-                    .client_message()
-                    .unwrap_or_else(|| "blocked by policy".into());
-                let mut refused = GateDecision::refuse("42501", message, details);
-                refused.version = live.version;
-                refused
-            }
+        let prepares_only = command.statements.iter().all(|statement| {
+            statement
+                .operations
+                .contains(&airlock_types::Operation::Prepare)
+        });
+        if core.review.is_some() && kind == CommandKind::SimpleQuery && prepares_only {
             // A simple query that only prepares runs nothing: what it
             // prepares is reviewed at each EXECUTE, with what it runs.
-            Verdict::Review { .. }
-                if kind == CommandKind::SimpleQuery
-                    && command.statements.iter().all(|statement| {
-                        statement
-                            .operations
-                            .contains(&airlock_types::Operation::Prepare)
-                    }) =>
-            {
-                details["verdict"] = json!("allow");
-                details["review_at"] = json!("execute");
-                let mask = decision
-                    .mask
-                    .as_ref()
-                    .and_then(|obligation| live.mask_plan(obligation).ok());
-                GateDecision {
-                    verdict: GateVerdict::Forward,
-                    details,
-                    mask,
-                    review: None,
-                    version: live.version,
-                    rate_limits: Vec::new(),
-                    effects,
-                    prepares: prepared_definitions(Dialect::Postgres, &command),
-                    touches_cursors,
-                    declares: Vec::new(),
-                }
-            }
-            Verdict::Review {
-                rule,
-                approvers,
-                wait,
-                require_mfa,
-                min_approvals,
-            } => {
-                details["rule"] = json!(rule);
-                // The review shows, and its approval binds, what will run:
-                // an SQL EXECUTE is shown with the body it executes.
-                let mut shown = text.to_string();
-                for effect in &effects {
-                    if let SessionEffect::Execute(name) = effect {
-                        let body = prepared
-                            .statements
-                            .get(name)
-                            .map(|(_, body)| body.as_ref())
-                            .unwrap_or("(unknown)");
-                        shown.push_str(&format!("\n-- EXECUTE {name} runs: {body}"));
-                    }
-                }
-                // The review shows the statement masked as its results would be.
-                let statement = match decision
-                    .mask
-                    .as_ref()
-                    .and_then(|obligation| live.mask_plan(obligation).ok())
-                {
-                    Some(plan) => plan
-                        .mask_text(&shown, &mut airlock_mask::MaskStats::new())
-                        .into_owned(),
-                    None => shown.clone(),
-                };
-                let request = ReviewRequest {
-                    rule: rule.clone(),
-                    approvers: approvers.clone(),
-                    wait: *wait,
-                    require_mfa: *require_mfa,
-                    min_approvals: *min_approvals,
-                    policy_version: live.version,
-                    statement,
-                    fingerprint: fingerprint(&shown),
-                    classification: details.clone(),
-                };
-                let mut refused = GateDecision::refuse(
-                    "42501",
-                    decision.client_message().unwrap_or_default(),
-                    details,
-                );
-                refused.mask = decision
-                    .mask
-                    .as_ref()
-                    .and_then(|obligation| live.mask_plan(obligation).ok());
-                refused.review = Some(request);
-                refused.version = live.version;
-                refused.rate_limits = decision.rate_limits.clone();
-                refused.effects = effects;
-                refused.prepares = prepared_definitions(Dialect::Postgres, &command);
-                refused.touches_cursors = touches_cursors;
-                refused
-            }
-            Verdict::Allow => {
-                if kind != CommandKind::Parse {
-                    if let Some(refusal) =
-                        self.rate_limited(&decision.rate_limits, decision.policy_version)
-                    {
-                        details["verdict"] = json!("rate_limited");
-                        return GateDecision::refuse("53400", refusal, details);
-                    }
-                }
-                let mask = match &decision.mask {
-                    None => None,
-                    Some(obligation) => match live.mask_plan(obligation) {
-                        Ok(plan) => Some(plan),
-                        Err(error) => {
-                            // An obligation that cannot be carried out is a refusal.
-                            return GateDecision::refuse(
-                                "42501",
-                                format!("airlock: command refused: the mask plan cannot be built: {error}"),
-                                details,
-                            );
-                        }
-                    },
-                };
-                let prepares = if mentions(text, b"prepare") {
-                    prepared_definitions(Dialect::Postgres, &command)
-                } else {
-                    Vec::new()
-                };
-                GateDecision {
-                    verdict: GateVerdict::Forward,
-                    details,
-                    mask,
-                    review: None,
-                    version: live.version,
-                    rate_limits: if kind == CommandKind::Parse {
-                        decision.rate_limits.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    declares: if effects
-                        .iter()
-                        .any(|effect| matches!(effect, SessionEffect::Declare(_)))
-                    {
-                        declared_cursors(&command)
-                    } else {
-                        Vec::new()
-                    },
-                    effects,
-                    prepares,
-                    touches_cursors,
-                }
-            }
+            core.details["verdict"] = json!("allow");
+            core.details["review_at"] = json!("execute");
+            core.verdict = GateVerdict::Forward;
+            core.review = None;
+            core.rate_limits = Vec::new();
+            return GateDecision {
+                core,
+                effects,
+                prepares: prepared_definitions(Dialect::Postgres, &command),
+                touches_cursors,
+                declares: Vec::new(),
+            };
+        }
+        if core.review.is_some() {
+            return GateDecision {
+                core,
+                effects,
+                prepares: prepared_definitions(Dialect::Postgres, &command),
+                touches_cursors,
+                declares: Vec::new(),
+            };
+        }
+        if !core.forwards() {
+            return GateDecision::of(core);
+        }
+        let prepares = if mentions(text, b"prepare") {
+            prepared_definitions(Dialect::Postgres, &command)
+        } else {
+            Vec::new()
+        };
+        let declares = if effects
+            .iter()
+            .any(|effect| matches!(effect, SessionEffect::Declare(_)))
+        {
+            declared_cursors(&command)
+        } else {
+            Vec::new()
+        };
+        GateDecision {
+            core,
+            effects,
+            prepares,
+            touches_cursors,
+            declares,
         }
     }
 
-    /// Resolves a decision that holds the command for review: waits when
-    /// the rule says so, and turns the outcome into forward or refuse.
+    /// Resolves a decision that holds the command for review.
     pub async fn resolve(
         &self,
         mut decision: GateDecision,
         session_id: &str,
         notice: impl FnOnce(String),
     ) -> GateDecision {
-        let Some(request) = decision.review.take() else {
-            return decision;
-        };
-        let outcome = self
-            .state
-            .resolve_review(
-                &self.identity,
-                &self.connection.name,
-                session_id,
-                request,
-                notice,
-            )
-            .await;
-        match outcome {
-            ReviewOutcome::Approved { review_id } => {
-                decision.details["review"] = json!(review_id);
-                decision.details["verdict"] = json!("approved");
-                decision.verdict = GateVerdict::Forward;
-            }
-            ReviewOutcome::Refused { review_id, message } => {
-                decision.details["review"] = json!(review_id);
-                decision.verdict = GateVerdict::Refuse(ErrorFields {
-                    severity: "ERROR".into(),
-                    code: "42501".into(),
-                    message,
-                    detail: None,
-                    hint: None,
-                });
-            }
-        }
+        let core = std::mem::replace(&mut decision.core, Decision::forward());
+        decision.core = self.core.resolve(core, session_id, notice).await;
         decision
     }
 
     /// Consumes the rate limits of one execution of a parsed statement;
     /// the refusal when one is exceeded.
     pub fn admit(&self, limits: &[RateLimitObligation], version: i64) -> Option<GateDecision> {
-        self.rate_limited(limits, u64::try_from(version).unwrap_or(0))
-            .map(|refusal| {
-                GateDecision::refuse("53400", refusal, json!({"verdict": "rate_limited"}))
-            })
+        self.core.admit(limits, version).map(GateDecision::of)
     }
 
     /// The review of one execution of a parsed statement held for review:
@@ -566,60 +362,7 @@ impl CommandGate {
                 .collect();
             shown.push_str(&format!("\n-- with {}", values.join(", ")));
         }
-        let mut request = template.clone();
-        request.fingerprint = fingerprint(&shown);
-        request.statement = match mask {
-            Some(plan) => plan
-                .mask_text(&shown, &mut airlock_mask::MaskStats::new())
-                .into_owned(),
-            None => shown,
-        };
-        let mut decision = GateDecision::refuse(
-            "42501",
-            "review required".into(),
-            template.classification.clone(),
-        );
-        decision.review = Some(request);
-        decision.version = template.policy_version;
-        decision
-    }
-
-    fn rate_limited(
-        &self,
-        limits: &[airlock_policy::RateLimitObligation],
-        version: u64,
-    ) -> Option<String> {
-        if limits.is_empty() {
-            return None;
-        }
-        let now = self.state.clock_seconds();
-        let Ok(mut limiter) = self.state.rate_limiter.lock() else {
-            return Some("airlock: command refused: the rate limiter is unavailable".into());
-        };
-        for limit in limits {
-            let key = RateKey {
-                identity: self.identity.name.clone(),
-                connection: self.connection.name.clone(),
-                rule: limit.rule.clone(),
-            };
-            if let Err(retry) = limiter.check(&key, limit.per_minute, now) {
-                return Some(format!(
-                    "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {}",
-                    limit.rule, limit.per_minute, self.identity.name, self.connection.name, retry_hint(retry.seconds)
-                ));
-            }
-        }
-        None
+        GateDecision::of(self.core.review_execution(template, shown, mask))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn retry_hints_show_a_real_time() {
-        assert_eq!(super::retry_hint(0.0001), "1 ms");
-        assert_eq!(super::retry_hint(0.04), "40 ms");
-        assert_eq!(super::retry_hint(0.0999), "100 ms");
-        assert_eq!(super::retry_hint(2.41), "2.5 s");
-    }
-}

@@ -15,6 +15,7 @@
 //! [`upstream`] except as protocol bytes to that upstream.
 
 pub mod copy_format;
+pub mod errors;
 pub mod gate;
 mod io;
 pub mod masking;

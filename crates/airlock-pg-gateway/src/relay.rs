@@ -41,7 +41,8 @@ use airlock_sql::SessionEffect;
 use airlock_types::StatementClass;
 use serde_json::json;
 
-use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict, PreparedView};
+use crate::errors;
+use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict, Object, PreparedView, Refusal};
 use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
 use airlock_core::recorder::Recorder;
@@ -248,10 +249,10 @@ struct Decided {
 impl Decided {
     fn of(decision: &GateDecision, text: &str) -> Self {
         Self {
-            version: decision.version,
-            mask: decision.mask.clone(),
-            rate_limits: decision.rate_limits.clone().into(),
-            review: decision.review.clone().map(Arc::new),
+            version: decision.core.version,
+            mask: decision.core.mask.clone(),
+            rate_limits: decision.core.rate_limits.clone().into(),
+            review: decision.core.review.clone().map(Arc::new),
             again: crate::gate::decided_again_at_execute(text),
             effects: decision.effects.clone().into(),
             touches_cursors: decision.touches_cursors,
@@ -458,10 +459,9 @@ fn too_many(full: TooMany) -> RelayEnd {
 }
 
 /// The refusal of a message naming something the gateway cannot vouch for.
-fn unknown_name(code: &str, message: String) -> GateDecision {
+fn unknown_name(object: Object, message: String) -> GateDecision {
     GateDecision::refuse(
-        code,
-        message,
+        Refusal::UnknownObject { object, message },
         json!({"verdict": "deny", "reason": "unknown name"}),
     )
 }
@@ -599,10 +599,10 @@ where
                                 text,
                                 None,
                                 &decision,
-                                decision.mask.as_deref(),
+                                decision.core.mask.as_deref(),
                             ));
                         }
-                        let prepares = if decision.verdict == GateVerdict::Forward {
+                        let prepares = if decision.core.verdict == GateVerdict::Forward {
                             let definitions = std::mem::take(&mut decision.prepares);
                             match apply_effects(
                                 &mut names,
@@ -622,14 +622,14 @@ where
                         pending.push(Pending::Simple {
                             seq,
                             started: now,
-                            mask: decision.mask.clone(),
+                            mask: decision.core.mask.clone(),
                             prepares,
                             segment,
                             copy: crate::copy_format::copy_outputs(text),
                         });
                         Action::Command {
                             kind: CommandKind::SimpleQuery,
-                            verdict: decision.verdict,
+                            verdict: decision.core.verdict,
                             prefix: None,
                         }
                     }
@@ -646,8 +646,8 @@ where
                         // Preparing runs nothing: a statement held for
                         // review is prepared, and each execution reviewed
                         // with the values bound to it.
-                        if decision.review.is_some() {
-                            decision.verdict = GateVerdict::Forward;
+                        if decision.core.review.is_some() {
+                            decision.core.verdict = GateVerdict::Forward;
                         }
                         if recording.recorder.is_some() {
                             events.push(command_event(
@@ -657,10 +657,10 @@ where
                                 query,
                                 None,
                                 &decision,
-                                decision.mask.as_deref(),
+                                decision.core.mask.as_deref(),
                             ));
                         }
-                        if decision.verdict == GateVerdict::Forward {
+                        if decision.core.verdict == GateVerdict::Forward {
                             let prepared = Prepared {
                                 text: query.into(),
                                 class: None,
@@ -680,7 +680,7 @@ where
                         }
                         Action::Command {
                             kind: CommandKind::Parse,
-                            verdict: decision.verdict,
+                            verdict: decision.core.verdict,
                             prefix: None,
                         }
                     }
@@ -727,7 +727,7 @@ where
                                 names.close_portal(portal);
                                 seq += 1;
                                 let decision = unknown_name(
-                                    "26000",
+                                    Object::PreparedStatement,
                                     format!(
                                         "airlock: prepared statement \"{statement}\" is not known to the gateway: \
                                          prepare it with Parse (or PREPARE) through airlock, and check that it was not \
@@ -741,7 +741,7 @@ where
                                 }
                                 Action::Command {
                                     kind: CommandKind::Execute,
-                                    verdict: decision.verdict,
+                                    verdict: decision.core.verdict,
                                     prefix: None,
                                 }
                             }
@@ -800,7 +800,7 @@ where
                         )) = found
                         else {
                             let decision = unknown_name(
-                                "34000",
+                                Object::Portal,
                                 format!(
                                     "airlock: portal \"{portal}\" was not bound through the gateway in this \
                                      transaction: bind it with Bind; SQL cursors are read with FETCH"
@@ -822,7 +822,7 @@ where
                             });
                             break 'execute Action::Command {
                                 kind: CommandKind::Execute,
-                                verdict: decision.verdict,
+                                verdict: decision.core.verdict,
                                 prefix: None,
                             };
                         };
@@ -841,11 +841,11 @@ where
                             // Decided as a Parse: rate limits and reviews
                             // then apply to this execution below.
                             let mut decision = gate.check(CommandKind::Parse, &text, &view);
-                            if decision.review.is_some() {
-                                decision.verdict = GateVerdict::Forward;
+                            if decision.core.review.is_some() {
+                                decision.core.verdict = GateVerdict::Forward;
                             }
                             let fresh = Arc::new(Decided::of(&decision, &text));
-                            if !again && decision.verdict == GateVerdict::Forward {
+                            if !again && decision.core.verdict == GateVerdict::Forward {
                                 // Remember the new decision for later executions.
                                 if let Some(prepared) = names.statement_mut(&statement_name) {
                                     if Arc::ptr_eq(&prepared.text, &text) {
@@ -862,8 +862,8 @@ where
                                 Arc::new(Decided::of(&GateDecision::inherited(), ""))
                             });
                             let mut decision = GateDecision::inherited();
-                            decision.mask = decided.mask.clone();
-                            decision.version = decided.version;
+                            decision.core.mask = decided.mask.clone();
+                            decision.core.version = decided.version;
                             (decision, decided)
                         };
                         let mut decision = decision;
@@ -887,13 +887,13 @@ where
                             ),
                             None => (Vec::new(), Vec::new()),
                         };
-                        if decision.verdict == GateVerdict::Forward {
+                        if decision.core.verdict == GateVerdict::Forward {
                             if let Some(refusal) = gate.admit(&decided.rate_limits, decided.version)
                             {
                                 decision = refusal;
                             }
                         }
-                        if decision.verdict == GateVerdict::Forward {
+                        if decision.core.verdict == GateVerdict::Forward {
                             if let Some(template) = &decided.review {
                                 let review = gate.review_execution(
                                     template,
@@ -906,11 +906,11 @@ where
                                         send_notice(shared, &text)
                                     })
                                     .await;
-                                resolved.mask = decided.mask.clone();
+                                resolved.core.mask = decided.mask.clone();
                                 decision = resolved;
                             }
                         }
-                        let mask = decision.mask.clone().or_else(|| decided.mask.clone());
+                        let mask = decision.core.mask.clone().or_else(|| decided.mask.clone());
                         if recording.recorder.is_some() {
                             events.push(command_event(
                                 recording,
@@ -923,7 +923,7 @@ where
                             ));
                         }
                         let mut prefix = None;
-                        if decision.verdict == GateVerdict::Forward {
+                        if decision.core.verdict == GateVerdict::Forward {
                             if mask.is_some() && !described {
                                 // The rows must be masked by column: learn
                                 // their layout first (the answer is not
@@ -963,7 +963,7 @@ where
                         });
                         Action::Command {
                             kind: CommandKind::Execute,
-                            verdict: decision.verdict,
+                            verdict: decision.core.verdict,
                             prefix,
                         }
                     }
@@ -1049,15 +1049,8 @@ where
                     match (&audit_failure, verdict) {
                     (Some(failure), _) => (
                         kind,
-                        GateVerdict::Refuse(ErrorFields {
-                            severity: "ERROR".into(),
-                            code: "58030".into(),
+                        GateVerdict::Refuse(Refusal::RecordingUnavailable {
                             message: format!("airlock: command refused: {failure}"),
-                            detail: None,
-                            hint: Some(
-                                "the gateway records every command before it runs; retry when the audit store is writable"
-                                    .into(),
-                            ),
                         }),
                     ),
                     (None, verdict) => (kind, verdict),
@@ -1073,7 +1066,7 @@ where
                 (CommandKind::SimpleQuery, GateVerdict::Refuse(error)) => {
                     let segment = shared.segments_sent.fetch_add(1, Ordering::AcqRel) + 1;
                     stats.refused.fetch_add(1, Ordering::Relaxed);
-                    queue_refusal(shared, segment, error);
+                    queue_refusal(shared, segment, errors::refusal(&error));
                     frontend::encode_query(&mut out, &shared.marker);
                 }
                 (_, GateVerdict::Forward) => out.extend_from_slice(frame.as_bytes()),
@@ -1082,7 +1075,7 @@ where
                     // creates nothing, so the marker name is harmless.
                     let segment = shared.segments_sent.load(Ordering::Acquire) + 1;
                     stats.refused.fetch_add(1, Ordering::Relaxed);
-                    queue_refusal(shared, segment, error);
+                    queue_refusal(shared, segment, errors::refusal(&error));
                     frontend::encode_parse(&mut out, &shared.marker, &shared.marker);
                 }
             }
@@ -1161,9 +1154,9 @@ fn command_event(
         Some(plan) => plan.mask_text(statement, &mut masked).into_owned(),
         None => statement.to_string(),
     };
-    let refusal = match &decision.verdict {
+    let refusal = match &decision.core.verdict {
         GateVerdict::Forward => None,
-        GateVerdict::Refuse(error) => Some(error.message.as_str()),
+        GateVerdict::Refuse(error) => Some(error.message()),
     };
     let record = CommandRecord {
         seq,
@@ -1179,7 +1172,7 @@ fn command_event(
         } else {
             "forward"
         },
-        policy: (!decision.details.is_null()).then_some(&decision.details),
+        policy: (!decision.core.details.is_null()).then_some(&decision.core.details),
         statement_masked: (!masked.is_empty()).then(|| masked.total()),
         statement_truncated: truncated.then_some(true),
         statement_sha256: truncated.then(|| hex::encode(Sha256::digest(text.as_bytes()))),
@@ -1187,7 +1180,7 @@ fn command_event(
     };
     let data = EventData::from_serialize(&record);
     NewEvent {
-        kind: "command".into(),
+        kind: airlock_core::events::EventKind::Command.into(),
         session_id: Some(recording.session_id.to_string()),
         identity: Some(recording.identity.to_string()),
         data,
@@ -1208,7 +1201,7 @@ fn cut(text: &str, max: usize) -> (&str, bool) {
 
 fn result_event(recording: &RecordingContext<'_>, result: &CommandResult) -> NewEvent {
     NewEvent {
-        kind: "command.result".into(),
+        kind: airlock_core::events::EventKind::CommandResult.into(),
         session_id: Some(recording.session_id.to_string()),
         identity: Some(recording.identity.to_string()),
         data: EventData::from_serialize(result),
@@ -1218,16 +1211,7 @@ fn result_event(recording: &RecordingContext<'_>, result: &CommandResult) -> New
 /// Queues a NoticeResponse for the client.
 fn send_notice(shared: &Shared, text: &str) {
     let mut notice = Vec::new();
-    backend::encode_notice(
-        &mut notice,
-        &ErrorFields {
-            severity: "NOTICE".into(),
-            code: "00000".into(),
-            message: text.to_string(),
-            detail: None,
-            hint: None,
-        },
-    );
+    backend::encode_notice(&mut notice, &errors::notice(text));
     if let Ok(mut notices) = shared.notices.lock() {
         notices.push(notice);
     }
@@ -1492,22 +1476,6 @@ fn drop_finished_refusals(shared: &Shared, done: u64) {
             .has_pending
             .store(!pending.is_empty(), Ordering::Release);
     }
-}
-
-/// Encodes a FATAL error for the client.
-pub fn fatal(code: &str, message: impl Into<String>) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_error(
-        &mut out,
-        &ErrorFields {
-            severity: "FATAL".into(),
-            code: code.into(),
-            message: message.into(),
-            detail: None,
-            hint: None,
-        },
-    );
-    out
 }
 
 /// Maps a codec error to the message a client sees.

@@ -32,7 +32,9 @@ use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockSco
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
 use airlock_core::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
-use crate::relay::{fatal, relay, Expiry, RecordingContext, RelayEnd, RelayStats};
+use crate::errors::{fatal, sqlstate};
+use tracing::Instrument;
+use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelayStats};
 use airlock_core::state::GatewayState;
 use crate::upstream::{self, UpstreamTarget};
 
@@ -69,8 +71,24 @@ enum Negotiated {
 
 /// Serves one accepted TCP connection to the end.
 pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
     let session_id = new_session_id();
+    // Every log line of the session carries its id, protocol, client, and
+    // (once known) identity and connection.
+    let span = tracing::info_span!(
+        "session",
+        session = %session_id,
+        protocol = "postgres",
+        client = %peer,
+        identity = tracing::field::Empty,
+        connection = tracing::field::Empty,
+    );
+    serve_in_span(state, tcp, peer, session_id)
+        .instrument(span)
+        .await;
+}
+
+async fn serve_in_span(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr, session_id: String) {
+    let _ = tcp.set_nodelay(true);
     let started = Instant::now();
     let handshake =
         tokio::time::timeout(state.settings.auth_timeout, negotiate(&state, tcp, peer)).await;
@@ -111,6 +129,9 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
         .filter(|database| !database.is_empty())
         .unwrap_or(&user)
         .to_string();
+    let span = tracing::Span::current();
+    span.record("identity", user.as_str());
+    span.record("connection", database.as_str());
     let authenticated = tokio::time::timeout(
         state.settings.auth_timeout,
         authenticate(
@@ -136,7 +157,7 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
         }
         Err(_) => {
             let _ = stream
-                .write_all(&fatal("08006", "airlock: authentication timed out"))
+                .write_all(&fatal(sqlstate::CONNECTION_FAILURE, "airlock: authentication timed out"))
                 .await;
             return;
         }
@@ -189,7 +210,7 @@ async fn negotiate(
                 // answers these with an error, and so does the gateway.
                 return Ok(Negotiated::Refused(
                     stream,
-                    refuse("08P01", format!("airlock: {error}")),
+                    refuse(sqlstate::PROTOCOL_VIOLATION, format!("airlock: {error}")),
                 ));
             }
             Err(error) => {
@@ -205,7 +226,7 @@ async fn negotiate(
                 if tls {
                     return Ok(Negotiated::Refused(
                         stream,
-                        refuse("08P01", "airlock: SSLRequest received twice"),
+                        refuse(sqlstate::PROTOCOL_VIOLATION, "airlock: SSLRequest received twice"),
                     ));
                 }
                 if !buf.is_empty() {
@@ -213,7 +234,7 @@ async fn negotiate(
                     // they came over TLS (CVE-2021-23214): refuse.
                     return Ok(Negotiated::Refused(
                         stream,
-                        refuse("08P01", "airlock: unencrypted data after SSLRequest"),
+                        refuse(sqlstate::PROTOCOL_VIOLATION, "airlock: unencrypted data after SSLRequest"),
                     ));
                 }
                 stream.write_all(b"S").await?;
@@ -253,7 +274,7 @@ async fn negotiate(
                     return Ok(Negotiated::Refused(
                         stream,
                         refuse(
-                            "28000",
+                            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                             format!(
                                 "airlock: TLS is required for clients at {}: connect with sslmode=require",
                                 peer.ip()
@@ -306,11 +327,11 @@ async fn authenticate_any(
         authenticate_token(&store, &token, &lookup_user, &lookup_database)
     })
     .await
-    .map_err(|_| refuse("58000", "airlock: internal error during authentication"))?
+    .map_err(|_| refuse(sqlstate::SYSTEM_ERROR, "airlock: internal error during authentication"))?
     .map_err(|error| {
         tracing::error!(%error, "store unavailable during authentication");
         refuse(
-            "58000",
+            sqlstate::SYSTEM_ERROR,
             "airlock: the gateway store is unavailable; try again later",
         )
     })
@@ -325,10 +346,10 @@ async fn authenticate(
     database: &str,
     session_id: &str,
 ) -> Result<Option<(Authenticated, BytesMut)>, Refusal> {
-    let io = |_| refuse("08006", "airlock: connection lost");
+    let io = |_| refuse(sqlstate::CONNECTION_FAILURE, "airlock: connection lost");
     if user.is_empty() {
         return Err(refuse(
-            "28000",
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             "airlock: no user name given (user = your identity name)",
         ));
     }
@@ -338,7 +359,7 @@ async fn authenticate(
             LockScope::Identity => format!(" for user \"{user}\""),
         };
         return Err(refuse(
-            "28000",
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             format!(
                 "airlock: too many failed authentication attempts{whom} from {}; try again in {} s",
                 peer.ip(),
@@ -362,7 +383,7 @@ async fn authenticate(
             }
             Err(error) => {
                 return Err(refuse(
-                    "08P01",
+                    sqlstate::PROTOCOL_VIOLATION,
                     format!("airlock: invalid password message: {error}"),
                 ))
             }
@@ -371,7 +392,7 @@ async fn authenticate(
     let token = decode_password(&frame)
         .map_err(|error| {
             refuse(
-                "08P01",
+                sqlstate::PROTOCOL_VIOLATION,
                 format!("airlock: invalid password message: {error}"),
             )
         })?
@@ -386,7 +407,7 @@ async fn authenticate(
                 source_failures = outcome.source_failures, "authentication failed"
             );
             let mut events = vec![NewEvent {
-                kind: "auth.failure".into(),
+                kind: airlock_core::events::EventKind::AuthFailure.into(),
                 session_id: Some(session_id.to_string()),
                 identity: Some(user.to_string()),
                 data: json!({
@@ -402,7 +423,7 @@ async fn authenticate(
             if let Some(scope) = outcome.locked_now {
                 tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(), "locked out after repeated authentication failures");
                 events.push(NewEvent {
-                    kind: "auth.lockout".into(),
+                    kind: airlock_core::events::EventKind::AuthLockout.into(),
                     session_id: Some(session_id.to_string()),
                     identity: Some(user.to_string()),
                     data: json!({
@@ -418,7 +439,7 @@ async fn authenticate(
                 tracing::error!(%error, "could not record an authentication failure");
             }
             Err(refuse(
-                "28P01",
+                sqlstate::INVALID_PASSWORD,
                 format!(
                     "airlock: authentication failed for user \"{user}\" on connection \"{database}\": \
                      the token is invalid, expired, revoked or not valid for this connection"
@@ -572,24 +593,24 @@ async fn connect_and_relay(
     // error and an audit event.
     let client_error = match &end {
         RelayEnd::ClientProtocolError(message) => {
-            Some(fatal("08P01", format!("airlock: {message}")))
+            Some(fatal(sqlstate::PROTOCOL_VIOLATION, format!("airlock: {message}")))
         }
         RelayEnd::UpstreamProtocolError(_) => Some(fatal(
-            "08P01",
+            sqlstate::PROTOCOL_VIOLATION,
             "airlock: the upstream sent an invalid message; session closed",
         )),
         RelayEnd::UpstreamClosed => Some(fatal(
-            "57P01",
+            sqlstate::ADMIN_SHUTDOWN,
             "airlock: the upstream closed the connection",
         )),
         RelayEnd::Killed(reason) | RelayEnd::Revoked(reason) | RelayEnd::Expired(reason) => {
             Some(fatal(
-                "57P01",
+                sqlstate::ADMIN_SHUTDOWN,
                 format!("airlock: terminating connection: {reason}"),
             ))
         }
         RelayEnd::Shutdown => Some(fatal(
-            "57P01",
+            sqlstate::ADMIN_SHUTDOWN,
             "airlock: terminating connection: the gateway is shutting down",
         )),
         RelayEnd::ClientTerminated
@@ -620,7 +641,7 @@ async fn connect_and_relay(
         _ => None,
     };
     let event = NewEvent {
-        kind: "session.end".into(),
+        kind: airlock_core::events::EventKind::SessionEnd.into(),
         session_id: Some(session_id.to_string()),
         identity: Some(authenticated.identity.name.clone()),
         data: json!({
@@ -686,7 +707,7 @@ async fn admit_session(
     tracing::warn!(session = %session_id, identity = %identity, connection = %connection,
         setting = reached.setting(), limit = reached.limit(), "session refused: limit reached");
     let event = NewEvent {
-        kind: "session.refused".into(),
+        kind: airlock_core::events::EventKind::SessionRefused.into(),
         session_id: Some(session_id.to_string()),
         identity: Some(identity.clone()),
         data: json!({
@@ -701,7 +722,7 @@ async fn admit_session(
     if let Err(error) = state.audit(event).await {
         tracing::error!(%error, "could not record a refused session");
     }
-    Err(refuse("53300", message))
+    Err(refuse(sqlstate::TOO_MANY_CONNECTIONS, message))
 }
 
 type OpenedUpstream = (BoxedIo, BytesMut, Vec<u8>, Option<(i32, i32)>, String);
@@ -726,14 +747,14 @@ async fn open_upstream(
     if let Some(replication) = startup.param("replication") {
         if !matches!(replication, "false" | "off" | "no" | "0") {
             return Err(refuse(
-                "28000",
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                 "airlock: replication connections are not supported through the gateway",
             ));
         }
     }
     // Settings in the startup packet, its `options` included.
     let requested = crate::startup_params::requested(&startup.params)
-        .map_err(|reason| refuse("08P01", format!("airlock: startup packet: {reason}")))?;
+        .map_err(|reason| refuse(sqlstate::PROTOCOL_VIOLATION, format!("airlock: startup packet: {reason}")))?;
     for (_, encoding) in requested
         .passed
         .iter()
@@ -741,7 +762,7 @@ async fn open_upstream(
     {
         if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
             return Err(refuse(
-                "22023",
+                sqlstate::INVALID_PARAMETER_VALUE,
                 format!(
                     "airlock: client_encoding \"{encoding}\" is not supported through the gateway: \
                      in it the gateway and the server could read one statement differently; \
@@ -754,13 +775,13 @@ async fn open_upstream(
         .resolve_connection(database)
         .map_err(|_| {
             refuse(
-                "58000",
+                sqlstate::SYSTEM_ERROR,
                 "airlock: the gateway store is unavailable; try again later",
             )
         })?
         .ok_or_else(|| {
             refuse(
-                "3D000",
+                sqlstate::INVALID_CATALOG_NAME,
                 format!("airlock: connection \"{database}\" is not configured"),
             )
         })?;
@@ -775,7 +796,7 @@ async fn open_upstream(
             Ok(Some(airlock_core::access::Admission::Standing { .. })) => {}
             Ok(None) => {
                 let event = NewEvent {
-                    kind: "access.refused".into(),
+                    kind: airlock_core::events::EventKind::AccessRefused.into(),
                     session_id: Some(session_id.to_string()),
                     identity: Some(authenticated.identity.name.clone()),
                     data:
@@ -784,7 +805,7 @@ async fn open_upstream(
                 };
                 let _ = state.audit(event).await;
                 return Err(refuse(
-                    "28000",
+                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
                     format!(
                         "airlock: {} has no access grant for connection \"{}\"; request one with: \
                          airlock access request --connection {} --duration 30m --reason \"…\"",
@@ -794,7 +815,7 @@ async fn open_upstream(
             }
             Err(_) => {
                 return Err(refuse(
-                    "58000",
+                    sqlstate::SYSTEM_ERROR,
                     "airlock: the gateway store is unavailable; try again later",
                 ));
             }
@@ -815,17 +836,17 @@ async fn open_upstream(
                 &statement,
                 &crate::gate::PreparedView::default(),
             );
-            match decision.verdict {
-                crate::gate::GateVerdict::Forward if decision.review.is_none() => {
+            match decision.core.verdict {
+                crate::gate::GateVerdict::Forward if decision.core.review.is_none() => {
                     forwarded.push((name, value));
                 }
                 crate::gate::GateVerdict::Forward | crate::gate::GateVerdict::Refuse(_) => {
-                    let reason = match decision.verdict {
-                        crate::gate::GateVerdict::Refuse(error) => error.message,
+                    let reason = match decision.core.verdict {
+                        crate::gate::GateVerdict::Refuse(error) => error.message().to_string(),
                         crate::gate::GateVerdict::Forward => "it needs a review".into(),
                     };
                     return Err(refuse(
-                        "42501",
+                        sqlstate::INSUFFICIENT_PRIVILEGE,
                         format!(
                             "airlock: the startup parameter {name}={value} is not allowed ({statement}): {reason}"
                         ),
@@ -838,16 +859,16 @@ async fn open_upstream(
     let credential_name = connection.credential.clone();
     let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
         .await
-        .map_err(|_| refuse("58000", "airlock: internal error"))?
+        .map_err(|_| refuse(sqlstate::SYSTEM_ERROR, "airlock: internal error"))?
         .map_err(|_| {
             refuse(
-                "58000",
+                sqlstate::SYSTEM_ERROR,
                 "airlock: the gateway store is unavailable; try again later",
             )
         })?
         .ok_or_else(|| {
             refuse(
-                "08004",
+                sqlstate::SERVER_REJECTED_CONNECTION,
                 format!(
                     "airlock: connection \"{}\" is not ready: its credential \"{}\" is not stored",
                     connection.name, connection.credential
@@ -865,7 +886,7 @@ async fn open_upstream(
         .map_err(|error| {
             tracing::error!(credential = %record.name, %error, "credential does not decrypt");
             refuse(
-                "08004",
+                sqlstate::SERVER_REJECTED_CONNECTION,
                 format!(
                     "airlock: connection \"{}\" is not ready: its credential cannot be decrypted",
                     connection.name
@@ -876,7 +897,7 @@ async fn open_upstream(
     // Record the start before any byte goes upstream: no session without a
     // record (fail closed).
     let start_event = NewEvent {
-        kind: "session.start".into(),
+        kind: airlock_core::events::EventKind::SessionStart.into(),
         session_id: Some(session_id.to_string()),
         identity: Some(authenticated.identity.name.clone()),
         data: json!({
@@ -895,7 +916,7 @@ async fn open_upstream(
     state.audit(start_event).await.map_err(|error| {
         tracing::error!(%error, "cannot record session start; refusing the session");
         refuse(
-            "58030",
+            sqlstate::IO_ERROR,
             "airlock: the audit log cannot be written; the session is refused",
         )
     })?;
@@ -918,7 +939,7 @@ async fn open_upstream(
             let rejected = error.is_auth_rejection();
             tracing::warn!(session = %session_id, connection = %connection.name, %error, "upstream connection failed");
             let event = NewEvent {
-                kind: "session.upstream_failed".into(),
+                kind: airlock_core::events::EventKind::SessionUpstreamFailed.into(),
                 session_id: Some(session_id.to_string()),
                 identity: Some(authenticated.identity.name.clone()),
                 data: json!({"connection": connection.name, "error": error.to_string()}).into(),
@@ -926,7 +947,7 @@ async fn open_upstream(
             let _ = state.audit(event).await;
             Err(if rejected {
                 refuse(
-                    "08004",
+                    sqlstate::SERVER_REJECTED_CONNECTION,
                     format!(
                         "airlock: the upstream of connection \"{}\" rejected the stored credential",
                         connection.name
@@ -936,7 +957,7 @@ async fn open_upstream(
                 // The upstream's address and the OS error stay in the log
                 // and the audit event: they describe the inside.
                 refuse(
-                    "08001",
+                    sqlstate::UNABLE_TO_CONNECT,
                     format!(
                         "airlock: cannot reach the upstream of connection \"{}\"",
                         connection.name
@@ -947,7 +968,7 @@ async fn open_upstream(
                 upstream::UpstreamError::Tls { .. } | upstream::UpstreamError::TlsRefused { .. }
             ) {
                 refuse(
-                    "08001",
+                    sqlstate::UNABLE_TO_CONNECT,
                     format!(
                         "airlock: the TLS handshake with the upstream of connection \"{}\" failed",
                         connection.name
@@ -955,7 +976,7 @@ async fn open_upstream(
                 )
             } else if let upstream::UpstreamError::UnsafeEncoding(encoding) = &error {
                 refuse(
-                    "22023",
+                    sqlstate::INVALID_PARAMETER_VALUE,
                     format!(
                         "airlock: the upstream of connection \"{}\" sets client_encoding \"{encoding}\" \
                          (a role or database setting), which the gateway does not support; use UTF8",
@@ -966,7 +987,7 @@ async fn open_upstream(
                 // The upstream's own words (too many clients, its version,
                 // its settings) are not the client's to read.
                 refuse(
-                    "08001",
+                    sqlstate::UNABLE_TO_CONNECT,
                     format!(
                         "airlock: the upstream of connection \"{}\" refused the connection",
                         connection.name
@@ -975,7 +996,7 @@ async fn open_upstream(
             })
         }
         Err(_) => Err(refuse(
-            "08001",
+            sqlstate::UNABLE_TO_CONNECT,
             format!(
                 "airlock: connecting to the upstream of connection \"{}\" timed out",
                 connection.name
@@ -987,7 +1008,7 @@ async fn open_upstream(
         Err(refusal) => {
             // The session was recorded as started: record that it ended.
             let event = NewEvent {
-                kind: "session.end".into(),
+                kind: airlock_core::events::EventKind::SessionEnd.into(),
                 session_id: Some(session_id.to_string()),
                 identity: Some(authenticated.identity.name.clone()),
                 data: json!({

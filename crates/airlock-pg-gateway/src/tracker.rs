@@ -970,6 +970,7 @@ mod tests {
                 message: message_text.into(),
                 detail: Some(detail.into()),
                 hint: None,
+                position: None,
             },
         );
         out

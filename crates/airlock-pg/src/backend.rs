@@ -230,6 +230,7 @@ pub fn decode_error_fields(body: &[u8]) -> Result<ErrorFields, PgCodecError> {
             b'M' => fields.message = value.to_string(),
             b'D' => fields.detail = Some(value.to_string()),
             b'H' => fields.hint = Some(value.to_string()),
+            b'P' => fields.position = value.parse().ok(),
             _ => {}
         }
     }
@@ -368,6 +369,10 @@ fn encode_fields(out: &mut Vec<u8>, message_tag: u8, fields: &ErrorFields) {
         out.push(b'H');
         put_cstr(out, hint);
     }
+    if let Some(position) = fields.position {
+        out.push(b'P');
+        put_cstr(out, &position.to_string());
+    }
     out.push(0);
     finish_message(out, at);
 }
@@ -394,6 +399,7 @@ mod tests {
             message: "blocked".into(),
             detail: None,
             hint: Some("ask".into()),
+            position: Some(12),
         };
         let mut out = Vec::new();
         encode_error(&mut out, &fields);

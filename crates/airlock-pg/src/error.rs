@@ -44,4 +44,7 @@ pub struct ErrorFields {
     pub detail: Option<String>,
     /// `H`: hint, if any.
     pub hint: Option<String>,
+    /// `P`: the 1-based character position in the query text the error
+    /// points at (syntax errors), if any.
+    pub position: Option<u32>,
 }

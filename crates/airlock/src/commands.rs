@@ -684,7 +684,7 @@ fn rotate_admin_token(
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let generated = airlock_core::admin::rotate_admin_token(&store, from_env)?;
     store.append_event(airlock_store::NewEvent {
-        kind: "admin.token_rotated".into(),
+        kind: airlock_core::events::EventKind::AdminTokenRotated.into(),
         session_id: None,
         identity: Some("host".into()),
         data: serde_json::json!({"generated": generated.is_some()}).into(),
