@@ -29,6 +29,7 @@ use std::sync::Arc;
 use airlock_gateway::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
 use airlock_gateway::audit::{parse_since, SessionFilter};
 use airlock_gateway::GatewayState;
+use airlock_store::prelude::*;
 use airlock_store::NewEvent;
 
 type AppState = Arc<GatewayState>;
