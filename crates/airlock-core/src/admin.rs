@@ -9,6 +9,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use airlock_store::prelude::*;
 use airlock_store::{
     hash_token, now_unix, ConnectionRecord, NewEvent, Store, StoreError, TokenRecord,
 };

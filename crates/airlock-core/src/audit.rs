@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use airlock_store::prelude::*;
 use airlock_store::{now_micros, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 
 use crate::admin::AdminError;

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use airlock_store::prelude::*;
 use airlock_store::{hash_token, now_unix, Store, StoreError, TokenRecord};
 use airlock_types::{AuthMethod, Identity, IdentityKind};
 

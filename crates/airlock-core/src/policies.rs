@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use airlock_mask::{MaskPlan, MaskSpec};
 use airlock_policy::{MaskObligation, MaskStyle, Policy, PolicyError};
+use airlock_store::prelude::*;
 use airlock_store::{PolicyVersionRecord, Store, StoreError};
 
 use crate::admin::AdminError;

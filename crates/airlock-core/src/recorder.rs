@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use airlock_store::journal::{self, JournalFile};
+use airlock_store::prelude::*;
 use airlock_store::{now_micros, NewEvent, Store};
 
 /// Most events copied into the event table in one transaction.

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_store::prelude::*;
 use airlock_store::{now_unix, NewEvent, NewReview, ReviewRecord};
 use airlock_types::Identity;
 

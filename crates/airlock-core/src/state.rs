@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use airlock_store::prelude::*;
 use airlock_store::vault::MasterKey;
 use airlock_store::{NewEvent, Store, StoreError};
 

@@ -26,6 +26,7 @@ use airlock_pg::backend::{
 use airlock_pg::frontend::decode_password;
 use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
 use airlock_pg::FrameDecoder;
+use airlock_store::prelude::*;
 use airlock_store::{now_unix, NewEvent};
 
 use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};

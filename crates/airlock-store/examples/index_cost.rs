@@ -11,6 +11,7 @@
 // An example program: a failure should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use airlock_store::prelude::*;
 use airlock_store::{NewEvent, Store};
 use serde_json::json;
 use std::time::Instant;

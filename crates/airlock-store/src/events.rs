@@ -50,6 +50,23 @@ impl From<serde_json::Value> for EventData {
     }
 }
 
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events with a larger id.
+    pub after_id: i64,
+    /// Only events at or after this time (Unix microseconds).
+    pub since_micros: Option<i64>,
+    /// Only events of this session.
+    pub session_id: Option<String>,
+    /// Only events of these kinds.
+    pub kinds: Vec<String>,
+    /// Only events of this identity.
+    pub identity: Option<String>,
+    /// At most this many (oldest first).
+    pub limit: i64,
+}
+
 /// A stored event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {

@@ -6,7 +6,7 @@
 //! every write made while the previous one ran) and only then lets the
 //! commands through. A second thread copies journaled events into
 //! the store's hash-chained event table in large transactions, noting in the
-//! same transaction how far it copied ([`Store::append_journaled`]); the
+//! same transaction how far it copied ([`JournalIndex::append_journaled`]); the
 //! journal is deleted once copied in full. After a crash, [`recover`] copies
 //! whatever a dead process journaled but had not yet copied.
 //!
@@ -24,6 +24,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::backend::JournalIndex;
 use crate::events::{EventData, NewEvent};
 use crate::{now_micros, Store, StoreError};
 
@@ -244,6 +245,11 @@ pub struct RecoveryReport {
 /// table, then deletes their journals. Journals locked by a live process
 /// are left alone.
 pub fn recover(dir: &Path, store: &Store) -> Result<RecoveryReport, StoreError> {
+    recover_into(dir, store)
+}
+
+/// [`recover`] into any backend's event log.
+pub fn recover_into(dir: &Path, store: &dyn JournalIndex) -> Result<RecoveryReport, StoreError> {
     let mut report = RecoveryReport::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -339,6 +345,7 @@ fn io_error(path: &Path, error: &std::io::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::EventStore;
     use serde_json::json;
 
     fn event(n: u64) -> NewEvent {

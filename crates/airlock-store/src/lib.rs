@@ -1,33 +1,52 @@
 //! airlock's persistence layer.
 //!
-//! This crate owns everything that outlives a process: the embedded SQLite
-//! store and its migrations ([`Store`]), the encrypted credential vault
-//! ([`vault`]), token and admin-token records (stored as SHA-256 hashes,
-//! never in clear) and the append-only, hash-chained event log.
+//! This crate owns everything that outlives a process: what a store backend
+//! must do, one trait per domain ([`backend`]: credentials, tokens,
+//! connections, policy versions, the event log, the journal index, reviews,
+//! grants, MFA secrets), the embedded SQLite backend that does it and its
+//! migrations ([`Store`]), the clock every stored time comes from
+//! ([`Clock`]), the encrypted credential vault ([`vault`]), the write-ahead
+//! journal of audit events ([`journal`]) and the records all of them
+//! exchange.
 //!
 //! Architecture invariant: no plaintext secret is ever written here. Upstream
 //! passwords are AES-256-GCM ciphertext bound to their credential name;
 //! tokens are hashes. The crate knows nothing about protocols or policy.
-//! Every file it creates is owner-only (`0600`, folders `0700`:
+//! No store method reads the system clock: times come from the store's
+//! [`Clock`]. Every file it creates is owner-only (`0600`, folders `0700`:
 //! [`private`]).
 
+pub mod backend;
+mod clock;
 mod error;
 mod events;
 pub mod journal;
-mod migrations;
 pub mod private;
 mod records;
-mod reviews;
-mod store;
+mod sqlite;
 pub mod vault;
 
+pub use backend::{
+    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PolicyStore,
+    ReviewStore, StoreBackend, TokenStore,
+};
+pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use events::{
-    event_hash, BrokenLink, EventData, EventRecord, NewEvent, PruneReport, VerifyReport,
-    GENESIS_HASH,
+    event_hash, BrokenLink, EventData, EventFilter, EventRecord, NewEvent, PruneReport,
+    VerifyReport, GENESIS_HASH,
 };
-pub use records::{ConnectionRecord, CredentialRecord, PolicyVersionRecord, TokenRecord};
-pub use reviews::{
-    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, ReviewDecision, ReviewRecord,
+pub use records::{
+    hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
+    NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
 };
-pub use store::{hash_token, now_micros, now_unix, EventFilter, Store};
+pub use sqlite::Store;
+
+/// The backend traits, so their methods can be called on a [`Store`] (or
+/// any backend): `use airlock_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::backend::{
+        ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore,
+        PolicyStore, ReviewStore, StoreBackend, TokenStore,
+    };
+}

@@ -1,7 +1,15 @@
-//! Plain records read from and written to the store.
+//! Plain records read from and written to the store, whatever the backend.
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+
+/// The SHA-256 of a token, hex-encoded: what the store keeps instead of it.
+/// Tokens carry 256 bits of entropy, so a fast hash is enough (no password
+/// stretching needed) and lookups stay O(1).
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
 
 /// A stored upstream credential: the password stays encrypted here.
 #[derive(Debug, Clone)]
@@ -56,4 +64,102 @@ pub struct PolicyVersionRecord {
     pub source: String,
     pub comment: Option<String>,
     pub created_at: i64,
+}
+
+/// A review as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewRecord {
+    pub id: String,
+    /// `pending`, `approved`, `denied`, `expired`, `used`.
+    pub status: String,
+    pub identity: String,
+    pub connection: String,
+    /// The statement, masked.
+    pub statement: String,
+    pub fingerprint: String,
+    pub classification: serde_json::Value,
+    pub rule: String,
+    pub policy_version: i64,
+    pub approvers: Vec<String>,
+    pub min_approvals: i64,
+    pub require_mfa: bool,
+    pub session_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+    pub valid_until: Option<i64>,
+    pub uses_left: i64,
+    pub reason: Option<String>,
+    /// `command` or `access` (a request for a grant).
+    pub kind: String,
+    /// For access requests: the grant's length.
+    pub duration_seconds: Option<i64>,
+    pub decisions: Vec<ReviewDecision>,
+}
+
+/// An approver's encrypted TOTP secret.
+#[derive(Debug, Clone)]
+pub struct MfaSecretRecord {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    /// The last time step accepted (codes at or before it are replays).
+    pub last_step: Option<i64>,
+}
+
+/// A time-bound grant of access to a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantRecord {
+    pub id: String,
+    pub identity: String,
+    pub connection: String,
+    pub review_id: Option<String>,
+    pub rule: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One approver's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewDecision {
+    pub approver: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    pub comment: Option<String>,
+    pub mfa: bool,
+    pub created_at: i64,
+}
+
+/// A review to create.
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    pub id: String,
+    pub identity: String,
+    pub connection: String,
+    pub statement: String,
+    pub fingerprint: String,
+    pub classification: serde_json::Value,
+    pub rule: String,
+    pub policy_version: i64,
+    pub approvers: Vec<String>,
+    pub min_approvals: i64,
+    pub require_mfa: bool,
+    pub session_id: Option<String>,
+    pub expires_at: i64,
+    /// `command` or `access`.
+    pub kind: String,
+    /// For access requests: the grant's length.
+    pub duration_seconds: Option<i64>,
+}
+
+/// What recording a decision led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionOutcome {
+    /// The review's status afterwards.
+    pub status: String,
+    /// Distinct approvals so far.
+    pub approvals: i64,
+    pub min_approvals: i64,
+    /// The grant an approved access request created.
+    pub grant: Option<GrantRecord>,
 }

@@ -2,6 +2,7 @@
 //! none opens the store file, so they are safe while a server runs.
 
 use crate::output::outln;
+use airlock_store::prelude::*;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::Read;

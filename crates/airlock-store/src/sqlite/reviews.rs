@@ -1,112 +1,18 @@
-//! Reviews of commands held for human approval, their decisions, and the
-//! approvers' MFA secrets (encrypted like credentials).
+//! Reviews of commands held for human approval and their decisions
+//! ([`ReviewStore`]), access grants ([`GrantStore`]) and the approvers' MFA
+//! secrets, encrypted like credentials ([`MfaStore`]), in SQLite.
 //!
 //! State lives here, not in a gateway's memory, so a decision taken through
 //! any gateway sharing the store releases a command waiting on another.
 
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
 
-use crate::store::{now_unix, Store};
+use super::Store;
+use crate::backend::{GrantStore, MfaStore, ReviewStore};
+use crate::records::{
+    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, ReviewDecision, ReviewRecord,
+};
 use crate::StoreError;
-
-/// A review as stored.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReviewRecord {
-    pub id: String,
-    /// `pending`, `approved`, `denied`, `expired`, `used`.
-    pub status: String,
-    pub identity: String,
-    pub connection: String,
-    /// The statement, masked.
-    pub statement: String,
-    pub fingerprint: String,
-    pub classification: serde_json::Value,
-    pub rule: String,
-    pub policy_version: i64,
-    pub approvers: Vec<String>,
-    pub min_approvals: i64,
-    pub require_mfa: bool,
-    pub session_id: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub decided_at: Option<i64>,
-    pub valid_until: Option<i64>,
-    pub uses_left: i64,
-    pub reason: Option<String>,
-    /// `command` or `access` (a request for a grant).
-    pub kind: String,
-    /// For access requests: the grant's length.
-    pub duration_seconds: Option<i64>,
-    pub decisions: Vec<ReviewDecision>,
-}
-
-/// An approver's encrypted TOTP secret.
-#[derive(Debug, Clone)]
-pub struct MfaSecretRecord {
-    pub nonce: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-    /// The last time step accepted (codes at or before it are replays).
-    pub last_step: Option<i64>,
-}
-
-/// A time-bound grant of access to a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GrantRecord {
-    pub id: String,
-    pub identity: String,
-    pub connection: String,
-    pub review_id: Option<String>,
-    pub rule: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
-/// One approver's decision.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReviewDecision {
-    pub approver: String,
-    /// `approve` or `deny`.
-    pub decision: String,
-    pub comment: Option<String>,
-    pub mfa: bool,
-    pub created_at: i64,
-}
-
-/// A review to create.
-#[derive(Debug, Clone)]
-pub struct NewReview {
-    pub id: String,
-    pub identity: String,
-    pub connection: String,
-    pub statement: String,
-    pub fingerprint: String,
-    pub classification: serde_json::Value,
-    pub rule: String,
-    pub policy_version: i64,
-    pub approvers: Vec<String>,
-    pub min_approvals: i64,
-    pub require_mfa: bool,
-    pub session_id: Option<String>,
-    pub expires_at: i64,
-    /// `command` or `access`.
-    pub kind: String,
-    /// For access requests: the grant's length.
-    pub duration_seconds: Option<i64>,
-}
-
-/// What recording a decision led to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DecisionOutcome {
-    /// The review's status afterwards.
-    pub status: String,
-    /// Distinct approvals so far.
-    pub approvals: i64,
-    pub min_approvals: i64,
-    /// The grant an approved access request created.
-    pub grant: Option<GrantRecord>,
-}
 
 const REVIEW_COLUMNS: &str = "id, status, identity, connection, statement, fingerprint, classification, rule, \
      policy_version, approvers, min_approvals, require_mfa, session_id, created_at, expires_at, decided_at, \
@@ -139,9 +45,9 @@ fn insert_grant(
     connection: &str,
     review_id: Option<&str>,
     rule: &str,
+    now: i64,
     seconds: i64,
 ) -> Result<GrantRecord, StoreError> {
-    let now = now_unix();
     let grant = GrantRecord {
         id: new_grant_id(),
         identity: identity.to_string(),
@@ -196,12 +102,12 @@ fn review_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewRecord> {
     })
 }
 
-impl Store {
+impl ReviewStore for Store {
     /// Creates a pending review, or returns the pending one that already
     /// holds the same statement for the same identity and connection.
-    pub fn create_or_find_review(&self, review: &NewReview) -> Result<ReviewRecord, StoreError> {
+    fn create_or_find_review(&self, review: &NewReview) -> Result<ReviewRecord, StoreError> {
         self.with_connection(|connection| {
-            let now = now_unix();
+            let now = self.clock.now_unix();
             connection.execute(
                 "UPDATE reviews SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1",
                 [now],
@@ -255,14 +161,14 @@ impl Store {
 
     /// Uses one run of an approved review for this statement, if one is
     /// valid now. Returns its id.
-    pub fn consume_approval(
+    fn consume_approval(
         &self,
         identity: &str,
         connection: &str,
         fingerprint: &str,
     ) -> Result<Option<String>, StoreError> {
         self.with_connection(|db| {
-            let now = now_unix();
+            let now = self.clock.now_unix();
             let id: Option<String> = db
                 .query_row(
                     "SELECT id FROM reviews WHERE identity = ?1 AND connection = ?2 AND fingerprint = ?3 \
@@ -283,11 +189,11 @@ impl Store {
     }
 
     /// One review with its decisions.
-    pub fn review(&self, id: &str) -> Result<Option<ReviewRecord>, StoreError> {
+    fn review(&self, id: &str) -> Result<Option<ReviewRecord>, StoreError> {
         self.with_connection(|db| {
             db.execute(
                 "UPDATE reviews SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1",
-                [now_unix()],
+                [self.clock.now_unix()],
             )?;
             let review = db
                 .query_row(
@@ -315,19 +221,10 @@ impl Store {
         })
     }
 
-    /// Reviews, newest first; `status` filters when given.
-    pub fn reviews(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ReviewRecord>, StoreError> {
-        self.reviews_visible_to(status, limit, None)
-    }
-
-    /// Like [`Store::reviews`], limited to what `viewer` (an identity name
+    /// Like [`ReviewStore::reviews`], limited to what `viewer` (an identity name
     /// and its groups) may see when given: the reviews it requested and
     /// those with an approver group among its groups. `None` lists all.
-    pub fn reviews_visible_to(
+    fn reviews_visible_to(
         &self,
         status: Option<&str>,
         limit: i64,
@@ -343,7 +240,7 @@ impl Store {
         self.with_connection(|db| {
             db.execute(
                 "UPDATE reviews SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1",
-                [now_unix()],
+                [self.clock.now_unix()],
             )?;
             let mut statement = db.prepare(&format!(
                 "SELECT {REVIEW_COLUMNS} FROM reviews WHERE (?1 IS NULL OR status = ?1) \
@@ -365,7 +262,7 @@ impl Store {
     /// `validity_seconds` and `uses` runs. The caller has checked that the
     /// approver may decide.
     #[allow(clippy::too_many_arguments)] // one decision's fields
-    pub fn decide_review(
+    fn decide_review(
         &self,
         id: &str,
         approver: &str,
@@ -376,7 +273,7 @@ impl Store {
         uses: i64,
     ) -> Result<DecisionOutcome, StoreError> {
         self.with_transaction(|db| {
-            let now = now_unix();
+            let now = self.clock.now_unix();
             let (status, min_approvals, expires_at, kind, duration, identity, connection, rule): (
                 String,
                 i64,
@@ -439,7 +336,7 @@ impl Store {
                     "UPDATE reviews SET status = 'approved', decided_at = ?2, uses_left = 0 WHERE id = ?1",
                     params![id, now],
                 )?;
-                let grant = insert_grant(db, &identity, &connection, Some(id), &rule, duration.unwrap_or(0))?;
+                let grant = insert_grant(db, &identity, &connection, Some(id), &rule, now, duration.unwrap_or(0))?;
                 return Ok(DecisionOutcome {
                     status: "approved".into(),
                     approvals,
@@ -463,21 +360,33 @@ impl Store {
             })
         })
     }
+}
 
+impl GrantStore for Store {
     /// Creates a grant directly (auto-approved access).
-    pub fn create_grant(
+    fn create_grant(
         &self,
         identity: &str,
         connection: &str,
         rule: &str,
         seconds: i64,
     ) -> Result<GrantRecord, StoreError> {
-        self.with_connection(|db| insert_grant(db, identity, connection, None, rule, seconds))
+        self.with_connection(|db| {
+            insert_grant(
+                db,
+                identity,
+                connection,
+                None,
+                rule,
+                self.clock.now_unix(),
+                seconds,
+            )
+        })
     }
 
     /// The grant admitting `identity` to `connection` now, if any (the one
     /// lasting longest).
-    pub fn active_grant(
+    fn active_grant(
         &self,
         identity: &str,
         connection: &str,
@@ -488,7 +397,7 @@ impl Store {
                     "SELECT {GRANT_COLUMNS} FROM grants WHERE identity = ?1 AND connection = ?2 \
                      AND revoked_at IS NULL AND expires_at > ?3 ORDER BY expires_at DESC LIMIT 1"
                 ),
-                params![identity, connection, now_unix()],
+                params![identity, connection, self.clock.now_unix()],
                 grant_from_row,
             )
             .optional()
@@ -497,23 +406,23 @@ impl Store {
     }
 
     /// Grants, newest first (`active_only`: not revoked, not expired).
-    pub fn grants(&self, active_only: bool) -> Result<Vec<GrantRecord>, StoreError> {
+    fn grants(&self, active_only: bool) -> Result<Vec<GrantRecord>, StoreError> {
         self.with_connection(|db| {
             let mut statement = db.prepare(&format!(
                 "SELECT {GRANT_COLUMNS} FROM grants WHERE ?1 = 0 OR (revoked_at IS NULL AND expires_at > ?2) \
                  ORDER BY created_at DESC, id LIMIT 1000"
             ))?;
-            let rows = statement.query_map(params![i64::from(active_only), now_unix()], grant_from_row)?;
+            let rows = statement.query_map(params![i64::from(active_only), self.clock.now_unix()], grant_from_row)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
         })
     }
 
     /// Revokes a grant; returns it.
-    pub fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
+    fn revoke_grant(&self, id: &str) -> Result<GrantRecord, StoreError> {
         self.with_connection(|db| {
             db.execute(
                 "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, now_unix()],
+                params![id, self.clock.now_unix()],
             )?;
             db.query_row(
                 &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1"),
@@ -527,9 +436,11 @@ impl Store {
             })
         })
     }
+}
 
+impl MfaStore for Store {
     /// Stores (replacing) an identity's encrypted MFA secret.
-    pub fn set_mfa_secret(
+    fn set_mfa_secret(
         &self,
         identity: &str,
         nonce: &[u8],
@@ -539,14 +450,14 @@ impl Store {
             db.execute(
                 "INSERT INTO mfa_secrets (identity, nonce, ciphertext, last_step, created_at) VALUES (?1, ?2, ?3, NULL, ?4) \
                  ON CONFLICT(identity) DO UPDATE SET nonce = ?2, ciphertext = ?3, last_step = NULL, created_at = ?4",
-                params![identity, nonce, ciphertext, now_unix()],
+                params![identity, nonce, ciphertext, self.clock.now_unix()],
             )?;
             Ok(())
         })
     }
 
     /// An identity's encrypted MFA secret and the last time step used.
-    pub fn mfa_secret(&self, identity: &str) -> Result<Option<MfaSecretRecord>, StoreError> {
+    fn mfa_secret(&self, identity: &str) -> Result<Option<MfaSecretRecord>, StoreError> {
         self.with_connection(|db| {
             db.query_row(
                 "SELECT nonce, ciphertext, last_step FROM mfa_secrets WHERE identity = ?1",
@@ -566,7 +477,7 @@ impl Store {
 
     /// Records a used time step; false when it is not newer than the last
     /// one (a replayed code).
-    pub fn use_mfa_step(&self, identity: &str, step: i64) -> Result<bool, StoreError> {
+    fn use_mfa_step(&self, identity: &str, step: i64) -> Result<bool, StoreError> {
         self.with_connection(|db| {
             let changed = db.execute(
                 "UPDATE mfa_secrets SET last_step = ?2 WHERE identity = ?1 AND (last_step IS NULL OR last_step < ?2)",
@@ -579,7 +490,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{clocked_store, CLOCK_START_UNIX};
     use super::*;
+    use crate::now_unix;
 
     fn new_review(id: &str, min_approvals: i64, expires_at: i64) -> NewReview {
         NewReview {
@@ -724,5 +637,73 @@ mod tests {
         assert!(!store.use_mfa_step("alice", 100).unwrap());
         assert!(!store.use_mfa_step("alice", 99).unwrap());
         assert!(store.use_mfa_step("alice", 101).unwrap());
+    }
+
+    /// Creation, decision, validity and expiry times come from the store's
+    /// clock, and so does the "now" that expires a pending review, ends an
+    /// approval's validity and a grant: the clock stands in 2100, where the
+    /// system clock would call none of them expired.
+    #[test]
+    fn review_grant_and_mfa_times_follow_the_store_clock() {
+        let (dir, store, clock) = clocked_store();
+        let start = CLOCK_START_UNIX;
+        let review = store
+            .create_or_find_review(&new_review("r-1", 1, start + 100))
+            .unwrap();
+        assert_eq!(
+            (review.created_at, review.status.as_str()),
+            (start, "pending")
+        );
+        let mut late = new_review("r-2", 1, start + 100);
+        late.fingerprint = "f2".into();
+        store.create_or_find_review(&late).unwrap();
+        clock.advance_secs(10);
+        let outcome = store
+            .decide_review("r-1", "alice", true, None, false, 30, 1)
+            .unwrap();
+        assert_eq!(outcome.status, "approved");
+        let decided = store.review("r-1").unwrap().unwrap();
+        assert_eq!(
+            (
+                decided.decided_at,
+                decided.valid_until,
+                decided.decisions[0].created_at
+            ),
+            (Some(start + 10), Some(start + 40), start + 10)
+        );
+        // Past the approval's validity on the store's clock: not usable.
+        clock.advance_secs(31);
+        assert!(store
+            .consume_approval("agent-7", "prod-pg", "f1")
+            .unwrap()
+            .is_none());
+        // Past the pending review's expiry: expired, and no longer decidable.
+        clock.advance_secs(60);
+        assert_eq!(store.review("r-2").unwrap().unwrap().status, "expired");
+        assert!(matches!(
+            store.decide_review("r-2", "alice", true, None, false, 30, 1),
+            Err(StoreError::Conflict(_))
+        ));
+
+        let now = start + 101;
+        let grant = store.create_grant("agent-7", "prod-pg", "jit", 60).unwrap();
+        assert_eq!((grant.created_at, grant.expires_at), (now, now + 60));
+        assert!(store.active_grant("agent-7", "prod-pg").unwrap().is_some());
+        clock.advance_secs(60);
+        assert!(store.active_grant("agent-7", "prod-pg").unwrap().is_none());
+        assert!(store.grants(true).unwrap().is_empty());
+        assert_eq!(store.grants(false).unwrap().len(), 1);
+        let revoked = store.revoke_grant(&grant.id).unwrap();
+        assert_eq!(revoked.revoked_at, Some(now + 60));
+
+        store.set_mfa_secret("alice", b"n", b"c").unwrap();
+        let enrolled: i64 = super::super::test_support::raw(&dir)
+            .query_row(
+                "SELECT created_at FROM mfa_secrets WHERE identity = 'alice'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(enrolled, now + 60);
     }
 }
