@@ -204,7 +204,7 @@ impl PreparedLookup for PreparedView {
 fn declared_cursors(command: &Command) -> Vec<(String, StatementClass)> {
     airlock_sql::split_statements(Dialect::Postgres, &command.text)
         .into_iter()
-        .zip(&command.statements)
+        .zip(command.statements())
         .filter_map(|(text, class)| {
             match session_effects(Dialect::Postgres, text).into_iter().next() {
                 Some(SessionEffect::Declare(name)) => Some((name, class.clone())),
@@ -274,14 +274,14 @@ impl CommandGate {
         let live = self.state.policy.current();
         let command = self.classify(text, prepared);
         let mut operations: Vec<&str> = command
-            .statements
+            .statements()
             .iter()
             .flat_map(|statement| statement.operations.iter().map(|op| op.as_str()))
             .collect();
         operations.sort_unstable();
         operations.dedup();
         let mut tables: Vec<&str> = command
-            .statements
+            .statements()
             .iter()
             .flat_map(|statement| {
                 statement
@@ -299,7 +299,7 @@ impl CommandGate {
             "tables": tables,
             "access": command.access(),
             "complete": command.complete(),
-            "statements": command.statements.len(),
+            "statements": command.statements().len(),
         });
         let Some(policy) = &live.policy else {
             let problem = live
@@ -314,7 +314,7 @@ impl CommandGate {
             );
         };
         let effects = session_effects_of(text);
-        let touches_cursors = command.statements.iter().any(|statement| {
+        let touches_cursors = command.statements().iter().any(|statement| {
             !statement.unknown_functions.is_empty()
                 || statement.operations.iter().any(|op| {
                     matches!(
@@ -354,7 +354,7 @@ impl CommandGate {
             // prepares is reviewed at each EXECUTE, with what it runs.
             Verdict::Review { .. }
                 if kind == CommandKind::SimpleQuery
-                    && command.statements.iter().all(|statement| {
+                    && command.statements().iter().all(|statement| {
                         statement
                             .operations
                             .contains(&airlock_types::Operation::Prepare)
