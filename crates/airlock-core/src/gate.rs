@@ -176,14 +176,14 @@ impl Gate {
     /// What the record keeps of a command's classification.
     pub fn classification(command: &Command, version: i64) -> Value {
         let mut operations: Vec<&str> = command
-            .statements
+            .statements()
             .iter()
             .flat_map(|statement| statement.operations.iter().map(|op| op.as_str()))
             .collect();
         operations.sort_unstable();
         operations.dedup();
         let mut tables: Vec<&str> = command
-            .statements
+            .statements()
             .iter()
             .flat_map(|statement| {
                 statement
@@ -201,7 +201,7 @@ impl Gate {
             "tables": tables,
             "access": command.access(),
             "complete": command.complete(),
-            "statements": command.statements.len(),
+            "statements": command.statements().len(),
         })
     }
 

@@ -163,7 +163,7 @@ impl PreparedLookup for PreparedView {
 fn declared_cursors(command: &Command) -> Vec<(String, StatementClass)> {
     airlock_sql::split_statements(Dialect::Postgres, &command.text)
         .into_iter()
-        .zip(&command.statements)
+        .zip(command.statements())
         .filter_map(|(text, class)| {
             match session_effects(Dialect::Postgres, text).into_iter().next() {
                 Some(SessionEffect::Declare(name)) => Some((name, class.clone())),
@@ -256,7 +256,7 @@ impl CommandGate {
             CommandKind::SimpleQuery | CommandKind::Execute => Limits::Now,
         };
         let mut core = self.core.decide(&command, limits, &shown);
-        let touches_cursors = command.statements.iter().any(|statement| {
+        let touches_cursors = command.statements().iter().any(|statement| {
             !statement.unknown_functions.is_empty()
                 || statement.operations.iter().any(|op| {
                     matches!(
@@ -267,7 +267,7 @@ impl CommandGate {
                     )
                 })
         });
-        let prepares_only = command.statements.iter().all(|statement| {
+        let prepares_only = command.statements().iter().all(|statement| {
             statement
                 .operations
                 .contains(&airlock_types::Operation::Prepare)

@@ -7,9 +7,18 @@
 //! # Semantics
 //! - A rule's *command-level* conditions (identity, connection, statement
 //!   count, time window) are checked once per command; its *statement-level*
-//!   conditions (access, operations, tables, functions, has_where, complete)
-//!   per statement. A rule without statement-level conditions matches every
-//!   statement of a command whose command-level conditions hold.
+//!   conditions (access, operations, tables, functions, has_where, complete,
+//!   http, kubernetes, mcp) per statement. A rule without statement-level
+//!   conditions matches every statement of a command whose command-level
+//!   conditions hold.
+//! - A command of HTTP, Kubernetes or MCP is one request, evaluated as one
+//!   statement. `access`, `complete`, `identity`, `connection` and `time`
+//!   mean the same for every protocol. A protocol's own conditions never
+//!   hold for a command of another protocol: `http` holds for HTTP requests
+//!   only, `kubernetes` for Kubernetes requests, `mcp` for MCP calls, and
+//!   the SQL conditions (`operations`, `tables`, `tables_written`,
+//!   `functions`, `unknown_functions`, `has_where`, `statements`) for SQL
+//!   only.
 //! - List conditions read differently by action, so that an allow rule can
 //!   never let through more than it names:
 //!   for `allow` rules, `operations`, `tables`, `tables_written` and
@@ -31,7 +40,10 @@
 //!   style).
 
 use crate::policy::{Conditions, MaskObligation, Policy, Rule, RuleAction};
-use airlock_types::{Command, ConnectionInfo, Identity, Operation, StatementClass};
+use airlock_types::{
+    Access, Command, CommandKind, ConnectionInfo, HttpRequest, Identity, KubernetesRequest,
+    McpCall, Operation, StatementClass,
+};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -202,20 +214,75 @@ fn synthetic_unknown() -> StatementClass {
     }
 }
 
+/// What statement-level conditions are checked against: one SQL
+/// statement, or the one request of a command of another protocol.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unit<'a> {
+    /// A SQL statement.
+    Statement(&'a StatementClass),
+    /// An HTTP request.
+    Http(&'a HttpRequest),
+    /// A Kubernetes request.
+    Kubernetes(&'a KubernetesRequest),
+    /// An MCP call.
+    Mcp(&'a McpCall),
+}
+
+impl<'a> Unit<'a> {
+    /// The units of `command`: its statements, or its one request. `empty`
+    /// stands in for the statements of an empty SQL command.
+    pub(crate) fn of(command: &'a Command, empty: &'a StatementClass) -> Vec<Unit<'a>> {
+        match &command.kind {
+            CommandKind::Sql(statements) if statements.is_empty() => vec![Unit::Statement(empty)],
+            CommandKind::Sql(statements) => statements.iter().map(Unit::Statement).collect(),
+            CommandKind::Http(request) => vec![Unit::Http(request)],
+            CommandKind::Kubernetes(request) => vec![Unit::Kubernetes(request)],
+            CommandKind::Mcp(call) => vec![Unit::Mcp(call)],
+        }
+    }
+
+    fn statement(self) -> Option<&'a StatementClass> {
+        match self {
+            Self::Statement(statement) => Some(statement),
+            _ => None,
+        }
+    }
+
+    /// The access, never `Read` unless complete.
+    pub(crate) fn effective_access(self) -> Access {
+        match self {
+            Self::Statement(statement) => statement.effective_access(),
+            Self::Http(request) => request.effective_access(),
+            Self::Kubernetes(request) => request.effective_access(),
+            Self::Mcp(call) => call.effective_access(),
+        }
+    }
+
+    /// Classified with certainty (for SQL: and no `unknown` operation).
+    pub(crate) fn complete(self) -> bool {
+        match self {
+            Self::Statement(statement) => {
+                statement.complete && !statement.operations.contains(&Operation::Unknown)
+            }
+            Self::Http(request) => request.complete(),
+            Self::Kubernetes(request) => request.complete,
+            Self::Mcp(call) => call.complete(),
+        }
+    }
+}
+
 pub(crate) fn evaluate(
     policy: &Policy,
     input: &DecisionInput<'_>,
     mut trace: Option<&mut Trace>,
 ) -> Decision {
     let command = input.command;
-    let empty_statement;
-    let statements: &[StatementClass] = if command.statements.is_empty() {
-        empty_statement = [synthetic_unknown()];
-        &empty_statement
-    } else {
-        &command.statements
+    let empty_statement = synthetic_unknown();
+    let units = Unit::of(command, &empty_statement);
+    let statement_count = match &command.kind {
+        CommandKind::Sql(_) => Some(u32::try_from(units.len()).unwrap_or(u32::MAX)),
+        _ => None,
     };
-    let statement_count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
     let applicable: Vec<&Rule> = policy
         .rules
         .iter()
@@ -224,8 +291,8 @@ pub(crate) fn evaluate(
 
     let mut matched = vec![false; applicable.len()];
     let mut verdict = Verdict::Allow;
-    for statement in statements {
-        let incomplete = !statement.complete || statement.operations.contains(&Operation::Unknown);
+    for &statement in &units {
+        let incomplete = !statement.complete();
         let mut deny: Option<&Rule> = None;
         let mut reviews: Vec<&Rule> = Vec::new();
         let mut allowed = false;
@@ -393,7 +460,10 @@ fn merge_reviews(rules: &[&Rule]) -> Verdict {
 /// Why a statement that only reads counts as more: the unknown functions
 /// it calls (`; it calls f(), which the classifier does not know, so it
 /// counts as a write`), or nothing.
-fn unknown_functions_note(statement: &StatementClass) -> String {
+fn unknown_functions_note(unit: Unit<'_>) -> String {
+    let Some(statement) = unit.statement() else {
+        return String::new();
+    };
     if statement.unknown_functions.is_empty() {
         return String::new();
     }
@@ -422,8 +492,27 @@ fn unknown_functions_note(statement: &StatementClass) -> String {
     )
 }
 
-/// `DROP`, `UPDATE, DELETE`: the statement's operations for messages.
-fn operation_label(statement: &StatementClass) -> String {
+/// `DROP`, `UPDATE, DELETE`: the statement's operations for messages;
+/// `POST /v1/invoices` for HTTP, `DELETE secrets` or `EXEC pods/exec` for
+/// Kubernetes, `tool merge_pull_request` or the method for MCP.
+fn operation_label(unit: Unit<'_>) -> String {
+    let statement = match unit {
+        Unit::Statement(statement) => statement,
+        Unit::Http(request) => return format!("{} {}", request.method, request.path),
+        Unit::Kubernetes(request) => {
+            return format!(
+                "{} {}",
+                request.verb.as_str().to_ascii_uppercase(),
+                request.resource_path()
+            )
+        }
+        Unit::Mcp(call) => {
+            return match &call.tool {
+                Some(tool) => format!("tool {tool}"),
+                None => call.method.clone(),
+            }
+        }
+    };
     let labels: Vec<String> = statement
         .operations
         .iter()
@@ -438,7 +527,7 @@ fn operation_label(statement: &StatementClass) -> String {
 
 fn render_message(
     template: Option<&str>,
-    statement: &StatementClass,
+    statement: Unit<'_>,
     connection: &ConnectionInfo,
 ) -> String {
     let operation = operation_label(statement);
@@ -487,10 +576,15 @@ pub(crate) fn connection_tags_ok(c: &Conditions, input: &DecisionInput<'_>) -> O
     })
 }
 
-pub(crate) fn statements_ok(c: &Conditions, count: u32) -> Option<bool> {
+/// `count` is `None` for a command that is not SQL (the statement count
+/// is a SQL condition).
+pub(crate) fn statements_ok(c: &Conditions, count: Option<u32>) -> Option<bool> {
     if c.statements_max.is_none() && c.statements_min.is_none() {
         return None;
     }
+    let Some(count) = count else {
+        return Some(false);
+    };
     Some(
         c.statements_max.is_none_or(|max| count <= max)
             && c.statements_min.is_none_or(|min| count >= min),
@@ -501,7 +595,7 @@ pub(crate) fn time_ok(c: &Conditions, input: &DecisionInput<'_>) -> Option<bool>
     c.time.map(|window| window.contains(input.now_unix))
 }
 
-fn command_matches(c: &Conditions, input: &DecisionInput<'_>, count: u32) -> bool {
+fn command_matches(c: &Conditions, input: &DecisionInput<'_>, count: Option<u32>) -> bool {
     [
         identity_name_ok(c, input),
         identity_kind_ok(c, input),
@@ -525,74 +619,152 @@ fn list_ok<T>(values: &[T], cover_all: bool, mut matches: impl FnMut(&T) -> bool
     }
 }
 
-pub(crate) fn access_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
-    (!c.access.is_empty()).then(|| c.access.contains(&s.effective_access()))
+pub(crate) fn access_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    (!c.access.is_empty()).then(|| c.access.contains(&unit.effective_access()))
 }
 
-pub(crate) fn operations_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
-    (!c.operations.is_empty())
-        .then(|| list_ok(&s.operations, cover_all, |op| c.operations.contains(op)))
+/// A SQL-only condition: `check` on a statement; never holds for a request
+/// of another protocol.
+fn sql_only(unit: Unit<'_>, check: impl FnOnce(&StatementClass) -> bool) -> bool {
+    unit.statement().is_some_and(check)
 }
 
-pub(crate) fn tables_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
+pub(crate) fn operations_ok(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> Option<bool> {
+    (!c.operations.is_empty()).then(|| {
+        sql_only(unit, |s| {
+            list_ok(&s.operations, cover_all, |op| c.operations.contains(op))
+        })
+    })
+}
+
+pub(crate) fn tables_ok(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> Option<bool> {
     (!c.tables.is_empty()).then(|| {
-        let all: Vec<&String> = s.tables_read.iter().chain(&s.tables_written).collect();
-        list_ok(&all, cover_all, |table| {
-            c.tables.iter().any(|pattern| pattern.matches(table))
+        sql_only(unit, |s| {
+            let all: Vec<&String> = s.tables_read.iter().chain(&s.tables_written).collect();
+            list_ok(&all, cover_all, |table| {
+                c.tables.iter().any(|pattern| pattern.matches(table))
+            })
         })
     })
 }
 
-pub(crate) fn tables_written_ok(
-    c: &Conditions,
-    s: &StatementClass,
-    cover_all: bool,
-) -> Option<bool> {
+pub(crate) fn tables_written_ok(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> Option<bool> {
     (!c.tables_written.is_empty()).then(|| {
-        list_ok(&s.tables_written, cover_all, |table| {
-            c.tables_written
-                .iter()
-                .any(|pattern| pattern.matches(table))
+        sql_only(unit, |s| {
+            list_ok(&s.tables_written, cover_all, |table| {
+                c.tables_written
+                    .iter()
+                    .any(|pattern| pattern.matches(table))
+            })
         })
     })
 }
 
-pub(crate) fn functions_ok(c: &Conditions, s: &StatementClass, cover_all: bool) -> Option<bool> {
+pub(crate) fn functions_ok(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> Option<bool> {
     (!c.functions.is_empty()).then(|| {
-        list_ok(&s.functions, cover_all, |function| {
-            c.functions.iter().any(|pattern| pattern.matches(function))
+        sql_only(unit, |s| {
+            list_ok(&s.functions, cover_all, |function| {
+                c.functions.iter().any(|pattern| pattern.matches(function))
+            })
         })
     })
 }
 
-pub(crate) fn unknown_functions_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
+pub(crate) fn unknown_functions_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
     c.unknown_functions.map(|wanted| {
-        let present = !s.unknown_functions.is_empty();
-        wanted == present
+        sql_only(unit, |s| {
+            let present = !s.unknown_functions.is_empty();
+            wanted == present
+        })
     })
 }
 
-pub(crate) fn has_where_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
-    c.has_where.map(|wanted| s.has_where == Some(wanted))
+pub(crate) fn has_where_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    c.has_where
+        .map(|wanted| sql_only(unit, |s| s.has_where == Some(wanted)))
 }
 
-pub(crate) fn complete_ok(c: &Conditions, s: &StatementClass) -> Option<bool> {
-    c.complete.map(|wanted| {
-        let complete = s.complete && !s.operations.contains(&Operation::Unknown);
-        wanted == complete
+pub(crate) fn complete_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    c.complete.map(|wanted| wanted == unit.complete())
+}
+
+/// Any pattern matches `value`; true when there are no patterns.
+fn any_pattern(patterns: &[crate::policy::Pattern], value: Option<&str>) -> bool {
+    patterns.is_empty() || value.is_some_and(|value| patterns.iter().any(|p| p.matches(value)))
+}
+
+pub(crate) fn http_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    c.http.as_ref().map(|http| match unit {
+        Unit::Http(request) => {
+            (http.methods.is_empty() || http.methods.contains(&request.method))
+                && any_pattern(&http.paths, Some(&request.path))
+        }
+        _ => false,
     })
 }
 
-pub(crate) fn statement_matches(c: &Conditions, s: &StatementClass, cover_all: bool) -> bool {
+pub(crate) fn kubernetes_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    c.kubernetes.as_ref().map(|k| match unit {
+        Unit::Kubernetes(request) => {
+            (k.verbs.is_empty() || k.verbs.contains(&request.verb))
+                && any_pattern(&k.groups, Some(&request.group))
+                && any_pattern(&k.resources, Some(&request.resource))
+                && any_pattern(&k.subresources, request.subresource.as_deref())
+                && any_pattern(&k.namespaces, request.namespace.as_deref())
+                && any_pattern(&k.names, request.name.as_deref())
+        }
+        _ => false,
+    })
+}
+
+/// An argument's value as a glob sees it: a string as it is, a number or
+/// boolean as written in JSON; `None` for objects, arrays and null.
+fn argument_text(value: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        serde_json::Value::String(text) => Some(std::borrow::Cow::Borrowed(text)),
+        serde_json::Value::Number(number) => Some(std::borrow::Cow::Owned(number.to_string())),
+        serde_json::Value::Bool(flag) => Some(std::borrow::Cow::Owned(flag.to_string())),
+        _ => None,
+    }
+}
+
+pub(crate) fn mcp_argument_ok(
+    call: &McpCall,
+    name: &str,
+    pattern: &crate::policy::Pattern,
+) -> bool {
+    call.arguments
+        .get(name)
+        .and_then(argument_text)
+        .is_some_and(|text| pattern.matches(&text))
+}
+
+pub(crate) fn mcp_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+    c.mcp.as_ref().map(|mcp| match unit {
+        Unit::Mcp(call) => {
+            any_pattern(&mcp.tools, call.tool.as_deref())
+                && mcp
+                    .arguments
+                    .iter()
+                    .all(|(name, pattern)| mcp_argument_ok(call, name, pattern))
+        }
+        _ => false,
+    })
+}
+
+pub(crate) fn statement_matches(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> bool {
     [
-        access_ok(c, s),
-        operations_ok(c, s, cover_all),
-        tables_ok(c, s, cover_all),
-        tables_written_ok(c, s, cover_all),
-        functions_ok(c, s, cover_all),
-        unknown_functions_ok(c, s),
-        has_where_ok(c, s),
-        complete_ok(c, s),
+        access_ok(c, unit),
+        operations_ok(c, unit, cover_all),
+        tables_ok(c, unit, cover_all),
+        tables_written_ok(c, unit, cover_all),
+        functions_ok(c, unit, cover_all),
+        unknown_functions_ok(c, unit),
+        has_where_ok(c, unit),
+        complete_ok(c, unit),
+        http_ok(c, unit),
+        kubernetes_ok(c, unit),
+        mcp_ok(c, unit),
     ]
     .into_iter()
     .all(|result| result != Some(false))

@@ -5,9 +5,9 @@
 //! [`crate::decide`], and every condition is evaluated by the same functions
 //! `decide` uses, so an explanation cannot disagree with the decision.
 
-use crate::decide::{self, evaluate, Decision, DecisionInput, Trace, Verdict};
+use crate::decide::{self, evaluate, Decision, DecisionInput, Trace, Unit, Verdict};
 use crate::policy::{Policy, Rule, RuleAction};
-use airlock_types::StatementClass;
+use airlock_types::{CommandKind, StatementClass};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -40,13 +40,19 @@ pub struct RuleExplanation {
     pub conditions: Vec<ConditionResult>,
 }
 
-/// One statement: its classification, verdict and matching rules.
+/// One statement (or the one request of a command that is not SQL): its
+/// classification, verdict and matching rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatementExplanation {
     /// Position in the command (0-based).
     pub index: usize,
-    /// What the classifier found.
-    pub classification: StatementClass,
+    /// What the SQL classifier found; `None` for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<StatementClass>,
+    /// The HTTP, Kubernetes or MCP request (`{"http": {…}}` …); `None` for
+    /// SQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<CommandKind>,
     /// This statement's own verdict.
     pub verdict: Verdict,
     /// Rules that matched it.
@@ -74,16 +80,21 @@ pub fn explain(policy: &Policy, input: &DecisionInput<'_>) -> Explanation {
         .statements
         .into_iter()
         .enumerate()
-        .map(|(index, (verdict, matched_rules))| StatementExplanation {
-            index,
-            classification: input
-                .command
-                .statements
-                .get(index)
-                .cloned()
-                .unwrap_or_default(),
-            verdict,
-            matched_rules,
+        .map(|(index, (verdict, matched_rules))| {
+            let (classification, request) = match &input.command.kind {
+                CommandKind::Sql(statements) => (
+                    Some(statements.get(index).cloned().unwrap_or_default()),
+                    None,
+                ),
+                other => (None, Some(other.clone())),
+            };
+            StatementExplanation {
+                index,
+                classification,
+                request,
+                verdict,
+                matched_rules,
+            }
         })
         .collect();
     let rules = policy
@@ -102,8 +113,12 @@ pub fn explain(policy: &Policy, input: &DecisionInput<'_>) -> Explanation {
 fn explain_rule(rule: &Rule, input: &DecisionInput<'_>, decision: &Decision) -> RuleExplanation {
     let c = &rule.conditions;
     let cover_all = matches!(rule.action, Some(RuleAction::Allow));
-    let statements = &input.command.statements;
-    let count = u32::try_from(statements.len()).unwrap_or(u32::MAX);
+    let empty = StatementClass::default();
+    let units = Unit::of(input.command, &empty);
+    let count = match &input.command.kind {
+        CommandKind::Sql(statements) => Some(u32::try_from(statements.len()).unwrap_or(u32::MAX)),
+        _ => None,
+    };
     let mut conditions = Vec::new();
     let mut push = |condition: String, text: String, held: Option<bool>| {
         if let Some(held) = held {
@@ -179,8 +194,8 @@ fn explain_rule(rule: &Rule, input: &DecisionInput<'_>, decision: &Decision) -> 
         "inside the rule's time window".to_string(),
         decide::time_ok(c, input),
     );
-    let any = |check: &dyn Fn(&StatementClass) -> Option<bool>| -> Option<bool> {
-        let results: Vec<Option<bool>> = statements.iter().map(check).collect();
+    let any = |check: &UnitCheck<'_>| -> Option<bool> {
+        let results: Vec<Option<bool>> = units.iter().map(|unit| check(*unit)).collect();
         if results.iter().all(Option::is_none) {
             None
         } else {
@@ -252,6 +267,7 @@ fn explain_rule(rule: &Rule, input: &DecisionInput<'_>, decision: &Decision) -> 
         },
         any(&|s| decide::complete_ok(c, s)),
     );
+    explain_protocol_conditions(c, &mut push, &any);
     let action = rule
         .action
         .as_ref()
@@ -263,6 +279,129 @@ fn explain_rule(rule: &Rule, input: &DecisionInput<'_>, decision: &Decision) -> 
         action,
         matched: decision.matched_rules.iter().any(|m| m.name == rule.name),
         conditions,
+    }
+}
+
+/// One condition checked on one statement or request (`None`: not set).
+type UnitCheck<'c> = dyn Fn(Unit<'_>) -> Option<bool> + 'c;
+
+/// The `http`, `kubernetes` and `mcp` conditions: first whether the
+/// command is of that protocol at all, then each list.
+fn explain_protocol_conditions(
+    c: &crate::policy::Conditions,
+    push: &mut impl FnMut(String, String, Option<bool>),
+    any: &dyn Fn(&UnitCheck<'_>) -> Option<bool>,
+) {
+    let texts = |patterns: &[crate::policy::Pattern]| -> Vec<String> {
+        patterns.iter().map(|p| p.text.clone()).collect()
+    };
+    if let Some(http) = &c.http {
+        push(
+            "http".to_string(),
+            "the command is an HTTP request".to_string(),
+            any(&|unit| Some(matches!(unit, Unit::Http(_)))),
+        );
+        if !http.methods.is_empty() {
+            push(
+                format!("http.methods in [{}]", http.methods.join(", ")),
+                format!("HTTP method is {}", one_of(&http.methods)),
+                any(&|unit| match unit {
+                    Unit::Http(request) => Some(http.methods.contains(&request.method)),
+                    _ => Some(false),
+                }),
+            );
+        }
+        if !http.paths.is_empty() {
+            let paths = texts(&http.paths);
+            push(
+                format!("http.paths match [{}]", paths.join(", ")),
+                format!("HTTP path matches {}", one_of(&paths)),
+                any(&|unit| match unit {
+                    Unit::Http(request) => {
+                        Some(http.paths.iter().any(|p| p.matches(&request.path)))
+                    }
+                    _ => Some(false),
+                }),
+            );
+        }
+    }
+    if let Some(k) = &c.kubernetes {
+        push(
+            "kubernetes".to_string(),
+            "the command is a Kubernetes request".to_string(),
+            any(&|unit| Some(matches!(unit, Unit::Kubernetes(_)))),
+        );
+        if !k.verbs.is_empty() {
+            let verbs: Vec<&str> = k.verbs.iter().map(|v| v.as_str()).collect();
+            push(
+                format!("kubernetes.verbs in [{}]", verbs.join(", ")),
+                format!("Kubernetes verb is {}", one_of(&verbs)),
+                any(&|unit| match unit {
+                    Unit::Kubernetes(request) => Some(k.verbs.contains(&request.verb)),
+                    _ => Some(false),
+                }),
+            );
+        }
+        type Field = fn(&airlock_types::KubernetesRequest) -> Option<&str>;
+        let lists: [(&str, &str, &[crate::policy::Pattern], Field); 5] = [
+            ("groups", "API group", &k.groups, |r| Some(&r.group)),
+            ("resources", "resource", &k.resources, |r| Some(&r.resource)),
+            ("subresources", "subresource", &k.subresources, |r| {
+                r.subresource.as_deref()
+            }),
+            ("namespaces", "namespace", &k.namespaces, |r| {
+                r.namespace.as_deref()
+            }),
+            ("names", "object name", &k.names, |r| r.name.as_deref()),
+        ];
+        for (field, words, patterns, value) in lists {
+            if patterns.is_empty() {
+                continue;
+            }
+            let shown = texts(patterns);
+            push(
+                format!("kubernetes.{field} match [{}]", shown.join(", ")),
+                format!("Kubernetes {words} matches {}", one_of(&shown)),
+                any(&|unit| match unit {
+                    Unit::Kubernetes(request) => {
+                        Some(value(request).is_some_and(|v| patterns.iter().any(|p| p.matches(v))))
+                    }
+                    _ => Some(false),
+                }),
+            );
+        }
+    }
+    if let Some(mcp) = &c.mcp {
+        push(
+            "mcp".to_string(),
+            "the command is an MCP call".to_string(),
+            any(&|unit| Some(matches!(unit, Unit::Mcp(_)))),
+        );
+        if !mcp.tools.is_empty() {
+            let tools = texts(&mcp.tools);
+            push(
+                format!("mcp.tools match [{}]", tools.join(", ")),
+                format!("MCP tool matches {}", one_of(&tools)),
+                any(&|unit| match unit {
+                    Unit::Mcp(call) => Some(
+                        call.tool
+                            .as_deref()
+                            .is_some_and(|tool| mcp.tools.iter().any(|p| p.matches(tool))),
+                    ),
+                    _ => Some(false),
+                }),
+            );
+        }
+        for (name, pattern) in &mcp.arguments {
+            push(
+                format!("mcp.arguments.{name} matches {}", pattern.text),
+                format!("MCP argument {name} matches {}", pattern.text),
+                any(&|unit| match unit {
+                    Unit::Mcp(call) => Some(decide::mcp_argument_ok(call, name, pattern)),
+                    _ => Some(false),
+                }),
+            );
+        }
     }
 }
 
@@ -297,7 +436,27 @@ impl Explanation {
             let _ = writeln!(out, "  {message}");
         }
         for statement in &self.statements {
-            let class = &statement.classification;
+            if let Some(request) = &statement.request {
+                let _ = writeln!(
+                    out,
+                    "request: {} -> {}",
+                    request_summary(request),
+                    statement.verdict.name()
+                );
+                let _ = writeln!(
+                    out,
+                    "  matched rules: {}",
+                    if statement.matched_rules.is_empty() {
+                        "none (the default applies)".to_string()
+                    } else {
+                        statement.matched_rules.join(", ")
+                    }
+                );
+                continue;
+            }
+            let Some(class) = &statement.classification else {
+                continue;
+            };
             let operations: Vec<&str> = class.operations.iter().map(|o| o.as_str()).collect();
             let _ = writeln!(
                 out,
@@ -373,9 +532,14 @@ impl Explanation {
             }
         }
         if let Some(mask) = &decision.mask {
+            let fields = if mask.fields.is_empty() {
+                String::new()
+            } else {
+                format!("; JSON fields {}", mask.fields.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "mask: detectors {}; columns {}; style {}",
+                "mask: detectors {}; columns {}{fields}; style {}",
                 list_or_none(&mask.detectors),
                 list_or_none(&mask.columns),
                 mask.style.name()
@@ -396,6 +560,48 @@ impl Explanation {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
     }
+}
+
+/// One line for an HTTP, Kubernetes or MCP request: what it is, its access,
+/// and whether it was fully classified.
+fn request_summary(request: &CommandKind) -> String {
+    let (what, access, complete) = match request {
+        CommandKind::Sql(_) => ("SQL".to_string(), airlock_types::Access::Write, true),
+        CommandKind::Http(r) => (
+            format!("HTTP {} {}", r.method, r.path),
+            r.effective_access(),
+            r.complete(),
+        ),
+        CommandKind::Kubernetes(r) => {
+            let mut what = format!("Kubernetes {} {}", r.verb, r.resource_path());
+            if !r.group.is_empty() {
+                what.push_str(&format!(" (group {})", r.group));
+            }
+            if let Some(name) = &r.name {
+                what.push_str(&format!(" {name}"));
+            }
+            if let Some(namespace) = &r.namespace {
+                what.push_str(&format!(" in namespace {namespace}"));
+            }
+            (what, r.effective_access(), r.complete)
+        }
+        CommandKind::Mcp(call) => (
+            match &call.tool {
+                Some(tool) => format!("MCP {} {tool}", call.method),
+                None => format!("MCP {}", call.method),
+            },
+            call.effective_access(),
+            call.complete(),
+        ),
+    };
+    format!(
+        "{what} ({access} access{})",
+        if complete {
+            ""
+        } else {
+            ", not fully classified"
+        }
+    )
 }
 
 /// `a`, `a or b`, `a, b or c`; `(none)` when empty.

@@ -177,6 +177,74 @@ pub(crate) struct MatchFile {
     /// A time window (UTC).
     #[serde(default)]
     pub(crate) time: Option<TimeMatchFile>,
+    /// HTTP request conditions; they hold for HTTP commands only.
+    #[serde(default)]
+    pub(crate) http: Option<Spanned<HttpMatchFile>>,
+    /// Kubernetes API request conditions; they hold for Kubernetes commands
+    /// only.
+    #[serde(default)]
+    pub(crate) kubernetes: Option<Spanned<KubernetesMatchFile>>,
+    /// MCP call conditions; they hold for MCP commands only.
+    #[serde(default)]
+    pub(crate) mcp: Option<Spanned<McpMatchFile>>,
+}
+
+/// HTTP request conditions. `http: {}` matches every HTTP request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpMatchFile {
+    /// Methods, in capitals (`GET`, `POST`, …; any of).
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<Located>>,
+    /// Globs over the request path (any of): `*` stays within one segment,
+    /// `**` spans segments, and a trailing `/**` also matches the path
+    /// itself (`/v1/invoices/**` matches `/v1/invoices`).
+    #[serde(default)]
+    pub(crate) paths: Option<Vec<Located>>,
+}
+
+/// Kubernetes API request conditions (each list: any of; all present lists
+/// must hold). `kubernetes: {}` matches every Kubernetes request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KubernetesMatchFile {
+    /// Verbs: get, list, watch, create, update, patch, delete,
+    /// deletecollection, exec, attach, portforward, proxy.
+    #[serde(default)]
+    pub(crate) verbs: Option<Vec<Located>>,
+    /// Globs over the API group (`""` is the core group, `apps`, …).
+    #[serde(default)]
+    pub(crate) groups: Option<Vec<Located>>,
+    /// Globs over the resource (`secrets`, `pods`, `*`).
+    #[serde(default)]
+    pub(crate) resources: Option<Vec<Located>>,
+    /// Globs over the subresource (`exec`, `log`, `status`); a request
+    /// without one does not match.
+    #[serde(default)]
+    pub(crate) subresources: Option<Vec<Located>>,
+    /// Globs over the namespace (`"*"`: any namespace); a cluster-scoped
+    /// request has none and does not match.
+    #[serde(default)]
+    pub(crate) namespaces: Option<Vec<Located>>,
+    /// Globs over the object's name; a request without one (list, create)
+    /// does not match.
+    #[serde(default)]
+    pub(crate) names: Option<Vec<Located>>,
+}
+
+/// MCP call conditions. `mcp: {}` matches every MCP request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct McpMatchFile {
+    /// Globs over the tool name of a `tools/call` (any of); other methods
+    /// do not match.
+    #[serde(default)]
+    pub(crate) tools: Option<Vec<Located>>,
+    /// Argument name → glob over its value; every one listed must be
+    /// present and match (strings as they are, numbers and booleans as
+    /// written in JSON; objects, arrays and null never match).
+    #[serde(default)]
+    pub(crate) arguments: Option<BTreeMap<String, Located>>,
 }
 
 /// Identity conditions.
@@ -248,6 +316,12 @@ pub(crate) struct MaskFile {
     /// Globs over column names whose values are masked entirely.
     #[serde(default)]
     pub(crate) columns: Option<Vec<Located>>,
+    /// JSON field rules for JSON bodies (HTTP, Kubernetes and MCP
+    /// responses): `$..password` (a field at any depth), `$.user.email`,
+    /// `$.items[*].token`; field names may be globs (`$..*token*`). Checked
+    /// now; the protocol crates that carry JSON bodies apply them.
+    #[serde(default)]
+    pub(crate) fields: Option<Vec<Located>>,
     /// `partial` (keep a hint such as the last digits), `full` (mask every
     /// character) or `placeholder` (replace by `placeholder`).
     #[serde(default)]

@@ -5,7 +5,7 @@
 //! one is the job of [`crate::validate`] via [`Policy::from_yaml`].
 
 use crate::error::PolicyError;
-use airlock_types::{Access, IdentityKind, Operation};
+use airlock_types::{Access, IdentityKind, KubernetesVerb, Operation};
 use globset::GlobMatcher;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -163,12 +163,15 @@ pub struct Pattern {
     /// As written.
     pub text: String,
     pub(crate) matcher: GlobMatcher,
+    /// For an HTTP path glob ending in `/**`: the glob without it, so the
+    /// path itself matches too.
+    pub(crate) base: Option<GlobMatcher>,
 }
 
 impl Pattern {
     /// True when `value` matches.
     pub fn matches(&self, value: &str) -> bool {
-        self.matcher.is_match(value)
+        self.matcher.is_match(value) || self.base.as_ref().is_some_and(|base| base.is_match(value))
     }
 }
 
@@ -238,12 +241,58 @@ pub struct Conditions {
     pub statements_min: Option<u32>,
     /// Time window.
     pub time: Option<TimeWindow>,
+    /// HTTP request conditions (HTTP commands only).
+    pub http: Option<HttpConditions>,
+    /// Kubernetes request conditions (Kubernetes commands only).
+    pub kubernetes: Option<KubernetesConditions>,
+    /// MCP call conditions (MCP commands only).
+    pub mcp: Option<McpConditions>,
+}
+
+/// `match.http`: every non-empty list must hold (each: any of).
+#[derive(Debug, Clone, Default)]
+pub struct HttpConditions {
+    /// Methods, in capitals.
+    pub methods: Vec<String>,
+    /// Path globs.
+    pub paths: Vec<Pattern>,
+}
+
+/// `match.kubernetes`: every non-empty list must hold (each: any of).
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesConditions {
+    /// Verbs.
+    pub verbs: Vec<KubernetesVerb>,
+    /// API group globs (`""` is the core group).
+    pub groups: Vec<Pattern>,
+    /// Resource globs.
+    pub resources: Vec<Pattern>,
+    /// Subresource globs (requests without one never match).
+    pub subresources: Vec<Pattern>,
+    /// Namespace globs (cluster-scoped requests never match).
+    pub namespaces: Vec<Pattern>,
+    /// Object name globs (requests without a name never match).
+    pub names: Vec<Pattern>,
+}
+
+/// `match.mcp`: every present condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct McpConditions {
+    /// Tool name globs (any of; only `tools/call` has a tool).
+    pub tools: Vec<Pattern>,
+    /// Argument name and the glob its value must match (all of).
+    pub arguments: Vec<(String, Pattern)>,
 }
 
 impl Conditions {
-    /// True when the rule has statement-level conditions.
+    /// True when the rule has conditions on what the command does
+    /// (statement-level SQL conditions, or an `http`, `kubernetes` or `mcp`
+    /// condition).
     pub fn has_statement_conditions(&self) -> bool {
-        !self.access.is_empty()
+        self.http.is_some()
+            || self.kubernetes.is_some()
+            || self.mcp.is_some()
+            || !self.access.is_empty()
             || !self.operations.is_empty()
             || !self.tables.is_empty()
             || !self.tables_written.is_empty()
@@ -311,6 +360,12 @@ pub struct MaskObligation {
     pub detectors: Vec<String>,
     /// Column-name globs masked entirely, sorted.
     pub columns: Vec<String>,
+    /// JSON field rules (`$..password`) for JSON bodies, sorted; applied by
+    /// the protocol crates that carry JSON bodies, not by the SQL path.
+    /// Left out of the JSON when empty, so SQL-only obligations read as
+    /// they always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
     /// The most hiding style of the merged rules.
     pub style: MaskStyle,
     /// Placeholder text for `placeholder` style.
@@ -328,6 +383,9 @@ impl MaskObligation {
         self.columns.extend(other.columns.iter().cloned());
         self.columns.sort();
         self.columns.dedup();
+        self.fields.extend(other.fields.iter().cloned());
+        self.fields.sort();
+        self.fields.dedup();
         if other.style > self.style {
             self.style = other.style;
             self.placeholder = other.placeholder.clone();

@@ -10,13 +10,16 @@
 
 use crate::error::{PolicyError, Problem};
 use crate::model::{
-    DetectorFile, Located, MaskFile, MatchFile, OneOrMany, PolicyFile, RuleFile, TimeMatchFile,
+    DetectorFile, HttpMatchFile, KubernetesMatchFile, Located, MaskFile, MatchFile, McpMatchFile,
+    OneOrMany, PolicyFile, RuleFile, TimeMatchFile,
 };
 use crate::policy::{
-    Conditions, CustomDetector, DefaultAction, MaskObligation, MaskStyle, Pattern, Policy,
-    ReviewSpec, Rule, RuleAction, TimeWindow, Validator,
+    Conditions, CustomDetector, DefaultAction, HttpConditions, KubernetesConditions,
+    MaskObligation, MaskStyle, McpConditions, Pattern, Policy, ReviewSpec, Rule, RuleAction,
+    TimeWindow, Validator,
 };
-use airlock_types::{Access, IdentityKind, Operation};
+use airlock_types::command::http::HTTP_METHODS;
+use airlock_types::{Access, IdentityKind, KubernetesVerb, Operation};
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 use std::collections::BTreeSet;
@@ -590,6 +593,7 @@ fn compile_pattern(
         Ok(glob) => Some(Pattern {
             text: value.value.clone(),
             matcher: glob.compile_matcher(),
+            base: None,
         }),
         Err(error) => {
             let site = checker.at(site, value);
@@ -716,7 +720,291 @@ fn compile_match(checker: &mut Checker<'_>, site: Site<'_>, file: &MatchFile) ->
     if let Some(time) = &file.time {
         conditions.time = compile_time(checker, site, time);
     }
+    check_one_protocol(checker, site, file);
+    if let Some(http) = &file.http {
+        let site = spanned_site(site, http);
+        conditions.http = Some(compile_http(checker, site, &http.value));
+    }
+    if let Some(kubernetes) = &file.kubernetes {
+        let site = spanned_site(site, kubernetes);
+        conditions.kubernetes = Some(compile_kubernetes(checker, site, &kubernetes.value));
+    }
+    if let Some(mcp) = &file.mcp {
+        let site = spanned_site(site, mcp);
+        conditions.mcp = Some(compile_mcp(checker, site, &mcp.value));
+    }
     conditions
+}
+
+fn spanned_site<'r, T>(site: Site<'r>, value: &Spanned<T>) -> Site<'r> {
+    Site {
+        line: line_of(&value.referenced, site.line),
+        rule: site.rule,
+    }
+}
+
+/// A command is of one protocol, so a rule whose conditions belong to two
+/// (SQL's `operations` with `http`, or `http` with `kubernetes`) could never
+/// match: that is a mistake in the file (a deny rule that silently never
+/// applies), so it is refused. `access`, `identity`, `connection`,
+/// `complete` and `time` belong to every protocol.
+fn check_one_protocol(checker: &mut Checker<'_>, site: Site<'_>, file: &MatchFile) {
+    let sql_fields = [
+        ("operations", file.operations.is_some()),
+        ("tables", file.tables.is_some()),
+        ("tables_written", file.tables_written.is_some()),
+        ("functions", file.functions.is_some()),
+        ("unknown_functions", file.unknown_functions.is_some()),
+        ("has_where", file.has_where.is_some()),
+        ("statements", file.statements.is_some()),
+    ];
+    let mut families: Vec<(String, u64)> = Vec::new();
+    if let Some((name, _)) = sql_fields.iter().find(|(_, present)| *present) {
+        families.push((format!("`{name}` (SQL)"), site.line));
+    }
+    if let Some(http) = &file.http {
+        families.push(("`http`".into(), spanned_site(site, http).line));
+    }
+    if let Some(kubernetes) = &file.kubernetes {
+        families.push(("`kubernetes`".into(), spanned_site(site, kubernetes).line));
+    }
+    if let Some(mcp) = &file.mcp {
+        families.push(("`mcp`".into(), spanned_site(site, mcp).line));
+    }
+    if families.len() > 1 {
+        let names: Vec<&str> = families.iter().map(|(name, _)| name.as_str()).collect();
+        let line = families
+            .iter()
+            .map(|(_, line)| *line)
+            .max()
+            .unwrap_or(site.line);
+        checker.problem(
+            Site {
+                line,
+                rule: site.rule,
+            },
+            format!(
+                "match: {} are conditions of different protocols; a command is of one protocol, so the rule could never match (write one rule per protocol)",
+                names.join(" and ")
+            ),
+        );
+    }
+}
+
+fn compile_http(checker: &mut Checker<'_>, site: Site<'_>, file: &HttpMatchFile) -> HttpConditions {
+    let mut methods = Vec::new();
+    for method in file.methods.as_deref().unwrap_or_default() {
+        let text = method.value.as_str();
+        if HTTP_METHODS.contains(&text) {
+            methods.push(text.to_string());
+            continue;
+        }
+        let at = checker.at(site, method);
+        let upper = text.to_ascii_uppercase();
+        let message = if HTTP_METHODS.contains(&upper.as_str()) {
+            format!(
+                "match.http.methods: methods are case-sensitive: write \"{upper}\", not \"{text}\""
+            )
+        } else {
+            format!(
+                "match.http.methods: unknown method \"{text}\" ({})",
+                HTTP_METHODS.join(", ")
+            )
+        };
+        checker.problem(at, message);
+    }
+    let mut paths = Vec::new();
+    for path in file.paths.as_deref().unwrap_or_default() {
+        if !path.value.starts_with('/') {
+            let at = checker.at(site, path);
+            checker.problem(
+                at,
+                format!(
+                    "match.http.paths: \"{}\" must start with / (paths are matched without scheme, host or query)",
+                    path.value
+                ),
+            );
+            continue;
+        }
+        if let Some(pattern) = compile_path_pattern(checker, site, path) {
+            paths.push(pattern);
+        }
+    }
+    HttpConditions { methods, paths }
+}
+
+/// An HTTP path glob: `*` stays within a segment, `**` spans segments, and
+/// a trailing `/**` also matches the path without it.
+fn compile_path_pattern(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    value: &Located,
+) -> Option<Pattern> {
+    let build = |text: &str| {
+        globset::GlobBuilder::new(text)
+            .literal_separator(true)
+            .build()
+            .map(|glob| glob.compile_matcher())
+    };
+    match build(&value.value) {
+        Ok(matcher) => {
+            let base = value
+                .value
+                .strip_suffix("/**")
+                .filter(|base| !base.is_empty())
+                .and_then(|base| build(base).ok());
+            Some(Pattern {
+                text: value.value.clone(),
+                matcher,
+                base,
+            })
+        }
+        Err(error) => {
+            let at = checker.at(site, value);
+            checker.problem(
+                at,
+                format!(
+                    "match.http.paths: bad glob \"{}\": {}",
+                    value.value,
+                    error.kind()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn compile_kubernetes(
+    checker: &mut Checker<'_>,
+    site: Site<'_>,
+    file: &KubernetesMatchFile,
+) -> KubernetesConditions {
+    let mut verbs = Vec::new();
+    for verb in file.verbs.as_deref().unwrap_or_default() {
+        match KubernetesVerb::parse(&verb.value) {
+            Some(parsed) => verbs.push(parsed),
+            None => {
+                let at = checker.at(site, verb);
+                let names: Vec<&str> = KubernetesVerb::ALL.iter().map(|v| v.as_str()).collect();
+                checker.problem(
+                    at,
+                    format!(
+                        "match.kubernetes.verbs: unknown verb \"{}\" ({})",
+                        verb.value,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    for resource in file.resources.as_deref().unwrap_or_default() {
+        if let Some((resource_name, subresource)) = resource.value.split_once('/') {
+            let at = checker.at(site, resource);
+            checker.problem(
+                at,
+                format!(
+                    "match.kubernetes.resources: \"{}\" names a subresource: write resources: [{resource_name}] with subresources: [{subresource}]",
+                    resource.value
+                ),
+            );
+        }
+    }
+    let resources = file
+        .resources
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|resource| !resource.value.contains('/'))
+        .filter_map(|resource| {
+            compile_pattern(checker, site, "match.kubernetes.resources", resource)
+        })
+        .collect();
+    KubernetesConditions {
+        verbs,
+        groups: compile_patterns(checker, site, "match.kubernetes.groups", &file.groups),
+        resources,
+        subresources: compile_patterns(
+            checker,
+            site,
+            "match.kubernetes.subresources",
+            &file.subresources,
+        ),
+        namespaces: compile_patterns(
+            checker,
+            site,
+            "match.kubernetes.namespaces",
+            &file.namespaces,
+        ),
+        names: compile_patterns(checker, site, "match.kubernetes.names", &file.names),
+    }
+}
+
+fn compile_mcp(checker: &mut Checker<'_>, site: Site<'_>, file: &McpMatchFile) -> McpConditions {
+    let tools = compile_patterns(checker, site, "match.mcp.tools", &file.tools);
+    let mut arguments = Vec::new();
+    for (name, value) in file.arguments.iter().flatten() {
+        if name.trim().is_empty() {
+            let at = checker.at(site, value);
+            checker.problem(
+                at,
+                "match.mcp.arguments: an argument needs a name".to_string(),
+            );
+            continue;
+        }
+        let field = format!("match.mcp.arguments.{name}");
+        if let Some(pattern) = compile_pattern(checker, site, &field, value) {
+            arguments.push((name.clone(), pattern));
+        }
+    }
+    McpConditions { tools, arguments }
+}
+
+/// Checks a JSON field rule: `$` then segments `.name`, `..name` (any
+/// depth), `[*]`, `[N]`, `['name']` or `["name"]`, at least one; a `name`
+/// after a dot may be a glob (`*`, `*token*`).
+pub(crate) fn check_field_rule(rule: &str) -> Result<(), String> {
+    let Some(mut rest) = rule.strip_prefix('$') else {
+        return Err("must start with $ (like $..password or $.user.email)".into());
+    };
+    if rest.is_empty() {
+        return Err("names no field (like $..password or $.user.email)".into());
+    }
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let after = after.strip_prefix('.').unwrap_or(after);
+            let end = after
+                .find(|c: char| matches!(c, '.' | '[' | ']' | '\'' | '"') || c.is_whitespace())
+                .unwrap_or(after.len());
+            let (name, tail) = after.split_at(end);
+            if name.is_empty() {
+                return Err("a `.` must be followed by a field name or *".into());
+            }
+            globset::Glob::new(name)
+                .map_err(|error| format!("bad glob \"{name}\": {}", error.kind()))?;
+            rest = tail;
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let close = after
+                .find(']')
+                .ok_or_else(|| "a `[` is not closed".to_string())?;
+            let (inside, tail) = after.split_at(close);
+            let quoted = |quote: char| {
+                inside
+                    .strip_prefix(quote)
+                    .and_then(|text| text.strip_suffix(quote))
+                    .is_some_and(|text| !text.is_empty() && !text.contains(quote))
+            };
+            let index = !inside.is_empty() && inside.bytes().all(|byte| byte.is_ascii_digit());
+            if !(inside == "*" || index || quoted('\'') || quoted('"')) {
+                return Err(format!("[{inside}] is not [*], an index or a quoted name"));
+            }
+            rest = tail.get(1..).unwrap_or("");
+        } else {
+            return Err(format!(
+                "unexpected \"{rest}\" (segments are .name, ..name, [*], [N], ['name'])"
+            ));
+        }
+    }
+    Ok(())
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -855,10 +1143,26 @@ fn compile_mask(
     }
     columns.sort();
     columns.dedup();
+    let mut fields: Vec<String> = Vec::new();
+    for field in file.fields.as_deref().unwrap_or_default() {
+        match check_field_rule(&field.value) {
+            Ok(()) => fields.push(field.value.clone()),
+            Err(problem) => {
+                let at = checker.at(site, field);
+                checker.problem(at, format!("mask.fields: \"{}\" {problem}", field.value));
+            }
+        }
+    }
+    fields.sort();
+    fields.dedup();
     if file.detectors.as_deref().unwrap_or_default().is_empty()
         && file.columns.as_deref().unwrap_or_default().is_empty()
+        && file.fields.as_deref().unwrap_or_default().is_empty()
     {
-        checker.problem(site, "mask: give detectors or columns to mask".to_string());
+        checker.problem(
+            site,
+            "mask: give detectors, columns or fields to mask".to_string(),
+        );
     }
     let style = file.style.as_ref().map_or(MaskStyle::Full, |style| {
         parse_style(checker, site, "mask.style", style)
@@ -872,6 +1176,7 @@ fn compile_mask(
     MaskObligation {
         detectors,
         columns,
+        fields,
         style,
         placeholder: file
             .placeholder
@@ -894,6 +1199,38 @@ mod tests {
         assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("5 weeks"), None);
+    }
+
+    #[test]
+    fn field_rules() {
+        let cases = [
+            ("$..password", true),
+            ("$.user.email", true),
+            ("$.items[*].token", true),
+            ("$.items[0].token", true),
+            ("$['odd name'].x", true),
+            ("$[\"a\"]", true),
+            ("$..*token*", true),
+            ("$.*", true),
+            ("password", false),
+            ("$", false),
+            ("$.", false),
+            ("$...x", false),
+            ("$.a[", false),
+            ("$.a[x]", false),
+            ("$.a['']", false),
+            ("$.a b", false),
+            ("$.[a", false),
+            ("$..pass[word", false),
+        ];
+        for (rule, valid) in cases {
+            assert_eq!(
+                check_field_rule(rule).is_ok(),
+                valid,
+                "{rule}: {:?}",
+                check_field_rule(rule)
+            );
+        }
     }
 
     #[test]

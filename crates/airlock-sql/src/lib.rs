@@ -143,10 +143,7 @@ pub fn classify_with(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup)
             }
         }
     };
-    Command {
-        text: sql.to_string(),
-        statements,
-    }
+    Command::sql(sql, statements)
 }
 
 fn unknown_statement() -> StatementClass {
@@ -186,7 +183,7 @@ pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
 /// an earlier one, as in PostgreSQL after `DEALLOCATE`).
 pub fn prepared_definitions(dialect: Dialect, command: &Command) -> Vec<PreparedDefinition> {
     let has_prepare = command
-        .statements
+        .statements()
         .iter()
         .any(|statement| statement.operations.contains(&Operation::Prepare));
     if !has_prepare || dialect != Dialect::Postgres {

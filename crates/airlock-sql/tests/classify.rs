@@ -23,8 +23,8 @@ fn pg(sql: &str) -> Command {
 
 fn one(sql: &str) -> StatementClass {
     let command = pg(sql);
-    assert_eq!(command.statements.len(), 1, "{sql}: {command:?}");
-    command.statements.into_iter().next().unwrap()
+    assert_eq!(command.statements().len(), 1, "{sql}: {command:?}");
+    command.statements().first().cloned().unwrap()
 }
 
 /// (sql, operations, access, complete)
@@ -147,9 +147,9 @@ fn classification_table() {
 #[test]
 fn multi_statement_hides_nothing() {
     let command = pg("select 1; drop table t");
-    assert_eq!(command.statements.len(), 2);
-    assert_eq!(command.statements[1].operations, vec![Op::Drop]);
-    assert_eq!(command.statements[1].tables_written, vec!["t"]);
+    assert_eq!(command.statements().len(), 2);
+    assert_eq!(command.statements()[1].operations, vec![Op::Drop]);
+    assert_eq!(command.statements()[1].tables_written, vec!["t"]);
     assert_eq!(command.access(), Access::Write);
 }
 
@@ -159,7 +159,7 @@ fn ambiguous_backslash_string_is_incomplete() {
     // string; under on, two statements. Either way: not complete.
     let command = pg("SELECT 'a\\'; DROP TABLE t; --'");
     assert!(!command.complete());
-    assert!(!command.statements[0].complete);
+    assert!(!command.statements()[0].complete);
     assert_eq!(command.access(), Access::Write);
 }
 
@@ -328,13 +328,13 @@ fn prepared_statements_resolve() {
     assert_eq!(definitions[0].statement.operations, vec![Op::Delete]);
     assert_eq!(definitions[0].body, "DELETE FROM t WHERE id = $1");
     // PREPARE is decided on its body.
-    let class = &prepare.statements[0];
+    let class = &prepare.statements()[0];
     assert_eq!(class.operations, vec![Op::Delete, Op::Prepare]);
     assert_eq!(class.access, Some(Access::Write));
     assert_eq!(class.tables_written, vec!["t"]);
     assert_eq!(class.has_where, Some(true));
     let unbounded = pg("PREPARE p AS DELETE FROM t");
-    assert_eq!(unbounded.statements[0].has_where, Some(false));
+    assert_eq!(unbounded.statements()[0].has_where, Some(false));
     assert_eq!(unbounded.access(), Access::Write);
     assert_eq!(definitions[1].name, "Sel");
     let session: HashMap<String, StatementClass> = definitions
@@ -342,13 +342,13 @@ fn prepared_statements_resolve() {
         .map(|d| (d.name, d.statement))
         .collect();
     let command = classify_with(Dialect::Postgres, "EXECUTE del(1)", &session);
-    let class = &command.statements[0];
+    let class = &command.statements()[0];
     assert_eq!(class.operations, vec![Op::Delete, Op::Execute]);
     assert_eq!(class.tables_written, vec!["t"]);
     assert_eq!(class.has_where, Some(true));
     assert!(class.complete);
     let command = classify_with(Dialect::Postgres, "EXECUTE \"Sel\"", &session);
-    assert_eq!(command.statements[0].access, Some(Access::Read));
+    assert_eq!(command.statements()[0].access, Some(Access::Read));
 }
 
 #[test]
@@ -391,7 +391,7 @@ fn fetch_reads_what_its_cursor_was_declared_for() {
     let declared = pg("DECLARE c CURSOR FOR SELECT email FROM customers");
     let cursors = Cursors(HashMap::from([(
         "c".to_string(),
-        declared.statements[0].clone(),
+        declared.statements()[0].clone(),
     )]));
     for sql in [
         "FETCH ALL FROM c",
@@ -400,7 +400,7 @@ fn fetch_reads_what_its_cursor_was_declared_for() {
         "MOVE LAST IN c",
     ] {
         let command = classify_with(Dialect::Postgres, sql, &cursors);
-        let class = &command.statements[0];
+        let class = &command.statements()[0];
         assert!(class.complete, "{sql}");
         assert_eq!(class.tables_read, vec!["customers"], "{sql}");
         assert_eq!(command.access(), Access::Read, "{sql}");
@@ -458,7 +458,7 @@ proptest! {
     #[test]
     fn never_panics_on_arbitrary_text(text in ".{0,200}") {
         let command = pg(&text);
-        for statement in &command.statements {
+        for statement in command.statements() {
             prop_assert!(statement.complete || statement.access != Some(Access::Read));
         }
         let _ = split_statements(Dialect::Postgres, &text);
@@ -477,7 +477,7 @@ proptest! {
         }
         let mutated = format!("{}{}{}", &base[..position], insert, &base[position..]);
         let command = pg(&mutated);
-        for statement in &command.statements {
+        for statement in command.statements() {
             prop_assert!(statement.complete || statement.access != Some(Access::Read));
         }
         let _ = prepared_definitions(Dialect::Postgres, &command);

@@ -649,12 +649,12 @@ fn compare(files: &[(String, String)]) -> Stats {
             }
             let tree = serde_json::to_value(&parsed.protobuf.stmts[0].stmt).unwrap();
             let expected = oracle_session(&tree, &mut oracle_prepared);
-            let class = &command.statements[0];
-            if command.statements.len() != 1 {
+            let class = &command.statements()[0];
+            if command.statements().len() != 1 {
                 if class.complete {
                     stats.disagreements.push(format!(
                         "{file}: split into {}: {statement}",
-                        command.statements.len()
+                        command.statements().len()
                     ));
                 }
                 continue;

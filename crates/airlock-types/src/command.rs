@@ -1,11 +1,25 @@
-//! The protocol-neutral view of one request: [`Command`] and the
-//! classification of each statement in it ([`StatementClass`]).
+//! The protocol-neutral view of one request: [`Command`], what it carries
+//! ([`CommandKind`]: SQL statements with their [`StatementClass`]es, an
+//! [`HttpRequest`], a [`KubernetesRequest`] or an [`McpCall`]), and the one
+//! meaning of [`Access`] and completeness across all of them.
 //!
-//! The vocabulary is the user-facing contract of DESIGN.md: operation and
-//! access names appear in policy files and must stay stable.
+//! The vocabulary is the user-facing contract of DESIGN.md: operation,
+//! verb and access names appear in policy files and must stay stable. The
+//! pure classification rules of each non-SQL protocol live beside its
+//! request type ([`http`], [`kubernetes`], [`mcp`]), so a protocol crate
+//! builds a command by calling them and the policy engine reads the result;
+//! neither decides the classification on its own.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod http;
+pub mod kubernetes;
+pub mod mcp;
+
+pub use http::HttpRequest;
+pub use kubernetes::{KubernetesRequest, KubernetesVerb};
+pub use mcp::McpCall;
 
 /// What a statement does, as named in policy files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,28 +199,119 @@ impl StatementClass {
 }
 
 /// One request from a client, as the policy engine sees it.
+///
+/// Serialized as `{"text": …, "statements": […]}` for SQL (the shape audit
+/// records and reviews have always had), `{"text": …, "http": {…}}`,
+/// `{"text": …, "kubernetes": {…}}` or `{"text": …, "mcp": {…}}` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Command {
-    /// The full statement text as the client sent it.
+    /// The request as the client sent it, for records and reviewers: the
+    /// full statement text for SQL, `METHOD path` for HTTP and Kubernetes,
+    /// the JSON-RPC request for MCP.
     pub text: String,
-    /// One entry per statement in `text`.
-    pub statements: Vec<StatementClass>,
+    /// What the request is, classified.
+    #[serde(flatten)]
+    pub kind: CommandKind,
+}
+
+/// What one command carries: exactly one protocol family's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// SQL (PostgreSQL, MySQL): one entry per statement of the text.
+    #[serde(rename = "statements")]
+    Sql(Vec<StatementClass>),
+    /// A plain HTTP API request.
+    Http(HttpRequest),
+    /// A Kubernetes API request.
+    Kubernetes(KubernetesRequest),
+    /// An MCP (JSON-RPC) request or notification.
+    Mcp(McpCall),
+}
+
+impl Default for CommandKind {
+    fn default() -> Self {
+        Self::Sql(Vec::new())
+    }
+}
+
+impl CommandKind {
+    /// The protocol family as named in policy files and messages: `sql`,
+    /// `http`, `kubernetes` or `mcp`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Self::Sql(_) => "sql",
+            Self::Http(_) => "http",
+            Self::Kubernetes(_) => "kubernetes",
+            Self::Mcp(_) => "mcp",
+        }
+    }
+}
+
+/// The access of a request whose classification may be unsure: an
+/// incomplete classification is never `Read` (it counts as at least a write).
+pub fn effective_access(access: Access, complete: bool) -> Access {
+    if complete {
+        access
+    } else {
+        access.max(Access::Write)
+    }
 }
 
 impl Command {
-    /// True when every statement was classified with certainty.
-    pub fn complete(&self) -> bool {
-        !self.statements.is_empty() && self.statements.iter().all(|s| s.complete)
+    /// A SQL command: `text` and one classification per statement in it.
+    pub fn sql(text: impl Into<String>, statements: Vec<StatementClass>) -> Self {
+        Self {
+            text: text.into(),
+            kind: CommandKind::Sql(statements),
+        }
     }
 
-    /// The widest access of any statement (`Write` for an empty command,
-    /// which the classifier never produces for non-empty text).
+    /// A command of any kind.
+    pub fn new(text: impl Into<String>, kind: CommandKind) -> Self {
+        Self {
+            text: text.into(),
+            kind,
+        }
+    }
+
+    /// The SQL statements' classifications; empty for other protocols.
+    pub fn statements(&self) -> &[StatementClass] {
+        match &self.kind {
+            CommandKind::Sql(statements) => statements,
+            _ => &[],
+        }
+    }
+
+    /// True when the command was classified with certainty: every SQL
+    /// statement (and there is at least one), or the one HTTP, Kubernetes
+    /// or MCP request.
+    pub fn complete(&self) -> bool {
+        match &self.kind {
+            CommandKind::Sql(statements) => {
+                !statements.is_empty() && statements.iter().all(|s| s.complete)
+            }
+            CommandKind::Http(request) => request.complete(),
+            CommandKind::Kubernetes(request) => request.complete,
+            CommandKind::Mcp(call) => call.complete(),
+        }
+    }
+
+    /// The widest access of the command, never `Read` unless complete: for
+    /// SQL the widest of any statement (`Write` for an empty command, which
+    /// the classifier never produces for non-empty text); otherwise the
+    /// request's.
     pub fn access(&self) -> Access {
-        self.statements
-            .iter()
-            .map(StatementClass::effective_access)
-            .max()
-            .unwrap_or(Access::Write)
+        match &self.kind {
+            CommandKind::Sql(statements) => statements
+                .iter()
+                .map(StatementClass::effective_access)
+                .max()
+                .unwrap_or(Access::Write),
+            CommandKind::Http(request) => request.effective_access(),
+            CommandKind::Kubernetes(request) => request.effective_access(),
+            CommandKind::Mcp(call) => call.effective_access(),
+        }
     }
 }
 
@@ -230,11 +335,65 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(statement.effective_access(), Access::Write);
-        let command = Command {
-            text: "x".into(),
-            statements: vec![statement],
-        };
+        let command = Command::sql("x", vec![statement]);
         assert_eq!(command.access(), Access::Write);
         assert!(!command.complete());
+    }
+
+    /// The JSON shape of a SQL command is the one records always had.
+    #[test]
+    fn sql_commands_serialize_as_before() {
+        let command = Command::sql(
+            "select 1",
+            vec![StatementClass {
+                operations: vec![Operation::Select],
+                access: Some(Access::Read),
+                complete: true,
+                ..Default::default()
+            }],
+        );
+        let json = serde_json::to_value(&command).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "text": "select 1",
+                "statements": [{
+                    "operations": ["select"], "access": "read", "tables_read": [],
+                    "tables_written": [], "functions": [], "unknown_functions": [],
+                    "has_where": null, "complete": true
+                }]
+            })
+        );
+        let back: Command = serde_json::from_value(json).unwrap();
+        assert_eq!(back, command);
+    }
+
+    #[test]
+    fn other_kinds_serialize_under_their_family() {
+        let command = Command::new(
+            "GET /v1/invoices",
+            CommandKind::Http(HttpRequest::new("GET", "/v1/invoices")),
+        );
+        let json = serde_json::to_value(&command).unwrap();
+        assert_eq!(json["http"]["method"], "GET");
+        assert_eq!(json["http"]["path"], "/v1/invoices");
+        assert!(json.get("statements").is_none());
+        let back: Command = serde_json::from_value(json).unwrap();
+        assert_eq!(back, command);
+        assert_eq!(back.kind.family(), "http");
+        assert!(back.statements().is_empty());
+    }
+
+    #[test]
+    fn incomplete_requests_are_never_read() {
+        assert_eq!(effective_access(Access::Read, false), Access::Write);
+        assert_eq!(effective_access(Access::Admin, false), Access::Admin);
+        assert_eq!(effective_access(Access::Read, true), Access::Read);
+        let sneaky = Command::new(
+            "GET /v1/./admin",
+            CommandKind::Http(HttpRequest::new("GET", "/v1/./admin")),
+        );
+        assert!(!sneaky.complete());
+        assert_eq!(sneaky.access(), Access::Write);
     }
 }

@@ -76,8 +76,11 @@ pub enum Protocol {
     Postgres,
     /// MySQL / MariaDB.
     Mysql,
-    /// HTTP (internal APIs, Kubernetes).
+    /// HTTP APIs.
     Http,
+    /// The Kubernetes API (HTTP, with requests classified by verb and
+    /// resource).
+    Kubernetes,
     /// Model Context Protocol servers.
     Mcp,
 }
@@ -89,6 +92,7 @@ impl Protocol {
             Self::Postgres => "postgres",
             Self::Mysql => "mysql",
             Self::Http => "http",
+            Self::Kubernetes => "kubernetes",
             Self::Mcp => "mcp",
         }
     }
