@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use airlock_mask::MaskPlan;
-use airlock_policy::{decide, DecisionInput, RateKey, RateLimitObligation, Verdict as PolicyVerdict};
+use airlock_policy::{
+    decide, DecisionInput, RateKey, RateLimitObligation, Verdict as PolicyVerdict,
+};
 use airlock_store::now_unix;
 use airlock_types::{Command, ConnectionInfo, Identity};
 

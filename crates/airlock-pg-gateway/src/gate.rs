@@ -365,4 +365,3 @@ impl CommandGate {
         GateDecision::of(self.core.review_execution(template, shown, mask))
     }
 }
-

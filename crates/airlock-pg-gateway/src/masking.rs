@@ -209,11 +209,17 @@ enum Outcome {
     Null,
 }
 
-/// Which columns of `fields` a column rule of `plan` masks whole.
+/// Which columns of `fields` a column rule of `plan` masks whole. A name
+/// the gateway cannot read exactly (bytes of a client encoding other than
+/// UTF-8, decoded as U+FFFD) could be any name: under column rules it is
+/// masked (fail closed).
 pub fn column_rules(plan: &MaskPlan, fields: &[FieldDescription]) -> Vec<bool> {
     fields
         .iter()
-        .map(|field| plan.column_masked(&field.name))
+        .map(|field| {
+            plan.column_masked(&field.name)
+                || (plan.has_column_rules() && field.name.contains('\u{FFFD}'))
+        })
         .collect()
 }
 
@@ -729,6 +735,27 @@ mod tests {
         };
         airlock_pg::array::encode_binary_array(&mut out, &array, values);
         out
+    }
+
+    #[test]
+    fn a_column_name_that_is_not_utf8_is_masked_under_column_rules() {
+        // `secret` in LATIN9 with a non-ASCII letter: the gateway cannot be
+        // sure which name it is, so every column rule applies to it.
+        let mut raw = vec![0, 2];
+        for name in [&b"id"[..], &b"s\xa4cret"[..]] {
+            raw.extend_from_slice(name);
+            raw.push(0);
+            raw.extend_from_slice(&[0; 18]);
+        }
+        let fields = airlock_pg::backend::decode_row_description(&raw).unwrap();
+        assert_eq!(fields[1].name, "s\u{FFFD}cret");
+        assert_eq!(column_rules(plan(), &fields), vec![false, true]);
+        let no_columns = MaskPlan::compile(&airlock_mask::MaskSpec {
+            detectors: vec!["email".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(column_rules(&no_columns, &fields), vec![false, false]);
     }
 
     #[test]

@@ -42,12 +42,14 @@ use airlock_types::StatementClass;
 use serde_json::json;
 
 use crate::errors;
-use crate::gate::{CommandGate, CommandKind, GateDecision, GateVerdict, Object, PreparedView, Refusal};
+use crate::gate::{
+    CommandGate, CommandKind, GateDecision, GateVerdict, Object, PreparedView, Refusal,
+};
 use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
+use crate::tracker::{CommandResult, Pending, ResultTracker};
 use airlock_core::recorder::Recorder;
 use airlock_core::reviews::ReviewRequest;
-use crate::tracker::{CommandResult, Pending, ResultTracker};
 
 /// Upper bound for one upstream message that must be held whole to be
 /// inspected (errors, notices, completions). PostgreSQL's own is 1 GiB.
@@ -1047,13 +1049,13 @@ where
                         out.extend_from_slice(&prefix);
                     }
                     match (&audit_failure, verdict) {
-                    (Some(failure), _) => (
-                        kind,
-                        GateVerdict::Refuse(Refusal::RecordingUnavailable {
-                            message: format!("airlock: command refused: {failure}"),
-                        }),
-                    ),
-                    (None, verdict) => (kind, verdict),
+                        (Some(failure), _) => (
+                            kind,
+                            GateVerdict::Refuse(Refusal::RecordingUnavailable {
+                                message: format!("airlock: command refused: {failure}"),
+                            }),
+                        ),
+                        (None, verdict) => (kind, verdict),
                     }
                 }
             };

@@ -29,15 +29,17 @@ use airlock_pg::FrameDecoder;
 use airlock_store::prelude::*;
 use airlock_store::{now_unix, NewEvent};
 
-use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
+use crate::errors::{fatal, sqlstate};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
-use airlock_core::registry::{LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel};
-use crate::errors::{fatal, sqlstate};
-use tracing::Instrument;
 use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelayStats};
-use airlock_core::state::GatewayState;
 use crate::upstream::{self, UpstreamTarget};
+use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
+use airlock_core::registry::{
+    LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel,
+};
+use airlock_core::state::GatewayState;
+use tracing::Instrument;
 
 /// Largest password message accepted (tokens and JWTs are well below).
 const MAX_PASSWORD_MESSAGE_BYTES: usize = 16 * 1024;
@@ -88,7 +90,12 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
         .await;
 }
 
-async fn serve_in_span(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr, session_id: String) {
+async fn serve_in_span(
+    state: Arc<GatewayState>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    session_id: String,
+) {
     let _ = tcp.set_nodelay(true);
     let started = Instant::now();
     let handshake =
@@ -158,7 +165,10 @@ async fn serve_in_span(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAdd
         }
         Err(_) => {
             let _ = stream
-                .write_all(&fatal(sqlstate::CONNECTION_FAILURE, "airlock: authentication timed out"))
+                .write_all(&fatal(
+                    sqlstate::CONNECTION_FAILURE,
+                    "airlock: authentication timed out",
+                ))
                 .await;
             return;
         }
@@ -227,7 +237,10 @@ async fn negotiate(
                 if tls {
                     return Ok(Negotiated::Refused(
                         stream,
-                        refuse(sqlstate::PROTOCOL_VIOLATION, "airlock: SSLRequest received twice"),
+                        refuse(
+                            sqlstate::PROTOCOL_VIOLATION,
+                            "airlock: SSLRequest received twice",
+                        ),
                     ));
                 }
                 if !buf.is_empty() {
@@ -235,7 +248,10 @@ async fn negotiate(
                     // they came over TLS (CVE-2021-23214): refuse.
                     return Ok(Negotiated::Refused(
                         stream,
-                        refuse(sqlstate::PROTOCOL_VIOLATION, "airlock: unencrypted data after SSLRequest"),
+                        refuse(
+                            sqlstate::PROTOCOL_VIOLATION,
+                            "airlock: unencrypted data after SSLRequest",
+                        ),
                     ));
                 }
                 stream.write_all(b"S").await?;
@@ -328,7 +344,12 @@ async fn authenticate_any(
         authenticate_token(&store, &token, &lookup_user, &lookup_database)
     })
     .await
-    .map_err(|_| refuse(sqlstate::SYSTEM_ERROR, "airlock: internal error during authentication"))?
+    .map_err(|_| {
+        refuse(
+            sqlstate::SYSTEM_ERROR,
+            "airlock: internal error during authentication",
+        )
+    })?
     .map_err(|error| {
         tracing::error!(%error, "store unavailable during authentication");
         refuse(
@@ -593,9 +614,10 @@ async fn connect_and_relay(
     // Finish: the one place where the end of a session becomes a client
     // error and an audit event.
     let client_error = match &end {
-        RelayEnd::ClientProtocolError(message) => {
-            Some(fatal(sqlstate::PROTOCOL_VIOLATION, format!("airlock: {message}")))
-        }
+        RelayEnd::ClientProtocolError(message) => Some(fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("airlock: {message}"),
+        )),
         RelayEnd::UpstreamProtocolError(_) => Some(fatal(
             sqlstate::PROTOCOL_VIOLATION,
             "airlock: the upstream sent an invalid message; session closed",
@@ -754,8 +776,12 @@ async fn open_upstream(
         }
     }
     // Settings in the startup packet, its `options` included.
-    let requested = crate::startup_params::requested(&startup.params)
-        .map_err(|reason| refuse(sqlstate::PROTOCOL_VIOLATION, format!("airlock: startup packet: {reason}")))?;
+    let requested = crate::startup_params::requested(&startup.params).map_err(|reason| {
+        refuse(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("airlock: startup packet: {reason}"),
+        )
+    })?;
     for (_, encoding) in requested
         .passed
         .iter()

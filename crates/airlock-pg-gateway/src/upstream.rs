@@ -23,7 +23,6 @@ use airlock_core::tls::UpstreamTls;
 
 use crate::io::{read_more, BoxedIo};
 
-
 /// Where and as whom to connect.
 pub struct UpstreamTarget {
     pub address: String,

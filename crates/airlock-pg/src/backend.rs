@@ -115,7 +115,12 @@ pub fn decode_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, PgCo
     let mut fields = Vec::with_capacity(count);
     for _ in 0..count {
         fields.push(FieldDescription {
-            name: reader.cstr()?.to_string(),
+            // In the session's client encoding, which need not be UTF-8
+            // (LATIN9, WIN1252 …): bytes that are not UTF-8 read as U+FFFD.
+            // The gateway forwards the upstream's own bytes unless it masks a
+            // name, and treats a name it cannot read exactly as matching
+            // every column rule (`airlock-pg-gateway`'s masking).
+            name: reader.cstr_lossy()?.into_owned(),
             table_oid: reader.i32()?,
             column: reader.i16()?,
             type_oid: reader.i32()?,

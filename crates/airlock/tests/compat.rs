@@ -174,6 +174,41 @@ async fn single_byte_client_encodings_work_as_directly() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_names_in_a_single_byte_encoding_pass_and_fall_under_column_rules() {
+    // Found by psycopg's own suite (`test_name_encode[latin9]`): a column
+    // name that is not UTF-8 ended the session.
+    let policy = "version: 1
+default: allow
+rules:
+  - name: secret-columns
+    match: {connection: {name: pg-test}}
+    mask: {columns: ['s*cret'], style: full}
+";
+    let (_cluster, gateway) = common::setup_with_policy("", policy);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test", "pg-other"], "15m");
+    // Without column rules the name and its value pass unchanged.
+    let mut plain = Wire::connect_to(
+        &gateway,
+        "pg-other",
+        &token,
+        &[("client_encoding", "LATIN9")],
+    )
+    .unwrap();
+    // "€" is 0xA4 in LATIN9.
+    let reply = plain.query_bytes(b"select 1 as \"\xa4\", 'visible' as plain");
+    assert!(reply.errors.is_empty(), "{reply:?}");
+    assert_eq!(reply.rows[0][0].as_deref(), Some(b"1".as_slice()));
+    assert_eq!(reply.rows[0][1].as_deref(), Some(b"visible".as_slice()));
+    let mut wire = Wire::connect(&gateway, &token, &[("client_encoding", "LATIN9")]).unwrap();
+    // A name the gateway cannot read exactly could be a masked one ("s\xe9cret"
+    // is not "secret", but "s\xa4cret" might be anything): it is masked.
+    let reply = wire.query_bytes(b"select 'hidden' as \"s\xa4cret\", 'visible' as plain");
+    assert!(reply.errors.is_empty(), "{reply:?}");
+    assert_ne!(reply.rows[0][0].as_deref(), Some(b"hidden".as_slice()));
+    assert_eq!(reply.rows[0][1].as_deref(), Some(b"visible".as_slice()));
+}
+
 async fn connect_with(conninfo: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);

@@ -19,7 +19,13 @@ fn every_session_log_line_carries_the_session_span() {
     let output = gateway.psql(&token, "agent-7", "pg-test", "disable", "select 1");
     assert!(output.status.success(), "{}", stderr(&output));
     // A session refused at admission logs inside its span too.
-    let refused = gateway.psql(&token, "agent-7", "no-such-connection", "disable", "select 1");
+    let refused = gateway.psql(
+        &token,
+        "agent-7",
+        "no-such-connection",
+        "disable",
+        "select 1",
+    );
     assert!(!refused.status.success());
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -66,7 +72,9 @@ fn every_session_log_line_carries_the_session_span() {
     }
     // The refused session's lines name the connection it asked for.
     assert!(
-        lines.iter().any(|line| line["span"]["connection"] == "no-such-connection"),
+        lines
+            .iter()
+            .any(|line| line["span"]["connection"] == "no-such-connection"),
         "{}",
         gateway.log()
     );

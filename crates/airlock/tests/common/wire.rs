@@ -129,6 +129,16 @@ impl Wire {
         token: &str,
         params: &[(&str, &str)],
     ) -> Result<Self, ErrorFields> {
+        Self::connect_to(gateway, "pg-test", token, params)
+    }
+
+    /// Connects as `agent-7` to `connection`.
+    pub fn connect_to(
+        gateway: &GatewayProcess,
+        connection: &str,
+        token: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Self, ErrorFields> {
         let stream = TcpStream::connect(("127.0.0.1", gateway.pg_port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -138,7 +148,7 @@ impl Wire {
             buf: BytesMut::new(),
             backend_key: None,
         };
-        let mut all = vec![("user", "agent-7"), ("database", "pg-test")];
+        let mut all = vec![("user", "agent-7"), ("database", connection)];
         all.extend_from_slice(params);
         wire.send(&encode_startup(&all));
         let mut request = [0u8; 9];
