@@ -7,8 +7,14 @@
 //! DELETE are bounded by a WHERE, and whether the classifier is sure
 //! (`complete`).
 //!
+//! When the classifier gives up, [`syntax_error`] asks PostgreSQL's real
+//! grammar (libpg_query) whether the text parses at all, so a typo can be
+//! answered as PostgreSQL's own syntax error (`42601`) rather than a policy
+//! refusal.
+//!
 //! It never decides whether a statement may run (that is `airlock-policy`),
-//! does no I/O, and must never panic on any input: the lexer and classifier
+//! does no I/O (but for libpg_query's redirection of stderr during a
+//! syntax check, see [`syntax_error`]), and must never panic on any input: the lexer and classifier
 //! only use bounds-checked access, and nesting is bounded.
 //!
 //! # Classification rules worth knowing
@@ -59,12 +65,17 @@ mod classify;
 pub mod functions;
 mod lexer;
 mod split;
+mod syntax;
 
 use airlock_types::{Command, Operation, StatementClass};
 use std::collections::HashMap;
 
 pub use classify::PRIVILEGED_SETTINGS;
 pub use functions::{function_effect, FunctionEffect};
+pub use syntax::{
+    syntax_error, SyntaxError, CHECK_TIMEOUT, MAX_CHECKED_BYTES, MAX_CHECKED_GLOBAL_WORDS,
+    MAX_QUEUED_CHECKS,
+};
 
 /// The SQL dialect of the statement text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
