@@ -244,22 +244,6 @@ impl Gate {
             .iter()
             .map(|rule| &rule.name)
             .collect::<Vec<_>>());
-        let mask = |details: &Value| -> Result<Option<Arc<MaskPlan>>, Decision> {
-            match &decision.mask {
-                None => Ok(None),
-                Some(obligation) => live.mask_plan(obligation).map(Some).map_err(|error| {
-                    // An obligation that cannot be carried out is a refusal.
-                    Decision::refuse(
-                        Refusal::Unavailable {
-                            message: format!(
-                                "airlock: command refused: the mask plan cannot be built: {error}"
-                            ),
-                        },
-                        details.clone(),
-                    )
-                }),
-            }
-        };
         match &decision.verdict {
             PolicyVerdict::Deny { rule, .. } => {
                 details["rule"] = json!(rule);
@@ -322,9 +306,22 @@ impl Gate {
                         return Decision::refuse(Refusal::RateLimited { message }, details);
                     }
                 }
-                let mask = match mask(&details) {
-                    Ok(mask) => mask,
-                    Err(refused) => return refused,
+                let mask = match &decision.mask {
+                    None => None,
+                    Some(obligation) => match live.mask_plan(obligation) {
+                        Ok(plan) => Some(plan),
+                        Err(error) => {
+                            // An obligation that cannot be carried out is a refusal.
+                            return Decision::refuse(
+                                Refusal::Unavailable {
+                                    message: format!(
+                                        "airlock: command refused: the mask plan cannot be built: {error}"
+                                    ),
+                                },
+                                details,
+                            );
+                        }
+                    },
                 };
                 Decision {
                     verdict: Verdict::Forward,

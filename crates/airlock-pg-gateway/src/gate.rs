@@ -20,7 +20,7 @@ use airlock_mask::MaskPlan;
 use airlock_policy::RateLimitObligation;
 use airlock_sql::{
     classify_with, prepared_definitions, session_effects, Dialect, PreparedDefinition,
-    PreparedLookup, SessionEffect,
+    PreparedLookup, SessionEffect, SyntaxError,
 };
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
@@ -137,7 +137,12 @@ const CLASSIFICATION_CACHE: usize = 512;
 pub struct CommandGate {
     core: Gate,
     cache: HashMap<String, Command>,
+    /// Whether texts the classifier gave up on parse at all, by text.
+    syntax: HashMap<String, Option<SyntaxError>>,
 }
+
+/// Syntax answers kept per session.
+const SYNTAX_CACHE: usize = 64;
 
 /// The session's prepared statements as an SQL `EXECUTE` sees them: each
 /// name's classification and body text (shown to reviewers).
@@ -179,6 +184,7 @@ impl CommandGate {
         Self {
             core: Gate::new(state, identity, connection),
             cache: HashMap::new(),
+            syntax: HashMap::new(),
         }
     }
 
@@ -235,6 +241,26 @@ impl CommandGate {
             return GateDecision::of(empty);
         }
         let command = self.classify(text, prepared);
+        if !command.complete() {
+            // A text the classifier gave up on may simply not parse: then the
+            // client hears PostgreSQL's own syntax error (42601, with its
+            // position), and the text never reaches the upstream whatever the
+            // policy says of incomplete statements.
+            if let Some(error) = self.syntax_error(text) {
+                let version = self.live_version();
+                let mut details = Gate::classification(&command, version);
+                details["verdict"] = json!("syntax_error");
+                let mut refused = Decision::refuse(
+                    Refusal::Syntax {
+                        message: error.message,
+                        position: error.position,
+                    },
+                    details,
+                );
+                refused.version = version;
+                return GateDecision::of(refused);
+            }
+        }
         let effects = session_effects_of(text);
         // The review shows, and its approval binds, what will run: an SQL
         // EXECUTE is shown with the body it executes.
@@ -320,6 +346,31 @@ impl CommandGate {
             touches_cursors,
             declares,
         }
+    }
+
+    /// PostgreSQL's grammar's answer for `text` (cached): `None` when it
+    /// parses or could not be checked. The check may wait for the parser
+    /// thread: on a multi-threaded runtime the worker hands its other tasks
+    /// over first, so a slow parse stalls only this session.
+    fn syntax_error(&mut self, text: &str) -> Option<SyntaxError> {
+        if let Some(known) = self.syntax.get(text) {
+            return known.clone();
+        }
+        let multi_threaded = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        let answer = if multi_threaded {
+            tokio::task::block_in_place(|| airlock_sql::syntax_error(text))
+        } else {
+            airlock_sql::syntax_error(text)
+        };
+        if text.len() <= 4096 {
+            if self.syntax.len() >= SYNTAX_CACHE {
+                self.syntax.clear();
+            }
+            self.syntax.insert(text.to_string(), answer.clone());
+        }
+        answer
     }
 
     /// Resolves a decision that holds the command for review.

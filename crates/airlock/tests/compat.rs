@@ -209,6 +209,105 @@ rules:
     assert_eq!(reply.rows[0][1].as_deref(), Some(b"visible".as_slice()));
 }
 
+/// The SQLSTATE, message and position of a failed statement.
+async fn syntax_outcome(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    extended: bool,
+) -> (String, String, Option<u32>) {
+    let error = if extended {
+        client.query(sql, &[]).await.err()
+    } else {
+        client.simple_query(sql).await.err()
+    }
+    .unwrap_or_else(|| panic!("{sql:?} must fail"));
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("{sql:?}: {error}"));
+    let position = match db.position() {
+        Some(tokio_postgres::error::ErrorPosition::Original(at)) => Some(*at),
+        _ => None,
+    };
+    (
+        db.code().code().to_string(),
+        db.message().to_string(),
+        position,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syntax_errors_come_back_as_the_servers_and_never_reach_it() {
+    // Under a policy that refuses what it cannot classify (the default of a
+    // real deployment) and under one that allows it: either way the client
+    // gets PostgreSQL's own 42601 with its message and position, and the
+    // text never reaches the upstream.
+    let strict = "version: 1
+default: allow
+rules: []
+";
+    for policy in [strict, common::ALLOW_ALL] {
+        let (cluster, gateway) = common::setup_with_policy("", policy);
+        let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+        let through = client(&gateway, "agent-7", "pg-test", &token).await;
+        let direct = direct(&cluster).await;
+        // With whether the gateway answers it itself: a text the classifier
+        // reads as a complete read (`select * form x` is a select list and an
+        // alias to it) is forwarded like any read, and the server answers.
+        let typos = [
+            ("selec 1 as syntax_probe_a", true),
+            ("select * form syntax_probe_b", false),
+            ("select 'syntax_probe_c", true),
+            ("select 1 as syntax_probe_d,", false),
+            ("select 1; selec 2 as syntax_probe_e", true),
+            ("select 'ü' as é, frm syntax_probe_f where", false),
+            // Multibyte characters before the error: the position counts
+            // characters, as the server's does.
+            ("select 'ü' as é; selec 1 as syntax_probe_g", true),
+            ("select 'ü€' as é, (select 1 as syntax_probe_h", true),
+        ];
+        for (template, answered_here) in typos {
+            for extended in [false, true] {
+                if extended && template.contains(';') {
+                    continue; // one statement per Parse
+                }
+                let round = if extended {
+                    "syntax_probe_x"
+                } else {
+                    "syntax_probe_s"
+                };
+                let sql = &template.replace("syntax_probe", round);
+                let probe: String = sql[sql.find(round).unwrap()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let probe = probe.as_str();
+                // Through the gateway first: the server's log must not see it.
+                let got = syntax_outcome(&through, sql, extended).await;
+                assert_eq!(
+                    cluster.log().contains(probe),
+                    !answered_here,
+                    "{sql}: reached the upstream through the gateway?"
+                );
+                let expected = syntax_outcome(&direct, sql, extended).await;
+                assert_eq!(expected.0, "42601", "{sql}");
+                assert_eq!(got, expected, "{sql} (extended: {extended})");
+                // Directly, the server saw it (the log check above can fail).
+                assert!(cluster.log().contains(probe), "{sql}");
+            }
+        }
+        // The session goes on.
+        assert_eq!(outcome_simple(&through, "select 1").await, Ok(3));
+        // A statement that parses but cannot be classified stays a policy
+        // matter (42501 under the strict policy).
+        if policy == strict {
+            assert_eq!(
+                outcome_simple(&through, "do $$ begin perform 1; end $$").await,
+                Err("42501".into())
+            );
+        }
+    }
+}
+
 async fn connect_with(conninfo: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);

@@ -124,6 +124,7 @@ pub struct Wire {
 }
 
 impl Wire {
+    #[allow(clippy::result_large_err)] // a test helper: the server's error as it came
     pub fn connect(
         gateway: &GatewayProcess,
         token: &str,
@@ -133,6 +134,7 @@ impl Wire {
     }
 
     /// Connects as `agent-7` to `connection`.
+    #[allow(clippy::result_large_err)] // a test helper: the server's error as it came
     pub fn connect_to(
         gateway: &GatewayProcess,
         connection: &str,
