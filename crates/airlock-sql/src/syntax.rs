@@ -66,7 +66,9 @@ const PARSER_STACK_BYTES: usize = 8 * 1024 * 1024;
 const MAX_LOCATE_PROBES: usize = 24;
 
 /// A text PostgreSQL's grammar rejects: what the server would answer with
-/// SQLSTATE `42601`.
+/// SQLSTATE `42601`. The binding gives no SQLSTATE: the few grammar-action
+/// errors the server reports with another code (`0A000` for `tables
+/// declared WITH OIDS are not supported`) are returned here too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     /// PostgreSQL's message, e.g. `syntax error at or near "form"` or
