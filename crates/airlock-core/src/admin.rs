@@ -491,11 +491,8 @@ impl GatewayState {
                 request.name
             ));
         }
-        if request.protocol != "postgres" {
-            problems.push(format!(
-                "protocol {:?} is not supported yet (supported: postgres)",
-                request.protocol
-            ));
+        if let Some(problem) = crate::config::unserved_protocol(&request.protocol) {
+            problems.push(problem);
         }
         if !request.address.contains(':') {
             problems.push(format!("address {:?} is not host:port", request.address));

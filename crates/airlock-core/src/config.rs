@@ -6,6 +6,7 @@
 //! a user fixes the file in one pass. Unknown fields are errors (a typo must
 //! not silently drop a setting).
 
+use airlock_types::Protocol;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -266,6 +267,25 @@ pub enum PlaintextPolicy {
     Never,
 }
 
+impl PlaintextPolicy {
+    /// True when a client at `address` may connect without TLS.
+    pub fn allows(self, address: std::net::IpAddr) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Loopback => {
+                address.is_loopback()
+                    || match address {
+                        std::net::IpAddr::V6(v6) => {
+                            v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                        }
+                        std::net::IpAddr::V4(_) => false,
+                    }
+            }
+        }
+    }
+}
+
 /// PostgreSQL listener options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +312,31 @@ impl Default for PostgresOptions {
             auth_timeout: default_auth_timeout(),
             connect_timeout: default_connect_timeout(),
         }
+    }
+}
+
+/// The protocols this build has a gateway for.
+pub const SERVED_PROTOCOLS: [Protocol; 1] = [Protocol::Postgres];
+
+/// Why a connection of `protocol` cannot be served, if it cannot.
+pub fn unserved_protocol(protocol: &str) -> Option<String> {
+    let served = || {
+        SERVED_PROTOCOLS
+            .iter()
+            .map(|protocol| protocol.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match Protocol::parse(protocol) {
+        Some(known) if SERVED_PROTOCOLS.contains(&known) => None,
+        Some(_) => Some(format!(
+            "protocol {protocol:?} is not supported yet (supported: {})",
+            served()
+        )),
+        None => Some(format!(
+            "protocol {protocol:?} is unknown (supported: {})",
+            served()
+        )),
     }
 }
 
@@ -676,13 +721,10 @@ impl GatewayConfig {
             } else if !seen.insert(connection.name.clone()) {
                 problem(&needle, format!("{at}: duplicate connection name"));
             }
-            if connection.protocol != "postgres" {
+            if let Some(problem_text) = unserved_protocol(&connection.protocol) {
                 problem(
                     &format!("{needle}/protocol:"),
-                    format!(
-                        "{at}: protocol {:?} is not supported yet (supported: postgres)",
-                        connection.protocol
-                    ),
+                    format!("{at}: {problem_text}"),
                 );
             }
             if !valid_host_port(&connection.address) {
@@ -981,6 +1023,33 @@ tokens:
     /// line 36); a MySQL connection, which has the PostgreSQL fields, is
     /// refused by name; the PostgreSQL part loads unchanged (the reserved
     /// `listen.mysql` and `listen.http` included).
+    #[test]
+    fn only_served_protocols_pass_and_unknown_ones_are_named() {
+        assert_eq!(unserved_protocol("postgres"), None);
+        for later in ["mysql", "http", "kubernetes", "mcp"] {
+            let problem = unserved_protocol(later).unwrap();
+            assert!(problem.contains("is not supported yet"), "{problem}");
+        }
+        let problem = unserved_protocol("postgresql").unwrap();
+        assert!(
+            problem.contains("is unknown (supported: postgres)"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn plaintext_policies_decide_by_address() {
+        use std::net::IpAddr;
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(PlaintextPolicy::Loopback.allows(loopback));
+        assert!(PlaintextPolicy::Loopback.allows(mapped));
+        assert!(!PlaintextPolicy::Loopback.allows(remote));
+        assert!(PlaintextPolicy::Always.allows(remote));
+        assert!(!PlaintextPolicy::Never.allows(loopback));
+    }
+
     #[test]
     fn the_multi_protocol_example_loads_only_its_postgres_part() {
         let error = GatewayConfig::load(&examples_dir().join("airlock-multi.yaml")).unwrap_err();

@@ -3,7 +3,6 @@
 
 use rustls::ServerConfig;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use airlock_store::vault::MasterKey;
 use airlock_store::{NewEvent, Store, StoreError};
 
 use crate::auth::SprayGuard;
-use crate::config::{relative_to, GatewayConfig, PlaintextPolicy, ResolvedSettings};
+use crate::config::{relative_to, GatewayConfig, ResolvedSettings};
 use crate::policies::{LivePolicy, PolicyHolder};
 use crate::recorder::{RecordError, Recorder};
 use crate::registry::SessionRegistry;
@@ -33,6 +32,8 @@ pub struct ResolvedConnection {
     pub tls_mode: String,
     /// Sessions need an access grant.
     pub jit: bool,
+    /// The wire protocol its clients and upstream speak.
+    pub protocol: airlock_types::Protocol,
 }
 
 /// Shared state of one gateway process.
@@ -177,17 +178,8 @@ impl GatewayState {
     ) -> airlock_types::ConnectionInfo {
         airlock_types::ConnectionInfo {
             name: connection.name.clone(),
-            protocol: airlock_types::Protocol::Postgres,
+            protocol: connection.protocol,
             tags: connection.tags.clone(),
-        }
-    }
-
-    /// True when a client at `address` may connect without TLS.
-    pub fn plaintext_allowed(&self, address: IpAddr) -> bool {
-        match self.config.postgres.allow_plaintext {
-            PlaintextPolicy::Always => true,
-            PlaintextPolicy::Never => false,
-            PlaintextPolicy::Loopback => address.is_loopback() || ipv4_mapped_loopback(address),
         }
     }
 
@@ -212,6 +204,9 @@ impl GatewayState {
                 source: "config",
                 tls_mode: connection.tls.clone().unwrap_or_else(|| "disable".into()),
                 jit: connection.access.as_deref() == Some("jit"),
+                // Validated at load: only served protocols pass.
+                protocol: airlock_types::Protocol::parse(&connection.protocol)
+                    .unwrap_or(airlock_types::Protocol::Postgres),
             }));
         }
         let stored = self.store.connections()?;
@@ -229,6 +224,8 @@ impl GatewayState {
             source: "store",
             tls_mode: record.tls,
             jit: false,
+            // Run-time connections are PostgreSQL (the API refuses others).
+            protocol: airlock_types::Protocol::Postgres,
         }))
     }
 
@@ -257,13 +254,6 @@ impl GatewayState {
     /// Records an audit event durably (through the group-commit recorder).
     pub async fn audit(&self, event: NewEvent) -> Result<(), RecordError> {
         self.recorder.record(vec![event]).await
-    }
-}
-
-fn ipv4_mapped_loopback(address: IpAddr) -> bool {
-    match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        IpAddr::V4(_) => false,
     }
 }
 

@@ -287,7 +287,7 @@ async fn negotiate(
                 return Ok(Negotiated::Close(stream));
             }
             StartupRequest::Startup(startup) => {
-                if !tls && !state.plaintext_allowed(peer.ip()) {
+                if !tls && !state.config.postgres.allow_plaintext.allows(peer.ip()) {
                     return Ok(Negotiated::Refused(
                         stream,
                         refuse(

@@ -86,6 +86,22 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in declaration order.
+    pub const ALL: [Protocol; 5] = [
+        Self::Postgres,
+        Self::Mysql,
+        Self::Http,
+        Self::Kubernetes,
+        Self::Mcp,
+    ];
+
+    /// The protocol named `name` in config (`postgres`, `mysql`, …).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|protocol| protocol.as_str() == name)
+    }
+
     /// The lowercase name used in config.
     pub fn as_str(self) -> &'static str {
         match self {
