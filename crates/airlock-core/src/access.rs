@@ -10,8 +10,8 @@ use airlock_store::prelude::*;
 use airlock_store::{now_unix, GrantRecord, NewEvent, NewReview};
 use airlock_types::Identity;
 
-use crate::admin::AdminError;
 use crate::duration::{format_duration, parse_duration};
+use crate::error::AdminError;
 use crate::state::{GatewayState, ResolvedConnection};
 
 /// Why a session may use a `jit` connection.

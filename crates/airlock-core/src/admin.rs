@@ -18,37 +18,7 @@ use airlock_types::IdentityKind;
 use crate::duration::{format_duration, parse_duration};
 use crate::state::GatewayState;
 
-/// An admin operation that failed, with the HTTP status it maps to.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// The request is invalid; the message says why.
-    #[error("{0}")]
-    Invalid(String),
-    /// The named thing does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// It exists already, or its state forbids the change.
-    #[error("{0}")]
-    Conflict(String),
-    /// The caller may not do this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The store failed.
-    #[error("store unavailable: {0}")]
-    Store(StoreError),
-}
-
-impl From<StoreError> for AdminError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound { .. } => Self::NotFound(error.to_string()),
-            StoreError::AlreadyExists { .. } | StoreError::Conflict(_) => {
-                Self::Conflict(error.to_string())
-            }
-            other => Self::Store(other),
-        }
-    }
-}
+pub use crate::error::AdminError;
 
 /// What `auth unlock` did.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use airlock_store::prelude::*;
 use airlock_store::{now_micros, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 
-use crate::admin::AdminError;
 use crate::duration::parse_duration;
+use crate::error::AdminError;
 use crate::state::GatewayState;
 
 /// Largest page of events one request returns.

@@ -15,7 +15,7 @@ use airlock_store::prelude::*;
 use airlock_store::{now_unix, NewEvent, NewReview, ReviewRecord};
 use airlock_types::Identity;
 
-use crate::admin::AdminError;
+use crate::error::AdminError;
 use crate::state::GatewayState;
 
 /// How often a waiting command checks for a decision.

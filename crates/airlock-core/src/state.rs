@@ -12,7 +12,7 @@ use airlock_store::{NewEvent, Store, StoreError};
 
 use crate::auth::SprayGuard;
 use crate::config::{relative_to, GatewayConfig, ResolvedSettings};
-use crate::policies::{LivePolicy, PolicyHolder};
+use crate::live_policy::{LivePolicy, PolicyHolder};
 use crate::recorder::{RecordError, Recorder};
 use crate::registry::SessionRegistry;
 use crate::tls::{encrypting_client_config, verifying_client_config, TlsError, UpstreamTls};
