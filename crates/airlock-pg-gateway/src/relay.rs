@@ -187,9 +187,21 @@ impl Shared {
     }
 }
 
+/// What the relay needs of its session besides the two connections.
+pub struct RelaySession<'a> {
+    pub gate: &'a mut CommandGate,
+    /// Tells the relay to end the session (a kill switch, a revocation).
+    pub kill: &'a mut watch::Receiver<Option<String>>,
+    /// When the session expires, and why.
+    pub deadline: Option<(tokio::time::Instant, Expiry)>,
+    pub stats: &'a RelayStats,
+    /// Largest client message accepted.
+    pub max_message_bytes: usize,
+    pub recording: &'a RecordingContext<'a>,
+}
+
 /// Relays until one side ends. The caller turns the [`RelayEnd`] into a
 /// client-visible error where one is due.
-#[allow(clippy::too_many_arguments)] // the two halves of two streams plus session context
 pub async fn relay<CR, CW, UR, UW>(
     client_read: &mut CR,
     client_buf: BytesMut,
@@ -197,12 +209,7 @@ pub async fn relay<CR, CW, UR, UW>(
     upstream_read: &mut UR,
     upstream_buf: BytesMut,
     upstream_write: &mut UW,
-    gate: &mut CommandGate,
-    kill: &mut watch::Receiver<Option<String>>,
-    deadline: Option<(tokio::time::Instant, Expiry)>,
-    stats: &RelayStats,
-    max_message_bytes: usize,
-    recording: &RecordingContext<'_>,
+    session: RelaySession<'_>,
 ) -> (RelayEnd, bool)
 where
     CR: AsyncRead + Unpin + ?Sized,
@@ -210,11 +217,20 @@ where
     UR: AsyncRead + Unpin + ?Sized,
     UW: AsyncWrite + Unpin + ?Sized,
 {
+    let RelaySession {
+        gate,
+        kill,
+        deadline,
+        stats,
+        max_message_bytes,
+        recording,
+    } = session;
     let shared = Shared::new();
-    let mut half = ClientHalf::new(gate, &shared, recording);
+    let mut client_half = ClientHalf::new(gate, &shared, recording);
+    let mut upstream_half = UpstreamHalf::new(&shared, recording);
     let end = tokio::select! {
-        end = client_to_upstream(client_read, client_buf, upstream_write, &mut half, stats, max_message_bytes) => end,
-        end = upstream_to_client(upstream_read, upstream_buf, client_write, kill, deadline, &shared, stats, recording) => end,
+        end = client_to_upstream(client_read, client_buf, upstream_write, &mut client_half, stats, max_message_bytes) => end,
+        end = upstream_to_client(upstream_read, upstream_buf, client_write, kill, deadline, &mut upstream_half, stats) => end,
     };
     let in_flight = shared.in_flight();
     (end, in_flight)
@@ -1364,29 +1380,188 @@ fn queue_refusal(shared: &Shared, segment: u64, error: ErrorFields) {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the relay's context, passed down once
+/// The upstream half's state across reads: the tracker, the results it
+/// finished, and whether the upstream's last word was a FATAL error.
+struct UpstreamHalf<'a, 'r> {
+    shared: &'a Shared,
+    recording: &'a RecordingContext<'r>,
+    tracker: ResultTracker,
+    finished: Vec<CommandResult>,
+    /// The upstream's last word was a FATAL error, relayed as it came: the
+    /// client needs no second one from the gateway when the connection
+    /// ends.
+    fatal_relayed: bool,
+}
+
+impl<'a, 'r> UpstreamHalf<'a, 'r> {
+    fn new(shared: &'a Shared, recording: &'a RecordingContext<'r>) -> Self {
+        Self {
+            shared,
+            recording,
+            tracker: ResultTracker::new(recording.sample_rows, recording.sample_bytes),
+            finished: Vec::new(),
+            fatal_relayed: false,
+        }
+    }
+
+    /// Scans the whole frames at the start of `buf` (after `passthrough`
+    /// bytes of a frame already partly forwarded), collecting in `out` what
+    /// to forward where a frame is replaced. Answers how far `buf` is
+    /// forwarded and from where `out` lacks its rest.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        passthrough: &mut usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, usize), RelayEnd> {
+        let mut position = (*passthrough).min(buf.len());
+        *passthrough -= position;
+        let mut copied_until = 0usize;
+        while position < buf.len() {
+            let rest = buf.get(position..).unwrap_or_default();
+            let (tag, total) = match peek_frame(rest, MAX_UPSTREAM_INSPECTED_BYTES) {
+                Ok(Some(header)) => header,
+                Ok(None) => break,
+                Err(error) => return Err(RelayEnd::UpstreamProtocolError(error.to_string())),
+            };
+            if rest.len() < total {
+                let streamable = self
+                    .shared
+                    .pending_results
+                    .lock()
+                    .map(|queue| self.tracker.may_stream(tag, &queue))
+                    .unwrap_or(false);
+                if streamable {
+                    // Stream a large row or COPY chunk on without holding it.
+                    *passthrough = total - rest.len();
+                    position = buf.len();
+                }
+                break;
+            }
+            let frame_end = position + total;
+            let frame = rest.get(..total).unwrap_or_default();
+            if let Some(replacement) = self.on_frame(tag, frame)? {
+                out.extend_from_slice(buf.get(copied_until..position).unwrap_or_default());
+                out.extend_from_slice(&replacement);
+                copied_until = frame_end;
+            }
+            position = frame_end;
+        }
+        Ok((position, copied_until))
+    }
+
+    /// Inspects one whole frame: what to forward in its place, if anything
+    /// (a refusal's error, a masked row).
+    fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<Vec<u8>>, RelayEnd> {
+        let shared = self.shared;
+        let mut replacement: Option<Vec<u8>> = None;
+        match tag {
+            backend::tag::PARAMETER_STATUS => {
+                if let Some(encoding) = reported_client_encoding(frame) {
+                    if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
+                        // However it was changed, the gateway would no
+                        // longer read statements as the server does.
+                        return Err(RelayEnd::Killed(format!(
+                            "the session's client_encoding became \"{encoding}\", which the gateway does not support"
+                        )));
+                    }
+                }
+            }
+            backend::tag::ERROR_RESPONSE if shared.has_pending.load(Ordering::Acquire) => {
+                if let Some(error) = take_refusal(shared, frame.get(5..).unwrap_or_default()) {
+                    let mut refusal = Vec::new();
+                    encode_error(&mut refusal, &error);
+                    replacement = Some(refusal);
+                }
+            }
+            _ => {}
+        }
+        if tag == backend::tag::ERROR_RESPONSE && replacement.is_none() {
+            self.fatal_relayed = is_fatal(frame);
+        }
+        if tracked(tag) {
+            let Ok(mut queue) = shared.pending_results.lock() else {
+                return Err(RelayEnd::UpstreamProtocolError(
+                    "internal state poisoned".into(),
+                ));
+            };
+            let seen = replacement.as_deref().unwrap_or(frame);
+            match self.tracker.on_frame(seen, &mut queue, &mut self.finished) {
+                Ok(Some(masked)) => replacement = Some(masked),
+                Ok(None) => {}
+                Err(error) => return Err(RelayEnd::UpstreamProtocolError(error.0)),
+            }
+        }
+        if tag == backend::tag::READY_FOR_QUERY {
+            self.segment_answered(frame);
+        }
+        Ok(replacement)
+    }
+
+    /// A `ReadyForQuery`: counted only after the tracker reported what the
+    /// segment's server rejected (the request side reads the count, then
+    /// the failures).
+    fn segment_answered(&mut self, frame: &[u8]) {
+        let shared = self.shared;
+        let failed = self.tracker.take_failed();
+        if !failed.is_empty() {
+            if let Ok(mut failures) = shared.failures.lock() {
+                failures.extend(failed);
+                shared.has_failures.store(true, Ordering::Release);
+            }
+        }
+        let done = self.tracker.answered();
+        if frame.get(5).copied() != Some(b'T') {
+            shared.ended_outside.store(done, Ordering::Release);
+        }
+        shared.segments_done.store(done, Ordering::Release);
+        shared.answered.notify_waiters();
+        if shared.has_pending.load(Ordering::Acquire) {
+            drop_finished_refusals(shared, done);
+        }
+    }
+
+    /// Records the results finished so far (they ride along with the next
+    /// journal write).
+    async fn record_finished(&mut self) {
+        if self.finished.is_empty() {
+            return;
+        }
+        if let Some(recorder) = self.recording.recorder {
+            let recording = self.recording;
+            let events = self
+                .finished
+                .drain(..)
+                .map(|result| result_event(recording, &result))
+                .collect();
+            recorder.record_later(events).await;
+        } else {
+            self.finished.clear();
+        }
+    }
+}
+
+/// The upstream half: scans frame headers and forwards whole buffers, with
+/// the frames that must change (see [`UpstreamHalf::on_frame`]) replaced;
+/// writes the notices the client half queues; ends the session when it is
+/// killed, revoked or expires.
 async fn upstream_to_client<UR, CW>(
     upstream_read: &mut UR,
     mut buf: BytesMut,
     client_write: &mut CW,
     kill: &mut watch::Receiver<Option<String>>,
     deadline: Option<(tokio::time::Instant, Expiry)>,
-    shared: &Shared,
+    half: &mut UpstreamHalf<'_, '_>,
     stats: &RelayStats,
-    recording: &RecordingContext<'_>,
 ) -> RelayEnd
 where
     UR: AsyncRead + Unpin + ?Sized,
     CW: AsyncWrite + Unpin + ?Sized,
 {
+    let shared = half.shared;
     // Bytes of a frame already partly forwarded that still pass unparsed.
     let mut passthrough: usize = 0;
-    // The upstream's last word was a FATAL error, relayed as it came: the
-    // client needs no second one from the gateway when the connection ends.
-    let mut fatal_relayed = false;
     let mut out: Vec<u8> = Vec::new();
-    let mut tracker = ResultTracker::new(recording.sample_rows, recording.sample_bytes);
-    let mut finished: Vec<CommandResult> = Vec::new();
     let expiry = async {
         match deadline {
             Some((deadline, _)) => tokio::time::sleep_until(deadline).await,
@@ -1396,99 +1571,11 @@ where
     tokio::pin!(expiry);
     loop {
         if !buf.is_empty() {
-            let mut position = passthrough.min(buf.len());
-            passthrough -= position;
-            let mut copied_until = 0usize;
             out.clear();
-            while position < buf.len() {
-                let rest = buf.get(position..).unwrap_or_default();
-                let (tag, total) = match peek_frame(rest, MAX_UPSTREAM_INSPECTED_BYTES) {
-                    Ok(Some(header)) => header,
-                    Ok(None) => break,
-                    Err(error) => return RelayEnd::UpstreamProtocolError(error.to_string()),
-                };
-                if rest.len() < total {
-                    let streamable = shared
-                        .pending_results
-                        .lock()
-                        .map(|queue| tracker.may_stream(tag, &queue))
-                        .unwrap_or(false);
-                    if streamable {
-                        // Stream a large row or COPY chunk on without holding it.
-                        passthrough = total - rest.len();
-                        position = buf.len();
-                    }
-                    break;
-                }
-                let frame_end = position + total;
-                let frame = rest.get(..total).unwrap_or_default();
-                let mut replacement: Option<Vec<u8>> = None;
-                match tag {
-                    backend::tag::PARAMETER_STATUS => {
-                        if let Some(encoding) = reported_client_encoding(frame) {
-                            if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
-                                // However it was changed, the gateway would no
-                                // longer read statements as the server does.
-                                return RelayEnd::Killed(format!(
-                                    "the session's client_encoding became \"{encoding}\", which the gateway does not support"
-                                ));
-                            }
-                        }
-                    }
-                    backend::tag::ERROR_RESPONSE if shared.has_pending.load(Ordering::Acquire) => {
-                        if let Some(error) =
-                            take_refusal(shared, frame.get(5..).unwrap_or_default())
-                        {
-                            let mut refusal = Vec::new();
-                            encode_error(&mut refusal, &error);
-                            replacement = Some(refusal);
-                        }
-                    }
-                    _ => {}
-                }
-                if tag == backend::tag::ERROR_RESPONSE && replacement.is_none() {
-                    fatal_relayed = is_fatal(frame);
-                }
-                if tracked(tag) {
-                    let Ok(mut queue) = shared.pending_results.lock() else {
-                        return RelayEnd::UpstreamProtocolError("internal state poisoned".into());
-                    };
-                    let seen = replacement.as_deref().unwrap_or(frame);
-                    match tracker.on_frame(seen, &mut queue, &mut finished) {
-                        Ok(Some(masked)) => replacement = Some(masked),
-                        Ok(None) => {}
-                        Err(error) => return RelayEnd::UpstreamProtocolError(error.0),
-                    }
-                }
-                if tag == backend::tag::READY_FOR_QUERY {
-                    // Counted only after the tracker reported what the
-                    // segment's server rejected: the request side reads the
-                    // count, then the failures.
-                    let failed = tracker.take_failed();
-                    if !failed.is_empty() {
-                        if let Ok(mut failures) = shared.failures.lock() {
-                            failures.extend(failed);
-                            shared.has_failures.store(true, Ordering::Release);
-                        }
-                    }
-                    let done = tracker.answered();
-                    if frame.get(5).copied() != Some(b'T') {
-                        shared.ended_outside.store(done, Ordering::Release);
-                    }
-                    shared.segments_done.store(done, Ordering::Release);
-                    shared.answered.notify_waiters();
-                    if shared.has_pending.load(Ordering::Acquire) {
-                        drop_finished_refusals(shared, done);
-                    }
-                }
-                if let Some(replacement) = replacement {
-                    out.extend_from_slice(buf.get(copied_until..position).unwrap_or_default());
-                    out.extend_from_slice(&replacement);
-                    copied_until = frame_end;
-                }
-                position = frame_end;
-            }
-            let forwarded = position;
+            let (forwarded, copied_until) = match half.scan(&buf, &mut passthrough, &mut out) {
+                Ok(scanned) => scanned,
+                Err(end) => return end,
+            };
             let write_result = if out.is_empty() {
                 client_write
                     .write_all(buf.get(..forwarded).unwrap_or_default())
@@ -1501,17 +1588,7 @@ where
                 return RelayEnd::Io(error.to_string());
             }
             FrameDecoder::advance(&mut buf, forwarded);
-            if !finished.is_empty() {
-                if let Some(recorder) = recording.recorder {
-                    let events = finished
-                        .drain(..)
-                        .map(|result| result_event(recording, &result))
-                        .collect();
-                    recorder.record_later(events).await;
-                } else {
-                    finished.clear();
-                }
-            }
+            half.record_finished().await;
         }
         tokio::select! {
             biased;
@@ -1538,7 +1615,7 @@ where
                 let _ = client_write.flush().await;
             }
             read = read_more(upstream_read, &mut buf) => match read {
-                Ok(0) if fatal_relayed => return RelayEnd::UpstreamEndedWithError,
+                Ok(0) if half.fatal_relayed => return RelayEnd::UpstreamEndedWithError,
                 Ok(0) => return RelayEnd::UpstreamClosed,
                 Ok(read) => {
                     stats.bytes_from_upstream.fetch_add(read as u64, Ordering::Relaxed);

@@ -32,7 +32,7 @@ use airlock_store::{now_unix, NewEvent};
 use crate::errors::{fatal, sqlstate};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
-use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelayStats};
+use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelaySession, RelayStats};
 use crate::upstream::{self, UpstreamConnection, UpstreamTarget};
 use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use airlock_core::registry::{
@@ -546,19 +546,21 @@ async fn connect_and_relay(
         &mut upstream_read,
         opened.upstream.leftover,
         &mut upstream_write,
-        &mut gate,
-        &mut kill,
-        deadline,
-        &stats,
-        state.config.postgres.max_message_bytes,
-        &RecordingContext {
-            recorder: state.config.recording.enabled.then_some(&state.recorder),
-            session_id: ctx.session_id,
-            identity: &ctx.authenticated.identity.name,
-            connection: &opened.connection_name,
-            sample_rows: state.config.recording.sample_rows,
-            sample_bytes: state.config.recording.sample_bytes,
-            max_statement_bytes: state.config.recording.max_statement_bytes,
+        RelaySession {
+            gate: &mut gate,
+            kill: &mut kill,
+            deadline,
+            stats: &stats,
+            max_message_bytes: state.config.postgres.max_message_bytes,
+            recording: &RecordingContext {
+                recorder: state.config.recording.enabled.then_some(&state.recorder),
+                session_id: ctx.session_id,
+                identity: &ctx.authenticated.identity.name,
+                connection: &opened.connection_name,
+                sample_rows: state.config.recording.sample_rows,
+                sample_bytes: state.config.recording.sample_bytes,
+                max_statement_bytes: state.config.recording.max_statement_bytes,
+            },
         },
     )
     .await;
