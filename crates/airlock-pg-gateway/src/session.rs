@@ -4,11 +4,16 @@
 //!    `CancelRequest` (mapped to the upstream's key), `StartupMessage`;
 //! 2. **authenticate**: cleartext password inside TLS = the token, checked by
 //!    [`authenticate_token`], with credential-spraying protection;
-//! 3. **connect**: resolve the connection, decrypt its credential, log in
-//!    upstream;
+//! 3. **admit** (`admit_session`: session limits), then **open the
+//!    upstream** (`open_upstream`: check the startup packet, resolve the
+//!    connection, admit to it (JIT grant), decide the startup settings,
+//!    decrypt the credential, record `session.start`, log in upstream), and
+//!    **greet** the client;
 //! 4. **relay** (see [`crate::relay`]) until either side ends;
 //! 5. **finish**: the one place where how the session ended becomes a
-//!    client-visible error and a `session.end` event.
+//!    client-visible error (`client_error`) and a `session.end` event.
+//!
+//! The phases after authentication share one `SessionContext`.
 
 use bytes::BytesMut;
 use serde_json::json;
