@@ -163,6 +163,45 @@ impl PreparedLookup for PreparedView {
     }
 }
 
+/// The text a review shows, and its approval binds: what will run, an SQL
+/// `EXECUTE` shown with the body it executes.
+fn shown_text<'a>(
+    text: &'a str,
+    effects: &[SessionEffect],
+    prepared: &PreparedView,
+) -> std::borrow::Cow<'a, str> {
+    let mut shown = std::borrow::Cow::Borrowed(text);
+    for effect in effects {
+        if let SessionEffect::Execute(name) = effect {
+            let body = prepared
+                .statements
+                .get(name)
+                .map(|(_, body)| body.as_ref())
+                .unwrap_or("(unknown)");
+            shown
+                .to_mut()
+                .push_str(&format!("\n-- EXECUTE {name} runs: {body}"));
+        }
+    }
+    shown
+}
+
+/// Whether a command may open or close cursors the gateway cannot see
+/// (a `DO` block, a `CALL`, an unknown operation or function).
+fn may_touch_cursors(command: &Command) -> bool {
+    command.statements().iter().any(|statement| {
+        !statement.unknown_functions.is_empty()
+            || statement.operations.iter().any(|op| {
+                matches!(
+                    op,
+                    airlock_types::Operation::Do
+                        | airlock_types::Operation::Call
+                        | airlock_types::Operation::Unknown
+                )
+            })
+    })
+}
+
 /// The cursors `DECLARE`d in `command`, with the classification of their
 /// queries.
 fn declared_cursors(command: &Command) -> Vec<(String, StatementClass)> {
@@ -247,52 +286,17 @@ impl CommandGate {
             // position), and the text never reaches the upstream whatever the
             // policy says of incomplete statements.
             if let Some(error) = self.syntax_error(text) {
-                let version = self.live_version();
-                let mut details = Gate::classification(&command, version);
-                details["verdict"] = json!("syntax_error");
-                let mut refused = Decision::refuse(
-                    Refusal::Syntax {
-                        message: error.message,
-                        position: error.position,
-                    },
-                    details,
-                );
-                refused.version = version;
-                return GateDecision::of(refused);
+                return self.syntax_refusal(&command, error);
             }
         }
         let effects = session_effects_of(text);
-        // The review shows, and its approval binds, what will run: an SQL
-        // EXECUTE is shown with the body it executes.
-        let mut shown = std::borrow::Cow::Borrowed(text);
-        for effect in &effects {
-            if let SessionEffect::Execute(name) = effect {
-                let body = prepared
-                    .statements
-                    .get(name)
-                    .map(|(_, body)| body.as_ref())
-                    .unwrap_or("(unknown)");
-                shown
-                    .to_mut()
-                    .push_str(&format!("\n-- EXECUTE {name} runs: {body}"));
-            }
-        }
+        let shown = shown_text(text, &effects, prepared);
         let limits = match kind {
             CommandKind::Parse => Limits::AtEachExecution,
             CommandKind::SimpleQuery | CommandKind::Execute => Limits::Now,
         };
         let mut core = self.core.decide(&command, limits, &shown);
-        let touches_cursors = command.statements().iter().any(|statement| {
-            !statement.unknown_functions.is_empty()
-                || statement.operations.iter().any(|op| {
-                    matches!(
-                        op,
-                        airlock_types::Operation::Do
-                            | airlock_types::Operation::Call
-                            | airlock_types::Operation::Unknown
-                    )
-                })
-        });
+        let touches_cursors = may_touch_cursors(&command);
         let prepares_only = command.statements().iter().all(|statement| {
             statement
                 .operations
@@ -346,6 +350,23 @@ impl CommandGate {
             touches_cursors,
             declares,
         }
+    }
+
+    /// The refusal of a text PostgreSQL's grammar does not accept: the
+    /// client hears the server's own syntax error.
+    fn syntax_refusal(&self, command: &Command, error: SyntaxError) -> GateDecision {
+        let version = self.live_version();
+        let mut details = Gate::classification(command, version);
+        details["verdict"] = json!("syntax_error");
+        let mut refused = Decision::refuse(
+            Refusal::Syntax {
+                message: error.message,
+                position: error.position,
+            },
+            details,
+        );
+        refused.version = version;
+        GateDecision::of(refused)
     }
 
     /// PostgreSQL's grammar's answer for `text` (cached): `None` when it

@@ -187,9 +187,21 @@ impl Shared {
     }
 }
 
+/// What the relay needs of its session besides the two connections.
+pub struct RelaySession<'a> {
+    pub gate: &'a mut CommandGate,
+    /// Tells the relay to end the session (a kill switch, a revocation).
+    pub kill: &'a mut watch::Receiver<Option<String>>,
+    /// When the session expires, and why.
+    pub deadline: Option<(tokio::time::Instant, Expiry)>,
+    pub stats: &'a RelayStats,
+    /// Largest client message accepted.
+    pub max_message_bytes: usize,
+    pub recording: &'a RecordingContext<'a>,
+}
+
 /// Relays until one side ends. The caller turns the [`RelayEnd`] into a
 /// client-visible error where one is due.
-#[allow(clippy::too_many_arguments)] // the two halves of two streams plus session context
 pub async fn relay<CR, CW, UR, UW>(
     client_read: &mut CR,
     client_buf: BytesMut,
@@ -197,12 +209,7 @@ pub async fn relay<CR, CW, UR, UW>(
     upstream_read: &mut UR,
     upstream_buf: BytesMut,
     upstream_write: &mut UW,
-    gate: &mut CommandGate,
-    kill: &mut watch::Receiver<Option<String>>,
-    deadline: Option<(tokio::time::Instant, Expiry)>,
-    stats: &RelayStats,
-    max_message_bytes: usize,
-    recording: &RecordingContext<'_>,
+    session: RelaySession<'_>,
 ) -> (RelayEnd, bool)
 where
     CR: AsyncRead + Unpin + ?Sized,
@@ -210,10 +217,20 @@ where
     UR: AsyncRead + Unpin + ?Sized,
     UW: AsyncWrite + Unpin + ?Sized,
 {
+    let RelaySession {
+        gate,
+        kill,
+        deadline,
+        stats,
+        max_message_bytes,
+        recording,
+    } = session;
     let shared = Shared::new();
+    let mut client_half = ClientHalf::new(gate, &shared, recording);
+    let mut upstream_half = UpstreamHalf::new(&shared, recording);
     let end = tokio::select! {
-        end = client_to_upstream(client_read, client_buf, upstream_write, gate, &shared, stats, max_message_bytes, recording) => end,
-        end = upstream_to_client(upstream_read, upstream_buf, client_write, kill, deadline, &shared, stats, recording) => end,
+        end = client_to_upstream(client_read, client_buf, upstream_write, &mut client_half, stats, max_message_bytes) => end,
+        end = upstream_to_client(upstream_read, upstream_buf, client_write, kill, deadline, &mut upstream_half, stats) => end,
     };
     let in_flight = shared.in_flight();
     (end, in_flight)
@@ -386,7 +403,6 @@ fn must_wait(
 }
 
 /// Applies what a forwarded command does to the session's names.
-#[allow(clippy::too_many_arguments)] // one command's effects, applied in one place
 fn apply_effects(
     names: &mut SessionNames,
     cursors: &mut Cursors,
@@ -509,44 +525,665 @@ fn bound_values(bind: &[u8], mask: Option<&MaskPlan>, budget: usize) -> Vec<Opti
     out
 }
 
-#[allow(clippy::too_many_arguments)] // the relay's context, passed down once
+/// The client half's session state: what the handler of each frontend
+/// message reads and updates. One per relay; the per-batch lists are
+/// cleared between batches, not reallocated.
+struct ClientHalf<'a, 'r> {
+    gate: &'a mut CommandGate,
+    shared: &'a Shared,
+    recording: &'a RecordingContext<'r>,
+    /// What the server holds under each statement and portal name, as far
+    /// as the gateway can vouch for it (see `names`).
+    names: SessionNames,
+    cursors: Cursors,
+    /// Segment-ending messages (`Query`, `Sync`) decoded so far: a message
+    /// belongs to segment `ends + 1`.
+    ends: u64,
+    /// The number of the last command, for the record.
+    seq: u64,
+    /// The batch's `command` events, recorded before it is forwarded.
+    events: Vec<NewEvent>,
+    /// What the batch's messages await from the upstream (the tracker's).
+    pending: Vec<Pending>,
+    /// When the batch was read.
+    now: Instant,
+}
+
+/// A bound portal as an `Execute` of it finds it.
+struct Execution {
+    text: Arc<str>,
+    decided: Option<Arc<Decided>>,
+    statement_name: String,
+    result_formats: Vec<i16>,
+    parameters: usize,
+    described: bool,
+}
+
+impl<'a, 'r> ClientHalf<'a, 'r> {
+    fn new(
+        gate: &'a mut CommandGate,
+        shared: &'a Shared,
+        recording: &'a RecordingContext<'r>,
+    ) -> Self {
+        Self {
+            gate,
+            shared,
+            recording,
+            names: SessionNames::new(),
+            cursors: Cursors::new(),
+            ends: 0,
+            seq: 0,
+            events: Vec::new(),
+            pending: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Decides one frontend message of segment `segment` (`Terminate`
+    /// aside): what to do with its frame once the batch is recorded.
+    async fn on_message(
+        &mut self,
+        message: FrontendMessage<'_>,
+        frame: &airlock_pg::Frame,
+        segment: u64,
+    ) -> Result<Action, RelayEnd> {
+        match message {
+            FrontendMessage::Query { text } => self.on_query(&text, segment).await,
+            FrontendMessage::Parse { name, query, .. } => self.on_parse(name, &query, segment),
+            FrontendMessage::Bind {
+                portal,
+                statement,
+                parameters,
+                result_formats,
+            } => self.on_bind(
+                portal,
+                statement,
+                parameters,
+                result_formats,
+                frame,
+                segment,
+            ),
+            FrontendMessage::Describe { kind, name } => {
+                self.on_describe(kind, name);
+                Ok(Action::Forward)
+            }
+            FrontendMessage::Execute { portal, .. } => self.on_execute(portal, segment).await,
+            FrontendMessage::Close { kind, name } => {
+                if kind == b'S' {
+                    self.names.close_statement(name);
+                } else {
+                    self.names.close_portal(name);
+                }
+                Ok(Action::Forward)
+            }
+            FrontendMessage::Sync => {
+                self.ends += 1;
+                self.pending.push(Pending::Sync { segment });
+                // The unnamed portal does not outlive its segment.
+                self.names.close_portal("");
+                Ok(Action::Forward)
+            }
+            FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
+                self.pending.push(Pending::CopyEnd);
+                Ok(Action::Forward)
+            }
+            FrontendMessage::FunctionCall => {
+                // The fastpath interface calls functions by OID and
+                // bypasses statement classification: refuse it.
+                Err(RelayEnd::ClientProtocolError(
+                    "the function call (fastpath) protocol is not allowed through airlock".into(),
+                ))
+            }
+            FrontendMessage::PasswordOrSasl => Err(RelayEnd::ClientProtocolError(
+                "unexpected authentication message".into(),
+            )),
+            _ => Ok(Action::Forward),
+        }
+    }
+
+    /// Asks the gate about the text of a `Query` or `Parse`, with the
+    /// session's SQL-prepared statements when the text runs one of them.
+    fn check_statement(&mut self, kind: CommandKind, text: &str, segment: u64) -> GateDecision {
+        let view = if crate::gate::decided_again_at_execute(text) {
+            let (answered, _) = answered_view(&mut self.names, self.shared);
+            prepared_view(&self.names, &self.cursors, segment, answered)
+        } else {
+            PreparedView::default()
+        };
+        self.gate.check(kind, text, &view)
+    }
+
+    /// Adds the current command's `command` event to the batch (when
+    /// recording is on).
+    fn record(
+        &mut self,
+        message: &str,
+        text: &str,
+        bound: Option<(usize, &[Option<String>])>,
+        decision: &GateDecision,
+        mask: Option<&MaskPlan>,
+    ) {
+        if self.recording.recorder.is_some() {
+            let event = command_event(
+                self.recording,
+                self.seq,
+                message,
+                text,
+                bound,
+                decision,
+                mask,
+            );
+            self.events.push(event);
+        }
+    }
+
+    /// A simple `Query`: decided (and reviewed) as a whole; its session
+    /// effects apply when it is forwarded.
+    async fn on_query(&mut self, text: &str, segment: u64) -> Result<Action, RelayEnd> {
+        self.seq += 1;
+        self.ends += 1;
+        // A simple query drops the unnamed statement and portal.
+        self.names.close_statement("");
+        self.names.close_portal("");
+        let decision = self.check_statement(CommandKind::SimpleQuery, text, segment);
+        let shared = self.shared;
+        let mut decision = self
+            .gate
+            .resolve(decision, self.recording.session_id, |text| {
+                send_notice(shared, &text)
+            })
+            .await;
+        self.record(
+            "query",
+            text,
+            None,
+            &decision,
+            decision.core.mask.as_deref(),
+        );
+        let prepares = if decision.core.verdict == GateVerdict::Forward {
+            let definitions = std::mem::take(&mut decision.prepares);
+            apply_effects(
+                &mut self.names,
+                &mut self.cursors,
+                &decision.effects,
+                decision.touches_cursors,
+                definitions,
+                &decision.declares,
+                segment,
+            )?
+        } else {
+            Vec::new()
+        };
+        self.pending.push(Pending::Simple {
+            seq: self.seq,
+            started: self.now,
+            mask: decision.core.mask.clone(),
+            prepares,
+            segment,
+            copy: crate::copy_format::copy_outputs(text),
+        });
+        Ok(Action::Command {
+            kind: CommandKind::SimpleQuery,
+            verdict: decision.core.verdict,
+            prefix: None,
+        })
+    }
+
+    /// A `Parse`: decided now, its decision carried to each execution.
+    fn on_parse(&mut self, name: &str, query: &str, segment: u64) -> Result<Action, RelayEnd> {
+        self.seq += 1;
+        let mut decision = self.check_statement(CommandKind::Parse, query, segment);
+        // Preparing runs nothing: a statement held for review is prepared,
+        // and each execution reviewed with the values bound to it.
+        if decision.core.review.is_some() {
+            decision.core.verdict = GateVerdict::Forward;
+        }
+        self.record(
+            "parse",
+            query,
+            None,
+            &decision,
+            decision.core.mask.as_deref(),
+        );
+        if decision.core.verdict == GateVerdict::Forward {
+            let prepared = Prepared {
+                text: query.into(),
+                class: None,
+                decided: Some(Arc::new(Decided::of(&decision, query))),
+                described: false,
+            };
+            let id = self
+                .names
+                .define_statement(name, prepared, segment)
+                .map_err(too_many)?;
+            self.pending.push(Pending::Parse {
+                name: name.to_string(),
+                id,
+            });
+        } else {
+            self.names.close_statement(name);
+        }
+        Ok(Action::Command {
+            kind: CommandKind::Parse,
+            verdict: decision.core.verdict,
+            prefix: None,
+        })
+    }
+
+    /// A `Bind`: forwarded when it binds a statement the gateway knows;
+    /// refused otherwise.
+    fn on_bind(
+        &mut self,
+        portal: &str,
+        statement: &str,
+        parameters: usize,
+        result_formats: Vec<i16>,
+        frame: &airlock_pg::Frame,
+        segment: u64,
+    ) -> Result<Action, RelayEnd> {
+        let (answered, _) = answered_view(&mut self.names, self.shared);
+        let recorded = self.recording.recorder.is_some();
+        let bound = match self.names.statement(statement, segment, answered) {
+            Lookup::Ready(prepared) => Some(Portal {
+                statement: statement.to_string(),
+                text: Arc::clone(&prepared.text),
+                decided: prepared.decided.clone(),
+                // Kept only where the values are recorded or reviewed.
+                bind: if recorded || prepared.decided.as_ref().is_none_or(|d| d.review.is_some()) {
+                    frame.as_bytes().get(5..).unwrap_or_default().to_vec()
+                } else {
+                    Vec::new()
+                },
+                parameters,
+                result_formats,
+                described: prepared.described,
+            }),
+            Lookup::Wait(_) | Lookup::Missing => None,
+        };
+        if let Some(value) = bound {
+            self.cursors.remove(portal);
+            let id = self
+                .names
+                .bind_portal(portal, value, segment)
+                .map_err(too_many)?;
+            self.pending.push(Pending::Bind {
+                portal: portal.to_string(),
+                id,
+            });
+            return Ok(Action::Forward);
+        }
+        self.names.close_portal(portal);
+        self.seq += 1;
+        let decision = unknown_name(
+            Object::PreparedStatement,
+            format!(
+                "airlock: prepared statement \"{statement}\" is not known to the gateway: \
+                 prepare it with Parse (or PREPARE) through airlock, and check that it was not \
+                 rejected or closed"
+            ),
+        );
+        self.record("bind", statement, None, &decision, None);
+        Ok(Action::Command {
+            kind: CommandKind::Execute,
+            verdict: decision.core.verdict,
+            prefix: None,
+        })
+    }
+
+    /// A `Describe`: its answer gives the layout of the rows to mask.
+    fn on_describe(&mut self, kind: u8, name: &str) {
+        if kind == b'S' {
+            if let Some(prepared) = self.names.statement_mut(name) {
+                prepared.described = true;
+            }
+            self.pending.push(Pending::DescribeStatement {
+                name: name.to_string(),
+            });
+            return;
+        }
+        let statement = match self.names.portal_mut(name) {
+            Some(bound) => {
+                bound.described = true;
+                bound.statement.clone()
+            }
+            // Matches no statement (names have no NUL).
+            None => "\0".to_string(),
+        };
+        if let Some(prepared) = self.names.statement_mut(&statement) {
+            prepared.described = true;
+        }
+        self.pending.push(Pending::DescribePortal {
+            portal: name.to_string(),
+            statement,
+            injected: false,
+        });
+    }
+
+    /// An `Execute`: runs under its statement's decision (decided again
+    /// when that is due), its own rate limits and its own review.
+    async fn on_execute(&mut self, portal: &str, segment: u64) -> Result<Action, RelayEnd> {
+        self.seq += 1;
+        let (answered, ended_outside) = answered_view(&mut self.names, self.shared);
+        let live = self.gate.live_version();
+        let found = match self.names.portal(portal, segment, answered, ended_outside) {
+            Lookup::Ready(bound) => Some(Execution {
+                text: Arc::clone(&bound.text),
+                decided: bound.decided.clone(),
+                statement_name: bound.statement.clone(),
+                result_formats: bound.result_formats.clone(),
+                parameters: bound.parameters,
+                described: bound.described,
+            }),
+            Lookup::Wait(_) | Lookup::Missing => None,
+        };
+        let Some(mut execution) = found else {
+            return Ok(self.unknown_portal(portal));
+        };
+        let (decision, decided) =
+            self.decide_execution(&mut execution, portal, segment, answered, live);
+        // The values bound: recorded masked; shown to a reviewer.
+        let (values, unmasked) = match self.names.portal_mut(portal) {
+            Some(bound) => (
+                if self.recording.recorder.is_some() {
+                    bound_values(
+                        &bound.bind,
+                        decided.mask.as_deref(),
+                        self.recording.max_statement_bytes,
+                    )
+                } else {
+                    Vec::new()
+                },
+                if decided.review.is_some() {
+                    bound_values(&bound.bind, None, usize::MAX)
+                } else {
+                    Vec::new()
+                },
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let decision = self
+            .admit_execution(decision, &decided, &execution.text, &unmasked)
+            .await;
+        let mask = decision.core.mask.clone().or_else(|| decided.mask.clone());
+        let bound = Some((execution.parameters, values.as_slice()));
+        self.record(
+            "execute",
+            &execution.text,
+            bound,
+            &decision,
+            mask.as_deref(),
+        );
+        let mut prefix = None;
+        if decision.core.verdict == GateVerdict::Forward {
+            if mask.is_some() && !execution.described {
+                // The rows must be masked by column: learn their layout
+                // first (the answer is not forwarded).
+                let mut describe = Vec::new();
+                frontend::encode_describe(&mut describe, b'P', portal);
+                prefix = Some(describe);
+                self.pending.push(Pending::DescribePortal {
+                    portal: portal.to_string(),
+                    statement: execution.statement_name.clone(),
+                    injected: true,
+                });
+                if let Some(bound) = self.names.portal_mut(portal) {
+                    bound.described = true;
+                }
+            }
+            apply_effects(
+                &mut self.names,
+                &mut self.cursors,
+                &decided.effects,
+                decided.touches_cursors,
+                Vec::new(),
+                &decided.declares,
+                segment,
+            )?;
+        }
+        self.pending.push(Pending::Execute {
+            seq: self.seq,
+            started: self.now,
+            mask,
+            portal: portal.to_string(),
+            statement: execution.statement_name,
+            result_formats: execution.result_formats,
+            copy: crate::copy_format::copy_outputs(&execution.text),
+        });
+        Ok(Action::Command {
+            kind: CommandKind::Execute,
+            verdict: decision.core.verdict,
+            prefix,
+        })
+    }
+
+    /// The refusal of an `Execute` of a portal the gateway cannot vouch for.
+    fn unknown_portal(&mut self, portal: &str) -> Action {
+        let decision = unknown_name(
+            Object::Portal,
+            format!(
+                "airlock: portal \"{portal}\" was not bound through the gateway in this \
+                 transaction: bind it with Bind; SQL cursors are read with FETCH"
+            ),
+        );
+        self.record("execute", portal, None, &decision, None);
+        self.pending.push(Pending::Execute {
+            seq: self.seq,
+            started: self.now,
+            mask: None,
+            portal: portal.to_string(),
+            statement: String::new(),
+            result_formats: Vec::new(),
+            copy: Vec::new(),
+        });
+        Action::Command {
+            kind: CommandKind::Execute,
+            verdict: decision.core.verdict,
+            prefix: None,
+        }
+    }
+
+    /// The decision an execution runs under: its statement's, or a new one
+    /// when the policy version changed or the statement runs an SQL
+    /// `EXECUTE` (decided as a `Parse`: rate limits and reviews then apply
+    /// to this execution in [`Self::admit_execution`]).
+    fn decide_execution(
+        &mut self,
+        execution: &mut Execution,
+        portal: &str,
+        segment: u64,
+        answered: u64,
+        live: i64,
+    ) -> (GateDecision, Arc<Decided>) {
+        let redecide = match &execution.decided {
+            None => true,
+            Some(decided) => decided.again || decided.version != live,
+        };
+        if !redecide {
+            let decided = execution
+                .decided
+                .take()
+                .unwrap_or_else(|| Arc::new(Decided::of(&GateDecision::inherited(), "")));
+            let mut decision = GateDecision::inherited();
+            decision.core.mask = decided.mask.clone();
+            decision.core.version = decided.version;
+            return (decision, decided);
+        }
+        let text = &execution.text;
+        let again = execution
+            .decided
+            .as_ref()
+            .is_none_or(|decided| decided.again);
+        let view = if again {
+            prepared_view(&self.names, &self.cursors, segment, answered)
+        } else {
+            PreparedView::default()
+        };
+        let mut decision = self.gate.check(CommandKind::Parse, text, &view);
+        if decision.core.review.is_some() {
+            decision.core.verdict = GateVerdict::Forward;
+        }
+        let fresh = Arc::new(Decided::of(&decision, text));
+        if !again && decision.core.verdict == GateVerdict::Forward {
+            // Remember the new decision for later executions.
+            if let Some(prepared) = self.names.statement_mut(&execution.statement_name) {
+                if Arc::ptr_eq(&prepared.text, text) {
+                    prepared.decided = Some(Arc::clone(&fresh));
+                }
+            }
+            if let Some(bound) = self.names.portal_mut(portal) {
+                bound.decided = Some(Arc::clone(&fresh));
+            }
+        }
+        (decision, fresh)
+    }
+
+    /// Consumes the execution's rate limits, then holds it for review when
+    /// its statement is reviewed (shown with the values bound).
+    async fn admit_execution(
+        &mut self,
+        mut decision: GateDecision,
+        decided: &Decided,
+        text: &str,
+        unmasked: &[Option<String>],
+    ) -> GateDecision {
+        if decision.core.verdict == GateVerdict::Forward {
+            if let Some(refusal) = self.gate.admit(&decided.rate_limits, decided.version) {
+                decision = refusal;
+            }
+        }
+        if decision.core.verdict == GateVerdict::Forward {
+            if let Some(template) = &decided.review {
+                let review =
+                    self.gate
+                        .review_execution(template, text, unmasked, decided.mask.as_deref());
+                let shared = self.shared;
+                let mut resolved = self
+                    .gate
+                    .resolve(review, self.recording.session_id, |text| {
+                        send_notice(shared, &text)
+                    })
+                    .await;
+                resolved.core.mask = decided.mask.clone();
+                decision = resolved;
+            }
+        }
+        decision
+    }
+
+    /// Audit before forward: one durable write for the whole batch. Gives
+    /// the failure when it could not be written (every command of the batch
+    /// is then refused: fail closed); hands the batch's pending responses
+    /// to the tracker.
+    async fn record_batch(&mut self) -> Option<String> {
+        let mut audit_failure: Option<String> = None;
+        if let Some(recorder) = self.recording.recorder {
+            if !self.events.is_empty() {
+                if let Err(error) = recorder.record(std::mem::take(&mut self.events)).await {
+                    tracing::error!(session = self.recording.session_id, %error, "refusing commands: audit write failed");
+                    audit_failure = Some(error.to_string());
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            if let Ok(mut queue) = self.shared.pending_results.lock() {
+                queue.extend(self.pending.drain(..));
+            }
+        }
+        audit_failure
+    }
+}
+
+/// Writes the recorded batch into `out`: each frame as it came, or, for a
+/// refused command (every command when the record failed), the failing
+/// statement in its place, with the refusal queued for the way back.
+fn forward_batch(
+    out: &mut Vec<u8>,
+    frames: &mut Vec<(airlock_pg::Frame, Action)>,
+    audit_failure: Option<&str>,
+    shared: &Shared,
+    stats: &RelayStats,
+) {
+    for (frame, action) in frames.drain(..) {
+        let (kind, verdict) = match action {
+            Action::Forward => {
+                if frame.tag() == frontend::tag::SYNC {
+                    shared.segments_sent.fetch_add(1, Ordering::AcqRel);
+                }
+                out.extend_from_slice(frame.as_bytes());
+                continue;
+            }
+            Action::Command {
+                kind,
+                verdict,
+                prefix,
+            } => {
+                if let Some(prefix) = prefix {
+                    out.extend_from_slice(&prefix);
+                }
+                match (audit_failure, verdict) {
+                    (Some(failure), _) => (
+                        kind,
+                        GateVerdict::Refuse(Refusal::RecordingUnavailable {
+                            message: format!("airlock: command refused: {failure}"),
+                        }),
+                    ),
+                    (None, verdict) => (kind, verdict),
+                }
+            }
+        };
+        stats.commands.fetch_add(1, Ordering::Relaxed);
+        match (kind, verdict) {
+            (CommandKind::SimpleQuery, GateVerdict::Forward) => {
+                shared.segments_sent.fetch_add(1, Ordering::AcqRel);
+                out.extend_from_slice(frame.as_bytes());
+            }
+            (CommandKind::SimpleQuery, GateVerdict::Refuse(error)) => {
+                let segment = shared.segments_sent.fetch_add(1, Ordering::AcqRel) + 1;
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                queue_refusal(shared, segment, errors::refusal(&error));
+                frontend::encode_query(out, &shared.marker);
+            }
+            (_, GateVerdict::Forward) => out.extend_from_slice(frame.as_bytes()),
+            (_, GateVerdict::Refuse(error)) => {
+                // The segment ends at the next Sync. A Parse that fails
+                // creates nothing, so the marker name is harmless.
+                let segment = shared.segments_sent.load(Ordering::Acquire) + 1;
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                queue_refusal(shared, segment, errors::refusal(&error));
+                frontend::encode_parse(out, &shared.marker, &shared.marker);
+            }
+        }
+    }
+}
+
+/// The client half: decodes whole frames, decides each batch (see
+/// [`ClientHalf`]), records it, then forwards it.
 async fn client_to_upstream<CR, UW>(
     client_read: &mut CR,
     mut buf: BytesMut,
     upstream_write: &mut UW,
-    gate: &mut CommandGate,
-    shared: &Shared,
+    half: &mut ClientHalf<'_, '_>,
     stats: &RelayStats,
     max_message_bytes: usize,
-    recording: &RecordingContext<'_>,
 ) -> RelayEnd
 where
     CR: AsyncRead + Unpin + ?Sized,
     UW: AsyncWrite + Unpin + ?Sized,
 {
+    let shared = half.shared;
     let decoder = FrameDecoder::new(max_message_bytes);
     let mut out: Vec<u8> = Vec::with_capacity(8192);
     let mut frames = Vec::new();
-    let mut events: Vec<NewEvent> = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
-    // What the server holds under each statement and portal name, as far
-    // as the gateway can vouch for it (see `names`).
-    let mut names = SessionNames::new();
-    let mut cursors = Cursors::new();
-    // Segment-ending messages (`Query`, `Sync`) decoded so far: a message
-    // belongs to segment `ends + 1`.
-    let mut ends: u64 = 0;
     // A frame taken off the buffer that must wait for the upstream's answer
     // to earlier segments before it can be decided.
     let mut held: Option<airlock_pg::Frame> = None;
-    let mut seq: u64 = 0;
     loop {
         out.clear();
         frames.clear();
-        events.clear();
-        pending.clear();
+        half.events.clear();
+        half.pending.clear();
         let mut terminate = false;
-        let now = Instant::now();
+        half.now = Instant::now();
         loop {
             let frame = match held.take() {
                 Some(frame) => frame,
@@ -556,13 +1193,13 @@ where
                     Err(error) => return RelayEnd::ClientProtocolError(error.to_string()),
                 },
             };
-            let segment = ends + 1;
+            let segment = half.ends + 1;
             let action = {
                 let message = match decode_frontend(&frame) {
                     Ok(message) => message,
                     Err(error) => return RelayEnd::ClientProtocolError(error.to_string()),
                 };
-                if let Some(until) = must_wait(&message, &mut names, segment, shared) {
+                if let Some(until) = must_wait(&message, &mut half.names, segment, shared) {
                     if frames.is_empty() {
                         // Everything before it is forwarded: wait here.
                         wait_answered(shared, until).await;
@@ -574,438 +1211,14 @@ where
                     break;
                 }
                 match message {
-                    FrontendMessage::Query { text } => {
-                        let text: &str = &text;
-                        seq += 1;
-                        ends += 1;
-                        // A simple query drops the unnamed statement and portal.
-                        names.close_statement("");
-                        names.close_portal("");
-                        let view = if crate::gate::decided_again_at_execute(text) {
-                            let (answered, _) = answered_view(&mut names, shared);
-                            prepared_view(&names, &cursors, segment, answered)
-                        } else {
-                            PreparedView::default()
-                        };
-                        let decision = gate.check(CommandKind::SimpleQuery, text, &view);
-                        let mut decision = gate
-                            .resolve(decision, recording.session_id, |text| {
-                                send_notice(shared, &text)
-                            })
-                            .await;
-                        if recording.recorder.is_some() {
-                            events.push(command_event(
-                                recording,
-                                seq,
-                                "query",
-                                text,
-                                None,
-                                &decision,
-                                decision.core.mask.as_deref(),
-                            ));
-                        }
-                        let prepares = if decision.core.verdict == GateVerdict::Forward {
-                            let definitions = std::mem::take(&mut decision.prepares);
-                            match apply_effects(
-                                &mut names,
-                                &mut cursors,
-                                &decision.effects,
-                                decision.touches_cursors,
-                                definitions,
-                                &decision.declares,
-                                segment,
-                            ) {
-                                Ok(created) => created,
-                                Err(end) => return end,
-                            }
-                        } else {
-                            Vec::new()
-                        };
-                        pending.push(Pending::Simple {
-                            seq,
-                            started: now,
-                            mask: decision.core.mask.clone(),
-                            prepares,
-                            segment,
-                            copy: crate::copy_format::copy_outputs(text),
-                        });
-                        Action::Command {
-                            kind: CommandKind::SimpleQuery,
-                            verdict: decision.core.verdict,
-                            prefix: None,
-                        }
-                    }
-                    FrontendMessage::Parse { name, query, .. } => {
-                        let query: &str = &query;
-                        seq += 1;
-                        let view = if crate::gate::decided_again_at_execute(query) {
-                            let (answered, _) = answered_view(&mut names, shared);
-                            prepared_view(&names, &cursors, segment, answered)
-                        } else {
-                            PreparedView::default()
-                        };
-                        let mut decision = gate.check(CommandKind::Parse, query, &view);
-                        // Preparing runs nothing: a statement held for
-                        // review is prepared, and each execution reviewed
-                        // with the values bound to it.
-                        if decision.core.review.is_some() {
-                            decision.core.verdict = GateVerdict::Forward;
-                        }
-                        if recording.recorder.is_some() {
-                            events.push(command_event(
-                                recording,
-                                seq,
-                                "parse",
-                                query,
-                                None,
-                                &decision,
-                                decision.core.mask.as_deref(),
-                            ));
-                        }
-                        if decision.core.verdict == GateVerdict::Forward {
-                            let prepared = Prepared {
-                                text: query.into(),
-                                class: None,
-                                decided: Some(Arc::new(Decided::of(&decision, query))),
-                                described: false,
-                            };
-                            let id = match names.define_statement(name, prepared, segment) {
-                                Ok(id) => id,
-                                Err(full) => return too_many(full),
-                            };
-                            pending.push(Pending::Parse {
-                                name: name.to_string(),
-                                id,
-                            });
-                        } else {
-                            names.close_statement(name);
-                        }
-                        Action::Command {
-                            kind: CommandKind::Parse,
-                            verdict: decision.core.verdict,
-                            prefix: None,
-                        }
-                    }
-                    FrontendMessage::Bind {
-                        portal,
-                        statement,
-                        parameters,
-                        result_formats,
-                    } => {
-                        let (answered, _) = answered_view(&mut names, shared);
-                        let bound = match names.statement(statement, segment, answered) {
-                            Lookup::Ready(prepared) => Some(Portal {
-                                statement: statement.to_string(),
-                                text: Arc::clone(&prepared.text),
-                                decided: prepared.decided.clone(),
-                                // Kept only where the values are recorded or reviewed.
-                                bind: if recording.recorder.is_some()
-                                    || prepared.decided.as_ref().is_none_or(|d| d.review.is_some())
-                                {
-                                    frame.as_bytes().get(5..).unwrap_or_default().to_vec()
-                                } else {
-                                    Vec::new()
-                                },
-                                parameters,
-                                result_formats,
-                                described: prepared.described,
-                            }),
-                            Lookup::Wait(_) | Lookup::Missing => None,
-                        };
-                        match bound {
-                            Some(value) => {
-                                cursors.remove(portal);
-                                let id = match names.bind_portal(portal, value, segment) {
-                                    Ok(id) => id,
-                                    Err(full) => return too_many(full),
-                                };
-                                pending.push(Pending::Bind {
-                                    portal: portal.to_string(),
-                                    id,
-                                });
-                                Action::Forward
-                            }
-                            None => {
-                                names.close_portal(portal);
-                                seq += 1;
-                                let decision = unknown_name(
-                                    Object::PreparedStatement,
-                                    format!(
-                                        "airlock: prepared statement \"{statement}\" is not known to the gateway: \
-                                         prepare it with Parse (or PREPARE) through airlock, and check that it was not \
-                                         rejected or closed"
-                                    ),
-                                );
-                                if recording.recorder.is_some() {
-                                    events.push(command_event(
-                                        recording, seq, "bind", statement, None, &decision, None,
-                                    ));
-                                }
-                                Action::Command {
-                                    kind: CommandKind::Execute,
-                                    verdict: decision.core.verdict,
-                                    prefix: None,
-                                }
-                            }
-                        }
-                    }
-                    FrontendMessage::Describe { kind, name } => {
-                        if kind == b'S' {
-                            if let Some(prepared) = names.statement_mut(name) {
-                                prepared.described = true;
-                            }
-                            pending.push(Pending::DescribeStatement {
-                                name: name.to_string(),
-                            });
-                        } else {
-                            let statement = match names.portal_mut(name) {
-                                Some(bound) => {
-                                    bound.described = true;
-                                    bound.statement.clone()
-                                }
-                                // Matches no statement (names have no NUL).
-                                None => "\0".to_string(),
-                            };
-                            if let Some(prepared) = names.statement_mut(&statement) {
-                                prepared.described = true;
-                            }
-                            pending.push(Pending::DescribePortal {
-                                portal: name.to_string(),
-                                statement,
-                                injected: false,
-                            });
-                        }
-                        Action::Forward
-                    }
-                    FrontendMessage::Execute { portal, .. } => 'execute: {
-                        seq += 1;
-                        let (answered, ended_outside) = answered_view(&mut names, shared);
-                        let live = gate.live_version();
-                        let found = match names.portal(portal, segment, answered, ended_outside) {
-                            Lookup::Ready(bound) => Some((
-                                Arc::clone(&bound.text),
-                                bound.decided.clone(),
-                                bound.statement.clone(),
-                                bound.result_formats.clone(),
-                                bound.parameters,
-                                bound.described,
-                            )),
-                            Lookup::Wait(_) | Lookup::Missing => None,
-                        };
-                        let Some((
-                            text,
-                            decided,
-                            statement_name,
-                            result_formats,
-                            parameters,
-                            described,
-                        )) = found
-                        else {
-                            let decision = unknown_name(
-                                Object::Portal,
-                                format!(
-                                    "airlock: portal \"{portal}\" was not bound through the gateway in this \
-                                     transaction: bind it with Bind; SQL cursors are read with FETCH"
-                                ),
-                            );
-                            if recording.recorder.is_some() {
-                                events.push(command_event(
-                                    recording, seq, "execute", portal, None, &decision, None,
-                                ));
-                            }
-                            pending.push(Pending::Execute {
-                                seq,
-                                started: now,
-                                mask: None,
-                                portal: portal.to_string(),
-                                statement: String::new(),
-                                result_formats: Vec::new(),
-                                copy: Vec::new(),
-                            });
-                            break 'execute Action::Command {
-                                kind: CommandKind::Execute,
-                                verdict: decision.core.verdict,
-                                prefix: None,
-                            };
-                        };
-                        // Decide what this execution may do.
-                        let redecide = match &decided {
-                            None => true,
-                            Some(decided) => decided.again || decided.version != live,
-                        };
-                        let (decision, decided) = if redecide {
-                            let again = decided.as_ref().is_none_or(|decided| decided.again);
-                            let view = if again {
-                                prepared_view(&names, &cursors, segment, answered)
-                            } else {
-                                PreparedView::default()
-                            };
-                            // Decided as a Parse: rate limits and reviews
-                            // then apply to this execution below.
-                            let mut decision = gate.check(CommandKind::Parse, &text, &view);
-                            if decision.core.review.is_some() {
-                                decision.core.verdict = GateVerdict::Forward;
-                            }
-                            let fresh = Arc::new(Decided::of(&decision, &text));
-                            if !again && decision.core.verdict == GateVerdict::Forward {
-                                // Remember the new decision for later executions.
-                                if let Some(prepared) = names.statement_mut(&statement_name) {
-                                    if Arc::ptr_eq(&prepared.text, &text) {
-                                        prepared.decided = Some(Arc::clone(&fresh));
-                                    }
-                                }
-                                if let Some(bound) = names.portal_mut(portal) {
-                                    bound.decided = Some(Arc::clone(&fresh));
-                                }
-                            }
-                            (decision, fresh)
-                        } else {
-                            let decided = decided.unwrap_or_else(|| {
-                                Arc::new(Decided::of(&GateDecision::inherited(), ""))
-                            });
-                            let mut decision = GateDecision::inherited();
-                            decision.core.mask = decided.mask.clone();
-                            decision.core.version = decided.version;
-                            (decision, decided)
-                        };
-                        let mut decision = decision;
-                        // The values bound: recorded masked; shown to a reviewer.
-                        let (values, unmasked) = match names.portal_mut(portal) {
-                            Some(bound) => (
-                                if recording.recorder.is_some() {
-                                    bound_values(
-                                        &bound.bind,
-                                        decided.mask.as_deref(),
-                                        recording.max_statement_bytes,
-                                    )
-                                } else {
-                                    Vec::new()
-                                },
-                                if decided.review.is_some() {
-                                    bound_values(&bound.bind, None, usize::MAX)
-                                } else {
-                                    Vec::new()
-                                },
-                            ),
-                            None => (Vec::new(), Vec::new()),
-                        };
-                        if decision.core.verdict == GateVerdict::Forward {
-                            if let Some(refusal) = gate.admit(&decided.rate_limits, decided.version)
-                            {
-                                decision = refusal;
-                            }
-                        }
-                        if decision.core.verdict == GateVerdict::Forward {
-                            if let Some(template) = &decided.review {
-                                let review = gate.review_execution(
-                                    template,
-                                    &text,
-                                    &unmasked,
-                                    decided.mask.as_deref(),
-                                );
-                                let mut resolved = gate
-                                    .resolve(review, recording.session_id, |text| {
-                                        send_notice(shared, &text)
-                                    })
-                                    .await;
-                                resolved.core.mask = decided.mask.clone();
-                                decision = resolved;
-                            }
-                        }
-                        let mask = decision.core.mask.clone().or_else(|| decided.mask.clone());
-                        if recording.recorder.is_some() {
-                            events.push(command_event(
-                                recording,
-                                seq,
-                                "execute",
-                                &text,
-                                Some((parameters, &values)),
-                                &decision,
-                                mask.as_deref(),
-                            ));
-                        }
-                        let mut prefix = None;
-                        if decision.core.verdict == GateVerdict::Forward {
-                            if mask.is_some() && !described {
-                                // The rows must be masked by column: learn
-                                // their layout first (the answer is not
-                                // forwarded).
-                                let mut describe = Vec::new();
-                                frontend::encode_describe(&mut describe, b'P', portal);
-                                prefix = Some(describe);
-                                pending.push(Pending::DescribePortal {
-                                    portal: portal.to_string(),
-                                    statement: statement_name.clone(),
-                                    injected: true,
-                                });
-                                if let Some(bound) = names.portal_mut(portal) {
-                                    bound.described = true;
-                                }
-                            }
-                            if let Err(end) = apply_effects(
-                                &mut names,
-                                &mut cursors,
-                                &decided.effects,
-                                decided.touches_cursors,
-                                Vec::new(),
-                                &decided.declares,
-                                segment,
-                            ) {
-                                return end;
-                            }
-                        }
-                        pending.push(Pending::Execute {
-                            seq,
-                            started: now,
-                            mask,
-                            portal: portal.to_string(),
-                            statement: statement_name,
-                            result_formats,
-                            copy: crate::copy_format::copy_outputs(&text),
-                        });
-                        Action::Command {
-                            kind: CommandKind::Execute,
-                            verdict: decision.core.verdict,
-                            prefix,
-                        }
-                    }
-                    FrontendMessage::Close { kind, name } => {
-                        if kind == b'S' {
-                            names.close_statement(name);
-                        } else {
-                            names.close_portal(name);
-                        }
-                        Action::Forward
-                    }
-                    FrontendMessage::Sync => {
-                        ends += 1;
-                        pending.push(Pending::Sync { segment });
-                        // The unnamed portal does not outlive its segment.
-                        names.close_portal("");
-                        Action::Forward
-                    }
                     FrontendMessage::Terminate => {
                         terminate = true;
                         Action::Forward
                     }
-                    FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
-                        pending.push(Pending::CopyEnd);
-                        Action::Forward
-                    }
-                    FrontendMessage::FunctionCall => {
-                        // The fastpath interface calls functions by OID and
-                        // bypasses statement classification: refuse it.
-                        return RelayEnd::ClientProtocolError(
-                            "the function call (fastpath) protocol is not allowed through airlock"
-                                .into(),
-                        );
-                    }
-                    FrontendMessage::PasswordOrSasl => {
-                        return RelayEnd::ClientProtocolError(
-                            "unexpected authentication message".into(),
-                        );
-                    }
-                    _ => Action::Forward,
+                    message => match half.on_message(message, &frame, segment).await {
+                        Ok(action) => action,
+                        Err(end) => return end,
+                    },
                 }
             };
             frames.push((frame, action));
@@ -1014,74 +1227,14 @@ where
             }
         }
 
-        // Audit before forward: one durable write for the whole batch. If it
-        // fails, every command of the batch is refused (fail closed).
-        let mut audit_failure: Option<String> = None;
-        if let Some(recorder) = recording.recorder {
-            if !events.is_empty() {
-                if let Err(error) = recorder.record(std::mem::take(&mut events)).await {
-                    tracing::error!(session = recording.session_id, %error, "refusing commands: audit write failed");
-                    audit_failure = Some(error.to_string());
-                }
-            }
-        }
-        if !pending.is_empty() {
-            if let Ok(mut queue) = shared.pending_results.lock() {
-                queue.extend(pending.drain(..));
-            }
-        }
-
-        for (frame, action) in frames.drain(..) {
-            let (kind, verdict) = match action {
-                Action::Forward => {
-                    if frame.tag() == frontend::tag::SYNC {
-                        shared.segments_sent.fetch_add(1, Ordering::AcqRel);
-                    }
-                    out.extend_from_slice(frame.as_bytes());
-                    continue;
-                }
-                Action::Command {
-                    kind,
-                    verdict,
-                    prefix,
-                } => {
-                    if let Some(prefix) = prefix {
-                        out.extend_from_slice(&prefix);
-                    }
-                    match (&audit_failure, verdict) {
-                        (Some(failure), _) => (
-                            kind,
-                            GateVerdict::Refuse(Refusal::RecordingUnavailable {
-                                message: format!("airlock: command refused: {failure}"),
-                            }),
-                        ),
-                        (None, verdict) => (kind, verdict),
-                    }
-                }
-            };
-            stats.commands.fetch_add(1, Ordering::Relaxed);
-            match (kind, verdict) {
-                (CommandKind::SimpleQuery, GateVerdict::Forward) => {
-                    shared.segments_sent.fetch_add(1, Ordering::AcqRel);
-                    out.extend_from_slice(frame.as_bytes());
-                }
-                (CommandKind::SimpleQuery, GateVerdict::Refuse(error)) => {
-                    let segment = shared.segments_sent.fetch_add(1, Ordering::AcqRel) + 1;
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
-                    queue_refusal(shared, segment, errors::refusal(&error));
-                    frontend::encode_query(&mut out, &shared.marker);
-                }
-                (_, GateVerdict::Forward) => out.extend_from_slice(frame.as_bytes()),
-                (_, GateVerdict::Refuse(error)) => {
-                    // The segment ends at the next Sync. A Parse that fails
-                    // creates nothing, so the marker name is harmless.
-                    let segment = shared.segments_sent.load(Ordering::Acquire) + 1;
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
-                    queue_refusal(shared, segment, errors::refusal(&error));
-                    frontend::encode_parse(&mut out, &shared.marker, &shared.marker);
-                }
-            }
-        }
+        let audit_failure = half.record_batch().await;
+        forward_batch(
+            &mut out,
+            &mut frames,
+            audit_failure.as_deref(),
+            shared,
+            stats,
+        );
         if !out.is_empty() {
             if let Err(error) = upstream_write.write_all(&out).await {
                 return RelayEnd::Io(error.to_string());
@@ -1227,29 +1380,188 @@ fn queue_refusal(shared: &Shared, segment: u64, error: ErrorFields) {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the relay's context, passed down once
+/// The upstream half's state across reads: the tracker, the results it
+/// finished, and whether the upstream's last word was a FATAL error.
+struct UpstreamHalf<'a, 'r> {
+    shared: &'a Shared,
+    recording: &'a RecordingContext<'r>,
+    tracker: ResultTracker,
+    finished: Vec<CommandResult>,
+    /// The upstream's last word was a FATAL error, relayed as it came: the
+    /// client needs no second one from the gateway when the connection
+    /// ends.
+    fatal_relayed: bool,
+}
+
+impl<'a, 'r> UpstreamHalf<'a, 'r> {
+    fn new(shared: &'a Shared, recording: &'a RecordingContext<'r>) -> Self {
+        Self {
+            shared,
+            recording,
+            tracker: ResultTracker::new(recording.sample_rows, recording.sample_bytes),
+            finished: Vec::new(),
+            fatal_relayed: false,
+        }
+    }
+
+    /// Scans the whole frames at the start of `buf` (after `passthrough`
+    /// bytes of a frame already partly forwarded), collecting in `out` what
+    /// to forward where a frame is replaced. Answers how far `buf` is
+    /// forwarded and from where `out` lacks its rest.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        passthrough: &mut usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, usize), RelayEnd> {
+        let mut position = (*passthrough).min(buf.len());
+        *passthrough -= position;
+        let mut copied_until = 0usize;
+        while position < buf.len() {
+            let rest = buf.get(position..).unwrap_or_default();
+            let (tag, total) = match peek_frame(rest, MAX_UPSTREAM_INSPECTED_BYTES) {
+                Ok(Some(header)) => header,
+                Ok(None) => break,
+                Err(error) => return Err(RelayEnd::UpstreamProtocolError(error.to_string())),
+            };
+            if rest.len() < total {
+                let streamable = self
+                    .shared
+                    .pending_results
+                    .lock()
+                    .map(|queue| self.tracker.may_stream(tag, &queue))
+                    .unwrap_or(false);
+                if streamable {
+                    // Stream a large row or COPY chunk on without holding it.
+                    *passthrough = total - rest.len();
+                    position = buf.len();
+                }
+                break;
+            }
+            let frame_end = position + total;
+            let frame = rest.get(..total).unwrap_or_default();
+            if let Some(replacement) = self.on_frame(tag, frame)? {
+                out.extend_from_slice(buf.get(copied_until..position).unwrap_or_default());
+                out.extend_from_slice(&replacement);
+                copied_until = frame_end;
+            }
+            position = frame_end;
+        }
+        Ok((position, copied_until))
+    }
+
+    /// Inspects one whole frame: what to forward in its place, if anything
+    /// (a refusal's error, a masked row).
+    fn on_frame(&mut self, tag: u8, frame: &[u8]) -> Result<Option<Vec<u8>>, RelayEnd> {
+        let shared = self.shared;
+        let mut replacement: Option<Vec<u8>> = None;
+        match tag {
+            backend::tag::PARAMETER_STATUS => {
+                if let Some(encoding) = reported_client_encoding(frame) {
+                    if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
+                        // However it was changed, the gateway would no
+                        // longer read statements as the server does.
+                        return Err(RelayEnd::Killed(format!(
+                            "the session's client_encoding became \"{encoding}\", which the gateway does not support"
+                        )));
+                    }
+                }
+            }
+            backend::tag::ERROR_RESPONSE if shared.has_pending.load(Ordering::Acquire) => {
+                if let Some(error) = take_refusal(shared, frame.get(5..).unwrap_or_default()) {
+                    let mut refusal = Vec::new();
+                    encode_error(&mut refusal, &error);
+                    replacement = Some(refusal);
+                }
+            }
+            _ => {}
+        }
+        if tag == backend::tag::ERROR_RESPONSE && replacement.is_none() {
+            self.fatal_relayed = is_fatal(frame);
+        }
+        if tracked(tag) {
+            let Ok(mut queue) = shared.pending_results.lock() else {
+                return Err(RelayEnd::UpstreamProtocolError(
+                    "internal state poisoned".into(),
+                ));
+            };
+            let seen = replacement.as_deref().unwrap_or(frame);
+            match self.tracker.on_frame(seen, &mut queue, &mut self.finished) {
+                Ok(Some(masked)) => replacement = Some(masked),
+                Ok(None) => {}
+                Err(error) => return Err(RelayEnd::UpstreamProtocolError(error.0)),
+            }
+        }
+        if tag == backend::tag::READY_FOR_QUERY {
+            self.segment_answered(frame);
+        }
+        Ok(replacement)
+    }
+
+    /// A `ReadyForQuery`: counted only after the tracker reported what the
+    /// segment's server rejected (the request side reads the count, then
+    /// the failures).
+    fn segment_answered(&mut self, frame: &[u8]) {
+        let shared = self.shared;
+        let failed = self.tracker.take_failed();
+        if !failed.is_empty() {
+            if let Ok(mut failures) = shared.failures.lock() {
+                failures.extend(failed);
+                shared.has_failures.store(true, Ordering::Release);
+            }
+        }
+        let done = self.tracker.answered();
+        if frame.get(5).copied() != Some(b'T') {
+            shared.ended_outside.store(done, Ordering::Release);
+        }
+        shared.segments_done.store(done, Ordering::Release);
+        shared.answered.notify_waiters();
+        if shared.has_pending.load(Ordering::Acquire) {
+            drop_finished_refusals(shared, done);
+        }
+    }
+
+    /// Records the results finished so far (they ride along with the next
+    /// journal write).
+    async fn record_finished(&mut self) {
+        if self.finished.is_empty() {
+            return;
+        }
+        if let Some(recorder) = self.recording.recorder {
+            let recording = self.recording;
+            let events = self
+                .finished
+                .drain(..)
+                .map(|result| result_event(recording, &result))
+                .collect();
+            recorder.record_later(events).await;
+        } else {
+            self.finished.clear();
+        }
+    }
+}
+
+/// The upstream half: scans frame headers and forwards whole buffers, with
+/// the frames that must change (see [`UpstreamHalf::on_frame`]) replaced;
+/// writes the notices the client half queues; ends the session when it is
+/// killed, revoked or expires.
 async fn upstream_to_client<UR, CW>(
     upstream_read: &mut UR,
     mut buf: BytesMut,
     client_write: &mut CW,
     kill: &mut watch::Receiver<Option<String>>,
     deadline: Option<(tokio::time::Instant, Expiry)>,
-    shared: &Shared,
+    half: &mut UpstreamHalf<'_, '_>,
     stats: &RelayStats,
-    recording: &RecordingContext<'_>,
 ) -> RelayEnd
 where
     UR: AsyncRead + Unpin + ?Sized,
     CW: AsyncWrite + Unpin + ?Sized,
 {
+    let shared = half.shared;
     // Bytes of a frame already partly forwarded that still pass unparsed.
     let mut passthrough: usize = 0;
-    // The upstream's last word was a FATAL error, relayed as it came: the
-    // client needs no second one from the gateway when the connection ends.
-    let mut fatal_relayed = false;
     let mut out: Vec<u8> = Vec::new();
-    let mut tracker = ResultTracker::new(recording.sample_rows, recording.sample_bytes);
-    let mut finished: Vec<CommandResult> = Vec::new();
     let expiry = async {
         match deadline {
             Some((deadline, _)) => tokio::time::sleep_until(deadline).await,
@@ -1259,99 +1571,11 @@ where
     tokio::pin!(expiry);
     loop {
         if !buf.is_empty() {
-            let mut position = passthrough.min(buf.len());
-            passthrough -= position;
-            let mut copied_until = 0usize;
             out.clear();
-            while position < buf.len() {
-                let rest = buf.get(position..).unwrap_or_default();
-                let (tag, total) = match peek_frame(rest, MAX_UPSTREAM_INSPECTED_BYTES) {
-                    Ok(Some(header)) => header,
-                    Ok(None) => break,
-                    Err(error) => return RelayEnd::UpstreamProtocolError(error.to_string()),
-                };
-                if rest.len() < total {
-                    let streamable = shared
-                        .pending_results
-                        .lock()
-                        .map(|queue| tracker.may_stream(tag, &queue))
-                        .unwrap_or(false);
-                    if streamable {
-                        // Stream a large row or COPY chunk on without holding it.
-                        passthrough = total - rest.len();
-                        position = buf.len();
-                    }
-                    break;
-                }
-                let frame_end = position + total;
-                let frame = rest.get(..total).unwrap_or_default();
-                let mut replacement: Option<Vec<u8>> = None;
-                match tag {
-                    backend::tag::PARAMETER_STATUS => {
-                        if let Some(encoding) = reported_client_encoding(frame) {
-                            if !airlock_pg::encoding::is_ascii_safe_encoding(encoding) {
-                                // However it was changed, the gateway would no
-                                // longer read statements as the server does.
-                                return RelayEnd::Killed(format!(
-                                    "the session's client_encoding became \"{encoding}\", which the gateway does not support"
-                                ));
-                            }
-                        }
-                    }
-                    backend::tag::ERROR_RESPONSE if shared.has_pending.load(Ordering::Acquire) => {
-                        if let Some(error) =
-                            take_refusal(shared, frame.get(5..).unwrap_or_default())
-                        {
-                            let mut refusal = Vec::new();
-                            encode_error(&mut refusal, &error);
-                            replacement = Some(refusal);
-                        }
-                    }
-                    _ => {}
-                }
-                if tag == backend::tag::ERROR_RESPONSE && replacement.is_none() {
-                    fatal_relayed = is_fatal(frame);
-                }
-                if tracked(tag) {
-                    let Ok(mut queue) = shared.pending_results.lock() else {
-                        return RelayEnd::UpstreamProtocolError("internal state poisoned".into());
-                    };
-                    let seen = replacement.as_deref().unwrap_or(frame);
-                    match tracker.on_frame(seen, &mut queue, &mut finished) {
-                        Ok(Some(masked)) => replacement = Some(masked),
-                        Ok(None) => {}
-                        Err(error) => return RelayEnd::UpstreamProtocolError(error.0),
-                    }
-                }
-                if tag == backend::tag::READY_FOR_QUERY {
-                    // Counted only after the tracker reported what the
-                    // segment's server rejected: the request side reads the
-                    // count, then the failures.
-                    let failed = tracker.take_failed();
-                    if !failed.is_empty() {
-                        if let Ok(mut failures) = shared.failures.lock() {
-                            failures.extend(failed);
-                            shared.has_failures.store(true, Ordering::Release);
-                        }
-                    }
-                    let done = tracker.answered();
-                    if frame.get(5).copied() != Some(b'T') {
-                        shared.ended_outside.store(done, Ordering::Release);
-                    }
-                    shared.segments_done.store(done, Ordering::Release);
-                    shared.answered.notify_waiters();
-                    if shared.has_pending.load(Ordering::Acquire) {
-                        drop_finished_refusals(shared, done);
-                    }
-                }
-                if let Some(replacement) = replacement {
-                    out.extend_from_slice(buf.get(copied_until..position).unwrap_or_default());
-                    out.extend_from_slice(&replacement);
-                    copied_until = frame_end;
-                }
-                position = frame_end;
-            }
-            let forwarded = position;
+            let (forwarded, copied_until) = match half.scan(&buf, &mut passthrough, &mut out) {
+                Ok(scanned) => scanned,
+                Err(end) => return end,
+            };
             let write_result = if out.is_empty() {
                 client_write
                     .write_all(buf.get(..forwarded).unwrap_or_default())
@@ -1364,17 +1588,7 @@ where
                 return RelayEnd::Io(error.to_string());
             }
             FrameDecoder::advance(&mut buf, forwarded);
-            if !finished.is_empty() {
-                if let Some(recorder) = recording.recorder {
-                    let events = finished
-                        .drain(..)
-                        .map(|result| result_event(recording, &result))
-                        .collect();
-                    recorder.record_later(events).await;
-                } else {
-                    finished.clear();
-                }
-            }
+            half.record_finished().await;
         }
         tokio::select! {
             biased;
@@ -1401,7 +1615,7 @@ where
                 let _ = client_write.flush().await;
             }
             read = read_more(upstream_read, &mut buf) => match read {
-                Ok(0) if fatal_relayed => return RelayEnd::UpstreamEndedWithError,
+                Ok(0) if half.fatal_relayed => return RelayEnd::UpstreamEndedWithError,
                 Ok(0) => return RelayEnd::UpstreamClosed,
                 Ok(read) => {
                     stats.bytes_from_upstream.fetch_add(read as u64, Ordering::Relaxed);

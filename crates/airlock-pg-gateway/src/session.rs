@@ -4,11 +4,16 @@
 //!    `CancelRequest` (mapped to the upstream's key), `StartupMessage`;
 //! 2. **authenticate**: cleartext password inside TLS = the token, checked by
 //!    [`authenticate_token`], with credential-spraying protection;
-//! 3. **connect**: resolve the connection, decrypt its credential, log in
-//!    upstream;
+//! 3. **admit** (`admit_session`: session limits), then **open the
+//!    upstream** (`open_upstream`: check the startup packet, resolve the
+//!    connection, admit to it (JIT grant), decide the startup settings,
+//!    decrypt the credential, record `session.start`, log in upstream), and
+//!    **greet** the client;
 //! 4. **relay** (see [`crate::relay`]) until either side ends;
 //! 5. **finish**: the one place where how the session ended becomes a
-//!    client-visible error and a `session.end` event.
+//!    client-visible error (`client_error`) and a `session.end` event.
+//!
+//! The phases after authentication share one `SessionContext`.
 
 use bytes::BytesMut;
 use serde_json::json;
@@ -32,13 +37,13 @@ use airlock_store::{now_unix, NewEvent};
 use crate::errors::{fatal, sqlstate};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
-use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelayStats};
-use crate::upstream::{self, UpstreamTarget};
+use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelaySession, RelayStats};
+use crate::upstream::{self, UpstreamConnection, UpstreamTarget};
 use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
 use airlock_core::registry::{
     LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel,
 };
-use airlock_core::state::GatewayState;
+use airlock_core::state::{GatewayState, ResolvedConnection};
 use tracing::Instrument;
 
 /// Largest password message accepted (tokens and JWTs are well below).
@@ -173,20 +178,17 @@ async fn serve_in_span(
             return;
         }
     };
-    if let Err(refusal) = connect_and_relay(
-        &state,
-        stream,
-        buf,
-        &startup,
+    let ctx = SessionContext {
+        state: &state,
+        startup: &startup,
+        authenticated: &authenticated,
+        database: &database,
+        session_id: &session_id,
         peer,
         tls,
-        authenticated,
-        &database,
-        &session_id,
         started,
-    )
-    .await
-    {
+    };
+    if let Err(refusal) = connect_and_relay(&ctx, stream, buf).await {
         tracing::info!(session = %session_id, code = refusal.code, message = %refusal.message, "session refused");
     }
 }
@@ -471,67 +473,154 @@ async fn authenticate(
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the phases' context
-async fn connect_and_relay(
-    state: &Arc<GatewayState>,
-    mut stream: BoxedIo,
-    client_buf: BytesMut,
-    startup: &StartupMessage,
+/// What every phase after authentication knows about the session: passed
+/// by reference to each of them instead of a long argument list.
+struct SessionContext<'a> {
+    state: &'a Arc<GatewayState>,
+    startup: &'a StartupMessage,
+    authenticated: &'a Authenticated,
+    /// The connection the client named (its `database` parameter).
+    database: &'a str,
+    session_id: &'a str,
     peer: SocketAddr,
     tls: bool,
-    authenticated: Authenticated,
-    database: &str,
-    session_id: &str,
     started: Instant,
+}
+
+/// The upstream opened for an admitted session, and what the later phases
+/// need of its connection.
+struct OpenedUpstream {
+    upstream: UpstreamConnection,
+    /// The upstream's address, for cancel requests.
+    address: String,
+    connection_name: String,
+    connection_info: airlock_types::ConnectionInfo,
+    /// When the JIT grant the session was admitted under expires.
+    grant_expires_at: Option<i64>,
+}
+
+/// The phases after authentication: admit, open the upstream, greet the
+/// client, relay, finish.
+async fn connect_and_relay(
+    ctx: &SessionContext<'_>,
+    mut stream: BoxedIo,
+    client_buf: BytesMut,
 ) -> Result<(), Refusal> {
     // Admit: take a slot among the live sessions before anything is opened
     // upstream, so one identity cannot take every upstream connection.
-    let registration =
-        match admit_session(state, &authenticated, database, session_id, peer, tls).await {
-            Ok(registration) => registration,
-            Err(refusal) => {
-                let _ = stream
-                    .write_all(&fatal(refusal.code, refusal.message.clone()))
-                    .await;
-                let _ = stream.shutdown().await;
-                return Err(refusal);
-            }
-        };
-    let result = open_upstream(
-        state,
-        startup,
-        &authenticated,
-        database,
-        session_id,
-        peer,
-        tls,
+    let registration = match admit_session(ctx).await {
+        Ok(registration) => registration,
+        Err(refusal) => return Err(refuse_client(&mut stream, refusal).await),
+    };
+    let opened = match open_upstream(ctx).await {
+        Ok(opened) => opened,
+        Err(refusal) => return Err(refuse_client(&mut stream, refusal).await),
+    };
+    let backend_key = opened.upstream.backend_key;
+    let greeted = greet(
+        ctx,
+        &mut stream,
+        &registration,
+        &opened.upstream.greeting,
+        backend_key,
+        &opened.address,
+    );
+    if greeted.await.is_err() {
+        return Ok(());
+    }
+    tracing::info!(
+        session = %ctx.session_id, identity = %ctx.authenticated.identity.name,
+        connection = %opened.connection_name, client = %ctx.peer, tls = ctx.tls, "session started"
+    );
+
+    let state = ctx.state;
+    let stats = RelayStats::default();
+    let mut gate = CommandGate::new(
+        Arc::clone(state),
+        ctx.authenticated.identity.clone(),
+        opened.connection_info,
+    );
+    let deadline = session_deadline(ctx, opened.grant_expires_at);
+    let mut kill = registration.kill.clone();
+    let (mut client_read, mut client_write) = tokio::io::split(stream);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(opened.upstream.stream);
+    let (end, in_flight) = relay(
+        &mut client_read,
+        client_buf,
+        &mut client_write,
+        &mut upstream_read,
+        opened.upstream.leftover,
+        &mut upstream_write,
+        RelaySession {
+            gate: &mut gate,
+            kill: &mut kill,
+            deadline,
+            stats: &stats,
+            max_message_bytes: state.config.postgres.max_message_bytes,
+            recording: &RecordingContext {
+                recorder: state.config.recording.enabled.then_some(&state.recorder),
+                session_id: ctx.session_id,
+                identity: &ctx.authenticated.identity.name,
+                connection: &opened.connection_name,
+                sample_rows: state.config.recording.sample_rows,
+                sample_bytes: state.config.recording.sample_bytes,
+                max_statement_bytes: state.config.recording.max_statement_bytes,
+            },
+        },
     )
     .await;
-    let (upstream, connection_name, connection_info, grant_expires_at) = match result {
-        Ok(opened) => opened,
-        Err(refusal) => {
-            let _ = stream
-                .write_all(&fatal(refusal.code, refusal.message.clone()))
-                .await;
-            let _ = stream.shutdown().await;
-            return Err(refusal);
+
+    // Finish: the one place where the end of a session becomes a client
+    // error and an audit event.
+    if let Some(error) = client_error(&end) {
+        let _ = client_write.write_all(&error).await;
+        let _ = client_write.shutdown().await;
+    }
+    if matches!(end, RelayEnd::ClientVanished { .. } | RelayEnd::Io(_)) && in_flight {
+        // The client is gone mid-query: stop the upstream's work before the
+        // connection is dropped, rather than let it run to completion.
+        if let Some((process_id, secret_key)) = backend_key {
+            let _ = upstream::send_cancel(&opened.address, process_id, secret_key).await;
         }
-    };
-    let (upstream_stream, upstream_leftover, greeting, backend_key, upstream_address) = upstream;
+    }
+    let _ = upstream_write.shutdown().await;
+    drop(registration);
+    record_session_end(ctx, &opened.connection_name, &end, &stats).await;
+    tracing::info!(session = %ctx.session_id, ended_by = end.as_str(), "session ended");
+    Ok(())
+}
+
+/// Tells the client about a refusal and closes; gives the refusal back.
+async fn refuse_client(stream: &mut BoxedIo, refusal: Refusal) -> Refusal {
+    let _ = stream
+        .write_all(&fatal(refusal.code, refusal.message.clone()))
+        .await;
+    let _ = stream.shutdown().await;
+    refusal
+}
+
+/// Tells the client it is in: AuthenticationOk, the upstream's parameters,
+/// our own cancel key (mapped to the upstream's), ReadyForQuery.
+async fn greet(
+    ctx: &SessionContext<'_>,
+    stream: &mut BoxedIo,
+    registration: &Registration,
+    greeting: &[u8],
+    backend_key: Option<(i32, i32)>,
+    upstream_address: &str,
+) -> std::io::Result<()> {
     let mut client_process_id = registration.process_id;
     if let Some((process_id, secret_key)) = backend_key {
-        client_process_id = state.sessions.set_upstream(
+        client_process_id = ctx.state.sessions.set_upstream(
             registration.process_id,
             UpstreamCancel {
-                address: upstream_address.clone(),
+                address: upstream_address.to_string(),
                 process_id,
                 secret_key,
             },
         );
     }
-
-    // Tell the client it is in: AuthenticationOk, the upstream's parameters,
-    // our own cancel key, ReadyForQuery.
+    let startup = ctx.startup;
     let mut hello = Vec::with_capacity(greeting.len() + 64);
     if startup.minor_version > 0
         || startup
@@ -548,28 +637,21 @@ async fn connect_and_relay(
         encode_negotiate_protocol_version(&mut hello, 0, &unrecognised);
     }
     encode_auth_ok(&mut hello);
-    hello.extend_from_slice(&greeting);
+    hello.extend_from_slice(greeting);
     encode_backend_key_data(&mut hello, client_process_id, registration.secret_key);
     encode_ready_for_query(&mut hello, b'I');
-    if stream.write_all(&hello).await.is_err() {
-        return Ok(());
-    }
-    tracing::info!(
-        session = %session_id, identity = %authenticated.identity.name, connection = %connection_name,
-        client = %peer, tls, "session started"
-    );
+    stream.write_all(&hello).await
+}
 
-    let stats = RelayStats::default();
-    let mut gate = CommandGate::new(
-        Arc::clone(state),
-        authenticated.identity.clone(),
-        connection_info,
-    );
-    // Sessions follow their token (unless configured otherwise) and their
-    // access grant: at the earlier expiry the session is closed.
-    let token_end =
-        (!state.config.auth.sessions_outlive_tokens).then_some(authenticated.identity.expires_at);
-    let deadline = [
+/// When the session must close: sessions follow their token (unless
+/// configured otherwise) and their access grant, whichever ends first.
+fn session_deadline(
+    ctx: &SessionContext<'_>,
+    grant_expires_at: Option<i64>,
+) -> Option<(tokio::time::Instant, Expiry)> {
+    let identity = &ctx.authenticated.identity;
+    let token_end = (!ctx.state.config.auth.sessions_outlive_tokens).then_some(identity.expires_at);
+    [
         token_end.map(|end| (end, Expiry::Token)),
         grant_expires_at.map(|end| (end, Expiry::Grant)),
     ]
@@ -583,37 +665,13 @@ async fn connect_and_relay(
                 + std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0)),
             what,
         )
-    });
-    let mut kill = registration.kill.clone();
-    let (mut client_read, mut client_write) = tokio::io::split(stream);
-    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream_stream);
-    let (end, in_flight) = relay(
-        &mut client_read,
-        client_buf,
-        &mut client_write,
-        &mut upstream_read,
-        upstream_leftover,
-        &mut upstream_write,
-        &mut gate,
-        &mut kill,
-        deadline,
-        &stats,
-        state.config.postgres.max_message_bytes,
-        &RecordingContext {
-            recorder: state.config.recording.enabled.then_some(&state.recorder),
-            session_id,
-            identity: &authenticated.identity.name,
-            connection: &connection_name,
-            sample_rows: state.config.recording.sample_rows,
-            sample_bytes: state.config.recording.sample_bytes,
-            max_statement_bytes: state.config.recording.max_statement_bytes,
-        },
-    )
-    .await;
+    })
+}
 
-    // Finish: the one place where the end of a session becomes a client
-    // error and an audit event.
-    let client_error = match &end {
+/// The error the client reads when the relay ended, if it is still there
+/// to read one.
+fn client_error(end: &RelayEnd) -> Option<Vec<u8>> {
+    match end {
         RelayEnd::ClientProtocolError(message) => Some(fatal(
             sqlstate::PROTOCOL_VIOLATION,
             format!("airlock: {message}"),
@@ -640,21 +698,17 @@ async fn connect_and_relay(
         | RelayEnd::ClientVanished { .. }
         | RelayEnd::Io(_)
         | RelayEnd::UpstreamEndedWithError => None,
-    };
-    if let Some(error) = client_error {
-        let _ = client_write.write_all(&error).await;
-        let _ = client_write.shutdown().await;
     }
-    if matches!(end, RelayEnd::ClientVanished { .. } | RelayEnd::Io(_)) && in_flight {
-        // The client is gone mid-query: stop the upstream's work before the
-        // connection is dropped, rather than let it run to completion.
-        if let Some((process_id, secret_key)) = backend_key {
-            let _ = upstream::send_cancel(&upstream_address, process_id, secret_key).await;
-        }
-    }
-    let _ = upstream_write.shutdown().await;
-    drop(registration);
-    let detail = match &end {
+}
+
+/// Records the `session.end` event of a relayed session.
+async fn record_session_end(
+    ctx: &SessionContext<'_>,
+    connection_name: &str,
+    end: &RelayEnd,
+    stats: &RelayStats,
+) {
+    let detail = match end {
         RelayEnd::ClientProtocolError(message)
         | RelayEnd::UpstreamProtocolError(message)
         | RelayEnd::Killed(message)
@@ -665,13 +719,13 @@ async fn connect_and_relay(
     };
     let event = NewEvent {
         kind: airlock_core::events::EventKind::SessionEnd.into(),
-        session_id: Some(session_id.to_string()),
-        identity: Some(authenticated.identity.name.clone()),
+        session_id: Some(ctx.session_id.to_string()),
+        identity: Some(ctx.authenticated.identity.name.clone()),
         data: json!({
             "connection": connection_name,
             "ended_by": end.as_str(),
             "detail": detail,
-            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "duration_ms": u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "bytes_from_client": stats.bytes_from_client.load(Ordering::Relaxed),
             "bytes_from_upstream": stats.bytes_from_upstream.load(Ordering::Relaxed),
             "commands": stats.commands.load(Ordering::Relaxed),
@@ -679,24 +733,17 @@ async fn connect_and_relay(
         })
         .into(),
     };
-    if let Err(error) = state.audit(event).await {
-        tracing::error!(session = %session_id, %error, "could not record the end of a session");
+    if let Err(error) = ctx.state.audit(event).await {
+        tracing::error!(session = %ctx.session_id, %error, "could not record the end of a session");
     }
-    tracing::info!(session = %session_id, ended_by = end.as_str(), "session ended");
-    Ok(())
 }
 
 /// Registers the session among the live ones unless a session limit
 /// (`limits.*`) is reached: then `53300 too_many_connections` naming the
 /// limit and its setting, and a `session.refused` event.
-async fn admit_session(
-    state: &Arc<GatewayState>,
-    authenticated: &Authenticated,
-    connection: &str,
-    session_id: &str,
-    peer: SocketAddr,
-    tls: bool,
-) -> Result<Registration, Refusal> {
+async fn admit_session(ctx: &SessionContext<'_>) -> Result<Registration, Refusal> {
+    let (state, authenticated, connection) = (ctx.state, ctx.authenticated, ctx.database);
+    let (session_id, peer, tls) = (ctx.session_id, ctx.peer, ctx.tls);
     let limits = SessionLimits {
         per_identity: state.config.limits.max_sessions_per_identity,
         per_connection: state.config.limits.max_sessions_per_connection,
@@ -748,25 +795,35 @@ async fn admit_session(
     Err(refuse(sqlstate::TOO_MANY_CONNECTIONS, message))
 }
 
-type OpenedUpstream = (BoxedIo, BytesMut, Vec<u8>, Option<(i32, i32)>, String);
+/// Admission and upstream login: the startup packet checked, the
+/// connection resolved, the identity admitted to it, the startup settings
+/// decided, the credential decrypted, `session.start` recorded, then the
+/// upstream opened. Every step refuses rather than fall back.
+async fn open_upstream(ctx: &SessionContext<'_>) -> Result<OpenedUpstream, Refusal> {
+    let requested = check_startup_packet(ctx.startup)?;
+    let connection = resolve_connection(ctx)?;
+    let grant_expires_at = admit_to_connection(ctx, &connection).await?;
+    let forwarded = decide_startup_settings(ctx, &connection, requested)?;
+    let (target, credential_version) = decrypt_credential(ctx, &connection).await?;
+    // Record the start before any byte goes upstream: no session without a
+    // record (fail closed).
+    record_session_start(ctx, &connection, credential_version).await?;
+    let upstream = connect_upstream(ctx, &connection, &target, &forwarded).await?;
+    Ok(OpenedUpstream {
+        upstream,
+        address: connection.address.clone(),
+        connection_name: connection.name.clone(),
+        connection_info: ctx.state.connection_info(&connection),
+        grant_expires_at,
+    })
+}
 
-async fn open_upstream(
-    state: &Arc<GatewayState>,
+/// Refuses what the startup packet asks that the gateway does not serve
+/// (replication, an encoding the classifier cannot read) and sorts its
+/// parameters, `options` included, into passed ones and settings.
+fn check_startup_packet(
     startup: &StartupMessage,
-    authenticated: &Authenticated,
-    database: &str,
-    session_id: &str,
-    peer: SocketAddr,
-    tls: bool,
-) -> Result<
-    (
-        OpenedUpstream,
-        String,
-        airlock_types::ConnectionInfo,
-        Option<i64>,
-    ),
-    Refusal,
-> {
+) -> Result<crate::startup_params::Requested, Refusal> {
     if let Some(replication) = startup.param("replication") {
         if !matches!(replication, "false" | "off" | "no" | "0") {
             return Err(refuse(
@@ -798,7 +855,13 @@ async fn open_upstream(
             ));
         }
     }
-    let connection = state
+    Ok(requested)
+}
+
+/// The connection the client named; an unknown one is an error.
+fn resolve_connection(ctx: &SessionContext<'_>) -> Result<ResolvedConnection, Refusal> {
+    let database = ctx.database;
+    ctx.state
         .resolve_connection(database)
         .map_err(|_| {
             refuse(
@@ -811,78 +874,101 @@ async fn open_upstream(
                 sqlstate::INVALID_CATALOG_NAME,
                 format!("airlock: connection \"{database}\" is not configured"),
             )
-        })?;
-    // Just-in-time connections admit an identity only under a grant (or a
-    // standing access rule).
-    let mut grant_expires_at = None;
-    if connection.jit {
-        match state.admit(&authenticated.identity, &connection) {
-            Ok(Some(airlock_core::access::Admission::Grant(grant))) => {
-                grant_expires_at = Some(grant.expires_at)
+        })
+}
+
+/// Just-in-time connections admit an identity only under a grant (or a
+/// standing access rule); answers when the grant expires.
+async fn admit_to_connection(
+    ctx: &SessionContext<'_>,
+    connection: &ResolvedConnection,
+) -> Result<Option<i64>, Refusal> {
+    if !connection.jit {
+        return Ok(None);
+    }
+    let identity = &ctx.authenticated.identity;
+    match ctx.state.admit(identity, connection) {
+        Ok(Some(airlock_core::access::Admission::Grant(grant))) => Ok(Some(grant.expires_at)),
+        Ok(Some(airlock_core::access::Admission::Standing { .. })) => Ok(None),
+        Ok(None) => {
+            let event = NewEvent {
+                kind: airlock_core::events::EventKind::AccessRefused.into(),
+                session_id: Some(ctx.session_id.to_string()),
+                identity: Some(identity.name.clone()),
+                data:
+                    json!({"connection": connection.name, "client_address": ctx.peer.to_string()})
+                        .into(),
+            };
+            let _ = ctx.state.audit(event).await;
+            Err(refuse(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!(
+                    "airlock: {} has no access grant for connection \"{}\"; request one with: \
+                     airlock access request --connection {} --duration 30m --reason \"…\"",
+                    identity.name, connection.name, connection.name
+                ),
+            ))
+        }
+        Err(_) => Err(refuse(
+            sqlstate::SYSTEM_ERROR,
+            "airlock: the gateway store is unavailable; try again later",
+        )),
+    }
+}
+
+/// Settings in the startup packet are decided as the SETs they are: the
+/// parameters to send upstream, or the refusal of the first one not
+/// allowed.
+fn decide_startup_settings(
+    ctx: &SessionContext<'_>,
+    connection: &ResolvedConnection,
+    requested: crate::startup_params::Requested,
+) -> Result<Vec<(String, String)>, Refusal> {
+    let mut forwarded = requested.passed;
+    if requested.settings.is_empty() {
+        return Ok(forwarded);
+    }
+    let state = ctx.state;
+    let mut gate = CommandGate::new(
+        Arc::clone(state),
+        ctx.authenticated.identity.clone(),
+        state.connection_info(connection),
+    );
+    for (name, value) in requested.settings {
+        let statement = crate::startup_params::as_set_statement(&name, &value);
+        let decision = gate.check(
+            crate::gate::CommandKind::SimpleQuery,
+            &statement,
+            &crate::gate::PreparedView::default(),
+        );
+        match decision.core.verdict {
+            crate::gate::GateVerdict::Forward if decision.core.review.is_none() => {
+                forwarded.push((name, value));
             }
-            Ok(Some(airlock_core::access::Admission::Standing { .. })) => {}
-            Ok(None) => {
-                let event = NewEvent {
-                    kind: airlock_core::events::EventKind::AccessRefused.into(),
-                    session_id: Some(session_id.to_string()),
-                    identity: Some(authenticated.identity.name.clone()),
-                    data:
-                        json!({"connection": connection.name, "client_address": peer.to_string()})
-                            .into(),
+            crate::gate::GateVerdict::Forward | crate::gate::GateVerdict::Refuse(_) => {
+                let reason = match decision.core.verdict {
+                    crate::gate::GateVerdict::Refuse(error) => error.message().to_string(),
+                    crate::gate::GateVerdict::Forward => "it needs a review".into(),
                 };
-                let _ = state.audit(event).await;
                 return Err(refuse(
-                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
                     format!(
-                        "airlock: {} has no access grant for connection \"{}\"; request one with: \
-                         airlock access request --connection {} --duration 30m --reason \"…\"",
-                        authenticated.identity.name, connection.name, connection.name
+                        "airlock: the startup parameter {name}={value} is not allowed ({statement}): {reason}"
                     ),
                 ));
             }
-            Err(_) => {
-                return Err(refuse(
-                    sqlstate::SYSTEM_ERROR,
-                    "airlock: the gateway store is unavailable; try again later",
-                ));
-            }
         }
     }
-    // Settings in the startup packet are decided as the SETs they are.
-    let mut forwarded = requested.passed;
-    if !requested.settings.is_empty() {
-        let mut gate = CommandGate::new(
-            Arc::clone(state),
-            authenticated.identity.clone(),
-            state.connection_info(&connection),
-        );
-        for (name, value) in requested.settings {
-            let statement = crate::startup_params::as_set_statement(&name, &value);
-            let decision = gate.check(
-                crate::gate::CommandKind::SimpleQuery,
-                &statement,
-                &crate::gate::PreparedView::default(),
-            );
-            match decision.core.verdict {
-                crate::gate::GateVerdict::Forward if decision.core.review.is_none() => {
-                    forwarded.push((name, value));
-                }
-                crate::gate::GateVerdict::Forward | crate::gate::GateVerdict::Refuse(_) => {
-                    let reason = match decision.core.verdict {
-                        crate::gate::GateVerdict::Refuse(error) => error.message().to_string(),
-                        crate::gate::GateVerdict::Forward => "it needs a review".into(),
-                    };
-                    return Err(refuse(
-                        sqlstate::INSUFFICIENT_PRIVILEGE,
-                        format!(
-                            "airlock: the startup parameter {name}={value} is not allowed ({statement}): {reason}"
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    let store = Arc::clone(&state.store);
+    Ok(forwarded)
+}
+
+/// The upstream login: the connection's stored credential, decrypted for
+/// the handshake only, and the credential's version for the record.
+async fn decrypt_credential(
+    ctx: &SessionContext<'_>,
+    connection: &ResolvedConnection,
+) -> Result<(UpstreamTarget, i64), Refusal> {
+    let store = Arc::clone(&ctx.state.store);
     let credential_name = connection.credential.clone();
     let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
         .await
@@ -902,7 +988,8 @@ async fn open_upstream(
                 ),
             )
         })?;
-    let password = state
+    let password = ctx
+        .state
         .vault
         .decrypt(
             &record.name,
@@ -920,12 +1007,27 @@ async fn open_upstream(
                 ),
             )
         })?;
+    let target = UpstreamTarget {
+        address: connection.address.clone(),
+        database: connection.database.clone(),
+        username: record.username,
+        password,
+        tls: connection.tls.clone(),
+    };
+    Ok((target, record.version))
+}
 
-    // Record the start before any byte goes upstream: no session without a
-    // record (fail closed).
+/// Records `session.start`; a session whose start cannot be recorded is
+/// refused.
+async fn record_session_start(
+    ctx: &SessionContext<'_>,
+    connection: &ResolvedConnection,
+    credential_version: i64,
+) -> Result<(), Refusal> {
+    let authenticated = ctx.authenticated;
     let start_event = NewEvent {
         kind: airlock_core::events::EventKind::SessionStart.into(),
-        session_id: Some(session_id.to_string()),
+        session_id: Some(ctx.session_id.to_string()),
         identity: Some(authenticated.identity.name.clone()),
         data: json!({
             "protocol": "postgres",
@@ -933,137 +1035,117 @@ async fn open_upstream(
             "identity_kind": authenticated.identity.kind,
             "groups": authenticated.identity.groups,
             "connection": connection.name,
-            "client_address": peer.to_string(),
-            "tls": tls,
-            "application_name": startup.param("application_name"),
-            "credential_version": record.version,
+            "client_address": ctx.peer.to_string(),
+            "tls": ctx.tls,
+            "application_name": ctx.startup.param("application_name"),
+            "credential_version": credential_version,
         })
         .into(),
     };
-    state.audit(start_event).await.map_err(|error| {
+    ctx.state.audit(start_event).await.map_err(|error| {
         tracing::error!(%error, "cannot record session start; refusing the session");
         refuse(
             sqlstate::IO_ERROR,
             "airlock: the audit log cannot be written; the session is refused",
         )
-    })?;
+    })
+}
 
-    let target = UpstreamTarget {
-        address: connection.address.clone(),
-        database: connection.database.clone(),
-        username: record.username.clone(),
-        password,
-        tls: connection.tls.clone(),
-    };
+/// Logs in upstream. A failure is recorded (`session.upstream_failed`, then
+/// `session.end`, since the start was recorded) and refused with words that
+/// do not describe the inside.
+async fn connect_upstream(
+    ctx: &SessionContext<'_>,
+    connection: &ResolvedConnection,
+    target: &UpstreamTarget,
+    forwarded: &[(String, String)],
+) -> Result<UpstreamConnection, Refusal> {
+    let state = ctx.state;
     let connected = tokio::time::timeout(
         state.settings.connect_timeout,
-        upstream::connect(&target, &forwarded, state.config.postgres.max_message_bytes),
+        upstream::connect(target, forwarded, state.config.postgres.max_message_bytes),
     )
     .await;
-    let outcome = match connected {
-        Ok(Ok(upstream)) => Ok(upstream),
+    let refusal = match connected {
+        Ok(Ok(upstream)) => return Ok(upstream),
         Ok(Err(error)) => {
-            let rejected = error.is_auth_rejection();
-            tracing::warn!(session = %session_id, connection = %connection.name, %error, "upstream connection failed");
+            tracing::warn!(session = %ctx.session_id, connection = %connection.name, %error, "upstream connection failed");
             let event = NewEvent {
                 kind: airlock_core::events::EventKind::SessionUpstreamFailed.into(),
-                session_id: Some(session_id.to_string()),
-                identity: Some(authenticated.identity.name.clone()),
+                session_id: Some(ctx.session_id.to_string()),
+                identity: Some(ctx.authenticated.identity.name.clone()),
                 data: json!({"connection": connection.name, "error": error.to_string()}).into(),
             };
             let _ = state.audit(event).await;
-            Err(if rejected {
-                refuse(
-                    sqlstate::SERVER_REJECTED_CONNECTION,
-                    format!(
-                        "airlock: the upstream of connection \"{}\" rejected the stored credential",
-                        connection.name
-                    ),
-                )
-            } else if matches!(error, upstream::UpstreamError::Connect { .. }) {
-                // The upstream's address and the OS error stay in the log
-                // and the audit event: they describe the inside.
-                refuse(
-                    sqlstate::UNABLE_TO_CONNECT,
-                    format!(
-                        "airlock: cannot reach the upstream of connection \"{}\"",
-                        connection.name
-                    ),
-                )
-            } else if matches!(
-                error,
-                upstream::UpstreamError::Tls { .. } | upstream::UpstreamError::TlsRefused { .. }
-            ) {
-                refuse(
-                    sqlstate::UNABLE_TO_CONNECT,
-                    format!(
-                        "airlock: the TLS handshake with the upstream of connection \"{}\" failed",
-                        connection.name
-                    ),
-                )
-            } else if let upstream::UpstreamError::UnsafeEncoding(encoding) = &error {
-                refuse(
-                    sqlstate::INVALID_PARAMETER_VALUE,
-                    format!(
-                        "airlock: the upstream of connection \"{}\" sets client_encoding \"{encoding}\" \
-                         (a role or database setting), which the gateway does not support; use UTF8",
-                        connection.name
-                    ),
-                )
-            } else {
-                // The upstream's own words (too many clients, its version,
-                // its settings) are not the client's to read.
-                refuse(
-                    sqlstate::UNABLE_TO_CONNECT,
-                    format!(
-                        "airlock: the upstream of connection \"{}\" refused the connection",
-                        connection.name
-                    ),
-                )
-            })
+            upstream_refusal(&error, &connection.name)
         }
-        Err(_) => Err(refuse(
+        Err(_) => refuse(
             sqlstate::UNABLE_TO_CONNECT,
             format!(
                 "airlock: connecting to the upstream of connection \"{}\" timed out",
                 connection.name
             ),
-        )),
-    };
-    let upstream = match outcome {
-        Ok(upstream) => upstream,
-        Err(refusal) => {
-            // The session was recorded as started: record that it ended.
-            let event = NewEvent {
-                kind: airlock_core::events::EventKind::SessionEnd.into(),
-                session_id: Some(session_id.to_string()),
-                identity: Some(authenticated.identity.name.clone()),
-                data: json!({
-                    "connection": connection.name,
-                    "ended_by": "upstream_failed",
-                    "detail": refusal.message,
-                    "duration_ms": 0,
-                    "bytes_from_client": 0,
-                    "bytes_from_upstream": 0,
-                    "commands": 0,
-                    "refused": 0,
-                })
-                .into(),
-            };
-            let _ = state.audit(event).await;
-            return Err(refusal);
-        }
-    };
-    Ok((
-        (
-            upstream.stream,
-            upstream.leftover,
-            upstream.greeting,
-            upstream.backend_key,
-            connection.address.clone(),
         ),
-        connection.name.clone(),
-        state.connection_info(&connection),
-        grant_expires_at,
-    ))
+    };
+    // The session was recorded as started: record that it ended.
+    let event = NewEvent {
+        kind: airlock_core::events::EventKind::SessionEnd.into(),
+        session_id: Some(ctx.session_id.to_string()),
+        identity: Some(ctx.authenticated.identity.name.clone()),
+        data: json!({
+            "connection": connection.name,
+            "ended_by": "upstream_failed",
+            "detail": refusal.message,
+            "duration_ms": 0,
+            "bytes_from_client": 0,
+            "bytes_from_upstream": 0,
+            "commands": 0,
+            "refused": 0,
+        })
+        .into(),
+    };
+    let _ = state.audit(event).await;
+    Err(refusal)
+}
+
+/// What the client reads when the upstream login failed.
+fn upstream_refusal(error: &upstream::UpstreamError, connection: &str) -> Refusal {
+    if error.is_auth_rejection() {
+        refuse(
+            sqlstate::SERVER_REJECTED_CONNECTION,
+            format!("airlock: the upstream of connection \"{connection}\" rejected the stored credential"),
+        )
+    } else if matches!(error, upstream::UpstreamError::Connect { .. }) {
+        // The upstream's address and the OS error stay in the log and the
+        // audit event: they describe the inside.
+        refuse(
+            sqlstate::UNABLE_TO_CONNECT,
+            format!("airlock: cannot reach the upstream of connection \"{connection}\""),
+        )
+    } else if matches!(
+        error,
+        upstream::UpstreamError::Tls { .. } | upstream::UpstreamError::TlsRefused { .. }
+    ) {
+        refuse(
+            sqlstate::UNABLE_TO_CONNECT,
+            format!(
+                "airlock: the TLS handshake with the upstream of connection \"{connection}\" failed"
+            ),
+        )
+    } else if let upstream::UpstreamError::UnsafeEncoding(encoding) = error {
+        refuse(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!(
+                "airlock: the upstream of connection \"{connection}\" sets client_encoding \"{encoding}\" \
+                 (a role or database setting), which the gateway does not support; use UTF8"
+            ),
+        )
+    } else {
+        // The upstream's own words (too many clients, its version, its
+        // settings) are not the client's to read.
+        refuse(
+            sqlstate::UNABLE_TO_CONNECT,
+            format!("airlock: the upstream of connection \"{connection}\" refused the connection"),
+        )
+    }
 }

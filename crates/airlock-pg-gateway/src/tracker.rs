@@ -510,363 +510,468 @@ impl ResultTracker {
         let tag = frame.first().copied().unwrap_or(0);
         let body = frame.get(5..).unwrap_or_default();
         match tag {
-            b'1' => {
-                if let Some(Pending::Parse { name, .. }) = pending.front() {
-                    self.statements.remove(name);
-                    pending.pop_front();
-                }
+            b'1' => Ok(self.on_parse_complete(pending)),
+            b'2' => Ok(self.on_bind_complete(pending)),
+            backend::tag::ROW_DESCRIPTION => self.on_row_description(frame, body, pending),
+            b'n' => Ok(Self::on_no_data(pending)),
+            backend::tag::DATA_ROW => self.on_data_row(body, pending),
+            backend::tag::COPY_IN_RESPONSE => {
+                self.copy_in = true;
+                Ok(None)
             }
-            b'2' => {
-                // A portal bound anew: its old layout no longer applies.
-                if let Some(Pending::Bind { portal, .. }) = pending.front() {
-                    self.portals.remove(portal);
-                    pending.pop_front();
-                }
+            backend::tag::COPY_OUT_RESPONSE => self.on_copy_out_response(body, pending),
+            backend::tag::NOTIFICATION_RESPONSE => self.on_notification(frame, body, pending),
+            backend::tag::PARAMETER_STATUS => self.on_parameter_status(frame, body, pending),
+            b'd' => self.on_copy_data(body, pending),
+            backend::tag::COMMAND_COMPLETE | backend::tag::EMPTY_QUERY_RESPONSE | b's' => {
+                Ok(self.on_completion(tag, body, pending, finished))
             }
-            backend::tag::ROW_DESCRIPTION => {
-                let fields = Arc::new(
-                    decode_row_description(body).map_err(|e| ResponseError(e.to_string()))?,
-                );
-                // Column names can carry data too (a view created by dynamic
-                // SQL with `%I` of a value): the client sees them masked.
-                // Column rules still match the real names.
-                let mask = self.ambient_mask(pending);
-                let shown = mask.as_deref().and_then(|plan| masked_names(plan, &fields));
-                let replacement = shown.as_ref().map(|shown| {
-                    let mut out = Vec::with_capacity(frame.len() + 16);
-                    backend::encode_row_description(&mut out, shown);
-                    out
-                });
-                match pending.front() {
-                    Some(Pending::DescribeStatement { name }) => {
-                        if self.statements.len() < MAX_DESCRIPTIONS
-                            || self.statements.contains_key(name)
-                        {
-                            self.statements.insert(name.clone(), fields);
-                        }
-                        pending.pop_front();
-                    }
-                    Some(Pending::DescribePortal {
-                        portal,
-                        statement,
-                        injected,
-                    }) => {
-                        let injected = *injected;
-                        if self.portals.len() < MAX_DESCRIPTIONS
-                            || self.portals.contains_key(portal)
-                        {
-                            self.portals.insert(portal.clone(), Arc::clone(&fields));
-                        }
-                        // Later portals of the same statement have this layout.
-                        if self.statements.len() < MAX_DESCRIPTIONS
-                            || self.statements.contains_key(statement)
-                        {
-                            self.statements.insert(statement.clone(), fields);
-                        }
-                        pending.pop_front();
-                        if injected {
-                            return Ok(Some(Vec::new()));
-                        }
-                    }
-                    Some(Pending::Simple { .. }) => {
-                        self.begin(pending);
-                        if let Some(accumulator) = self.current.as_mut() {
-                            if accumulator.result.columns.is_empty()
-                                && accumulator.result.tags.is_empty()
-                            {
-                                accumulator.result.columns = shown
-                                    .as_deref()
-                                    .unwrap_or(&fields)
-                                    .iter()
-                                    .map(|field| field.name.clone())
-                                    .collect();
-                            }
-                            accumulator.formats = fields.iter().map(|field| field.format).collect();
-                            accumulator.fields = Some(fields);
-                            accumulator.column_rules = None;
-                        }
-                    }
-                    _ => {}
-                }
-                return Ok(replacement);
+            backend::tag::ERROR_RESPONSE | backend::tag::NOTICE_RESPONSE => {
+                self.on_error_or_notice(tag, body, pending, finished)
             }
-            b'n' => {
-                let injected = matches!(
-                    pending.front(),
-                    Some(Pending::DescribePortal { injected: true, .. })
-                );
-                if matches!(
-                    pending.front(),
-                    Some(Pending::DescribeStatement { .. }) | Some(Pending::DescribePortal { .. })
-                ) {
-                    pending.pop_front();
+            backend::tag::READY_FOR_QUERY => Ok(self.on_ready_for_query(pending, finished)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `ParseComplete`: the statement's old layout no longer applies.
+    fn on_parse_complete(&mut self, pending: &mut VecDeque<Pending>) -> Option<Vec<u8>> {
+        if let Some(Pending::Parse { name, .. }) = pending.front() {
+            self.statements.remove(name);
+            pending.pop_front();
+        }
+        None
+    }
+
+    /// `BindComplete`: a portal bound anew, its old layout no longer applies.
+    fn on_bind_complete(&mut self, pending: &mut VecDeque<Pending>) -> Option<Vec<u8>> {
+        if let Some(Pending::Bind { portal, .. }) = pending.front() {
+            self.portals.remove(portal);
+            pending.pop_front();
+        }
+        None
+    }
+
+    /// `RowDescription`: the layout of the rows to come (kept for the
+    /// statement or portal described), its column names masked.
+    fn on_row_description(
+        &mut self,
+        frame: &[u8],
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let fields =
+            Arc::new(decode_row_description(body).map_err(|e| ResponseError(e.to_string()))?);
+        // Column names can carry data too (a view created by dynamic SQL
+        // with `%I` of a value): the client sees them masked. Column rules
+        // still match the real names.
+        let mask = self.ambient_mask(pending);
+        let shown = mask.as_deref().and_then(|plan| masked_names(plan, &fields));
+        let replacement = shown.as_ref().map(|shown| {
+            let mut out = Vec::with_capacity(frame.len() + 16);
+            backend::encode_row_description(&mut out, shown);
+            out
+        });
+        match pending.front() {
+            Some(Pending::DescribeStatement { name }) => {
+                if self.statements.len() < MAX_DESCRIPTIONS || self.statements.contains_key(name) {
+                    self.statements.insert(name.clone(), fields);
                 }
+                pending.pop_front();
+            }
+            Some(Pending::DescribePortal {
+                portal,
+                statement,
+                injected,
+            }) => {
+                let injected = *injected;
+                if self.portals.len() < MAX_DESCRIPTIONS || self.portals.contains_key(portal) {
+                    self.portals.insert(portal.clone(), Arc::clone(&fields));
+                }
+                // Later portals of the same statement have this layout.
+                if self.statements.len() < MAX_DESCRIPTIONS
+                    || self.statements.contains_key(statement)
+                {
+                    self.statements.insert(statement.clone(), fields);
+                }
+                pending.pop_front();
                 if injected {
                     return Ok(Some(Vec::new()));
                 }
             }
-            backend::tag::DATA_ROW => {
-                if !self.begin(pending) {
-                    return Ok(None);
-                }
-                let mask = Self::front_mask(pending);
-                let (rows_cap, bytes_cap) = (self.sample_rows, self.sample_bytes_cap);
-                let Some(accumulator) = self.current.as_mut() else {
-                    return Ok(None);
-                };
-                if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
-                    if let Some(fields) = &accumulator.fields {
-                        let shown = mask.as_deref().and_then(|plan| masked_names(plan, fields));
+            Some(Pending::Simple { .. }) => {
+                self.begin(pending);
+                if let Some(accumulator) = self.current.as_mut() {
+                    if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
                         accumulator.result.columns = shown
                             .as_deref()
-                            .unwrap_or(fields)
+                            .unwrap_or(&fields)
                             .iter()
                             .map(|field| field.name.clone())
                             .collect();
                     }
-                }
-                let replacement = match &mask {
-                    Some(plan) => crate::masking::mask_data_row(
-                        plan,
-                        accumulator.fields.as_deref().map(Vec::as_slice),
-                        &accumulator.formats,
-                        accumulator.fields.as_deref().map(|fields| {
-                            accumulator
-                                .column_rules
-                                .get_or_insert_with(|| crate::masking::column_rules(plan, fields))
-                                .as_slice()
-                        }),
-                        body,
-                        &mut accumulator.stats,
-                    )
-                    .map_err(|e| ResponseError(e.to_string()))?,
-                    None => None,
-                };
-                accumulator.result.rows += 1;
-                let first_set = accumulator.result.tags.is_empty();
-                if first_set
-                    && accumulator.result.sample.len() < rows_cap
-                    && accumulator.sample_bytes < bytes_cap
-                {
-                    let shown = replacement
-                        .as_deref()
-                        .and_then(|row| row.get(5..))
-                        .unwrap_or(body);
-                    if let Ok(values) = decode_data_row(shown) {
-                        let row: Vec<Option<String>> = values
-                            .iter()
-                            .enumerate()
-                            .map(|(index, value)| {
-                                value.map(|bytes| {
-                                    render_value(bytes, format_of(&accumulator.formats, index) == 1)
-                                })
-                            })
-                            .collect();
-                        accumulator.sample_bytes +=
-                            row.iter().flatten().map(String::len).sum::<usize>();
-                        accumulator.result.sample.push(row);
-                    }
-                } else if first_set {
-                    accumulator.result.sample_truncated = true;
-                }
-                return Ok(replacement);
-            }
-            backend::tag::COPY_IN_RESPONSE => self.copy_in = true,
-            backend::tag::COPY_OUT_RESPONSE => {
-                self.copy_binary = body.first() == Some(&1);
-                self.copy = None;
-                if let Some(plan) = Self::front_mask(pending) {
-                    self.begin_copy(&plan, pending)?;
-                }
-            }
-            backend::tag::NOTIFICATION_RESPONSE => {
-                if let Some(plan) = self.ambient_mask(pending) {
-                    let notification = airlock_pg::notification::decode_notification(body)
-                        .map_err(|e| ResponseError(e.to_string()))?;
-                    let mut stats = MaskStats::new();
-                    let channel = plan.mask_text(notification.channel, &mut stats);
-                    let payload = plan.mask_text(notification.payload, &mut stats);
-                    if let Some(accumulator) = self.current.as_mut() {
-                        accumulator.stats.merge(&stats);
-                    }
-                    if matches!(channel, std::borrow::Cow::Owned(_))
-                        || matches!(payload, std::borrow::Cow::Owned(_))
-                    {
-                        let mut out = Vec::with_capacity(frame.len() + 8);
-                        airlock_pg::notification::encode_notification(
-                            &mut out,
-                            &airlock_pg::notification::Notification {
-                                process_id: notification.process_id,
-                                channel: &channel,
-                                payload: &payload,
-                            },
-                        );
-                        return Ok(Some(out));
-                    }
-                }
-            }
-            backend::tag::PARAMETER_STATUS => {
-                // `set_config('application_name', (select email …), false)`
-                // reports the value back in a ParameterStatus.
-                if let Some(plan) = self.ambient_mask(pending) {
-                    let (name, value) = backend::decode_parameter_status(body)
-                        .map_err(|e| ResponseError(e.to_string()))?;
-                    let mut stats = MaskStats::new();
-                    if let std::borrow::Cow::Owned(masked) = plan.mask_text(value, &mut stats) {
-                        if let Some(accumulator) = self.current.as_mut() {
-                            accumulator.stats.merge(&stats);
-                        }
-                        let mut out = Vec::with_capacity(frame.len() + 8);
-                        backend::encode_parameter_status(&mut out, name, &masked);
-                        return Ok(Some(out));
-                    }
-                }
-            }
-            b'd' => {
-                if let Some(plan) = Self::front_mask(pending) {
-                    self.begin(pending);
-                    if let Some(accumulator) = self.current.as_mut() {
-                        let masked = match self.copy.as_mut() {
-                            Some(state) => {
-                                Self::mask_copy_row(state, &plan, body, &mut accumulator.stats)?
-                                    .map(std::borrow::Cow::Owned)
-                                    .unwrap_or(std::borrow::Cow::Borrowed(body))
-                            }
-                            // Not a COPY OUT this tracker began (CopyBoth):
-                            // the detectors over the raw chunk.
-                            None => plan.mask_bytes(body, &mut accumulator.stats),
-                        };
-                        if let std::borrow::Cow::Owned(data) = masked {
-                            let mut out = Vec::with_capacity(data.len() + 5);
-                            out.push(b'd');
-                            let length = i32::try_from(data.len() + 4).unwrap_or(i32::MAX);
-                            out.extend_from_slice(&length.to_be_bytes());
-                            out.extend_from_slice(&data);
-                            return Ok(Some(out));
-                        }
-                    }
-                }
-            }
-            backend::tag::COMMAND_COMPLETE | backend::tag::EMPTY_QUERY_RESPONSE | b's' => {
-                self.copy = None;
-                if !self.begin(pending) {
-                    return Ok(None);
-                }
-                let tag_text = match tag {
-                    backend::tag::COMMAND_COMPLETE => backend::decode_command_complete(body)
-                        .unwrap_or("")
-                        .to_string(),
-                    backend::tag::EMPTY_QUERY_RESPONSE => "EMPTY".to_string(),
-                    _ => "SUSPENDED".to_string(),
-                };
-                let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
-                if self.copy_in {
-                    let front = pending.pop_front();
-                    self.end_copy_in(pending);
-                    if let Some(front) = front {
-                        pending.push_front(front);
-                    }
-                }
-                if let Some(accumulator) = self.current.as_mut() {
-                    if !tag_text.starts_with("SELECT") && !tag_text.starts_with("FETCH") {
-                        if let Some(count) = backend::rows_from_command_tag(&tag_text) {
-                            accumulator.result.rows += count;
-                        }
-                    }
-                    accumulator.result.tags.push(tag_text);
-                    accumulator.fields = None;
+                    accumulator.formats = fields.iter().map(|field| field.format).collect();
+                    accumulator.fields = Some(fields);
                     accumulator.column_rules = None;
                 }
-                if !is_simple {
-                    self.finish_front(pending, finished);
-                }
-            }
-            backend::tag::ERROR_RESPONSE | backend::tag::NOTICE_RESPONSE => {
-                if tag == backend::tag::ERROR_RESPONSE {
-                    self.copy = None;
-                }
-                let mask = self.ambient_mask(pending);
-                let mut stats = MaskStats::new();
-                let replacement = match &mask {
-                    Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
-                        // Every text field: `RAISE … USING COLUMN = …, TABLE =
-                        // …, DATATYPE = …, CONSTRAINT = …, SCHEMA = …` set the
-                        // name fields to any string. Severity and SQLSTATE
-                        // cannot carry a value.
-                        if !matches!(code, b'S' | b'V' | b'C') {
-                            match plan.mask_text(value, &mut stats) {
-                                std::borrow::Cow::Owned(masked) => Some(masked),
-                                std::borrow::Cow::Borrowed(_) => None,
-                            }
-                        } else {
-                            None
-                        }
-                    })
-                    .map_err(|e| ResponseError(e.to_string()))?,
-                    None => None,
-                };
-                if tag == backend::tag::NOTICE_RESPONSE {
-                    return Ok(replacement);
-                }
-                let shown = replacement
-                    .as_deref()
-                    .and_then(|frame| frame.get(5..))
-                    .unwrap_or(body);
-                let fields = backend::decode_error_fields(shown).unwrap_or_default();
-                let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
-                if self.copy_in {
-                    let front = pending.pop_front();
-                    self.end_copy_in(pending);
-                    if let Some(front) = front {
-                        pending.push_front(front);
-                    }
-                }
-                if let Some(front) = pending.front() {
-                    if matches!(front, Pending::Simple { .. }) {
-                        let front = front.clone();
-                        self.fail(&front);
-                    }
-                }
-                if self.begin(pending) {
-                    if let Some(accumulator) = self.current.as_mut() {
-                        accumulator.result.status = "error";
-                        accumulator.result.error_code = Some(fields.code);
-                        accumulator.result.error_message = Some(fields.message);
-                        accumulator.stats.merge(&stats);
-                    }
-                    if !is_simple {
-                        self.finish_front(pending, finished);
-                    }
-                }
-                if !is_simple {
-                    self.skip_segment(pending, finished);
-                }
-                return Ok(replacement);
-            }
-            backend::tag::READY_FOR_QUERY => {
-                self.end_copy_in(pending);
-                while matches!(pending.front(), Some(Pending::CopyEnd)) {
-                    pending.pop_front();
-                }
-                if let Some(Pending::Simple { segment, .. }) = pending.front() {
-                    self.answered = self.answered.max(*segment);
-                    self.finish_front(pending, finished);
-                    return Ok(None);
-                }
-                self.current = None;
-                self.copy = None;
-                self.copies_begun = 0;
-                self.skip_segment(pending, finished);
-                if let Some(Pending::Sync { segment }) = pending.front() {
-                    self.answered = self.answered.max(*segment);
-                    pending.pop_front();
-                }
-                // Unnamed portals end with the transaction segment.
-                self.portals.remove("");
             }
             _ => {}
         }
+        Ok(replacement)
+    }
+
+    /// `NoData`: a described statement or portal returns no rows (the
+    /// answer to a `Describe` the gateway sent itself is not forwarded).
+    fn on_no_data(pending: &mut VecDeque<Pending>) -> Option<Vec<u8>> {
+        let injected = matches!(
+            pending.front(),
+            Some(Pending::DescribePortal { injected: true, .. })
+        );
+        if matches!(
+            pending.front(),
+            Some(Pending::DescribeStatement { .. }) | Some(Pending::DescribePortal { .. })
+        ) {
+            pending.pop_front();
+        }
+        injected.then(Vec::new)
+    }
+
+    /// `DataRow`: masked under the command's plan, counted and sampled.
+    fn on_data_row(
+        &mut self,
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        if !self.begin(pending) {
+            return Ok(None);
+        }
+        let mask = Self::front_mask(pending);
+        let (rows_cap, bytes_cap) = (self.sample_rows, self.sample_bytes_cap);
+        let Some(accumulator) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        if accumulator.result.columns.is_empty() && accumulator.result.tags.is_empty() {
+            if let Some(fields) = &accumulator.fields {
+                let shown = mask.as_deref().and_then(|plan| masked_names(plan, fields));
+                accumulator.result.columns = shown
+                    .as_deref()
+                    .unwrap_or(fields)
+                    .iter()
+                    .map(|field| field.name.clone())
+                    .collect();
+            }
+        }
+        let replacement = match &mask {
+            Some(plan) => crate::masking::mask_data_row(
+                plan,
+                accumulator.fields.as_deref().map(Vec::as_slice),
+                &accumulator.formats,
+                accumulator.fields.as_deref().map(|fields| {
+                    accumulator
+                        .column_rules
+                        .get_or_insert_with(|| crate::masking::column_rules(plan, fields))
+                        .as_slice()
+                }),
+                body,
+                &mut accumulator.stats,
+            )
+            .map_err(|e| ResponseError(e.to_string()))?,
+            None => None,
+        };
+        accumulator.result.rows += 1;
+        let first_set = accumulator.result.tags.is_empty();
+        if first_set
+            && accumulator.result.sample.len() < rows_cap
+            && accumulator.sample_bytes < bytes_cap
+        {
+            let shown = replacement
+                .as_deref()
+                .and_then(|row| row.get(5..))
+                .unwrap_or(body);
+            if let Ok(values) = decode_data_row(shown) {
+                let row: Vec<Option<String>> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(index, value)| {
+                        value.map(|bytes| {
+                            render_value(bytes, format_of(&accumulator.formats, index) == 1)
+                        })
+                    })
+                    .collect();
+                accumulator.sample_bytes += row.iter().flatten().map(String::len).sum::<usize>();
+                accumulator.result.sample.push(row);
+            }
+        } else if first_set {
+            accumulator.result.sample_truncated = true;
+        }
+        Ok(replacement)
+    }
+
+    /// `CopyOutResponse`: a COPY to the client begins, masked under the
+    /// command's plan.
+    fn on_copy_out_response(
+        &mut self,
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        self.copy_binary = body.first() == Some(&1);
+        self.copy = None;
+        if let Some(plan) = Self::front_mask(pending) {
+            self.begin_copy(&plan, pending)?;
+        }
         Ok(None)
+    }
+
+    /// `NotificationResponse`: channel and payload masked under the
+    /// ambient plan.
+    fn on_notification(
+        &mut self,
+        frame: &[u8],
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let Some(plan) = self.ambient_mask(pending) else {
+            return Ok(None);
+        };
+        let notification = airlock_pg::notification::decode_notification(body)
+            .map_err(|e| ResponseError(e.to_string()))?;
+        let mut stats = MaskStats::new();
+        let channel = plan.mask_text(notification.channel, &mut stats);
+        let payload = plan.mask_text(notification.payload, &mut stats);
+        if let Some(accumulator) = self.current.as_mut() {
+            accumulator.stats.merge(&stats);
+        }
+        if matches!(channel, std::borrow::Cow::Owned(_))
+            || matches!(payload, std::borrow::Cow::Owned(_))
+        {
+            let mut out = Vec::with_capacity(frame.len() + 8);
+            airlock_pg::notification::encode_notification(
+                &mut out,
+                &airlock_pg::notification::Notification {
+                    process_id: notification.process_id,
+                    channel: &channel,
+                    payload: &payload,
+                },
+            );
+            return Ok(Some(out));
+        }
+        Ok(None)
+    }
+
+    /// `ParameterStatus`: `set_config('application_name', (select email
+    /// …), false)` reports the value back in one, masked under the ambient
+    /// plan.
+    fn on_parameter_status(
+        &mut self,
+        frame: &[u8],
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let Some(plan) = self.ambient_mask(pending) else {
+            return Ok(None);
+        };
+        let (name, value) =
+            backend::decode_parameter_status(body).map_err(|e| ResponseError(e.to_string()))?;
+        let mut stats = MaskStats::new();
+        if let std::borrow::Cow::Owned(masked) = plan.mask_text(value, &mut stats) {
+            if let Some(accumulator) = self.current.as_mut() {
+                accumulator.stats.merge(&stats);
+            }
+            let mut out = Vec::with_capacity(frame.len() + 8);
+            backend::encode_parameter_status(&mut out, name, &masked);
+            return Ok(Some(out));
+        }
+        Ok(None)
+    }
+
+    /// `CopyData`: a COPY row (or, outside a COPY this tracker began, the
+    /// raw chunk) masked under the command's plan.
+    fn on_copy_data(
+        &mut self,
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        let Some(plan) = Self::front_mask(pending) else {
+            return Ok(None);
+        };
+        self.begin(pending);
+        let Some(accumulator) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        let masked = match self.copy.as_mut() {
+            Some(state) => Self::mask_copy_row(state, &plan, body, &mut accumulator.stats)?
+                .map(std::borrow::Cow::Owned)
+                .unwrap_or(std::borrow::Cow::Borrowed(body)),
+            // Not a COPY OUT this tracker began (CopyBoth): the detectors
+            // over the raw chunk.
+            None => plan.mask_bytes(body, &mut accumulator.stats),
+        };
+        if let std::borrow::Cow::Owned(data) = masked {
+            let mut out = Vec::with_capacity(data.len() + 5);
+            out.push(b'd');
+            let length = i32::try_from(data.len() + 4).unwrap_or(i32::MAX);
+            out.extend_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(&data);
+            return Ok(Some(out));
+        }
+        Ok(None)
+    }
+
+    /// `CommandComplete`, `EmptyQueryResponse`, `PortalSuspended`: one
+    /// statement's tag; an extended-protocol command is finished.
+    fn on_completion(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+        finished: &mut Vec<CommandResult>,
+    ) -> Option<Vec<u8>> {
+        self.copy = None;
+        if !self.begin(pending) {
+            return None;
+        }
+        let tag_text = match tag {
+            backend::tag::COMMAND_COMPLETE => backend::decode_command_complete(body)
+                .unwrap_or("")
+                .to_string(),
+            backend::tag::EMPTY_QUERY_RESPONSE => "EMPTY".to_string(),
+            _ => "SUSPENDED".to_string(),
+        };
+        let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+        if self.copy_in {
+            let front = pending.pop_front();
+            self.end_copy_in(pending);
+            if let Some(front) = front {
+                pending.push_front(front);
+            }
+        }
+        if let Some(accumulator) = self.current.as_mut() {
+            if !tag_text.starts_with("SELECT") && !tag_text.starts_with("FETCH") {
+                if let Some(count) = backend::rows_from_command_tag(&tag_text) {
+                    accumulator.result.rows += count;
+                }
+            }
+            accumulator.result.tags.push(tag_text);
+            accumulator.fields = None;
+            accumulator.column_rules = None;
+        }
+        if !is_simple {
+            self.finish_front(pending, finished);
+        }
+        None
+    }
+
+    /// `ErrorResponse` and `NoticeResponse`: every text field masked under
+    /// the ambient plan; an error fails the command (and, in the extended
+    /// protocol, skips the rest of its segment).
+    fn on_error_or_notice(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        pending: &mut VecDeque<Pending>,
+        finished: &mut Vec<CommandResult>,
+    ) -> Result<Option<Vec<u8>>, ResponseError> {
+        if tag == backend::tag::ERROR_RESPONSE {
+            self.copy = None;
+        }
+        let mask = self.ambient_mask(pending);
+        let mut stats = MaskStats::new();
+        let replacement = match &mask {
+            Some(plan) => backend::rewrite_error_fields(tag, body, |code, value| {
+                // Every text field: `RAISE … USING COLUMN = …, TABLE = …,
+                // DATATYPE = …, CONSTRAINT = …, SCHEMA = …` set the name
+                // fields to any string. Severity and SQLSTATE cannot carry
+                // a value.
+                if !matches!(code, b'S' | b'V' | b'C') {
+                    match plan.mask_text(value, &mut stats) {
+                        std::borrow::Cow::Owned(masked) => Some(masked),
+                        std::borrow::Cow::Borrowed(_) => None,
+                    }
+                } else {
+                    None
+                }
+            })
+            .map_err(|e| ResponseError(e.to_string()))?,
+            None => None,
+        };
+        if tag == backend::tag::NOTICE_RESPONSE {
+            return Ok(replacement);
+        }
+        let shown = replacement
+            .as_deref()
+            .and_then(|frame| frame.get(5..))
+            .unwrap_or(body);
+        let fields = backend::decode_error_fields(shown).unwrap_or_default();
+        self.on_error(fields, stats, pending, finished);
+        Ok(replacement)
+    }
+
+    /// An error (its fields as the client sees them): the front command
+    /// failed; in the extended protocol the server skips to the `Sync`.
+    fn on_error(
+        &mut self,
+        fields: airlock_pg::ErrorFields,
+        stats: MaskStats,
+        pending: &mut VecDeque<Pending>,
+        finished: &mut Vec<CommandResult>,
+    ) {
+        let is_simple = matches!(pending.front(), Some(Pending::Simple { .. }));
+        if self.copy_in {
+            let front = pending.pop_front();
+            self.end_copy_in(pending);
+            if let Some(front) = front {
+                pending.push_front(front);
+            }
+        }
+        if let Some(front) = pending.front() {
+            if matches!(front, Pending::Simple { .. }) {
+                let front = front.clone();
+                self.fail(&front);
+            }
+        }
+        if self.begin(pending) {
+            if let Some(accumulator) = self.current.as_mut() {
+                accumulator.result.status = "error";
+                accumulator.result.error_code = Some(fields.code);
+                accumulator.result.error_message = Some(fields.message);
+                accumulator.stats.merge(&stats);
+            }
+            if !is_simple {
+                self.finish_front(pending, finished);
+            }
+        }
+        if !is_simple {
+            self.skip_segment(pending, finished);
+        }
+    }
+
+    /// `ReadyForQuery`: a segment (a simple query, or up to a `Sync`) is
+    /// answered.
+    fn on_ready_for_query(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        finished: &mut Vec<CommandResult>,
+    ) -> Option<Vec<u8>> {
+        self.end_copy_in(pending);
+        while matches!(pending.front(), Some(Pending::CopyEnd)) {
+            pending.pop_front();
+        }
+        if let Some(Pending::Simple { segment, .. }) = pending.front() {
+            self.answered = self.answered.max(*segment);
+            self.finish_front(pending, finished);
+            return None;
+        }
+        self.current = None;
+        self.copy = None;
+        self.copies_begun = 0;
+        self.skip_segment(pending, finished);
+        if let Some(Pending::Sync { segment }) = pending.front() {
+            self.answered = self.answered.max(*segment);
+            pending.pop_front();
+        }
+        // Unnamed portals end with the transaction segment.
+        self.portals.remove("");
+        None
     }
 }
 

@@ -129,60 +129,8 @@ pub async fn connect(
         match frame.tag() {
             backend::tag::AUTHENTICATION => {
                 let mut out = Vec::new();
-                match backend::decode_auth_request(frame.body())? {
-                    AuthRequest::Ok => {}
-                    AuthRequest::Cleartext => {
-                        frontend::encode_password(&mut out, target.password.expose())
-                    }
-                    AuthRequest::Md5 { salt } => {
-                        let hashed = md5_hash(
-                            target.username.as_bytes(),
-                            target.password.expose().as_bytes(),
-                            salt,
-                        );
-                        frontend::encode_password(&mut out, &hashed);
-                    }
-                    AuthRequest::Sasl { mechanisms } => {
-                        if !mechanisms.contains(&SCRAM_SHA_256) {
-                            return Err(UpstreamError::Scram(format!(
-                                "no supported SASL mechanism offered ({})",
-                                mechanisms.join(", ")
-                            )));
-                        }
-                        // No channel binding ("n"): telling a server that offers
-                        // SCRAM-SHA-256-PLUS that we support binding but think it
-                        // does not ("y") is a downgrade it rightly refuses. The
-                        // TLS leg is authenticated by `verify-full` instead.
-                        let binding = ChannelBinding::unsupported();
-                        let client = ScramSha256::new(target.password.expose().as_bytes(), binding);
-                        frontend::encode_sasl_initial_response(
-                            &mut out,
-                            SCRAM_SHA_256,
-                            client.message(),
-                        );
-                        scram = Some(client);
-                    }
-                    AuthRequest::SaslContinue { data } => {
-                        let client = scram.as_mut().ok_or_else(|| {
-                            UpstreamError::Scram("unexpected SASL continue".into())
-                        })?;
-                        client
-                            .update(data)
-                            .map_err(|error| UpstreamError::Scram(error.to_string()))?;
-                        frontend::encode_sasl_response(&mut out, client.message());
-                    }
-                    AuthRequest::SaslFinal { data } => {
-                        let mut client = scram
-                            .take()
-                            .ok_or_else(|| UpstreamError::Scram("unexpected SASL final".into()))?;
-                        client
-                            .finish(data)
-                            .map_err(|error| UpstreamError::Scram(error.to_string()))?;
-                    }
-                    AuthRequest::Unsupported { code } => {
-                        return Err(UpstreamError::UnsupportedAuth(code))
-                    }
-                }
+                let request = backend::decode_auth_request(frame.body())?;
+                answer_auth(request, target, &mut scram, &mut out).map_err(|error| *error)?;
                 if !out.is_empty() {
                     stream.write_all(&out).await?;
                 }
@@ -226,6 +174,68 @@ pub async fn connect(
             }
         }
     }
+}
+
+/// Answers one authentication request of the upstream into `out` (nothing
+/// for `AuthenticationOk` and SCRAM's final message), with the stored
+/// credential: cleartext, MD5 or SCRAM-SHA-256 (`scram` carries the
+/// exchange across its messages). The error is boxed: it is rare, and
+/// `UpstreamError` is large.
+fn answer_auth(
+    request: AuthRequest<'_>,
+    target: &UpstreamTarget,
+    scram: &mut Option<ScramSha256>,
+    out: &mut Vec<u8>,
+) -> Result<(), Box<UpstreamError>> {
+    match request {
+        AuthRequest::Ok => {}
+        AuthRequest::Cleartext => frontend::encode_password(out, target.password.expose()),
+        AuthRequest::Md5 { salt } => {
+            let hashed = md5_hash(
+                target.username.as_bytes(),
+                target.password.expose().as_bytes(),
+                salt,
+            );
+            frontend::encode_password(out, &hashed);
+        }
+        AuthRequest::Sasl { mechanisms } => {
+            if !mechanisms.contains(&SCRAM_SHA_256) {
+                return Err(Box::new(UpstreamError::Scram(format!(
+                    "no supported SASL mechanism offered ({})",
+                    mechanisms.join(", ")
+                ))));
+            }
+            // No channel binding ("n"): telling a server that offers
+            // SCRAM-SHA-256-PLUS that we support binding but think it does
+            // not ("y") is a downgrade it rightly refuses. The TLS leg is
+            // authenticated by `verify-full` instead.
+            let binding = ChannelBinding::unsupported();
+            let client = ScramSha256::new(target.password.expose().as_bytes(), binding);
+            frontend::encode_sasl_initial_response(out, SCRAM_SHA_256, client.message());
+            *scram = Some(client);
+        }
+        AuthRequest::SaslContinue { data } => {
+            let client = scram
+                .as_mut()
+                .ok_or_else(|| Box::new(UpstreamError::Scram("unexpected SASL continue".into())))?;
+            client
+                .update(data)
+                .map_err(|error| Box::new(UpstreamError::Scram(error.to_string())))?;
+            frontend::encode_sasl_response(out, client.message());
+        }
+        AuthRequest::SaslFinal { data } => {
+            let mut client = scram
+                .take()
+                .ok_or_else(|| Box::new(UpstreamError::Scram("unexpected SASL final".into())))?;
+            client
+                .finish(data)
+                .map_err(|error| Box::new(UpstreamError::Scram(error.to_string())))?;
+        }
+        AuthRequest::Unsupported { code } => {
+            return Err(Box::new(UpstreamError::UnsupportedAuth(code)))
+        }
+    }
+    Ok(())
 }
 
 async fn start_tls(
