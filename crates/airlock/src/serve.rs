@@ -213,13 +213,30 @@ async fn wait_for_signal() {
     }
 }
 
+/// Where log lines go: the log's own handle on standard error, taken at
+/// start-up. The syntax check (libpg_query) points file descriptor 2 at a
+/// pipe for the length of each parse; lines written to fd 2 meanwhile would
+/// be lost, lines written to this duplicate reach the real standard error.
+fn log_writer() -> tracing_subscriber::fmt::writer::BoxMakeWriter {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+            return tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(
+                std::fs::File::from(fd),
+            ));
+        }
+    }
+    tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(log_writer());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

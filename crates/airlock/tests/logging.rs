@@ -81,3 +81,55 @@ fn every_session_log_line_carries_the_session_span() {
     // And the token is in no log line.
     assert!(!gateway.log().contains(&token));
 }
+
+/// The syntax check (libpg_query) points the process's file descriptor 2
+/// at a pipe while it parses; the gateway's log writes to its own duplicate
+/// of standard error, so no session's log line is lost to a parse that runs
+/// at the same moment in another session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_survive_syntax_checks_running_meanwhile() {
+    let (_cluster, mut gateway) = setup("");
+    gateway.restart_with_env(&[("AIRLOCK_LOG_FORMAT", "json"), ("AIRLOCK_LOG", "info")]);
+    let (_, flooder) = gateway.issue_token("flooder", &["pg-test"], "1h");
+    let (_, agent) = gateway.issue_token("agent-8", &["pg-test"], "1h");
+    let client = common::client(&gateway, "flooder", "pg-test", &flooder).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let done = std::sync::Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut checked = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let error = client.simple_query("selec 1").await.unwrap_err();
+                assert_eq!(error.code().map(|code| code.code()), Some("42601"));
+                checked += 1;
+            }
+            checked
+        })
+    };
+    const SESSIONS: usize = 25;
+    for _ in 0..SESSIONS {
+        let output = tokio::task::block_in_place(|| {
+            gateway.psql(&agent, "agent-8", "pg-test", "disable", "select 1")
+        });
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let checked = flood.await.unwrap();
+    assert!(checked > 100, "only {checked} syntax checks ran meanwhile");
+    let count = |message: &str| {
+        gateway
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| {
+                line["fields"]["message"] == message && line["span"]["identity"] == "agent-8"
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count("session ended") < SESSIONS && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count("session started"), SESSIONS, "{checked} checks ran");
+    assert_eq!(count("session ended"), SESSIONS, "{checked} checks ran");
+}
