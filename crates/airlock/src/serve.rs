@@ -214,9 +214,10 @@ async fn wait_for_signal() {
 }
 
 /// Where log lines go: the log's own handle on standard error, taken at
-/// start-up. The syntax check (libpg_query) points file descriptor 2 at a
-/// pipe for the length of each parse; lines written to fd 2 meanwhile would
-/// be lost, lines written to this duplicate reach the real standard error.
+/// start-up. libpg_query's source (the syntax check) can point file
+/// descriptor 2 at a pipe for the length of a parse; lines written to fd 2
+/// meanwhile would be lost, lines written to this duplicate reach the real
+/// standard error. (Not observed in our builds: defence in depth.)
 fn log_writer() -> tracing_subscriber::fmt::writer::BoxMakeWriter {
     #[cfg(unix)]
     {
