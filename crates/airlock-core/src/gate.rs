@@ -252,6 +252,12 @@ impl Gate {
                     .unwrap_or_else(|| "blocked by policy".into());
                 let mut refused = Decision::refuse(Refusal::Denied { message }, details);
                 refused.version = live.version;
+                // Never forwarded, but recorded: the record keeps the
+                // statement masked as its results would be.
+                refused.mask = decision
+                    .mask
+                    .as_ref()
+                    .and_then(|obligation| live.mask_plan(obligation).ok());
                 refused
             }
             PolicyVerdict::Review {
@@ -303,7 +309,13 @@ impl Gate {
                         self.rate_limited(&decision.rate_limits, decision.policy_version)
                     {
                         details["verdict"] = json!("rate_limited");
-                        return Decision::refuse(Refusal::RateLimited { message }, details);
+                        let mut refused =
+                            Decision::refuse(Refusal::RateLimited { message }, details);
+                        refused.mask = decision
+                            .mask
+                            .as_ref()
+                            .and_then(|obligation| live.mask_plan(obligation).ok());
+                        return refused;
                     }
                 }
                 let mask = match &decision.mask {

@@ -286,7 +286,7 @@ impl CommandGate {
             // position), and the text never reaches the upstream whatever the
             // policy says of incomplete statements.
             if let Some(error) = self.syntax_error(text) {
-                return self.syntax_refusal(&command, error);
+                return self.syntax_refusal(&command, text, error);
             }
         }
         let effects = session_effects_of(text);
@@ -354,18 +354,19 @@ impl CommandGate {
 
     /// The refusal of a text PostgreSQL's grammar does not accept: the
     /// client hears the server's own syntax error.
-    fn syntax_refusal(&self, command: &Command, error: SyntaxError) -> GateDecision {
-        let version = self.live_version();
-        let mut details = Gate::classification(command, version);
-        details["verdict"] = json!("syntax_error");
-        let mut refused = Decision::refuse(
-            Refusal::Syntax {
-                message: error.message,
-                position: error.position,
-            },
-            details,
-        );
-        refused.version = version;
+    fn syntax_refusal(&self, command: &Command, text: &str, error: SyntaxError) -> GateDecision {
+        // The policy still decides what the record keeps: its mask plan
+        // masks the statement (and the parser's message, which quotes it)
+        // in the audit log. No rate limit is consumed and no review made:
+        // the text never runs.
+        let mut refused = self.core.decide(command, Limits::AtEachExecution, text);
+        refused.details["verdict"] = json!("syntax_error");
+        refused.verdict = GateVerdict::Refuse(Refusal::Syntax {
+            message: error.message,
+            position: error.position,
+        });
+        refused.review = None;
+        refused.rate_limits = Vec::new();
         GateDecision::of(refused)
     }
 

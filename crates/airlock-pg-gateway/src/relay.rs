@@ -1309,9 +1309,14 @@ fn command_event(
         Some(plan) => plan.mask_text(statement, &mut masked).into_owned(),
         None => statement.to_string(),
     };
+    // A refusal's message can quote the statement (the parser's "at or
+    // near …"): it is masked like the statement.
     let refusal = match &decision.core.verdict {
         GateVerdict::Forward => None,
-        GateVerdict::Refuse(error) => Some(error.message()),
+        GateVerdict::Refuse(error) => Some(match mask {
+            Some(plan) => plan.mask_text(error.message(), &mut MaskStats::new()),
+            None => std::borrow::Cow::Borrowed(error.message()),
+        }),
     };
     let record = CommandRecord {
         seq,
@@ -1331,7 +1336,7 @@ fn command_event(
         statement_masked: (!masked.is_empty()).then(|| masked.total()),
         statement_truncated: truncated.then_some(true),
         statement_sha256: truncated.then(|| hex::encode(Sha256::digest(text.as_bytes()))),
-        refusal,
+        refusal: refusal.as_deref(),
     };
     let data = EventData::from_serialize(&record);
     NewEvent {

@@ -774,3 +774,65 @@ async fn settings_error_fields_and_column_names_are_masked() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_recording_clean(&gateway);
 }
+
+/// Statements that never run are recorded too, and masked like the ones
+/// that do: a denied statement, a rate-limited one, and one that does not
+/// parse (whose parser message quotes the text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_statements_are_recorded_masked() {
+    let policy = "version: 1
+default: allow
+rules:
+  - name: no-deletes
+    match: {operations: [delete]}
+    action: deny
+  - name: mask-pii
+    match: {connection: {tags: {env: dev}}}
+    mask:
+      detectors: [email]
+      style: partial
+";
+    let (cluster, gateway) = setup_with_policy("", policy);
+    prepare(&cluster);
+    let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let client = client(&gateway, "agent-7", "pg-test", &token).await;
+
+    let denied = format!("delete from customers where email = '{EMAIL}'");
+    let error = client.simple_query(&denied).await.unwrap_err();
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("42501"),
+        "{error}"
+    );
+    let unparsed = format!("select 'x' from customers where email = '{EMAIL}");
+    let error = client.simple_query(&unparsed).await.unwrap_err();
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("42601"),
+        "{error}"
+    );
+    let error = client.query(unparsed.as_str(), &[]).await.unwrap_err();
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("42601"),
+        "{error}"
+    );
+    let rows = client
+        .query("select count(*) from customers", &[])
+        .await
+        .unwrap();
+    // Nothing ran upstream: both customers are there, and the server never
+    // saw either text.
+    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    let log = cluster.log();
+    assert!(!log.contains("delete from customers"), "{log}");
+    assert!(!log.contains("select 'x' from customers"), "{log}");
+
+    let events = common::events(&gateway);
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|event| event.kind == "command" && event.data.to_string().contains("\"refuse\""))
+        .collect();
+    assert_eq!(refused.len(), 3, "{events:?}");
+    assert_recording_clean(&gateway);
+}
