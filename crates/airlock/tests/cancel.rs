@@ -125,48 +125,9 @@ fn a_cancel_never_hits_the_next_statement() {
     );
 }
 
-/// A certificate for PostgreSQL's `ssl = on`, readable by the server (which
-/// runs as `postgres` when the tests run as root); kept while the returned
-/// folder lives.
-fn server_certificate() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let certs = tempfile::Builder::new()
-        .prefix("airlock-certs-")
-        .tempdir()
-        .unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert = certs.path().join("server.crt");
-    let key = certs.path().join("server.key");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let as_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"));
-    if as_root {
-        assert!(Command::new("chown")
-            .arg("-R")
-            .arg("postgres:postgres")
-            .arg(certs.path())
-            .status()
-            .unwrap()
-            .success());
-    }
-    for (mode, path) in [("755", certs.path()), ("600", key.as_path())] {
-        assert!(Command::new("chmod")
-            .arg(mode)
-            .arg(path)
-            .status()
-            .unwrap()
-            .success());
-    }
-    (certs, cert, key)
-}
-
 #[test]
 fn a_cancel_over_tls_is_acknowledged_cleanly_as_directly() {
-    let (_certs, cert, key) = server_certificate();
+    let (_certs, cert, key) = common::server_certificate();
     let cluster = PgCluster::start_with_config(&format!(
         "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
         cert.display(),

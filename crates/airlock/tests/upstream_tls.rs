@@ -10,47 +10,11 @@ mod common;
 
 use airlock_testkit::{GatewayProcess, PgCluster};
 use common::{stderr, stdout, ALLOW_ALL};
-use std::process::Command;
 
 #[test]
 fn the_upstream_connection_can_be_encrypted_and_verified() {
     // A certificate for the server, readable by the postgres user.
-    let certs = tempfile::Builder::new()
-        .prefix("airlock-certs-")
-        .tempdir()
-        .unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert = certs.path().join("server.crt");
-    let key = certs.path().join("server.key");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let as_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"));
-    if as_root {
-        assert!(Command::new("chown")
-            .arg("-R")
-            .arg("postgres:postgres")
-            .arg(certs.path())
-            .status()
-            .unwrap()
-            .success());
-    }
-    assert!(Command::new("chmod")
-        .arg("755")
-        .arg(certs.path())
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("chmod")
-        .arg("600")
-        .arg(&key)
-        .status()
-        .unwrap()
-        .success());
+    let (certs, cert, key) = common::server_certificate();
 
     let cluster = PgCluster::start_with_config(&format!(
         "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
