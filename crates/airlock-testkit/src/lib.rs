@@ -7,7 +7,8 @@
 //! [`GatewayProcess`] runs the real `airlock` binary against it.
 //!
 //! One module per concern, everything re-exported at the crate root:
-//! `pg_server` (the PostgreSQL server fixture), `gateway` (the gateway
+//! `pg_server` (the PostgreSQL server fixture), `mariadb_server` (the
+//! MariaDB server fixture), `gateway` (the gateway
 //! process fixture), `clients` (client programs such as psql), `repo` (the
 //! repository's files) and `host` (free ports, root, random secrets). A
 //! fixture for another upstream (MariaDB, an HTTP or MCP server) is a module
@@ -22,11 +23,13 @@
 mod clients;
 mod gateway;
 mod host;
+mod mariadb_server;
 mod pg_server;
 mod repo;
 
 pub use clients::pg_client;
 pub use gateway::GatewayProcess;
 pub use host::free_port;
+pub use mariadb_server::{MariaDb, MARIADB_TEST_USERS};
 pub use pg_server::{pg_bin_dir, server_user_command, PgCluster};
 pub use repo::{repo_file, repo_text};
