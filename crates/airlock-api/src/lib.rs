@@ -30,7 +30,6 @@ use airlock_core::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
 use airlock_core::audit::{parse_since, SessionFilter};
 use airlock_core::GatewayState;
 use airlock_store::prelude::*;
-use airlock_store::NewEvent;
 
 type AppState = Arc<GatewayState>;
 
@@ -179,32 +178,22 @@ fn too_many_failures(remaining: std::time::Duration) -> Response {
 async fn record_api_failure(state: &AppState, source: IpAddr) {
     let outcome = state.api_guard.record_failure(source, API_IDENTITY);
     tracing::warn!(client = %source, source_failures = outcome.source_failures, "admin API authentication failed");
-    let mut events = vec![NewEvent {
-        kind: airlock_core::events::EventKind::AuthFailure.into(),
-        session_id: None,
-        identity: None,
-        data: json!({
-            "protocol": "admin_api",
-            "client_address": source.to_string(),
-            "reason": "unknown_token",
-            "source_failures": outcome.source_failures,
-        })
-        .into(),
-    }];
+    let failed = airlock_core::events::ApiAuthFailed {
+        client_address: source.to_string(),
+        protocol: "admin_api",
+        reason: "unknown_token",
+        source_failures: outcome.source_failures,
+    };
+    let mut events = vec![airlock_core::events::record(None, None, &failed)];
     if outcome.locked_now.is_some() {
         tracing::warn!(client = %source, "admin API source locked out after repeated authentication failures");
-        events.push(NewEvent {
-            kind: airlock_core::events::EventKind::AuthLockout.into(),
-            session_id: None,
-            identity: None,
-            data: json!({
-                "protocol": "admin_api",
-                "client_address": source.to_string(),
-                "scope": "source",
-                "lockout_seconds": state.api_guard.lockout().as_secs(),
-            })
-            .into(),
-        });
+        let locked = airlock_core::events::LockedOut {
+            client_address: source.to_string(),
+            lockout_seconds: state.api_guard.lockout().as_secs(),
+            protocol: "admin_api",
+            scope: "source",
+        };
+        events.push(airlock_core::events::record(None, None, &locked));
     }
     if let Err(error) = state.recorder.record(events).await {
         tracing::error!(%error, "could not record an admin API authentication failure");

@@ -12,6 +12,7 @@ use airlock_types::Identity;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::error::AdminError;
+use crate::events::{record, AccessDenied, AccessGrantedByPolicy, AccessRequested, AccessRevoked};
 use crate::state::{GatewayState, ResolvedConnection};
 
 /// Why a session may use a `jit` connection.
@@ -70,31 +71,42 @@ impl GatewayState {
         let info = self.connection_info(&resolved);
         let seconds = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2);
         let decision = decide_access(policy, identity, &info, duration, now_unix());
-        let audit = |kind: crate::events::EventKind, data: Value| {
-            self.store.append_event(NewEvent {
-                kind: kind.into(),
-                session_id: None,
-                identity: Some(identity.name.clone()),
-                data: data.into(),
-            })
-        };
+        let audit = |payload: &dyn Fn() -> NewEvent| self.store.append_event(payload());
+        let by = Some(identity.name.as_str());
         match decision {
             AccessDecision::Denied { message } => {
-                audit(
-                    crate::events::EventKind::AccessDenied,
-                    json!({"connection": connection, "duration_seconds": seconds, "reason": reason, "why": message}),
-                )?;
+                audit(&|| {
+                    record(
+                        None,
+                        by,
+                        &AccessDenied {
+                            connection: connection.to_string(),
+                            duration_seconds: seconds,
+                            reason: reason.to_string(),
+                            why: message.clone(),
+                        },
+                    )
+                })?;
                 Err(AdminError::Forbidden(message))
             }
             AccessDecision::AutoApproved { rule } => {
                 let grant = self
                     .store
                     .create_grant(&identity.name, connection, &rule, seconds)?;
-                audit(
-                    crate::events::EventKind::AccessGrant,
-                    json!({"grant_id": grant.id, "connection": connection, "rule": rule, "expires_at": grant.expires_at,
-                           "reason": reason, "approved_by": "policy"}),
-                )?;
+                audit(&|| {
+                    record(
+                        None,
+                        by,
+                        &AccessGrantedByPolicy {
+                            approved_by: "policy",
+                            connection: connection.to_string(),
+                            expires_at: grant.expires_at,
+                            grant_id: grant.id.clone(),
+                            reason: reason.to_string(),
+                            rule: rule.clone(),
+                        },
+                    )
+                })?;
                 Ok(
                     json!({"status": "granted", "grant_id": grant.id, "expires_at": grant.expires_at, "rule": rule}),
                 )
@@ -128,11 +140,20 @@ impl GatewayState {
                     kind: "access".into(),
                     duration_seconds: Some(seconds),
                 })?;
-                audit(
-                    crate::events::EventKind::AccessRequest,
-                    json!({"review_id": review.id, "connection": connection, "duration_seconds": seconds,
-                           "reason": reason, "rule": rule, "approvers": review.approvers}),
-                )?;
+                audit(&|| {
+                    record(
+                        None,
+                        by,
+                        &AccessRequested {
+                            approvers: review.approvers.clone(),
+                            connection: connection.to_string(),
+                            duration_seconds: seconds,
+                            reason: reason.to_string(),
+                            review_id: review.id.clone(),
+                            rule: rule.clone(),
+                        },
+                    )
+                })?;
                 self.notify_review("access.requested", &review);
                 Ok(json!({
                     "status": "pending", "request_id": review.id, "rule": rule, "approvers": review.approvers,
@@ -172,12 +193,16 @@ impl GatewayState {
             &grant.connection,
             "the access grant was revoked",
         );
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::AccessRevoke.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"grant_id": id, "identity": grant.identity, "connection": grant.connection, "sessions_closed": closed}).into(),
-        })?;
+        self.store.append_event(record(
+            None,
+            Some("admin"),
+            &AccessRevoked {
+                connection: grant.connection.clone(),
+                grant_id: id.to_string(),
+                identity: grant.identity.clone(),
+                sessions_closed: closed,
+            },
+        ))?;
         Ok(json!({"revoked": id, "sessions_closed": closed}))
     }
 }

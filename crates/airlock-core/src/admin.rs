@@ -5,20 +5,21 @@
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use airlock_store::prelude::*;
-use airlock_store::{
-    hash_token, now_unix, ConnectionRecord, NewEvent, Store, StoreError, TokenRecord,
-};
+use airlock_store::{hash_token, now_unix, ConnectionRecord, Store, StoreError, TokenRecord};
 use airlock_types::IdentityKind;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::state::GatewayState;
 
 pub use crate::error::AdminError;
+use crate::events::{
+    self, record as record_event, AuthUnlocked, ConnectionAdded, CredentialRotated, CredentialSet,
+    TokenIssued, TokenRevoked,
+};
 
 /// What `auth unlock` did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,12 +233,15 @@ impl GatewayState {
         let version = self
             .store
             .set_credential(name, username, &nonce, &ciphertext)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::CredentialSet.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"credential": name, "username": username, "version": version}).into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &CredentialSet {
+                credential: name.to_string(),
+                username: username.to_string(),
+                version,
+            },
+        ))?;
         self.credential_info(name)
     }
 
@@ -256,12 +260,14 @@ impl GatewayState {
             .ok_or_else(|| AdminError::NotFound(format!("credential {name:?} not found")))?;
         let (nonce, ciphertext) = self.vault.encrypt(name, &record.username, password)?;
         let version = self.store.rotate_credential(name, &nonce, &ciphertext)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::CredentialRotate.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"credential": name, "version": version}).into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &CredentialRotated {
+                credential: name.to_string(),
+                version,
+            },
+        ))?;
         self.credential_info(name)
     }
 
@@ -369,19 +375,17 @@ impl GatewayState {
             revoked_at: None,
         };
         self.store.insert_token(&record)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::TokenIssue.into(),
-            session_id: None,
-            identity: Some(record.identity.clone()),
-            data: json!({
-                "token_id": record.id,
-                "kind": record.kind,
-                "groups": record.groups,
-                "connections": record.connections,
-                "expires_at": record.expires_at,
-            })
-            .into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some(&record.identity),
+            &TokenIssued {
+                connections: record.connections.clone(),
+                expires_at: record.expires_at,
+                groups: record.groups.clone(),
+                kind: record.kind.clone(),
+                token_id: record.id.clone(),
+            },
+        ))?;
         Ok(IssuedToken {
             id: record.id,
             token,
@@ -439,13 +443,15 @@ impl GatewayState {
     pub fn revoke_token(&self, id: &str) -> Result<(bool, usize), AdminError> {
         let changed = self.store.revoke_token(id)?;
         let closed = self.sessions.kill_token(id, "the token was revoked");
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::TokenRevoke.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"token_id": id, "sessions_closed": closed, "already_revoked": !changed})
-                .into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &TokenRevoked {
+                already_revoked: !changed,
+                sessions_closed: closed,
+                token_id: id.to_string(),
+            },
+        ))?;
         Ok((changed, closed))
     }
 
@@ -507,12 +513,15 @@ impl GatewayState {
             created_at: now_unix(),
         };
         self.store.add_connection(&record)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::ConnectionAdd.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"connection": record.name, "address": record.address, "database": record.database}).into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &ConnectionAdded {
+                address: record.address.clone(),
+                connection: record.name.clone(),
+                database: record.database.clone(),
+            },
+        ))?;
         Ok(ConnectionInfo {
             name: record.name,
             protocol: record.protocol,
@@ -568,12 +577,14 @@ impl GatewayState {
                     .kill_where(identity, name, "the connection was removed")
             })
             .sum();
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::ConnectionRemove.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"connection": name, "sessions_closed": sessions_closed}).into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &events::ConnectionRemoved {
+                connection: name.to_string(),
+                sessions_closed,
+            },
+        ))?;
         Ok(ConnectionRemoved {
             removed: name.to_string(),
             sessions_closed,
@@ -598,12 +609,13 @@ impl GatewayState {
             )));
         }
         self.store.delete_credential(name)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::CredentialDelete.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({"credential": name}).into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &events::CredentialDeleted {
+                credential: name.to_string(),
+            },
+        ))?;
         Ok(CredentialDeleted {
             deleted: name.to_string(),
         })
@@ -658,17 +670,15 @@ impl GatewayState {
             // The admin API counts per source only.
             lockouts_ended += self.api_guard.unlock(address, None);
         }
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::AuthUnlock.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: json!({
-                "source": address.map(|address| address.to_string()),
-                "identity": identity,
-                "lockouts_ended": lockouts_ended,
-            })
-            .into(),
-        })?;
+        self.store.append_event(record_event(
+            None,
+            Some("admin"),
+            &AuthUnlocked {
+                identity: identity.map(str::to_string),
+                lockouts_ended,
+                source: address.map(|address| address.to_string()),
+            },
+        ))?;
         Ok(UnlockOutcome {
             source: address.map(|address| address.to_string()),
             identity: identity.map(str::to_string),

@@ -2,12 +2,12 @@
 //! replay, export for SIEMs, chain verification and the pruning job.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use airlock_store::prelude::*;
-use airlock_store::{now_micros, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
+use airlock_store::{now_micros, EventFilter, EventRecord, PruneReport, VerifyReport};
 
 use crate::duration::parse_duration;
 use crate::error::AdminError;
@@ -274,14 +274,12 @@ impl GatewayState {
         let retention = i64::try_from(self.settings.retention.as_micros()).unwrap_or(i64::MAX / 2);
         let report = self.store.prune_events(now_micros() - retention)?;
         if report.pruned_events > 0 {
-            self.store.append_event(NewEvent {
-                kind: crate::events::EventKind::AuditPrune.into(),
-                session_id: None,
-                identity: None,
-                data:
-                    json!({"pruned_events": report.pruned_events, "through_id": report.through_id})
-                        .into(),
-            })?;
+            let pruned = crate::events::AuditPruned {
+                pruned_events: report.pruned_events,
+                through_id: report.through_id,
+            };
+            self.store
+                .append_event(crate::events::record(None, None, &pruned))?;
             tracing::info!(
                 pruned = report.pruned_events,
                 "audit events past retention pruned"

@@ -3,8 +3,13 @@
 //!
 //! The names are the contract of the audit log (exports, `session replay`,
 //! filters, SIEM queries): a kind is never renamed, only added. Every
-//! record is built through [`event`], so the kind, the session and the
-//! identity fields are filled the same way for every protocol.
+//! payload is a type here that knows its kind ([`Payload`]), and every
+//! record is built through [`record`], so the kind, the session and the
+//! identity fields are filled the same way for every protocol, and a
+//! payload cannot be recorded under another kind's name. (The command and
+//! result records, `command` and `command.result`, are built by the
+//! protocol crates' recorders from their own payload types through
+//! [`event`].)
 
 use serde::Serialize;
 
@@ -150,6 +155,336 @@ impl From<EventKind> for String {
     }
 }
 
+// The payloads of the session events, the same for every protocol. Fields
+// are in alphabetical order: a struct serializes in field order, and these
+// records were written from `json!` maps (sorted keys) before, so the
+// recorded JSON text is unchanged.
+
+/// `session.start`: who was admitted where, before the upstream is opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionStart {
+    /// PostgreSQL's `application_name` (or the protocol's equivalent).
+    pub application_name: Option<String>,
+    pub client_address: String,
+    pub connection: String,
+    pub credential_version: i64,
+    pub groups: Vec<String>,
+    pub identity_kind: airlock_types::IdentityKind,
+    pub protocol: &'static str,
+    pub tls: bool,
+    pub token_id: String,
+}
+
+/// `session.end`: how a session ended and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionEnd {
+    pub bytes_from_client: u64,
+    pub bytes_from_upstream: u64,
+    pub commands: u64,
+    pub connection: String,
+    pub detail: Option<String>,
+    pub duration_ms: u64,
+    /// A stable name: `client`, `killed`, `upstream_failed`, …
+    pub ended_by: &'static str,
+    pub refused: u64,
+}
+
+/// `session.refused`: a session refused at admission by a limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRefused {
+    pub client_address: String,
+    pub connection: String,
+    pub limit: usize,
+    pub reason: &'static str,
+    pub setting: &'static str,
+}
+
+/// `session.upstream_failed`: the upstream login failed (the inside's
+/// words, for the audit log only).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionUpstreamFailed {
+    pub connection: String,
+    pub error: String,
+}
+
+/// `auth.failure`: a token that did not authenticate, and why (never told
+/// to the client).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthFailed {
+    pub client_address: String,
+    pub connection: String,
+    pub identity_failures: usize,
+    pub protocol: &'static str,
+    pub reason: &'static str,
+    pub source_failures: usize,
+}
+
+/// `auth.lockout`: a source or identity locked out after repeated failures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockedOut {
+    /// The source's IP address (no port).
+    pub client_address: String,
+    pub lockout_seconds: u64,
+    pub protocol: &'static str,
+    pub scope: &'static str,
+}
+
+/// `access.refused`: a session refused for want of an access grant.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRefused {
+    pub client_address: String,
+    pub connection: String,
+}
+
+/// `access.denied`: an access request the policy refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessDenied {
+    pub connection: String,
+    pub duration_seconds: i64,
+    pub reason: String,
+    /// The policy's message.
+    pub why: String,
+}
+
+/// `access.grant` by policy: an access request the policy approved.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessGrantedByPolicy {
+    pub approved_by: &'static str,
+    pub connection: String,
+    pub expires_at: i64,
+    pub grant_id: String,
+    pub reason: String,
+    pub rule: String,
+}
+
+/// `access.grant` by approval: an access request approvers approved.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessGrantedByReview {
+    pub approved_by: String,
+    pub connection: String,
+    pub expires_at: i64,
+    pub grant_id: String,
+    pub review_id: String,
+    pub rule: String,
+}
+
+/// `access.request`: an access request waiting for approvers.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRequested {
+    pub approvers: Vec<String>,
+    pub connection: String,
+    pub duration_seconds: i64,
+    pub reason: String,
+    pub review_id: String,
+    pub rule: String,
+}
+
+/// `access.revoke`: an access grant revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRevoked {
+    pub connection: String,
+    pub grant_id: String,
+    pub identity: String,
+    pub sessions_closed: usize,
+}
+
+/// `admin.token_rotated`: the admin token replaced.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminTokenRotated {
+    /// Whether airlock generated the new token (else it came from the
+    /// environment).
+    pub generated: bool,
+}
+
+/// `audit.prune`: events older than the retention pruned.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPruned {
+    pub pruned_events: u64,
+    pub through_id: Option<i64>,
+}
+
+/// `auth.failure` on the admin API: a bearer token that is no admin or
+/// personal token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiAuthFailed {
+    pub client_address: String,
+    pub protocol: &'static str,
+    pub reason: &'static str,
+    pub source_failures: usize,
+}
+
+/// `auth.unlock`: lockouts lifted by an admin.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthUnlocked {
+    pub identity: Option<String>,
+    pub lockouts_ended: usize,
+    pub source: Option<String>,
+}
+
+/// `connection.add`: a run-time connection added.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionAdded {
+    pub address: String,
+    pub connection: String,
+    pub database: String,
+}
+
+/// `connection.remove`: a run-time connection removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionRemoved {
+    pub connection: String,
+    pub sessions_closed: usize,
+}
+
+/// `credential.delete`: a stored credential deleted.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialDeleted {
+    pub credential: String,
+}
+
+/// `credential.rotate`: a stored credential's secret replaced.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialRotated {
+    pub credential: String,
+    pub version: i64,
+}
+
+/// `credential.set`: a credential stored (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialSet {
+    pub credential: String,
+    pub username: String,
+    pub version: i64,
+}
+
+/// `mfa.enroll`: an approver enrolled a TOTP secret (never the secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaEnrolled {}
+
+/// `policy.apply`: a policy version applied (or rolled back to).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyApplied {
+    pub comment: Option<String>,
+    pub rules: usize,
+    pub source: String,
+    pub version: i64,
+}
+
+/// `review.created`: a command held for review.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewCreated {
+    pub approvers: Vec<String>,
+    pub classification: serde_json::Value,
+    pub connection: String,
+    pub expires_at: i64,
+    pub min_approvals: i64,
+    pub policy_version: i64,
+    pub require_mfa: bool,
+    pub review_id: String,
+    pub rule: String,
+    /// The statement, masked.
+    pub statement: String,
+}
+
+/// `review.approve` or `review.deny`: one approver's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewDecided {
+    /// Which of the two kinds (not a field of the record).
+    #[serde(skip)]
+    pub approved: bool,
+    pub approvals: i64,
+    pub comment: Option<String>,
+    pub mfa: bool,
+    pub min_approvals: i64,
+    pub requester: String,
+    pub review_id: String,
+    pub status: String,
+}
+
+/// `token.issue`: a token issued (never its value).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenIssued {
+    pub connections: Vec<String>,
+    pub expires_at: i64,
+    pub groups: Vec<String>,
+    pub kind: String,
+    pub token_id: String,
+}
+
+/// `token.revoke`: a token revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRevoked {
+    pub already_revoked: bool,
+    pub sessions_closed: usize,
+    pub token_id: String,
+}
+
+/// An audit payload: what one kind of event records (no secret, masked
+/// data only), tied to its kind.
+pub trait Payload: Serialize + std::fmt::Debug {
+    /// The kind recorded for this payload.
+    fn kind(&self) -> EventKind;
+}
+
+/// Ties payload types to the one kind each records.
+macro_rules! payload_kinds {
+    ($($payload:ident => $kind:ident),* $(,)?) => {
+        $(impl Payload for $payload {
+            fn kind(&self) -> EventKind {
+                EventKind::$kind
+            }
+        })*
+    };
+}
+
+payload_kinds!(
+    AccessDenied => AccessDenied,
+    AccessGrantedByPolicy => AccessGrant,
+    AccessGrantedByReview => AccessGrant,
+    AccessRequested => AccessRequest,
+    AccessRefused => AccessRefused,
+    AccessRevoked => AccessRevoke,
+    AdminTokenRotated => AdminTokenRotated,
+    AuditPruned => AuditPrune,
+    ApiAuthFailed => AuthFailure,
+    AuthFailed => AuthFailure,
+    LockedOut => AuthLockout,
+    AuthUnlocked => AuthUnlock,
+    ConnectionAdded => ConnectionAdd,
+    ConnectionRemoved => ConnectionRemove,
+    CredentialDeleted => CredentialDelete,
+    CredentialRotated => CredentialRotate,
+    CredentialSet => CredentialSet,
+    MfaEnrolled => MfaEnroll,
+    PolicyApplied => PolicyApply,
+    ReviewCreated => ReviewCreated,
+    SessionEnd => SessionEnd,
+    SessionRefused => SessionRefused,
+    SessionStart => SessionStart,
+    SessionUpstreamFailed => SessionUpstreamFailed,
+    TokenIssued => TokenIssue,
+    TokenRevoked => TokenRevoke,
+);
+
+impl Payload for ReviewDecided {
+    fn kind(&self) -> EventKind {
+        if self.approved {
+            EventKind::ReviewApprove
+        } else {
+            EventKind::ReviewDeny
+        }
+    }
+}
+
+/// The record of a typed payload: the one way core events are built.
+pub fn record(
+    session_id: Option<&str>,
+    identity: Option<&str>,
+    payload: &impl Payload,
+) -> NewEvent {
+    event(payload.kind(), session_id, identity, payload)
+}
+
 /// A record of `kind` with a serializable payload (which must hold no
 /// secret and only masked data).
 pub fn event(
@@ -212,6 +547,92 @@ mod tests {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(EventKind::parse("session"), None);
+    }
+
+    /// The typed payloads write the same JSON text as the `json!` maps
+    /// they replaced (old and new records read alike).
+    #[test]
+    fn session_payloads_serialize_as_before() {
+        let start = SessionStart {
+            application_name: Some("psql".into()),
+            client_address: "127.0.0.1:5000".into(),
+            connection: "prod".into(),
+            credential_version: 2,
+            groups: vec!["g".into()],
+            identity_kind: airlock_types::IdentityKind::Agent,
+            protocol: "postgres",
+            tls: true,
+            token_id: "t-1".into(),
+        };
+        let before = serde_json::json!({
+            "protocol": "postgres", "token_id": "t-1", "identity_kind": "agent",
+            "groups": ["g"], "connection": "prod", "client_address": "127.0.0.1:5000",
+            "tls": true, "application_name": "psql", "credential_version": 2,
+        });
+        assert_eq!(serde_json::to_string(&start).unwrap(), before.to_string());
+        let end = SessionEnd {
+            bytes_from_client: 1,
+            bytes_from_upstream: 2,
+            commands: 3,
+            connection: "prod".into(),
+            detail: None,
+            duration_ms: 4,
+            ended_by: "client",
+            refused: 5,
+        };
+        let before = serde_json::json!({
+            "connection": "prod", "ended_by": "client", "detail": null, "duration_ms": 4,
+            "bytes_from_client": 1, "bytes_from_upstream": 2, "commands": 3, "refused": 5,
+        });
+        assert_eq!(serde_json::to_string(&end).unwrap(), before.to_string());
+        let refused = SessionRefused {
+            client_address: "c".into(),
+            connection: "prod".into(),
+            limit: 2,
+            reason: "session_limit",
+            setting: "limits.max_sessions_per_identity",
+        };
+        let before = serde_json::json!({
+            "connection": "prod", "client_address": "c", "reason": "session_limit",
+            "setting": "limits.max_sessions_per_identity", "limit": 2,
+        });
+        assert_eq!(serde_json::to_string(&refused).unwrap(), before.to_string());
+        let failed = SessionUpstreamFailed {
+            connection: "prod".into(),
+            error: "e".into(),
+        };
+        let before = serde_json::json!({"connection": "prod", "error": "e"});
+        assert_eq!(serde_json::to_string(&failed).unwrap(), before.to_string());
+        let failed = AuthFailed {
+            client_address: "c".into(),
+            connection: "prod".into(),
+            identity_failures: 1,
+            protocol: "postgres",
+            reason: "expired",
+            source_failures: 2,
+        };
+        let before = serde_json::json!({
+            "protocol": "postgres", "client_address": "c", "connection": "prod",
+            "reason": "expired", "source_failures": 2, "identity_failures": 1,
+        });
+        assert_eq!(serde_json::to_string(&failed).unwrap(), before.to_string());
+        let locked = LockedOut {
+            client_address: "127.0.0.1".into(),
+            lockout_seconds: 60,
+            protocol: "postgres",
+            scope: "source",
+        };
+        let before = serde_json::json!({
+            "protocol": "postgres", "client_address": "127.0.0.1", "scope": "source",
+            "lockout_seconds": 60,
+        });
+        assert_eq!(serde_json::to_string(&locked).unwrap(), before.to_string());
+        let access = AccessRefused {
+            client_address: "c".into(),
+            connection: "prod".into(),
+        };
+        let before = serde_json::json!({"connection": "prod", "client_address": "c"});
+        assert_eq!(serde_json::to_string(&access).unwrap(), before.to_string());
     }
 
     #[test]

@@ -137,10 +137,60 @@ impl Decision {
         }
     }
 
+    /// The same decision, taken under policy `version`.
+    fn at(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
     /// True when the command goes upstream.
     pub fn forwards(&self) -> bool {
         self.verdict == Verdict::Forward
     }
+}
+
+/// A refusal because the gate cannot decide (no policy, a mask plan that
+/// cannot be built).
+fn unavailable(message: String, details: Value) -> Decision {
+    Decision::refuse(Refusal::Unavailable { message }, details)
+}
+
+/// What reviewers are asked for a command a review rule holds: the text
+/// masked as its results would be, and what an approval binds.
+fn review_request(
+    verdict: &PolicyVerdict,
+    mask: Option<&MaskPlan>,
+    shown: &str,
+    details: &Value,
+    version: i64,
+) -> Option<ReviewRequest> {
+    let PolicyVerdict::Review {
+        rule,
+        approvers,
+        wait,
+        require_mfa,
+        min_approvals,
+    } = verdict
+    else {
+        return None;
+    };
+    let statement = match mask {
+        Some(plan) => plan
+            .mask_text(shown, &mut airlock_mask::MaskStats::new())
+            .into_owned(),
+        None => shown.to_string(),
+    };
+    Some(ReviewRequest {
+        rule: rule.clone(),
+        approvers: approvers.clone(),
+        wait: *wait,
+        require_mfa: *require_mfa,
+        min_approvals: *min_approvals,
+        policy_version: version,
+        statement,
+        fingerprint: fingerprint(shown),
+        classification: details.clone(),
+    })
 }
 
 /// "retry in 40 ms" / "retry in 2.5 s": never "0.0 s", always rounded up.
@@ -220,14 +270,8 @@ impl Gate {
                 .clone()
                 .unwrap_or_else(|| "no policy is loaded".into());
             details["verdict"] = json!("deny");
-            let mut refused = Decision::refuse(
-                Refusal::Unavailable {
-                    message: format!("airlock: command refused: {problem}"),
-                },
-                details,
-            );
-            refused.version = live.version;
-            return refused;
+            return unavailable(format!("airlock: command refused: {problem}"), details)
+                .at(live.version);
         };
         let decision = decide(
             policy,
@@ -244,52 +288,34 @@ impl Gate {
             .iter()
             .map(|rule| &rule.name)
             .collect::<Vec<_>>());
-        match &decision.verdict {
+        // The mask obligation, compiled once: every verdict needs it (the
+        // record of a refused command and a review show the text masked as
+        // results would be). One that cannot be carried out is a refusal.
+        let mask = match decision
+            .mask
+            .as_ref()
+            .map(|obligation| live.mask_plan(obligation))
+        {
+            None => None,
+            Some(Ok(plan)) => Some(plan),
+            Some(Err(error)) => {
+                return unavailable(
+                    format!("airlock: command refused: the mask plan cannot be built: {error}"),
+                    details,
+                )
+                .at(live.version)
+            }
+        };
+        let decided = match &decision.verdict {
             PolicyVerdict::Deny { rule, .. } => {
                 details["rule"] = json!(rule);
                 let message = decision
                     .client_message()
                     .unwrap_or_else(|| "blocked by policy".into());
-                let mut refused = Decision::refuse(Refusal::Denied { message }, details);
-                refused.version = live.version;
-                // Never forwarded, but recorded: the record keeps the
-                // statement masked as its results would be.
-                refused.mask = decision
-                    .mask
-                    .as_ref()
-                    .and_then(|obligation| live.mask_plan(obligation).ok());
-                refused
+                Decision::refuse(Refusal::Denied { message }, details)
             }
-            PolicyVerdict::Review {
-                rule,
-                approvers,
-                wait,
-                require_mfa,
-                min_approvals,
-            } => {
+            PolicyVerdict::Review { rule, .. } => {
                 details["rule"] = json!(rule);
-                let plan = decision
-                    .mask
-                    .as_ref()
-                    .and_then(|obligation| live.mask_plan(obligation).ok());
-                // The review shows the command masked as its results would be.
-                let statement = match &plan {
-                    Some(plan) => plan
-                        .mask_text(shown, &mut airlock_mask::MaskStats::new())
-                        .into_owned(),
-                    None => shown.to_string(),
-                };
-                let request = ReviewRequest {
-                    rule: rule.clone(),
-                    approvers: approvers.clone(),
-                    wait: *wait,
-                    require_mfa: *require_mfa,
-                    min_approvals: *min_approvals,
-                    policy_version: live.version,
-                    statement,
-                    fingerprint: fingerprint(shown),
-                    classification: details.clone(),
-                };
                 let mut held = Decision::refuse(
                     Refusal::Review {
                         review_id: None,
@@ -297,9 +323,13 @@ impl Gate {
                     },
                     details,
                 );
-                held.mask = plan;
-                held.review = Some(request);
-                held.version = live.version;
+                held.review = review_request(
+                    &decision.verdict,
+                    mask.as_deref(),
+                    shown,
+                    &held.details,
+                    live.version,
+                );
                 held.rate_limits = decision.rate_limits.clone();
                 held
             }
@@ -311,43 +341,22 @@ impl Gate {
                         details["verdict"] = json!("rate_limited");
                         let mut refused =
                             Decision::refuse(Refusal::RateLimited { message }, details);
-                        refused.mask = decision
-                            .mask
-                            .as_ref()
-                            .and_then(|obligation| live.mask_plan(obligation).ok());
+                        refused.mask = mask;
                         return refused;
                     }
                 }
-                let mask = match &decision.mask {
-                    None => None,
-                    Some(obligation) => match live.mask_plan(obligation) {
-                        Ok(plan) => Some(plan),
-                        Err(error) => {
-                            // An obligation that cannot be carried out is a refusal.
-                            return Decision::refuse(
-                                Refusal::Unavailable {
-                                    message: format!(
-                                        "airlock: command refused: the mask plan cannot be built: {error}"
-                                    ),
-                                },
-                                details,
-                            );
-                        }
-                    },
+                let mut allowed = Decision::forward();
+                allowed.details = details;
+                allowed.rate_limits = match limits {
+                    Limits::AtEachExecution => decision.rate_limits.clone(),
+                    Limits::Now => Vec::new(),
                 };
-                Decision {
-                    verdict: Verdict::Forward,
-                    details,
-                    mask,
-                    review: None,
-                    version: live.version,
-                    rate_limits: match limits {
-                        Limits::AtEachExecution => decision.rate_limits.clone(),
-                        Limits::Now => Vec::new(),
-                    },
-                }
+                allowed
             }
-        }
+        };
+        let mut decided = decided.at(live.version);
+        decided.mask = mask;
+        decided
     }
 
     /// Resolves a decision that holds the command for review: waits when

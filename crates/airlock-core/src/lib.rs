@@ -4,7 +4,9 @@
 //! listener, its codec glue, its upstream login and the one module that
 //! turns this crate's refusals into the protocol's own errors. Everything
 //! between is here: client authentication and credential-spraying
-//! protection ([`auth`]), admission to a connection with JIT grants
+//! protection ([`auth`], and [`login`], a client's login with its
+//! records), admission of a session to a connection and the
+//! one value an upstream is opened from ([`admission`]), JIT grants
 //! ([`access`]), the command gate that asks the one decision point
 //! ([`gate`]), audit-before-forward recording ([`recorder`]), reviews
 //! ([`reviews`]), policy versions ([`policies`]), live sessions and kill
@@ -17,6 +19,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -25,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod gate;
 pub mod live_policy;
+pub mod login;
 pub mod notifications;
 pub mod policies;
 pub mod recorder;

@@ -46,12 +46,14 @@ impl GatewayState {
         let policy = Policy::from_yaml(text, "policy")
             .map_err(|error| AdminError::Invalid(error.to_string()))?;
         let version = self.store.insert_policy_version(text, source, comment)?;
-        self.store.append_event(airlock_store::NewEvent {
-            kind: crate::events::EventKind::PolicyApply.into(),
-            session_id: None,
-            identity: Some("admin".into()),
-            data: serde_json::json!({"version": version, "source": source, "comment": comment, "rules": policy.rules.len()}).into(),
-        })?;
+        let applied = crate::events::PolicyApplied {
+            comment: comment.map(str::to_string),
+            rules: policy.rules.len(),
+            source: source.to_string(),
+            version,
+        };
+        self.store
+            .append_event(crate::events::record(None, Some("admin"), &applied))?;
         self.refresh_policy()?;
         let record = self
             .store

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_store::prelude::*;
-use airlock_store::{now_unix, NewEvent, NewReview, ReviewRecord};
+use airlock_store::{now_unix, NewReview, ReviewRecord};
 use airlock_types::Identity;
 
 use crate::error::AdminError;
+use crate::events::{record, AccessGrantedByReview, MfaEnrolled, ReviewCreated, ReviewDecided};
 use crate::state::GatewayState;
 
 /// How often a waiting command checks for a decision.
@@ -87,13 +88,8 @@ impl GatewayState {
         request: ReviewRequest,
         notice: impl FnOnce(String),
     ) -> ReviewOutcome {
-        let (who, where_, print) = (
-            identity.name.clone(),
-            connection.to_string(),
-            request.fingerprint.clone(),
-        );
         match self
-            .blocking(move |state| state.store.consume_approval(&who, &where_, &print))
+            .consume_approval(identity, connection, &request.fingerprint)
             .await
         {
             Ok(Some(review_id)) => return ReviewOutcome::Approved { review_id },
@@ -107,6 +103,75 @@ impl GatewayState {
                 }
             }
         }
+        let review = match self
+            .open_review(identity, connection, session_id, &request)
+            .await
+        {
+            Ok(review) => review,
+            Err(refused) => return refused,
+        };
+        let how = format!("approve with: airlock review approve {}", review.id);
+        let header = format!(
+            "review {} required by rule \"{}\" (policy v{})",
+            review.id, request.rule, request.policy_version
+        );
+        let Some(wait) = request.wait.filter(|wait| !wait.is_zero()) else {
+            return ReviewOutcome::Refused {
+                review_id: Some(review.id),
+                message: format!("{header}; {how}"),
+            };
+        };
+        notice(format!(
+            "{header}: waiting up to {} s for a decision; {how}",
+            wait.as_secs()
+        ));
+        let deadline = tokio::time::Instant::now() + wait;
+        let decided = self
+            .await_decision(
+                identity,
+                connection,
+                &request.fingerprint,
+                &review.id,
+                deadline,
+            )
+            .await;
+        decided.unwrap_or_else(|| ReviewOutcome::Refused {
+            review_id: Some(review.id.clone()),
+            message: format!(
+                "review {} was not approved within {} s; it stays pending: run the command again once it is approved ({how})",
+                review.id,
+                wait.as_secs()
+            ),
+        })
+    }
+
+    /// Uses up a valid approval of this exact command, if there is one.
+    async fn consume_approval(
+        self: &Arc<Self>,
+        identity: &Identity,
+        connection: &str,
+        fingerprint: &str,
+    ) -> Result<Option<String>, String> {
+        let (who, where_, print) = (
+            identity.name.clone(),
+            connection.to_string(),
+            fingerprint.to_string(),
+        );
+        self.blocking(move |state| state.store.consume_approval(&who, &where_, &print))
+            .await
+    }
+
+    /// Creates the review of a held command (or finds the pending one of the
+    /// same command), recorded (`review.created`) and announced to the
+    /// webhooks when new. A review that cannot be created or recorded
+    /// refuses the command.
+    async fn open_review(
+        self: &Arc<Self>,
+        identity: &Identity,
+        connection: &str,
+        session_id: &str,
+        request: &ReviewRequest,
+    ) -> Result<ReviewRecord, ReviewOutcome> {
         let pending_ttl = i64::try_from(self.settings.review_pending_ttl.as_secs()).unwrap_or(3600);
         let new = NewReview {
             id: new_review_id(),
@@ -126,105 +191,87 @@ impl GatewayState {
             duration_seconds: None,
         };
         let created_id = new.id.clone();
-        let review = match self
+        let review = self
             .blocking(move |state| state.store.create_or_find_review(&new))
             .await
-        {
-            Ok(review) => review,
-            Err(error) => {
-                return ReviewOutcome::Refused {
-                    review_id: None,
-                    message: format!(
-                        "airlock: command refused: the review cannot be created: {error}"
-                    ),
-                }
-            }
-        };
+            .map_err(|error| ReviewOutcome::Refused {
+                review_id: None,
+                message: format!("airlock: command refused: the review cannot be created: {error}"),
+            })?;
         if review.id == created_id {
-            let event = NewEvent {
-                kind: crate::events::EventKind::ReviewCreated.into(),
-                session_id: Some(session_id.to_string()),
-                identity: Some(identity.name.clone()),
-                data: json!({
-                    "review_id": review.id, "connection": connection, "statement": review.statement,
-                    "rule": review.rule, "policy_version": review.policy_version, "approvers": review.approvers,
-                    "min_approvals": review.min_approvals, "require_mfa": review.require_mfa,
-                    "expires_at": review.expires_at, "classification": review.classification,
-                }).into(),
+            let created = ReviewCreated {
+                approvers: review.approvers.clone(),
+                classification: review.classification.clone(),
+                connection: connection.to_string(),
+                expires_at: review.expires_at,
+                min_approvals: review.min_approvals,
+                policy_version: review.policy_version,
+                require_mfa: review.require_mfa,
+                review_id: review.id.clone(),
+                rule: review.rule.clone(),
+                statement: review.statement.clone(),
             };
+            let event = record(Some(session_id), Some(&identity.name), &created);
             if let Err(error) = self.recorder.record(vec![event]).await {
-                return ReviewOutcome::Refused {
+                return Err(ReviewOutcome::Refused {
                     review_id: Some(review.id),
                     message: format!("airlock: command refused: {error}"),
-                };
+                });
             }
             self.notify_review("review.created", &review);
         }
-        let how = format!("approve with: airlock review approve {}", review.id);
-        let header = format!(
-            "review {} required by rule \"{}\" (policy v{})",
-            review.id, request.rule, request.policy_version
-        );
-        let Some(wait) = request.wait.filter(|wait| !wait.is_zero()) else {
-            return ReviewOutcome::Refused {
-                review_id: Some(review.id),
-                message: format!("{header}; {how}"),
-            };
-        };
-        notice(format!(
-            "{header}: waiting up to {} s for a decision; {how}",
-            wait.as_secs()
-        ));
-        let deadline = tokio::time::Instant::now() + wait;
+        Ok(review)
+    }
+
+    /// Polls the review until it is decided or expires: approved (and its
+    /// approval used), denied or expired; `None` at `deadline`. (Not a
+    /// timeout around the poll: one must never drop an approval it has
+    /// just used.)
+    async fn await_decision(
+        self: &Arc<Self>,
+        identity: &Identity,
+        connection: &str,
+        fingerprint: &str,
+        review_id: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<ReviewOutcome> {
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
             tokio::time::sleep(POLL_INTERVAL).await;
-            let id = review.id.clone();
+            let id = review_id.to_string();
             let current = self.blocking(move |state| state.store.review(&id)).await;
-            match current
-                .as_ref()
-                .map(|review| review.as_ref().map(|r| r.status.as_str()))
-            {
-                Ok(Some("approved")) => {
-                    let (who, where_, print) = (
-                        identity.name.clone(),
-                        connection.to_string(),
-                        request.fingerprint.clone(),
-                    );
+            let current = match current {
+                Ok(current) => current,
+                // A store hiccup while waiting: ask again.
+                Err(_) => continue,
+            };
+            match current.as_ref().map(|review| review.status.as_str()) {
+                Some("approved") => {
                     if let Ok(Some(review_id)) = self
-                        .blocking(move |state| state.store.consume_approval(&who, &where_, &print))
+                        .consume_approval(identity, connection, fingerprint)
                         .await
                     {
-                        return ReviewOutcome::Approved { review_id };
+                        return Some(ReviewOutcome::Approved { review_id });
                     }
                 }
-                Ok(Some("denied")) => {
+                Some("denied") => {
                     let reason = current
-                        .ok()
-                        .flatten()
                         .and_then(|review| review.reason)
                         .unwrap_or_else(|| "no reason given".into());
-                    return ReviewOutcome::Refused {
-                        review_id: Some(review.id.clone()),
-                        message: format!("review {} was denied: {reason}", review.id),
-                    };
+                    return Some(ReviewOutcome::Refused {
+                        review_id: Some(review_id.to_string()),
+                        message: format!("review {review_id} was denied: {reason}"),
+                    });
                 }
-                Ok(Some("expired")) | Ok(None) => {
-                    return ReviewOutcome::Refused {
-                        review_id: Some(review.id.clone()),
-                        message: format!("review {} expired before anyone approved it", review.id),
-                    };
+                Some("expired") | None => {
+                    return Some(ReviewOutcome::Refused {
+                        review_id: Some(review_id.to_string()),
+                        message: format!("review {review_id} expired before anyone approved it"),
+                    });
                 }
                 _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return ReviewOutcome::Refused {
-                    review_id: Some(review.id.clone()),
-                    message: format!(
-                        "review {} was not approved within {} s; it stays pending: run the command again once it is approved ({how})",
-                        review.id,
-                        wait.as_secs()
-                    ),
-                };
             }
         }
     }
@@ -304,23 +351,32 @@ impl GatewayState {
         let outcome =
             self.store
                 .decide_review(id, &approver.name, approve, comment, mfa, validity, 1)?;
-        self.store.append_event(NewEvent {
-            kind: if approve { crate::events::EventKind::ReviewApprove.into() } else { crate::events::EventKind::ReviewDeny.into() },
-            session_id: review.session_id.clone(),
-            identity: Some(approver.name.clone()),
-            data: json!({
-                "review_id": id, "requester": review.identity, "comment": comment, "mfa": mfa,
-                "status": outcome.status, "approvals": outcome.approvals, "min_approvals": outcome.min_approvals,
-            }).into(),
-        })?;
+        let decided = ReviewDecided {
+            approved: approve,
+            approvals: outcome.approvals,
+            comment: comment.map(str::to_string),
+            mfa,
+            min_approvals: outcome.min_approvals,
+            requester: review.identity.clone(),
+            review_id: id.to_string(),
+            status: outcome.status.clone(),
+        };
+        self.store.append_event(record(
+            review.session_id.as_deref(),
+            Some(&approver.name),
+            &decided,
+        ))?;
         if let Some(grant) = &outcome.grant {
-            self.store.append_event(NewEvent {
-                kind: crate::events::EventKind::AccessGrant.into(),
-                session_id: None,
-                identity: Some(grant.identity.clone()),
-                data: json!({"grant_id": grant.id, "connection": grant.connection, "review_id": id,
-                             "rule": grant.rule, "expires_at": grant.expires_at, "approved_by": approver.name}).into(),
-            })?;
+            let granted = AccessGrantedByReview {
+                approved_by: approver.name.clone(),
+                connection: grant.connection.clone(),
+                expires_at: grant.expires_at,
+                grant_id: grant.id.clone(),
+                review_id: id.to_string(),
+                rule: grant.rule.clone(),
+            };
+            self.store
+                .append_event(record(None, Some(&grant.identity), &granted))?;
         }
         if outcome.status != "pending" {
             if let Some(updated) = self.store.review(id)? {
@@ -386,12 +442,8 @@ impl GatewayState {
                 .encrypt(&format!("mfa:{}", identity.name), &identity.name, &encoded)?;
         self.store
             .set_mfa_secret(&identity.name, &nonce, &ciphertext)?;
-        self.store.append_event(NewEvent {
-            kind: crate::events::EventKind::MfaEnroll.into(),
-            session_id: None,
-            identity: Some(identity.name.clone()),
-            data: json!({}).into(),
-        })?;
+        self.store
+            .append_event(record(None, Some(&identity.name), &MfaEnrolled {}))?;
         Ok(json!({
             "identity": identity.name,
             "otpauth_uri": airlock_mfa::otpauth_uri(&secret, "airlock", &identity.name),

@@ -5,7 +5,9 @@
 //! `ErrorResponse` fields, so every code a client can get from the gateway is
 //! listed here ([`sqlstate`]) and nowhere else.
 
+use airlock_core::admission::AdmissionRefusal;
 use airlock_core::gate::{Object, Refusal};
+use airlock_core::login::LoginRefusal;
 use airlock_pg::backend::encode_error;
 use airlock_pg::ErrorFields;
 
@@ -86,6 +88,33 @@ pub fn refusal(refusal: &Refusal) -> ErrorFields {
         hint: hint.map(str::to_string),
         position,
     }
+}
+
+/// The SQLSTATE and message of a refused login (sent as FATAL): one code
+/// for every token failure, whatever its reason.
+pub fn login(refusal: &LoginRefusal) -> (&'static str, String) {
+    let code = match refusal {
+        LoginRefusal::LockedOut { .. } => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+        LoginRefusal::Failed { .. } => sqlstate::INVALID_PASSWORD,
+        LoginRefusal::StoreUnavailable => sqlstate::SYSTEM_ERROR,
+    };
+    (code, refusal.to_string())
+}
+
+/// The SQLSTATE and message of a refused admission (sent as FATAL).
+pub fn admission(refusal: &AdmissionRefusal) -> (&'static str, String) {
+    let code = match refusal {
+        AdmissionRefusal::SessionLimit { .. } => sqlstate::TOO_MANY_CONNECTIONS,
+        AdmissionRefusal::UnknownConnection { .. } | AdmissionRefusal::WrongProtocol { .. } => {
+            sqlstate::INVALID_CATALOG_NAME
+        }
+        AdmissionRefusal::NoGrant { .. } => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+        AdmissionRefusal::StoreUnavailable => sqlstate::SYSTEM_ERROR,
+        AdmissionRefusal::CredentialMissing { .. }
+        | AdmissionRefusal::CredentialUnreadable { .. } => sqlstate::SERVER_REJECTED_CONNECTION,
+        AdmissionRefusal::RecordingUnavailable => sqlstate::IO_ERROR,
+    };
+    (code, refusal.to_string())
 }
 
 /// An `ERROR` with this code and message.

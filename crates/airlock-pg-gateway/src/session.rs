@@ -16,7 +16,6 @@
 //! The phases after authentication share one `SessionContext`.
 
 use bytes::BytesMut;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,19 +30,21 @@ use airlock_pg::backend::{
 use airlock_pg::frontend::decode_password;
 use airlock_pg::startup::{decode_startup, StartupMessage, StartupRequest};
 use airlock_pg::FrameDecoder;
-use airlock_store::prelude::*;
-use airlock_store::{now_unix, NewEvent};
+use airlock_store::now_unix;
 
-use crate::errors::{fatal, sqlstate};
+use crate::errors::{self, fatal, sqlstate};
 use crate::gate::CommandGate;
 use crate::io::{read_more, BoxedIo};
 use crate::relay::{relay, Expiry, RecordingContext, RelayEnd, RelaySession, RelayStats};
-use crate::upstream::{self, UpstreamConnection, UpstreamTarget};
-use airlock_core::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
-use airlock_core::registry::{
-    LimitReached, Registration, SessionLimits, SessionSummary, UpstreamCancel,
+use crate::upstream::{self, UpstreamConnection};
+use airlock_core::admission::{
+    AdmissionRefusal, AdmissionRequest, AdmittedSession, SessionCounts, UpstreamLogin,
 };
+use airlock_core::auth::Authenticated;
+use airlock_core::login::{LoginAttempt, LoginRefusal};
+use airlock_core::registry::{Registration, UpstreamCancel};
 use airlock_core::state::{GatewayState, ResolvedConnection};
+use airlock_types::Protocol;
 use tracing::Instrument;
 
 /// Largest password message accepted (tokens and JWTs are well below).
@@ -60,6 +61,18 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
         code,
         message: message.into(),
     }
+}
+
+/// How the client reads a refused login.
+fn login_refusal(refusal: &LoginRefusal) -> Refusal {
+    let (code, message) = errors::login(refusal);
+    refuse(code, message)
+}
+
+/// How the client reads a refusal of the core's admission.
+fn admission_refusal(refusal: &AdmissionRefusal) -> Refusal {
+    let (code, message) = errors::admission(refusal);
+    refuse(code, message)
 }
 
 /// Result of the negotiate phase.
@@ -312,55 +325,8 @@ async fn negotiate(
     }
 }
 
-/// Checks a presented token: an OIDC JWT when issuers are configured and it
-/// looks like one, an airlock token otherwise.
-async fn authenticate_any(
-    state: &GatewayState,
-    token: String,
-    user: &str,
-    database: &str,
-) -> Result<Result<Authenticated, AuthFailure>, Refusal> {
-    if let (Some(validator), true) = (
-        &state.oidc,
-        airlock_oidc::OidcValidator::looks_like_jwt(&token),
-    ) {
-        return Ok(match validator.validate(&token).await {
-            Ok(validated) if validated.identity.name == user => Ok(Authenticated {
-                token_id: format!("oidc:{}", validated.issuer_name),
-                identity: validated.identity,
-            }),
-            Ok(_) => Err(AuthFailure::IdentityMismatch),
-            Err(error) => {
-                tracing::info!(%error, "OIDC token refused");
-                Err(if error.is_provider_failure() {
-                    AuthFailure::OidcUnavailable
-                } else {
-                    AuthFailure::OidcInvalid
-                })
-            }
-        });
-    }
-    let store = Arc::clone(&state.store);
-    let (lookup_user, lookup_database) = (user.to_string(), database.to_string());
-    tokio::task::spawn_blocking(move || {
-        authenticate_token(&store, &token, &lookup_user, &lookup_database)
-    })
-    .await
-    .map_err(|_| {
-        refuse(
-            sqlstate::SYSTEM_ERROR,
-            "airlock: internal error during authentication",
-        )
-    })?
-    .map_err(|error| {
-        tracing::error!(%error, "store unavailable during authentication");
-        refuse(
-            sqlstate::SYSTEM_ERROR,
-            "airlock: the gateway store is unavailable; try again later",
-        )
-    })
-}
-
+/// The authenticate phase: the core's lockout check, the token asked for
+/// in clear (inside TLS) and checked by the core, which records failures.
 async fn authenticate(
     state: &GatewayState,
     stream: &mut BoxedIo,
@@ -377,20 +343,16 @@ async fn authenticate(
             "airlock: no user name given (user = your identity name)",
         ));
     }
-    if let Err(locked) = state.spray_guard.check(peer.ip(), user) {
-        let whom = match locked.scope {
-            LockScope::Source => String::new(),
-            LockScope::Identity => format!(" for user \"{user}\""),
-        };
-        return Err(refuse(
-            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-            format!(
-                "airlock: too many failed authentication attempts{whom} from {}; try again in {} s",
-                peer.ip(),
-                locked.remaining.as_secs().max(1)
-            ),
-        ));
-    }
+    let attempt = LoginAttempt {
+        protocol: Protocol::Postgres,
+        user,
+        connection: database,
+        session_id,
+        peer,
+    };
+    state
+        .check_lockout(&attempt)
+        .map_err(|r| login_refusal(&r))?;
     let mut out = Vec::new();
     encode_auth_cleartext(&mut out);
     stream.write_all(&out).await.map_err(io)?;
@@ -421,56 +383,11 @@ async fn authenticate(
             )
         })?
         .to_string();
-    let checked = authenticate_any(state, token, user, database).await?;
-    match checked {
-        Ok(authenticated) => Ok(Some((authenticated, buf))),
-        Err(failure) => {
-            let outcome = state.spray_guard.record_failure(peer.ip(), user);
-            tracing::warn!(
-                client = %peer, identity = %user, connection = %database, reason = failure.as_str(),
-                source_failures = outcome.source_failures, "authentication failed"
-            );
-            let mut events = vec![NewEvent {
-                kind: airlock_core::events::EventKind::AuthFailure.into(),
-                session_id: Some(session_id.to_string()),
-                identity: Some(user.to_string()),
-                data: json!({
-                    "protocol": "postgres",
-                    "client_address": peer.to_string(),
-                    "connection": database,
-                    "reason": failure.as_str(),
-                    "source_failures": outcome.source_failures,
-                    "identity_failures": outcome.identity_failures,
-                })
-                .into(),
-            }];
-            if let Some(scope) = outcome.locked_now {
-                tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(), "locked out after repeated authentication failures");
-                events.push(NewEvent {
-                    kind: airlock_core::events::EventKind::AuthLockout.into(),
-                    session_id: Some(session_id.to_string()),
-                    identity: Some(user.to_string()),
-                    data: json!({
-                        "protocol": "postgres",
-                        "client_address": peer.ip().to_string(),
-                        "scope": scope.as_str(),
-                        "lockout_seconds": state.settings.lockout_duration.as_secs(),
-                    })
-                    .into(),
-                });
-            }
-            if let Err(error) = state.recorder.record(events).await {
-                tracing::error!(%error, "could not record an authentication failure");
-            }
-            Err(refuse(
-                sqlstate::INVALID_PASSWORD,
-                format!(
-                    "airlock: authentication failed for user \"{user}\" on connection \"{database}\": \
-                     the token is invalid, expired, revoked or not valid for this connection"
-                ),
-            ))
-        }
-    }
+    let authenticated = state
+        .log_in(&attempt, token)
+        .await
+        .map_err(|r| login_refusal(&r))?;
+    Ok(Some((authenticated, buf)))
 }
 
 /// What every phase after authentication knows about the session: passed
@@ -487,16 +404,25 @@ struct SessionContext<'a> {
     started: Instant,
 }
 
-/// The upstream opened for an admitted session, and what the later phases
-/// need of its connection.
+impl SessionContext<'_> {
+    /// What the core's admission needs to know.
+    fn admission_request(&self) -> AdmissionRequest<'_> {
+        AdmissionRequest {
+            protocol: Protocol::Postgres,
+            authenticated: self.authenticated,
+            connection: self.database,
+            session_id: self.session_id,
+            peer: self.peer,
+            tls: self.tls,
+            started: self.started,
+        }
+    }
+}
+
+/// The upstream opened for an admitted session.
 struct OpenedUpstream {
     upstream: UpstreamConnection,
-    /// The upstream's address, for cancel requests.
-    address: String,
-    connection_name: String,
-    connection_info: airlock_types::ConnectionInfo,
-    /// When the JIT grant the session was admitted under expires.
-    grant_expires_at: Option<i64>,
+    session: AdmittedSession,
 }
 
 /// The phases after authentication: admit, open the upstream, greet the
@@ -506,31 +432,31 @@ async fn connect_and_relay(
     mut stream: BoxedIo,
     client_buf: BytesMut,
 ) -> Result<(), Refusal> {
-    // Admit: take a slot among the live sessions before anything is opened
-    // upstream, so one identity cannot take every upstream connection.
-    let registration = match admit_session(ctx).await {
-        Ok(registration) => registration,
-        Err(refusal) => return Err(refuse_client(&mut stream, refusal).await),
-    };
     let opened = match open_upstream(ctx).await {
         Ok(opened) => opened,
         Err(refusal) => return Err(refuse_client(&mut stream, refusal).await),
     };
-    let backend_key = opened.upstream.backend_key;
+    let OpenedUpstream { upstream, session } = opened;
+    let backend_key = upstream.backend_key;
+    let address = session.connection.address.clone();
     let greeted = greet(
         ctx,
         &mut stream,
-        &registration,
-        &opened.upstream.greeting,
+        &session.registration,
+        &upstream.greeting,
         backend_key,
-        &opened.address,
+        &address,
     );
     if greeted.await.is_err() {
+        session
+            .record_end("client_vanished", None, SessionCounts::default())
+            .await;
         return Ok(());
     }
+    let connection_name = session.connection.name.clone();
     tracing::info!(
         session = %ctx.session_id, identity = %ctx.authenticated.identity.name,
-        connection = %opened.connection_name, client = %ctx.peer, tls = ctx.tls, "session started"
+        connection = %connection_name, client = %ctx.peer, tls = ctx.tls, "session started"
     );
 
     let state = ctx.state;
@@ -538,18 +464,18 @@ async fn connect_and_relay(
     let mut gate = CommandGate::new(
         Arc::clone(state),
         ctx.authenticated.identity.clone(),
-        opened.connection_info,
+        state.connection_info(&session.connection),
     );
-    let deadline = session_deadline(ctx, opened.grant_expires_at);
-    let mut kill = registration.kill.clone();
+    let deadline = session_deadline(ctx, session.grant_expires_at);
+    let mut kill = session.registration.kill.clone();
     let (mut client_read, mut client_write) = tokio::io::split(stream);
-    let (mut upstream_read, mut upstream_write) = tokio::io::split(opened.upstream.stream);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream.stream);
     let (end, in_flight) = relay(
         &mut client_read,
         client_buf,
         &mut client_write,
         &mut upstream_read,
-        opened.upstream.leftover,
+        upstream.leftover,
         &mut upstream_write,
         RelaySession {
             gate: &mut gate,
@@ -561,7 +487,7 @@ async fn connect_and_relay(
                 recorder: state.config.recording.enabled.then_some(&state.recorder),
                 session_id: ctx.session_id,
                 identity: &ctx.authenticated.identity.name,
-                connection: &opened.connection_name,
+                connection: &connection_name,
                 sample_rows: state.config.recording.sample_rows,
                 sample_bytes: state.config.recording.sample_bytes,
                 max_statement_bytes: state.config.recording.max_statement_bytes,
@@ -580,12 +506,26 @@ async fn connect_and_relay(
         // The client is gone mid-query: stop the upstream's work before the
         // connection is dropped, rather than let it run to completion.
         if let Some((process_id, secret_key)) = backend_key {
-            let _ = upstream::send_cancel(&opened.address, process_id, secret_key).await;
+            let _ = upstream::send_cancel(&address, process_id, secret_key).await;
         }
     }
     let _ = upstream_write.shutdown().await;
-    drop(registration);
-    record_session_end(ctx, &opened.connection_name, &end, &stats).await;
+    let detail = match &end {
+        RelayEnd::ClientProtocolError(message)
+        | RelayEnd::UpstreamProtocolError(message)
+        | RelayEnd::Killed(message)
+        | RelayEnd::Revoked(message)
+        | RelayEnd::Expired(message)
+        | RelayEnd::Io(message) => Some(message.clone()),
+        _ => None,
+    };
+    let counts = SessionCounts {
+        bytes_from_client: stats.bytes_from_client.load(Ordering::Relaxed),
+        bytes_from_upstream: stats.bytes_from_upstream.load(Ordering::Relaxed),
+        commands: stats.commands.load(Ordering::Relaxed),
+        refused: stats.refused.load(Ordering::Relaxed),
+    };
+    session.record_end(end.as_str(), detail, counts).await;
     tracing::info!(session = %ctx.session_id, ended_by = end.as_str(), "session ended");
     Ok(())
 }
@@ -701,121 +641,27 @@ fn client_error(end: &RelayEnd) -> Option<Vec<u8>> {
     }
 }
 
-/// Records the `session.end` event of a relayed session.
-async fn record_session_end(
-    ctx: &SessionContext<'_>,
-    connection_name: &str,
-    end: &RelayEnd,
-    stats: &RelayStats,
-) {
-    let detail = match end {
-        RelayEnd::ClientProtocolError(message)
-        | RelayEnd::UpstreamProtocolError(message)
-        | RelayEnd::Killed(message)
-        | RelayEnd::Revoked(message)
-        | RelayEnd::Expired(message)
-        | RelayEnd::Io(message) => Some(message.clone()),
-        _ => None,
-    };
-    let event = NewEvent {
-        kind: airlock_core::events::EventKind::SessionEnd.into(),
-        session_id: Some(ctx.session_id.to_string()),
-        identity: Some(ctx.authenticated.identity.name.clone()),
-        data: json!({
-            "connection": connection_name,
-            "ended_by": end.as_str(),
-            "detail": detail,
-            "duration_ms": u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "bytes_from_client": stats.bytes_from_client.load(Ordering::Relaxed),
-            "bytes_from_upstream": stats.bytes_from_upstream.load(Ordering::Relaxed),
-            "commands": stats.commands.load(Ordering::Relaxed),
-            "refused": stats.refused.load(Ordering::Relaxed),
-        })
-        .into(),
-    };
-    if let Err(error) = ctx.state.audit(event).await {
-        tracing::error!(session = %ctx.session_id, %error, "could not record the end of a session");
-    }
-}
-
-/// Registers the session among the live ones unless a session limit
-/// (`limits.*`) is reached: then `53300 too_many_connections` naming the
-/// limit and its setting, and a `session.refused` event.
-async fn admit_session(ctx: &SessionContext<'_>) -> Result<Registration, Refusal> {
-    let (state, authenticated, connection) = (ctx.state, ctx.authenticated, ctx.database);
-    let (session_id, peer, tls) = (ctx.session_id, ctx.peer, ctx.tls);
-    let limits = SessionLimits {
-        per_identity: state.config.limits.max_sessions_per_identity,
-        per_connection: state.config.limits.max_sessions_per_connection,
-    };
-    let summary = SessionSummary {
-        session_id: session_id.to_string(),
-        identity: authenticated.identity.name.clone(),
-        token_id: authenticated.token_id.clone(),
-        connection: connection.to_string(),
-        client_address: peer.to_string(),
-        tls,
-        started_at: now_unix(),
-    };
-    let reached = match state.sessions.try_register(summary, limits) {
-        Ok(registration) => return Ok(registration),
-        Err(reached) => reached,
-    };
-    let identity = &authenticated.identity.name;
-    let message = match reached {
-        LimitReached::PerIdentity(limit) => format!(
-            "airlock: too many sessions for identity \"{identity}\": at most {limit} live sessions \
-             per identity ({})",
-            reached.setting()
-        ),
-        LimitReached::PerConnection(limit) => format!(
-            "airlock: too many sessions on connection \"{connection}\": at most {limit} live \
-             sessions per connection ({})",
-            reached.setting()
-        ),
-    };
-    tracing::warn!(session = %session_id, identity = %identity, connection = %connection,
-        setting = reached.setting(), limit = reached.limit(), "session refused: limit reached");
-    let event = NewEvent {
-        kind: airlock_core::events::EventKind::SessionRefused.into(),
-        session_id: Some(session_id.to_string()),
-        identity: Some(identity.clone()),
-        data: json!({
-            "connection": connection,
-            "client_address": peer.to_string(),
-            "reason": "session_limit",
-            "setting": reached.setting(),
-            "limit": reached.limit(),
-        })
-        .into(),
-    };
-    if let Err(error) = state.audit(event).await {
-        tracing::error!(%error, "could not record a refused session");
-    }
-    Err(refuse(sqlstate::TOO_MANY_CONNECTIONS, message))
-}
-
-/// Admission and upstream login: the startup packet checked, the
-/// connection resolved, the identity admitted to it, the startup settings
-/// decided, the credential decrypted, `session.start` recorded, then the
-/// upstream opened. Every step refuses rather than fall back.
+/// Admission and upstream login: the identity admitted to the connection
+/// by the core (session limits, the connection, its protocol, the JIT
+/// grant), the startup packet checked and its settings decided, the
+/// credential decrypted and `session.start` recorded (the core again), then
+/// the upstream opened with the login only admission hands out. Every step
+/// refuses rather than fall back.
 async fn open_upstream(ctx: &SessionContext<'_>) -> Result<OpenedUpstream, Refusal> {
+    let request = ctx.admission_request();
+    let admitted = ctx
+        .state
+        .admit_session(&request)
+        .await
+        .map_err(|refusal| admission_refusal(&refusal))?;
     let requested = check_startup_packet(ctx.startup)?;
-    let connection = resolve_connection(ctx)?;
-    let grant_expires_at = admit_to_connection(ctx, &connection).await?;
-    let forwarded = decide_startup_settings(ctx, &connection, requested)?;
-    let (target, credential_version) = decrypt_credential(ctx, &connection).await?;
-    // Record the start before any byte goes upstream: no session without a
-    // record (fail closed).
-    record_session_start(ctx, &connection, credential_version).await?;
-    let upstream = connect_upstream(ctx, &connection, &target, &forwarded).await?;
-    Ok(OpenedUpstream {
-        upstream,
-        address: connection.address.clone(),
-        connection_name: connection.name.clone(),
-        connection_info: ctx.state.connection_info(&connection),
-        grant_expires_at,
-    })
+    let forwarded = decide_startup_settings(ctx, &admitted.connection, requested)?;
+    let application_name = ctx.startup.param("application_name");
+    let (session, login) = admitted
+        .open(ctx.state, &request, application_name)
+        .await
+        .map_err(|refusal| admission_refusal(&refusal))?;
+    connect_upstream(ctx, session, &login, &forwarded).await
 }
 
 /// Refuses what the startup packet asks that the gateway does not serve
@@ -856,64 +702,6 @@ fn check_startup_packet(
         }
     }
     Ok(requested)
-}
-
-/// The connection the client named; an unknown one is an error.
-fn resolve_connection(ctx: &SessionContext<'_>) -> Result<ResolvedConnection, Refusal> {
-    let database = ctx.database;
-    ctx.state
-        .resolve_connection(database)
-        .map_err(|_| {
-            refuse(
-                sqlstate::SYSTEM_ERROR,
-                "airlock: the gateway store is unavailable; try again later",
-            )
-        })?
-        .ok_or_else(|| {
-            refuse(
-                sqlstate::INVALID_CATALOG_NAME,
-                format!("airlock: connection \"{database}\" is not configured"),
-            )
-        })
-}
-
-/// Just-in-time connections admit an identity only under a grant (or a
-/// standing access rule); answers when the grant expires.
-async fn admit_to_connection(
-    ctx: &SessionContext<'_>,
-    connection: &ResolvedConnection,
-) -> Result<Option<i64>, Refusal> {
-    if !connection.jit {
-        return Ok(None);
-    }
-    let identity = &ctx.authenticated.identity;
-    match ctx.state.admit(identity, connection) {
-        Ok(Some(airlock_core::access::Admission::Grant(grant))) => Ok(Some(grant.expires_at)),
-        Ok(Some(airlock_core::access::Admission::Standing { .. })) => Ok(None),
-        Ok(None) => {
-            let event = NewEvent {
-                kind: airlock_core::events::EventKind::AccessRefused.into(),
-                session_id: Some(ctx.session_id.to_string()),
-                identity: Some(identity.name.clone()),
-                data:
-                    json!({"connection": connection.name, "client_address": ctx.peer.to_string()})
-                        .into(),
-            };
-            let _ = ctx.state.audit(event).await;
-            Err(refuse(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                format!(
-                    "airlock: {} has no access grant for connection \"{}\"; request one with: \
-                     airlock access request --connection {} --duration 30m --reason \"…\"",
-                    identity.name, connection.name, connection.name
-                ),
-            ))
-        }
-        Err(_) => Err(refuse(
-            sqlstate::SYSTEM_ERROR,
-            "airlock: the gateway store is unavailable; try again later",
-        )),
-    }
 }
 
 /// Settings in the startup packet are decided as the SETs they are: the
@@ -962,149 +750,44 @@ fn decide_startup_settings(
     Ok(forwarded)
 }
 
-/// The upstream login: the connection's stored credential, decrypted for
-/// the handshake only, and the credential's version for the record.
-async fn decrypt_credential(
-    ctx: &SessionContext<'_>,
-    connection: &ResolvedConnection,
-) -> Result<(UpstreamTarget, i64), Refusal> {
-    let store = Arc::clone(&ctx.state.store);
-    let credential_name = connection.credential.clone();
-    let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
-        .await
-        .map_err(|_| refuse(sqlstate::SYSTEM_ERROR, "airlock: internal error"))?
-        .map_err(|_| {
-            refuse(
-                sqlstate::SYSTEM_ERROR,
-                "airlock: the gateway store is unavailable; try again later",
-            )
-        })?
-        .ok_or_else(|| {
-            refuse(
-                sqlstate::SERVER_REJECTED_CONNECTION,
-                format!(
-                    "airlock: connection \"{}\" is not ready: its credential \"{}\" is not stored",
-                    connection.name, connection.credential
-                ),
-            )
-        })?;
-    let password = ctx
-        .state
-        .vault
-        .decrypt(
-            &record.name,
-            &record.username,
-            &record.nonce,
-            &record.ciphertext,
-        )
-        .map_err(|error| {
-            tracing::error!(credential = %record.name, %error, "credential does not decrypt");
-            refuse(
-                sqlstate::SERVER_REJECTED_CONNECTION,
-                format!(
-                    "airlock: connection \"{}\" is not ready: its credential cannot be decrypted",
-                    connection.name
-                ),
-            )
-        })?;
-    let target = UpstreamTarget {
-        address: connection.address.clone(),
-        database: connection.database.clone(),
-        username: record.username,
-        password,
-        tls: connection.tls.clone(),
-    };
-    Ok((target, record.version))
-}
-
-/// Records `session.start`; a session whose start cannot be recorded is
-/// refused.
-async fn record_session_start(
-    ctx: &SessionContext<'_>,
-    connection: &ResolvedConnection,
-    credential_version: i64,
-) -> Result<(), Refusal> {
-    let authenticated = ctx.authenticated;
-    let start_event = NewEvent {
-        kind: airlock_core::events::EventKind::SessionStart.into(),
-        session_id: Some(ctx.session_id.to_string()),
-        identity: Some(authenticated.identity.name.clone()),
-        data: json!({
-            "protocol": "postgres",
-            "token_id": authenticated.token_id,
-            "identity_kind": authenticated.identity.kind,
-            "groups": authenticated.identity.groups,
-            "connection": connection.name,
-            "client_address": ctx.peer.to_string(),
-            "tls": ctx.tls,
-            "application_name": ctx.startup.param("application_name"),
-            "credential_version": credential_version,
-        })
-        .into(),
-    };
-    ctx.state.audit(start_event).await.map_err(|error| {
-        tracing::error!(%error, "cannot record session start; refusing the session");
-        refuse(
-            sqlstate::IO_ERROR,
-            "airlock: the audit log cannot be written; the session is refused",
-        )
-    })
-}
-
 /// Logs in upstream. A failure is recorded (`session.upstream_failed`, then
 /// `session.end`, since the start was recorded) and refused with words that
 /// do not describe the inside.
 async fn connect_upstream(
     ctx: &SessionContext<'_>,
-    connection: &ResolvedConnection,
-    target: &UpstreamTarget,
+    session: AdmittedSession,
+    login: &UpstreamLogin,
     forwarded: &[(String, String)],
-) -> Result<UpstreamConnection, Refusal> {
+) -> Result<OpenedUpstream, Refusal> {
     let state = ctx.state;
     let connected = tokio::time::timeout(
         state.settings.connect_timeout,
-        upstream::connect(target, forwarded, state.config.postgres.max_message_bytes),
+        upstream::connect(login, forwarded, state.config.postgres.max_message_bytes),
     )
     .await;
-    let refusal = match connected {
-        Ok(Ok(upstream)) => return Ok(upstream),
+    let connection = session.connection.name.clone();
+    let (refusal, inside) = match connected {
+        Ok(Ok(upstream)) => return Ok(OpenedUpstream { upstream, session }),
         Ok(Err(error)) => {
-            tracing::warn!(session = %ctx.session_id, connection = %connection.name, %error, "upstream connection failed");
-            let event = NewEvent {
-                kind: airlock_core::events::EventKind::SessionUpstreamFailed.into(),
-                session_id: Some(ctx.session_id.to_string()),
-                identity: Some(ctx.authenticated.identity.name.clone()),
-                data: json!({"connection": connection.name, "error": error.to_string()}).into(),
-            };
-            let _ = state.audit(event).await;
-            upstream_refusal(&error, &connection.name)
+            tracing::warn!(session = %ctx.session_id, connection = %connection, %error, "upstream connection failed");
+            (
+                upstream_refusal(&error, &connection),
+                Some(error.to_string()),
+            )
         }
-        Err(_) => refuse(
-            sqlstate::UNABLE_TO_CONNECT,
-            format!(
-                "airlock: connecting to the upstream of connection \"{}\" timed out",
-                connection.name
+        Err(_) => (
+            refuse(
+                sqlstate::UNABLE_TO_CONNECT,
+                format!(
+                    "airlock: connecting to the upstream of connection \"{connection}\" timed out"
+                ),
             ),
+            None,
         ),
     };
-    // The session was recorded as started: record that it ended.
-    let event = NewEvent {
-        kind: airlock_core::events::EventKind::SessionEnd.into(),
-        session_id: Some(ctx.session_id.to_string()),
-        identity: Some(ctx.authenticated.identity.name.clone()),
-        data: json!({
-            "connection": connection.name,
-            "ended_by": "upstream_failed",
-            "detail": refusal.message,
-            "duration_ms": 0,
-            "bytes_from_client": 0,
-            "bytes_from_upstream": 0,
-            "commands": 0,
-            "refused": 0,
-        })
-        .into(),
-    };
-    let _ = state.audit(event).await;
+    session
+        .record_upstream_failure(inside, &refusal.message)
+        .await;
     Err(refusal)
 }
 

@@ -17,20 +17,11 @@ use airlock_pg::backend::{self, AuthRequest};
 use airlock_pg::frontend;
 use airlock_pg::startup::{encode_ssl_request, encode_startup};
 use airlock_pg::{ErrorFields, FrameDecoder, PgCodecError};
-use airlock_types::Secret;
 
+use airlock_core::admission::UpstreamLogin;
 use airlock_core::tls::UpstreamTls;
 
 use crate::io::{read_more, BoxedIo};
-
-/// Where and as whom to connect.
-pub struct UpstreamTarget {
-    pub address: String,
-    pub database: String,
-    pub username: String,
-    pub password: Secret<String>,
-    pub tls: UpstreamTls,
-}
 
 /// An authenticated upstream connection, ready for queries.
 pub struct UpstreamConnection {
@@ -85,7 +76,7 @@ impl UpstreamError {
 
 /// Connects and authenticates.
 pub async fn connect(
-    target: &UpstreamTarget,
+    target: &UpstreamLogin,
     client_parameters: &[(String, String)],
     max_message_bytes: usize,
 ) -> Result<UpstreamConnection, UpstreamError> {
@@ -183,7 +174,7 @@ pub async fn connect(
 /// `UpstreamError` is large.
 fn answer_auth(
     request: AuthRequest<'_>,
-    target: &UpstreamTarget,
+    target: &UpstreamLogin,
     scram: &mut Option<ScramSha256>,
     out: &mut Vec<u8>,
 ) -> Result<(), Box<UpstreamError>> {

@@ -292,66 +292,15 @@ pub(crate) fn evaluate(
     let mut matched = vec![false; applicable.len()];
     let mut verdict = Verdict::Allow;
     for &statement in &units {
-        let incomplete = !statement.complete();
-        let mut deny: Option<&Rule> = None;
-        let mut reviews: Vec<&Rule> = Vec::new();
-        let mut allowed = false;
         let mut statement_rules = Vec::new();
-        for (index, rule) in applicable.iter().enumerate() {
-            let cover_all = matches!(rule.action, Some(RuleAction::Allow));
-            if !statement_matches(&rule.conditions, statement, cover_all) {
-                continue;
-            }
-            if let Some(flag) = matched.get_mut(index) {
-                *flag = true;
-            }
-            if trace.is_some() {
-                statement_rules.push(rule.name.clone());
-            }
-            let counts = !incomplete || rule.explicitly_matches_incomplete();
-            match &rule.action {
-                Some(RuleAction::Deny { .. }) => {
-                    deny.get_or_insert(rule);
-                }
-                Some(RuleAction::Review(_)) if counts => reviews.push(rule),
-                Some(RuleAction::Allow) if counts => allowed = true,
-                _ => {}
-            }
-        }
-        let statement_verdict = if let Some(rule) = deny {
-            let template = match &rule.action {
-                Some(RuleAction::Deny { message }) => message.as_deref(),
-                _ => None,
-            };
-            Verdict::Deny {
-                rule: Some(rule.name.clone()),
-                message: render_message(template, statement, input.connection),
-            }
-        } else if !reviews.is_empty() {
-            merge_reviews(&reviews)
-        } else if allowed {
-            Verdict::Allow
-        } else if incomplete {
-            Verdict::Deny {
-                rule: None,
-                message: format!(
-                    "the statement could not be classified with certainty, and no rule allows unclassified statements on {}",
-                    input.connection.name
-                ),
-            }
-        } else if policy.default == crate::policy::DefaultAction::Allow {
-            Verdict::Allow
-        } else {
-            Verdict::Deny {
-                rule: None,
-                message: format!(
-                    "no rule allows {} on {}{}",
-                    operation_label(statement),
-                    input.connection.name,
-                    unknown_functions_note(statement)
-                ),
-            }
-        };
+        let statement_verdict = decide_statement(
+            policy,
+            input,
+            statement,
+            &applicable,
+            &mut matched,
+            trace.is_some().then_some(&mut statement_rules),
+        );
         if let Some(trace) = trace.as_deref_mut() {
             trace
                 .statements
@@ -359,11 +308,102 @@ pub(crate) fn evaluate(
         }
         verdict = combine(verdict, statement_verdict);
     }
+    let (matched_rules, mask, rate_limits) = obligations(&applicable, &matched);
+    Decision {
+        verdict,
+        matched_rules,
+        mask,
+        rate_limits,
+        policy_version: policy.version,
+    }
+}
 
+/// The verdict on one statement (or request) under the rules that apply to
+/// the command; marks the rules that match it in `matched`, and names them
+/// in `traced` when explaining.
+fn decide_statement(
+    policy: &Policy,
+    input: &DecisionInput<'_>,
+    statement: Unit<'_>,
+    applicable: &[&Rule],
+    matched: &mut [bool],
+    mut traced: Option<&mut Vec<String>>,
+) -> Verdict {
+    let incomplete = !statement.complete();
+    let mut deny: Option<&Rule> = None;
+    let mut reviews: Vec<&Rule> = Vec::new();
+    let mut allowed = false;
+    for (index, rule) in applicable.iter().enumerate() {
+        let cover_all = matches!(rule.action, Some(RuleAction::Allow));
+        if !statement_matches(&rule.conditions, statement, cover_all) {
+            continue;
+        }
+        if let Some(flag) = matched.get_mut(index) {
+            *flag = true;
+        }
+        if let Some(traced) = traced.as_deref_mut() {
+            traced.push(rule.name.clone());
+        }
+        let counts = !incomplete || rule.explicitly_matches_incomplete();
+        match &rule.action {
+            Some(RuleAction::Deny { .. }) => {
+                deny.get_or_insert(rule);
+            }
+            Some(RuleAction::Review(_)) if counts => reviews.push(rule),
+            Some(RuleAction::Allow) if counts => allowed = true,
+            _ => {}
+        }
+    }
+    if let Some(rule) = deny {
+        let template = match &rule.action {
+            Some(RuleAction::Deny { message }) => message.as_deref(),
+            _ => None,
+        };
+        Verdict::Deny {
+            rule: Some(rule.name.clone()),
+            message: render_message(template, statement, input.connection),
+        }
+    } else if !reviews.is_empty() {
+        merge_reviews(&reviews)
+    } else if allowed {
+        Verdict::Allow
+    } else if incomplete {
+        Verdict::Deny {
+            rule: None,
+            message: format!(
+                "the statement could not be classified with certainty, and no rule allows unclassified statements on {}",
+                input.connection.name
+            ),
+        }
+    } else if policy.default == crate::policy::DefaultAction::Allow {
+        Verdict::Allow
+    } else {
+        Verdict::Deny {
+            rule: None,
+            message: format!(
+                "no rule allows {} on {}{}",
+                operation_label(statement),
+                input.connection.name,
+                unknown_functions_note(statement)
+            ),
+        }
+    }
+}
+
+/// What the matched rules oblige: their names and actions, the merged mask
+/// obligation, the rate limits.
+fn obligations(
+    applicable: &[&Rule],
+    matched: &[bool],
+) -> (
+    Vec<MatchedRule>,
+    Option<MaskObligation>,
+    Vec<RateLimitObligation>,
+) {
     let mut matched_rules = Vec::new();
     let mut mask: Option<MaskObligation> = None;
     let mut rate_limits = Vec::new();
-    for (rule, was_matched) in applicable.iter().zip(&matched) {
+    for (rule, was_matched) in applicable.iter().zip(matched) {
         if !was_matched {
             continue;
         }
@@ -390,13 +430,7 @@ pub(crate) fn evaluate(
             });
         }
     }
-    Decision {
-        verdict,
-        matched_rules,
-        mask,
-        rate_limits,
-        policy_version: policy.version,
-    }
+    (matched_rules, mask, rate_limits)
 }
 
 /// The more restrictive verdict; reviews merge.

@@ -85,6 +85,12 @@ pub enum Protocol {
     Mcp,
 }
 
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Protocol {
     /// Every protocol, in declaration order.
     pub const ALL: [Protocol; 5] = [

@@ -684,12 +684,10 @@ fn rotate_admin_token(
     let store = airlock_store::Store::open(data_dir)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let generated = airlock_core::admin::rotate_admin_token(&store, from_env)?;
-    store.append_event(airlock_store::NewEvent {
-        kind: airlock_core::events::EventKind::AdminTokenRotated.into(),
-        session_id: None,
-        identity: Some("host".into()),
-        data: serde_json::json!({"generated": generated.is_some()}).into(),
-    })?;
+    let rotated = airlock_core::events::AdminTokenRotated {
+        generated: generated.is_some(),
+    };
+    store.append_event(airlock_core::events::record(None, Some("host"), &rotated))?;
     match (format, generated) {
         (crate::cli::OutputFormat::Json, generated) => outln!(
             "{}",

@@ -1,0 +1,165 @@
+//! A client's login, the same for every protocol: the lockout check before
+//! a token is even asked for, the token check (an OIDC JWT when issuers are
+//! configured and it looks like one, an airlock token otherwise), and the
+//! record of every failure (`auth.failure`, `auth.lockout`) with the
+//! spraying counters.
+//!
+//! How the token arrives (a PostgreSQL password message, the MySQL auth
+//! exchange, `Authorization: Bearer`) is the protocol's business; so is
+//! the wording of a [`LoginRefusal`] in its dialect. The client never
+//! learns why a token failed: one generic refusal for every reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_types::Protocol;
+
+use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
+use crate::events::{record, AuthFailed, LockedOut};
+use crate::state::GatewayState;
+
+/// Who logs in where, over which protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    pub protocol: Protocol,
+    /// The identity the client claims (its user name).
+    pub user: &'a str,
+    /// The connection it names.
+    pub connection: &'a str,
+    pub session_id: &'a str,
+    pub peer: SocketAddr,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginRefusal {
+    /// The source, or the identity from it, is locked out.
+    #[error(
+        "airlock: too many failed authentication attempts{whom} from {source}; try again in {seconds} s",
+        whom = match scope { LockScope::Source => String::new(), LockScope::Identity => format!(" for user \"{user}\"") },
+        source = peer.ip(),
+        seconds = remaining.as_secs().max(1)
+    )]
+    LockedOut {
+        scope: LockScope,
+        user: String,
+        peer: SocketAddr,
+        remaining: Duration,
+    },
+    /// The token did not authenticate (whatever the reason).
+    #[error(
+        "airlock: authentication failed for user \"{user}\" on connection \"{connection}\": \
+         the token is invalid, expired, revoked or not valid for this connection"
+    )]
+    Failed { user: String, connection: String },
+    /// The store could not be read.
+    #[error("airlock: the gateway store is unavailable; try again later")]
+    StoreUnavailable,
+}
+
+impl GatewayState {
+    /// Refuses an attempt from a locked-out source or identity: asked
+    /// before the client sends its token.
+    pub fn check_lockout(&self, attempt: &LoginAttempt<'_>) -> Result<(), LoginRefusal> {
+        self.spray_guard
+            .check(attempt.peer.ip(), attempt.user)
+            .map_err(|locked| LoginRefusal::LockedOut {
+                scope: locked.scope,
+                user: attempt.user.to_string(),
+                peer: attempt.peer,
+                remaining: locked.remaining,
+            })
+    }
+
+    /// Checks the presented token for the attempt; a failure is counted
+    /// against the source and identity and recorded.
+    pub async fn log_in(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        token: String,
+    ) -> Result<Authenticated, LoginRefusal> {
+        match self.check_token(attempt, token).await? {
+            Ok(authenticated) => Ok(authenticated),
+            Err(failure) => {
+                self.record_login_failure(attempt, failure).await;
+                Err(LoginRefusal::Failed {
+                    user: attempt.user.to_string(),
+                    connection: attempt.connection.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn check_token(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        token: String,
+    ) -> Result<Result<Authenticated, AuthFailure>, LoginRefusal> {
+        let user = attempt.user;
+        if let (Some(validator), true) = (
+            &self.oidc,
+            airlock_oidc::OidcValidator::looks_like_jwt(&token),
+        ) {
+            return Ok(match validator.validate(&token).await {
+                Ok(validated) if validated.identity.name == user => Ok(Authenticated {
+                    token_id: format!("oidc:{}", validated.issuer_name),
+                    identity: validated.identity,
+                }),
+                Ok(_) => Err(AuthFailure::IdentityMismatch),
+                Err(error) => {
+                    tracing::info!(%error, "OIDC token refused");
+                    Err(if error.is_provider_failure() {
+                        AuthFailure::OidcUnavailable
+                    } else {
+                        AuthFailure::OidcInvalid
+                    })
+                }
+            });
+        }
+        let store = Arc::clone(&self.store);
+        let (lookup_user, lookup_connection) = (user.to_string(), attempt.connection.to_string());
+        tokio::task::spawn_blocking(move || {
+            authenticate_token(&store, &token, &lookup_user, &lookup_connection)
+        })
+        .await
+        .map_err(|_| LoginRefusal::StoreUnavailable)?
+        .map_err(|error| {
+            tracing::error!(%error, "store unavailable during authentication");
+            LoginRefusal::StoreUnavailable
+        })
+    }
+
+    async fn record_login_failure(&self, attempt: &LoginAttempt<'_>, failure: AuthFailure) {
+        let (peer, user) = (attempt.peer, attempt.user);
+        let outcome = self.spray_guard.record_failure(peer.ip(), user);
+        tracing::warn!(
+            client = %peer, identity = %user, connection = %attempt.connection,
+            reason = failure.as_str(), source_failures = outcome.source_failures,
+            "authentication failed"
+        );
+        let failed = AuthFailed {
+            client_address: peer.to_string(),
+            connection: attempt.connection.to_string(),
+            identity_failures: outcome.identity_failures,
+            protocol: attempt.protocol.as_str(),
+            reason: failure.as_str(),
+            source_failures: outcome.source_failures,
+        };
+        let mut events = vec![record(Some(attempt.session_id), Some(user), &failed)];
+        if let Some(scope) = outcome.locked_now {
+            tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(),
+                "locked out after repeated authentication failures");
+            let locked = LockedOut {
+                client_address: peer.ip().to_string(),
+                lockout_seconds: self.settings.lockout_duration.as_secs(),
+                protocol: attempt.protocol.as_str(),
+                scope: scope.as_str(),
+            };
+            events.push(record(Some(attempt.session_id), Some(user), &locked));
+        }
+        if let Err(error) = self.recorder.record(events).await {
+            tracing::error!(%error, "could not record an authentication failure");
+        }
+    }
+}
