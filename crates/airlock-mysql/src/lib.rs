@@ -21,6 +21,8 @@ mod error;
 pub mod framing;
 pub mod generic;
 pub mod handshake;
+pub mod login;
+pub mod response;
 pub mod row;
 pub mod rsa;
 
