@@ -4,6 +4,9 @@
 //! binary rows, all over a plain `TcpStream` driven by the codec. Every
 //! row the server sends is decoded and re-encoded to the same bytes.
 
+// Test glue outside #[test] functions: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use airlock_mysql::column::{ColumnDefinition, ColumnType};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::login::{LoginError, LoginOutcome, LoginParams, LoginStep, UpstreamLogin};
@@ -127,13 +130,14 @@ fn simple_ok(connection: &mut Connection, sql: &str, capabilities: Capabilities)
 fn login_query_and_prepared_statement_against_mariadb() {
     let server = MariaDb::start();
     for deprecate_eof in [false, true] {
-        let mut capabilities =
-            LoginParams::DEFAULT_CAPABILITIES | Capabilities::MULTI_STATEMENTS;
+        let mut capabilities = LoginParams::DEFAULT_CAPABILITIES | Capabilities::MULTI_STATEMENTS;
         if !deprecate_eof {
             capabilities = Capabilities(capabilities.0 & !Capabilities::DEPRECATE_EOF.0);
         }
         let mut connection = Connection::open(server.port);
-        let outcome = connection.login(params(&server, "app", capabilities)).unwrap();
+        let outcome = connection
+            .login(params(&server, "app", capabilities))
+            .unwrap();
         assert_eq!(outcome.plugin, auth::MYSQL_NATIVE_PASSWORD);
         assert!(outcome.server.server_version.contains("MariaDB"));
         let caps = outcome.capabilities;
@@ -159,10 +163,7 @@ fn login_query_and_prepared_statement_against_mariadb() {
         );
 
         // A text result set: metadata, rows decoded and re-encoded.
-        let packets = connection.run(
-            &query(&format!("SELECT * FROM {table} ORDER BY id")),
-            caps,
-        );
+        let packets = connection.run(&query(&format!("SELECT * FROM {table} ORDER BY id")), caps);
         assert_eq!(
             packets[0].0,
             ResponsePacket::ResultSetHeader { column_count: 6 }
@@ -184,9 +185,14 @@ fn login_query_and_prepared_statement_against_mariadb() {
         assert!(columns[5].is_unsigned());
         assert_eq!(columns[0].org_table_str(), table.as_str());
         assert_eq!(columns[0].schema_str(), "appdb");
-        for (_, payload) in packets.iter().filter(|(p, _)| matches!(p, ResponsePacket::Column(_))) {
+        for (_, payload) in packets
+            .iter()
+            .filter(|(p, _)| matches!(p, ResponsePacket::Column(_)))
+        {
             assert_eq!(
-                &ColumnDefinition::decode(payload, caps).unwrap().encode(caps),
+                &ColumnDefinition::decode(payload, caps)
+                    .unwrap()
+                    .encode(caps),
                 payload
             );
         }
