@@ -612,12 +612,16 @@ impl Command {
                 put_nul_bytes(&mut out, change.database.as_bytes());
                 if let Some(charset) = change.charset {
                     put_u16(&mut out, charset);
-                    if capabilities.contains(Capabilities::PLUGIN_AUTH) {
+                    let attributes = capabilities.contains(Capabilities::CONNECT_ATTRS)
+                        && !change.connect_attributes.is_empty();
+                    if capabilities.contains(Capabilities::PLUGIN_AUTH)
+                        && (change.auth_plugin_name.is_some() || attributes)
+                    {
                         let name = change.auth_plugin_name.as_deref().unwrap_or_default();
                         check_no_nul(name.as_bytes(), "plugin name")?;
                         put_nul_bytes(&mut out, name.as_bytes());
                     }
-                    if capabilities.contains(Capabilities::CONNECT_ATTRS) {
+                    if attributes {
                         let mut block = Vec::new();
                         for (key, value) in &change.connect_attributes {
                             put_lenenc_bytes(&mut block, key.as_bytes());

@@ -190,7 +190,9 @@ proptest! {
         let types: Vec<ValueType> = (0..count).map(|i| ValueType { column_type: TYPES[i % TYPES.len()], unsigned: i % 2 == 0 }).collect();
         let _ = decode_binary_row(&bytes, &types);
         if let Ok(command) = Command::decode(&bytes, caps) {
-            let _ = command.encode(caps);
+            if let Ok(encoded) = command.encode(caps) {
+                prop_assert_eq!(Command::decode(&encoded, caps).unwrap(), command.clone());
+            }
             if let Command::StmtExecute(execute) = &command {
                 let _ = execute.parameters(count, Some(&types), &[0, 3]);
                 let _ = execute.parameters(count, None, &[]);
