@@ -171,8 +171,8 @@ pub fn ed25519_signature(password: &[u8], message: &[u8]) -> [u8; 64] {
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthSwitchRequest {
     pub plugin_name: String,
-    /// The plugin's data, usually a fresh 20-byte scramble (its trailing
-    /// NUL removed).
+    /// The plugin's data as sent: usually a fresh 20-byte scramble and its
+    /// NUL terminator; MariaDB's ed25519 sends a 32-byte nonce.
     pub plugin_data: Vec<u8>,
 }
 
@@ -203,20 +203,23 @@ impl AuthSwitchRequest {
             });
         }
         let plugin_name = String::from_utf8_lossy(reader.nul_or_eof_bytes()).into_owned();
-        let data = reader.rest();
-        let plugin_data = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
+        // Kept whole: a 20-byte scramble comes with a NUL terminator, but
+        // MariaDB's 32-byte ed25519 nonce comes without one and may end in
+        // a zero byte. Each plugin takes the length it uses.
+        let plugin_data = reader.rest().to_vec();
         Ok(Self {
             plugin_name,
             plugin_data,
         })
     }
 
-    /// Encodes with the plugin data's trailing NUL, as servers send it.
+    /// Encodes; the plugin data goes as given (a listener sending a
+    /// 20-byte scramble appends the NUL terminator clients expect).
     pub fn encode(&self) -> Result<Vec<u8>, MySqlCodecError> {
         check_no_nul(self.plugin_name.as_bytes(), "plugin name")?;
         let mut out = vec![EOF_HEADER];
         put_nul_bytes(&mut out, self.plugin_name.as_bytes());
-        put_nul_bytes(&mut out, &self.plugin_data);
+        out.extend_from_slice(&self.plugin_data);
         Ok(out)
     }
 }
@@ -338,7 +341,7 @@ mod tests {
         let bytes = b"\xfemysql_native_password\0abcdefghijklmnopqrst\0";
         let switch = AuthSwitchRequest::decode(bytes).unwrap();
         assert_eq!(switch.plugin_name, MYSQL_NATIVE_PASSWORD);
-        assert_eq!(switch.plugin_data, b"abcdefghijklmnopqrst");
+        assert_eq!(switch.plugin_data, b"abcdefghijklmnopqrst\0");
         assert_eq!(switch.encode().unwrap(), bytes);
         assert!(matches!(
             AuthSwitchRequest::decode(b"\xfe"),

@@ -164,6 +164,15 @@ impl Plugin {
         })
     }
 
+    /// The challenge bytes the plugin uses from the server's data: the
+    /// 20-byte scramble (without its NUL), or MariaDB's 32-byte nonce.
+    fn nonce_length(self) -> usize {
+        match self {
+            Self::Ed25519 => 32,
+            _ => 20,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Native => auth::MYSQL_NATIVE_PASSWORD,
@@ -439,7 +448,9 @@ impl UpstreamLogin {
         let plugin = Plugin::from_name(&switch.plugin_name)
             .ok_or_else(|| LoginError::UnsupportedPlugin(switch.plugin_name.clone()))?;
         self.plugin = plugin;
-        self.nonce = switch.plugin_data;
+        let mut nonce = switch.plugin_data;
+        nonce.truncate(plugin.nonce_length());
+        self.nonce = nonce;
         // sha256_password without a key moves to AwaitPublicKey here.
         Ok(LoginStep::Send(self.first_response()?))
     }
@@ -607,7 +618,9 @@ mod tests {
         login
             .handshake(&server_handshake(auth::MYSQL_NATIVE_PASSWORD, SERVER))
             .unwrap();
-        let nonce = [7u8; 32];
+        // A nonce ending in a zero byte is used whole.
+        let mut nonce = [7u8; 32];
+        nonce[31] = 0;
         let switch = AuthSwitchRequest {
             plugin_name: auth::CLIENT_ED25519.into(),
             plugin_data: nonce.to_vec(),
@@ -634,6 +647,23 @@ mod tests {
         assert_eq!(
             login.receive(&unknown.encode().unwrap()),
             Err(LoginError::UnsupportedPlugin("dialog".into()))
+        );
+    }
+
+    #[test]
+    fn switch_to_native_uses_the_scramble_without_its_nul() {
+        let mut login = UpstreamLogin::new(params());
+        login
+            .handshake(&server_handshake(auth::CACHING_SHA2_PASSWORD, SERVER))
+            .unwrap();
+        // As servers send it: plugin name NUL, 20-byte scramble, NUL.
+        let switch = b"\xfemysql_native_password\0zyxwvutsrqponmlkjihg\0";
+        assert_eq!(
+            sent(login.receive(switch).unwrap()),
+            auth::native_password_scramble(b"secret", b"zyxwvutsrqponmlkjihg")
+        );
+        assert!(
+            matches!(login.receive(OK), Ok(LoginStep::Done(outcome)) if outcome.plugin == auth::MYSQL_NATIVE_PASSWORD)
         );
     }
 
