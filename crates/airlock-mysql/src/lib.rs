@@ -21,6 +21,7 @@ mod error;
 pub mod framing;
 pub mod generic;
 pub mod handshake;
+pub mod listener;
 pub mod login;
 pub mod response;
 pub mod row;
