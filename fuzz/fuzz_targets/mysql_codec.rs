@@ -1,19 +1,21 @@
 //! Fuzzes the MySQL/MariaDB codec: framing, every connection-phase and
-//! command decoder, the response tracker and the upstream login state
-//! machine must return errors, never panic, on any bytes; what decodes
-//! re-encodes, and re-encoded rows and commands decode to the same value.
+//! command decoder, the response tracker and both login state machines
+//! (upstream and client-facing) must return errors, never panic, on any
+//! bytes; what decodes re-encodes, and re-encoded rows and commands decode
+//! to the same value.
 #![no_main]
 
 use airlock_mysql::auth::{decode_auth_reply, AuthSwitchRequest};
 use airlock_mysql::column::{ColumnDefinition, ColumnType};
 use airlock_mysql::command::Command;
 use airlock_mysql::handshake::{decode_client_hello, InitialHandshake};
+use airlock_mysql::listener::{ClientLogin, ListenerParams};
 use airlock_mysql::login::{LoginParams, UpstreamLogin};
 use airlock_mysql::response::{ResponseKind, ResponsePacket, ResponseTracker};
 use airlock_mysql::row::{
     decode_binary_row, decode_text_row, encode_binary_row, encode_text_row, ValueType,
 };
-use airlock_mysql::{Capabilities, EofPacket, ErrPacket, OkPacket, PacketCodec};
+use airlock_mysql::{Capabilities, EofPacket, ErrPacket, OkPacket, PacketCodec, ServerStatus};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
@@ -43,6 +45,17 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(rest);
     let mut tracker = ResponseTracker::for_kind(kind, caps);
     let mut login = UpstreamLogin::new(LoginParams::new("u", b"p".to_vec()));
+    let mut listener = ClientLogin::new(ListenerParams {
+        server_version: "8.0.36-airlock".into(),
+        connection_id: 1,
+        scramble: [b'x'; 20],
+        capabilities: caps,
+        tls_available: head[8] & 1 == 1,
+        plaintext_allowed: head[8] & 2 == 2,
+        charset: 45,
+        status: ServerStatus::AUTOCOMMIT,
+    });
+    let _ = listener.greeting();
     let mut first = true;
     let mut columns: Vec<ValueType> = Vec::new();
     while let Ok(Some(packet)) = codec.decode(&mut buf) {
@@ -68,6 +81,9 @@ fuzz_target!(|data: &[u8]| {
             if let Command::StmtExecute(execute) = &command {
                 let _ = execute.parameters(columns.len(), Some(&columns), &[1]);
             }
+        }
+        if let Ok(airlock_mysql::listener::ListenerStep::StartTls) = listener.receive(payload) {
+            let _ = listener.tls_established();
         }
         let _ = if first {
             first = false;

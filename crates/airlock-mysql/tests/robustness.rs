@@ -8,6 +8,7 @@ use airlock_mysql::auth::{decode_auth_reply, AuthSwitchRequest};
 use airlock_mysql::column::{ColumnDefinition, ColumnType};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::handshake::{decode_client_hello, HandshakeResponse, InitialHandshake};
+use airlock_mysql::listener::{ClientLogin, ListenerParams, ListenerStep};
 use airlock_mysql::login::{LoginParams, UpstreamLogin};
 use airlock_mysql::response::{ResponseKind, ResponseTracker};
 use airlock_mysql::row::{
@@ -211,6 +212,24 @@ proptest! {
         let mut tracker = ResponseTracker::for_kind(KINDS[kind], caps);
         for packet in &packets {
             let _ = tracker.feed(packet);
+        }
+        for (tls_available, plaintext_allowed) in [(true, false), (false, true)] {
+            let mut listener = ClientLogin::new(ListenerParams {
+                server_version: "8.0.36-airlock".into(),
+                connection_id: 1,
+                scramble: [b'x'; 20],
+                capabilities: caps,
+                tls_available,
+                plaintext_allowed,
+                charset: 45,
+                status: ServerStatus::AUTOCOMMIT,
+            });
+            let _ = listener.greeting();
+            for packet in &packets {
+                if let Ok(ListenerStep::StartTls) = listener.receive(packet) {
+                    let _ = listener.tls_established();
+                }
+            }
         }
         let mut login = UpstreamLogin::new(LoginParams::new("u", b"p".to_vec()));
         let mut packets = packets.iter();
