@@ -23,6 +23,11 @@ pub const DEFAULT_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
 
 const HEADER: usize = 4;
 
+/// Most buffer space reserved ahead of bytes that have not arrived: a
+/// header alone must not make the gateway allocate a whole maximum-size
+/// packet (a hostile client could hold thousands of such connections).
+const MAX_RESERVE_AHEAD: usize = 64 * 1024;
+
 /// One logical packet: its payload with all fragments joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -69,6 +74,12 @@ impl PacketCodec {
     pub fn without_sequence_check(mut self) -> Self {
         self.check_sequence = false;
         self
+    }
+
+    /// Changes the bound (e.g. a small one until the client is
+    /// authenticated, the configured one after).
+    pub fn set_max_packet_bytes(&mut self, max_packet_bytes: usize) {
+        self.max_packet_bytes = max_packet_bytes;
     }
 
     /// The configured bound.
@@ -131,7 +142,7 @@ impl PacketCodec {
             fragments += 1;
             offset += HEADER + length;
             if buf.len() < offset {
-                buf.reserve(offset - buf.len());
+                buf.reserve((offset - buf.len()).min(MAX_RESERVE_AHEAD));
                 return Ok(None);
             }
             if length < MAX_FRAGMENT_PAYLOAD {
@@ -291,6 +302,16 @@ mod tests {
             codec.decode(&mut wire),
             Err(MySqlCodecError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_header_alone_reserves_little() {
+        let mut codec = PacketCodec::default();
+        let mut buf = BytesMut::from(&b"\xff\xff\xff\x00"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 4 + MAX_RESERVE_AHEAD);
+        codec.set_max_packet_bytes(16);
+        assert!(codec.decode(&mut buf).is_err());
     }
 
     #[test]
