@@ -129,10 +129,17 @@ fn simple_ok(connection: &mut Connection, sql: &str, capabilities: Capabilities)
 #[test]
 fn login_query_and_prepared_statement_against_mariadb() {
     let server = MariaDb::start();
-    for deprecate_eof in [false, true] {
+    // MySQL-style without and with DEPRECATE_EOF, then MariaDB-style
+    // (CLIENT_MYSQL clear) with extended metadata in column definitions.
+    for (variant, deprecate_eof, mariadb) in [(0, false, false), (1, true, false), (2, true, true)]
+    {
         let mut capabilities = LoginParams::DEFAULT_CAPABILITIES | Capabilities::MULTI_STATEMENTS;
         if !deprecate_eof {
             capabilities = Capabilities(capabilities.0 & !Capabilities::DEPRECATE_EOF.0);
+        }
+        if mariadb {
+            capabilities = Capabilities(capabilities.0 & !Capabilities::LONG_PASSWORD.0)
+                | Capabilities::MARIADB_EXTENDED_METADATA;
         }
         let mut connection = Connection::open(server.port);
         let outcome = connection
@@ -143,8 +150,12 @@ fn login_query_and_prepared_statement_against_mariadb() {
         let caps = outcome.capabilities;
         assert_eq!(caps.contains(Capabilities::DEPRECATE_EOF), deprecate_eof);
         assert!(caps.contains(Capabilities::CONNECT_WITH_DB));
+        assert_eq!(
+            caps.contains(Capabilities::MARIADB_EXTENDED_METADATA),
+            mariadb
+        );
 
-        let table = format!("t{}", u8::from(deprecate_eof));
+        let table = format!("t{variant}");
         simple_ok(
             &mut connection,
             &format!(
