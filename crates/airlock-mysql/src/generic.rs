@@ -14,6 +14,30 @@ pub const EOF_HEADER: u8 = 0xFE;
 /// First byte of an ERR packet.
 pub const ERR_HEADER: u8 = 0xFF;
 
+/// Server error numbers and their SQLSTATEs that the gateway's refusals
+/// use (as MySQL and MariaDB send them, so clients react as usual).
+pub mod error_code {
+    /// 1044 `42000`: access denied for a user to a database.
+    pub const DB_ACCESS_DENIED: (u16, [u8; 5]) = (1044, *b"42000");
+    /// 1045 `28000`: access denied (bad user or password).
+    pub const ACCESS_DENIED: (u16, [u8; 5]) = (1045, *b"28000");
+    /// 1047 `08S01`: unknown command.
+    pub const UNKNOWN_COMMAND: (u16, [u8; 5]) = (1047, *b"08S01");
+    /// 1142 `42000`: command denied to a user on a table.
+    pub const TABLE_ACCESS_DENIED: (u16, [u8; 5]) = (1142, *b"42000");
+    /// 1227 `42000`: the statement needs a privilege the session lacks.
+    pub const SPECIFIC_ACCESS_DENIED: (u16, [u8; 5]) = (1227, *b"42000");
+    /// 1235 `42000`: a feature this server does not support.
+    pub const NOT_SUPPORTED_YET: (u16, [u8; 5]) = (1235, *b"42000");
+    /// 1040 `08004`: too many connections.
+    pub const TOO_MANY_CONNECTIONS: (u16, [u8; 5]) = (1040, *b"08004");
+    /// 1317 `70100`: query execution was interrupted.
+    pub const QUERY_INTERRUPTED: (u16, [u8; 5]) = (1317, *b"70100");
+    /// 3159 `HY000`: connections without TLS are prohibited (MySQL's
+    /// `ER_SECURE_TRANSPORT_REQUIRED`).
+    pub const SECURE_TRANSPORT_REQUIRED: (u16, [u8; 5]) = (3159, *b"HY000");
+}
+
 /// An OK packet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OkPacket {
@@ -118,6 +142,11 @@ impl ErrPacket {
             sql_state: Some(sql_state),
             message: message.into(),
         }
+    }
+
+    /// An error from one of the [`error_code`] pairs.
+    pub fn from_code((code, sql_state): (u16, [u8; 5]), message: impl Into<String>) -> Self {
+        Self::new(code, sql_state, message)
     }
 
     /// Decodes an ERR packet. The SQLSTATE is read when its `#` marker is
@@ -287,7 +316,7 @@ mod tests {
         // Pre-handshake: "Too many connections" without a marker.
         let err = ErrPacket::decode(b"\xff\x10\x04Too many connections").unwrap();
         assert_eq!((err.code, err.sql_state), (1040, None));
-        let refusal = ErrPacket::new(1045, *b"28000", "access denied");
+        let refusal = ErrPacket::from_code(error_code::ACCESS_DENIED, "access denied");
         assert_eq!(
             refusal.encode(),
             b"\xff\x15\x04#28000access denied".to_vec()
