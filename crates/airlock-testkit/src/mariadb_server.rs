@@ -38,10 +38,16 @@ impl MariaDb {
             .prefix("airlock-mariadb-")
             .tempdir()
             .expect("tempdir");
+        // A private tmpdir: the server names its temporary files after its
+        // pid, and servers of other test runs (other pid namespaces) may
+        // share /tmp, so two bootstraps could remove each other's files.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("create the server tmpdir");
         let user = if running_as_root() {
             let status = Command::new("chown")
                 .arg("mysql:mysql")
                 .arg(dir.path())
+                .arg(&tmp)
                 .status()
                 .expect("chown");
             assert!(status.success(), "chown of the MariaDB dir failed");
@@ -54,6 +60,7 @@ impl MariaDb {
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--auth-root-authentication-method=socket")
             .arg("--skip-test-db")
             .arg("--skip-name-resolve");
@@ -81,6 +88,7 @@ impl MariaDb {
             command
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg(format!("--port={port}"))
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--socket={}", server.socket().display()))
