@@ -64,13 +64,18 @@
 mod classify;
 pub mod functions;
 mod lexer;
+mod mysql;
+mod mysql_lexer;
+mod mysql_split;
 mod split;
 mod syntax;
 
 use airlock_types::{Command, Operation, StatementClass};
 use std::collections::HashMap;
 
-pub use classify::PRIVILEGED_SETTINGS;
+pub use classify::{
+    MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES, PRIVILEGED_SETTINGS,
+};
 pub use functions::{function_effect, FunctionEffect};
 pub use syntax::{
     syntax_error, SyntaxError, CHECK_TIMEOUT, MAX_CHECKED_BYTES, MAX_CHECKED_GLOBAL_WORDS,
@@ -82,8 +87,7 @@ pub use syntax::{
 pub enum Dialect {
     /// PostgreSQL (fully implemented).
     Postgres,
-    /// MySQL / MariaDB: not implemented yet; every text is one incomplete
-    /// statement with operation `unknown`.
+    /// MySQL / MariaDB (see the crate doc for its rules).
     Mysql,
 }
 
@@ -146,29 +150,16 @@ pub fn classify_with(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup)
                 })
                 .collect()
         }
-        Dialect::Mysql => {
-            if sql.trim().is_empty() {
-                Vec::new()
-            } else {
-                vec![unknown_statement()]
-            }
-        }
+        Dialect::Mysql => mysql::classify_mysql(sql, prepared),
     };
     Command::sql(sql, statements)
 }
 
-fn unknown_statement() -> StatementClass {
-    StatementClass {
-        operations: vec![Operation::Unknown],
-        access: Some(airlock_types::Access::Write),
-        complete: false,
-        ..StatementClass::default()
-    }
-}
-
 /// Splits `sql` into statement texts (without the terminating `;`, comments
 /// before the first token excluded). Empty statements are dropped. For
-/// [`Dialect::Mysql`] the whole trimmed text is one statement.
+/// [`Dialect::Mysql`] the boundaries are those of the default `sql_mode`
+/// reading (a text whose boundaries depend on the mode is classified
+/// incomplete).
 pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
     match dialect {
         Dialect::Postgres => {
@@ -178,14 +169,7 @@ pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
                 .filter_map(|statement| sql.get(statement.start..statement.end))
                 .collect()
         }
-        Dialect::Mysql => {
-            let trimmed = sql.trim();
-            if trimmed.is_empty() {
-                Vec::new()
-            } else {
-                vec![trimmed]
-            }
-        }
+        Dialect::Mysql => mysql::split_mysql(sql),
     }
 }
 
@@ -197,10 +181,20 @@ pub fn prepared_definitions(dialect: Dialect, command: &Command) -> Vec<Prepared
         .statements()
         .iter()
         .any(|statement| statement.operations.contains(&Operation::Prepare));
-    if !has_prepare || dialect != Dialect::Postgres {
+    if !has_prepare {
         return Vec::new();
     }
     let sql = command.text.as_str();
+    if dialect == Dialect::Mysql {
+        return mysql::mysql_prepared_definitions(sql)
+            .into_iter()
+            .map(|(name, body, statement)| PreparedDefinition {
+                name,
+                body,
+                statement,
+            })
+            .collect();
+    }
     let tokens = lexer::tokenize(sql);
     split::split_tokens(sql, &tokens)
         .into_iter()
@@ -237,12 +231,20 @@ pub enum SessionEffect {
     Declare(String),
     /// `EXECUTE name`: runs what the session prepared under that name.
     Execute(String),
+    /// MySQL `USE db`: unqualified table names now name tables of `db`
+    /// (lowercased). A gateway that matches qualified table names must
+    /// track it, starting from the database of the handshake.
+    UseDatabase(String),
+    /// MySQL: the statement assigns user variable `@name` (lowercased):
+    /// `SET @a = …`, `@a := …`, `SELECT … INTO @a`. Its value is no longer
+    /// what the session last knew (see `PREPARE … FROM @a`).
+    SetUserVariable(String),
 }
 
 /// The [`SessionEffect`]s of the statements in `sql`, in order.
 pub fn session_effects(dialect: Dialect, sql: &str) -> Vec<SessionEffect> {
-    if dialect != Dialect::Postgres {
-        return Vec::new();
+    if dialect == Dialect::Mysql {
+        return mysql::mysql_session_effects(sql);
     }
     let tokens = lexer::tokenize(sql);
     split::split_tokens(sql, &tokens)
