@@ -28,8 +28,9 @@ use crate::classify::Statement;
 use crate::lexer::{Token, TokenKind};
 use crate::mysql_lexer::{tokenize_mysql, MysqlMode, MysqlTokens};
 use crate::mysql_split::split_mysql_tokens;
-use crate::{Dialect, PreparedLookup, SessionEffect};
+use crate::{Dialect, NoPrepared, PreparedLookup, SessionEffect};
 use airlock_types::{Access, Operation, StatementClass};
+use std::collections::HashMap;
 
 /// One classified statement of one reading.
 struct ReadStatement {
@@ -84,26 +85,59 @@ fn classify_tokens(
     merge(full, &without)
 }
 
-/// The statements of `sql` under `mode`.
+/// The session's prepared statements, overlaid with those the text itself
+/// prepares (or deallocates) before a later `EXECUTE`.
+struct Overlay<'a> {
+    base: &'a dyn PreparedLookup,
+    local: HashMap<String, Option<StatementClass>>,
+}
+
+impl PreparedLookup for Overlay<'_> {
+    fn prepared(&self, name: &str) -> Option<&StatementClass> {
+        match self.local.get(name) {
+            Some(local) => local.as_ref(),
+            None => self.base.prepared(name),
+        }
+    }
+}
+
+/// The statements of `sql` under `mode`, classified in order.
 fn read(sql: &str, mode: MysqlMode, prepared: &dyn PreparedLookup) -> Vec<ReadStatement> {
     let MysqlTokens { tokens, optional } = tokenize_mysql(sql, mode);
-    split_mysql_tokens(sql, &tokens)
-        .into_iter()
-        .map(|statement| {
-            let flags = optional
-                .get(statement.first..statement.first + statement.tokens.len())
-                .unwrap_or(&[]);
-            ReadStatement {
-                start: statement.start,
-                end: statement.end,
-                unterminated: statement
-                    .tokens
-                    .iter()
-                    .any(|token| token.kind == TokenKind::Unterminated),
-                class: classify_tokens(sql, statement.tokens, flags, prepared),
+    let mut overlay = Overlay {
+        base: prepared,
+        local: HashMap::new(),
+    };
+    let mut statements = Vec::new();
+    for statement in split_mysql_tokens(sql, &tokens) {
+        let flags = optional
+            .get(statement.first..statement.first + statement.tokens.len())
+            .unwrap_or(&[]);
+        let class = classify_tokens(sql, statement.tokens, flags, &overlay);
+        let parsed = Statement::with_dialect(sql, statement.tokens, &NoPrepared, Dialect::Mysql);
+        for effect in parsed.mysql_session_effects() {
+            match effect {
+                SessionEffect::Prepare(name) => {
+                    let body = parsed.prepared_definition().map(|(_, _, class)| class);
+                    overlay.local.insert(name, body);
+                }
+                SessionEffect::Deallocate(name) => {
+                    overlay.local.insert(name, None);
+                }
+                _ => {}
             }
-        })
-        .collect()
+        }
+        statements.push(ReadStatement {
+            start: statement.start,
+            end: statement.end,
+            unterminated: statement
+                .tokens
+                .iter()
+                .any(|token| token.kind == TokenKind::Unterminated),
+            class,
+        });
+    }
+    statements
 }
 
 /// Both classifications at once: what either does.
@@ -111,7 +145,8 @@ fn merge(mut into: StatementClass, other: &StatementClass) -> StatementClass {
     into.operations.extend(other.operations.iter().copied());
     into.access = Some(into.effective_access().max(other.effective_access()));
     into.tables_read.extend(other.tables_read.iter().cloned());
-    into.tables_written.extend(other.tables_written.iter().cloned());
+    into.tables_written
+        .extend(other.tables_written.iter().cloned());
     into.functions.extend(other.functions.iter().cloned());
     into.unknown_functions
         .extend(other.unknown_functions.iter().cloned());
@@ -186,13 +221,45 @@ pub(crate) fn classify_mysql(sql: &str, prepared: &dyn PreparedLookup) -> Vec<St
         .collect()
 }
 
-/// The statement texts of `sql` (default reading).
+/// The statement texts of `sql` (default reading). A statement that begins
+/// inside an executable comment begins at the comment's `/*!` (and then
+/// ends after its `*/`), so that the text is one the server would run.
 pub(crate) fn split_mysql(sql: &str) -> Vec<&str> {
     let MysqlTokens { tokens, .. } = tokenize_mysql(sql, MysqlMode::DEFAULT);
+    let mut previous_end = 0usize;
     split_mysql_tokens(sql, &tokens)
         .into_iter()
-        .filter_map(|statement| sql.get(statement.start..statement.end))
+        .filter_map(|statement| {
+            let (start, end) =
+                extend_over_comment(sql, previous_end, statement.start, statement.end);
+            previous_end = statement.end;
+            sql.get(start..end)
+        })
         .collect()
+}
+
+/// `start..end` widened over an executable-comment opener between
+/// `previous_end` and `start` (and then over the `*/` after `end`).
+fn extend_over_comment(sql: &str, previous_end: usize, start: usize, end: usize) -> (usize, usize) {
+    let Some(before) = sql.get(previous_end..start) else {
+        return (start, end);
+    };
+    let trimmed = before.trim_end_matches(|c: char| c.is_ascii_whitespace() || c.is_ascii_digit());
+    let opener = ["/*!", "/*M!"]
+        .iter()
+        .find(|opener| trimmed.ends_with(*opener))
+        .map(|opener| previous_end + trimmed.len() - opener.len());
+    let Some(opener) = opener else {
+        return (start, end);
+    };
+    let after = sql.get(end..).unwrap_or("");
+    let spaces = after.len() - after.trim_start().len();
+    let end = if after.trim_start().starts_with("*/") {
+        end + spaces + 2
+    } else {
+        end
+    };
+    (opener, end)
 }
 
 /// Runs `each` on every statement of `sql` (default reading).

@@ -131,7 +131,7 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
                 continue;
             }
             if pos > open.raw_end {
-                out.push(TokenKind::Ambiguous, open.opener, bytes.len(), true);
+                ambiguous_rest(&mut out, bytes, open.opener);
                 return out;
             }
         }
@@ -140,14 +140,16 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
             continue;
         }
         let line_comment = byte == b'#'
-            || (byte == b'-' && at(pos + 1) == b'-' && dash_comment_follows(bytes.get(pos + 2).copied()));
+            || (byte == b'-'
+                && at(pos + 1) == b'-'
+                && dash_comment_follows(bytes.get(pos + 2).copied()));
         if line_comment {
             while pos < bytes.len() && at(pos) != b'\n' {
                 pos += 1;
             }
             if let Some(open) = exec {
                 if pos > open.raw_end {
-                    out.push(TokenKind::Ambiguous, open.opener, bytes.len(), true);
+                    ambiguous_rest(&mut out, bytes, open.opener);
                     return out;
                 }
             }
@@ -157,7 +159,7 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
             if let Some(open) = exec {
                 // A comment inside an executable comment: the server that
                 // skips the outer comment may end it elsewhere.
-                out.push(TokenKind::Ambiguous, open.opener, bytes.len(), true);
+                ambiguous_rest(&mut out, bytes, open.opener);
                 return out;
             }
             let executable = at(pos + 2) == b'!' || (at(pos + 2) == b'M' && at(pos + 3) == b'!');
@@ -226,7 +228,7 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
             if end > open.raw_end {
                 // The token spans the `*/` a skipping server ends the
                 // comment at.
-                out.push(TokenKind::Ambiguous, open.opener, bytes.len(), true);
+                ambiguous_rest(&mut out, bytes, open.opener);
                 return out;
             }
         }
@@ -245,6 +247,32 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
         pos = end;
     }
     out
+}
+
+/// The rest of the text from `from`, where the readings of an executable
+/// comment disagree on where it ends: `Ambiguous` pieces split at *every*
+/// `;` byte, a superset of the boundaries of any reading, so no reading's
+/// statement can hide inside a piece (each piece is `unknown`).
+fn ambiguous_rest(out: &mut MysqlTokens, bytes: &[u8], from: usize) {
+    let mut start = from;
+    let mut pos = from;
+    while pos <= bytes.len() {
+        let boundary = pos == bytes.len() || bytes.get(pos) == Some(&b';');
+        if boundary {
+            let mut piece = start;
+            while bytes.get(piece).is_some_and(u8::is_ascii_whitespace) && piece < pos {
+                piece += 1;
+            }
+            if piece < pos {
+                out.push(TokenKind::Ambiguous, piece, pos, true);
+            }
+            if pos < bytes.len() {
+                out.push(TokenKind::Semicolon, pos, pos + 1, true);
+            }
+            start = pos + 1;
+        }
+        pos += 1;
+    }
 }
 
 /// The end of a run of identifier characters starting at `pos`.
@@ -461,18 +489,47 @@ mod tests {
             ("# ;\nx", vec![(Word, "x")]),
             ("-- ;\nx", vec![(Word, "x")]),
             ("--\t;\nx", vec![(Word, "x")]),
-            ("1--1", vec![(Number, "1"), (Operator, "-"), (Operator, "-"), (Number, "1")]),
+            (
+                "1--1",
+                vec![
+                    (Number, "1"),
+                    (Operator, "-"),
+                    (Operator, "-"),
+                    (Number, "1"),
+                ],
+            ),
             ("x --", vec![(Word, "x")]),
             ("/* /* */ x", vec![(Word, "x")]),
             ("/*+ hint */ x", vec![(Word, "x")]),
-            ("@a.b := 1", vec![(Variable, "@a.b"), (Operator, ":="), (Number, "1")]),
+            (
+                "@a.b := 1",
+                vec![(Variable, "@a.b"), (Operator, ":="), (Number, "1")],
+            ),
             ("@@session.sql_mode", vec![(Variable, "@@session.sql_mode")]),
             ("@'x y'", vec![(Variable, "@'x y'")]),
             ("@ x", vec![(Other, "@"), (Word, "x")]),
-            ("1e5 1e+5 0x1f 0b1 .5 1.5e-3", vec![(Number, "1e5"), (Number, "1e+5"), (Number, "0x1f"), (Number, "0b1"), (Number, ".5"), (Number, "1.5e-3")]),
+            (
+                "1e5 1e+5 0x1f 0b1 .5 1.5e-3",
+                vec![
+                    (Number, "1e5"),
+                    (Number, "1e+5"),
+                    (Number, "0x1f"),
+                    (Number, "0b1"),
+                    (Number, ".5"),
+                    (Number, "1.5e-3"),
+                ],
+            ),
             ("1abc 0xg", vec![(Word, "1abc"), (Word, "0xg")]),
             ("db.1t", vec![(Word, "db"), (Dot, "."), (Word, "1t")]),
-            ("X'41' N'a\\'b' _utf8mb4'c'", vec![(String, "X'41'"), (String, "N'a\\'b'"), (Word, "_utf8mb4"), (String, "'c'")]),
+            (
+                "X'41' N'a\\'b' _utf8mb4'c'",
+                vec![
+                    (String, "X'41'"),
+                    (String, "N'a\\'b'"),
+                    (Word, "_utf8mb4"),
+                    (String, "'c'"),
+                ],
+            ),
             ("a<=>b", vec![(Word, "a"), (Operator, "<=>"), (Word, "b")]),
             ("'abc", vec![(Unterminated, "'abc")]),
             ("/* abc", vec![(Unterminated, "/* abc")]),
@@ -520,10 +577,18 @@ mod tests {
         // A string spanning the `*/`: the readings disagree.
         let lexed = plain("SELECT 1 /*!99999 'a */ ; DROP TABLE t; -- ' */");
         assert_eq!(lexed.last().map(|t| t.0), Some(Ambiguous));
+        assert_eq!(
+            lexed.iter().filter(|t| t.0 == Semicolon).count(),
+            2,
+            "{lexed:?}"
+        );
         let lexed = plain("SELECT 1 /*! ; DROP TABLE t */");
         assert!(lexed.contains(&(Semicolon, ";")));
         assert!(lexed.contains(&(Ambiguous, "")));
         assert_eq!(plain("/*! x"), vec![(Unterminated, "/*! x")]);
-        assert_eq!(plain("/*! /* x */ y */").last().map(|t| t.0), Some(Ambiguous));
+        assert_eq!(
+            plain("/*! /* x */ y */").last().map(|t| t.0),
+            Some(Ambiguous)
+        );
     }
 }

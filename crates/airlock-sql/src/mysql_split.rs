@@ -36,15 +36,21 @@ fn word_in(sql: &str, token: Option<&Token>, keywords: &[&str]) -> bool {
 /// a routine, trigger or event definition (whose body may hold `;`).
 pub(crate) fn starts_compound(sql: &str, tokens: &[Token]) -> bool {
     let first = tokens.first();
-    if word_in(sql, first, &["if", "case", "loop", "while", "repeat", "for"]) {
+    if word_in(
+        sql,
+        first,
+        &["if", "case", "loop", "while", "repeat", "for"],
+    ) {
         return true;
     }
     if word_is(sql, first, "begin") && word_is(sql, tokens.get(1), "not") {
         return true;
     }
     // `label: BEGIN …`.
-    if matches!(first.map(|t| t.kind), Some(TokenKind::Word | TokenKind::QuotedIdent))
-        && tokens.get(1).map(|t| t.kind) == Some(TokenKind::Colon)
+    if matches!(
+        first.map(|t| t.kind),
+        Some(TokenKind::Word | TokenKind::QuotedIdent)
+    ) && tokens.get(1).map(|t| t.kind) == Some(TokenKind::Colon)
     {
         return true;
     }
@@ -62,7 +68,9 @@ pub(crate) fn starts_compound(sql: &str, tokens: &[Token]) -> bool {
         if word_in(
             sql,
             token,
-            &["table", "view", "index", "database", "schema", "user", "role", "server"],
+            &[
+                "table", "view", "index", "database", "schema", "user", "role", "server",
+            ],
         ) {
             return false;
         }
@@ -124,7 +132,11 @@ fn block_step(sql: &str, tokens: &[Token], index: usize, statement_start: usize)
         let identifier_use = matches!(
             next.map(|t| t.kind),
             None | Some(
-                TokenKind::Semicolon | TokenKind::Operator | TokenKind::Comma | TokenKind::RParen | TokenKind::Dot
+                TokenKind::Semicolon
+                    | TokenKind::Operator
+                    | TokenKind::Comma
+                    | TokenKind::RParen
+                    | TokenKind::Dot
             )
         );
         return if identifier_use { 0 } else { 1 };

@@ -61,7 +61,7 @@ const CASES: &[(&str, &[Op], Access, bool)] = &[
     ("DESCRIBE t", &[Op::Show], Access::Read, true),
     ("DESC t", &[Op::Show], Access::Read, true),
     ("EXPLAIN SELECT * FROM t", &[Op::Explain], Access::Read, true),
-    ("EXPLAIN FORMAT=JSON DELETE FROM t", &[Op::Explain], Access::Read, true),
+    ("EXPLAIN FORMAT=JSON DELETE FROM t", &[Op::Explain], Access::Write, true),
     ("DO 1 + 1", &[Op::Select], Access::Read, true),
     ("HANDLER t OPEN", &[Op::Select], Access::Read, true),
     ("USE appdb", &[Op::Other], Access::Read, true),
@@ -245,7 +245,10 @@ fn hidden_statements_are_seen() {
     assert_eq!(command.access(), Access::Write);
     // Non-nesting comments: `/* /* */` ends at the first `*/`.
     let command = my("SELECT 1 /* /* */ ; DROP TABLE t; /* */ */");
-    assert!(command.statements().iter().any(|s| s.operations.contains(&Op::Drop)));
+    assert!(command
+        .statements()
+        .iter()
+        .any(|s| s.operations.contains(&Op::Drop)));
     // A `"…"` table name under ANSI_QUOTES is a table.
     let class = one("SELECT * FROM \"secrets\"");
     assert_eq!(class.tables_read, vec!["secrets"]);

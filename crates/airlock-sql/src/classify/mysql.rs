@@ -293,7 +293,11 @@ impl Statement<'_> {
             }
             "truncate" => {
                 builder.op(Operation::Truncate, Access::Write);
-                let index = if self.kw(next, "table") { next + 1 } else { next };
+                let index = if self.kw(next, "table") {
+                    next + 1
+                } else {
+                    next
+                };
                 self.name_list(builder, index, to, true);
             }
             "call" => {
@@ -331,7 +335,10 @@ impl Statement<'_> {
             builder.note_where(true);
         }
         let mut index = from;
-        while self.is_one_of(index, &["low_priority", "delayed", "high_priority", "ignore"]) {
+        while self.is_one_of(
+            index,
+            &["low_priority", "delayed", "high_priority", "ignore"],
+        ) {
             index += 1;
         }
         if self.kw(index, "into") {
@@ -548,7 +555,8 @@ impl Statement<'_> {
                 index += 1;
             } else if self.is_one_of(index, &["extended", "partitions", "verbose"]) {
                 index += 1;
-            } else if self.kw(index, "format") && self.kind(index + 1) == Some(TokenKind::Operator) {
+            } else if self.kw(index, "format") && self.kind(index + 1) == Some(TokenKind::Operator)
+            {
                 index += 3;
             } else {
                 break;
@@ -562,7 +570,9 @@ impl Statement<'_> {
         let statement = self.kind(index) == Some(TokenKind::LParen)
             || self.is_one_of(
                 index,
-                &["select", "insert", "update", "delete", "replace", "with", "table", "values"],
+                &[
+                    "select", "insert", "update", "delete", "replace", "with", "table", "values",
+                ],
             );
         if !statement {
             if analyze {
@@ -583,12 +593,17 @@ impl Statement<'_> {
             builder.absorb(inner);
             return;
         }
+        // MariaDB refuses to explain a data-modifying statement in a READ
+        // ONLY transaction: it counts as a write.
+        if !inner.tables_written.is_empty()
+            || inner.access > Access::Read
+            || !inner.unknown_functions.is_empty()
+        {
+            builder.raise(Access::Write);
+        }
         builder.tables_read.extend(inner.tables_read);
         builder.tables_read.extend(inner.tables_written);
         builder.functions.extend(inner.functions);
-        if !inner.unknown_functions.is_empty() {
-            builder.raise(Access::Write);
-        }
         builder.unknown_functions.extend(inner.unknown_functions);
         builder.complete &= inner.complete;
     }
@@ -700,7 +715,11 @@ impl Statement<'_> {
         let next = self.skip_if_exists(index + 1);
         // A DEFINER other than the caller runs stored code with someone
         // else's privileges.
-        let base = if definer { Access::Admin } else { Access::Write };
+        let base = if definer {
+            Access::Admin
+        } else {
+            Access::Write
+        };
         match object.as_str() {
             "table" => {
                 builder.op(Operation::Create, base);
@@ -798,7 +817,11 @@ impl Statement<'_> {
         let mut buffer = [0u8; 32];
         let object = self.word(index, &mut buffer).unwrap_or("").to_string();
         let next = self.skip_if_exists(index + 1);
-        let base = if definer { Access::Admin } else { Access::Write };
+        let base = if definer {
+            Access::Admin
+        } else {
+            Access::Write
+        };
         match object.as_str() {
             "table" | "view" | "sequence" => {
                 builder.op(Operation::Alter, base);
@@ -844,8 +867,9 @@ impl Statement<'_> {
                     None => builder.incomplete(),
                 }
             }
-            "trigger" | "procedure" | "function" | "event" | "database" | "schema"
-            | "package" => builder.op(Operation::Drop, Access::Write),
+            "trigger" | "procedure" | "function" | "event" | "database" | "schema" | "package" => {
+                builder.op(Operation::Drop, Access::Write)
+            }
             "prepare" => builder.op(Operation::Other, Access::Read),
             "user" | "role" | "server" | "tablespace" | "logfile" => {
                 builder.op(Operation::Drop, Access::Admin)
@@ -872,7 +896,11 @@ impl Statement<'_> {
     /// `PREPARE name FROM 'text'`: the name, the text and its
     /// classification (one statement). `FROM @var` and anything else the
     /// classifier cannot read give `None`.
-    fn mysql_prepared_body(&self, from: usize, to: usize) -> Option<(String, String, StatementClass)> {
+    fn mysql_prepared_body(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> Option<(String, String, StatementClass)> {
         let name = self.mysql_ident(from)?;
         if !self.kw(from + 1, "from") || from + 3 != to {
             return None;

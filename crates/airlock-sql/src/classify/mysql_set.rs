@@ -175,7 +175,9 @@ impl Statement<'_> {
                             None => ("", first),
                         };
                         let name = name.trim_matches('`');
-                        if parts.next().is_some() || matches!(scope, "global" | "persist" | "persist_only") {
+                        if parts.next().is_some()
+                            || matches!(scope, "global" | "persist" | "persist_only")
+                        {
                             builder.raise(Access::Admin);
                         } else if !matches!(scope, "" | "session" | "local") {
                             builder.raise(Access::Admin);

@@ -211,7 +211,9 @@ impl Statement<'_> {
                 index += 1;
                 continue;
             }
-            if case_depth == 0 && (self.kw(index, separator) || self.mysql_separator(index, separator)) {
+            if case_depth == 0
+                && (self.kw(index, separator) || self.mysql_separator(index, separator))
+            {
                 pieces.push((start, index));
                 start = index + 1;
             }
@@ -323,7 +325,8 @@ impl Statement<'_> {
             }
             if self.kind(index) == Some(TokenKind::Operator) {
                 let operator = self.text(index);
-                if REFLEXIVE_OPERATORS.contains(&operator) || (self.is_mysql() && operator == "<=>") {
+                if REFLEXIVE_OPERATORS.contains(&operator) || (self.is_mysql() && operator == "<=>")
+                {
                     return index > from && self.same_tokens(from, index, index + 1, to);
                 }
                 if OTHER_COMPARISONS.contains(&operator) {

@@ -21,9 +21,7 @@
 use super::FunctionEffect;
 
 /// Functions that read server files. Sorted.
-pub const MYSQL_ADMIN_FUNCTIONS: &[&str] = &[
-    "load_file",
-];
+pub const MYSQL_ADMIN_FUNCTIONS: &[&str] = &["load_file"];
 
 /// Functions with a side effect on shared state or the server's time. Sorted.
 pub const MYSQL_WRITE_FUNCTIONS: &[&str] = &[
@@ -132,6 +130,7 @@ pub const MYSQL_READ_FUNCTIONS: &[&str] = &[
     "from_base64",
     "from_days",
     "from_unixtime",
+    "geometrycollection",
     "get_format",
     "greatest",
     "group_concat",
@@ -165,6 +164,7 @@ pub const MYSQL_READ_FUNCTIONS: &[&str] = &[
     "least",
     "left",
     "length",
+    "linestring",
     "ln",
     "locate",
     "log",
@@ -187,6 +187,9 @@ pub const MYSQL_READ_FUNCTIONS: &[&str] = &[
     "month",
     "monthname",
     "months_between",
+    "multilinestring",
+    "multipoint",
+    "multipolygon",
     "name_const",
     "natural_sort_key",
     "now",
@@ -200,6 +203,8 @@ pub const MYSQL_READ_FUNCTIONS: &[&str] = &[
     "period_add",
     "period_diff",
     "pi",
+    "point",
+    "polygon",
     "position",
     "pow",
     "power",
@@ -321,13 +326,19 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_disjoint() {
-        for list in [MYSQL_ADMIN_FUNCTIONS, MYSQL_WRITE_FUNCTIONS, MYSQL_READ_FUNCTIONS] {
+        for list in [
+            MYSQL_ADMIN_FUNCTIONS,
+            MYSQL_WRITE_FUNCTIONS,
+            MYSQL_READ_FUNCTIONS,
+        ] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{:?}", list);
         }
         for name in MYSQL_WRITE_FUNCTIONS.iter().chain(MYSQL_ADMIN_FUNCTIONS) {
             assert!(!MYSQL_READ_FUNCTIONS.contains(name), "{name}");
             assert!(
-                !MYSQL_READ_FUNCTION_PREFIXES.iter().any(|p| name.starts_with(p)),
+                !MYSQL_READ_FUNCTION_PREFIXES
+                    .iter()
+                    .any(|p| name.starts_with(p)),
                 "{name}"
             );
         }
