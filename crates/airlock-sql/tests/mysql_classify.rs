@@ -417,7 +417,7 @@ proptest! {
         for statement in command.statements() {
             prop_assert!(statement.complete || statement.access != Some(Access::Read));
         }
-        let _ = split_statements(Dialect::Mysql, &text);
+        prop_assert_eq!(split_statements(Dialect::Mysql, &text).len(), command.statements().len());
         let _ = session_effects(Dialect::Mysql, &text);
         let _ = prepared_definitions(Dialect::Mysql, &command);
     }
@@ -438,7 +438,7 @@ proptest! {
         for statement in command.statements() {
             prop_assert!(statement.complete || statement.access != Some(Access::Read));
         }
-        let _ = split_statements(Dialect::Mysql, &mutated);
+        prop_assert_eq!(split_statements(Dialect::Mysql, &mutated).len(), command.statements().len());
         let _ = session_effects(Dialect::Mysql, &mutated);
         let _ = prepared_definitions(Dialect::Mysql, &command);
     }

@@ -85,6 +85,29 @@ fn privileged(name: &str) -> bool {
             .any(|prefix| name.starts_with(prefix))
 }
 
+/// The access of assigning `@@scope.name` (given without `@@`), and
+/// whether its shape is understood.
+fn system_variable_access(system: &str) -> (Access, bool) {
+    let mut parts = system.split('.');
+    let first = parts.next().unwrap_or("");
+    let (scope, name) = match parts.next() {
+        Some(name) => (first, name),
+        None => ("", first),
+    };
+    let name = name.trim_matches('`');
+    if parts.next().is_some() || matches!(scope, "global" | "persist" | "persist_only") {
+        return (Access::Admin, true);
+    }
+    if !matches!(scope, "" | "session" | "local") {
+        return (Access::Admin, false);
+    }
+    if privileged(name) {
+        (Access::Admin, true)
+    } else {
+        (Access::Write, true)
+    }
+}
+
 impl Statement<'_> {
     /// `SET item, item, …` (tokens `from..to`).
     pub(super) fn mysql_set(&self, builder: &mut Builder, from: usize, to: usize) {
@@ -165,32 +188,16 @@ impl Statement<'_> {
         }
         let value_at = match self.kind(index) {
             Some(TokenKind::Variable) => {
+                // A user variable (`@a`) only changes the session's
+                // scratch values; a system variable (`@@[scope.]name`) is
+                // judged like `SET [scope] name`.
                 let text = self.text(index).to_ascii_lowercase();
-                match text.strip_prefix("@@") {
-                    Some(system) => {
-                        let mut parts = system.split('.');
-                        let first = parts.next().unwrap_or("");
-                        let (scope, name) = match parts.next() {
-                            Some(name) => (first, name),
-                            None => ("", first),
-                        };
-                        let name = name.trim_matches('`');
-                        if parts.next().is_some()
-                            || matches!(scope, "global" | "persist" | "persist_only")
-                        {
-                            builder.raise(Access::Admin);
-                        } else if !matches!(scope, "" | "session" | "local") {
-                            builder.raise(Access::Admin);
-                            builder.incomplete();
-                        }
-                        builder.raise(if privileged(name) {
-                            Access::Admin
-                        } else {
-                            Access::Write
-                        });
+                if let Some(system) = text.strip_prefix("@@") {
+                    let (access, sure) = system_variable_access(system);
+                    builder.raise(access);
+                    if !sure {
+                        builder.incomplete();
                     }
-                    // A user variable: only the session's scratch values.
-                    None => {}
                 }
                 index + 1
             }
