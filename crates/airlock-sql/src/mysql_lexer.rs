@@ -254,6 +254,14 @@ pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
 /// `;` byte, a superset of the boundaries of any reading, so no reading's
 /// statement can hide inside a piece (each piece is `unknown`).
 fn ambiguous_rest(out: &mut MysqlTokens, bytes: &[u8], from: usize) {
+    // Tokens already lexed inside the comment are part of the rest.
+    let keep = out
+        .tokens
+        .iter()
+        .position(|token| token.start >= from)
+        .unwrap_or(out.tokens.len());
+    out.tokens.truncate(keep);
+    out.optional.truncate(keep);
     let mut start = from;
     let mut pos = from;
     while pos <= bytes.len() {
