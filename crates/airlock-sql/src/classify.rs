@@ -1812,6 +1812,18 @@ impl<'a> Statement<'a> {
                     index += 4;
                     continue;
                 }
+                // MariaDB's `NEXT VALUE FOR s` is NEXTVAL(s), `PREVIOUS
+                // VALUE FOR s` is LASTVAL(s).
+                "next" | "previous"
+                    if self.is_mysql()
+                        && self.kw(index + 1, "value")
+                        && self.kw(index + 2, "for") =>
+                {
+                    let function = if word == "next" { "nextval" } else { "lastval" };
+                    builder.call(function.to_string());
+                    index += 3;
+                    continue;
+                }
                 "into" if self.is_mysql() && mode.query => {
                     level.in_from = false;
                     index = self.mysql_into(builder, index + 1, to);

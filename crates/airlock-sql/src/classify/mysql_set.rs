@@ -123,6 +123,15 @@ impl Statement<'_> {
             self.statement(builder, for_at + 1, to);
             return;
         }
+        let scoped = self.is_one_of(
+            from,
+            &["global", "session", "local", "persist", "persist_only"],
+        );
+        if self.kw(from, "transaction") || (scoped && self.kw(from + 1, "transaction")) {
+            // `SET [scope] TRANSACTION characteristic, …`: one item.
+            self.mysql_set_item(builder, from, to);
+            return;
+        }
         self.mysql_set_list(builder, from, to);
     }
 
