@@ -572,6 +572,10 @@ impl<'a> Statement<'a> {
                     builder.op(Operation::Unknown, Access::Write);
                     builder.incomplete();
                 }
+                // A `;` inside a MySQL statement: the splitter counted
+                // blocks of a compound statement. Never trusted, so that a
+                // miscount cannot hide the next statement.
+                TokenKind::Semicolon if self.is_mysql() => builder.incomplete(),
                 TokenKind::LParen => depth += 1,
                 TokenKind::RParen => {
                     depth -= 1;

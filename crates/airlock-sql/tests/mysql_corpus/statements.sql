@@ -283,6 +283,20 @@ R SELECT * FROM users WHERE email LIKE '%@example.com' ESCAPE '!'
 R SELECT * FROM orders o JOIN users us ON us.id = o.uid WHERE o.total > 10
 R SELECT u.x, (SELECT COUNT(*) FROM t WHERE t.id = u.t_id) AS c FROM u
 R SELECT 2 * 3
+R XA RECOVER
+R SELECT LAST_INSERT_ID(5)
+R SELECT * FROM information_schema.tables LIMIT 1
+R SELECT user, host FROM mysql.user LIMIT 1
+R CHECKSUM TABLE t EXTENDED
+R SELECT 1 FROM t WHERE a = 1 INTO @x
+R SELECT * FROM t WHERE id = (SELECT MAX(t_id) FROM u)
+R SELECT `t`.`id` FROM `t` WHERE `t`.`b` = 'a'
+R SELECT t.* FROM t LIMIT 2 OFFSET 1
+R SELECT 'a' = 'A', 'a' = BINARY 'A', 5 DIV 2, 5 MOD 2, 1 <=> NULL
+W SELECT 1 /*!99999 , SLEEP(0) */
+W SELECT * FROM t PROCEDURE ANALYSE()
+W DO SLEEP(0)
+W SET @a = SLEEP(0)
 W INSERT INTO t (id, a, b) VALUES (10, 1, 'x')
 W INSERT t (id, a) VALUE (11, 1)
 W INSERT IGNORE INTO t SET id = 12, a = 1
