@@ -6,6 +6,10 @@
 //! parentheses (CTE bodies), function calls (an identifier followed by `(`),
 //! row locks (`FOR UPDATE`), `SELECT … INTO`, and the tables in `FROM` lists.
 //!
+//! It serves both dialects: a [`Statement`] knows its [`Dialect`], the
+//! walk switches on it for MySQL's spellings, and the MySQL-only statements
+//! live in `classify/mysql.rs` and `classify/mysql_set.rs`.
+//!
 //! Rule of the module: when a construct is not understood, the statement is
 //! marked incomplete (`complete: false`) rather than guessed; an incomplete
 //! statement never has `read` access. Every token access is bounds-checked

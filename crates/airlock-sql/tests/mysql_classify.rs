@@ -104,6 +104,10 @@ const CASES: &[(&str, &[Op], Access, bool)] = &[
     ("SELECT NEXT VALUE FOR s", &[Op::Select], Access::Write, true),
     ("INSERT INTO t VALUES (NEXT VALUE FOR s)", &[Op::Insert], Access::Write, true),
     ("SELECT my_udf(1)", &[Op::Select], Access::Write, true),
+    ("SET @a = SLEEP(1)", &[Op::Set], Access::Write, true),
+    // Under ANSI_QUOTES `"sleep"` is the function's name.
+    ("SELECT \"sleep\"(1)", &[Op::Select], Access::Write, true),
+    ("SELECT `load_file`('/etc/passwd')", &[Op::Select], Access::Admin, true),
     ("SELECT appdb.concat('a')", &[Op::Select], Access::Write, true),
     ("LOAD DATA LOCAL INFILE 'x.csv' INTO TABLE t", &[Op::CopyFrom], Access::Write, true),
     ("SET autocommit = 0", &[Op::Set], Access::Write, true),
