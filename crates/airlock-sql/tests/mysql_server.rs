@@ -359,3 +359,75 @@ fn classifier_agrees_with_mariadb() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Routine, trigger and event bodies hold `;`: the server must see each
+/// definition as one statement, and the statement after it as the next
+/// one, exactly where `split_statements` puts them. Top-level compound
+/// statements run their inner statements (which the profiler lists, not
+/// the compound statement): there, no server statement may start inside
+/// one of ours.
+#[test]
+fn compound_statements_split_like_mariadb() {
+    let server = MariaDb::start();
+    server.sql_in("appdb", SCHEMA);
+    let texts = [
+        "CREATE PROCEDURE rp1() BEGIN SELECT 1; SELECT 2; END; SELECT 3",
+        "CREATE PROCEDURE rp2() BEGIN DECLARE x INT DEFAULT 0; WHILE x < 3 DO SET x = x + 1; END WHILE; IF x = 3 THEN SELECT 'y'; ELSEIF x > 3 THEN SELECT 'z'; ELSE SELECT 'n'; END IF; END; SELECT 4",
+        "CREATE FUNCTION rf1(a INT) RETURNS INT DETERMINISTIC BEGIN DECLARE b INT; SET b = CASE WHEN a > 1 THEN 1 ELSE 0 END; RETURN IF(b = 1, REPEAT('x', 1) = 'x', 0); END; SELECT 5",
+        "CREATE TRIGGER rt1 BEFORE INSERT ON u FOR EACH ROW BEGIN IF NEW.x IS NULL THEN SET NEW.x = 0; END IF; END; SELECT 6",
+        "CREATE PROCEDURE rp3() lbl: BEGIN LOOP LEAVE lbl; END LOOP; END lbl; SELECT 7",
+        "CREATE PROCEDURE rp4() BEGIN DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN SELECT 'h'; END; REPEAT SELECT 1; UNTIL 1 END REPEAT; END; SELECT 8",
+        "CREATE EVENT re1 ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM u WHERE x = 99; END; SELECT 9",
+        "CREATE PROCEDURE rp5() BEGIN CASE 1 WHEN 1 THEN SELECT 1; ELSE SELECT 2; END CASE; END; SELECT 10",
+        "CREATE PROCEDURE rp6() FOR i IN 1..3 DO SELECT i; END FOR; SELECT 11",
+        "CREATE PROCEDURE rp7() IF 1 THEN SELECT 1; END IF; SELECT 12",
+        "CREATE PROCEDURE rp8() BEGIN SELECT 1 FROM t FOR UPDATE; END; SELECT 13",
+        "CREATE DEFINER = root@localhost PROCEDURE rp9() BEGIN SELECT 1; END; SELECT 14",
+        "CREATE FUNCTION rf2() RETURNS INT RETURN 1; SELECT 15",
+        "BEGIN NOT ATOMIC DECLARE x INT DEFAULT 1; IF x THEN SELECT 1; END IF; END; SELECT 16",
+        "IF 1 THEN SELECT 1; ELSE SELECT 2; END IF; SELECT 17",
+        "WHILE 0 DO SELECT 1; END WHILE; SELECT 18",
+    ];
+    let mut failures = Vec::new();
+    for text in texts {
+        let setup = "SET profiling = 1, profiling_history_size = 100";
+        let (_, profiles, stderr) = run(&server, "", &[setup, text, "SHOW PROFILES"], true);
+        if stderr.contains("ERROR") {
+            failures.push(format!("{text:?} failed: {stderr}"));
+            continue;
+        }
+        let server_starts = server_starts(text, &profiles);
+        let ours = our_starts(text);
+        let command = classify(Dialect::Mysql, text);
+        let agrees = if text.starts_with("CREATE") {
+            server_starts.len() == ours.len()
+                && server_starts
+                    .iter()
+                    .zip(&ours)
+                    .all(|(server, ours)| aligned(text, *server, *ours))
+        } else {
+            compare_split(text, &command, &server_starts, false).is_none()
+        };
+        if !agrees {
+            failures.push(format!(
+                "{text:?}: server starts {server_starts:?}, ours {ours:?}"
+            ));
+        }
+        // A body with `;` inside is never complete; the statement after
+        // it is classified on its own.
+        let first = &command.statements()[0];
+        if first.complete && text.contains("BEGIN") {
+            failures.push(format!("{text:?}: a compound body is complete"));
+        }
+        let last = command.statements().last().unwrap();
+        if !(last.complete && last.effective_access() == Access::Read) {
+            failures.push(format!("{text:?}: the final SELECT is {last:?}"));
+        }
+    }
+    println!(
+        "compound statements: {} texts, {} failures",
+        texts.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
