@@ -567,6 +567,14 @@ impl<'a> Statement<'a> {
 
     /// Lexical problems anywhere in the statement make it incomplete.
     fn check_tokens(&self, builder: &mut Builder) {
+        if self.is_mysql()
+            && self.tokens.iter().any(|t| t.kind == TokenKind::Semicolon)
+            && !crate::mysql_split::blocks_balanced(self.sql, self.tokens)
+        {
+            // Blocks that do not balance: the statement may run on into
+            // the ones after it.
+            builder.op(Operation::Unknown, Access::Write);
+        }
         let mut depth = 0i64;
         for token in self.tokens {
             match token.kind {

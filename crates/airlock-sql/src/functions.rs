@@ -24,6 +24,10 @@
 //!
 //! To extend the lists, add names (lowercase) to the sorted arrays below; a
 //! unit test checks that they stay sorted and disjoint.
+//!
+//! The MySQL / MariaDB lists are in `functions/mysql.rs`, looked up with
+//! [`mysql_function_effect`] (`LOAD_FILE` is admin; `SLEEP`, `BENCHMARK`,
+//! user-level locks and sequences are write).
 
 use airlock_types::Access;
 

@@ -152,6 +152,22 @@ fn block_step(sql: &str, tokens: &[Token], index: usize, statement_start: usize)
     0
 }
 
+/// Whether the block openers and `END`s of one compound statement's
+/// tokens balance. A statement that holds a `;` and does not balance may
+/// have swallowed the statements after it.
+pub(crate) fn blocks_balanced(sql: &str, tokens: &[Token]) -> bool {
+    let mut blocks = 0isize;
+    for (index, token) in tokens.iter().enumerate() {
+        if token.kind == TokenKind::Word {
+            blocks += block_step(sql, tokens, index, 0);
+            if blocks < 0 {
+                return false;
+            }
+        }
+    }
+    blocks == 0
+}
+
 /// Splits the token stream of `sql` into MySQL statements.
 pub(crate) fn split_mysql_tokens<'t>(sql: &str, tokens: &'t [Token]) -> Vec<StatementTokens<'t>> {
     let mut statements = Vec::new();

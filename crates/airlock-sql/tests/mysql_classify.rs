@@ -342,6 +342,15 @@ fn splitting() {
     for (sql, expected) in cases {
         assert_eq!(&split_statements(Dialect::Mysql, sql), expected, "{sql}");
     }
+    // Blocks that do not balance (`begin` used as a name): the rest of the
+    // text may be inside; unknown.
+    let command = my(
+        "CREATE PROCEDURE p() BEGIN DECLARE begin INT; SET begin = 1; END; GRANT ALL ON *.* TO x",
+    );
+    assert!(
+        command.statements()[0].operations.contains(&Op::Unknown),
+        "{command:?}"
+    );
     // A compound statement with `;` inside is never complete.
     let command = my("CREATE PROCEDURE p() BEGIN SELECT 1; END; GRANT ALL ON *.* TO x");
     assert_eq!(command.statements().len(), 2);
