@@ -24,8 +24,18 @@
 //!
 //! To extend the lists, add names (lowercase) to the sorted arrays below; a
 //! unit test checks that they stay sorted and disjoint.
+//!
+//! The MySQL / MariaDB lists are in `functions/mysql.rs`, looked up with
+//! [`mysql_function_effect`] (`LOAD_FILE` is admin; `SLEEP`, `BENCHMARK`,
+//! user-level locks and sequences are write).
 
 use airlock_types::Access;
+
+mod mysql;
+
+pub use mysql::{
+    mysql_function_effect, MYSQL_ADMIN_FUNCTIONS, MYSQL_READ_FUNCTIONS, MYSQL_WRITE_FUNCTIONS,
+};
 
 /// What calling a function does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
