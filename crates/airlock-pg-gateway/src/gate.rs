@@ -19,8 +19,7 @@ use airlock_core::state::GatewayState;
 use airlock_mask::MaskPlan;
 use airlock_policy::RateLimitObligation;
 use airlock_sql::{
-    classify_with, prepared_definitions, session_effects, Dialect, PreparedDefinition,
-    PreparedLookup, SessionEffect, SyntaxError,
+    analyze, Analysis, Dialect, PreparedDefinition, PreparedLookup, SessionEffect, SyntaxError,
 };
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
@@ -84,9 +83,6 @@ impl GateDecision {
     }
 }
 
-/// True when `text` contains `word` (ASCII, case-insensitive) anywhere.
-/// A cheap, allocation-free over-approximation: the classifier decides
-/// what the statement really does.
 /// Whether an Execute of the parsed `text` must be decided again: an SQL
 /// `EXECUTE` inside runs whatever the session's PREPAREs say at that time.
 /// The relay computes it once per Parse, not on every Execute.
@@ -95,34 +91,9 @@ pub fn decided_again_at_execute(text: &str) -> bool {
     mentions(text, b"execute") || mentions(text, b"fetch") || mentions(text, b"move")
 }
 
-/// The session effects of `text`, computed only when a word that can have
-/// one appears.
-fn session_effects_of(text: &str) -> Vec<SessionEffect> {
-    // One pass: the words start with `c`, `d`, `e` or `p`.
-    const WORDS: [&[u8]; 6] = [
-        b"deallocate",
-        b"discard",
-        b"close",
-        b"declare",
-        b"prepare",
-        b"execute",
-    ];
-    let bytes = text.as_bytes();
-    let found = bytes.iter().enumerate().any(|(at, byte)| {
-        matches!(byte.to_ascii_lowercase(), b'c' | b'd' | b'e' | b'p')
-            && WORDS.iter().any(|word| {
-                bytes
-                    .get(at..at + word.len())
-                    .is_some_and(|window| window.eq_ignore_ascii_case(word))
-            })
-    });
-    if found {
-        session_effects(Dialect::Postgres, text)
-    } else {
-        Vec::new()
-    }
-}
-
+/// True when `text` contains `word` (ASCII, case-insensitive) anywhere.
+/// A cheap, allocation-free over-approximation: the classifier decides
+/// what the statement really does.
 fn mentions(text: &str, word: &[u8]) -> bool {
     text.as_bytes()
         .windows(word.len())
@@ -132,11 +103,12 @@ fn mentions(text: &str, word: &[u8]) -> bool {
 /// Classifications kept per session, by statement text.
 const CLASSIFICATION_CACHE: usize = 512;
 
-/// The SQL side of one session's decision point: classification (cached
-/// by text), the session effects of each statement, then the core's gate.
+/// The SQL side of one session's decision point: the analysis of each text
+/// (classification, session effects, `PREPARE`s and `DECLARE`s, from one
+/// pass of the lexer, cached by text), then the core's gate.
 pub struct CommandGate {
     core: Gate,
-    cache: HashMap<String, Command>,
+    cache: HashMap<String, Arc<Analysis>>,
     /// Whether texts the classifier gave up on parse at all, by text.
     syntax: HashMap<String, Option<SyntaxError>>,
 }
@@ -202,21 +174,6 @@ fn may_touch_cursors(command: &Command) -> bool {
     })
 }
 
-/// The cursors `DECLARE`d in `command`, with the classification of their
-/// queries.
-fn declared_cursors(command: &Command) -> Vec<(String, StatementClass)> {
-    airlock_sql::split_statements(Dialect::Postgres, &command.text)
-        .into_iter()
-        .zip(command.statements())
-        .filter_map(|(text, class)| {
-            match session_effects(Dialect::Postgres, text).into_iter().next() {
-                Some(SessionEffect::Declare(name)) => Some((name, class.clone())),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 impl CommandGate {
     /// The gate for one session.
     pub fn new(state: Arc<GatewayState>, identity: Identity, connection: ConnectionInfo) -> Self {
@@ -237,24 +194,24 @@ impl CommandGate {
         self.core.live_version()
     }
 
-    fn classify(&mut self, text: &str, prepared: &PreparedView) -> Command {
+    fn analyze(&mut self, text: &str, prepared: &PreparedView) -> Arc<Analysis> {
         // A statement that EXECUTEs a prepared name depends on the session's
         // PREPAREs, which can change: never cache it. The whole text is
         // searched (an EXECUTE can follow other statements).
         let uses_session_state = decided_again_at_execute(text);
         if !uses_session_state {
-            if let Some(command) = self.cache.get(text) {
-                return command.clone();
+            if let Some(analysis) = self.cache.get(text) {
+                return Arc::clone(analysis);
             }
         }
-        let command = classify_with(Dialect::Postgres, text, prepared);
+        let analysis = Arc::new(analyze(Dialect::Postgres, text, prepared));
         if !uses_session_state && text.len() <= 4096 {
             if self.cache.len() >= CLASSIFICATION_CACHE {
                 self.cache.clear();
             }
-            self.cache.insert(text.to_string(), command.clone());
+            self.cache.insert(text.to_string(), Arc::clone(&analysis));
         }
-        command
+        analysis
     }
 
     /// Decides one command. `prepared` resolves SQL `EXECUTE name` (only
@@ -279,24 +236,25 @@ impl CommandGate {
             empty.version = self.live_version();
             return GateDecision::of(empty);
         }
-        let command = self.classify(text, prepared);
+        let analysis = self.analyze(text, prepared);
+        let command = &analysis.command;
         if !command.complete() {
             // A text the classifier gave up on may simply not parse: then the
             // client hears PostgreSQL's own syntax error (42601, with its
             // position), and the text never reaches the upstream whatever the
             // policy says of incomplete statements.
             if let Some(error) = self.syntax_error(text) {
-                return self.syntax_refusal(&command, text, error);
+                return self.syntax_refusal(command, text, error);
             }
         }
-        let effects = session_effects_of(text);
+        let effects = analysis.effects.clone();
         let shown = shown_text(text, &effects, prepared);
         let limits = match kind {
             CommandKind::Parse => Limits::AtEachExecution,
             CommandKind::SimpleQuery | CommandKind::Execute => Limits::Now,
         };
-        let mut core = self.core.decide(&command, limits, &shown);
-        let touches_cursors = may_touch_cursors(&command);
+        let mut core = self.core.decide(command, limits, &shown);
+        let touches_cursors = may_touch_cursors(command);
         let prepares_only = command.statements().iter().all(|statement| {
             statement
                 .operations
@@ -313,7 +271,7 @@ impl CommandGate {
             return GateDecision {
                 core,
                 effects,
-                prepares: prepared_definitions(Dialect::Postgres, &command),
+                prepares: analysis.prepares.clone(),
                 touches_cursors,
                 declares: Vec::new(),
             };
@@ -322,7 +280,7 @@ impl CommandGate {
             return GateDecision {
                 core,
                 effects,
-                prepares: prepared_definitions(Dialect::Postgres, &command),
+                prepares: analysis.prepares.clone(),
                 touches_cursors,
                 declares: Vec::new(),
             };
@@ -330,25 +288,12 @@ impl CommandGate {
         if !core.forwards() {
             return GateDecision::of(core);
         }
-        let prepares = if mentions(text, b"prepare") {
-            prepared_definitions(Dialect::Postgres, &command)
-        } else {
-            Vec::new()
-        };
-        let declares = if effects
-            .iter()
-            .any(|effect| matches!(effect, SessionEffect::Declare(_)))
-        {
-            declared_cursors(&command)
-        } else {
-            Vec::new()
-        };
         GateDecision {
             core,
             effects,
-            prepares,
+            prepares: analysis.prepares.clone(),
             touches_cursors,
-            declares,
+            declares: analysis.declares.clone(),
         }
     }
 

@@ -273,6 +273,76 @@ pub fn classify_with(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup)
     Command::sql(sql, statements)
 }
 
+/// Everything a gateway needs of one text: its classification and, per
+/// statement, what it does to the session's named objects, the `PREPARE`
+/// definitions it holds and the cursors it declares.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The classified command.
+    pub command: Command,
+    /// The [`SessionEffect`]s of its statements, in order.
+    pub effects: Vec<SessionEffect>,
+    /// Its `PREPARE` definitions, in order (see [`prepared_definitions`]).
+    pub prepares: Vec<PreparedDefinition>,
+    /// The cursors it `DECLARE`s, with the classification of their
+    /// queries.
+    pub declares: Vec<(String, StatementClass)>,
+}
+
+/// Classifies `sql` and finds its session effects, `PREPARE` definitions
+/// and declared cursors. For [`Dialect::Postgres`] the text is tokenised
+/// and split once for all of them (before, each was a pass of its own).
+/// MySQL texts are read under several `sql_mode`s by the classifier, so
+/// their effects and definitions come from the default reading, as
+/// [`session_effects`] and [`prepared_definitions`] give them.
+pub fn analyze(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup) -> Analysis {
+    if dialect == Dialect::Mysql {
+        let command = classify_with(dialect, sql, prepared);
+        let effects = session_effects(dialect, sql);
+        let prepares = prepared_definitions(dialect, &command);
+        return Analysis {
+            command,
+            effects,
+            prepares,
+            declares: Vec::new(),
+        };
+    }
+    let tokens = lexer::tokenize(sql);
+    let mut statements = Vec::new();
+    let mut effects = Vec::new();
+    let mut prepares = Vec::new();
+    let mut declares = Vec::new();
+    for split in split::split_tokens(sql, &tokens) {
+        let statement = classify::Statement::new(sql, split.tokens, prepared);
+        let class = statement.classify();
+        let effect = statement.session_effect();
+        if class.operations.contains(&Operation::Prepare) {
+            // The body is classified as `PREPARE` alone would be: without
+            // the session's prepared statements.
+            let definition =
+                classify::Statement::new(sql, split.tokens, &NoPrepared).prepared_definition();
+            if let Some((name, body, statement)) = definition {
+                prepares.push(PreparedDefinition {
+                    name,
+                    body,
+                    statement,
+                });
+            }
+        }
+        if let Some(SessionEffect::Declare(name)) = &effect {
+            declares.push((name.clone(), class.clone()));
+        }
+        effects.extend(effect);
+        statements.push(class);
+    }
+    Analysis {
+        command: Command::sql(sql, statements),
+        effects,
+        prepares,
+        declares,
+    }
+}
+
 /// Splits `sql` into statement texts (without the terminating `;`, comments
 /// before the first token excluded). Empty statements are dropped. For
 /// [`Dialect::Mysql`] the boundaries are those of the default `sql_mode`
