@@ -39,7 +39,10 @@ fn mariadb_fixture_serves_each_test_user_by_its_plugin() {
             .args(["appdb", "-e", "SELECT 1"])
             .output()
             .expect("run mariadb");
-        assert!(!wrong.status.success(), "{user} logged in with a wrong password");
+        assert!(
+            !wrong.status.success(),
+            "{user} logged in with a wrong password"
+        );
     }
     assert!(
         server.general_log().contains("hello from app"),
