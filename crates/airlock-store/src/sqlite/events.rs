@@ -11,7 +11,7 @@ use super::{Inner, Store};
 use crate::backend::EventStore;
 use crate::clock::Clock;
 use crate::events::{
-    chain_hash, BrokenLink, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport,
+    BrokenLink, ChainHasher, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport,
     GENESIS_HASH,
 };
 use crate::StoreError;
@@ -124,6 +124,7 @@ impl EventStore for Store {
             "SELECT id, ts_micros, kind, session_id, identity, data, prev_hash, hash FROM events ORDER BY id",
         )?;
         let mut rows = statement.query([])?;
+        let mut hasher = ChainHasher::default();
         let mut report = VerifyReport {
             ok: true,
             events_checked: 0,
@@ -142,7 +143,7 @@ impl EventStore for Store {
             let hash: String = row.get(7)?;
             report.events_checked += 1;
             report.last_id = Some(id);
-            let recomputed = chain_hash(
+            let recomputed = hasher.hash(
                 key.as_ref(),
                 &prev,
                 id,
@@ -294,6 +295,7 @@ impl Store {
                 "INSERT INTO events (id, ts_micros, kind, session_id, identity, data, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let mut hasher = ChainHasher::default();
             // The id range each session's events take in this batch.
             let mut spans: Vec<(&str, i64, i64)> = Vec::new();
             let mut span_of: HashMap<&str, usize> = HashMap::new();
@@ -309,7 +311,7 @@ impl Store {
                 }
                 let ts = ts.unwrap_or_else(|| clock.now_micros());
                 let data = event.data.as_str();
-                let hash = chain_hash(
+                let hash = hasher.hash(
                     key,
                     &head,
                     next_id,
