@@ -25,12 +25,6 @@ fn readyz(gateway: &GatewayProcess) -> (u16, Value) {
     (status, serde_json::from_str(&body).unwrap())
 }
 
-fn journal_syncs(gateway: &GatewayProcess) -> u64 {
-    let (status, body) = readyz(gateway);
-    assert_eq!(status, 200, "{body}");
-    body["audit_journal_syncs"].as_u64().unwrap()
-}
-
 /// The statements of every `command` event in the audit log.
 fn recorded_statements(gateway: &GatewayProcess) -> HashSet<String> {
     events(gateway)
@@ -40,10 +34,19 @@ fn recorded_statements(gateway: &GatewayProcess) -> HashSet<String> {
         .collect()
 }
 
+/// Journal syncs so far: (led by commands, led by the timed sync).
+fn journal_syncs(gateway: &GatewayProcess) -> (u64, u64) {
+    let (status, body) = readyz(gateway);
+    assert_eq!(status, 200, "{body}");
+    let total = body["audit_journal_syncs"].as_u64().unwrap();
+    let timed = body["audit_timed_journal_syncs"].as_u64().unwrap();
+    (total - timed, timed)
+}
+
 /// Without `recording.sync` the mode is `writes`: each write waits for a
 /// journal sync of its own (one client, one command at a time), reads,
-/// simple and prepared, wait for none (the timed sync makes them durable
-/// a few at a time); under `full` every read waits for one too.
+/// simple and prepared, lead none (the timed sync makes them durable);
+/// under `full` every read leads one too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_only_commands_with_an_effect_wait_for_the_disk() {
     let (cluster, gateway) = setup("");
@@ -65,24 +68,25 @@ async fn by_default_only_commands_with_an_effect_wait_for_the_disk() {
         let (_id, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
         let client = client(gateway, "agent-7", "pg-test", &token).await;
         client.batch_execute("select 1").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
 
-        let before = journal_syncs(gateway);
+        let (led, timed) = journal_syncs(gateway);
+        let before = led + timed;
         for n in 0..reads {
             client
                 .batch_execute(&format!("insert into effects values ({})", offset + n))
                 .await
                 .unwrap();
         }
-        let write_syncs = journal_syncs(gateway) - before;
+        // Each write waited for a sync of its own: one it led, or a timed
+        // one that started after it was written.
+        let (led, timed) = journal_syncs(gateway);
+        let write_syncs = led + timed - before;
         assert!(
             write_syncs >= reads,
             "{write_syncs} journal syncs for {reads} writes: a write ran unsynced"
         );
 
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let before = journal_syncs(gateway);
-        let started = Instant::now();
+        let (before, timed_before) = journal_syncs(gateway);
         for n in 0..reads {
             client
                 .batch_execute(&format!("select 'simple-read-{}'", offset + n))
@@ -94,8 +98,8 @@ async fn by_default_only_commands_with_an_effect_wait_for_the_disk() {
                 .unwrap();
             assert_eq!(row.get::<_, String>(0), format!("prepared-read-{n}"));
         }
-        let elapsed = started.elapsed();
-        read_syncs.push((journal_syncs(gateway) - before, elapsed));
+        let (led, timed) = journal_syncs(gateway);
+        read_syncs.push((led - before, timed - timed_before));
         let recorded = recorded_statements(gateway);
         for n in 0..reads {
             for statement in [
@@ -106,21 +110,21 @@ async fn by_default_only_commands_with_an_effect_wait_for_the_disk() {
             }
         }
     }
-    let (writes_syncs, writes_elapsed) = read_syncs[0];
-    // 80 reads: a sync each would be 80; the timed sync runs at most once
-    // per 4 ms of the run.
-    let bound = u64::try_from(writes_elapsed.as_millis()).unwrap() / 4 + 2;
-    assert!(
-        writes_syncs < 2 * reads && writes_syncs <= bound,
-        "sync: writes: {writes_syncs} journal syncs for {} reads in {writes_elapsed:?}",
+    let (led, timed) = read_syncs[0];
+    assert_eq!(
+        led,
+        0,
+        "sync: writes: {} reads led {led} journal syncs",
         2 * reads
     );
-    let (full_syncs, _) = read_syncs[1];
+    assert!(timed >= 1, "sync: writes: the reads were never synced");
+    let (led, timed) = read_syncs[1];
     assert!(
-        full_syncs >= 2 * reads,
-        "sync: full: {full_syncs} journal syncs for {} reads",
+        led >= 2 * reads,
+        "sync: full: {led} journal syncs led by {} reads",
         2 * reads
     );
+    assert_eq!(timed, 0, "sync: full has no timed sync");
 }
 
 /// A gateway under `sync: writes` (the default) killed with SIGKILL under a
