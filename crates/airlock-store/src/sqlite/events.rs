@@ -414,7 +414,7 @@ fn insert_rows(
     }
     let mut one = transaction.prepare_cached(&INSERT_ONE)?;
     for row in chunks.remainder() {
-        one.execute(&row_values(row, prev))?;
+        one.execute(row_values(row, prev))?;
         prev = &row.hash;
     }
     Ok(())
