@@ -239,6 +239,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "sessions": state.sessions.len(),
         "audit_index_lag": state.recorder.index_lag(),
         "audit_journal_syncs": state.recorder.journal_syncs(),
+        "audit_timed_journal_syncs": state.recorder.timed_journal_syncs(),
+        "audit_sync": state.recorder.mode().name(),
     }))
     .into_response()
 }

@@ -55,9 +55,11 @@ struct Args {
     /// when run through cargo it is built first with the same profile).
     #[arg(long, value_name = "PATH", env = "AIRLOCK_BIN")]
     airlock_bin: Option<PathBuf>,
-    /// `recording.sync` of the "full" configuration: `full` (fsync every
-    /// group commit, the default) or `normal` (records survive a gateway
-    /// crash, not a power loss).
+    /// `recording.sync` of the "full" configuration: `full` (every command
+    /// waits for its group commit's fsync; the default here, so runs compare
+    /// with earlier ones), `writes` (the gateway's default: only commands
+    /// with an effect wait for the fsync) or `normal` (records survive a
+    /// gateway crash, not a power loss).
     #[arg(long, value_name = "MODE", default_value = "full")]
     recording_sync: String,
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::recorder::SyncMode;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,17 +120,29 @@ pub struct RecordingOptions {
     #[serde(default = "default_prune_interval")]
     pub prune_interval: String,
     /// When a command's record counts as written, before the command runs:
-    /// `full` (default): flushed to disk (fsync) with its group commit, so it
-    /// survives a power loss; `normal`: handed to the operating system, so
-    /// it survives a crash or SIGKILL of the gateway but may lose the last
-    /// moments of records in a power loss or kernel crash. `normal` avoids
-    /// waiting for the disk on every command.
+    /// `writes` (default): a command with an effect (access write or admin,
+    /// or a classification that is not complete) waits until its record is
+    /// on disk (fdatasync, with its group commit), so it survives a power
+    /// loss; a read waits until its record is written to the journal (it
+    /// survives a crash or SIGKILL of the gateway) and is on disk within
+    /// 10 ms. `full`: every command waits until its record is on disk.
+    /// `normal`: every command waits only until its record is written to
+    /// the journal; a power loss or kernel crash may lose the last moments
+    /// of records, writes' included.
     #[serde(default = "default_sync")]
     pub sync: String,
 }
 
 fn default_sync() -> String {
-    "full".into()
+    "writes".into()
+}
+
+impl RecordingOptions {
+    /// The `sync` mode; `writes` (the default) for a value that names none,
+    /// which [`Config::validate`] reports.
+    pub fn sync_mode(&self) -> SyncMode {
+        SyncMode::parse(&self.sync).unwrap_or(SyncMode::Writes)
+    }
 }
 
 impl Default for RecordingOptions {
@@ -688,11 +701,11 @@ impl GatewayConfig {
                 );
             }
         }
-        if !matches!(self.recording.sync.as_str(), "full" | "normal") {
+        if SyncMode::parse(&self.recording.sync).is_none() {
             problem(
                 "sync:",
                 format!(
-                    "recording.sync: {:?} is not full or normal",
+                    "recording.sync: {:?} is not writes, full or normal",
                     self.recording.sync
                 ),
             );

@@ -19,7 +19,7 @@ use airlock_policy::{
     decide, DecisionInput, RateKey, RateLimitObligation, Verdict as PolicyVerdict,
 };
 use airlock_store::now_unix;
-use airlock_types::{Command, ConnectionInfo, Identity};
+use airlock_types::{Access, Command, ConnectionInfo, Identity};
 
 use crate::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
 use crate::state::GatewayState;
@@ -112,6 +112,12 @@ pub struct Decision {
     pub version: i64,
     /// Rate limits still to consume ([`Limits::AtEachExecution`]).
     pub rate_limits: Vec<RateLimitObligation>,
+    /// The command only reads: its access is `read` and its classification
+    /// complete. Under `recording.sync: writes` its record need not be on
+    /// disk before it runs (see [`crate::recorder::Effect`]). False unless
+    /// [`Gate::decide`] saw such a command, so a decision built any other
+    /// way waits for the disk.
+    pub reads_only: bool,
 }
 
 impl Decision {
@@ -125,6 +131,7 @@ impl Decision {
             review: None,
             version: 0,
             rate_limits: Vec::new(),
+            reads_only: false,
         }
     }
 
@@ -262,6 +269,12 @@ impl Gate {
     /// indirectly, e.g. the body of an SQL `EXECUTE`); it is masked as the
     /// results would be, and an approval binds exactly it.
     pub fn decide(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
+        let mut decision = self.decide_under_policy(command, limits, shown);
+        decision.reads_only = command.access() == Access::Read && command.complete();
+        decision
+    }
+
+    fn decide_under_policy(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
         let live = self.state.policy.current();
         let mut details = Self::classification(command, live.version);
         let Some(policy) = &live.policy else {

@@ -2,17 +2,23 @@
 //!
 //! Events are appended to this process's write-ahead journal before the
 //! command they describe goes upstream: sessions append themselves (one
-//! `write` to the page cache under a mutex, no thread hop). Under
-//! `sync: full` a command then waits until the journal is synced past its
-//! events: the first session to need a sync performs it (the leader, one
-//! `fdatasync`), every session whose events were written meanwhile waits for
-//! that sync or the next, so many concurrent sessions share one durable
-//! write (group commit; PostgreSQL's WAL flush works the same way). Command
-//! results, which nothing waits on, ride along with the next write instead
-//! of costing one of their own. [`Recorder::record`] returns once the events
-//! are durable as configured: the relay awaits it before a command goes
-//! upstream (audit before forward) and refuses the command when it fails
-//! (fail closed). [`Recorder::record_later`] takes results.
+//! `write` to the page cache under a mutex, no thread hop). Once written,
+//! a record survives a crash or SIGKILL of the gateway. When a command must
+//! also wait until the journal is synced past its events (under
+//! `sync: full` every command; under `sync: writes`, the default, every
+//! command with an effect: see [`Effect`]), the first session to need a
+//! sync performs it (the leader, one `fdatasync`), every session whose
+//! events were written meanwhile waits for that sync or the next, so many
+//! concurrent sessions share one durable write (group commit; PostgreSQL's
+//! WAL flush works the same way). Under `sync: writes` a timed-sync thread
+//! makes whatever was written without a sync (reads, results) durable
+//! within [`READ_DURABLE_WITHIN`], even when no write comes to carry it.
+//! Command results, which nothing waits on, ride along with the next write
+//! instead of costing one of their own. [`Recorder::record`] (effects) and
+//! [`Recorder::record_as`] return once the events are as durable as
+//! configured: the relay awaits it before a command goes upstream (audit
+//! before forward) and refuses the command when it fails (fail closed).
+//! [`Recorder::record_later`] takes results.
 //!
 //! An index thread copies journaled events into the store's hash-chained
 //! event table in large transactions, which is what the audit commands
@@ -38,7 +44,7 @@ const MAX_DEFERRED: usize = 1024;
 /// Least time between two index commits.
 const MIN_INDEX_INTERVAL: Duration = Duration::from_millis(5);
 /// A journal past this size is replaced by a new one (and deleted once
-/// copied in full). Under `sync: full` journals are zero-filled to this size
+/// copied in full). Under `sync: full` and `writes` journals are zero-filled to this size
 /// when created, so each `fdatasync` flushes data only (see
 /// `JournalFile::create`).
 const JOURNAL_ROTATE_BYTES: u64 = if cfg!(test) {
@@ -46,6 +52,72 @@ const JOURNAL_ROTATE_BYTES: u64 = if cfg!(test) {
 } else {
     16 * 1024 * 1024
 };
+/// Under `sync: writes`, how long a record written without a sync (a
+/// read's, a result) may wait before the timed-sync thread starts a sync
+/// for it: with a disk that syncs within the rest of
+/// [`READ_DURABLE_WITHIN`], it is durable within that.
+const READ_SYNC_DELAY: Duration = Duration::from_millis(4);
+/// Under `sync: writes`, the longest a read's record stays written but not
+/// yet on disk (the sync starting [`READ_SYNC_DELAY`] after it at the
+/// latest, and taking the rest on a healthy disk).
+pub const READ_DURABLE_WITHIN: Duration = Duration::from_millis(10);
+/// How often an idle timed-sync thread looks whether its recorder is gone.
+const TIMED_SYNC_IDLE: Duration = Duration::from_millis(200);
+
+/// When a command's record counts as written before the command runs
+/// (`recording.sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every command waits until its record is on disk (`fdatasync`).
+    Full,
+    /// A command with an effect waits until its record is on disk; a read
+    /// waits until it is written to the journal, and is on disk within
+    /// [`READ_DURABLE_WITHIN`].
+    Writes,
+    /// Every command waits until its record is written to the journal;
+    /// nothing waits for the disk.
+    Normal,
+}
+
+impl SyncMode {
+    /// The mode a `recording.sync` value names, if it names one.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "full" => Some(Self::Full),
+            "writes" => Some(Self::Writes),
+            "normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+
+    /// The mode's `recording.sync` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Writes => "writes",
+            Self::Normal => "normal",
+        }
+    }
+
+    /// True when some records wait for the disk (everything but `normal`).
+    pub fn syncs(self) -> bool {
+        self != Self::Normal
+    }
+}
+
+/// What the events of a record are about, which decides under
+/// `sync: writes` whether the command waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Commands that only read (access `read`, classification complete):
+    /// if the gateway host lost power before the next sync, the record of
+    /// a read that ran could be lost, never that of a change.
+    ReadOnly,
+    /// Anything else: a write, an admin command, a command the classifier
+    /// is not sure of, or an event that is not a command (session start).
+    Effectful,
+}
+
 /// Events the index may trail the journal by before writers wait for it
 /// (backpressure, so memory stays bounded under overload).
 const MAX_INDEX_LAG: u64 = 200_000;
@@ -173,29 +245,55 @@ impl Progress {
     }
 }
 
-/// Group commit under `sync: full`: how far the journal is known to be on
-/// disk, and whether a session is syncing it now.
+/// Group commit under `sync: full` and `writes`: how far the journal is
+/// known to be on disk, and whether a session is syncing it now.
 #[derive(Default)]
 struct Durability {
     state: Mutex<SyncState>,
     /// Wakes the sessions waiting for a sync when one ends.
     synced: Notify,
-    /// Syncs led by sessions (group commits).
+    /// Wakes the timed-sync thread (`sync: writes`): something was written
+    /// without a sync, or a sync ended.
+    wake: Condvar,
+    /// A timed-sync thread waits on `wake` (`sync: writes`).
+    timed: bool,
+    /// Syncs led by sessions (group commits) or the timed-sync thread.
     syncs: AtomicU64,
+    /// Of `syncs`, those the timed-sync thread led.
+    timed_syncs: AtomicU64,
     /// Makes the next led sync fail, as a failing disk would.
     #[cfg(test)]
     fail_next_sync: AtomicBool,
 }
 
 impl Durability {
-    /// Notes how a sync of the journal through byte `end` went: on disk
-    /// that far, or (when it failed) every command refused from now on.
-    /// `leader`: the sync was led by a session, which others wait for.
-    fn settle(&self, outcome: Result<u64, String>, progress: &Progress, leader: bool) {
+    /// Notes how a sync of the journal through byte `end`, started at
+    /// `started` (before `end` was read), went: on disk that far, or (when
+    /// it failed) every command refused from now on. `leader`: the sync was
+    /// led by a session or the timed-sync thread, which others wait for.
+    fn settle(
+        &self,
+        outcome: Result<u64, String>,
+        started: Instant,
+        progress: &Progress,
+        leader: bool,
+    ) {
         if let Ok(mut state) = self.state.lock() {
             match &outcome {
-                Ok(end) => state.durable = state.durable.max(*end),
-                Err(error) => fail_sync(progress, error),
+                Ok(end) => {
+                    state.durable = state.durable.max(*end);
+                    // What the sync did not cover was written after it
+                    // started.
+                    state.unsynced_since = (state.durable < state.written).then(|| {
+                        state
+                            .unsynced_since
+                            .map_or(started, |since| since.max(started))
+                    });
+                }
+                Err(error) => {
+                    fail_sync(progress, error);
+                    state.unsynced_since = None;
+                }
             }
             if leader {
                 state.syncing = false;
@@ -204,6 +302,24 @@ impl Durability {
         if leader {
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.synced.notify_waiters();
+            if self.timed {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Notes that the journal was written through byte `end`: the
+    /// timed-sync thread makes it durable if no command's sync does first.
+    fn written(&self, end: u64) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.written = state.written.max(end);
+        if state.durable < end && state.unsynced_since.is_none() {
+            state.unsynced_since = Some(Instant::now());
+            if self.timed {
+                self.wake.notify_one();
+            }
         }
     }
 }
@@ -215,6 +331,11 @@ struct SyncState {
     durable: u64,
     /// A session is syncing (the leader); others wait for it to finish.
     syncing: bool,
+    /// Journal bytes written (counted as `durable` is).
+    written: u64,
+    /// Since when bytes written are not known to be on disk: the oldest
+    /// such write happened at this time or later.
+    unsynced_since: Option<Instant>,
 }
 
 /// What a session waiting for the journal to be on disk does next.
@@ -232,16 +353,22 @@ enum Next {
 pub struct Recorder {
     writer: Arc<Mutex<JournalWriter>>,
     progress: Arc<Progress>,
-    /// `Some` under `sync: full`.
+    /// `Some` under `sync: full` and `writes`.
     durability: Option<Arc<Durability>>,
+    mode: SyncMode,
 }
 
 impl Recorder {
     /// Replays journals left by a crashed process into `store`, then starts
-    /// the index thread, journaling into `journal_dir`. `sync`: every
-    /// command waits until its events are on disk (`fdatasync`), not just
-    /// written.
-    pub fn start(store: Arc<Store>, journal_dir: &Path, sync: bool) -> Result<Self, RecordError> {
+    /// the index thread (and under `sync: writes` the timed-sync thread),
+    /// journaling into `journal_dir`. `mode`: which commands wait until
+    /// their events are on disk (`fdatasync`), not just written.
+    pub fn start(
+        store: Arc<Store>,
+        journal_dir: &Path,
+        mode: SyncMode,
+    ) -> Result<Self, RecordError> {
+        let sync = mode.syncs();
         let recovered = journal::recover(journal_dir, &store)
             .map_err(|error| RecordError(format!("journal recovery failed: {error}")))?;
         if recovered.journals > 0 {
@@ -263,12 +390,18 @@ impl Recorder {
         warn_if_not_preallocated(&journal, sync);
         let (index_sender, index_receiver) = std_mpsc::channel();
         let progress = Arc::new(Progress::default());
-        let durability = sync.then(|| Arc::new(Durability::default()));
+        let durability = sync.then(|| {
+            Arc::new(Durability {
+                timed: mode == SyncMode::Writes,
+                ..Durability::default()
+            })
+        });
         let writer = Arc::new(Mutex::new(JournalWriter {
             file: journal,
             earlier_journals: 0,
             dir: journal_dir.to_path_buf(),
             durability: durability.clone(),
+            mode,
             index: index_sender,
             buffer: Vec::new(),
             closed: false,
@@ -279,21 +412,55 @@ impl Recorder {
             .name("airlock-index".into())
             .spawn(move || index_loop(&store, &index_receiver, &index_writer, &index_progress))
             .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
+        if let Some(durability) = durability.as_ref().filter(|durability| durability.timed) {
+            let writer = Arc::downgrade(&writer);
+            let durability = Arc::clone(durability);
+            let progress = Arc::clone(&progress);
+            std::thread::Builder::new()
+                .name("airlock-journal-sync".into())
+                .spawn(move || timed_sync_loop(&writer, &durability, &progress))
+                .map_err(|error| {
+                    RecordError(format!("cannot start the journal sync thread: {error}"))
+                })?;
+        }
         Ok(Self {
             writer,
             progress,
             durability,
+            mode,
         })
     }
 
-    /// Records `events` durably; returns once they are journaled (and,
-    /// under `sync: full`, on disk).
+    /// Records `events` of a command with an effect (or of no command):
+    /// returns once they are journaled and, unless `sync: normal`, on disk.
     pub async fn record(&self, events: Vec<NewEvent>) -> Result<(), RecordError> {
+        self.record_as(events, Effect::Effectful).await
+    }
+
+    /// Records `events` about commands with `effect`; returns once they are
+    /// as durable as the mode asks before those commands run: journaled,
+    /// and on disk under `sync: full`, or under `sync: writes` when they
+    /// are [`Effect::Effectful`].
+    pub async fn record_as(
+        &self,
+        events: Vec<NewEvent>,
+        effect: Effect,
+    ) -> Result<(), RecordError> {
         let end = self.write_here(events, true)?;
+        let waits_for_disk = match self.mode {
+            SyncMode::Full => true,
+            SyncMode::Writes => effect == Effect::Effectful,
+            SyncMode::Normal => false,
+        };
         match &self.durability {
-            Some(durability) => self.wait_until_durable(durability, end).await,
-            None => Ok(()),
+            Some(durability) if waits_for_disk => self.wait_until_durable(durability, end).await,
+            _ => Ok(()),
         }
+    }
+
+    /// The `recording.sync` mode this recorder runs under.
+    pub fn mode(&self) -> SyncMode {
+        self.mode
     }
 
     /// Waits until the journal is on disk through byte `end`: syncs it
@@ -341,41 +508,30 @@ impl Recorder {
                     yielded = true;
                     tokio::task::yield_now().await;
                 }
-                Next::Lead => self.lead_sync(durability),
+                // Blocks this runtime worker for the length of one sync (no
+                // await between claiming the sync and releasing it, so it
+                // cannot be abandoned half-way); only one worker at a time
+                // does, and waiting sessions hold none.
+                Next::Lead => lead_sync(&self.writer, durability, &self.progress),
             }
         }
     }
 
-    /// The leader's part of group commit: one `fdatasync` covering
-    /// everything written so far. It blocks this runtime worker for the
-    /// length of one sync (no await between claiming the sync and
-    /// releasing it, so it cannot be abandoned half-way); only one worker
-    /// at a time does, and waiting sessions hold none.
-    fn lead_sync(&self, durability: &Durability) {
-        let outcome = match self.writer.lock() {
-            Ok(writer) => Ok((writer.file.sync_handle(), writer.end())),
-            Err(_) => Err("the journal lock is poisoned".to_string()),
-        }
-        .and_then(|(file, end)| {
-            file.sync_data()
-                .map(|()| end)
-                .map_err(|error| error.to_string())
-        });
-        #[cfg(test)]
-        let outcome = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
-            Err("Input/output error (os error 5)".to_string())
-        } else {
-            outcome
-        };
-        durability.settle(outcome, &self.progress, true);
-    }
-
-    /// Journal syncs led by commands so far (`sync: full`; 0 otherwise):
-    /// with many concurrent sessions, far fewer than commands.
+    /// Journal syncs led by commands or the timed-sync thread so far
+    /// (`sync: full` or `writes`; 0 under `normal`): with many concurrent
+    /// sessions, far fewer than commands.
     pub fn journal_syncs(&self) -> u64 {
         self.durability
             .as_ref()
             .map_or(0, |durability| durability.syncs.load(Ordering::Relaxed))
+    }
+
+    /// Of [`Recorder::journal_syncs`], those the timed-sync thread led
+    /// (`sync: writes`): the rest were led by commands that waited for them.
+    pub fn timed_journal_syncs(&self) -> u64 {
+        self.durability.as_ref().map_or(0, |durability| {
+            durability.timed_syncs.load(Ordering::Relaxed)
+        })
     }
 
     fn sync_error(&self) -> Option<String> {
@@ -513,6 +669,7 @@ struct JournalWriter {
     earlier_journals: u64,
     dir: PathBuf,
     durability: Option<Arc<Durability>>,
+    mode: SyncMode,
     index: std_mpsc::Sender<IndexWork>,
     buffer: Vec<u8>,
     /// Set by [`Recorder::close`]: the journal is gone, nothing more is
@@ -580,6 +737,9 @@ impl JournalWriter {
                 }
             }
             Ok(through) if !events.is_empty() => {
+                if let Some(durability) = &self.durability {
+                    durability.written(self.earlier_journals + *through);
+                }
                 if let Ok(mut counters) = progress.counters.lock() {
                     counters.journaled += events.len() as u64;
                     if counters.stalled_since.is_none() {
@@ -612,17 +772,23 @@ impl JournalWriter {
     }
 
     /// Starts a new journal; the index deletes the old one once copied.
-    /// Under `sync: full` the old one is synced first, so "on disk through
-    /// byte N" only ever needs the current journal synced.
+    /// Under `sync: full` and `writes` the old one is synced first, so "on
+    /// disk through byte N" only ever needs the current journal synced.
     fn rotate(&mut self, progress: &Progress) {
         let sync = self.durability.is_some();
         match JournalFile::create(&self.dir, preallocation(sync)) {
             Ok(next) => {
                 warn_if_not_preallocated(&next, sync);
                 if let Some(durability) = &self.durability {
+                    let started = Instant::now();
                     let end = self.end();
                     let outcome = self.file.sync_handle().sync_data().map(|()| end);
-                    durability.settle(outcome.map_err(|error| error.to_string()), progress, false);
+                    durability.settle(
+                        outcome.map_err(|error| error.to_string()),
+                        started,
+                        progress,
+                        false,
+                    );
                 }
                 self.earlier_journals += self.file.len();
                 let done = std::mem::replace(&mut self.file, next);
@@ -650,26 +816,109 @@ fn fail_sync(progress: &Progress, error: &str) {
     }
 }
 
+/// The leader's part of group commit: one `fdatasync` covering everything
+/// written so far. The caller has claimed the sync (`syncing`).
+fn lead_sync(writer: &Mutex<JournalWriter>, durability: &Durability, progress: &Progress) {
+    let started = Instant::now();
+    let outcome = match writer.lock() {
+        Ok(writer) => Ok((writer.file.sync_handle(), writer.end())),
+        Err(_) => Err("the journal lock is poisoned".to_string()),
+    }
+    .and_then(|(file, end)| {
+        file.sync_data()
+            .map(|()| end)
+            .map_err(|error| error.to_string())
+    });
+    #[cfg(test)]
+    let outcome = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
+        Err("Input/output error (os error 5)".to_string())
+    } else {
+        outcome
+    };
+    durability.settle(outcome, started, progress, true);
+}
+
+/// The timed-sync thread (`sync: writes`): whatever was written without a
+/// sync (reads' records, results) is synced [`READ_SYNC_DELAY`] after the
+/// oldest such write at the latest, so it is on disk within
+/// [`READ_DURABLE_WITHIN`] even when no command with an effect comes to
+/// sync it. It leads its syncs as a session would: sessions that need one
+/// meanwhile wait for it. Ends once the recorder is gone.
+fn timed_sync_loop(
+    writer: &std::sync::Weak<Mutex<JournalWriter>>,
+    durability: &Durability,
+    progress: &Progress,
+) {
+    let Ok(mut state) = durability.state.lock() else {
+        return;
+    };
+    loop {
+        let wait = match state.unsynced_since {
+            None => TIMED_SYNC_IDLE,
+            Some(since) => {
+                let due = since + READ_SYNC_DELAY;
+                let now = Instant::now();
+                if now < due {
+                    due - now
+                } else if state.syncing {
+                    // A session's sync is under way: it ends with a wake-up.
+                    TIMED_SYNC_IDLE
+                } else {
+                    state.syncing = true;
+                    drop(state);
+                    match writer.upgrade() {
+                        Some(writer) => lead_sync(&writer, durability, progress),
+                        None => return,
+                    }
+                    durability.timed_syncs.fetch_add(1, Ordering::Relaxed);
+                    state = match durability.state.lock() {
+                        Ok(state) => state,
+                        Err(_) => return,
+                    };
+                    continue;
+                }
+            }
+        };
+        if writer.strong_count() == 0 {
+            return;
+        }
+        state = match durability.wake.wait_timeout(state, wait) {
+            Ok((state, _)) => state,
+            Err(_) => return,
+        };
+    }
+}
+
 /// Journals deferred results now; with `sync` (the index thread's job
-/// when no command came to carry them), under `sync: full` also syncs them.
+/// when no command came to carry them), under `sync: full` also syncs them
+/// (under `writes` the timed-sync thread does).
 fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress, sync: bool) {
     if !progress.has_deferred.load(Ordering::Acquire) {
         return;
     }
+    let started = Instant::now();
     let target = match writer.lock() {
         Ok(mut writer) => {
             if let Err(error) = writer.write(Vec::new(), false, progress) {
                 tracing::error!(%error, "events lost");
                 return;
             }
-            let durability = writer.durability.clone().filter(|_| sync);
+            let durability = writer
+                .durability
+                .clone()
+                .filter(|_| sync && writer.mode == SyncMode::Full);
             durability.map(|durability| (durability, writer.file.sync_handle(), writer.end()))
         }
         Err(_) => return,
     };
     if let Some((durability, file, end)) = target {
         let outcome = file.sync_data().map(|()| end);
-        durability.settle(outcome.map_err(|error| error.to_string()), progress, false);
+        durability.settle(
+            outcome.map_err(|error| error.to_string()),
+            started,
+            progress,
+            false,
+        );
     }
 }
 
@@ -817,7 +1066,7 @@ mod tests {
     /// there exactly once, in order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn journals_rotate_and_every_event_is_indexed_once() {
-        for sync in [false, true] {
+        for sync in [SyncMode::Normal, SyncMode::Writes, SyncMode::Full] {
             let dir = tempfile::tempdir().unwrap();
             let store = Arc::new(Store::open(dir.path()).unwrap());
             let journal_dir = dir.path().join("journal");
@@ -826,6 +1075,11 @@ mod tests {
             for n in 0..600 {
                 if n % 3 == 0 {
                     recorder.record_later(vec![event(n)]).await;
+                } else if n % 3 == 1 {
+                    recorder
+                        .record_as(vec![event(n)], Effect::ReadOnly)
+                        .await
+                        .unwrap();
                 } else {
                     recorder.record(vec![event(n)]).await.unwrap();
                 }
@@ -836,7 +1090,7 @@ mod tests {
                 .iter()
                 .map(|event| event.data["n"].as_u64().unwrap())
                 .collect();
-            assert_eq!(numbers, (0..600).collect::<Vec<u64>>(), "sync {sync}");
+            assert_eq!(numbers, (0..600).collect::<Vec<u64>>(), "sync {sync:?}");
             assert!(store.verify_chain().unwrap().ok);
             // 600 lines of ~150 bytes rotate a 16 KiB journal several times;
             // the retired ones are deleted once copied.
@@ -848,8 +1102,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 left = journals(&journal_dir);
             }
-            assert_eq!(left.len(), 1, "sync {sync}: {left:?}");
-            assert_ne!(left, first, "sync {sync}: the journal never rotated");
+            assert_eq!(left.len(), 1, "sync {sync:?}: {left:?}");
+            assert_ne!(left, first, "sync {sync:?}: the journal never rotated");
         }
     }
 
@@ -859,8 +1113,12 @@ mod tests {
     async fn concurrent_commands_share_journal_syncs() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let recorder =
-            Recorder::start(Arc::clone(&store), &dir.path().join("journal"), true).unwrap();
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal"),
+            SyncMode::Full,
+        )
+        .unwrap();
         let commands = 256;
         let tasks: Vec<_> = (0..commands)
             .map(|n| {
@@ -888,8 +1146,12 @@ mod tests {
     async fn a_failed_sync_refuses_commands_from_then_on() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let recorder =
-            Recorder::start(Arc::clone(&store), &dir.path().join("journal"), true).unwrap();
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal"),
+            SyncMode::Full,
+        )
+        .unwrap();
         recorder.record(vec![event(0)]).await.unwrap();
         assert!(recorder.problem().is_none());
         recorder
@@ -905,9 +1167,163 @@ mod tests {
         let problem = recorder.problem().unwrap();
         assert!(problem.contains("restart the gateway"), "{problem}");
         // Under `sync: normal` nothing is synced and nothing is counted.
-        let normal = Recorder::start(store, &dir.path().join("journal-normal"), false).unwrap();
+        let normal =
+            Recorder::start(store, &dir.path().join("journal-normal"), SyncMode::Normal).unwrap();
         normal.record(vec![event(3)]).await.unwrap();
         assert_eq!(normal.journal_syncs(), 0);
+    }
+
+    /// The journal bytes known to be on disk, and those written.
+    fn synced_and_written(recorder: &Recorder) -> (u64, u64) {
+        let durability = recorder.durability.as_ref().unwrap();
+        let state = durability.state.lock().unwrap();
+        (state.durable, recorder.writer.lock().unwrap().end())
+    }
+
+    /// Under `sync: writes` a command with an effect returns only once its
+    /// record is on disk; a read returns once it is written, and the
+    /// timed-sync thread puts it on disk soon after though no write comes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_sync_writes_only_effects_wait_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal"),
+            SyncMode::Writes,
+        )
+        .unwrap();
+        for n in 0..20 {
+            recorder.record(vec![event(n)]).await.unwrap();
+            let (synced, written) = synced_and_written(&recorder);
+            assert!(synced >= written, "a write returned before its sync");
+        }
+        // Let any timed sync still due run, so the count below is the
+        // reads' own.
+        tokio::time::sleep(READ_DURABLE_WITHIN * 5).await;
+        let before = recorder.journal_syncs();
+        let started = Instant::now();
+        recorder
+            .record_as(vec![event(20)], Effect::ReadOnly)
+            .await
+            .unwrap();
+        let (synced, written) = synced_and_written(&recorder);
+        assert!(written > synced, "the read waited for a sync");
+        // Durable with no further command, by the timed sync alone.
+        let mut durable_after = None;
+        while started.elapsed() < Duration::from_secs(5) {
+            let (synced, now_written) = synced_and_written(&recorder);
+            assert_eq!(now_written, written);
+            if synced >= written {
+                durable_after = Some(started.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let durable_after = durable_after.expect("the read's record was never synced");
+        eprintln!("a read's record was on disk {durable_after:?} after it was written");
+        assert_eq!(recorder.journal_syncs(), before + 1);
+        // The bound is the thread's (READ_SYNC_DELAY) plus one sync; a
+        // loaded test machine may stretch it, a tenfold miss is a bug.
+        assert!(
+            durable_after < READ_DURABLE_WITHIN * 10,
+            "a read's record took {durable_after:?} to reach the disk"
+        );
+        assert_eq!(recorder.timed_journal_syncs(), 1);
+        // Reads never lead a sync: however slowly they come, every sync
+        // meanwhile is a timed one.
+        let before = recorder.journal_syncs() - recorder.timed_journal_syncs();
+        for n in 21..221 {
+            recorder
+                .record_as(vec![event(n)], Effect::ReadOnly)
+                .await
+                .unwrap();
+        }
+        let led = recorder.journal_syncs() - recorder.timed_journal_syncs();
+        assert_eq!(led, before, "a read led a sync");
+        assert!(recorder.flush(Duration::from_secs(10)));
+        assert_eq!(store.events_after(0, 1_000).unwrap().len(), 221);
+        // Under `sync: full` a read waits for the disk too.
+        let full = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal-full"),
+            SyncMode::Full,
+        )
+        .unwrap();
+        full.record_as(vec![event(300)], Effect::ReadOnly)
+            .await
+            .unwrap();
+        let (synced, written) = synced_and_written(&full);
+        assert!(synced >= written, "sync: full let a read through unsynced");
+    }
+
+    /// Under `sync: writes`, a command with an effect whose sync fails is
+    /// refused (the relay never forwards it), and so is every command
+    /// after it; a read already let through is in the journal, and the
+    /// failure of its timed sync refuses every later command.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_sync_writes_a_failed_sync_refuses_the_write_and_everything_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal"),
+            SyncMode::Writes,
+        )
+        .unwrap();
+        recorder.record(vec![event(0)]).await.unwrap();
+        let fail_next_sync = |recorder: &Recorder| {
+            recorder
+                .durability
+                .as_ref()
+                .unwrap()
+                .fail_next_sync
+                .store(true, Ordering::Release);
+        };
+        fail_next_sync(&recorder);
+        let error = recorder.record(vec![event(1)]).await.unwrap_err();
+        assert!(error.to_string().contains("cannot be synced"), "{error}");
+        let error = recorder
+            .record_as(vec![event(2)], Effect::ReadOnly)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("cannot be synced"), "{error}");
+
+        // A read first: let through once written, then its timed sync fails.
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal-2"),
+            SyncMode::Writes,
+        )
+        .unwrap();
+        recorder.record(vec![event(10)]).await.unwrap();
+        fail_next_sync(&recorder);
+        recorder
+            .record_as(vec![event(11)], Effect::ReadOnly)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while recorder.problem().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the timed sync never ran"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(recorder.problem().unwrap().contains("restart the gateway"));
+        let error = recorder.record(vec![event(12)]).await.unwrap_err();
+        assert!(error.to_string().contains("cannot be synced"), "{error}");
+        assert!(recorder.flush(Duration::from_secs(10)));
+        let numbers: Vec<u64> = store
+            .events_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|event| event.data["n"].as_u64().unwrap())
+            .collect();
+        // 1 was written before its sync failed (its command was refused:
+        // the relay records the refusal as its outcome); 2 and 12, refused
+        // once the failure was known, were not written. 11 ran: recorded.
+        assert_eq!(numbers, vec![0, 1, 10, 11]);
     }
 
     /// A recorder over a store that cannot be written refuses commands
@@ -916,8 +1332,12 @@ mod tests {
     async fn a_stalled_index_refuses_commands_until_it_recovers() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let recorder =
-            Recorder::start(Arc::clone(&store), &dir.path().join("journal"), false).unwrap();
+        let recorder = Recorder::start(
+            Arc::clone(&store),
+            &dir.path().join("journal"),
+            SyncMode::Normal,
+        )
+        .unwrap();
         recorder.record(vec![event(0)]).await.unwrap();
         let locker = rusqlite::Connection::open(dir.path().join("airlock.db")).unwrap();
         locker.execute_batch("BEGIN EXCLUSIVE").unwrap();

@@ -130,7 +130,7 @@ impl GatewayState {
         let recorder = Recorder::start(
             Arc::clone(&store),
             &data_dir.join(JOURNAL_DIR),
-            config.recording.sync == "full",
+            config.recording.sync_mode(),
         )?;
         let oidc = if config.identity_providers.is_empty() {
             None

@@ -48,7 +48,7 @@ use crate::gate::{
 use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
 use crate::tracker::{CommandResult, Pending, ResultTracker};
-use airlock_core::recorder::Recorder;
+use airlock_core::recorder::{Effect, Recorder};
 use airlock_core::reviews::ReviewRequest;
 
 /// Upper bound for one upstream message that must be held whole to be
@@ -258,6 +258,8 @@ struct Decided {
     rate_limits: Arc<[RateLimitObligation]>,
     /// Held for review: every execution needs its own approval.
     review: Option<Arc<ReviewRequest>>,
+    /// The statement only reads (see `Decision::reads_only`).
+    reads_only: bool,
     /// An SQL `EXECUTE` inside: decided again at every execution.
     again: bool,
     effects: Arc<[SessionEffect]>,
@@ -272,6 +274,7 @@ impl Decided {
             mask: decision.core.mask.clone(),
             rate_limits: decision.core.rate_limits.clone().into(),
             review: decision.core.review.clone().map(Arc::new),
+            reads_only: decision.core.reads_only,
             again: crate::gate::decided_again_at_execute(text),
             effects: decision.effects.clone().into(),
             touches_cursors: decision.touches_cursors,
@@ -545,6 +548,9 @@ struct ClientHalf<'a, 'r> {
     seq: u64,
     /// The batch's `command` events, recorded before it is forwarded.
     events: Vec<NewEvent>,
+    /// What the batch's commands do: only reads, or something more (which
+    /// under `recording.sync: writes` waits for the disk).
+    effect: Effect,
     /// What the batch's messages await from the upstream (the tracker's).
     pending: Vec<Pending>,
     /// When the batch was read.
@@ -576,6 +582,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
             ends: 0,
             seq: 0,
             events: Vec::new(),
+            effect: Effect::ReadOnly,
             pending: Vec::new(),
             now: Instant::now(),
         }
@@ -666,6 +673,9 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         mask: Option<&MaskPlan>,
     ) {
         if self.recording.recorder.is_some() {
+            if !decision.core.reads_only {
+                self.effect = Effect::Effectful;
+            }
             let event = command_event(
                 self.recording,
                 self.seq,
@@ -903,9 +913,12 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        let decision = self
+        let mut decision = self
             .admit_execution(decision, &decided, &execution.text, &unmasked)
             .await;
+        // It runs the statement decided: what that does, whichever of its
+        // decisions (inherited, reviewed, refused) this is.
+        decision.core.reads_only = decided.reads_only;
         let mask = decision.core.mask.clone().or_else(|| decided.mask.clone());
         let bound = Some((execution.parameters, values.as_slice()));
         self.record(
@@ -1080,7 +1093,11 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         let mut audit_failure: Option<String> = None;
         if let Some(recorder) = self.recording.recorder {
             if !self.events.is_empty() {
-                if let Err(error) = recorder.record(std::mem::take(&mut self.events)).await {
+                let effect = std::mem::replace(&mut self.effect, Effect::ReadOnly);
+                if let Err(error) = recorder
+                    .record_as(std::mem::take(&mut self.events), effect)
+                    .await
+                {
                     tracing::error!(session = self.recording.session_id, %error, "refusing commands: audit write failed");
                     audit_failure = Some(error.to_string());
                 }

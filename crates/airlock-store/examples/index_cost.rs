@@ -7,6 +7,11 @@
 //! ```text
 //! PER=150 cargo run --release -p airlock-store --example index_cost
 //! ```
+//!
+//! Time on a busy machine varies by ±10% from run to run; instructions do
+//! not. `BUILD_ONLY=1` builds the events and appends none: the baseline to
+//! subtract from a count of the whole process, e.g.
+//! `perf stat -e instructions:u,instructions:k`.
 
 // An example program: a failure should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -40,6 +45,10 @@ fn main() {
         })
         .collect();
     let events: usize = batches.iter().map(Vec::len).sum();
+    if std::env::var_os("BUILD_ONLY").is_some() {
+        println!("{events} events built, none appended");
+        return;
+    }
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     for (offset, batch) in batches.iter().enumerate() {

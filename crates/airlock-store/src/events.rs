@@ -120,31 +120,99 @@ pub(crate) fn chain_hash(
     identity: Option<&str>,
     data: &str,
 ) -> String {
-    let id = id.to_string();
-    let ts = ts_micros.to_string();
-    let parts = [
-        prev_hash,
-        id.as_str(),
-        ts.as_str(),
-        kind,
-        session_id.unwrap_or(""),
-        identity.unwrap_or(""),
-        data,
-    ];
-    // Length-prefix every part so no two field splits hash alike. The parts
-    // are laid out in one buffer and hashed in one call: `ring`'s streaming
-    // `update` costs far more per call than per byte, and this runs for
-    // every recorded event.
-    let mut message = Vec::with_capacity(parts.iter().map(|part| part.len() + 8).sum());
-    for part in parts {
-        message.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        message.extend_from_slice(part.as_bytes());
+    ChainHasher::default().hash(
+        key, prev_hash, id, ts_micros, kind, session_id, identity, data,
+    )
+}
+
+/// Computes chain hashes one after another with one message buffer: the
+/// index thread hashes every recorded event, and building each message in
+/// fresh allocations (decimal strings, the message, a hex string built
+/// char by char) cost as much as the HMAC itself. Hashes exactly what
+/// [`event_hash`] always hashed: each part length-prefixed (so no two field
+/// splits hash alike) in one buffer, hashed in one call (`ring`'s streaming
+/// `update` costs far more per call than per byte).
+#[derive(Default)]
+pub(crate) struct ChainHasher {
+    message: Vec<u8>,
+}
+
+impl ChainHasher {
+    /// The chained hash of one event, hex-encoded (see [`event_hash`]).
+    #[allow(clippy::too_many_arguments)] // the event's fields, hashed in order
+    pub(crate) fn hash(
+        &mut self,
+        key: Option<&ring::hmac::Key>,
+        prev_hash: &str,
+        id: i64,
+        ts_micros: i64,
+        kind: &str,
+        session_id: Option<&str>,
+        identity: Option<&str>,
+        data: &str,
+    ) -> String {
+        let mut id_digits = [0u8; MAX_DECIMAL_DIGITS];
+        let mut ts_digits = [0u8; MAX_DECIMAL_DIGITS];
+        let parts: [&[u8]; 7] = [
+            prev_hash.as_bytes(),
+            decimal(id, &mut id_digits),
+            decimal(ts_micros, &mut ts_digits),
+            kind.as_bytes(),
+            session_id.unwrap_or("").as_bytes(),
+            identity.unwrap_or("").as_bytes(),
+            data.as_bytes(),
+        ];
+        self.message.clear();
+        self.message
+            .reserve(parts.iter().map(|part| part.len() + 8).sum());
+        for part in parts {
+            self.message
+                .extend_from_slice(&(part.len() as u64).to_be_bytes());
+            self.message.extend_from_slice(part);
+        }
+        let mut hex = [0u8; 64];
+        let encoded = match key {
+            Some(key) => {
+                hex::encode_to_slice(ring::hmac::sign(key, &self.message).as_ref(), &mut hex)
+            }
+            None => hex::encode_to_slice(
+                ring::digest::digest(&ring::digest::SHA256, &self.message).as_ref(),
+                &mut hex,
+            ),
+        };
+        match encoded {
+            // Hex digits are ASCII.
+            Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
+            Err(_) => String::new(),
+        }
     }
-    let digest = match key {
-        Some(key) => hex::encode(ring::hmac::sign(key, &message).as_ref()),
-        None => hex::encode(ring::digest::digest(&ring::digest::SHA256, &message).as_ref()),
-    };
-    digest
+}
+
+/// Digits (and sign) of the longest `i64`: `-9223372036854775808`.
+const MAX_DECIMAL_DIGITS: usize = 20;
+
+/// `value` in decimal, as `value.to_string()` writes it, in `buffer`.
+fn decimal(value: i64, buffer: &mut [u8; MAX_DECIMAL_DIGITS]) -> &[u8] {
+    let mut rest = value.unsigned_abs();
+    let mut start = MAX_DECIMAL_DIGITS;
+    loop {
+        start -= 1;
+        if let Some(digit) = buffer.get_mut(start) {
+            // `rest % 10` is below 10.
+            *digit = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        if let Some(sign) = buffer.get_mut(start) {
+            *sign = b'-';
+        }
+    }
+    buffer.get(start..).unwrap_or_default()
 }
 
 /// The outcome of walking the chain.
@@ -182,6 +250,45 @@ mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
+
+    /// Numbers are hashed as `to_string` writes them, at every length and
+    /// sign.
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        let mut buffer = [0u8; MAX_DECIMAL_DIGITS];
+        for value in [
+            0,
+            7,
+            -7,
+            10,
+            99,
+            1_000,
+            1_764_612_345_678_901,
+            -1_764_612_345_678_901,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(decimal(value, &mut buffer), value.to_string().as_bytes());
+        }
+    }
+
+    /// One hasher reused for many events hashes each as a fresh one would.
+    #[test]
+    fn a_reused_hasher_hashes_each_event_alone() {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[5; 32]);
+        let mut hasher = ChainHasher::default();
+        let long = "x".repeat(5_000);
+        for (id, data) in [(1, long.as_str()), (2, "{}"), (3, "")] {
+            for key in [None, Some(&key)] {
+                let reused = hasher.hash(key, "prev", id, -5, "k", None, Some("i"), data);
+                let fresh =
+                    ChainHasher::default().hash(key, "prev", id, -5, "k", None, Some("i"), data);
+                assert_eq!(reused, fresh);
+                assert_eq!(reused.len(), 64);
+            }
+        }
+    }
 
     /// The chain's hashes are standard SHA-256 / HMAC-SHA-256 over the
     /// length-prefixed fields: stores written before keep verifying.

@@ -42,7 +42,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     create_data_dir(&args.data_dir)?;
     let store = Store::open(&args.data_dir)
         .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
-    store.set_full_sync(config.recording.sync == "full")?;
+    store.set_full_sync(config.recording.sync_mode().syncs())?;
     let master_key_env = std::env::var("AIRLOCK_MASTER_KEY").ok();
     let vault = MasterKey::load(master_key_env.as_deref(), &args.data_dir)?;
     let admin_env = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
@@ -103,7 +103,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         notifier,
     )
     .context("cannot start the gateway")?;
-    // At least two workers: under `recording.sync: full` the session that
+    // At least two workers: unless `recording.sync: normal` the session that
     // leads a journal sync blocks its worker for one `fdatasync`, and the
     // other sessions must keep moving meanwhile, even on one core.
     let workers = std::thread::available_parallelism()

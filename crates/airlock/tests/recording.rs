@@ -29,6 +29,12 @@ async fn commands_are_recorded_in_order_and_replayable() {
     recorded_in_order_and_replayable("").await;
 }
 
+/// The same with `sync: full`: every command waits for a journal sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_recorded_in_order_and_replayable_with_sync_full() {
+    recorded_in_order_and_replayable("recording:\n  sync: full\n").await;
+}
+
 /// The same with `sync: normal`: sessions write the journal themselves and
 /// results ride along with the next write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,13 +69,16 @@ async fn recorded_in_order_and_replayable(config: &str) {
     );
     // `/readyz` counts the journal syncs: under `sync: full` the psql
     // session's records were synced (one sync per command at most: a
-    // result needs none of its own), under `sync: normal` none are.
+    // result needs none of its own), under `sync: writes` (the default)
+    // those of its writes, the reads' and results' with a timed sync,
+    // under `sync: normal` none are.
     let syncs = journal_syncs(&gateway) - syncs_before;
-    if config.is_empty() {
-        // Session start, 5 statements, session end (maybe not yet).
-        assert!((1..=7).contains(&syncs), "{syncs} syncs");
-    } else {
+    if config.contains("normal") {
         assert_eq!(syncs, 0);
+    } else {
+        // Session start, 5 statements, session end (maybe not yet); under
+        // `writes` a few timed syncs besides.
+        assert!((1..=10).contains(&syncs), "{syncs} syncs");
     }
 
     // The extended protocol: Parse + Execute with bound parameters.
@@ -336,7 +345,7 @@ async fn an_unwritable_store_fails_closed() {
     assert_recorded_with_outcomes(&gateway, &ran, refused).await;
 }
 
-/// The whole data dir on a full disk (`sync: full`): the journal was
+/// The whole data dir on a full disk (default `sync: writes`): the journal was
 /// zero-filled ahead, so its writes still succeed; the event index cannot
 /// grow the store, and commands are refused from its first failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +354,8 @@ async fn a_full_disk_fails_closed() {
     assert!(log.contains("audit index write failed"), "{log}");
 }
 
-/// The journal's own disk full under `sync: full`: too small to zero-fill
+/// The journal's own disk full under `sync: writes` (zero-filled ahead as
+/// under `full`): too small to zero-fill
 /// a journal ahead (the gateway says so and starts anyway), and the first
 /// journal write that finds no room refuses its command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,10 +537,17 @@ async fn assert_recorded_with_outcomes(
 }
 
 /// A gateway killed with SIGKILL under load: every command the upstream
-/// executed has its record (`sync: full`: group commit).
+/// executed has its record (default `sync: writes`: group commit; the
+/// mixed read and write load is in `durability.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_record_of_an_executed_command() {
     sigkill_mid_load("").await;
+}
+
+/// The same with `sync: full`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_load_loses_no_record_with_sync_full() {
+    sigkill_mid_load("recording:\n  sync: full\n").await;
 }
 
 /// The same with `sync: normal`, where sessions write the journal
