@@ -421,6 +421,16 @@ struct Level {
     from_item: bool,
 }
 
+/// The generic walk's state across tokens.
+struct Walk {
+    summary: WalkSummary,
+    /// One level per open parenthesis.
+    levels: Vec<Level>,
+    /// `Some(from_item)` when the next `(` opens a function's arguments.
+    pending_function: Option<bool>,
+    pending_from_item: bool,
+}
+
 /// What the walk saw at its top level.
 #[derive(Debug, Clone, Copy, Default)]
 struct WalkSummary {
@@ -1569,394 +1579,478 @@ impl<'a> Statement<'a> {
 
     /// Walks tokens `from..to`: records tables in `FROM` lists, function
     /// calls, nested data-modifying statements, row locks and `SELECT INTO`.
+    /// Each token is taken in turn by [`Statement::walk_punctuation`], then
+    /// [`Statement::walk_name`], then [`Statement::walk_keyword`]: the first
+    /// that takes it says where the walk goes on.
     fn walk(&self, builder: &mut Builder, from: usize, to: usize, mode: Mode) -> WalkSummary {
-        let mut summary = WalkSummary::default();
-        let mut levels = vec![Level {
-            in_from: mode.table_list,
-            expect_table: mode.table_list,
-            ..Level::default()
-        }];
-        // `Some(from_item)` when the next `(` opens a function's arguments.
-        let mut pending_function: Option<bool> = None;
-        let mut pending_from_item = false;
+        let mut walk = Walk {
+            summary: WalkSummary::default(),
+            levels: vec![Level {
+                in_from: mode.table_list,
+                expect_table: mode.table_list,
+                ..Level::default()
+            }],
+            pending_function: None,
+            pending_from_item: false,
+        };
         let mut index = from;
         let mut buffer = [0u8; 32];
         while index < to {
             let Some(token) = self.token(index) else {
                 break;
             };
-            let top = levels.len() == 1;
-            let Some(level) = levels.last_mut() else {
+            let kind = token.kind;
+            if walk.levels.is_empty() {
                 break;
-            };
-            match token.kind {
-                TokenKind::LParen => {
-                    let first_inside = index + 1;
-                    if mode.query
-                        && self.is_one_of(first_inside, &["insert", "update", "delete", "merge"])
-                    {
-                        let close = self.close_of(index, to);
-                        self.statement(builder, first_inside, close);
-                        level.expect_table = false;
-                        level.expect_alias = level.in_from;
-                        pending_function = None;
-                        index = close + 1;
-                        continue;
-                    }
-                    let mut new_level = Level::default();
-                    if let Some(from_item) = pending_function.take() {
-                        new_level.function_arguments = true;
-                        new_level.from_item = from_item;
-                    } else if level.expect_table || pending_from_item {
-                        new_level.from_item = true;
-                        // A parenthesised join: `FROM (a JOIN b ON …)`.
-                        let query_inside = self.kind(first_inside) == Some(TokenKind::LParen)
-                            || self.is_one_of(first_inside, &["select", "values", "with", "table"]);
-                        if !query_inside && !pending_from_item {
-                            new_level.in_from = true;
-                            new_level.expect_table = true;
-                        }
-                    }
-                    pending_from_item = false;
-                    level.expect_table = false;
-                    level.expect_alias = false;
-                    levels.push(new_level);
-                    index += 1;
-                    continue;
-                }
-                TokenKind::RParen => {
-                    if levels.len() > 1 {
-                        if let Some(closed) = levels.pop() {
-                            if closed.from_item {
-                                if let Some(parent) = levels.last_mut() {
-                                    parent.expect_alias = true;
-                                }
-                            }
-                        }
-                    }
-                    index += 1;
-                    continue;
-                }
-                TokenKind::Comma => {
-                    if level.in_from {
-                        level.expect_table = true;
-                    }
-                    level.expect_alias = false;
-                    index += 1;
-                    continue;
-                }
-                TokenKind::Unterminated | TokenKind::AmbiguousString => {
-                    builder.incomplete();
-                    index += 1;
-                    continue;
-                }
-                TokenKind::Word | TokenKind::QuotedIdent | TokenKind::UnicodeQuotedIdent => {}
-                _ => {
-                    level.expect_alias = false;
-                    level.expect_table = false;
-                    index += 1;
-                    continue;
-                }
+            }
+            if let Some(next) = self.walk_punctuation(builder, &mut walk, kind, index, to, mode) {
+                index = next;
+                continue;
             }
             let word = self.word(index, &mut buffer);
-            // A table reference in a FROM list.
-            if level.expect_table {
-                match word {
-                    Some("lateral" | "only") => {
-                        index += 1;
-                        continue;
-                    }
-                    Some("rows") if self.kw(index + 1, "from") => {
-                        level.expect_table = false;
-                        pending_from_item = true;
-                        index += 2;
-                        continue;
-                    }
-                    Some(w) if FROM_TERMINATORS.contains(&w) => {
-                        level.expect_table = false;
-                    }
-                    // MySQL's dummy table.
-                    Some("dual") if self.is_mysql() => {
-                        level.expect_table = false;
-                        index += 1;
-                        continue;
-                    }
-                    _ => {
-                        level.expect_table = false;
-                        if token.kind == TokenKind::UnicodeQuotedIdent {
-                            builder.incomplete();
-                        }
-                        if let Some((name, after)) = self.qualified_name(index) {
-                            if self.kind(after) == Some(TokenKind::LParen) {
-                                builder.call(name);
-                                pending_function = Some(true);
-                            } else {
-                                builder.read_table(name);
-                                level.expect_alias = true;
-                            }
-                            index = after;
-                            if self.kind(index) == Some(TokenKind::Operator)
-                                && self.text(index) == "*"
-                            {
-                                index += 1;
-                            }
-                            continue;
-                        }
-                    }
-                }
-            }
-            // An alias after a FROM item, with optional column names.
-            // MySQL index hints: `t USE INDEX (i)`, `FORCE KEY FOR JOIN (i)`.
-            if self.is_mysql() {
-                if let Some(after) = self.mysql_index_hint(index, to) {
-                    level.expect_alias = false;
-                    index = after;
-                    continue;
-                }
-            }
-            if level.expect_alias {
-                match word {
-                    Some("as") => {
-                        index += 1;
-                        continue;
-                    }
-                    Some("with") if self.kw(index + 1, "ordinality") => {
-                        index += 2;
-                        continue;
-                    }
-                    Some(w)
-                        if NOT_ALIASES.contains(&w)
-                            || (self.is_mysql() && mysql::NOT_ALIASES.contains(&w)) =>
-                    {
-                        level.expect_alias = false
-                    }
-                    _ => {
-                        level.expect_alias = false;
-                        index += 1;
-                        if self.kind(index) == Some(TokenKind::LParen) {
-                            index = self.close_of(index, to) + 1;
-                        }
-                        continue;
-                    }
-                }
-            }
-            if token.kind == TokenKind::UnicodeQuotedIdent
-                && matches!(
-                    self.kind(index + 1),
-                    Some(TokenKind::LParen | TokenKind::Dot)
-                )
-            {
-                // A function or schema name we cannot decode.
-                builder.incomplete();
-            }
-            // `a OPERATOR(pg_catalog.~) b`, as psql writes it: a built-in
-            // operator, not a call. An operator of another schema may run a
-            // user function: it stays an unknown call of `operator`.
-            if word == Some("operator") && self.kind(index + 1) == Some(TokenKind::LParen) {
-                let builtin = match (self.kind(index + 2), self.kind(index + 3)) {
-                    (Some(TokenKind::Operator), Some(TokenKind::RParen)) => Some(index + 4),
-                    _ if self.kw(index + 2, "pg_catalog")
-                        && self.kind(index + 3) == Some(TokenKind::Dot)
-                        && self.kind(index + 4) == Some(TokenKind::Operator)
-                        && self.kind(index + 5) == Some(TokenKind::RParen) =>
-                    {
-                        Some(index + 6)
-                    }
-                    _ => None,
-                };
-                if let Some(after) = builtin {
-                    index = after;
-                    continue;
-                }
-            }
-            // A function call: a (qualified) name followed by `(`.
-            let after_cast = index > 0
-                && (self.kind(index - 1) == Some(TokenKind::DoubleColon)
-                    || (self.is_mysql() && self.mysql_type_position(index)));
-            let keyword_like = word.is_some_and(|w| {
-                NOT_FUNCTIONS.contains(&w) || (self.is_mysql() && mysql::NOT_FUNCTIONS.contains(&w))
-            });
-            if !keyword_like {
-                if let Some(after) = self.qualified_name_end(index) {
-                    if self.kind(after) == Some(TokenKind::LParen) {
-                        let is_type = after_cast
-                            || (after == index + 1
-                                && word.is_some_and(|w| {
-                                    TYPE_NAMES.contains(&w)
-                                        || (self.is_mysql() && mysql::TYPE_NAMES.contains(&w))
-                                }));
-                        if !is_type {
-                            if let Some((name, _)) = self.qualified_name(index) {
-                                builder.call(name);
-                            }
-                            pending_function = Some(false);
-                        }
-                        index = after;
-                        continue;
-                    }
-                    if after > index + 1 {
-                        // A qualified column reference (`t.c`).
-                        index = after;
-                        continue;
-                    }
-                }
+            if let Some(next) = self.walk_name(builder, &mut walk, kind, word, index, to) {
+                index = next;
+                continue;
             }
             let Some(word) = word else {
                 index += 1;
                 continue;
             };
-            match word {
-                "from" => {
-                    let distinct = index > 0 && self.kw(index - 1, "distinct");
-                    if !level.function_arguments && !distinct {
-                        level.in_from = true;
-                        level.expect_table = true;
-                    }
-                }
-                "join" => {
-                    level.in_from = true;
-                    level.expect_table = true;
-                }
-                "straight_join" if self.is_mysql() => {
-                    level.in_from = true;
-                    level.expect_table = true;
-                }
-                // `LOCK IN SHARE MODE`: a row lock.
-                "lock" if self.is_mysql() && mode.query && self.kw(index + 1, "in") => {
-                    builder.op(Operation::Lock, Access::Write);
-                    level.in_from = false;
-                    index += 4;
-                    continue;
-                }
-                // MariaDB's `NEXT VALUE FOR s` is NEXTVAL(s), `PREVIOUS
-                // VALUE FOR s` is LASTVAL(s).
-                "next" | "previous"
-                    if self.is_mysql()
-                        && self.kw(index + 1, "value")
-                        && self.kw(index + 2, "for") =>
+            index = self.walk_keyword(builder, &mut walk, word, index, to, mode);
+        }
+        walk.summary
+    }
+
+    /// Parentheses, commas and other non-word tokens: where the walk goes
+    /// on, or `None` for a word.
+    fn walk_punctuation(
+        &self,
+        builder: &mut Builder,
+        walk: &mut Walk,
+        kind: TokenKind,
+        mut index: usize,
+        to: usize,
+        mode: Mode,
+    ) -> Option<usize> {
+        let level = walk.levels.last_mut()?;
+        match kind {
+            TokenKind::LParen => {
+                let first_inside = index + 1;
+                if mode.query
+                    && self.is_one_of(first_inside, &["insert", "update", "delete", "merge"])
                 {
-                    let function = if word == "next" { "nextval" } else { "lastval" };
-                    builder.call(function.to_string());
-                    index += 3;
-                    continue;
+                    let close = self.close_of(index, to);
+                    self.statement(builder, first_inside, close);
+                    level.expect_table = false;
+                    level.expect_alias = level.in_from;
+                    walk.pending_function = None;
+                    index = close + 1;
+                    return Some(index);
                 }
-                "into" if self.is_mysql() && mode.query => {
-                    level.in_from = false;
-                    index = self.mysql_into(builder, index + 1, to);
-                    continue;
-                }
-                "references" => {
-                    // `REFERENCES t (cols)`: a table, not a call.
-                    if let Some((_, after)) = self.qualified_name(index + 1) {
-                        index = after;
-                        if self.kind(index) == Some(TokenKind::LParen) {
-                            index = self.close_of(index, to) + 1;
-                        }
-                        continue;
+                let mut new_level = Level::default();
+                if let Some(from_item) = walk.pending_function.take() {
+                    new_level.function_arguments = true;
+                    new_level.from_item = from_item;
+                } else if level.expect_table || walk.pending_from_item {
+                    new_level.from_item = true;
+                    // A parenthesised join: `FROM (a JOIN b ON …)`.
+                    let query_inside = self.kind(first_inside) == Some(TokenKind::LParen)
+                        || self.is_one_of(first_inside, &["select", "values", "with", "table"]);
+                    if !query_inside && !walk.pending_from_item {
+                        new_level.in_from = true;
+                        new_level.expect_table = true;
                     }
                 }
-                // `USING btree (cols)`: an access method, not a call.
-                "using"
-                    if !mode.query
-                        && self.kind(index + 1) == Some(TokenKind::Word)
-                        && self.kind(index + 2) == Some(TokenKind::LParen) =>
-                {
-                    index += 2;
-                    continue;
-                }
-                // `DELETE … USING t`, `MERGE … USING t`: a table list.
-                "using"
-                    if mode.using_is_from
-                        && top
-                        && self.kind(index + 1) != Some(TokenKind::LParen) =>
-                {
-                    level.in_from = true;
-                    level.expect_table = true;
-                }
-                "table" => {
-                    // `(TABLE t)` and `UNION TABLE t`.
-                    let previous_opens = index > 0
-                        && (self.kind(index - 1) == Some(TokenKind::LParen)
-                            || self.is_one_of(
-                                index - 1,
-                                &["union", "intersect", "except", "all", "distinct"],
-                            ));
-                    if previous_opens {
-                        level.expect_table = true;
-                    }
-                }
-                "where" => {
-                    level.in_from = false;
-                    if top && summary.where_at.is_none() {
-                        summary.where_at = Some(index);
-                    }
-                }
-                "for" if mode.query => {
-                    let mut next = index + 1;
-                    if self.kw(next, "no") && self.kw(next + 1, "key") {
-                        next += 2;
-                    } else if self.kw(next, "key") {
-                        next += 1;
-                    }
-                    if self.is_one_of(next, &["update", "share"]) {
-                        builder.op(Operation::Lock, Access::Write);
-                        level.in_from = false;
-                        next += 1;
-                        if self.kw(next, "of") {
-                            next += 1;
-                            while self.is_name_token(next) {
-                                match self.qualified_name(next) {
-                                    Some((_, after)) => next = after,
-                                    None => break,
-                                }
-                                if self.kind(next) == Some(TokenKind::Comma) {
-                                    next += 1;
-                                } else {
-                                    break;
-                                }
+                walk.pending_from_item = false;
+                level.expect_table = false;
+                level.expect_alias = false;
+                walk.levels.push(new_level);
+                index += 1;
+                return Some(index);
+            }
+            TokenKind::RParen => {
+                if walk.levels.len() > 1 {
+                    if let Some(closed) = walk.levels.pop() {
+                        if closed.from_item {
+                            if let Some(parent) = walk.levels.last_mut() {
+                                parent.expect_alias = true;
                             }
                         }
-                        index = next;
-                        continue;
-                    }
-                    level.in_from = false;
-                }
-                "into" if mode.query => {
-                    let mut next = index + 1;
-                    while self.is_one_of(next, &["temporary", "temp", "unlogged", "table"]) {
-                        next += 1;
-                    }
-                    builder.op(Operation::Create, Access::Write);
-                    match self.qualified_name(next) {
-                        Some((name, after)) => {
-                            builder.write_table(name);
-                            index = after;
-                        }
-                        None => {
-                            builder.incomplete();
-                            index = next;
-                        }
-                    }
-                    continue;
-                }
-                "insert" | "update" | "delete" | "merge" if mode.query => {
-                    let previous_explains = index > 0
-                        && ((mode.merge && self.kw(index - 1, "then"))
-                            || self.kw(index - 1, "do")
-                            // `ON DUPLICATE KEY UPDATE`.
-                            || (self.is_mysql() && word == "update" && self.kw(index - 1, "key")));
-                    if !previous_explains {
-                        // A data-modifying keyword where none can be: a
-                        // column named `update`, or something not
-                        // understood. Never guess.
-                        builder.incomplete();
                     }
                 }
-                w if FROM_TERMINATORS.contains(&w) => level.in_from = false,
-                _ => {}
+                index += 1;
+                return Some(index);
             }
-            index += 1;
+            TokenKind::Comma => {
+                if level.in_from {
+                    level.expect_table = true;
+                }
+                level.expect_alias = false;
+                index += 1;
+                return Some(index);
+            }
+            TokenKind::Unterminated | TokenKind::AmbiguousString => {
+                builder.incomplete();
+                index += 1;
+                return Some(index);
+            }
+            TokenKind::Word | TokenKind::QuotedIdent | TokenKind::UnicodeQuotedIdent => {}
+            _ => {
+                level.expect_alias = false;
+                level.expect_table = false;
+                index += 1;
+                return Some(index);
+            }
         }
-        summary
+        None
+    }
+
+    /// A word as a name: a table in a FROM list, an alias, an index hint,
+    /// `OPERATOR(…)`, a function call or a qualified column. Where the walk
+    /// goes on, or `None` for a keyword.
+    fn walk_name(
+        &self,
+        builder: &mut Builder,
+        walk: &mut Walk,
+        kind: TokenKind,
+        word: Option<&str>,
+        mut index: usize,
+        to: usize,
+    ) -> Option<usize> {
+        if walk.levels.last().is_some_and(|level| level.expect_table) {
+            if let Some(next) = self.walk_table_reference(builder, walk, kind, word, index) {
+                return Some(next);
+            }
+        }
+        let level = walk.levels.last_mut()?;
+        // An alias after a FROM item, with optional column names.
+        // MySQL index hints: `t USE INDEX (i)`, `FORCE KEY FOR JOIN (i)`.
+        if self.is_mysql() {
+            if let Some(after) = self.mysql_index_hint(index, to) {
+                level.expect_alias = false;
+                index = after;
+                return Some(index);
+            }
+        }
+        if level.expect_alias {
+            match word {
+                Some("as") => {
+                    index += 1;
+                    return Some(index);
+                }
+                Some("with") if self.kw(index + 1, "ordinality") => {
+                    index += 2;
+                    return Some(index);
+                }
+                Some(w)
+                    if NOT_ALIASES.contains(&w)
+                        || (self.is_mysql() && mysql::NOT_ALIASES.contains(&w)) =>
+                {
+                    level.expect_alias = false
+                }
+                _ => {
+                    level.expect_alias = false;
+                    index += 1;
+                    if self.kind(index) == Some(TokenKind::LParen) {
+                        index = self.close_of(index, to) + 1;
+                    }
+                    return Some(index);
+                }
+            }
+        }
+        if kind == TokenKind::UnicodeQuotedIdent
+            && matches!(
+                self.kind(index + 1),
+                Some(TokenKind::LParen | TokenKind::Dot)
+            )
+        {
+            // A function or schema name we cannot decode.
+            builder.incomplete();
+        }
+        // `a OPERATOR(pg_catalog.~) b`, as psql writes it: a built-in
+        // operator, not a call. An operator of another schema may run a
+        // user function: it stays an unknown call of `operator`.
+        if word == Some("operator") && self.kind(index + 1) == Some(TokenKind::LParen) {
+            let builtin = match (self.kind(index + 2), self.kind(index + 3)) {
+                (Some(TokenKind::Operator), Some(TokenKind::RParen)) => Some(index + 4),
+                _ if self.kw(index + 2, "pg_catalog")
+                    && self.kind(index + 3) == Some(TokenKind::Dot)
+                    && self.kind(index + 4) == Some(TokenKind::Operator)
+                    && self.kind(index + 5) == Some(TokenKind::RParen) =>
+                {
+                    Some(index + 6)
+                }
+                _ => None,
+            };
+            if let Some(after) = builtin {
+                index = after;
+                return Some(index);
+            }
+        }
+        // A function call: a (qualified) name followed by `(`.
+        let after_cast = index > 0
+            && (self.kind(index - 1) == Some(TokenKind::DoubleColon)
+                || (self.is_mysql() && self.mysql_type_position(index)));
+        let keyword_like = word.is_some_and(|w| {
+            NOT_FUNCTIONS.contains(&w) || (self.is_mysql() && mysql::NOT_FUNCTIONS.contains(&w))
+        });
+        if !keyword_like {
+            if let Some(after) = self.qualified_name_end(index) {
+                if self.kind(after) == Some(TokenKind::LParen) {
+                    let is_type = after_cast
+                        || (after == index + 1
+                            && word.is_some_and(|w| {
+                                TYPE_NAMES.contains(&w)
+                                    || (self.is_mysql() && mysql::TYPE_NAMES.contains(&w))
+                            }));
+                    if !is_type {
+                        if let Some((name, _)) = self.qualified_name(index) {
+                            builder.call(name);
+                        }
+                        walk.pending_function = Some(false);
+                    }
+                    index = after;
+                    return Some(index);
+                }
+                if after > index + 1 {
+                    // A qualified column reference (`t.c`).
+                    index = after;
+                    return Some(index);
+                }
+            }
+        }
+        None
+    }
+
+    /// A word where a FROM list expects a table: the table read (or the
+    /// set-returning function called), where the walk goes on, or `None`
+    /// when the word ends the list.
+    fn walk_table_reference(
+        &self,
+        builder: &mut Builder,
+        walk: &mut Walk,
+        kind: TokenKind,
+        word: Option<&str>,
+        mut index: usize,
+    ) -> Option<usize> {
+        let level = walk.levels.last_mut()?;
+        match word {
+            Some("lateral" | "only") => {
+                index += 1;
+                return Some(index);
+            }
+            Some("rows") if self.kw(index + 1, "from") => {
+                level.expect_table = false;
+                walk.pending_from_item = true;
+                index += 2;
+                return Some(index);
+            }
+            Some(w) if FROM_TERMINATORS.contains(&w) => {
+                level.expect_table = false;
+            }
+            // MySQL's dummy table.
+            Some("dual") if self.is_mysql() => {
+                level.expect_table = false;
+                index += 1;
+                return Some(index);
+            }
+            _ => {
+                level.expect_table = false;
+                if kind == TokenKind::UnicodeQuotedIdent {
+                    builder.incomplete();
+                }
+                if let Some((name, after)) = self.qualified_name(index) {
+                    if self.kind(after) == Some(TokenKind::LParen) {
+                        builder.call(name);
+                        walk.pending_function = Some(true);
+                    } else {
+                        builder.read_table(name);
+                        level.expect_alias = true;
+                    }
+                    index = after;
+                    if self.kind(index) == Some(TokenKind::Operator) && self.text(index) == "*" {
+                        index += 1;
+                    }
+                    return Some(index);
+                }
+            }
+        }
+        None
+    }
+
+    /// `FOR [NO KEY] UPDATE | [KEY] SHARE [OF t, …]` at `index` (the `FOR`):
+    /// a row lock, recorded; where the walk goes on, or `None` when the
+    /// `FOR` is something else.
+    fn row_lock(&self, builder: &mut Builder, index: usize) -> Option<usize> {
+        let mut next = index + 1;
+        if self.kw(next, "no") && self.kw(next + 1, "key") {
+            next += 2;
+        } else if self.kw(next, "key") {
+            next += 1;
+        }
+        if !self.is_one_of(next, &["update", "share"]) {
+            return None;
+        }
+        builder.op(Operation::Lock, Access::Write);
+        next += 1;
+        if self.kw(next, "of") {
+            next += 1;
+            while self.is_name_token(next) {
+                match self.qualified_name(next) {
+                    Some((_, after)) => next = after,
+                    None => break,
+                }
+                if self.kind(next) == Some(TokenKind::Comma) {
+                    next += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        Some(next)
+    }
+
+    /// PostgreSQL's `SELECT … INTO [TEMP] t` at `index` (the `INTO`): a
+    /// table created and written. Returns where the walk goes on.
+    fn select_into(&self, builder: &mut Builder, index: usize) -> usize {
+        let mut next = index + 1;
+        while self.is_one_of(next, &["temporary", "temp", "unlogged", "table"]) {
+            next += 1;
+        }
+        builder.op(Operation::Create, Access::Write);
+        match self.qualified_name(next) {
+            Some((name, after)) => {
+                builder.write_table(name);
+                after
+            }
+            None => {
+                builder.incomplete();
+                next
+            }
+        }
+    }
+
+    /// A keyword: what it opens or ends (FROM lists, joins, WHERE, row
+    /// locks, `INTO`, nested statements). Returns where the walk goes on.
+    fn walk_keyword(
+        &self,
+        builder: &mut Builder,
+        walk: &mut Walk,
+        word: &str,
+        mut index: usize,
+        to: usize,
+        mode: Mode,
+    ) -> usize {
+        // No parenthesis opened or closed since the token's turn began.
+        let top = walk.levels.len() == 1;
+        let Some(level) = walk.levels.last_mut() else {
+            return index + 1;
+        };
+        match word {
+            "from" => {
+                let distinct = index > 0 && self.kw(index - 1, "distinct");
+                if !level.function_arguments && !distinct {
+                    level.in_from = true;
+                    level.expect_table = true;
+                }
+            }
+            "join" => {
+                level.in_from = true;
+                level.expect_table = true;
+            }
+            "straight_join" if self.is_mysql() => {
+                level.in_from = true;
+                level.expect_table = true;
+            }
+            // `LOCK IN SHARE MODE`: a row lock.
+            "lock" if self.is_mysql() && mode.query && self.kw(index + 1, "in") => {
+                builder.op(Operation::Lock, Access::Write);
+                level.in_from = false;
+                index += 4;
+                return index;
+            }
+            // MariaDB's `NEXT VALUE FOR s` is NEXTVAL(s), `PREVIOUS
+            // VALUE FOR s` is LASTVAL(s).
+            "next" | "previous"
+                if self.is_mysql() && self.kw(index + 1, "value") && self.kw(index + 2, "for") =>
+            {
+                let function = if word == "next" { "nextval" } else { "lastval" };
+                builder.call(function.to_string());
+                index += 3;
+                return index;
+            }
+            "into" if self.is_mysql() && mode.query => {
+                level.in_from = false;
+                index = self.mysql_into(builder, index + 1, to);
+                return index;
+            }
+            "references" => {
+                // `REFERENCES t (cols)`: a table, not a call.
+                if let Some((_, after)) = self.qualified_name(index + 1) {
+                    index = after;
+                    if self.kind(index) == Some(TokenKind::LParen) {
+                        index = self.close_of(index, to) + 1;
+                    }
+                    return index;
+                }
+            }
+            // `USING btree (cols)`: an access method, not a call.
+            "using"
+                if !mode.query
+                    && self.kind(index + 1) == Some(TokenKind::Word)
+                    && self.kind(index + 2) == Some(TokenKind::LParen) =>
+            {
+                index += 2;
+                return index;
+            }
+            // `DELETE … USING t`, `MERGE … USING t`: a table list.
+            "using"
+                if mode.using_is_from && top && self.kind(index + 1) != Some(TokenKind::LParen) =>
+            {
+                level.in_from = true;
+                level.expect_table = true;
+            }
+            "table" => {
+                // `(TABLE t)` and `UNION TABLE t`.
+                let previous_opens = index > 0
+                    && (self.kind(index - 1) == Some(TokenKind::LParen)
+                        || self.is_one_of(
+                            index - 1,
+                            &["union", "intersect", "except", "all", "distinct"],
+                        ));
+                if previous_opens {
+                    level.expect_table = true;
+                }
+            }
+            "where" => {
+                level.in_from = false;
+                if top && walk.summary.where_at.is_none() {
+                    walk.summary.where_at = Some(index);
+                }
+            }
+            "for" if mode.query => {
+                level.in_from = false;
+                if let Some(next) = self.row_lock(builder, index) {
+                    return next;
+                }
+            }
+            "into" if mode.query => return self.select_into(builder, index),
+            "insert" | "update" | "delete" | "merge" if mode.query => {
+                let previous_explains = index > 0
+                    && ((mode.merge && self.kw(index - 1, "then"))
+                        || self.kw(index - 1, "do")
+                        // `ON DUPLICATE KEY UPDATE`.
+                        || (self.is_mysql() && word == "update" && self.kw(index - 1, "key")));
+                if !previous_explains {
+                    // A data-modifying keyword where none can be: a
+                    // column named `update`, or something not
+                    // understood. Never guess.
+                    builder.incomplete();
+                }
+            }
+            w if FROM_TERMINATORS.contains(&w) => level.in_from = false,
+            _ => {}
+        }
+        index + 1
     }
 }
