@@ -403,3 +403,180 @@ fn ed25519_login_and_refused_passwords_against_mariadb() {
         Err(LoginError::Server(err)) if err.code == 1044
     ));
 }
+
+#[test]
+fn cursors_fetch_long_data_and_resent_types_against_mariadb() {
+    let server = MariaDb::start();
+    for deprecate_eof in [false, true] {
+        let mut capabilities = LoginParams::DEFAULT_CAPABILITIES;
+        if !deprecate_eof {
+            capabilities = Capabilities(capabilities.0 & !Capabilities::DEPRECATE_EOF.0);
+        }
+        let mut connection = Connection::open(server.port);
+        let caps = connection
+            .login(params(&server, "app", capabilities))
+            .unwrap()
+            .capabilities;
+        let table = format!("c{}", u8::from(deprecate_eof));
+        simple_ok(
+            &mut connection,
+            &format!("CREATE TABLE {table} (id INT, body TEXT)"),
+            caps,
+        );
+        simple_ok(
+            &mut connection,
+            &format!("INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')"),
+            caps,
+        );
+        let packets = connection.run(
+            &Command::StmtPrepare {
+                query: format!("SELECT id, body FROM {table} WHERE id >= ? ORDER BY id")
+                    .into_bytes(),
+            },
+            caps,
+        );
+        let ResponsePacket::PrepareOk(prepared) = packets[0].0 else {
+            panic!("{packets:?}")
+        };
+        let types = [ValueType {
+            column_type: ColumnType::LONG,
+            unsigned: false,
+        }];
+        // A read-only cursor: metadata now, rows by COM_STMT_FETCH.
+        let execute = StmtExecute::with_parameters(
+            prepared.statement_id,
+            airlock_mysql::command::cursor::READ_ONLY,
+            &types,
+            &[BinaryValue::Int(2)],
+        )
+        .unwrap();
+        let packets = connection.run(&Command::StmtExecute(execute), caps);
+        assert!(
+            !packets
+                .iter()
+                .any(|(p, _)| matches!(p, ResponsePacket::BinaryRow { .. })),
+            "{packets:?}"
+        );
+        let column_types: Vec<ValueType> = packets
+            .iter()
+            .filter_map(|(packet, _)| match packet {
+                ResponsePacket::Column(column) => Some(ValueType::from(&**column)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(column_types.len(), 2);
+        let mut fetched = Vec::new();
+        loop {
+            let packets = connection.run(
+                &Command::StmtFetch {
+                    statement_id: prepared.statement_id,
+                    rows: 1,
+                },
+                caps,
+            );
+            for (packet, payload) in &packets {
+                if let ResponsePacket::BinaryRow { .. } = packet {
+                    fetched.push(decode_binary_row(payload, &column_types).unwrap());
+                }
+            }
+            let Some((ResponsePacket::ResultSetEnd(end), _)) = packets.last() else {
+                panic!("{packets:?}")
+            };
+            if end
+                .status
+                .contains(airlock_mysql::ServerStatus::LAST_ROW_SENT)
+            {
+                break;
+            }
+            assert!(fetched.len() < 5, "the cursor does not end");
+        }
+        assert_eq!(
+            fetched,
+            vec![
+                vec![BinaryValue::Int(2), BinaryValue::Bytes(b"b".to_vec())],
+                vec![BinaryValue::Int(3), BinaryValue::Bytes(b"c".to_vec())],
+            ]
+        );
+        let packets = connection.run(
+            &Command::StmtReset {
+                statement_id: prepared.statement_id,
+            },
+            caps,
+        );
+        assert!(matches!(packets[0].0, ResponsePacket::Ok(_)), "{packets:?}");
+
+        // Types not resent: the block is bitmap, flag 0, value.
+        let execute = StmtExecute {
+            statement_id: prepared.statement_id,
+            flags: 0,
+            iteration_count: 1,
+            parameter_block: vec![0x00, 0x00, 3, 0, 0, 0],
+        };
+        let decoded = execute.parameters(1, Some(&types), &[]).unwrap();
+        assert_eq!(decoded.values, vec![Some(BinaryValue::Int(3))]);
+        let packets = connection.run(&Command::StmtExecute(execute), caps);
+        let rows = packets
+            .iter()
+            .filter(|(p, _)| matches!(p, ResponsePacket::BinaryRow { .. }))
+            .count();
+        assert_eq!(rows, 1);
+
+        // A parameter sent as long data (no answer), then executed.
+        let insert = connection.run(
+            &Command::StmtPrepare {
+                query: format!("INSERT INTO {table} VALUES (?, ?)").into_bytes(),
+            },
+            caps,
+        );
+        let ResponsePacket::PrepareOk(insert) = insert[0].0 else {
+            panic!()
+        };
+        connection.command(
+            &Command::StmtSendLongData {
+                statement_id: insert.statement_id,
+                parameter: 1,
+                data: b"long body".to_vec(),
+            },
+            caps,
+        );
+        let insert_types = [
+            types[0],
+            ValueType {
+                column_type: ColumnType::BLOB,
+                unsigned: false,
+            },
+        ];
+        // The long-data parameter's value is left out of the block.
+        let mut block = vec![0x00, 0x01];
+        for value_type in &insert_types {
+            block.extend_from_slice(&[value_type.column_type.0, 0]);
+        }
+        block.extend_from_slice(&9i32.to_le_bytes());
+        let execute = StmtExecute {
+            statement_id: insert.statement_id,
+            flags: 0,
+            iteration_count: 1,
+            parameter_block: block,
+        };
+        assert_eq!(
+            execute.parameters(2, None, &[1]).unwrap().values,
+            vec![Some(BinaryValue::Int(9)), None]
+        );
+        let packets = connection.run(&Command::StmtExecute(execute), caps);
+        assert!(matches!(packets[0].0, ResponsePacket::Ok(_)), "{packets:?}");
+        let packets = connection.run(
+            &query(&format!("SELECT body FROM {table} WHERE id = 9")),
+            caps,
+        );
+        let body = packets
+            .iter()
+            .find_map(|(packet, payload)| match packet {
+                ResponsePacket::TextRow { column_count } => {
+                    decode_text_row(payload, *column_count).unwrap()[0].map(<[u8]>::to_vec)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(body, b"long body");
+    }
+}
