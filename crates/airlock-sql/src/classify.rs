@@ -12,11 +12,15 @@
 //! (`get`), and recursion into nested statements is bounded by
 //! [`MAX_NESTING`], so hostile input cannot panic or overflow the stack.
 
+mod mysql;
+mod mysql_set;
 mod predicate;
 
-use crate::functions::function_effect;
+pub use mysql_set::{MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES};
+
+use crate::functions::{function_effect, mysql_function_effect};
 use crate::lexer::{Token, TokenKind};
-use crate::{PreparedLookup, SessionEffect};
+use crate::{Dialect, PreparedLookup, SessionEffect};
 use airlock_types::{Access, Operation, StatementClass};
 
 /// Maximum nesting of statements inside statements (CTE bodies, EXPLAIN,
@@ -237,11 +241,14 @@ pub(crate) struct Builder {
     has_where: Option<bool>,
     complete: bool,
     cte_names: Vec<String>,
+    /// Look functions up in the MySQL lists.
+    mysql: bool,
 }
 
 impl Builder {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn for_dialect(dialect: Dialect) -> Self {
         Self {
+            mysql: dialect == Dialect::Mysql,
             operations: Vec::new(),
             access: Access::Read,
             tables_read: Vec::new(),
@@ -279,7 +286,12 @@ impl Builder {
     }
 
     fn call(&mut self, name: String) {
-        match function_effect(&name) {
+        let effect = if self.mysql {
+            mysql_function_effect(&name)
+        } else {
+            function_effect(&name)
+        };
+        match effect {
             Some(effect) => self.raise(effect.access()),
             None => {
                 self.raise(Access::Write);
@@ -375,6 +387,9 @@ struct Mode {
     using_is_from: bool,
     /// Inside MERGE: `THEN INSERT|UPDATE|DELETE` are its actions.
     merge: bool,
+    /// The tokens start with a table list, as after `FROM` (MySQL's
+    /// multi-table UPDATE and DELETE).
+    table_list: bool,
 }
 
 impl Mode {
@@ -382,11 +397,13 @@ impl Mode {
         query: true,
         using_is_from: false,
         merge: false,
+        table_list: false,
     };
     const DDL: Mode = Mode {
         query: false,
         using_is_from: false,
         merge: false,
+        table_list: false,
     };
 }
 
@@ -423,12 +440,23 @@ pub(crate) struct Statement<'a> {
     matching: Vec<usize>,
     prepared: &'a dyn PreparedLookup,
     depth: std::cell::Cell<usize>,
+    dialect: Dialect,
 }
 
 const NO_MATCH: usize = usize::MAX;
 
 impl<'a> Statement<'a> {
     pub(crate) fn new(sql: &'a str, tokens: &'a [Token], prepared: &'a dyn PreparedLookup) -> Self {
+        Self::with_dialect(sql, tokens, prepared, Dialect::Postgres)
+    }
+
+    /// A statement of `dialect`.
+    pub(crate) fn with_dialect(
+        sql: &'a str,
+        tokens: &'a [Token],
+        prepared: &'a dyn PreparedLookup,
+        dialect: Dialect,
+    ) -> Self {
         let mut matching = vec![NO_MATCH; tokens.len()];
         let mut stack = Vec::new();
         for (index, token) in tokens.iter().enumerate() {
@@ -450,12 +478,22 @@ impl<'a> Statement<'a> {
             matching,
             prepared,
             depth: std::cell::Cell::new(0),
+            dialect,
         }
+    }
+
+    /// A fresh builder for this statement's dialect.
+    fn builder(&self) -> Builder {
+        Builder::for_dialect(self.dialect)
+    }
+
+    fn is_mysql(&self) -> bool {
+        self.dialect == Dialect::Mysql
     }
 
     /// Classifies the whole statement.
     pub(crate) fn classify(&self) -> StatementClass {
-        let mut builder = Builder::new();
+        let mut builder = self.builder();
         self.check_tokens(&mut builder);
         self.statement(&mut builder, 0, self.tokens.len());
         builder.finish()
@@ -464,12 +502,15 @@ impl<'a> Statement<'a> {
     /// For `PREPARE name … AS body`: the name, the body's text and the
     /// body's classification.
     pub(crate) fn prepared_definition(&self) -> Option<(String, String, StatementClass)> {
+        if self.is_mysql() {
+            return self.mysql_prepared_definition();
+        }
         if !self.kw(0, "prepare") || self.kw(1, "transaction") {
             return None;
         }
         let name = self.ident(1)?;
         let body = self.find_word(2, self.tokens.len(), "as")? + 1;
-        let mut builder = Builder::new();
+        let mut builder = self.builder();
         self.check_tokens(&mut builder);
         self.statement(&mut builder, body, self.tokens.len());
         let start = self.token(body).map(|token| token.start)?;
@@ -482,6 +523,9 @@ impl<'a> Statement<'a> {
     /// anything: `DEALLOCATE`, `DISCARD`, `CLOSE`, `DECLARE … CURSOR`,
     /// `PREPARE`. A name that cannot be read affects every name.
     pub(crate) fn session_effect(&self) -> Option<SessionEffect> {
+        if self.is_mysql() {
+            return self.mysql_session_effects().into_iter().next();
+        }
         let mut buffer = [0u8; 32];
         match self.word(0, &mut buffer)? {
             "deallocate" => {
@@ -523,6 +567,15 @@ impl<'a> Statement<'a> {
         for token in self.tokens {
             match token.kind {
                 TokenKind::Unterminated | TokenKind::AmbiguousString => builder.incomplete(),
+                TokenKind::Ambiguous => {
+                    // The server's reading is unknown: it may run anything.
+                    builder.op(Operation::Unknown, Access::Write);
+                    builder.incomplete();
+                }
+                // A `;` inside a MySQL statement: the splitter counted
+                // blocks of a compound statement. Never trusted, so that a
+                // miscount cannot hide the next statement.
+                TokenKind::Semicolon if self.is_mysql() => builder.incomplete(),
                 TokenKind::LParen => depth += 1,
                 TokenKind::RParen => {
                     depth -= 1;
@@ -589,6 +642,9 @@ impl<'a> Statement<'a> {
     /// quoted identifiers unescaped; both truncated like PostgreSQL does.
     fn ident(&self, index: usize) -> Option<String> {
         let text = self.text(index);
+        if self.is_mysql() {
+            return self.mysql_ident(index);
+        }
         let mut value = match self.kind(index)? {
             TokenKind::Word => text.to_ascii_lowercase(),
             TokenKind::QuotedIdent => text
@@ -712,6 +768,10 @@ impl<'a> Statement<'a> {
     }
 
     fn statement_inner(&self, builder: &mut Builder, from: usize, to: usize) {
+        if self.is_mysql() {
+            self.mysql_statement(builder, from, to);
+            return;
+        }
         if from >= to {
             builder.op(Operation::Unknown, Access::Write);
             return;
@@ -1039,7 +1099,7 @@ impl<'a> Statement<'a> {
                 index += 1;
             }
         }
-        let mut inner = Builder::new();
+        let mut inner = self.builder();
         self.statement(&mut inner, index, to);
         if analyze {
             builder.absorb(inner);
@@ -1499,7 +1559,11 @@ impl<'a> Statement<'a> {
     /// calls, nested data-modifying statements, row locks and `SELECT INTO`.
     fn walk(&self, builder: &mut Builder, from: usize, to: usize, mode: Mode) -> WalkSummary {
         let mut summary = WalkSummary::default();
-        let mut levels = vec![Level::default()];
+        let mut levels = vec![Level {
+            in_from: mode.table_list,
+            expect_table: mode.table_list,
+            ..Level::default()
+        }];
         // `Some(from_item)` when the next `(` opens a function's arguments.
         let mut pending_function: Option<bool> = None;
         let mut pending_from_item = false;
@@ -1599,6 +1663,12 @@ impl<'a> Statement<'a> {
                     Some(w) if FROM_TERMINATORS.contains(&w) => {
                         level.expect_table = false;
                     }
+                    // MySQL's dummy table.
+                    Some("dual") if self.is_mysql() => {
+                        level.expect_table = false;
+                        index += 1;
+                        continue;
+                    }
                     _ => {
                         level.expect_table = false;
                         if token.kind == TokenKind::UnicodeQuotedIdent {
@@ -1624,6 +1694,14 @@ impl<'a> Statement<'a> {
                 }
             }
             // An alias after a FROM item, with optional column names.
+            // MySQL index hints: `t USE INDEX (i)`, `FORCE KEY FOR JOIN (i)`.
+            if self.is_mysql() {
+                if let Some(after) = self.mysql_index_hint(index, to) {
+                    level.expect_alias = false;
+                    index = after;
+                    continue;
+                }
+            }
             if level.expect_alias {
                 match word {
                     Some("as") => {
@@ -1634,7 +1712,12 @@ impl<'a> Statement<'a> {
                         index += 2;
                         continue;
                     }
-                    Some(w) if NOT_ALIASES.contains(&w) => level.expect_alias = false,
+                    Some(w)
+                        if NOT_ALIASES.contains(&w)
+                            || (self.is_mysql() && mysql::NOT_ALIASES.contains(&w)) =>
+                    {
+                        level.expect_alias = false
+                    }
                     _ => {
                         level.expect_alias = false;
                         index += 1;
@@ -1675,14 +1758,21 @@ impl<'a> Statement<'a> {
                 }
             }
             // A function call: a (qualified) name followed by `(`.
-            let after_cast = index > 0 && self.kind(index - 1) == Some(TokenKind::DoubleColon);
-            let keyword_like = word.is_some_and(|w| NOT_FUNCTIONS.contains(&w));
+            let after_cast = index > 0
+                && (self.kind(index - 1) == Some(TokenKind::DoubleColon)
+                    || (self.is_mysql() && self.mysql_type_position(index)));
+            let keyword_like = word.is_some_and(|w| {
+                NOT_FUNCTIONS.contains(&w) || (self.is_mysql() && mysql::NOT_FUNCTIONS.contains(&w))
+            });
             if !keyword_like {
                 if let Some(after) = self.qualified_name_end(index) {
                     if self.kind(after) == Some(TokenKind::LParen) {
                         let is_type = after_cast
                             || (after == index + 1
-                                && word.is_some_and(|w| TYPE_NAMES.contains(&w)));
+                                && word.is_some_and(|w| {
+                                    TYPE_NAMES.contains(&w)
+                                        || (self.is_mysql() && mysql::TYPE_NAMES.contains(&w))
+                                }));
                         if !is_type {
                             if let Some((name, _)) = self.qualified_name(index) {
                                 builder.call(name);
@@ -1714,6 +1804,34 @@ impl<'a> Statement<'a> {
                 "join" => {
                     level.in_from = true;
                     level.expect_table = true;
+                }
+                "straight_join" if self.is_mysql() => {
+                    level.in_from = true;
+                    level.expect_table = true;
+                }
+                // `LOCK IN SHARE MODE`: a row lock.
+                "lock" if self.is_mysql() && mode.query && self.kw(index + 1, "in") => {
+                    builder.op(Operation::Lock, Access::Write);
+                    level.in_from = false;
+                    index += 4;
+                    continue;
+                }
+                // MariaDB's `NEXT VALUE FOR s` is NEXTVAL(s), `PREVIOUS
+                // VALUE FOR s` is LASTVAL(s).
+                "next" | "previous"
+                    if self.is_mysql()
+                        && self.kw(index + 1, "value")
+                        && self.kw(index + 2, "for") =>
+                {
+                    let function = if word == "next" { "nextval" } else { "lastval" };
+                    builder.call(function.to_string());
+                    index += 3;
+                    continue;
+                }
+                "into" if self.is_mysql() && mode.query => {
+                    level.in_from = false;
+                    index = self.mysql_into(builder, index + 1, to);
+                    continue;
                 }
                 "references" => {
                     // `REFERENCES t (cols)`: a table, not a call.
@@ -1811,7 +1929,10 @@ impl<'a> Statement<'a> {
                 }
                 "insert" | "update" | "delete" | "merge" if mode.query => {
                     let previous_explains = index > 0
-                        && ((mode.merge && self.kw(index - 1, "then")) || self.kw(index - 1, "do"));
+                        && ((mode.merge && self.kw(index - 1, "then"))
+                            || self.kw(index - 1, "do")
+                            // `ON DUPLICATE KEY UPDATE`.
+                            || (self.is_mysql() && word == "update" && self.kw(index - 1, "key")));
                     if !previous_explains {
                         // A data-modifying keyword where none can be: a
                         // column named `update`, or something not

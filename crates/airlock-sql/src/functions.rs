@@ -27,6 +27,12 @@
 
 use airlock_types::Access;
 
+mod mysql;
+
+pub use mysql::{
+    mysql_function_effect, MYSQL_ADMIN_FUNCTIONS, MYSQL_READ_FUNCTIONS, MYSQL_WRITE_FUNCTIONS,
+};
+
 /// What calling a function does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionEffect {

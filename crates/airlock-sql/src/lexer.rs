@@ -49,6 +49,14 @@ pub(crate) enum TokenKind {
     DoubleColon,
     /// Any other byte (a stray `\`, a lone `$`, …).
     Other,
+    /// MySQL only: a user variable (`@name`, `@'name'`) or a system
+    /// variable (`@@name`, `@@session.name`).
+    Variable,
+    /// MySQL only: a point where the server's reading cannot be known
+    /// (a `;` inside an executable comment, or the rest of a text after
+    /// an executable comment whose end depends on whether it runs). Makes
+    /// its statement incomplete and `unknown`.
+    Ambiguous,
 }
 
 /// One token: its kind and its byte range in the source.

@@ -1,4 +1,5 @@
-//! PostgreSQL-dialect SQL classifier for airlock.
+//! SQL classifier for airlock: PostgreSQL, and MySQL / MariaDB
+//! ([`Dialect::Mysql`], rules below).
 //!
 //! This crate owns one question: *what does this SQL text do?* It splits a
 //! (possibly multi-statement) text into statements and classifies each into
@@ -58,19 +59,141 @@
 //! triggers, rules, views, row-level-security policies and functions called
 //! in attribute notation (`t.f` for `f(t)`) run code it cannot see. Policies
 //! that must be strict about those should restrict DDL (which is `write`).
+//!
+//! # MySQL / MariaDB
+//! The same API and the same meaning of access, `complete`, tables,
+//! functions and `has_where`; the shared classifier walks SELECT bodies,
+//! CTEs, joins and WHERE clauses for both dialects. What differs:
+//!
+//! **Lexing** (`mysql_lexer.rs`, checked against MariaDB by
+//! `tests/mysql_server.rs`): `` `identifiers` `` with doubled backticks, `#`
+//! comments, `-- ` comments only when the dashes are followed by
+//! whitespace, a control character or the end (`1--1` is arithmetic),
+//! non-nesting `/* */`, `'…'`/`"…"` strings with `\` escapes and doubled
+//! quotes, `@user` and `@@system` variables, `X'…'`, `B'…'`, `N'…'`,
+//! `_charset'…'`, `0x…`, `0b…`, identifiers that start with a digit.
+//! - Executable comments are code. `/*! … */` always runs; the contents of
+//!   version-gated `/*!NNNNN … */` and of MariaDB's `/*M! … */` may or may
+//!   not run, so a statement holding them is classified both with and
+//!   without them and the two are merged (`DELETE FROM t /*!99999 WHERE id
+//!   = 1 */` is unbounded). A `;` inside an executable comment is a
+//!   boundary and makes both sides `unknown` and incomplete; where the
+//!   readings disagree on where the comment ends (a string or comment
+//!   inside that spans its `*/`, a nested `/*`, a six-digit `/*!` version),
+//!   the rest of the text is `unknown`, split at every `;`. `/*+ … */`
+//!   hints are comments.
+//! - `sql_mode` changes lexing (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`) and
+//!   the server may already run with either: a text holding a `\` or a
+//!   `"` is lexed under all four combinations, and it is complete only if
+//!   every reading splits it the same way (a reading in which a string
+//!   runs unterminated is rejected by the server and runs nothing);
+//!   classifications are merged (so `FROM "t"` reads table `t`). `'it\'s'`
+//!   is complete; `SELECT 'a\';DROP TABLE t;--'` is not.
+//! - `DELIMITER` and `\` commands are client commands: `unknown`.
+//!
+//! **Splitting** (`mysql_split.rs`): at `;`, except inside the body of a
+//! routine, trigger or event, or of MariaDB's top-level compound
+//! statements (`BEGIN NOT ATOMIC`, `IF`, loops, labels), where block
+//! openers are counted against `END`. Such a statement with a `;` inside is
+//! never complete, so a miscount cannot hide a statement.
+//!
+//! **Classification** (`classify/mysql.rs`, `classify/mysql_set.rs`):
+//! - `SELECT … INTO OUTFILE|DUMPFILE` is `copy_to` + `admin` (a server
+//!   file); `INTO @var` stays `read`. `FOR UPDATE`, `FOR SHARE` and `LOCK IN
+//!   SHARE MODE` add `lock` + `write`. `DUAL` is not a table.
+//! - `INSERT`/`REPLACE` (INTO optional); REPLACE adds `delete`, `ON
+//!   DUPLICATE KEY UPDATE` adds `update`, both bounded (`has_where: true`)
+//!   by the inserted keys. Multi-table UPDATE and DELETE report *every*
+//!   table of their table references as written (targets may be aliases),
+//!   and the WHERE clause ends at a top-level `ORDER BY` or `LIMIT`; `||`
+//!   and `XOR` split like `OR`, `<=>` compares to itself.
+//! - `LOAD DATA|XML LOCAL INFILE` is `copy_from` + `write`; without LOCAL
+//!   (a server file) `admin`. `LOAD_FILE()` is `admin`.
+//! - `SHOW`, `DESCRIBE`/`DESC`/`EXPLAIN table`, `HELP` are `read` (`show`).
+//!   `EXPLAIN stmt` is `explain`; it is `write` when the statement writes
+//!   (MariaDB refuses it in a read-only transaction). `EXPLAIN ANALYZE stmt`
+//!   and MariaDB's `ANALYZE stmt` run the statement and carry its
+//!   classification; `ANALYZE|OPTIMIZE|REPAIR|CHECK TABLE` are
+//!   `maintenance` + `admin`; `CHECKSUM TABLE` is `read`.
+//! - `USE db` is `other` + `read` with the session effect
+//!   [`SessionEffect::UseDatabase`]: table names are reported as written,
+//!   and a gateway that matches qualified names must qualify unqualified
+//!   ones with the current database.
+//! - User variables (`SET @a = …`, `@a := …`, `SELECT … INTO @a`) are
+//!   `read`: they only change the session's scratch values, reported as
+//!   [`SessionEffect::SetUserVariable`]; their value expression decides
+//!   (`SET @a = SLEEP(1)` is `write`). They matter to `PREPARE s FROM @a`,
+//!   which is always incomplete.
+//! - `SET` of a system variable is `write`; `admin` for GLOBAL/PERSIST, for
+//!   [`MYSQL_PRIVILEGED_SETTINGS`] and [`MYSQL_PRIVILEGED_SETTING_PREFIXES`]
+//!   (`sql_mode`, character sets, `foreign_key_checks`, `unique_checks`,
+//!   `sql_safe_updates`, `sql_log_bin`, `transaction_read_only` …), for `SET
+//!   NAMES` / `CHARACTER SET` / `CHARSET` (a multibyte client character set
+//!   such as GBK or SJIS can swallow the `\` of an escaped quote), `SET
+//!   PASSWORD`, `SET ROLE`, `SET DEFAULT ROLE`, and for `SET TRANSACTION
+//!   READ WRITE` (it undoes a read-only guard). Every item of a `SET` list
+//!   counts; `/*!` forms and `SET STATEMENT … FOR stmt` too. `autocommit` is
+//!   an ordinary `write` setting: it changes when writes are committed, not
+//!   what may run.
+//! - Transaction control (`START TRANSACTION [READ ONLY|READ WRITE|WITH
+//!   CONSISTENT SNAPSHOT]`, `BEGIN [WORK]`, `COMMIT`, `ROLLBACK`,
+//!   `SAVEPOINT`, `RELEASE`, `XA START|END|PREPARE|RECOVER`) is
+//!   `transaction` + `read`; `XA COMMIT|ROLLBACK` are `write`. `LOCK
+//!   TABLES` is `lock` + `write` with every locked table written; `UNLOCK
+//!   TABLES` is `lock` + `read`.
+//! - DDL (`CREATE|ALTER|DROP|TRUNCATE|RENAME` of tables, views, indexes,
+//!   sequences, databases, routines, triggers, events) is `write`; a
+//!   `DEFINER =` clause or a UDF's `SONAME` makes it `admin`. Users, roles,
+//!   servers, `GRANT`, `REVOKE`, `FLUSH`, `RESET`, `PURGE`, `KILL`,
+//!   `SHUTDOWN`, `INSTALL`/`UNINSTALL`, `CHANGE MASTER`, `START|STOP
+//!   SLAVE|REPLICA`, `BINLOG`, `CACHE INDEX`, `LOAD INDEX`, `BACKUP` are
+//!   `admin`.
+//! - `CALL` is `call` + `write`, incomplete. `DO expr` is `select`, decided
+//!   by its functions. Compound statements are `do` + `write`, incomplete.
+//! - `PREPARE s FROM '…'` classifies the quoted text (one statement, no
+//!   backslash in it, else incomplete) and is remembered through
+//!   [`prepared_definitions`]; `PREPARE s FROM @var` is incomplete.
+//!   `EXECUTE s [USING …]` takes the classification through
+//!   [`PreparedLookup`] (or from a `PREPARE` earlier in the same text);
+//!   MariaDB's `EXECUTE IMMEDIATE '…'` classifies the text. `DEALLOCATE |
+//!   DROP PREPARE` is `other` + `read`.
+//! - `HANDLER t OPEN` reads `t`; `HANDLER h READ` is incomplete (`h` may be
+//!   an alias of any table).
+//! - Functions: the MySQL lists in [`functions`] (`SLEEP`, `BENCHMARK`,
+//!   `GET_LOCK`, `RELEASE_LOCK`, `RELEASE_ALL_LOCKS`, `NEXTVAL`, `SETVAL`,
+//!   `LASTVAL` are `write`: they hold the server or shared state); stored
+//!   functions and UDFs are unknown, hence `write`.
+//! - Names: table, column and function names are lowercased, quoted or
+//!   not, and reported qualified as written (`db.t`). On a server with
+//!   `lower_case_table_names = 0` tables differing only in case are reported
+//!   as the same name (the stricter choice for deny rules).
+//!
+//! Known limits of the MySQL dialect: the classifier assumes the client
+//! character set is one where `\` and `'` are never the second byte of a
+//! multibyte character (UTF-8, latin1: the gateway must not let the
+//! handshake choose GBK, SJIS, BIG5 or CP932); `sql_mode`s other than the
+//! two lexing flags (`ORACLE`, `PIPES_AS_CONCAT`, `IGNORE_SPACE`,
+//! `HIGH_NOT_PRECEDENCE`) may change parsing; compound statements and
+//! routine bodies are not classified inside; DDL walks may list index or
+//! type names as unknown functions.
 
 #![deny(clippy::indexing_slicing)]
 
 mod classify;
 pub mod functions;
 mod lexer;
+mod mysql;
+mod mysql_lexer;
+mod mysql_split;
 mod split;
 mod syntax;
 
 use airlock_types::{Command, Operation, StatementClass};
 use std::collections::HashMap;
 
-pub use classify::PRIVILEGED_SETTINGS;
+pub use classify::{
+    MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES, PRIVILEGED_SETTINGS,
+};
 pub use functions::{function_effect, FunctionEffect};
 pub use syntax::{
     syntax_error, SyntaxError, CHECK_TIMEOUT, MAX_CHECKED_BYTES, MAX_CHECKED_GLOBAL_WORDS,
@@ -82,8 +205,7 @@ pub use syntax::{
 pub enum Dialect {
     /// PostgreSQL (fully implemented).
     Postgres,
-    /// MySQL / MariaDB: not implemented yet; every text is one incomplete
-    /// statement with operation `unknown`.
+    /// MySQL / MariaDB (see the crate doc for its rules).
     Mysql,
 }
 
@@ -146,29 +268,16 @@ pub fn classify_with(dialect: Dialect, sql: &str, prepared: &dyn PreparedLookup)
                 })
                 .collect()
         }
-        Dialect::Mysql => {
-            if sql.trim().is_empty() {
-                Vec::new()
-            } else {
-                vec![unknown_statement()]
-            }
-        }
+        Dialect::Mysql => mysql::classify_mysql(sql, prepared),
     };
     Command::sql(sql, statements)
 }
 
-fn unknown_statement() -> StatementClass {
-    StatementClass {
-        operations: vec![Operation::Unknown],
-        access: Some(airlock_types::Access::Write),
-        complete: false,
-        ..StatementClass::default()
-    }
-}
-
 /// Splits `sql` into statement texts (without the terminating `;`, comments
 /// before the first token excluded). Empty statements are dropped. For
-/// [`Dialect::Mysql`] the whole trimmed text is one statement.
+/// [`Dialect::Mysql`] the boundaries are those of the default `sql_mode`
+/// reading (a text whose boundaries depend on the mode is classified
+/// incomplete).
 pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
     match dialect {
         Dialect::Postgres => {
@@ -178,14 +287,7 @@ pub fn split_statements(dialect: Dialect, sql: &str) -> Vec<&str> {
                 .filter_map(|statement| sql.get(statement.start..statement.end))
                 .collect()
         }
-        Dialect::Mysql => {
-            let trimmed = sql.trim();
-            if trimmed.is_empty() {
-                Vec::new()
-            } else {
-                vec![trimmed]
-            }
-        }
+        Dialect::Mysql => mysql::split_mysql(sql),
     }
 }
 
@@ -197,10 +299,20 @@ pub fn prepared_definitions(dialect: Dialect, command: &Command) -> Vec<Prepared
         .statements()
         .iter()
         .any(|statement| statement.operations.contains(&Operation::Prepare));
-    if !has_prepare || dialect != Dialect::Postgres {
+    if !has_prepare {
         return Vec::new();
     }
     let sql = command.text.as_str();
+    if dialect == Dialect::Mysql {
+        return mysql::mysql_prepared_definitions(sql)
+            .into_iter()
+            .map(|(name, body, statement)| PreparedDefinition {
+                name,
+                body,
+                statement,
+            })
+            .collect();
+    }
     let tokens = lexer::tokenize(sql);
     split::split_tokens(sql, &tokens)
         .into_iter()
@@ -237,12 +349,20 @@ pub enum SessionEffect {
     Declare(String),
     /// `EXECUTE name`: runs what the session prepared under that name.
     Execute(String),
+    /// MySQL `USE db`: unqualified table names now name tables of `db`
+    /// (lowercased). A gateway that matches qualified table names must
+    /// track it, starting from the database of the handshake.
+    UseDatabase(String),
+    /// MySQL: the statement assigns user variable `@name` (lowercased):
+    /// `SET @a = …`, `@a := …`, `SELECT … INTO @a`. Its value is no longer
+    /// what the session last knew (see `PREPARE … FROM @a`).
+    SetUserVariable(String),
 }
 
 /// The [`SessionEffect`]s of the statements in `sql`, in order.
 pub fn session_effects(dialect: Dialect, sql: &str) -> Vec<SessionEffect> {
-    if dialect != Dialect::Postgres {
-        return Vec::new();
+    if dialect == Dialect::Mysql {
+        return mysql::mysql_session_effects(sql);
     }
     let tokens = lexer::tokenize(sql);
     split::split_tokens(sql, &tokens)

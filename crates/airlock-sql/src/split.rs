@@ -14,6 +14,8 @@ use crate::lexer::{Token, TokenKind};
 pub(crate) struct StatementTokens<'t> {
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// The index of the statement's first token in the text's tokens.
+    pub(crate) first: usize,
     pub(crate) tokens: &'t [Token],
 }
 
@@ -78,7 +80,7 @@ pub(crate) fn split_tokens<'t>(sql: &str, tokens: &'t [Token]) -> Vec<StatementT
     statements
 }
 
-fn push_statement<'t>(
+pub(crate) fn push_statement<'t>(
     statements: &mut Vec<StatementTokens<'t>>,
     tokens: &'t [Token],
     from: usize,
@@ -89,6 +91,7 @@ fn push_statement<'t>(
         statements.push(StatementTokens {
             start: first.start,
             end: last.end,
+            first: from,
             tokens: slice,
         });
     }

@@ -419,13 +419,6 @@ fn fetch_reads_what_its_cursor_was_declared_for() {
 }
 
 #[test]
-fn mysql_is_incomplete() {
-    let command = classify(Dialect::Mysql, "select 1");
-    assert!(!command.complete());
-    assert_eq!(command.access(), Access::Write);
-}
-
-#[test]
 fn empty_text_is_not_complete() {
     assert!(!pg("").complete());
     assert!(!pg("  -- nothing").complete());

@@ -23,6 +23,14 @@
 //! `EXISTS (SELECT 1 FROM u)`) still counts as bounding: telling those apart
 //! needs the catalog and the data, which the classifier does not have.
 //!
+//! MySQL differences (`Dialect::Mysql`): `||` and `XOR` separate like
+//! `OR` (`||` is `OR` unless `PIPES_AS_CONCAT`; splitting there is the
+//! stricter reading either way, and `a XOR true` matches almost every row),
+//! `&&` joins like `AND`, `<=>` (null-safe equality) is reflexive, more words
+//! are operators or keywords rather than columns (`DIV`, `REGEXP`,
+//! `INTERVAL 1 DAY` …), `@variables` are not columns, and the clause ends at
+//! a top-level `ORDER BY` or `LIMIT`.
+//!
 //! Like the rest of the classifier it never panics: every access is
 //! bounds-checked and recursion into parentheses is bounded by
 //! [`MAX_NESTING`] (deeper input counts as unbounded: fail closed).
@@ -83,6 +91,41 @@ const CONDITION_KEYWORDS: &[&str] = &[
     "when",
 ];
 
+/// MySQL words that, inside a condition, are never a column reference.
+const MYSQL_CONDITION_KEYWORDS: &[&str] = &[
+    "binary",
+    "day",
+    "day_hour",
+    "day_microsecond",
+    "day_minute",
+    "day_second",
+    "div",
+    "hour",
+    "hour_microsecond",
+    "hour_minute",
+    "hour_second",
+    "interval",
+    "microsecond",
+    "minute",
+    "minute_microsecond",
+    "minute_second",
+    "mod",
+    "month",
+    "quarter",
+    "regexp",
+    "rlike",
+    "second",
+    "second_microsecond",
+    "sounds",
+    "utc_date",
+    "utc_time",
+    "utc_timestamp",
+    "week",
+    "xor",
+    "year",
+    "year_month",
+];
+
 /// Words that continue a type name after its first word (`character
 /// varying`, `double precision`, `timestamp with time zone`).
 const TYPE_CONTINUATIONS: &[&str] = &["precision", "time", "varying", "with", "without", "zone"];
@@ -103,7 +146,15 @@ impl Statement<'_> {
             // `WHERE CURRENT OF cursor`: exactly one row.
             return true;
         }
-        let end = self.find_word(from, to, "returning").unwrap_or(to);
+        let mut end = self.find_word(from, to, "returning").unwrap_or(to);
+        if self.is_mysql() {
+            // `… WHERE c ORDER BY x LIMIT 1`: the clause ends before them.
+            for keyword in ["order", "limit"] {
+                if let Some(at) = self.find_word(from, end, keyword) {
+                    end = at;
+                }
+            }
+        }
         !self.may_match_every_row(from, end, 0)
     }
 
@@ -160,7 +211,9 @@ impl Statement<'_> {
                 index += 1;
                 continue;
             }
-            if case_depth == 0 && self.kw(index, separator) {
+            if case_depth == 0
+                && (self.kw(index, separator) || self.mysql_separator(index, separator))
+            {
                 pieces.push((start, index));
                 start = index + 1;
             }
@@ -168,6 +221,20 @@ impl Statement<'_> {
         }
         pieces.push((start, to));
         pieces
+    }
+
+    /// MySQL's other spellings of a separator: `||` and `XOR` for `OR`,
+    /// `&&` for `AND`.
+    fn mysql_separator(&self, index: usize, separator: &str) -> bool {
+        if !self.is_mysql() {
+            return false;
+        }
+        let operator = self.kind(index) == Some(TokenKind::Operator);
+        match separator {
+            "or" => (operator && self.text(index) == "||") || self.kw(index, "xor"),
+            "and" => operator && self.text(index) == "&&",
+            _ => false,
+        }
     }
 
     /// True when some token in `from..to` is a column (or table) name.
@@ -188,7 +255,9 @@ impl Statement<'_> {
             if self.kind(index) == Some(TokenKind::Word) {
                 let mut buffer = [0u8; 32];
                 if let Some(word) = self.word(index, &mut buffer) {
-                    if CONDITION_KEYWORDS.contains(&word) {
+                    if CONDITION_KEYWORDS.contains(&word)
+                        || (self.is_mysql() && MYSQL_CONDITION_KEYWORDS.contains(&word))
+                    {
                         if word == "as" {
                             // `CAST(x AS type)`.
                             index = self.skip_type(index + 1, to);
@@ -256,7 +325,8 @@ impl Statement<'_> {
             }
             if self.kind(index) == Some(TokenKind::Operator) {
                 let operator = self.text(index);
-                if REFLEXIVE_OPERATORS.contains(&operator) {
+                if REFLEXIVE_OPERATORS.contains(&operator) || (self.is_mysql() && operator == "<=>")
+                {
                     return index > from && self.same_tokens(from, index, index + 1, to);
                 }
                 if OTHER_COMPARISONS.contains(&operator) {
