@@ -130,10 +130,10 @@ pub fn mask_text_row(
         .zip(masks)
         .map(|(cell, mask)| {
             let out = cell.and_then(|cell| mask_text_cell(plan, *mask, cell, stats));
-            changed |= match (&out, cell) {
-                (Some(Cow::Borrowed(_)), Some(_)) | (None, None) => false,
-                _ => true,
-            };
+            changed |= !matches!(
+                (&out, cell),
+                (Some(Cow::Borrowed(_)), Some(_)) | (None, None)
+            );
             out
         })
         .collect();

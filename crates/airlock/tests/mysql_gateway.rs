@@ -450,3 +450,137 @@ fn prepared_statements_are_decided_at_prepare_and_unknown_ids_are_refused() {
     let rows = text_rows(&raw.query("select count(*) from items"));
     assert_eq!(rows, vec![vec![Some("2".to_string())]]);
 }
+
+/// Deletes held for review (no wait): the client reads the review id.
+const HOLD_DELETES: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: inserts
+    match: {operations: [insert]}
+    action: allow
+  - name: deletes-need-review
+    match: {operations: [delete]}
+    action: review
+    approvers: dba
+";
+
+#[test]
+fn reviews_hold_statements_and_executions_until_approved() {
+    let (server, gateway) = setup("", HOLD_DELETES);
+    prepare_tables(&server);
+    let (_id, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let output = mariadb(
+        &gateway,
+        "agent-7",
+        &token,
+        "shop-mysql",
+        true,
+        "delete from customers where id = 2 /* held-delete-marker */",
+    );
+    assert!(!output.status.success());
+    let message = err(&output);
+    assert!(message.contains("ERROR 1142 (42000)"), "{message}");
+    assert!(message.contains("airlock review approve r-"), "{message}");
+    assert!(!server.general_log().contains("held-delete-marker"));
+
+    // A prepared delete: preparing runs nothing; each execution is
+    // reviewed with its values.
+    let mut raw = Raw::connect(&gateway, "agent-7", &token, "shop-mysql").unwrap();
+    let prepared = raw.run(&Command::StmtPrepare {
+        query: b"delete from customers where id = ?".to_vec(),
+    });
+    let statement_id = prepared
+        .iter()
+        .find_map(|(packet, _)| match packet {
+            ResponsePacket::PrepareOk(ok) => Some(ok.statement_id),
+            _ => None,
+        })
+        .expect("prepared");
+    let execute =
+        StmtExecute::with_parameters(statement_id, 0, &[LONG], &[BinaryValue::Int(2)]).unwrap();
+    let held = raw.run(&Command::StmtExecute(execute));
+    let error = error_of(&held).expect("held");
+    assert_eq!(error.code, 1142);
+    assert!(
+        error.message.contains("airlock review approve r-"),
+        "{error:?}"
+    );
+    assert_eq!(
+        server.sql_in("appdb", "select count(*) from customers"),
+        "2"
+    );
+    let reviews = gateway.cli_ok(&["review", "list", "--output", "json"], None);
+    assert!(
+        reviews.contains("-- with ?1 = '2'"),
+        "the reviewer sees the bound value: {reviews}"
+    );
+}
+
+#[test]
+fn pipelined_and_oversized_packets_cannot_slip_past_the_gate() {
+    let (server, gateway) = setup("mysql:\n  max_packet_bytes: 65536\n", POLICY);
+    prepare_tables(&server);
+    let (_id, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let mut raw = Raw::connect(&gateway, "agent-7", &token, "shop-mysql").unwrap();
+    // Three commands in one write: each is decided on its own, in order.
+    let mut burst = Vec::new();
+    for sql in [
+        "drop table items /* pipelined-drop-marker */",
+        "insert into items values (5, 'pipelined-insert')",
+        "truncate table customers /* pipelined-truncate-marker */",
+    ] {
+        let payload = Command::Query {
+            query: sql.as_bytes().to_vec(),
+        }
+        .encode(raw.capabilities)
+        .unwrap();
+        let mut framed = vec![0u8; 4];
+        framed[..3].copy_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+        framed.extend_from_slice(&payload);
+        burst.extend_from_slice(&framed);
+    }
+    raw.send_bytes(&burst);
+    let first = airlock_mysql::ErrPacket::decode(&raw.read_next_answer()).unwrap();
+    assert_eq!(first.code, 1142);
+    let second = raw.read_next_answer();
+    assert_eq!(second.first(), Some(&0x00), "the insert's OK");
+    let third = airlock_mysql::ErrPacket::decode(&raw.read_next_answer()).unwrap();
+    assert_eq!(third.code, 1142);
+    let log = server.general_log();
+    assert!(!log.contains("pipelined-drop-marker") && !log.contains("pipelined-truncate-marker"));
+    assert!(log.contains("pipelined-insert"));
+    assert_eq!(
+        server.sql_in("appdb", "select count(*) from customers"),
+        "2"
+    );
+
+    // A packet over the bound ends the session before it is buffered.
+    raw.send_bytes(&[0xff, 0xff, 0xff, 0x00, 0x03]);
+    let error = airlock_mysql::ErrPacket::decode(&raw.read_next_answer()).unwrap();
+    assert_eq!(error.code, 1153, "{error:?}");
+}
+
+#[test]
+fn revoking_the_token_ends_the_live_session() {
+    let (server, gateway) = setup("", POLICY);
+    prepare_tables(&server);
+    let (id, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let mut raw = Raw::connect(&gateway, "agent-7", &token, "shop-mysql").unwrap();
+    assert_eq!(
+        text_rows(&raw.query("select 1")),
+        vec![vec![Some("1".to_string())]]
+    );
+    gateway.cli_ok(&["token", "revoke", &id], None);
+    let error = airlock_mysql::ErrPacket::decode(&raw.read_next_answer()).unwrap();
+    assert_eq!(error.code, 1927, "{error:?}");
+    assert!(
+        error.message.contains("terminating connection"),
+        "{error:?}"
+    );
+    // And new logins with it fail like any bad token.
+    let again = mariadb(&gateway, "agent-7", &token, "shop-mysql", true, "select 1");
+    assert!(err(&again).contains("ERROR 1045"), "{}", err(&again));
+}

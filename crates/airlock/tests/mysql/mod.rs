@@ -190,3 +190,25 @@ impl Raw {
         self.write(payload);
     }
 }
+
+impl Raw {
+    /// Writes bytes as they are (already framed).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next packet whatever its sequence id (answers to pipelined
+    /// commands, errors the gateway sends on its own).
+    pub fn read_next_answer(&mut self) -> Vec<u8> {
+        let mut codec = PacketCodec::default().without_sequence_check();
+        loop {
+            if let Some(packet) = codec.decode(&mut self.buf).unwrap() {
+                return packet.payload.to_vec();
+            }
+            let mut chunk = [0u8; 16384];
+            let read = self.stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "the gateway closed the connection");
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
