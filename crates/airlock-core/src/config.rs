@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     /// PostgreSQL listener options.
     #[serde(default)]
     pub postgres: PostgresOptions,
+    /// MySQL/MariaDB listener options.
+    #[serde(default)]
+    pub mysql: MysqlOptions,
     /// Token issuing options.
     #[serde(default)]
     pub tokens: TokenOptions,
@@ -197,7 +200,9 @@ pub struct ListenConfig {
     /// PostgreSQL clients (default `0.0.0.0:15432`).
     #[serde(default = "default_postgres_listen")]
     pub postgres: String,
-    /// MySQL clients (reserved; the MySQL gateway is not built yet).
+    /// MySQL/MariaDB clients (default `0.0.0.0:13306`). The listener runs
+    /// when this is set or when a connection has `protocol: mysql`, so a
+    /// PostgreSQL-only gateway opens no MySQL port.
     #[serde(default)]
     pub mysql: Option<String>,
     /// HTTP/Kubernetes/MCP clients (reserved; not built yet).
@@ -224,6 +229,9 @@ fn default_postgres_listen() -> String {
     "0.0.0.0:15432".into()
 }
 
+/// The MySQL listener's address when `listen.mysql` is not set.
+pub const DEFAULT_MYSQL_LISTEN: &str = "0.0.0.0:13306";
+
 /// PEM files for the client-facing TLS listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +248,8 @@ pub struct TlsFiles {
 pub struct ConnectionConfig {
     /// The name clients use as database name (`prod-pg`).
     pub name: String,
-    /// Wire protocol: `postgres` (MySQL, HTTP and MCP come later).
+    /// Wire protocol: `postgres` or `mysql` (MySQL and MariaDB; HTTP and
+    /// MCP come later).
     pub protocol: String,
     /// Upstream `host:port`.
     pub address: String,
@@ -328,8 +337,40 @@ impl Default for PostgresOptions {
     }
 }
 
+/// MySQL/MariaDB listener options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlOptions {
+    /// Who may skip TLS: `loopback` (default), `always`, `never`. Without
+    /// TLS the token travels in cleartext (`mysql_clear_password`).
+    #[serde(default)]
+    pub allow_plaintext: PlaintextPolicy,
+    /// Largest packet payload accepted from a client or an upstream, in
+    /// bytes (default 16 MiB; multi-packet payloads count whole).
+    #[serde(default = "default_mysql_max_packet_bytes")]
+    pub max_packet_bytes: usize,
+}
+
+impl Default for MysqlOptions {
+    fn default() -> Self {
+        Self {
+            allow_plaintext: PlaintextPolicy::default(),
+            max_packet_bytes: default_mysql_max_packet_bytes(),
+        }
+    }
+}
+
+/// The MySQL listener's default packet bound: the codec's own
+/// (`airlock_mysql::DEFAULT_MAX_PACKET_BYTES`; a test of
+/// `airlock-mysql-gateway` checks they agree).
+pub const DEFAULT_MYSQL_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
+
+fn default_mysql_max_packet_bytes() -> usize {
+    DEFAULT_MYSQL_MAX_PACKET_BYTES
+}
+
 /// The protocols this build has a gateway for.
-pub const SERVED_PROTOCOLS: [Protocol; 1] = [Protocol::Postgres];
+pub const SERVED_PROTOCOLS: [Protocol; 2] = [Protocol::Postgres, Protocol::Mysql];
 
 /// Why a connection of `protocol` cannot be served, if it cannot.
 pub fn unserved_protocol(protocol: &str) -> Option<String> {
@@ -536,6 +577,8 @@ impl fmt::Display for ConfigError {
 pub struct ResolvedSettings {
     pub admin_listen: SocketAddr,
     pub postgres_listen: SocketAddr,
+    /// The MySQL listener, when one runs (see [`ListenConfig::mysql`]).
+    pub mysql_listen: Option<SocketAddr>,
     pub max_ttl: Duration,
     pub default_ttl: Duration,
     pub lockout_window: Duration,
@@ -611,6 +654,26 @@ impl GatewayConfig {
                     "listen.postgres: {:?} is not an address like 0.0.0.0:15432",
                     self.listen.postgres
                 ),
+            );
+        }
+        let wants_mysql = self.listen.mysql.is_some()
+            || self
+                .connections
+                .iter()
+                .any(|connection| connection.protocol == Protocol::Mysql.as_str());
+        let mysql_text = self.listen.mysql.as_deref().unwrap_or(DEFAULT_MYSQL_LISTEN);
+        let mysql_listen = mysql_text.parse::<SocketAddr>().ok();
+        if wants_mysql && mysql_listen.is_none() {
+            problem(
+                "mysql:",
+                format!("listen.mysql: {mysql_text:?} is not an address like 0.0.0.0:13306"),
+            );
+        }
+        let mysql_listen = mysql_listen.filter(|_| wants_mysql);
+        if self.mysql.max_packet_bytes < 1024 {
+            problem(
+                "max_packet_bytes:",
+                "mysql.max_packet_bytes: must be at least 1024".into(),
             );
         }
         if self.store != "sqlite" {
@@ -826,6 +889,7 @@ impl GatewayConfig {
                 Ok(ResolvedSettings {
                     admin_listen,
                     postgres_listen,
+                    mysql_listen,
                     max_ttl: get(0),
                     default_ttl: get(1),
                     lockout_window: get(2),
@@ -939,7 +1003,7 @@ tokens:
 ";
         let error = GatewayConfig::parse(text, "test.yaml").unwrap_err();
         let lines: Vec<_> = error.problems.iter().map(|problem| problem.line).collect();
-        assert_eq!(error.problems.len(), 8, "{error}");
+        assert_eq!(error.problems.len(), 7, "{error}");
         assert!(lines.contains(&Some(2)), "{error}");
         assert!(lines.contains(&Some(3)), "{error}");
         assert!(lines.contains(&Some(15)), "{error}");
@@ -1033,19 +1097,19 @@ tokens:
     /// The multi-protocol example is the contract for gateways not built
     /// yet. Today the whole file is refused at the first connection of an
     /// unbuilt protocol that has fields of its own (`billing-api`'s `url`,
-    /// line 36); a MySQL connection, which has the PostgreSQL fields, is
-    /// refused by name; the PostgreSQL part loads unchanged (the reserved
-    /// `listen.mysql` and `listen.http` included).
+    /// line 36); the PostgreSQL and MySQL parts load unchanged (the
+    /// reserved `listen.http` included).
     #[test]
     fn only_served_protocols_pass_and_unknown_ones_are_named() {
         assert_eq!(unserved_protocol("postgres"), None);
-        for later in ["mysql", "http", "kubernetes", "mcp"] {
+        assert_eq!(unserved_protocol("mysql"), None);
+        for later in ["http", "kubernetes", "mcp"] {
             let problem = unserved_protocol(later).unwrap();
             assert!(problem.contains("is not supported yet"), "{problem}");
         }
         let problem = unserved_protocol("postgresql").unwrap();
         assert!(
-            problem.contains("is unknown (supported: postgres)"),
+            problem.contains("is unknown (supported: postgres, mysql)"),
             "{problem}"
         );
     }
@@ -1074,14 +1138,21 @@ tokens:
         );
 
         let with_mysql = multi_example_with(&["postgres", "mysql"]);
-        let error = GatewayConfig::parse(&with_mysql, "airlock-multi.yaml").unwrap_err();
-        assert_eq!(error.problems.len(), 1, "{error}");
-        assert!(
-            error.problems[0]
-                .message
-                .contains("protocol \"mysql\" is not supported yet"),
-            "{error}"
+        let (config, settings) = GatewayConfig::parse(&with_mysql, "airlock-multi.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.connections.len(), 2);
+        let shop = &config.connections[1];
+        assert_eq!(
+            (shop.name.as_str(), shop.protocol.as_str()),
+            ("shop-mysql", "mysql")
         );
+        assert_eq!(shop.database.as_deref(), Some("shop"));
+        assert_eq!(shop.tls.as_deref(), Some("require"));
+        assert_eq!(
+            settings.mysql_listen.map(|address| address.to_string()),
+            Some("0.0.0.0:13306".into())
+        );
+        assert_eq!(config.mysql.allow_plaintext, PlaintextPolicy::Loopback);
 
         let postgres_only = multi_example_with(&["postgres"]);
         let (config, settings) = GatewayConfig::parse(&postgres_only, "airlock-multi.yaml")
@@ -1102,5 +1173,32 @@ tokens:
         assert_eq!(settings.postgres_listen.to_string(), "0.0.0.0:15432");
         assert_eq!(settings.max_ttl.as_secs(), 3600);
         assert_eq!(config.postgres.allow_plaintext, PlaintextPolicy::Loopback);
+        assert_eq!(
+            settings.mysql_listen, None,
+            "no MySQL port unless asked for"
+        );
+        assert_eq!(
+            config.mysql.max_packet_bytes,
+            DEFAULT_MYSQL_MAX_PACKET_BYTES
+        );
+    }
+
+    #[test]
+    fn a_mysql_connection_starts_the_mysql_listener_on_its_default_port() {
+        let text = "connections:\n  - name: m\n    protocol: mysql\n    address: db:3306\n    credential: c\n";
+        let (_, settings) = GatewayConfig::parse(text, "t.yaml").unwrap();
+        assert_eq!(
+            settings.mysql_listen.map(|address| address.to_string()),
+            Some(DEFAULT_MYSQL_LISTEN.into())
+        );
+        let text = "listen:\n  mysql: 127.0.0.1:3307\nmysql:\n  allow_plaintext: never\n";
+        let (config, settings) = GatewayConfig::parse(text, "t.yaml").unwrap();
+        assert_eq!(settings.mysql_listen.unwrap().port(), 3307);
+        assert_eq!(config.mysql.allow_plaintext, PlaintextPolicy::Never);
+        let error = GatewayConfig::parse("listen:\n  mysql: nowhere\n", "t.yaml").unwrap_err();
+        assert!(
+            error.to_string().contains("t.yaml:2: listen.mysql"),
+            "{error}"
+        );
     }
 }

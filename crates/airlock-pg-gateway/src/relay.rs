@@ -438,6 +438,8 @@ fn apply_effects(
                 }
             }
             SessionEffect::Deallocate(name) => names.close_statement(name),
+            // MySQL-only effects: the PostgreSQL dialect never yields them.
+            SessionEffect::UseDatabase(_) | SessionEffect::SetUserVariable(_) => {}
             SessionEffect::DeallocateAll => names.clear_statements(),
             SessionEffect::DiscardAll => {
                 names.clear_statements();

@@ -17,6 +17,8 @@ pub struct GatewayProcess {
     data_dir: tempfile::TempDir,
     /// PostgreSQL listener port on 127.0.0.1.
     pub pg_port: u16,
+    /// MySQL listener port on 127.0.0.1.
+    pub mysql_port: u16,
     /// Admin API port on 127.0.0.1.
     pub admin_port: u16,
     /// The admin token set through `AIRLOCK_ADMIN_TOKEN`.
@@ -116,8 +118,9 @@ impl GatewayProcess {
         };
         let pg_port = free_port();
         let admin_port = free_port();
+        let mysql_port = free_port();
         let config = format!(
-            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n{config_yaml}"
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n{config_yaml}"
         );
         let config_path = data_dir.path().join("airlock.yaml");
         std::fs::write(&config_path, config).expect("write config");
@@ -125,6 +128,7 @@ impl GatewayProcess {
             binary: binary.to_path_buf(),
             child: None,
             pg_port,
+            mysql_port,
             admin_port,
             admin_token: format!("test-admin-{}", random_secret()),
             log_path: data_dir.path().join("gateway.log"),
@@ -152,6 +156,7 @@ impl GatewayProcess {
                 // before the gateway bound it: pick others.
                 self.pg_port = free_port();
                 self.admin_port = free_port();
+                self.mysql_port = free_port();
                 self.rewrite_listen();
             }
             let log_start = std::fs::metadata(&self.log_path)
@@ -217,6 +222,8 @@ impl GatewayProcess {
                     format!("  admin: 127.0.0.1:{}\n", self.admin_port)
                 } else if line.starts_with("  postgres: 127.0.0.1:") {
                     format!("  postgres: 127.0.0.1:{}\n", self.pg_port)
+                } else if line.starts_with("  mysql: 127.0.0.1:") {
+                    format!("  mysql: 127.0.0.1:{}\n", self.mysql_port)
                 } else {
                     format!("{line}\n")
                 }
@@ -260,6 +267,7 @@ impl GatewayProcess {
             .expect("tempdir");
         let pg_port = free_port();
         let admin_port = free_port();
+        let mysql_port = free_port();
         let original = std::fs::read_to_string(&self.config_path).expect("read config");
         let body: String = original
             .lines()
@@ -267,11 +275,12 @@ impl GatewayProcess {
                 line.starts_with("listen:")
                     || line.starts_with("  admin:")
                     || line.starts_with("  postgres:")
+                    || line.starts_with("  mysql:")
             })
             .map(|line| format!("{line}\n"))
             .collect();
         let config = format!(
-            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n{body}"
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n{body}"
         );
         let config_path = dir.path().join("airlock.yaml");
         std::fs::write(&config_path, config).expect("write config");
@@ -285,6 +294,7 @@ impl GatewayProcess {
             binary: self.binary.clone(),
             child: None,
             pg_port,
+            mysql_port,
             admin_port,
             admin_token: self.admin_token.clone(),
             log_path: dir.path().join("gateway.log"),
@@ -325,6 +335,7 @@ impl GatewayProcess {
                 .http_get("/healthz")
                 .is_some_and(|(status, _)| status == 200)
                 && TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.mysql_port)).is_ok()
             {
                 return true;
             }

@@ -138,13 +138,33 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     let postgres = TcpListener::bind(postgres_address)
         .await
         .with_context(|| format!("cannot listen on {postgres_address} (listen.postgres)"))?;
-    tracing::info!(admin = %admin.local_addr()?, postgres = %postgres.local_addr()?, "airlock listening");
+    let mysql = match state.settings.mysql_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (listen.mysql)"))?,
+        ),
+        None => None,
+    };
+    let mysql_address = mysql
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok())
+        .map(|address| address.to_string())
+        .unwrap_or_else(|| "off".into());
+    tracing::info!(admin = %admin.local_addr()?, postgres = %postgres.local_addr()?, mysql = %mysql_address, "airlock listening");
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let pg_task = tokio::spawn(airlock_pg_gateway::server::run_postgres_listener(
         Arc::clone(&state),
         postgres,
         shutdown_rx.clone(),
     ));
+    let mysql_task = mysql.map(|listener| {
+        tokio::spawn(airlock_mysql_gateway::server::run_mysql_listener(
+            Arc::clone(&state),
+            listener,
+            shutdown_rx.clone(),
+        ))
+    });
     let pruning = tokio::spawn(airlock_core::audit::run_pruning(Arc::clone(&state)));
     let policy_refresh = tokio::spawn(airlock_core::policies::run_policy_refresh(Arc::clone(
         &state,
@@ -169,6 +189,9 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = pg_task.await;
+    if let Some(mysql_task) = mysql_task {
+        let _ = mysql_task.await;
+    }
     let _ = admin_task.await;
     pruning.abort();
     policy_refresh.abort();

@@ -1,0 +1,268 @@
+//! The upstream's answer to one forwarded command, relayed to the client
+//! packet by packet: the codec's response tracker says what each packet is
+//! and when the answer is complete; rows are masked under the command's
+//! mask plan ([`crate::masking`]), error messages too; every packet is
+//! re-framed with the client conversation's sequence ids; what the record
+//! keeps (tags, row counts, masked sample rows) is collected on the way.
+//!
+//! A LOCAL INFILE request is never passed to the client: the gateway does
+//! not give the server `CLIENT_LOCAL_FILES`, and if a server asks anyway it
+//! gets an empty file, so the server can never read the agent's machine.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use airlock_mask::{MaskPlan, MaskStats};
+use airlock_mysql::column::ColumnDefinition;
+use airlock_mysql::response::{PrepareOk, ResponsePacket, ResponseTracker};
+use airlock_mysql::row::{decode_text_row, ValueType};
+use airlock_mysql::{Capabilities, ErrPacket};
+
+use crate::io::{PacketStream, StreamError};
+use crate::masking::{column_masks, mask_binary_row, mask_text_row, render_binary, ColumnMask};
+use crate::record::{CommandResult, RecordingContext};
+
+/// Bytes gathered for the client before they are written.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Why an answer could not be relayed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("upstream: {0}")]
+    Upstream(StreamError),
+    #[error("upstream sent an unexpected packet: {0}")]
+    UpstreamProtocol(airlock_mysql::MySqlCodecError),
+    #[error("client: {0}")]
+    Client(StreamError),
+}
+
+/// One answer being relayed.
+pub struct Answer<'a> {
+    tracker: ResponseTracker,
+    mask: Option<Arc<MaskPlan>>,
+    capabilities: Capabilities,
+    recording: &'a RecordingContext<'a>,
+    pub result: CommandResult,
+    /// The server's COM_STMT_PREPARE_OK, when it sent one.
+    pub prepared: Option<PrepareOk>,
+    /// The columns of the current (last) result set.
+    pub columns: Vec<ColumnDefinition>,
+    masks: Option<Vec<ColumnMask>>,
+    types: Option<Vec<ValueType>>,
+    rows_in_set: u64,
+    result_sets: usize,
+    /// Whether a LOCAL INFILE request was answered with an empty file.
+    pub infile_refused: bool,
+}
+
+impl<'a> Answer<'a> {
+    /// `columns`: what a `COM_STMT_FETCH` answer's rows are laid out by
+    /// (its answer has no column definitions); empty otherwise.
+    pub fn new(
+        tracker: ResponseTracker,
+        mask: Option<Arc<MaskPlan>>,
+        capabilities: Capabilities,
+        recording: &'a RecordingContext<'a>,
+        result: CommandResult,
+        columns: Vec<ColumnDefinition>,
+    ) -> Self {
+        Self {
+            tracker,
+            mask,
+            capabilities,
+            recording,
+            result,
+            prepared: None,
+            columns,
+            masks: None,
+            types: None,
+            rows_in_set: 0,
+            result_sets: 0,
+            infile_refused: false,
+        }
+    }
+
+    /// Relays the whole answer.
+    pub async fn relay(
+        &mut self,
+        upstream: &mut PacketStream,
+        client: &mut PacketStream,
+    ) -> Result<(), AnswerError> {
+        let mut out = BytesMut::with_capacity(8192);
+        while !self.tracker.is_complete() {
+            let packet = upstream.read().await.map_err(AnswerError::Upstream)?;
+            let kind = self
+                .tracker
+                .feed(&packet.payload)
+                .map_err(AnswerError::UpstreamProtocol)?;
+            if let ResponsePacket::LocalInfileRequest { .. } = kind {
+                // An empty packet: the end of an empty file.
+                self.infile_refused = true;
+                upstream.write(&[]).await.map_err(AnswerError::Upstream)?;
+                continue;
+            }
+            let replaced = self.on_packet(kind, &packet.payload);
+            let payload = replaced.as_deref().unwrap_or(&packet.payload);
+            client
+                .frame(payload, &mut out)
+                .map_err(AnswerError::Client)?;
+            if out.len() >= WRITE_BATCH {
+                client.send(&out).await.map_err(AnswerError::Client)?;
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            client.send(&out).await.map_err(AnswerError::Client)?;
+        }
+        Ok(())
+    }
+
+    /// Takes note of one packet; the payload to send in its place, if any.
+    fn on_packet(&mut self, kind: ResponsePacket, payload: &[u8]) -> Option<Vec<u8>> {
+        match kind {
+            ResponsePacket::Ok(ok) => {
+                self.result.rows += ok.affected_rows;
+                self.result.tags.push(format!("OK {}", ok.affected_rows));
+                None
+            }
+            ResponsePacket::Err(err) => self.on_error(err),
+            ResponsePacket::ResultSetHeader { .. } => {
+                self.columns.clear();
+                self.masks = None;
+                self.types = None;
+                self.rows_in_set = 0;
+                None
+            }
+            ResponsePacket::Column(column) => {
+                if self.result_sets == 0 {
+                    self.result.columns.push(column.name_str().into_owned());
+                }
+                self.columns.push(*column);
+                None
+            }
+            ResponsePacket::TextRow { column_count } => self.on_text_row(payload, column_count),
+            ResponsePacket::BinaryRow { column_count } => self.on_binary_row(payload, column_count),
+            ResponsePacket::ResultSetEnd(_) => {
+                self.result
+                    .tags
+                    .push(format!("SELECT {}", self.rows_in_set));
+                self.result_sets += 1;
+                None
+            }
+            ResponsePacket::PrepareOk(prepared) => {
+                self.prepared = Some(prepared);
+                None
+            }
+            ResponsePacket::ColumnsEnd(_)
+            | ResponsePacket::LocalInfileRequest { .. }
+            | ResponsePacket::Parameter(_)
+            | ResponsePacket::ParametersEnd(_)
+            | ResponsePacket::Statistics(_) => None,
+        }
+    }
+
+    /// The server's error, its message masked (it can quote data).
+    fn on_error(&mut self, err: ErrPacket) -> Option<Vec<u8>> {
+        self.result.status = "error";
+        self.result.error_code = Some(err.code.to_string());
+        let masked = match self.mask.as_deref() {
+            Some(plan) => plan
+                .mask_text(&err.message, &mut MaskStats::new())
+                .into_owned(),
+            None => err.message.clone(),
+        };
+        let changed = masked != err.message;
+        self.result.error_message = Some(masked.clone());
+        changed.then(|| {
+            ErrPacket {
+                message: masked,
+                ..err
+            }
+            .encode()
+        })
+    }
+
+    fn column_masks(&mut self, plan: &MaskPlan, column_count: usize) -> &[ColumnMask] {
+        let columns = &self.columns;
+        self.masks.get_or_insert_with(|| {
+            let mut masks = column_masks(plan, columns);
+            // Rows wider than their definitions: the extra cells are masked
+            // as text whole (never passed raw).
+            masks.resize(
+                column_count,
+                ColumnMask {
+                    whole: true,
+                    kind: crate::masking::ValueKind::Text,
+                },
+            );
+            masks
+        })
+    }
+
+    fn on_text_row(&mut self, payload: &[u8], column_count: usize) -> Option<Vec<u8>> {
+        self.rows_in_set += 1;
+        self.result.rows += 1;
+        let mut replaced = None;
+        if let Some(plan) = self.mask.clone() {
+            let mut stats = MaskStats::new();
+            let masks = self.column_masks(&plan, column_count).to_vec();
+            replaced = mask_text_row(&plan, &masks, payload, &mut stats);
+            self.result.count_masked(&stats);
+        }
+        if self.wants_sample() {
+            let shown = replaced.as_deref().unwrap_or(payload);
+            let row = decode_text_row(shown, column_count)
+                .map(|cells| {
+                    cells
+                        .into_iter()
+                        .map(|cell| cell.map(crate::masking::render_bytes))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.result.sample_row(row, self.recording);
+        }
+        replaced
+    }
+
+    fn on_binary_row(&mut self, payload: &[u8], column_count: usize) -> Option<Vec<u8>> {
+        self.rows_in_set += 1;
+        self.result.rows += 1;
+        let columns = &self.columns;
+        let types = self
+            .types
+            .get_or_insert_with(|| columns.iter().map(ValueType::from).collect())
+            .clone();
+        let plan = self.mask.clone();
+        if plan.is_none() && !self.wants_sample() {
+            return None;
+        }
+        let (replaced, values) = match plan {
+            Some(plan) => {
+                let mut stats = MaskStats::new();
+                let masks = self.column_masks(&plan, column_count).to_vec();
+                let masked = mask_binary_row(&plan, &masks, &types, payload, &mut stats);
+                self.result.count_masked(&stats);
+                masked
+            }
+            None => (
+                None,
+                airlock_mysql::row::decode_binary_row(payload, &types).unwrap_or_default(),
+            ),
+        };
+        if self.wants_sample() {
+            let row = values.iter().map(render_binary).collect();
+            self.result.sample_row(row, self.recording);
+        }
+        replaced
+    }
+
+    fn wants_sample(&self) -> bool {
+        self.result.sample.len() < self.recording.sample_rows && !self.result.sample_truncated
+    }
+
+    /// The capabilities in force with the client.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+}

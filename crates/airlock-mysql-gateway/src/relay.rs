@@ -1,0 +1,788 @@
+//! The command relay: one client command at a time, each through the gate
+//! before a byte of it goes upstream.
+//!
+//! MySQL answers commands in order, so the relay reads one command, decides
+//! it, records it (audit before forward: a command whose record cannot be
+//! written is refused), forwards it and relays the whole answer before it
+//! reads the next. Pipelined commands wait in the client's socket buffer:
+//! none can slip past its decision, and the buffer holds at most one packet
+//! (bounded by the codec). The kill switch and the token's (or grant's)
+//! expiry end the session while it waits on either side.
+//!
+//! What runs SQL is decided: `COM_QUERY`, `COM_STMT_PREPARE` (its
+//! executions consume rate limits and reviews), `COM_INIT_DB` (as `USE`),
+//! `COM_FIELD_LIST` (as `SHOW COLUMNS`). What runs nothing passes
+//! (`COM_PING`, `COM_STATISTICS`, `COM_SET_OPTION`, `COM_RESET_CONNECTION`,
+//! statement close/reset/long data for ids the gateway knows). Everything
+//! else is refused: `COM_CHANGE_USER` (it would change who is logged in
+//! upstream), replication, `COM_PROCESS_KILL` (ids would be the upstream's),
+//! `COM_STMT_BULK_EXECUTE`, the deprecated server commands, unknown bytes.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use airlock_core::gate::{Decision, Limits, Refusal, Verdict};
+use airlock_core::recorder::Recorder;
+use airlock_mysql::command::{Command, StmtExecute};
+use airlock_mysql::response::{ResponseKind, ResponseTracker};
+use airlock_mysql::{Capabilities, ErrPacket};
+
+use crate::answer::{Answer, AnswerError};
+use crate::errors;
+use crate::gate::{field_list_statement, init_db_statement, MySqlGate};
+use crate::io::{PacketStream, StreamError};
+use crate::masking::render_binary;
+use crate::record::{command_event, result_event, CommandEntry, CommandResult, RecordingContext};
+use crate::statements::{Prepared, Statements};
+
+/// When and why the session must end by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Token,
+    Grant,
+}
+
+/// Why the relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    ClientQuit,
+    ClientVanished,
+    ClientProtocolError(ErrPacket),
+    UpstreamClosed,
+    UpstreamProtocolError(String),
+    Killed(String),
+    Expired(String),
+}
+
+impl RelayEnd {
+    /// The stable name `session.end` records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ClientQuit => "client_terminated",
+            Self::ClientVanished => "client_vanished",
+            Self::ClientProtocolError(_) => "client_protocol_error",
+            Self::UpstreamClosed => "upstream_closed",
+            Self::UpstreamProtocolError(_) => "upstream_protocol_error",
+            Self::Killed(_) => "killed",
+            Self::Expired(_) => "expired",
+        }
+    }
+
+    /// What the record says of it.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Self::ClientProtocolError(err) => Some(err.message.clone()),
+            Self::UpstreamProtocolError(message)
+            | Self::Killed(message)
+            | Self::Expired(message) => Some(message.clone()),
+            Self::ClientQuit | Self::ClientVanished | Self::UpstreamClosed => None,
+        }
+    }
+
+    /// The error the client reads, when it is still there to read one.
+    pub fn client_error(&self) -> Option<ErrPacket> {
+        match self {
+            Self::ClientProtocolError(err) => Some(err.clone()),
+            Self::UpstreamProtocolError(_) => Some(errors::upstream_protocol()),
+            Self::UpstreamClosed => {
+                Some(errors::session_ended("the upstream closed the connection"))
+            }
+            Self::Killed(reason) | Self::Expired(reason) => Some(errors::session_ended(reason)),
+            Self::ClientQuit | Self::ClientVanished => None,
+        }
+    }
+}
+
+/// What the relay counts for `session.end`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub commands: u64,
+    pub refused: u64,
+}
+
+/// One session's relay state.
+pub struct Relay<'a> {
+    pub gate: MySqlGate,
+    pub statements: Statements,
+    pub recorder: Option<&'a Recorder>,
+    pub recording: RecordingContext<'a>,
+    /// The capabilities in force with the client (and the upstream: they
+    /// agree on every layout bit).
+    pub capabilities: Capabilities,
+    pub counts: Counts,
+    seq: u64,
+}
+
+/// What to do after a command.
+enum Next {
+    Continue,
+    End(RelayEnd),
+}
+
+impl From<AnswerError> for Next {
+    fn from(error: AnswerError) -> Self {
+        Next::End(match error {
+            AnswerError::Upstream(StreamError::Closed) => RelayEnd::UpstreamClosed,
+            AnswerError::Upstream(other) => RelayEnd::UpstreamProtocolError(other.to_string()),
+            AnswerError::UpstreamProtocol(error) => {
+                RelayEnd::UpstreamProtocolError(error.to_string())
+            }
+            AnswerError::Client(_) => RelayEnd::ClientVanished,
+        })
+    }
+}
+
+impl<'a> Relay<'a> {
+    pub fn new(
+        gate: MySqlGate,
+        recorder: Option<&'a Recorder>,
+        recording: RecordingContext<'a>,
+        capabilities: Capabilities,
+    ) -> Self {
+        Self {
+            gate,
+            statements: Statements::default(),
+            recorder,
+            recording,
+            capabilities,
+            counts: Counts::default(),
+            seq: 0,
+        }
+    }
+
+    /// Relays until either side ends, the kill switch fires or the
+    /// session expires.
+    pub async fn run(
+        &mut self,
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+        kill: &mut tokio::sync::watch::Receiver<Option<String>>,
+        deadline: Option<(tokio::time::Instant, Expiry)>,
+    ) -> RelayEnd {
+        loop {
+            client.codec.reset_sequence();
+            let read = tokio::select! {
+                read = client.read() => read,
+                end = ended(kill, deadline) => return end,
+            };
+            let packet = match read {
+                Ok(packet) => packet,
+                Err(StreamError::Codec(error)) => {
+                    return RelayEnd::ClientProtocolError(errors::client_protocol(&error))
+                }
+                Err(StreamError::Closed | StreamError::Io(_)) => return RelayEnd::ClientVanished,
+            };
+            let command = match Command::decode(&packet.payload, self.capabilities) {
+                Ok(command) => command,
+                Err(error) => {
+                    return RelayEnd::ClientProtocolError(errors::client_protocol(&error))
+                }
+            };
+            let next = tokio::select! {
+                next = self.command(command, &packet.payload, client, upstream) => next,
+                end = ended(kill, deadline) => return end,
+            };
+            if let Next::End(end) = next {
+                return end;
+            }
+        }
+    }
+
+    /// One client command.
+    async fn command(
+        &mut self,
+        command: Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        match command {
+            Command::Quit => {
+                upstream.codec.reset_sequence();
+                let _ = upstream.write(payload).await;
+                Next::End(RelayEnd::ClientQuit)
+            }
+            Command::Ping | Command::Statistics | Command::SetOption { .. } => {
+                self.pass(&command, payload, client, upstream).await
+            }
+            Command::ResetConnection => {
+                self.statements.clear();
+                self.pass(&command, payload, client, upstream).await
+            }
+            Command::Query { ref query } => {
+                let text = String::from_utf8_lossy(query).into_owned();
+                self.statement("query", &text, &command, payload, client, upstream)
+                    .await
+            }
+            Command::InitDb { ref schema } => {
+                let text = init_db_statement(schema);
+                self.statement("init_db", &text, &command, payload, client, upstream)
+                    .await
+            }
+            Command::FieldList { ref table, .. } => {
+                let text = field_list_statement(table);
+                self.statement("field_list", &text, &command, payload, client, upstream)
+                    .await
+            }
+            Command::StmtPrepare { ref query } => {
+                let text = String::from_utf8_lossy(query).into_owned();
+                self.prepare(&text, &command, payload, client, upstream)
+                    .await
+            }
+            Command::StmtExecute(ref execute) => {
+                self.execute(execute, &command, payload, client, upstream)
+                    .await
+            }
+            Command::StmtFetch { statement_id, .. } => {
+                self.fetch(statement_id, &command, payload, client, upstream)
+                    .await
+            }
+            Command::StmtSendLongData {
+                statement_id,
+                parameter,
+                ..
+            } => {
+                // No answer either way: an unknown id's data is dropped (its
+                // execution is refused anyway).
+                if let Some(statement) = self.statements.get_mut(statement_id) {
+                    statement.long_data.push(parameter);
+                    upstream.codec.reset_sequence();
+                    if upstream.write(payload).await.is_err() {
+                        return Next::End(RelayEnd::UpstreamClosed);
+                    }
+                }
+                Next::Continue
+            }
+            Command::StmtClose { statement_id } => {
+                if self.statements.close(statement_id) {
+                    upstream.codec.reset_sequence();
+                    if upstream.write(payload).await.is_err() {
+                        return Next::End(RelayEnd::UpstreamClosed);
+                    }
+                }
+                Next::Continue
+            }
+            Command::StmtReset { statement_id } => match self.statements.get_mut(statement_id) {
+                Some(statement) => {
+                    statement.long_data.clear();
+                    self.pass(&command, payload, client, upstream).await
+                }
+                None => {
+                    let err = errors::unknown_statement(statement_id, "COM_STMT_RESET");
+                    self.refuse_unsupported("stmt_reset", &err, client).await
+                }
+            },
+            other => {
+                let err = match &other {
+                    Command::ChangeUser(_) => errors::unsupported(
+                        "COM_CHANGE_USER",
+                        "it would change who is logged in upstream; connect again with the other identity's token",
+                    ),
+                    Command::Replication { .. } => errors::unsupported(
+                        "replication",
+                        "the gateway relays client sessions only",
+                    ),
+                    Command::ProcessKill { .. } => errors::unsupported(
+                        "COM_PROCESS_KILL",
+                        "connection ids are the gateway's; end a session with airlock session kill",
+                    ),
+                    Command::StmtBulkExecute { .. } => errors::unsupported(
+                        "COM_STMT_BULK_EXECUTE",
+                        "execute the statement once per row",
+                    ),
+                    Command::Unknown { code, .. } => errors::unknown_command(*code),
+                    _ => errors::unsupported(other.name(), "use the SQL statement instead"),
+                };
+                self.refuse_unsupported(other.name(), &err, client).await
+            }
+        }
+    }
+
+    /// Forwards a command that runs nothing and relays its answer.
+    async fn pass(
+        &mut self,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let Some(tracker) = ResponseTracker::new(command, self.capabilities) else {
+            let err = errors::unsupported(command.name(), "its answer cannot be followed");
+            return self.refuse_unsupported(command.name(), &err, client).await;
+        };
+        if let Err(end) = forward(upstream, payload).await {
+            return Next::End(end);
+        }
+        let recording = &self.recording;
+        let mut answer = Answer::new(
+            tracker,
+            None,
+            self.capabilities,
+            recording,
+            CommandResult::new(0),
+            Vec::new(),
+        );
+        match answer.relay(upstream, client).await {
+            Ok(()) => Next::Continue,
+            Err(error) => error.into(),
+        }
+    }
+
+    /// A command that amounts to a statement text: decided, recorded,
+    /// forwarded, its answer masked and recorded.
+    async fn statement(
+        &mut self,
+        message: &str,
+        text: &str,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let decision = self.gate.decide(text, Limits::Now);
+        let decision = self.resolve(decision).await;
+        let kind = ResponseKind::for_command(command);
+        self.run_decided(
+            message,
+            text,
+            &[],
+            decision,
+            kind,
+            payload,
+            client,
+            upstream,
+            Vec::new(),
+        )
+        .await
+        .0
+    }
+
+    /// Records, then forwards or refuses; relays the answer when forwarded.
+    /// Gives back the answer's prepare confirmation and result columns.
+    #[allow(clippy::too_many_arguments)] // one command's whole context
+    async fn run_decided(
+        &mut self,
+        message: &str,
+        text: &str,
+        values: &[Option<String>],
+        mut decision: Decision,
+        kind: Option<ResponseKind>,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+        fetch_columns: Vec<airlock_mysql::column::ColumnDefinition>,
+    ) -> (Next, Option<Answered>) {
+        self.seq += 1;
+        self.counts.commands += 1;
+        let Some(kind) = kind else {
+            decision = Decision::refuse(
+                Refusal::Unavailable {
+                    message: format!("airlock: {message} cannot be relayed"),
+                },
+                decision.details.clone(),
+            );
+            return (
+                self.refuse(message, text, values, &decision, client).await,
+                None,
+            );
+        };
+        if decision.forwards() {
+            if let Err(refused) = self.record(message, text, values, &decision).await {
+                decision = refused;
+            }
+        }
+        if !decision.forwards() {
+            return (
+                self.refuse(message, text, values, &decision, client).await,
+                None,
+            );
+        }
+        if let Err(end) = forward(upstream, payload).await {
+            return (Next::End(end), None);
+        }
+        let started = std::time::Instant::now();
+        let tracker = ResponseTracker::for_kind(kind, self.capabilities);
+        let recording = &self.recording;
+        let mut answer = Answer::new(
+            tracker,
+            decision.mask.clone(),
+            self.capabilities,
+            recording,
+            CommandResult::new(self.seq),
+            fetch_columns,
+        );
+        let relayed = answer.relay(upstream, client).await;
+        answer.result.duration_us =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if answer.infile_refused {
+            answer.result.tags.push("LOCAL INFILE refused".into());
+        }
+        if let Some(recorder) = self.recorder {
+            recorder
+                .record_later(vec![result_event(&self.recording, &answer.result)])
+                .await;
+        }
+        let answered = Answered {
+            prepared: answer.prepared,
+            columns: std::mem::take(&mut answer.columns),
+        };
+        match relayed {
+            Ok(()) => (Next::Continue, Some(answered)),
+            Err(error) => (error.into(), None),
+        }
+    }
+
+    /// Audit before forward: the refusal to answer with when the record
+    /// cannot be written.
+    async fn record(
+        &self,
+        message: &str,
+        text: &str,
+        values: &[Option<String>],
+        decision: &Decision,
+    ) -> Result<(), Decision> {
+        let Some(recorder) = self.recorder else {
+            return Ok(());
+        };
+        let event = command_event(
+            &self.recording,
+            &CommandEntry {
+                seq: self.seq,
+                message,
+                text,
+                values,
+                decision,
+            },
+        );
+        recorder.record(vec![event]).await.map_err(|error| {
+            tracing::error!(session = self.recording.session_id, %error, "refusing a command: audit write failed");
+            Decision::refuse(
+                Refusal::RecordingUnavailable {
+                    message: "airlock: command refused: the audit log cannot be written".into(),
+                },
+                json!({"verdict": "recording_unavailable"}),
+            )
+        })
+    }
+
+    /// Records a refused command and answers the client with its error; the
+    /// command never reaches the upstream.
+    async fn refuse(
+        &mut self,
+        message: &str,
+        text: &str,
+        values: &[Option<String>],
+        decision: &Decision,
+        client: &mut PacketStream,
+    ) -> Next {
+        self.counts.refused += 1;
+        let _ = self.record(message, text, values, decision).await;
+        let err = match &decision.verdict {
+            Verdict::Refuse(refusal) => errors::refusal(refusal),
+            Verdict::Forward => errors::unsupported(message, "refused"),
+        };
+        tracing::info!(session = self.recording.session_id, code = err.code, message = %err.message, "command refused");
+        match client.write(&err.encode()).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::End(RelayEnd::ClientVanished),
+        }
+    }
+
+    /// Refuses a command the gateway does not relay (with its own error).
+    async fn refuse_unsupported(
+        &mut self,
+        name: &str,
+        err: &ErrPacket,
+        client: &mut PacketStream,
+    ) -> Next {
+        self.seq += 1;
+        self.counts.commands += 1;
+        self.counts.refused += 1;
+        let decision = Decision::refuse(
+            Refusal::Denied {
+                message: err.message.clone(),
+            },
+            json!({"verdict": "unsupported"}),
+        );
+        let _ = self
+            .record(name, &format!("({name})"), &[], &decision)
+            .await;
+        match client.write(&err.encode()).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::End(RelayEnd::ClientVanished),
+        }
+    }
+
+    /// Holds a command a rule sends for review until it is resolved.
+    async fn resolve(&self, decision: Decision) -> Decision {
+        if decision.review.is_none() {
+            return decision;
+        }
+        let session_id = self.recording.session_id;
+        self.gate
+            .core()
+            .resolve(decision, session_id, |notice| {
+                // MySQL has no asynchronous notices: the client waits, and
+                // reads the review id in the error if it is not approved.
+                tracing::info!(session = session_id, %notice, "command held for review");
+            })
+            .await
+    }
+
+    /// `COM_STMT_PREPARE`: the text is decided now; rate limits and reviews
+    /// apply at each execution.
+    async fn prepare(
+        &mut self,
+        text: &str,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let decided = self.gate.decide(text, Limits::AtEachExecution);
+        // A statement held for review is prepared (preparing runs nothing)
+        // and each execution is reviewed with its values.
+        let mut forwarded = decided.clone();
+        if decided.review.is_some() {
+            forwarded.verdict = Verdict::Forward;
+        }
+        if self.statements.is_full() {
+            forwarded = Decision::refuse(
+                Refusal::Denied {
+                    message: "airlock: too many prepared statements in this session; close some"
+                        .into(),
+                },
+                decided.details.clone(),
+            );
+        }
+        let kind = ResponseKind::for_command(command);
+        let (next, answered) = self
+            .run_decided(
+                "prepare",
+                text,
+                &[],
+                forwarded,
+                kind,
+                payload,
+                client,
+                upstream,
+                Vec::new(),
+            )
+            .await;
+        match answered.and_then(|answered| answered.prepared) {
+            Some(ok) => self.statements.prepared(
+                ok.statement_id,
+                Prepared {
+                    text: Arc::from(text),
+                    decision: decided,
+                    parameter_count: ok.parameter_count,
+                    types: None,
+                    long_data: Vec::new(),
+                    columns: Vec::new(),
+                },
+            ),
+            None => self.statements.prepare_failed(),
+        }
+        next
+    }
+
+    /// `COM_STMT_EXECUTE`: only statements prepared through the gateway,
+    /// under the decision taken then, with this execution's rate limits
+    /// and review.
+    async fn execute(
+        &mut self,
+        execute: &StmtExecute,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let Some(statement) = self.statements.get(execute.statement_id).cloned() else {
+            let err = errors::unknown_statement(execute.statement_id, "COM_STMT_EXECUTE");
+            return self.refuse_unsupported("execute", &err, client).await;
+        };
+        let parameters = execute.parameters(
+            usize::from(statement.parameter_count),
+            statement.types.as_deref(),
+            &statement.long_data,
+        );
+        let (values, types) = match parameters {
+            Ok(parameters) => (
+                parameters
+                    .values
+                    .iter()
+                    .map(|value| value.as_ref().and_then(render_binary))
+                    .collect::<Vec<_>>(),
+                parameters.types,
+            ),
+            Err(error) => {
+                let err = errors::unsupported(
+                    "COM_STMT_EXECUTE",
+                    &format!("its parameters cannot be read ({error})"),
+                );
+                return self.refuse_unsupported("execute", &err, client).await;
+            }
+        };
+        let decision = self.execution_decision(&statement, &values).await;
+        if let Some(stored) = self.statements.get_mut(execute.statement_id) {
+            stored.types = Some(types);
+            stored.long_data.clear();
+        }
+        let kind = ResponseKind::for_command(command);
+        let (next, answered) = self
+            .run_decided(
+                "execute",
+                &statement.text,
+                &values,
+                decision,
+                kind,
+                payload,
+                client,
+                upstream,
+                Vec::new(),
+            )
+            .await;
+        if let (Some(answered), Some(stored)) =
+            (answered, self.statements.get_mut(execute.statement_id))
+        {
+            if !answered.columns.is_empty() {
+                stored.columns = answered.columns;
+            }
+        }
+        next
+    }
+
+    /// The decision for one execution of a prepared statement.
+    async fn execution_decision(
+        &self,
+        statement: &Prepared,
+        values: &[Option<String>],
+    ) -> Decision {
+        let decided = &statement.decision;
+        let mut decision = decided.clone();
+        decision.review = None;
+        decision.rate_limits = Vec::new();
+        if let Some(template) = &decided.review {
+            let mut shown = statement.text.to_string();
+            if !values.is_empty() {
+                let rendered: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(index, value)| match value {
+                        Some(value) => format!("?{} = '{}'", index + 1, value.replace('\'', "''")),
+                        None => format!("?{} = NULL", index + 1),
+                    })
+                    .collect();
+                shown.push_str(&format!("\n-- with {}", rendered.join(", ")));
+            }
+            let review =
+                self.gate
+                    .core()
+                    .review_execution(template, shown, decided.mask.as_deref());
+            let mut resolved = self.resolve(review).await;
+            resolved.mask = decided.mask.clone();
+            return resolved;
+        }
+        if decision.forwards() {
+            if let Some(limited) = self
+                .gate
+                .core()
+                .admit(&decided.rate_limits, decided.version)
+            {
+                return Decision {
+                    mask: decided.mask.clone(),
+                    ..limited
+                };
+            }
+        }
+        decision
+    }
+
+    /// `COM_STMT_FETCH`: more rows of an execution decided before, masked
+    /// by its statement's plan.
+    async fn fetch(
+        &mut self,
+        statement_id: u32,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let Some(statement) = self.statements.get(statement_id).cloned() else {
+            let err = errors::unknown_statement(statement_id, "COM_STMT_FETCH");
+            return self.refuse_unsupported("fetch", &err, client).await;
+        };
+        // Rows of an execution decided (and reviewed) at its execute; a
+        // statement refused at prepare has no execution to fetch from.
+        let mut decision = statement.decision.clone();
+        if decision.review.take().is_some() {
+            decision.verdict = Verdict::Forward;
+        }
+        decision.rate_limits = Vec::new();
+        let kind = ResponseKind::for_command(command);
+        self.run_decided(
+            "fetch",
+            &statement.text,
+            &[],
+            decision,
+            kind,
+            payload,
+            client,
+            upstream,
+            statement.columns,
+        )
+        .await
+        .0
+    }
+}
+
+/// What an answer told the relay.
+struct Answered {
+    prepared: Option<airlock_mysql::response::PrepareOk>,
+    columns: Vec<airlock_mysql::column::ColumnDefinition>,
+}
+
+/// Sends a command upstream (sequence id 0).
+async fn forward(upstream: &mut PacketStream, payload: &[u8]) -> Result<(), RelayEnd> {
+    upstream.codec.reset_sequence();
+    upstream.write(payload).await.map_err(|error| match error {
+        StreamError::Codec(error) => RelayEnd::ClientProtocolError(errors::client_protocol(&error)),
+        _ => RelayEnd::UpstreamClosed,
+    })
+}
+
+/// Resolves when the kill switch fires or the session expires.
+async fn ended(
+    kill: &mut tokio::sync::watch::Receiver<Option<String>>,
+    deadline: Option<(tokio::time::Instant, Expiry)>,
+) -> RelayEnd {
+    let expiry = async move {
+        match deadline {
+            Some((at, what)) => {
+                tokio::time::sleep_until(at).await;
+                what
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        what = expiry => RelayEnd::Expired(match what {
+            Expiry::Token => "the token expired".into(),
+            Expiry::Grant => "the access grant expired".into(),
+        }),
+        reason = wait_for_kill(kill) => RelayEnd::Killed(reason),
+    }
+}
+
+/// Resolves with the reason when the session's kill switch fires.
+async fn wait_for_kill(kill: &mut tokio::sync::watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(reason) = kill.borrow_and_update().clone() {
+            return reason;
+        }
+        if kill.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
