@@ -167,7 +167,9 @@ impl<'p> JsonMasker<'p> {
         }
         match value {
             Value::String(text) => {
-                if let std::borrow::Cow::Owned(masked) = self.plan.mask_text(text, stats) {
+                if let Some(nested) = self.mask_embedded(text, path, stats) {
+                    *text = nested;
+                } else if let std::borrow::Cow::Owned(masked) = self.plan.mask_text(text, stats) {
                     *text = masked;
                 }
             }
@@ -200,6 +202,25 @@ impl<'p> JsonMasker<'p> {
             self.walk_child(member, path, stats);
             path.pop();
         }
+    }
+
+    /// A string that is itself a JSON document (an echo such as httpbin's
+    /// `data`, a payload wrapped by an API) is masked as one, the field
+    /// rules included: a field rule must not be escaped by quoting.
+    fn mask_embedded(
+        &self,
+        text: &str,
+        path: &[PathStep<'_>],
+        stats: &mut MaskStats,
+    ) -> Option<String> {
+        let trimmed = text.trim_start();
+        if !(trimmed.starts_with('{') || trimmed.starts_with('[')) || path.len() >= MAX_DEPTH / 2 {
+            return None;
+        }
+        let mut nested: Value = serde_json::from_str(text).ok()?;
+        let mut owned: Vec<PathStep<'_>> = path.to_vec();
+        self.walk(&mut nested, &mut owned, stats);
+        serde_json::to_string(&nested).ok()
     }
 
     /// Walks a child with a path that borrows only for this call.
@@ -267,6 +288,7 @@ mod tests {
                 "card": 4111111111111111u64,
                 "items": [{"token": "abc"}, {"Token": ["x", 1]}],
                 "note": "write to bob@example.org",
+                "data": "{\"password\": \"quoted-secret\", \"x\": 1}",
             }),
             &["$..password", "$.items[*].*token*"],
         );
