@@ -180,26 +180,27 @@ impl Exchange<'_> {
         let mut decision = gate.decide(&command, Limits::Now, &shown);
         let mut body: UpstreamBody = body.boxed();
         if decision.review.is_some() {
-            // The reviewer sees, and the approval binds, the body too.
-            let read = Limited::new(body, MAX_REVIEWED_BODY_BYTES).collect().await;
-            let Ok(collected) = read else {
-                session
-                    .record_end("refused", None, SessionCounts::default())
-                    .await;
-                return errors::body_too_large(MAX_REVIEWED_BODY_BYTES);
-            };
-            let bytes = collected.to_bytes();
-            if !bytes.is_empty() {
-                shown.push_str("\n\n");
-                shown.push_str(&String::from_utf8_lossy(&bytes));
-                decision = gate.decide(&command, Limits::Now, &shown);
+            match hold_for_review(
+                &gate,
+                &command,
+                &mut shown,
+                body,
+                decision,
+                session.session_id(),
+            )
+            .await
+            {
+                Some((held, read)) => {
+                    decision = held;
+                    body = read;
+                }
+                None => {
+                    session
+                        .record_end("refused", None, SessionCounts::default())
+                        .await;
+                    return errors::body_too_large(MAX_REVIEWED_BODY_BYTES);
+                }
             }
-            body = Full::new(bytes).map_err(|never| match never {}).boxed();
-            decision = gate
-                .resolve(decision, session.session_id(), |notice| {
-                    tracing::info!(%notice, "request held for review");
-                })
-                .await;
         }
         if let Err(refused) = self
             .record_command(&session, &method, &shown, &decision)
@@ -226,30 +227,15 @@ impl Exchange<'_> {
         };
         let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
         drop(login);
-        let mut headers = upstream_request_headers(&parts.headers, &target.header_rules);
-        headers.insert(name, value);
-        if let Ok(host) = HeaderValue::from_str(&target.authority) {
-            headers.insert(header::HOST, host);
-        }
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-        let mut upstream_request = Request::new(body);
-        *upstream_request.method_mut() = parts.method;
-        *upstream_request.uri_mut() = match upstream_target(&target.base_path, self.routed).parse()
-        {
-            Ok(uri) => uri,
-            Err(_) => {
-                session
-                    .record_end("refused", None, SessionCounts::default())
-                    .await;
-                return errors::bad_request("the path cannot be forwarded");
-            }
+        let Some(upstream_request) =
+            build_upstream_request(target, self.routed, parts, body, (name, value))
+        else {
+            session
+                .record_end("refused", None, SessionCounts::default())
+                .await;
+            return errors::bad_request("the path cannot be forwarded");
         };
-        *upstream_request.headers_mut() = headers;
         let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
-        let context = self.context(&session);
         match answered {
             Ok(response) => {
                 relay_response(
@@ -262,32 +248,36 @@ impl Exchange<'_> {
                 )
                 .await
             }
-            Err(error) => {
-                tracing::warn!(%error, "upstream request failed");
-                let response = errors::upstream(&error);
-                let result = ResultRecord::failed(
-                    response.status().as_u16(),
-                    error.to_string(),
-                    elapsed_us(self.started),
-                );
-                self.gateway
-                    .state
-                    .recorder
-                    .record_later(vec![result.event(&context)])
-                    .await;
-                session
-                    .record_end(
-                        "upstream_failed",
-                        Some(error.to_string()),
-                        SessionCounts {
-                            commands: 1,
-                            ..SessionCounts::default()
-                        },
-                    )
-                    .await;
-                response
-            }
+            Err(error) => self.upstream_failed(session, &error).await,
         }
+    }
+
+    /// The upstream could not be reached or did not answer: 502/504, the
+    /// result and the session's end recorded.
+    async fn upstream_failed(
+        &self,
+        session: AdmittedSession,
+        error: &crate::upstream::UpstreamError,
+    ) -> Response<ClientBody> {
+        tracing::warn!(%error, "upstream request failed");
+        let response = errors::upstream(error);
+        let result = ResultRecord::failed(
+            response.status().as_u16(),
+            error.to_string(),
+            elapsed_us(self.started),
+        );
+        if self.gateway.state.config.recording.enabled {
+            let event = result.event(&self.context(&session));
+            self.gateway.state.recorder.record_later(vec![event]).await;
+        }
+        let counts = SessionCounts {
+            commands: 1,
+            ..SessionCounts::default()
+        };
+        session
+            .record_end("upstream_failed", Some(error.to_string()), counts)
+            .await;
+        response
     }
 
     /// Audit before forward: the `command` event, awaited. A refusal when
@@ -326,6 +316,63 @@ impl Exchange<'_> {
             }
         }
     }
+}
+
+/// Holds a request a review rule caught: its body (at most
+/// [`MAX_REVIEWED_BODY_BYTES`]) joins what the reviewer sees and the
+/// approval binds, then the core waits for reviewers. `None` when the body
+/// is too large to show.
+async fn hold_for_review(
+    gate: &Gate,
+    command: &Command,
+    shown: &mut String,
+    body: UpstreamBody,
+    mut decision: Decision,
+    session_id: &str,
+) -> Option<(Decision, UpstreamBody)> {
+    let collected = Limited::new(body, MAX_REVIEWED_BODY_BYTES)
+        .collect()
+        .await
+        .ok()?;
+    let bytes = collected.to_bytes();
+    if !bytes.is_empty() {
+        shown.push_str("\n\n");
+        shown.push_str(&String::from_utf8_lossy(&bytes));
+        decision = gate.decide(command, Limits::Now, shown);
+    }
+    let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+    let resolved = gate
+        .resolve(decision, session_id, |notice| {
+            tracing::info!(%notice, "request held for review");
+        })
+        .await;
+    Some((resolved, body))
+}
+
+/// The request as the upstream gets it: the client's headers filtered,
+/// the credential added, `Host` and `Accept-Encoding: identity` set, the
+/// target below the connection's base path.
+fn build_upstream_request(
+    target: &crate::upstream::UpstreamTarget,
+    routed: &Route<'_>,
+    parts: http::request::Parts,
+    body: UpstreamBody,
+    credential: (http::HeaderName, HeaderValue),
+) -> Option<Request<UpstreamBody>> {
+    let mut headers = upstream_request_headers(&parts.headers, &target.header_rules);
+    headers.insert(credential.0, credential.1);
+    if let Ok(host) = HeaderValue::from_str(&target.authority) {
+        headers.insert(header::HOST, host);
+    }
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = upstream_target(&target.base_path, routed).parse().ok()?;
+    *request.headers_mut() = headers;
+    Some(request)
 }
 
 /// Microseconds since `started`.

@@ -4,6 +4,9 @@
 //! Enforcement is asserted on the upstream side: httpbin echoes what it
 //! received, and gunicorn's access log lists every request that reached it.
 
+// Tests: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use airlock_testkit::{free_port, repo_file, GatewayProcess};
