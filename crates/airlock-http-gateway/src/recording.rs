@@ -49,6 +49,17 @@ fn masked<'t>(mask: Option<&MaskPlan>, text: &'t str) -> std::borrow::Cow<'t, st
     }
 }
 
+/// The longest prefix of `text` within `max` bytes, on a char boundary
+/// (`recording.max_statement_bytes`: a reviewed request's body is part of
+/// what is shown).
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("")
+}
+
 /// The `command` event of a request with this decision.
 pub fn command_event(
     context: &RecordContext<'_>,
@@ -56,9 +67,10 @@ pub fn command_event(
     path: &str,
     shown: &str,
     decision: &Decision,
+    max_statement_bytes: usize,
 ) -> NewEvent {
     let mask = decision.mask.as_deref();
-    let statement = masked(mask, shown);
+    let statement = masked(mask, cut(shown, max_statement_bytes));
     let masked_path = masked(mask, path);
     let refusal = match &decision.verdict {
         Verdict::Forward => None,
@@ -171,5 +183,37 @@ impl ResultRecord {
             Some(context.identity),
             self,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_the_statement_within_bounds_and_mask_it() {
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("abc", 10), "abc");
+        let mut decision = Decision::forward();
+        decision.mask = Some(std::sync::Arc::new(
+            MaskPlan::compile(&airlock_mask::MaskSpec {
+                detectors: vec!["email".into()],
+                ..airlock_mask::MaskSpec::default()
+            })
+            .unwrap(),
+        ));
+        let context = RecordContext {
+            session_id: "s-1",
+            identity: "agent-7",
+            connection: "api",
+        };
+        let shown = "POST /v1/users\n\n{\"email\": \"ann@example.com\"}";
+        let event = command_event(&context, "POST", "/v1/users", shown, &decision, 1024);
+        let text = event.data.as_str().to_string();
+        assert!(!text.contains("ann@example.com"), "{text}");
+        assert!(text.contains("\"decision\":\"forward\""), "{text}");
+        let short = command_event(&context, "POST", "/v1/users", shown, &decision, 8);
+        let text = short.data.as_str().to_string();
+        assert!(text.contains("\"statement\":\"POST /v1\""), "{text}");
     }
 }

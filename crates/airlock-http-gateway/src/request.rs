@@ -299,6 +299,7 @@ impl Exchange<'_> {
             self.routed.path,
             shown,
             decision,
+            state.config.recording.max_statement_bytes,
         );
         match state.recorder.record(vec![event]).await {
             Ok(()) => Ok(()),
