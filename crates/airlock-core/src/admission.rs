@@ -367,6 +367,11 @@ impl AdmittedSession {
         &self.session_id
     }
 
+    /// The admitted identity's name.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// Records that the upstream login failed (`session.upstream_failed`
     /// with the inside's words, when there are any, then `session.end`):
     /// the start was recorded, so the end is too.

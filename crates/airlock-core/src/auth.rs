@@ -69,6 +69,24 @@ pub fn authenticate_token(
     Ok(check_record(&record, user, connection, now_unix()))
 }
 
+/// Checks a token presented without a claimed identity (an HTTP
+/// `Authorization: Bearer`): the token names its identity itself; it must
+/// be valid, unexpired, unrevoked and scoped to `connection`.
+pub fn authenticate_bearer(
+    store: &Store,
+    token: &str,
+    connection: &str,
+) -> Result<Result<Authenticated, AuthFailure>, StoreError> {
+    if token.is_empty() || token.len() > 4096 {
+        return Ok(Err(AuthFailure::Malformed));
+    }
+    let Some(record) = store.token_by_hash(&hash_token(token))? else {
+        return Ok(Err(AuthFailure::UnknownToken));
+    };
+    let identity = record.identity.clone();
+    Ok(check_record(&record, &identity, connection, now_unix()))
+}
+
 fn check_record(
     record: &TokenRecord,
     user: &str,

@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     /// MySQL/MariaDB listener options.
     #[serde(default)]
     pub mysql: MysqlOptions,
+    /// HTTP listener options (see [`crate::http_config::HttpOptions`]).
+    #[serde(default)]
+    pub http: crate::http_config::HttpOptions,
     /// Token issuing options.
     #[serde(default)]
     pub tokens: TokenOptions,
@@ -205,7 +208,10 @@ pub struct ListenConfig {
     /// PostgreSQL-only gateway opens no MySQL port.
     #[serde(default)]
     pub mysql: Option<String>,
-    /// HTTP/Kubernetes/MCP clients (reserved; not built yet).
+    /// HTTP API clients (default `0.0.0.0:18080`; Kubernetes and MCP
+    /// later). The listener runs when this is set or when a connection has
+    /// `protocol: http`, so a gateway without HTTP connections opens no
+    /// HTTP port.
     #[serde(default)]
     pub http: Option<String>,
 }
@@ -251,7 +257,8 @@ pub struct ConnectionConfig {
     /// Wire protocol: `postgres` or `mysql` (MySQL and MariaDB; HTTP and
     /// MCP come later).
     pub protocol: String,
-    /// Upstream `host:port`.
+    /// Upstream `host:port` (SQL protocols; an HTTP connection has `url`).
+    #[serde(default)]
     pub address: String,
     /// Database on the upstream.
     #[serde(default)]
@@ -274,6 +281,26 @@ pub struct ConnectionConfig {
     /// policy) admits the identity.
     #[serde(default)]
     pub access: Option<String>,
+    /// HTTP: the upstream's base URL (`https://billing.internal:8443`, may
+    /// end in a path prefix); `https` verifies the certificate against the
+    /// system roots or `ca_file`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP: how the stored credential is sent upstream.
+    #[serde(default)]
+    pub inject: Option<crate::http_config::InjectConfig>,
+    /// HTTP: do not verify the upstream's certificate (only when named
+    /// explicitly; never the default).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// HTTP: forward the client's `Cookie` header (default false: removed).
+    #[serde(default)]
+    pub forward_cookies: bool,
+    /// HTTP: more request headers to remove before forwarding (beside
+    /// `Authorization`, `Proxy-Authorization`, `Cookie`, `Impersonate-*`
+    /// and the hop-by-hop headers, always removed).
+    #[serde(default)]
+    pub strip_headers: Vec<String>,
 }
 
 /// Which clients may connect without TLS.
@@ -370,7 +397,7 @@ fn default_mysql_max_packet_bytes() -> usize {
 }
 
 /// The protocols this build has a gateway for.
-pub const SERVED_PROTOCOLS: [Protocol; 2] = [Protocol::Postgres, Protocol::Mysql];
+pub const SERVED_PROTOCOLS: [Protocol; 3] = [Protocol::Postgres, Protocol::Mysql, Protocol::Http];
 
 /// Why a connection of `protocol` cannot be served, if it cannot.
 pub fn unserved_protocol(protocol: &str) -> Option<String> {
@@ -579,6 +606,8 @@ pub struct ResolvedSettings {
     pub postgres_listen: SocketAddr,
     /// The MySQL listener, when one runs (see [`ListenConfig::mysql`]).
     pub mysql_listen: Option<SocketAddr>,
+    /// The HTTP listener, when one runs (see [`ListenConfig::http`]).
+    pub http_listen: Option<SocketAddr>,
     pub max_ttl: Duration,
     pub default_ttl: Duration,
     pub lockout_window: Duration,
@@ -676,6 +705,7 @@ impl GatewayConfig {
                 "mysql.max_packet_bytes: must be at least 1024".into(),
             );
         }
+        let http_listen = self.validate_http(&mut problem);
         if self.store != "sqlite" {
             if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
                 problem(
@@ -803,7 +833,10 @@ impl GatewayConfig {
                     format!("{at}: {problem_text}"),
                 );
             }
-            if !valid_host_port(&connection.address) {
+            for (field, message) in crate::http_config::connection_problems(connection) {
+                problem(&format!("{needle}/{field}:"), format!("{at}: {message}"));
+            }
+            if connection.protocol != "http" && !valid_host_port(&connection.address) {
                 problem(
                     &format!("{needle}/address:"),
                     format!("{at}: address {:?} is not host:port", connection.address),
@@ -890,6 +923,7 @@ impl GatewayConfig {
                     admin_listen,
                     postgres_listen,
                     mysql_listen,
+                    http_listen,
                     max_ttl: get(0),
                     default_ttl: get(1),
                     lockout_window: get(2),
@@ -904,6 +938,32 @@ impl GatewayConfig {
             }
             _ => Err(problems),
         }
+    }
+
+    /// The HTTP listener's address (when one runs) and the `http:`
+    /// options' problems.
+    fn validate_http(&self, problem: &mut impl FnMut(&str, String)) -> Option<SocketAddr> {
+        let wants_http = self.listen.http.is_some()
+            || self
+                .connections
+                .iter()
+                .any(|connection| connection.protocol == Protocol::Http.as_str());
+        let text = self
+            .listen
+            .http
+            .as_deref()
+            .unwrap_or(crate::http_config::DEFAULT_HTTP_LISTEN);
+        let address = text.parse::<SocketAddr>().ok();
+        if wants_http && address.is_none() {
+            problem(
+                "http:",
+                format!("listen.http: {text:?} is not an address like 0.0.0.0:18080"),
+            );
+        }
+        for (field, message) in crate::http_config::options_problems(&self.http) {
+            problem(&format!("{field}:"), message);
+        }
+        address.filter(|_| wants_http)
     }
 
     /// The connection named `name`.
@@ -1096,20 +1156,21 @@ tokens:
 
     /// The multi-protocol example is the contract for gateways not built
     /// yet. Today the whole file is refused at the first connection of an
-    /// unbuilt protocol that has fields of its own (`billing-api`'s `url`,
-    /// line 36); the PostgreSQL and MySQL parts load unchanged (the
-    /// reserved `listen.http` included).
+    /// unbuilt protocol that has fields of its own (`k8s-prod`'s
+    /// `impersonate`, line 46); the PostgreSQL, MySQL and HTTP parts load
+    /// unchanged.
     #[test]
     fn only_served_protocols_pass_and_unknown_ones_are_named() {
         assert_eq!(unserved_protocol("postgres"), None);
         assert_eq!(unserved_protocol("mysql"), None);
-        for later in ["http", "kubernetes", "mcp"] {
+        assert_eq!(unserved_protocol("http"), None);
+        for later in ["kubernetes", "mcp"] {
             let problem = unserved_protocol(later).unwrap();
             assert!(problem.contains("is not supported yet"), "{problem}");
         }
         let problem = unserved_protocol("postgresql").unwrap();
         assert!(
-            problem.contains("is unknown (supported: postgres, mysql)"),
+            problem.contains("is unknown (supported: postgres, mysql, http)"),
             "{problem}"
         );
     }
@@ -1131,9 +1192,11 @@ tokens:
     fn the_multi_protocol_example_loads_only_its_postgres_part() {
         let error = GatewayConfig::load(&examples_dir().join("airlock-multi.yaml")).unwrap_err();
         assert_eq!(error.problems.len(), 1, "{error}");
-        assert_eq!(error.problems[0].line, Some(36), "{error}");
+        assert_eq!(error.problems[0].line, Some(46), "{error}");
         assert!(
-            error.problems[0].message.contains("unknown field `url`"),
+            error.problems[0]
+                .message
+                .contains("unknown field `impersonate`"),
             "{error}"
         );
 
@@ -1153,6 +1216,33 @@ tokens:
             Some("0.0.0.0:13306".into())
         );
         assert_eq!(config.mysql.allow_plaintext, PlaintextPolicy::Loopback);
+
+        let with_http = multi_example_with(&["postgres", "http"]);
+        let (config, settings) = GatewayConfig::parse(&with_http, "airlock-multi.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(config.connections.len(), 2);
+        let billing = &config.connections[1];
+        assert_eq!(
+            (billing.name.as_str(), billing.protocol.as_str()),
+            ("billing-api", "http")
+        );
+        assert_eq!(
+            billing.url.as_deref(),
+            Some("https://billing.internal:8443")
+        );
+        assert_eq!(billing.credential, "billing-api-key");
+        assert_eq!(
+            billing
+                .inject
+                .as_ref()
+                .and_then(|inject| inject.header.as_deref()),
+            Some("X-Api-Key")
+        );
+        assert!(!billing.insecure_skip_verify);
+        assert_eq!(
+            settings.http_listen.map(|address| address.to_string()),
+            Some("0.0.0.0:18080".into())
+        );
 
         let postgres_only = multi_example_with(&["postgres"]);
         let (config, settings) = GatewayConfig::parse(&postgres_only, "airlock-multi.yaml")
@@ -1181,6 +1271,8 @@ tokens:
             config.mysql.max_packet_bytes,
             DEFAULT_MYSQL_MAX_PACKET_BYTES
         );
+        assert_eq!(settings.http_listen, None, "no HTTP port unless asked for");
+        assert_eq!(config.http.allow_plaintext, PlaintextPolicy::Loopback);
     }
 
     #[test]
@@ -1198,6 +1290,63 @@ tokens:
         let error = GatewayConfig::parse("listen:\n  mysql: nowhere\n", "t.yaml").unwrap_err();
         assert!(
             error.to_string().contains("t.yaml:2: listen.mysql"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn http_connections_are_validated_with_their_lines() {
+        let text = "\
+connections:
+  - name: api
+    protocol: http
+    url: https://api.internal
+    credential: api-key
+    inject: {bearer: true}
+  - name: bad
+    protocol: http
+    url: ftp://x
+    address: h:1
+    credential: k
+    inject: {bearer: true, basic: true}
+  - name: noinject
+    protocol: http
+    url: http://127.0.0.1:9/v1
+    credential: k
+    insecure_skip_verify: true
+    ca_file: ca.pem
+  - name: pg
+    protocol: postgres
+    address: h:5432
+    credential: c
+    inject: {bearer: true}
+http:
+  upstream_timeout: 0s
+";
+        let error = GatewayConfig::parse(text, "t.yaml").unwrap_err();
+        let shown = error.to_string();
+        for expected in [
+            "t.yaml:9: connections[1] \"bad\": url \"ftp://x\" must start with http:// or https://",
+            "t.yaml:10: connections[1] \"bad\": address is not used by http connections",
+            "t.yaml:12: connections[1] \"bad\": inject: give exactly one of header, bearer, basic",
+            "connections[2] \"noinject\": an http connection needs inject",
+            "t.yaml:17: connections[2] \"noinject\": insecure_skip_verify and ca_file exclude each other",
+            "t.yaml:23: connections[3] \"pg\": inject is for protocol http connections",
+            "t.yaml:25: http.upstream_timeout: must be longer than zero",
+        ] {
+            assert!(shown.contains(expected), "{expected}\n{shown}");
+        }
+        assert_eq!(error.problems.len(), 7, "{shown}");
+        let (config, settings) = GatewayConfig::parse(
+            "listen:\n  http: 127.0.0.1:8081\nhttp:\n  allow_plaintext: never\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(settings.http_listen.unwrap().port(), 8081);
+        assert_eq!(config.http.allow_plaintext, PlaintextPolicy::Never);
+        let error = GatewayConfig::parse("listen:\n  http: nowhere\n", "t.yaml").unwrap_err();
+        assert!(
+            error.to_string().contains("t.yaml:2: listen.http"),
             "{error}"
         );
     }

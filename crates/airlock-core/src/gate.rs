@@ -105,6 +105,9 @@ pub struct Decision {
     pub details: Value,
     /// Masking obligation for the command's results.
     pub mask: Option<Arc<MaskPlan>>,
+    /// The obligation's JSON field rules (`$..password`), for the
+    /// protocols whose results are JSON bodies; empty otherwise.
+    pub mask_fields: Vec<String>,
     /// Set when the policy holds the command for a human: the protocol
     /// resolves it ([`Gate::resolve`]) before anything is forwarded.
     pub review: Option<ReviewRequest>,
@@ -128,6 +131,7 @@ impl Decision {
             verdict: Verdict::Forward,
             details: Value::Null,
             mask: None,
+            mask_fields: Vec::new(),
             review: None,
             version: 0,
             rate_limits: Vec::new(),
@@ -319,6 +323,11 @@ impl Gate {
                 .at(live.version)
             }
         };
+        let mask_fields = decision
+            .mask
+            .as_ref()
+            .map(|obligation| obligation.fields.clone())
+            .unwrap_or_default();
         let decided = match &decision.verdict {
             PolicyVerdict::Deny { rule, .. } => {
                 details["rule"] = json!(rule);
@@ -355,6 +364,7 @@ impl Gate {
                         let mut refused =
                             Decision::refuse(Refusal::RateLimited { message }, details);
                         refused.mask = mask;
+                        refused.mask_fields = mask_fields;
                         return refused;
                     }
                 }
@@ -369,6 +379,7 @@ impl Gate {
         };
         let mut decided = decided.at(live.version);
         decided.mask = mask;
+        decided.mask_fields = mask_fields;
         decided
     }
 

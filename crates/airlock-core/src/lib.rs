@@ -27,6 +27,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod gate;
+pub mod http_config;
 pub mod live_policy;
 pub mod login;
 pub mod notifications;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use airlock_types::Protocol;
 
-use crate::auth::{authenticate_token, AuthFailure, Authenticated, LockScope};
+use crate::auth::{authenticate_bearer, authenticate_token, AuthFailure, Authenticated, LockScope};
 use crate::events::{record, AuthFailed, LockedOut};
 use crate::state::GatewayState;
 
@@ -91,21 +91,55 @@ impl GatewayState {
         }
     }
 
+    /// Checks a token that names its identity itself (an HTTP
+    /// `Authorization: Bearer`; `attempt.user` is empty, no identity is
+    /// claimed). Failures count against the source (and the empty claimed
+    /// identity) and are recorded exactly like [`GatewayState::log_in`]'s.
+    pub async fn log_in_bearer(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        token: String,
+    ) -> Result<Authenticated, LoginRefusal> {
+        match self.check_token_claimed(attempt, token, None).await? {
+            Ok(authenticated) => Ok(authenticated),
+            Err(failure) => {
+                self.record_login_failure(attempt, failure).await;
+                Err(LoginRefusal::Failed {
+                    user: attempt.user.to_string(),
+                    connection: attempt.connection.to_string(),
+                })
+            }
+        }
+    }
+
     async fn check_token(
         &self,
         attempt: &LoginAttempt<'_>,
         token: String,
     ) -> Result<Result<Authenticated, AuthFailure>, LoginRefusal> {
-        let user = attempt.user;
+        self.check_token_claimed(attempt, token, Some(attempt.user))
+            .await
+    }
+
+    /// The token check; `claimed` is the identity the client named, `None`
+    /// when the token alone names it.
+    async fn check_token_claimed(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        token: String,
+        claimed: Option<&str>,
+    ) -> Result<Result<Authenticated, AuthFailure>, LoginRefusal> {
         if let (Some(validator), true) = (
             &self.oidc,
             airlock_oidc::OidcValidator::looks_like_jwt(&token),
         ) {
             return Ok(match validator.validate(&token).await {
-                Ok(validated) if validated.identity.name == user => Ok(Authenticated {
-                    token_id: format!("oidc:{}", validated.issuer_name),
-                    identity: validated.identity,
-                }),
+                Ok(validated) if claimed.is_none_or(|user| validated.identity.name == user) => {
+                    Ok(Authenticated {
+                        token_id: format!("oidc:{}", validated.issuer_name),
+                        identity: validated.identity,
+                    })
+                }
                 Ok(_) => Err(AuthFailure::IdentityMismatch),
                 Err(error) => {
                     tracing::info!(%error, "OIDC token refused");
@@ -118,9 +152,11 @@ impl GatewayState {
             });
         }
         let store = Arc::clone(&self.store);
-        let (lookup_user, lookup_connection) = (user.to_string(), attempt.connection.to_string());
-        tokio::task::spawn_blocking(move || {
-            authenticate_token(&store, &token, &lookup_user, &lookup_connection)
+        let (lookup_user, lookup_connection) =
+            (claimed.map(str::to_string), attempt.connection.to_string());
+        tokio::task::spawn_blocking(move || match lookup_user {
+            Some(user) => authenticate_token(&store, &token, &user, &lookup_connection),
+            None => authenticate_bearer(&store, &token, &lookup_connection),
         })
         .await
         .map_err(|_| LoginRefusal::StoreUnavailable)?

@@ -464,8 +464,6 @@ fn apply_effects(
                 cursors.clear();
             }
             SessionEffect::Execute(_) => {}
-            // MySQL effects: PostgreSQL texts never have them.
-            SessionEffect::UseDatabase(_) | SessionEffect::SetUserVariable(_) => {}
         }
     }
     if touches_cursors {

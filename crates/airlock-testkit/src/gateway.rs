@@ -21,6 +21,8 @@ pub struct GatewayProcess {
     pub mysql_port: u16,
     /// Admin API port on 127.0.0.1.
     pub admin_port: u16,
+    /// HTTP API listener port on 127.0.0.1 (`listen.http`).
+    pub http_port: u16,
     /// The admin token set through `AIRLOCK_ADMIN_TOKEN`.
     pub admin_token: String,
     config_path: PathBuf,
@@ -119,8 +121,9 @@ impl GatewayProcess {
         let pg_port = free_port();
         let admin_port = free_port();
         let mysql_port = free_port();
+        let http_port = free_port();
         let config = format!(
-            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n{config_yaml}"
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n  http: 127.0.0.1:{http_port}\n{config_yaml}"
         );
         let config_path = data_dir.path().join("airlock.yaml");
         std::fs::write(&config_path, config).expect("write config");
@@ -130,6 +133,7 @@ impl GatewayProcess {
             pg_port,
             mysql_port,
             admin_port,
+            http_port,
             admin_token: format!("test-admin-{}", random_secret()),
             log_path: data_dir.path().join("gateway.log"),
             config_path,
@@ -157,6 +161,7 @@ impl GatewayProcess {
                 self.pg_port = free_port();
                 self.admin_port = free_port();
                 self.mysql_port = free_port();
+                self.http_port = free_port();
                 self.rewrite_listen();
             }
             let log_start = std::fs::metadata(&self.log_path)
@@ -224,6 +229,8 @@ impl GatewayProcess {
                     format!("  postgres: 127.0.0.1:{}\n", self.pg_port)
                 } else if line.starts_with("  mysql: 127.0.0.1:") {
                     format!("  mysql: 127.0.0.1:{}\n", self.mysql_port)
+                } else if line.starts_with("  http: 127.0.0.1:") {
+                    format!("  http: 127.0.0.1:{}\n", self.http_port)
                 } else {
                     format!("{line}\n")
                 }
@@ -268,6 +275,7 @@ impl GatewayProcess {
         let pg_port = free_port();
         let admin_port = free_port();
         let mysql_port = free_port();
+        let http_port = free_port();
         let original = std::fs::read_to_string(&self.config_path).expect("read config");
         let body: String = original
             .lines()
@@ -276,11 +284,12 @@ impl GatewayProcess {
                     || line.starts_with("  admin:")
                     || line.starts_with("  postgres:")
                     || line.starts_with("  mysql:")
+                    || line.starts_with("  http:")
             })
             .map(|line| format!("{line}\n"))
             .collect();
         let config = format!(
-            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n{body}"
+            "listen:\n  admin: 127.0.0.1:{admin_port}\n  postgres: 127.0.0.1:{pg_port}\n  mysql: 127.0.0.1:{mysql_port}\n  http: 127.0.0.1:{http_port}\n{body}"
         );
         let config_path = dir.path().join("airlock.yaml");
         std::fs::write(&config_path, config).expect("write config");
@@ -296,6 +305,7 @@ impl GatewayProcess {
             pg_port,
             mysql_port,
             admin_port,
+            http_port,
             admin_token: self.admin_token.clone(),
             log_path: dir.path().join("gateway.log"),
             config_path,
@@ -336,6 +346,7 @@ impl GatewayProcess {
                 .is_some_and(|(status, _)| status == 200)
                 && TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.mysql_port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.http_port)).is_ok()
             {
                 return true;
             }

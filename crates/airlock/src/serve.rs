@@ -165,6 +165,7 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
             shutdown_rx.clone(),
         ))
     });
+    let http_task = start_http(&state, &shutdown_rx).await?;
     let pruning = tokio::spawn(airlock_core::audit::run_pruning(Arc::clone(&state)));
     let policy_refresh = tokio::spawn(airlock_core::policies::run_policy_refresh(Arc::clone(
         &state,
@@ -192,6 +193,9 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     if let Some(mysql_task) = mysql_task {
         let _ = mysql_task.await;
     }
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
     let _ = admin_task.await;
     pruning.abort();
     policy_refresh.abort();
@@ -211,6 +215,27 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
         tracing::warn!("the audit journal is kept; the next start copies what it holds");
     }
     Ok(())
+}
+
+/// Binds `listen.http` and starts the HTTP API gateway, when it is to run.
+async fn start_http(
+    state: &Arc<GatewayState>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(address) = state.settings.http_listen else {
+        return Ok(None);
+    };
+    let gateway = airlock_http_gateway::HttpGateway::new(Arc::clone(state))
+        .context("cannot start the HTTP gateway")?;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (listen.http)"))?;
+    tracing::info!(http = %listener.local_addr()?, "airlock listening for HTTP API clients");
+    Ok(Some(tokio::spawn(airlock_http_gateway::run_http_listener(
+        Arc::new(gateway),
+        listener,
+        shutdown.clone(),
+    ))))
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,272 @@
+//! The HTTP parts of the configuration file: the `http:` listener options,
+//! a connection's `inject:` block, and the checks an `protocol: http`
+//! connection must pass (and the HTTP-only fields other protocols must not
+//! carry). Kept apart from `config.rs` so each protocol's settings stay in
+//! one place; `config.rs` calls [`connection_problems`] for every
+//! connection.
+
+use serde::Deserialize;
+
+use crate::config::{ConnectionConfig, PlaintextPolicy};
+use crate::duration::parse_duration;
+
+/// The HTTP listener's address when `listen.http` is not set.
+pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:18080";
+
+/// HTTP listener options (`http:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Who may skip TLS: `loopback` (default), `always`, `never`. Without
+    /// TLS the bearer token crosses the network in clear.
+    #[serde(default)]
+    pub allow_plaintext: PlaintextPolicy,
+    /// Largest response body (after decompression) the gateway holds in
+    /// memory to mask it, in bytes (default 8 MiB). A larger response under
+    /// a mask plan is refused, never passed unmasked.
+    #[serde(default = "default_max_masked_body_bytes")]
+    pub max_masked_body_bytes: usize,
+    /// Largest request head (request line and headers) accepted from a
+    /// client, in bytes (default 64 KiB).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Time allowed to connect upstream and receive the response head
+    /// (default `30s`). A request held for review waits outside it.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            allow_plaintext: PlaintextPolicy::default(),
+            max_masked_body_bytes: default_max_masked_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            upstream_timeout: default_upstream_timeout(),
+        }
+    }
+}
+
+fn default_max_masked_body_bytes() -> usize {
+    8 * 1024 * 1024
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_upstream_timeout() -> String {
+    "30s".into()
+}
+
+/// How an HTTP connection's stored credential is sent upstream: exactly
+/// one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectConfig {
+    /// The credential's secret as the value of this header (`X-Api-Key`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// `Authorization: Bearer <secret>`.
+    #[serde(default)]
+    pub bearer: bool,
+    /// `Authorization: Basic base64(<username>:<secret>)`.
+    #[serde(default)]
+    pub basic: bool,
+}
+
+/// Headers the gateway sets or removes itself: a connection may not inject
+/// its credential under them.
+const RESERVED_HEADERS: [&str; 12] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "cookie",
+    "proxy-authorization",
+    "authorization",
+];
+
+/// True for an HTTP header name (RFC 9110 token characters).
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
+/// The problems of one connection's HTTP fields, as (field, message):
+/// an `http` connection needs a `url` with an `http`/`https` scheme, an
+/// `inject` with exactly one way, and no `address`/`tls`/`database`; any
+/// other protocol carries none of the HTTP fields.
+pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if connection.protocol != "http" {
+        let http_only = [
+            ("url", connection.url.is_some()),
+            ("inject", connection.inject.is_some()),
+            ("insecure_skip_verify", connection.insecure_skip_verify),
+            ("forward_cookies", connection.forward_cookies),
+            ("strip_headers", !connection.strip_headers.is_empty()),
+        ];
+        for (field, set) in http_only {
+            if set {
+                problems.push((field, format!("{field} is for protocol http connections")));
+            }
+        }
+        return problems;
+    }
+    match connection.url.as_deref() {
+        None => problems.push(("url", "an http connection needs a url".into())),
+        Some(url) => {
+            if let Some(problem) = url_problem(url) {
+                problems.push(("url", format!("url {url:?} {problem}")));
+            }
+        }
+    }
+    for (field, set) in [
+        ("address", !connection.address.is_empty()),
+        ("tls", connection.tls.is_some()),
+        ("database", connection.database.is_some()),
+    ] {
+        if set {
+            problems.push((
+                field,
+                format!(
+                    "{field} is not used by http connections (the url says where and whether TLS)"
+                ),
+            ));
+        }
+    }
+    match &connection.inject {
+        None => problems.push((
+            "credential",
+            "an http connection needs inject: {header: NAME}, {bearer: true} or {basic: true}"
+                .into(),
+        )),
+        Some(inject) => {
+            let ways = usize::from(inject.header.is_some())
+                + usize::from(inject.bearer)
+                + usize::from(inject.basic);
+            if ways != 1 {
+                problems.push((
+                    "inject",
+                    "inject: give exactly one of header, bearer, basic".into(),
+                ));
+            }
+            if let Some(header) = &inject.header {
+                let lower = header.to_ascii_lowercase();
+                if !valid_header_name(header) {
+                    problems.push((
+                        "inject",
+                        format!("inject.header {header:?} is not a header name"),
+                    ));
+                } else if RESERVED_HEADERS.contains(&lower.as_str())
+                    || lower.starts_with("impersonate-")
+                {
+                    problems.push((
+                        "inject",
+                        format!("inject.header {header:?} is a header the gateway sets or removes itself"),
+                    ));
+                }
+            }
+        }
+    }
+    if connection.insecure_skip_verify && connection.ca_file.is_some() {
+        problems.push((
+            "insecure_skip_verify",
+            "insecure_skip_verify and ca_file exclude each other".into(),
+        ));
+    }
+    for header in &connection.strip_headers {
+        if !valid_header_name(header) {
+            problems.push((
+                "strip_headers",
+                format!("strip_headers: {header:?} is not a header name"),
+            ));
+        }
+    }
+    problems
+}
+
+/// Why `url` cannot be an HTTP connection's base URL, if it cannot.
+fn url_problem(url: &str) -> Option<&'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let Some(rest) = rest else {
+        return Some("must start with http:// or https://");
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Some("needs a host (and no user:password@)");
+    }
+    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("must not carry a query, a fragment or spaces");
+    }
+    if !path.is_empty() && path != "/" && !airlock_types::command::http::http_path_is_normal(path) {
+        return Some("has a path that is not in normal form");
+    }
+    None
+}
+
+/// The problems of the `http:` options, as (field, message).
+pub fn options_problems(options: &HttpOptions) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if options.max_masked_body_bytes < 1024 {
+        problems.push((
+            "max_masked_body_bytes",
+            "http.max_masked_body_bytes: must be at least 1024".into(),
+        ));
+    }
+    if options.max_header_bytes < 8192 {
+        problems.push((
+            "max_header_bytes",
+            "http.max_header_bytes: must be at least 8192".into(),
+        ));
+    }
+    match parse_duration(&options.upstream_timeout) {
+        Ok(duration) if duration.is_zero() => problems.push((
+            "upstream_timeout",
+            "http.upstream_timeout: must be longer than zero".into(),
+        )),
+        Ok(_) => {}
+        Err(error) => problems.push((
+            "upstream_timeout",
+            format!("http.upstream_timeout: {error}"),
+        )),
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(url_problem("https://billing.internal:8443"), None);
+        assert_eq!(url_problem("http://127.0.0.1:9/api/v2"), None);
+        assert!(url_problem("ftp://x").is_some());
+        assert!(url_problem("https://").is_some());
+        assert!(url_problem("https://user:pw@host").is_some());
+        assert!(url_problem("https://host/a/../b").is_some());
+        assert!(url_problem("https://host/?q").is_some());
+    }
+
+    #[test]
+    fn header_names() {
+        assert!(valid_header_name("X-Api-Key"));
+        assert!(!valid_header_name("X Api"));
+        assert!(!valid_header_name(""));
+        assert!(!valid_header_name("a:b"));
+    }
+}

@@ -1,0 +1,382 @@
+//! One HTTP request through the gateway, in phases: route, authenticate
+//! (the core's login), admit (the core's admission: one session per
+//! request), decide (the core's gate, a review held here), record before
+//! forward, forward with the injected credential, relay the response
+//! (scrubbed, masked) and record its outcome.
+//!
+//! Every refusal is answered by `errors`; every request that reached
+//! admission ends its session with `session.end`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use airlock_core::admission::{AdmissionRequest, AdmittedSession, SessionCounts, UpstreamLogin};
+use airlock_core::auth::Authenticated;
+use airlock_core::gate::{Decision, Gate, Limits, Refusal, Verdict};
+use airlock_core::login::LoginAttempt;
+use airlock_types::command::{CommandKind, HttpRequest};
+use airlock_types::{Command, Protocol};
+
+use crate::errors;
+use crate::headers::{check_request, credential_header, echo_forms, upstream_request_headers};
+use crate::recording::{command_event, RecordContext, ResultRecord};
+use crate::relay::relay_response;
+use crate::route::{route, upstream_target, Route};
+use crate::scrub::Scrubber;
+use crate::upstream::{send, UpstreamBody};
+use crate::{ClientBody, HttpGateway};
+
+/// Largest request body shown to (and bound by) a reviewer; a larger body
+/// of a request held for review is refused.
+pub const MAX_REVIEWED_BODY_BYTES: usize = 64 * 1024;
+
+/// Where the request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub address: SocketAddr,
+    pub tls: bool,
+}
+
+fn new_session_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    format!("s-{}", hex::encode(bytes))
+}
+
+/// The bearer token of the request: exactly one `Authorization` header
+/// with scheme `Bearer`.
+fn bearer_token(request: &Request<Incoming>) -> Option<String> {
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then(|| token.to_string())
+}
+
+/// Serves one request.
+pub async fn handle(
+    gateway: Arc<HttpGateway>,
+    request: Request<Incoming>,
+    peer: Peer,
+) -> Response<ClientBody> {
+    let started = Instant::now();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let routed = match route(&path, query.as_deref()) {
+        Ok(routed) => routed,
+        Err(error) => return errors::route(error),
+    };
+    if let Err(error) = check_request(request.headers()) {
+        return errors::bad_request(&error.to_string());
+    }
+    let session_id = new_session_id();
+    let attempt = LoginAttempt {
+        protocol: Protocol::Http,
+        user: "",
+        connection: routed.connection,
+        session_id: &session_id,
+        peer: peer.address,
+    };
+    let state = &gateway.state;
+    if let Err(refusal) = state.check_lockout(&attempt) {
+        return errors::login(&refusal);
+    }
+    let Some(token) = bearer_token(&request) else {
+        return errors::unauthenticated();
+    };
+    let authenticated = match state.log_in_bearer(&attempt, token).await {
+        Ok(authenticated) => authenticated,
+        Err(refusal) => return errors::login(&refusal),
+    };
+    let admission = AdmissionRequest {
+        protocol: Protocol::Http,
+        authenticated: &authenticated,
+        connection: routed.connection,
+        session_id: &session_id,
+        peer: peer.address,
+        tls: peer.tls,
+        started,
+    };
+    let admitted = match state.admit_session(&admission).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return errors::admission(&refusal),
+    };
+    let (session, login) = match admitted.open(state, &admission, None).await {
+        Ok(opened) => opened,
+        Err(refusal) => return errors::admission(&refusal),
+    };
+    let span = tracing::info_span!("http", session = %session_id, protocol = "http",
+        client = %peer.address, identity = %authenticated.identity.name, connection = %routed.connection);
+    let _entered = span.enter();
+    let exchange = Exchange {
+        gateway: &gateway,
+        authenticated: &authenticated,
+        routed: &routed,
+        started,
+    };
+    exchange.run(request, session, login).await
+}
+
+/// One admitted request on its way.
+struct Exchange<'a> {
+    gateway: &'a Arc<HttpGateway>,
+    authenticated: &'a Authenticated,
+    routed: &'a Route<'a>,
+    started: Instant,
+}
+
+impl Exchange<'_> {
+    fn context<'s>(&'s self, session: &'s AdmittedSession) -> RecordContext<'s> {
+        RecordContext {
+            session_id: session.session_id(),
+            identity: &self.authenticated.identity.name,
+            connection: self.routed.connection,
+        }
+    }
+
+    /// Decides, records, forwards, relays.
+    async fn run(
+        &self,
+        request: Request<Incoming>,
+        session: AdmittedSession,
+        login: UpstreamLogin,
+    ) -> Response<ClientBody> {
+        let state = &self.gateway.state;
+        let Some(target) = self.gateway.targets.get(self.routed.connection) else {
+            let response = errors::admission(
+                &airlock_core::admission::AdmissionRefusal::UnknownConnection {
+                    connection: self.routed.connection.to_string(),
+                },
+            );
+            session
+                .record_end("refused", None, SessionCounts::default())
+                .await;
+            return response;
+        };
+        let method = request.method().as_str().to_string();
+        let command = Command::new(
+            format!("{method} {}", self.routed.path),
+            CommandKind::Http(HttpRequest::new(method.clone(), self.routed.path)),
+        );
+        let mut shown = match self.routed.query {
+            Some(query) => format!("{method} {}?{query}", self.routed.path),
+            None => format!("{method} {}", self.routed.path),
+        };
+        let gate = Gate::new(
+            Arc::clone(state),
+            self.authenticated.identity.clone(),
+            state.connection_info(&session.connection),
+        );
+        let (parts, body) = request.into_parts();
+        let mut decision = gate.decide(&command, Limits::Now, &shown);
+        let mut body: UpstreamBody = body.boxed();
+        if decision.review.is_some() {
+            match hold_for_review(
+                &gate,
+                &command,
+                &mut shown,
+                body,
+                decision,
+                session.session_id(),
+            )
+            .await
+            {
+                Some((held, read)) => {
+                    decision = held;
+                    body = read;
+                }
+                None => {
+                    session
+                        .record_end("refused", None, SessionCounts::default())
+                        .await;
+                    return errors::body_too_large(MAX_REVIEWED_BODY_BYTES);
+                }
+            }
+        }
+        if let Err(refused) = self
+            .record_command(&session, &method, &shown, &decision)
+            .await
+        {
+            decision = refused;
+        }
+        if let Verdict::Refuse(refusal) = &decision.verdict {
+            let response = errors::refusal(refusal, &decision);
+            let counts = SessionCounts {
+                commands: 1,
+                refused: 1,
+                ..SessionCounts::default()
+            };
+            session.record_end("refused", None, counts).await;
+            return response;
+        }
+        let secret = login.password.expose();
+        let Some((name, value)) = credential_header(&target.inject, &login.username, secret) else {
+            session
+                .record_end("refused", None, SessionCounts::default())
+                .await;
+            return errors::unmaskable("the stored credential cannot be sent as a header");
+        };
+        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
+        drop(login);
+        let Some(upstream_request) =
+            build_upstream_request(target, self.routed, parts, body, (name, value))
+        else {
+            session
+                .record_end("refused", None, SessionCounts::default())
+                .await;
+            return errors::bad_request("the path cannot be forwarded");
+        };
+        let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
+        match answered {
+            Ok(response) => {
+                relay_response(
+                    self.gateway,
+                    response,
+                    decision,
+                    scrubber,
+                    session,
+                    self.started,
+                )
+                .await
+            }
+            Err(error) => self.upstream_failed(session, &error).await,
+        }
+    }
+
+    /// The upstream could not be reached or did not answer: 502/504, the
+    /// result and the session's end recorded.
+    async fn upstream_failed(
+        &self,
+        session: AdmittedSession,
+        error: &crate::upstream::UpstreamError,
+    ) -> Response<ClientBody> {
+        tracing::warn!(%error, "upstream request failed");
+        let response = errors::upstream(error);
+        let result = ResultRecord::failed(
+            response.status().as_u16(),
+            error.to_string(),
+            elapsed_us(self.started),
+        );
+        if self.gateway.state.config.recording.enabled {
+            let event = result.event(&self.context(&session));
+            self.gateway.state.recorder.record_later(vec![event]).await;
+        }
+        let counts = SessionCounts {
+            commands: 1,
+            ..SessionCounts::default()
+        };
+        session
+            .record_end("upstream_failed", Some(error.to_string()), counts)
+            .await;
+        response
+    }
+
+    /// Audit before forward: the `command` event, awaited. A refusal when
+    /// it could not be written (the request is not forwarded).
+    async fn record_command(
+        &self,
+        session: &AdmittedSession,
+        method: &str,
+        shown: &str,
+        decision: &Decision,
+    ) -> Result<(), Decision> {
+        let state = &self.gateway.state;
+        if !state.config.recording.enabled {
+            return Ok(());
+        }
+        let event = command_event(
+            &self.context(session),
+            method,
+            self.routed.path,
+            shown,
+            decision,
+            state.config.recording.max_statement_bytes,
+        );
+        match state.recorder.record(vec![event]).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, "refusing the request: audit write failed");
+                let mut refused = Decision::refuse(
+                    Refusal::RecordingUnavailable {
+                        message: "airlock: the audit log cannot be written; the request is refused"
+                            .into(),
+                    },
+                    decision.details.clone(),
+                );
+                refused.version = decision.version;
+                Err(refused)
+            }
+        }
+    }
+}
+
+/// Holds a request a review rule caught: its body (at most
+/// [`MAX_REVIEWED_BODY_BYTES`]) joins what the reviewer sees and the
+/// approval binds, then the core waits for reviewers. `None` when the body
+/// is too large to show.
+async fn hold_for_review(
+    gate: &Gate,
+    command: &Command,
+    shown: &mut String,
+    body: UpstreamBody,
+    mut decision: Decision,
+    session_id: &str,
+) -> Option<(Decision, UpstreamBody)> {
+    let collected = Limited::new(body, MAX_REVIEWED_BODY_BYTES)
+        .collect()
+        .await
+        .ok()?;
+    let bytes = collected.to_bytes();
+    if !bytes.is_empty() {
+        shown.push_str("\n\n");
+        shown.push_str(&String::from_utf8_lossy(&bytes));
+        decision = gate.decide(command, Limits::Now, shown);
+    }
+    let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+    let resolved = gate
+        .resolve(decision, session_id, |notice| {
+            tracing::info!(%notice, "request held for review");
+        })
+        .await;
+    Some((resolved, body))
+}
+
+/// The request as the upstream gets it: the client's headers filtered,
+/// the credential added, `Host` and `Accept-Encoding: identity` set, the
+/// target below the connection's base path.
+fn build_upstream_request(
+    target: &crate::upstream::UpstreamTarget,
+    routed: &Route<'_>,
+    parts: http::request::Parts,
+    body: UpstreamBody,
+    credential: (http::HeaderName, HeaderValue),
+) -> Option<Request<UpstreamBody>> {
+    let mut headers = upstream_request_headers(&parts.headers, &target.header_rules);
+    headers.insert(credential.0, credential.1);
+    if let Ok(host) = HeaderValue::from_str(&target.authority) {
+        headers.insert(header::HOST, host);
+    }
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = upstream_target(&target.base_path, routed).parse().ok()?;
+    *request.headers_mut() = headers;
+    Some(request)
+}
+
+/// Microseconds since `started`.
+pub fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,238 @@
+//! The upstream side: each `protocol: http` connection's target (scheme,
+//! authority, base path, TLS), built once at start-up, and sending one
+//! request to it over a connection of its own (HTTP/1.1, TLS with the
+//! system roots, a `ca_file`, or no verification only when the connection
+//! says `insecure_skip_verify`).
+//!
+//! One upstream connection per request keeps a request's credential and
+//! TLS state from ever mixing with another's; pooling is a later
+//! optimisation (see ARCHITECTURE.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+
+use airlock_core::config::{relative_to, GatewayConfig};
+use airlock_core::http_config::InjectConfig;
+
+use crate::headers::HeaderRules;
+
+/// Why a target could not be built or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The connection's `url` does not parse (the config validated it, so
+    /// this is internal).
+    #[error("connection {connection:?}: url cannot be used: {reason}")]
+    Url { connection: String, reason: String },
+    /// TLS material could not be loaded.
+    #[error("connection {connection:?}: TLS: {reason}")]
+    Tls { connection: String, reason: String },
+    /// Connecting, the TLS handshake or the exchange failed.
+    #[error("{0}")]
+    Exchange(String),
+    /// No response head within `http.upstream_timeout`.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Where one connection's requests go.
+#[derive(Clone)]
+pub struct UpstreamTarget {
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as the `Host` header says it.
+    pub authority: String,
+    /// The url's path, without trailing `/` (`""` for none).
+    pub base_path: String,
+    /// TLS towards the upstream (`https` urls).
+    pub tls: Option<Arc<ClientConfig>>,
+    pub inject: InjectConfig,
+    pub header_rules: HeaderRules,
+}
+
+/// Every `protocol: http` connection's target, by name.
+pub fn targets(
+    config: &GatewayConfig,
+    config_path: &Path,
+) -> Result<BTreeMap<String, UpstreamTarget>, UpstreamError> {
+    let mut out = BTreeMap::new();
+    for connection in config.connections.iter().filter(|c| c.protocol == "http") {
+        let name = connection.name.clone();
+        let url = connection.url.as_deref().unwrap_or("");
+        let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                return Err(UpstreamError::Url {
+                    connection: name,
+                    reason: "not http(s)".into(),
+                })
+            }
+        };
+        let (authority, base_path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = split_authority(authority, https).ok_or_else(|| UpstreamError::Url {
+            connection: name.clone(),
+            reason: "bad host or port".into(),
+        })?;
+        let tls = if https {
+            let ca = connection
+                .ca_file
+                .as_ref()
+                .map(|file| relative_to(config_path, file));
+            Some(
+                client_tls(ca.as_deref(), connection.insecure_skip_verify).map_err(|reason| {
+                    UpstreamError::Tls {
+                        connection: name.clone(),
+                        reason,
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
+        let target = UpstreamTarget {
+            host,
+            port,
+            authority: authority.to_string(),
+            base_path: base_path.trim_end_matches('/').to_string(),
+            tls,
+            inject: connection.inject.clone().unwrap_or_default(),
+            header_rules: HeaderRules {
+                forward_cookies: connection.forward_cookies,
+                strip: connection
+                    .strip_headers
+                    .iter()
+                    .map(|header| header.to_ascii_lowercase())
+                    .collect(),
+            },
+        };
+        out.insert(name, target);
+    }
+    Ok(out)
+}
+
+/// `host[:port]` (brackets around an IPv6 host) with the scheme's default.
+fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
+    let default = if https { 443 } else { 80 };
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => default,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host.to_string(), port.parse().ok()?)),
+        Some(_) => None,
+        None if !authority.is_empty() => Some((authority.to_string(), default)),
+        None => None,
+    }
+}
+
+fn client_tls(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
+    if insecure {
+        return airlock_core::tls::encrypting_client_config().map_err(|error| error.to_string());
+    }
+    if let Some(ca) = ca_file {
+        return airlock_core::tls::verifying_client_config(ca).map_err(|error| error.to_string());
+    }
+    let mut roots = RootCertStore::empty();
+    let loaded = rustls_native_certs::load_native_certs();
+    for cert in loaded.certs {
+        // A certificate the store holds but rustls cannot parse is skipped:
+        // the others still verify.
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The body type sent upstream: the client's body as it streams in, or
+/// one the gateway read (a request held for review).
+pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+
+/// Sends `request` to `target` on a fresh connection and waits (at most
+/// `timeout`) for the response head; the body streams afterwards.
+pub async fn send(
+    target: &UpstreamTarget,
+    request: http::Request<UpstreamBody>,
+    timeout: Duration,
+) -> Result<http::Response<Incoming>, UpstreamError> {
+    let exchange = async {
+        let tcp = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|error| {
+                UpstreamError::Exchange(format!("cannot connect: {}", error.kind()))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        match &target.tls {
+            None => exchange(TokioIo::new(tcp), request).await,
+            Some(config) => {
+                let name = ServerName::try_from(target.host.clone())
+                    .map_err(|_| UpstreamError::Exchange("bad server name".into()))?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|error| UpstreamError::Exchange(format!("TLS: {error}")))?;
+                exchange(TokioIo::new(tls), request).await
+            }
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| UpstreamError::Timeout(timeout))?
+}
+
+async fn exchange<T>(
+    io: TokioIo<T>,
+    request: http::Request<UpstreamBody>,
+) -> Result<http::Response<Incoming>, UpstreamError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(256 * 1024)
+        .handshake(io)
+        .await
+        .map_err(|error| UpstreamError::Exchange(format!("handshake: {error}")))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|error| UpstreamError::Exchange(format!("request failed: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_split() {
+        assert_eq!(split_authority("h:8443", true), Some(("h".into(), 8443)));
+        assert_eq!(split_authority("h", true), Some(("h".into(), 443)));
+        assert_eq!(split_authority("h", false), Some(("h".into(), 80)));
+        assert_eq!(split_authority("[::1]:9", false), Some(("::1".into(), 9)));
+        assert_eq!(split_authority(":9", false), None);
+        assert_eq!(split_authority("h:x", false), None);
+    }
+}
