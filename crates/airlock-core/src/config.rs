@@ -836,7 +836,12 @@ impl GatewayConfig {
             for (field, message) in crate::http_config::connection_problems(connection) {
                 problem(&format!("{needle}/{field}:"), format!("{at}: {message}"));
             }
-            if connection.protocol != "http" && !valid_host_port(&connection.address) {
+            if connection.protocol != "http" && connection.address.is_empty() {
+                problem(
+                    &format!("{needle}:"),
+                    format!("{at}: address is missing (host:port of the upstream)"),
+                );
+            } else if connection.protocol != "http" && !valid_host_port(&connection.address) {
                 problem(
                     &format!("{needle}/address:"),
                     format!("{at}: address {:?} is not host:port", connection.address),

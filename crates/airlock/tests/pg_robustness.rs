@@ -212,7 +212,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     let config = dir.path().join("airlock.yaml");
     std::fs::write(
         &config,
-        "listen:\n  admin: not-an-address\nconnections:\n  - name: a\n    protocol: http\n    address: nohost\n    credential: c\ntokens:\n  max_ttl: 5x\n",
+        "listen:\n  admin: not-an-address\nconnections:\n  - name: a\n    protocol: kubernetes\n    address: nohost\n    credential: c\ntokens:\n  max_ttl: 5x\n",
     )
     .unwrap();
     let output = std::process::Command::new(common::binary())
@@ -227,7 +227,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     assert!(text.contains("has 4 problems"), "{text}");
     assert!(text.contains("airlock.yaml:2: listen.admin"), "{text}");
     assert!(
-        text.contains("airlock.yaml:5: connections[0] \"a\": protocol \"http\""),
+        text.contains("airlock.yaml:5: connections[0] \"a\": protocol \"kubernetes\""),
         "{text}"
     );
     assert!(
@@ -244,7 +244,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     // the file, with no line 0.
     std::fs::write(
         &config,
-        "listen:\n  admin: 127.0.0.1:0\n  postgres: 127.0.0.1:0\npolicy: nothere.yaml\nconnections:\n  - name: a\n    protocol: postgres\n",
+        "listen:\n  admin: 127.0.0.1:0\n  postgres: 127.0.0.1:0\npolicy: nothere.yaml\nconnections:\n  - name: a\n    protocol: postgres\n    credential: c\n",
     )
     .unwrap();
     let run = |config: &std::path::Path| {
@@ -258,7 +258,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     };
     let text = stderr(&run(&config));
     assert!(
-        text.contains("airlock.yaml:7: missing field `address`"),
+        text.contains("connections[0] \"a\": address is missing"),
         "{text}"
     );
     assert!(!text.contains("column"), "{text}");
