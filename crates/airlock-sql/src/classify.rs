@@ -814,20 +814,7 @@ impl<'a> Statement<'a> {
                 builder.op(Operation::Select, Access::Read);
                 self.walk(builder, next, to, Mode::QUERY);
             }
-            "table" => {
-                builder.op(Operation::Select, Access::Read);
-                let mut index = next;
-                if self.kw(index, "only") {
-                    index += 1;
-                }
-                match self.qualified_name(index) {
-                    Some((name, after)) => {
-                        builder.read_table(name);
-                        self.walk(builder, after, to, Mode::QUERY);
-                    }
-                    None => builder.incomplete(),
-                }
-            }
+            "table" => self.table_statement(builder, next, to),
             "with" => self.with_statement(builder, next, to),
             "insert" => self.insert(builder, next, to),
             "update" => self.update(builder, next, to),
@@ -840,30 +827,8 @@ impl<'a> Statement<'a> {
                 builder.op(Operation::Do, Access::Write);
                 builder.incomplete();
             }
-            "call" => {
-                // A procedure body is arbitrary code: never sure.
-                builder.op(Operation::Call, Access::Write);
-                builder.incomplete();
-                if let Some((name, after)) = self.qualified_name(next) {
-                    builder.call(name);
-                    self.walk(builder, after, to, Mode::QUERY);
-                }
-            }
-            "prepare" => {
-                if self.kw(next, "transaction") {
-                    builder.op(Operation::Transaction, Access::Read);
-                } else {
-                    // PREPARE is decided on its body: what it prepares is
-                    // what a later EXECUTE (or protocol Bind) runs.
-                    builder.op(Operation::Prepare, Access::Read);
-                    match self.find_word(next, to, "as") {
-                        Some(body) if self.ident(next).is_some() => {
-                            self.statement(builder, body + 1, to)
-                        }
-                        _ => builder.incomplete(),
-                    }
-                }
-            }
+            "call" => self.call(builder, next, to),
+            "prepare" => self.prepare(builder, next, to),
             "execute" => self.execute(builder, next, to),
             "deallocate" | "close" => builder.op(Operation::Other, Access::Read),
             "discard" => builder.op(Operation::Other, Access::Write),
@@ -877,7 +842,8 @@ impl<'a> Statement<'a> {
             "commit" | "rollback" => {
                 // COMMIT PREPARED / ROLLBACK PREPARED finish a transaction
                 // prepared earlier, possibly by another session.
-                let access = if self.kw(next, "prepared") {
+                let prepared = self.kw(next, "prepared");
+                let access = if prepared {
                     Access::Write
                 } else {
                     Access::Read
@@ -888,17 +854,7 @@ impl<'a> Statement<'a> {
             "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint" => {
                 builder.op(Operation::Maintenance, Access::Write)
             }
-            "refresh" => {
-                builder.op(Operation::Maintenance, Access::Write);
-                let mut index = next;
-                while self.is_one_of(index, &["materialized", "view", "concurrently"]) {
-                    index += 1;
-                }
-                match self.qualified_name(index) {
-                    Some((name, _)) => builder.write_table(name),
-                    None => builder.incomplete(),
-                }
-            }
+            "refresh" => self.refresh(builder, next),
             "listen" | "unlisten" => builder.op(Operation::Listen, Access::Read),
             "notify" => builder.op(Operation::Notify, Access::Write),
             "grant" => builder.op(Operation::Grant, Access::Admin),
@@ -910,31 +866,91 @@ impl<'a> Statement<'a> {
             "comment" | "security" => builder.op(Operation::Other, Access::Write),
             "reassign" => builder.op(Operation::Alter, Access::Admin),
             "import" => builder.op(Operation::Create, Access::Write),
-            "declare" => match self.find_word(next, to, "for") {
-                Some(query) if self.find_word(next, query, "cursor").is_some() => {
-                    self.statement(builder, query + 1, to)
-                }
-                _ => {
-                    builder.op(Operation::Unknown, Access::Write);
-                }
-            },
-            "fetch" | "move" => {
-                // The cursor's name is the statement's last token; its rows
-                // are what its query reads.
-                builder.op(Operation::Select, Access::Read);
-                let cursor = to
-                    .checked_sub(1)
-                    .filter(|last| *last >= next)
-                    .and_then(|last| self.ident(last));
-                match cursor
-                    .as_deref()
-                    .and_then(|name| self.prepared.cursor(name))
-                {
-                    Some(class) => builder.absorb_class(class),
-                    None => builder.incomplete(),
-                }
+            "declare" => self.declare(builder, next, to),
+            "fetch" | "move" => self.fetch(builder, next, to),
+            _ => builder.op(Operation::Unknown, Access::Write),
+        }
+    }
+
+    /// `TABLE [ONLY] name …`: a read of that table.
+    fn table_statement(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Select, Access::Read);
+        let mut index = from;
+        if self.kw(index, "only") {
+            index += 1;
+        }
+        match self.qualified_name(index) {
+            Some((name, after)) => {
+                builder.read_table(name);
+                self.walk(builder, after, to, Mode::QUERY);
+            }
+            None => builder.incomplete(),
+        }
+    }
+
+    /// `CALL proc(…)`: a procedure body is arbitrary code, never sure.
+    fn call(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Call, Access::Write);
+        builder.incomplete();
+        if let Some((name, after)) = self.qualified_name(from) {
+            builder.call(name);
+            self.walk(builder, after, to, Mode::QUERY);
+        }
+    }
+
+    /// `PREPARE name [(types)] AS body` is decided on its body: what it
+    /// prepares is what a later EXECUTE (or protocol Bind) runs.
+    /// `PREPARE TRANSACTION` is transaction control.
+    fn prepare(&self, builder: &mut Builder, from: usize, to: usize) {
+        if self.kw(from, "transaction") {
+            builder.op(Operation::Transaction, Access::Read);
+            return;
+        }
+        builder.op(Operation::Prepare, Access::Read);
+        match self.find_word(from, to, "as") {
+            Some(body) if self.ident(from).is_some() => self.statement(builder, body + 1, to),
+            _ => builder.incomplete(),
+        }
+    }
+
+    /// `REFRESH MATERIALIZED VIEW [CONCURRENTLY] name`: writes the view.
+    fn refresh(&self, builder: &mut Builder, from: usize) {
+        builder.op(Operation::Maintenance, Access::Write);
+        let mut index = from;
+        while self.is_one_of(index, &["materialized", "view", "concurrently"]) {
+            index += 1;
+        }
+        match self.qualified_name(index) {
+            Some((name, _)) => builder.write_table(name),
+            None => builder.incomplete(),
+        }
+    }
+
+    /// `DECLARE name … CURSOR … FOR query`: decided as its query.
+    fn declare(&self, builder: &mut Builder, from: usize, to: usize) {
+        match self.find_word(from, to, "for") {
+            Some(query) if self.find_word(from, query, "cursor").is_some() => {
+                self.statement(builder, query + 1, to)
             }
             _ => builder.op(Operation::Unknown, Access::Write),
+        }
+    }
+
+    /// `FETCH`/`MOVE … cursor`: the cursor's name is the statement's last
+    /// token; its rows are what its query reads. An unknown cursor is
+    /// never sure.
+    fn fetch(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Select, Access::Read);
+        let cursor = to
+            .checked_sub(1)
+            .filter(|last| *last >= from)
+            .and_then(|last| self.ident(last));
+        match cursor
+            .as_deref()
+            .and_then(|name| self.prepared.cursor(name))
+        {
+            Some(class) => builder.absorb_class(class),
+            None => builder.incomplete(),
         }
     }
 
@@ -1347,108 +1363,22 @@ impl<'a> Statement<'a> {
         let mut buffer = [0u8; 32];
         let object = self.word(index, &mut buffer).unwrap_or("").to_string();
         let mut access = Access::Write;
-        let mut next = index + 1;
+        let next = index + 1;
         match object.as_str() {
-            "table" => {
-                builder.op(Operation::Create, Access::Write);
-                next = self.skip_if_exists(next);
-                let Some((name, after)) = self.qualified_name(next) else {
-                    builder.incomplete();
-                    return;
-                };
-                builder.write_table(name);
-                if let Some(as_index) = self.find_word(after, to, "as") {
-                    let end = self.strip_with_data(as_index + 1, to);
-                    self.statement(builder, as_index + 1, end);
-                    return;
-                }
-                self.walk(builder, after, to, Mode::DDL);
-                return;
-            }
+            "table" => return self.create_table(builder, next, to),
             "materialized" | "view" => {
-                builder.op(Operation::Create, Access::Write);
-                let materialized = object == "materialized";
-                if materialized {
-                    next += 1;
-                }
-                next = self.skip_if_exists(next);
-                let Some((name, after)) = self.qualified_name(next) else {
-                    builder.incomplete();
-                    return;
-                };
-                builder.write_table(name);
-                match self.find_word(after, to, "as") {
-                    Some(as_index) if materialized => {
-                        let end = self.strip_with_data(as_index + 1, to);
-                        self.statement(builder, as_index + 1, end);
-                    }
-                    // A view's query is stored, not run now.
-                    _ => {
-                        self.walk(builder, after, to, Mode::DDL);
-                    }
-                }
-                return;
+                return self.create_view(builder, object == "materialized", next, to)
             }
             "sequence" => {
                 builder.op(Operation::Create, Access::Write);
-                next = self.skip_if_exists(next);
-                match self.qualified_name(next) {
+                match self.qualified_name(self.skip_if_exists(next)) {
                     Some((name, _)) => builder.write_table(name),
                     None => builder.incomplete(),
                 }
                 return;
             }
-            "index" => {
-                builder.op(Operation::Create, Access::Write);
-                let Some(on) = self.find_word(next, to, "on") else {
-                    builder.incomplete();
-                    return;
-                };
-                let start = if self.kw(on + 1, "only") {
-                    on + 2
-                } else {
-                    on + 1
-                };
-                match self.qualified_name(start) {
-                    Some((name, after)) => {
-                        builder.write_table(name);
-                        self.walk(builder, after, to, Mode::DDL);
-                    }
-                    None => builder.incomplete(),
-                }
-                return;
-            }
-            "schema" => {
-                builder.op(Operation::Create, Access::Write);
-                next = self.skip_if_exists(next);
-                if self.kw(next, "authorization") {
-                    next += 2;
-                } else {
-                    next += 1;
-                    if self.kw(next, "authorization") {
-                        next += 2;
-                    }
-                }
-                // Schema elements: CREATE TABLE|VIEW|INDEX|SEQUENCE|TRIGGER
-                // and GRANT, one after another without separators.
-                let mut element = next;
-                while element < to {
-                    if !self.is_one_of(element, &["create", "grant"]) {
-                        builder.incomplete();
-                        return;
-                    }
-                    let mut end = element + 1;
-                    while end < to && !self.is_one_of(end, &["create", "grant"]) {
-                        if self.kind(end) == Some(TokenKind::LParen) {
-                            end = self.close_of(end, to);
-                        }
-                        end += 1;
-                    }
-                    self.statement(builder, element, end);
-                    element = end;
-                }
-                return;
-            }
+            "index" => return self.create_index(builder, next, to),
+            "schema" => return self.create_schema(builder, next, to),
             "role" | "user" | "group" | "extension" | "language" | "event" | "server"
             | "subscription" | "publication" | "policy" => access = Access::Admin,
             "foreign" if self.kw(next, "data") => access = Access::Admin,
@@ -1460,6 +1390,100 @@ impl<'a> Statement<'a> {
         }
         builder.op(Operation::Create, access);
         self.definition_rest(builder, &object, next, to);
+    }
+
+    /// `CREATE TABLE name (…)` writes the table; `… AS query` also runs
+    /// the query.
+    fn create_table(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Create, Access::Write);
+        let Some((name, after)) = self.qualified_name(self.skip_if_exists(from)) else {
+            builder.incomplete();
+            return;
+        };
+        builder.write_table(name);
+        if let Some(as_index) = self.find_word(after, to, "as") {
+            let end = self.strip_with_data(as_index + 1, to);
+            self.statement(builder, as_index + 1, end);
+            return;
+        }
+        self.walk(builder, after, to, Mode::DDL);
+    }
+
+    /// `CREATE [MATERIALIZED] VIEW name AS query`: a materialized view runs
+    /// its query now; a view's query is stored, not run.
+    fn create_view(&self, builder: &mut Builder, materialized: bool, from: usize, to: usize) {
+        builder.op(Operation::Create, Access::Write);
+        let mut next = from;
+        if materialized {
+            next += 1;
+        }
+        let Some((name, after)) = self.qualified_name(self.skip_if_exists(next)) else {
+            builder.incomplete();
+            return;
+        };
+        builder.write_table(name);
+        match self.find_word(after, to, "as") {
+            Some(as_index) if materialized => {
+                let end = self.strip_with_data(as_index + 1, to);
+                self.statement(builder, as_index + 1, end);
+            }
+            _ => {
+                self.walk(builder, after, to, Mode::DDL);
+            }
+        }
+    }
+
+    /// `CREATE INDEX … ON [ONLY] table …`: writes the table.
+    fn create_index(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Create, Access::Write);
+        let Some(on) = self.find_word(from, to, "on") else {
+            builder.incomplete();
+            return;
+        };
+        let start = if self.kw(on + 1, "only") {
+            on + 2
+        } else {
+            on + 1
+        };
+        match self.qualified_name(start) {
+            Some((name, after)) => {
+                builder.write_table(name);
+                self.walk(builder, after, to, Mode::DDL);
+            }
+            None => builder.incomplete(),
+        }
+    }
+
+    /// `CREATE SCHEMA [name] [AUTHORIZATION role] elements…`: each element
+    /// (CREATE TABLE|VIEW|INDEX|SEQUENCE|TRIGGER and GRANT, one after
+    /// another without separators) is classified as its own statement.
+    fn create_schema(&self, builder: &mut Builder, from: usize, to: usize) {
+        builder.op(Operation::Create, Access::Write);
+        let mut next = self.skip_if_exists(from);
+        if self.kw(next, "authorization") {
+            next += 2;
+        } else {
+            next += 1;
+            if self.kw(next, "authorization") {
+                next += 2;
+            }
+        }
+        let mut element = next;
+        while element < to {
+            if !self.is_one_of(element, &["create", "grant"]) {
+                builder.incomplete();
+                return;
+            }
+            let mut end = element + 1;
+            while end < to && !self.is_one_of(end, &["create", "grant"]) {
+                if self.kind(end) == Some(TokenKind::LParen) {
+                    end = self.close_of(end, to);
+                }
+                end += 1;
+            }
+            self.statement(builder, element, end);
+            element = end;
+        }
     }
 
     /// The rest of a CREATE/ALTER of a named object: skips the object name

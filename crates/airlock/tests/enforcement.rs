@@ -529,7 +529,7 @@ rules:
     assert!(reply.errors.is_empty(), "{reply:?}");
     let reply = wire.query("fetch all from c");
     assert!(reply.errors.is_empty(), "{reply:?}");
-    assert_eq!(reply.rows.len(), 7);
+    assert_eq!(reply.rows.len(), 7, "{reply:?}\n{}", gateway.log());
     let text = reply.text();
     assert!(
         !text.contains("@example.com") && !text.contains("hash-"),

@@ -94,6 +94,9 @@ pub struct Reply {
     pub backend_key: Option<(i32, i32)>,
     /// The sender process id of each `NotificationResponse`.
     pub notifications: Vec<i32>,
+    /// How the reply ended when it did not reach `ReadyForQuery`: `eof`,
+    /// or the socket error.
+    pub cut_short: Option<String>,
 }
 
 impl Reply {
@@ -219,7 +222,14 @@ impl Wire {
                 }
             }
             match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return reply,
+                Ok(0) => {
+                    reply.cut_short = Some("eof".into());
+                    return reply;
+                }
+                Err(error) => {
+                    reply.cut_short = Some(error.to_string());
+                    return reply;
+                }
                 Ok(read) => self.buf.extend_from_slice(&chunk[..read]),
             }
         }
