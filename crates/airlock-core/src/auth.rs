@@ -265,6 +265,15 @@ impl SprayGuard {
         }
     }
 
+    /// The counters. A panic elsewhere while they were held (poisoning)
+    /// leaves plain counts behind: they are used as they are, so lockouts
+    /// keep holding (fail closed) rather than being skipped.
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// How long a lockout lasts.
     pub fn lockout(&self) -> Duration {
         self.lockout
@@ -277,9 +286,7 @@ impl SprayGuard {
     }
 
     fn check_at(&self, source: IpAddr, identity: &str, now: Instant) -> Result<(), Locked> {
-        let Ok(counters) = self.counters.lock() else {
-            return Ok(());
-        };
+        let counters = self.counters();
         if let Some(remaining) = counters
             .sources
             .get(&source)
@@ -309,13 +316,7 @@ impl SprayGuard {
     }
 
     fn record_failure_at(&self, source: IpAddr, identity: &str, now: Instant) -> FailureOutcome {
-        let Ok(mut counters) = self.counters.lock() else {
-            return FailureOutcome {
-                source_failures: 0,
-                identity_failures: 0,
-                locked_now: None,
-            };
-        };
+        let mut counters = self.counters();
         let counters = &mut *counters;
         let horizon = self.window + self.lockout;
         if counters.sources.len() > MAX_TRACKED
@@ -379,9 +380,7 @@ impl SprayGuard {
     /// lockouts ended.
     pub fn unlock(&self, source: Option<IpAddr>, identity: Option<&str>) -> usize {
         let now = Instant::now();
-        let Ok(mut counters) = self.counters.lock() else {
-            return 0;
-        };
+        let mut counters = self.counters();
         let mut ended = 0;
         let mut count = |tally: &Tally| {
             if tally.locked_at(now).is_some() {
@@ -477,6 +476,35 @@ mod tests {
         assert!(guard
             .check_at(source, "agent-7", start + Duration::from_secs(301))
             .is_ok());
+    }
+
+    #[test]
+    fn a_lockout_holds_after_a_panic_poisoned_the_counters() {
+        let guard = std::sync::Arc::new(SprayGuard::new(
+            2,
+            2,
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+        ));
+        let source: IpAddr = "10.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        guard.record_failure_at(source, "a", start);
+        guard.record_failure_at(source, "a", start);
+        let poisoner = std::sync::Arc::clone(&guard);
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.counters.lock();
+            panic!("poison the counters");
+        })
+        .join();
+        assert!(guard.counters.is_poisoned());
+        assert!(guard.check_at(source, "a", start).is_err());
+        // And failures keep counting.
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        guard.record_failure_at(other, "b", start);
+        assert_eq!(
+            guard.record_failure_at(other, "b", start).locked_now,
+            Some(LockScope::Source)
+        );
     }
 
     #[test]

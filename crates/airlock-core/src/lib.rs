@@ -22,6 +22,7 @@ pub mod admin;
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod command_record;
 pub mod config;
 pub mod duration;
 pub mod error;

@@ -29,7 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -208,9 +208,7 @@ impl Progress {
     /// at most [`MAX_INDEX_STALL`].
     fn wait_for_room(&self) {
         let deadline = Instant::now() + MAX_INDEX_STALL;
-        let Ok(mut counters) = self.counters.lock() else {
-            return;
-        };
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         while counters.journaled.saturating_sub(counters.indexed) > MAX_INDEX_LAG
             && counters.index_error.is_none()
         {
@@ -227,7 +225,7 @@ impl Progress {
 
     /// Why new commands must be refused now, if they must.
     fn refusal(&self) -> Option<String> {
-        let counters = self.counters.lock().ok()?;
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(error) = &counters.sync_error {
             return Some(error.clone());
         }
@@ -278,7 +276,8 @@ impl Durability {
         progress: &Progress,
         leader: bool,
     ) {
-        if let Ok(mut state) = self.state.lock() {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             match &outcome {
                 Ok(end) => {
                     state.durable = state.durable.max(*end);
@@ -311,9 +310,7 @@ impl Durability {
     /// Notes that the journal was written through byte `end`: the
     /// timed-sync thread makes it durable if no command's sync does first.
     fn written(&self, end: u64) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.written = state.written.max(end);
         if state.durable < end && state.unsynced_since.is_none() {
             state.unsynced_since = Some(Instant::now());
@@ -614,6 +611,7 @@ impl Recorder {
         if !self.flush(timeout) {
             return false;
         }
+        // A poisoned journal is left for the next start to recover.
         let Ok(mut writer) = self.writer.lock() else {
             return false;
         };
@@ -644,9 +642,11 @@ impl Recorder {
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         write_deferred(&self.writer, &self.progress, false);
-        let Ok(mut counters) = self.progress.counters.lock() else {
-            return false;
-        };
+        let mut counters = self
+            .progress
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let target = counters.journaled;
         while counters.indexed < target {
             let now = Instant::now();
@@ -728,7 +728,11 @@ impl JournalWriter {
                 // next write. The new events are dropped: their commands
                 // are refused and never run.
                 events.truncate(results);
-                if let Ok(mut deferred) = progress.deferred.lock() {
+                {
+                    let mut deferred = progress
+                        .deferred
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     let later = std::mem::replace(&mut *deferred, events);
                     deferred.extend(later);
                     progress
@@ -740,7 +744,11 @@ impl JournalWriter {
                 if let Some(durability) = &self.durability {
                     durability.written(self.earlier_journals + *through);
                 }
-                if let Ok(mut counters) = progress.counters.lock() {
+                {
+                    let mut counters = progress
+                        .counters
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     counters.journaled += events.len() as u64;
                     if counters.stalled_since.is_none() {
                         counters.stalled_since = Some(Instant::now());
@@ -809,7 +817,11 @@ impl JournalWriter {
 /// Refuses every command from now on: see [`Counters::sync_error`].
 fn fail_sync(progress: &Progress, error: &str) {
     tracing::error!(%error, "the audit journal cannot be synced to disk; refusing every command until restart");
-    if let Ok(mut counters) = progress.counters.lock() {
+    {
+        let mut counters = progress
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         counters.sync_error.get_or_insert_with(|| {
             format!("the journal cannot be synced to disk ({error}); restart the gateway once the disk is healthy")
         });
@@ -849,9 +861,10 @@ fn timed_sync_loop(
     durability: &Durability,
     progress: &Progress,
 ) {
-    let Ok(mut state) = durability.state.lock() else {
-        return;
-    };
+    let mut state = durability
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     loop {
         let wait = match state.unsynced_since {
             None => TIMED_SYNC_IDLE,
@@ -1019,7 +1032,11 @@ fn index_with_retry(
     loop {
         match store.append_journaled(events, journal, through) {
             Ok(_) => {
-                if let Ok(mut counters) = progress.counters.lock() {
+                {
+                    let mut counters = progress
+                        .counters
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     counters.indexed += events.len() as u64;
                     counters.index_error = None;
                     counters.stalled_since =
@@ -1030,7 +1047,11 @@ fn index_with_retry(
             }
             Err(error) => {
                 tracing::error!(%error, events = events.len(), "audit index write failed; retrying");
-                if let Ok(mut counters) = progress.counters.lock() {
+                {
+                    let mut counters = progress
+                        .counters
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     counters.index_error = Some(error.to_string());
                 }
                 std::thread::sleep(pause);

@@ -63,9 +63,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Ok(mut entries) = self.registry.entries.lock() {
-            entries.remove(&self.process_id);
-        }
+        self.registry.entries().remove(&self.process_id);
     }
 }
 
@@ -105,12 +103,18 @@ impl LimitReached {
 }
 
 impl SessionRegistry {
+    /// The live sessions. A panic elsewhere while they were held leaves a
+    /// usable map: it is used as it is, so kill switches keep reaching
+    /// every session (never silently skipped).
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Registers a session and draws its client-facing cancel key.
     pub fn register(self: &Arc<Self>, summary: SessionSummary) -> Registration {
-        let mut entries = match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut entries = self.entries();
         self.insert(&mut entries, summary)
     }
 
@@ -122,10 +126,7 @@ impl SessionRegistry {
         summary: SessionSummary,
         limits: SessionLimits,
     ) -> Result<Registration, LimitReached> {
-        let mut entries = match self.entries.lock() {
-            Ok(entries) => entries,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut entries = self.entries();
         let (mut by_identity, mut by_connection) = (0usize, 0usize);
         for entry in entries.values() {
             if entry.summary.identity == summary.identity {
@@ -179,12 +180,10 @@ impl SessionRegistry {
     /// the gateway's own, so the upstream's never leaves the gateway).
     pub fn set_upstream(&self, process_id: i32, upstream: UpstreamCancel) -> i32 {
         let client = upstream.process_id;
-        if let Ok(mut entries) = self.entries.lock() {
-            if let Some(entry) = entries.get_mut(&process_id) {
-                entry.client_process_id = client;
-                entry.upstream = Some(upstream);
-                return client;
-            }
+        if let Some(entry) = self.entries().get_mut(&process_id) {
+            entry.client_process_id = client;
+            entry.upstream = Some(upstream);
+            return client;
         }
         process_id
     }
@@ -192,7 +191,7 @@ impl SessionRegistry {
     /// The upstream key for a client's cancel request, if the key matches:
     /// the process id the client was told and the gateway's secret key.
     pub fn cancel_target(&self, process_id: i32, secret_key: i32) -> Option<UpstreamCancel> {
-        let entries = self.entries.lock().ok()?;
+        let entries = self.entries();
         entries
             .values()
             .find(|entry| entry.client_process_id == process_id && entry.secret_key == secret_key)
@@ -201,9 +200,7 @@ impl SessionRegistry {
 
     /// Ends every live session of a token. Returns how many were told.
     pub fn kill_token(&self, token_id: &str, reason: &str) -> usize {
-        let Ok(entries) = self.entries.lock() else {
-            return 0;
-        };
+        let entries = self.entries();
         let mut count = 0;
         for entry in entries.values() {
             if entry.summary.token_id == token_id {
@@ -216,9 +213,7 @@ impl SessionRegistry {
 
     /// Ends every live session of `identity` on `connection`.
     pub fn kill_where(&self, identity: &str, connection: &str, reason: &str) -> usize {
-        let Ok(entries) = self.entries.lock() else {
-            return 0;
-        };
+        let entries = self.entries();
         let mut count = 0;
         for entry in entries.values() {
             if entry.summary.identity == identity && entry.summary.connection == connection {
@@ -231,9 +226,7 @@ impl SessionRegistry {
 
     /// Live sessions, oldest first.
     pub fn list(&self) -> Vec<SessionSummary> {
-        let Ok(entries) = self.entries.lock() else {
-            return Vec::new();
-        };
+        let entries = self.entries();
         let mut sessions: Vec<_> = entries
             .values()
             .map(|entry| entry.summary.clone())

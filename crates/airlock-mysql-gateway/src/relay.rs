@@ -320,7 +320,7 @@ impl<'a> Relay<'a> {
             None,
             self.capabilities,
             recording,
-            CommandResult::new(0),
+            CommandResult::new(0, "ok"),
             Vec::new(),
         );
         match answer.relay(upstream, client).await {
@@ -409,7 +409,7 @@ impl<'a> Relay<'a> {
             decision.mask.clone(),
             self.capabilities,
             recording,
-            CommandResult::new(self.seq),
+            CommandResult::new(self.seq, "ok"),
             fetch_columns,
         );
         let relayed = answer.relay(upstream, client).await;

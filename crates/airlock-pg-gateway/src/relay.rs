@@ -20,8 +20,6 @@
 
 use bytes::BytesMut;
 use rand::Rng;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +32,7 @@ use airlock_pg::backend::{self, encode_error};
 use airlock_pg::frame::peek_frame;
 use airlock_pg::frontend::{self, decode_frontend, FrontendMessage};
 use airlock_pg::{ErrorFields, FrameDecoder, PgCodecError};
-use airlock_store::{EventData, NewEvent};
+use airlock_store::NewEvent;
 
 use airlock_policy::RateLimitObligation;
 use airlock_sql::SessionEffect;
@@ -48,6 +46,7 @@ use crate::gate::{
 use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
 use crate::tracker::{CommandResult, Pending, ResultTracker};
+use airlock_core::command_record::{self, RecordScope};
 use airlock_core::recorder::{Effect, Recorder};
 use airlock_core::reviews::ReviewRequest;
 
@@ -489,45 +488,31 @@ fn unknown_name(object: Object, message: String) -> GateDecision {
     )
 }
 
-/// The values bound by a `Bind`, rendered for the record and reviewers
-/// (text as text, other binary values as `\x` hex), masked with `mask`,
-/// each cut at 256 characters, in all at most `budget` bytes.
-fn bound_values(bind: &[u8], mask: Option<&MaskPlan>, budget: usize) -> Vec<Option<String>> {
-    const MAX: usize = 256;
+/// The values bound by a `Bind`, rendered for the record and reviewers:
+/// text as text, other binary values as `\x` hex (of their first 128
+/// bytes). The record masks and bounds them
+/// ([`command_record::mask_values`]).
+fn bound_values(bind: &[u8]) -> Vec<Option<String>> {
+    const HEX_BYTES: usize = command_record::MAX_VALUE_CHARS / 2;
     let Ok(values) = frontend::bind_parameters(bind) else {
         return Vec::new();
     };
-    let mut used = 0usize;
-    let mut out = Vec::with_capacity(values.len());
-    for (format, value) in values {
-        let Some(bytes) = value else {
-            out.push(None);
-            continue;
-        };
-        let mut text = match std::str::from_utf8(bytes) {
-            Ok(text) if format == 0 || !text.chars().any(char::is_control) => text.to_string(),
-            _ => {
-                let mut hex = String::from("\\x");
-                for byte in bytes.iter().take(MAX / 2) {
-                    hex.push_str(&format!("{byte:02x}"));
+    values
+        .into_iter()
+        .map(|(format, value)| {
+            let bytes = value?;
+            Some(match std::str::from_utf8(bytes) {
+                Ok(text) if format == 0 || !text.chars().any(char::is_control) => text.to_string(),
+                _ => {
+                    let mut hex = String::from("\\x");
+                    for byte in bytes.iter().take(HEX_BYTES) {
+                        hex.push_str(&format!("{byte:02x}"));
+                    }
+                    hex
                 }
-                hex
-            }
-        };
-        if let Some(plan) = mask {
-            text = plan.mask_text(&text, &mut MaskStats::new()).into_owned();
-        }
-        if text.chars().count() > MAX {
-            text = text.chars().take(MAX).collect::<String>() + "…";
-        }
-        used += text.len();
-        if used > budget {
-            out.push(Some("…".into()));
-            break;
-        }
-        out.push(Some(text));
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 /// The client half's session state: what the handler of each frontend
@@ -893,20 +878,22 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         };
         let (decision, decided) =
             self.decide_execution(&mut execution, portal, segment, answered, live);
-        // The values bound: recorded masked; shown to a reviewer.
+        // The values bound: recorded (masked by the record); shown to a
+        // reviewer.
         let (values, unmasked) = match self.names.portal_mut(portal) {
             Some(bound) => (
                 if self.recording.recorder.is_some() {
-                    bound_values(
-                        &bound.bind,
-                        decided.mask.as_deref(),
-                        self.recording.max_statement_bytes,
-                    )
+                    bound_values(&bound.bind)
                 } else {
                     Vec::new()
                 },
                 if decided.review.is_some() {
-                    bound_values(&bound.bind, None, usize::MAX)
+                    command_record::mask_values(
+                        &bound_values(&bound.bind),
+                        None,
+                        usize::MAX,
+                        &mut MaskStats::new(),
+                    )
                 } else {
                     Vec::new()
                 },
@@ -1284,35 +1271,22 @@ where
     }
 }
 
-/// The `command` event recorded before a command goes upstream. The
-/// statement text passes through the command's mask plan: literals in it
-/// are data too.
-/// The recorded form of a command, serialized by the session itself.
-#[derive(Debug, serde::Serialize)]
-struct CommandRecord<'a> {
-    seq: u64,
-    connection: &'a str,
-    message: &'a str,
-    statement: &'a str,
-    parameters: usize,
-    /// The values bound to an `Execute`'s parameters, masked as its rows
-    /// (NULL as `null`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    values: Option<&'a [Option<String>]>,
-    /// `forward` or `refuse`.
-    decision: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    statement_masked: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    statement_truncated: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    statement_sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refusal: Option<&'a str>,
+impl RecordingContext<'_> {
+    /// Who, where and the bounds, for the core's records.
+    fn scope(&self) -> RecordScope<'_> {
+        RecordScope {
+            session_id: self.session_id,
+            identity: self.identity,
+            connection: self.connection,
+            sample_rows: self.sample_rows,
+            sample_bytes: self.sample_bytes,
+            max_statement_bytes: self.max_statement_bytes,
+        }
+    }
 }
 
+/// The `command` event recorded before a command goes upstream (the core's
+/// record: the statement, the values and a refusal's message masked).
 fn command_event(
     recording: &RecordingContext<'_>,
     seq: u64,
@@ -1322,69 +1296,19 @@ fn command_event(
     decision: &GateDecision,
     mask: Option<&MaskPlan>,
 ) -> NewEvent {
-    let (statement, truncated) = cut(text, recording.max_statement_bytes);
-    let mut masked = MaskStats::new();
-    let statement = match mask {
-        Some(plan) => plan.mask_text(statement, &mut masked).into_owned(),
-        None => statement.to_string(),
-    };
-    // A refusal's message can quote the statement (the parser's "at or
-    // near …"): it is masked like the statement.
-    let refusal = match &decision.core.verdict {
-        GateVerdict::Forward => None,
-        GateVerdict::Refuse(error) => Some(match mask {
-            Some(plan) => plan.mask_text(error.message(), &mut MaskStats::new()),
-            None => std::borrow::Cow::Borrowed(error.message()),
-        }),
-    };
-    let record = CommandRecord {
-        seq,
-        connection: recording.connection,
-        message,
-        statement: &statement,
-        parameters: bound.map(|(count, _)| count).unwrap_or(0),
-        values: bound
-            .map(|(_, values)| values)
-            .filter(|values| !values.is_empty()),
-        decision: if refusal.is_some() {
-            "refuse"
-        } else {
-            "forward"
+    command_record::command_event(
+        &recording.scope(),
+        &command_record::CommandEntry {
+            seq,
+            message,
+            text,
+            parameters: bound.map(|(count, _)| count).unwrap_or(0),
+            values: bound.map(|(_, values)| values).unwrap_or_default(),
+            decision: &decision.core,
+            mask,
+            request: None,
         },
-        policy: (!decision.core.details.is_null()).then_some(&decision.core.details),
-        statement_masked: (!masked.is_empty()).then(|| masked.total()),
-        statement_truncated: truncated.then_some(true),
-        statement_sha256: truncated.then(|| hex::encode(Sha256::digest(text.as_bytes()))),
-        refusal: refusal.as_deref(),
-    };
-    let data = EventData::from_serialize(&record);
-    NewEvent {
-        kind: airlock_core::events::EventKind::Command.into(),
-        session_id: Some(recording.session_id.to_string()),
-        identity: Some(recording.identity.to_string()),
-        data,
-    }
-}
-
-/// The longest prefix of `text` within `max` bytes, on a char boundary.
-fn cut(text: &str, max: usize) -> (&str, bool) {
-    if text.len() <= max {
-        return (text, false);
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text.get(..end).unwrap_or(""), true)
-}
-
-fn result_event(recording: &RecordingContext<'_>, result: &CommandResult) -> NewEvent {
-    NewEvent {
-        kind: airlock_core::events::EventKind::CommandResult.into(),
-        session_id: Some(recording.session_id.to_string()),
-        identity: Some(recording.identity.to_string()),
-        data: EventData::from_serialize(result),
-    }
+    )
 }
 
 /// Queues a NoticeResponse for the client.
@@ -1556,7 +1480,7 @@ impl<'a, 'r> UpstreamHalf<'a, 'r> {
             let events = self
                 .finished
                 .drain(..)
-                .map(|result| result_event(recording, &result))
+                .map(|result| result.event(&recording.scope()))
                 .collect();
             recorder.record_later(events).await;
         } else {

@@ -90,48 +90,7 @@ pub enum Pending {
     CopyEnd,
 }
 
-/// The recorded outcome of one command.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CommandResult {
-    pub seq: u64,
-    /// `ok`, `error`, or `skipped` (an earlier error in the pipeline meant
-    /// the upstream never ran it).
-    pub status: &'static str,
-    /// Command tags (`SELECT 3`, `INSERT 0 1`), one per statement.
-    pub tags: Vec<String>,
-    /// Rows returned (DataRow count) or affected (from the tag).
-    pub rows: u64,
-    pub duration_us: u64,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    /// Column names of the first result set.
-    pub columns: Vec<String>,
-    /// The first rows as the client saw them (masked), rendered as text
-    /// (binary values as `\x…` hex).
-    pub sample: Vec<Vec<Option<String>>>,
-    /// True when rows were left out of the sample.
-    pub sample_truncated: bool,
-    /// Values masked, per detector (`column` for column rules).
-    pub masked: std::collections::BTreeMap<String, u64>,
-}
-
-impl CommandResult {
-    fn new(seq: u64, status: &'static str) -> Self {
-        Self {
-            seq,
-            status,
-            tags: Vec::new(),
-            rows: 0,
-            duration_us: 0,
-            error_code: None,
-            error_message: None,
-            columns: Vec::new(),
-            sample: Vec::new(),
-            sample_truncated: false,
-            masked: std::collections::BTreeMap::new(),
-        }
-    }
-}
+pub use airlock_core::command_record::CommandResult;
 
 /// Why a response cannot be relayed (the session must end).
 #[derive(Debug, Clone, PartialEq, Eq)]
