@@ -146,10 +146,35 @@ fn warn_if_not_preallocated(journal: &JournalFile, sync: bool) {
     }
 }
 
-/// Why events could not be recorded.
+/// Why events could not be recorded (and so why commands are refused).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the audit log cannot be written: {0}")]
-pub struct RecordError(pub String);
+pub enum RecordError {
+    /// The journals of an earlier run could not be copied into the store.
+    #[error("the audit log cannot be written: journal recovery failed: {0}")]
+    Recovery(String),
+    /// The journal file could not be created.
+    #[error("the audit log cannot be written: cannot create a journal in {dir}: {reason}")]
+    Create { dir: String, reason: String },
+    /// A recorder thread could not be started.
+    #[error("the audit log cannot be written: cannot start the {thread} thread: {reason}")]
+    Thread {
+        thread: &'static str,
+        reason: String,
+    },
+    /// A panic elsewhere left the journal's state unknown.
+    #[error("the audit log cannot be written: the {0} lock is poisoned")]
+    Poisoned(&'static str),
+    /// Writing or syncing the journal failed.
+    #[error("the audit log cannot be written: {0}")]
+    Journal(String),
+    /// The recorder refuses new commands (the index failing or stalled, a
+    /// sync failed earlier).
+    #[error("the audit log cannot be written: {0}")]
+    Refused(String),
+    /// The gateway is shutting down.
+    #[error("the audit log cannot be written: the gateway is shutting down: nothing more is recorded")]
+    Closed,
+}
 
 /// What the journal writer hands the index thread.
 enum IndexWork {
@@ -367,7 +392,7 @@ impl Recorder {
     ) -> Result<Self, RecordError> {
         let sync = mode.syncs();
         let recovered = journal::recover(journal_dir, &store)
-            .map_err(|error| RecordError(format!("journal recovery failed: {error}")))?;
+            .map_err(|error| RecordError::Recovery(error.to_string()))?;
         if recovered.journals > 0 {
             tracing::warn!(
                 journals = recovered.journals,
@@ -379,10 +404,10 @@ impl Recorder {
             tracing::error!(journal = %damaged, "a damaged journal was set aside");
         }
         let journal = JournalFile::create(journal_dir, preallocation(sync)).map_err(|error| {
-            RecordError(format!(
-                "cannot create a journal in {}: {error}",
-                journal_dir.display()
-            ))
+            RecordError::Create {
+                dir: journal_dir.display().to_string(),
+                reason: error.to_string(),
+            }
         })?;
         warn_if_not_preallocated(&journal, sync);
         let (index_sender, index_receiver) = std_mpsc::channel();
@@ -408,7 +433,10 @@ impl Recorder {
         std::thread::Builder::new()
             .name("airlock-index".into())
             .spawn(move || index_loop(&store, &index_receiver, &index_writer, &index_progress))
-            .map_err(|error| RecordError(format!("cannot start the index thread: {error}")))?;
+            .map_err(|error| RecordError::Thread {
+                thread: "index",
+                reason: error.to_string(),
+            })?;
         if let Some(durability) = durability.as_ref().filter(|durability| durability.timed) {
             let writer = Arc::downgrade(&writer);
             let durability = Arc::clone(durability);
@@ -417,7 +445,10 @@ impl Recorder {
                 .name("airlock-journal-sync".into())
                 .spawn(move || timed_sync_loop(&writer, &durability, &progress))
                 .map_err(|error| {
-                    RecordError(format!("cannot start the journal sync thread: {error}"))
+                    RecordError::Thread {
+                        thread: "journal sync",
+                        reason: error.to_string(),
+                    }
                 })?;
         }
         Ok(Self {
@@ -480,9 +511,9 @@ impl Recorder {
                 let mut state = durability
                     .state
                     .lock()
-                    .map_err(|_| RecordError("the journal sync lock is poisoned".into()))?;
+                    .map_err(|_| RecordError::Poisoned("journal sync"))?;
                 if let Some(error) = self.sync_error() {
-                    return Err(RecordError(error));
+                    return Err(RecordError::Journal(error));
                 }
                 if state.durable >= end {
                     return Ok(());
@@ -584,7 +615,7 @@ impl Recorder {
         }
         match self.writer.lock() {
             Ok(mut writer) => writer.write(events, waits, &self.progress),
-            Err(_) => Err(RecordError("the journal lock is poisoned".into())),
+            Err(_) => Err(RecordError::Poisoned("journal")),
         }
     }
     /// Why new commands are refused now (the event index failing or
@@ -695,9 +726,7 @@ impl JournalWriter {
         progress: &Progress,
     ) -> Result<u64, RecordError> {
         if self.closed {
-            return Err(RecordError(
-                "the gateway is shutting down: nothing more is recorded".into(),
-            ));
+            return Err(RecordError::Closed);
         }
         let refusal = if waits { progress.refusal() } else { None };
         let ts = now_micros();
@@ -767,13 +796,13 @@ impl JournalWriter {
             self.rotate(progress);
         }
         match (written, refusal) {
-            (Err(error), _) => Err(RecordError(format!(
+            (Err(error), _) => Err(RecordError::Journal(format!(
                 "the journal {} cannot be written: {error}",
                 self.file.path().display()
             ))),
             (Ok(_), Some(refusal)) => {
                 tracing::error!(%refusal, "refusing commands: the audit index is not keeping up");
-                Err(RecordError(refusal))
+                Err(RecordError::Refused(refusal))
             }
             (Ok(_), None) => Ok(end),
         }
