@@ -24,15 +24,32 @@ def next_statement(dsn, rounds):
     must always succeed."""
     result = {"rounds": rounds, "late_cancels": 0, "cancelled": 0,
               "not_cancelled": [], "next_failed": []}
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn, \
+            psycopg.connect(dsn, autocommit=True) as monitor:
         conn.execute("select 1")
+
+        def cancel_once_running():
+            # Cancel only once the server runs the statement: a timer alone
+            # fires too early on a loaded machine (the cancel then finds the
+            # session idle and is rightly ignored).
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                running = monitor.execute(
+                    "select count(*) from pg_stat_activity"
+                    " where state = 'active' and query = 'select pg_sleep(5)'"
+                ).fetchone()[0]
+                if running:
+                    break
+                time.sleep(0.005)
+            conn.cancel()
+
         for i in range(rounds):
             if i % 2:
                 conn.execute("select 1").fetchall()
                 conn.cancel()  # PQcancel: returns once the server closed
                 result["late_cancels"] += 1
             else:
-                canceller = threading.Timer(0.05, conn.cancel)
+                canceller = threading.Thread(target=cancel_once_running)
                 canceller.start()
                 try:
                     conn.execute("select pg_sleep(5)")
