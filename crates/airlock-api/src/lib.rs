@@ -3,7 +3,7 @@
 //! Thin HTTP glue over [`airlock_core::admin`]: every route under
 //! `/api/v1` requires `Authorization: Bearer <token>`: the admin token, or
 //! for the personal routes (reviews, MFA, access) a person's or agent's own
-//! token; `/healthz` and `/readyz` are open. Errors are turned into JSON
+//! token; `/healthz`, `/readyz` and `/metrics` are open. Errors are turned into JSON
 //! `{"error": …}` with a status code in exactly one place ([`ApiError`]). No
 //! route returns a stored secret: a token is shown only in the response that
 //! issued it.
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/oauth/token", post(token_exchange))
         .nest("/api/v1", api)
         .fallback(not_found)
@@ -185,7 +186,11 @@ async fn record_api_failure(state: &AppState, source: IpAddr) {
         source_failures: outcome.source_failures,
     };
     let mut events = vec![airlock_core::events::record(None, None, &failed)];
+    state
+        .metrics
+        .auth_failed("admin_api", "unknown_token", API_IDENTITY);
     if outcome.locked_now.is_some() {
+        state.metrics.locked_out("admin_api", "source");
         tracing::warn!(client = %source, "admin API source locked out after repeated authentication failures");
         let locked = airlock_core::events::LockedOut {
             client_address: source.to_string(),
@@ -243,6 +248,37 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "audit_sync": state.recorder.mode().name(),
     }))
     .into_response()
+}
+
+/// `GET /metrics`: every family in the Prometheus text format, or in
+/// OpenMetrics when `Accept` asks for `application/openmetrics-text`.
+/// Open like `/healthz` (scrapers carry no token); it holds no secret,
+/// and identities only under `metrics.identity_labels: true`.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    let scraped = tokio::task::spawn_blocking(move || {
+        let values = state.scrape_values();
+        if openmetrics {
+            state.metrics.encode_openmetrics(&values)
+        } else {
+            state.metrics.encode_prometheus(&values)
+        }
+    })
+    .await;
+    let Ok(body) = scraped else {
+        return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            .into_response();
+    };
+    let content_type = if openmetrics {
+        airlock_metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        airlock_metrics::PROMETHEUS_CONTENT_TYPE
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[derive(Deserialize)]

@@ -154,6 +154,7 @@ impl GatewayState {
                         },
                     )
                 })?;
+                self.metrics.review_created("access", connection, &rule);
                 self.notify_review("access.requested", &review);
                 Ok(json!({
                     "status": "pending", "request_id": review.id, "rule": rule, "approvers": review.approvers,

@@ -265,6 +265,20 @@ impl SprayGuard {
         }
     }
 
+    /// Sources and (source, identity) pairs locked out now (a scan of the
+    /// tracked entries: for the metrics scrape, not a hot path).
+    pub fn active_lockouts(&self) -> usize {
+        let now = Instant::now();
+        self.counters.lock().map_or(0, |counters| {
+            counters
+                .sources
+                .values()
+                .chain(counters.pairs.values())
+                .filter(|tally| tally.locked_at(now).is_some())
+                .count()
+        })
+    }
+
     /// How long a lockout lasts.
     pub fn lockout(&self) -> Duration {
         self.lockout

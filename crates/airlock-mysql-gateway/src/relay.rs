@@ -418,6 +418,14 @@ impl<'a> Relay<'a> {
         if answer.infile_refused {
             answer.result.tags.push("LOCAL INFILE refused".into());
         }
+        self.gate.core().meter().answered(
+            started.elapsed(),
+            answer
+                .result
+                .masked
+                .iter()
+                .map(|(detector, count)| (detector.as_str(), *count)),
+        );
         if let Some(recorder) = self.recorder {
             recorder
                 .record_later(vec![result_event(&self.recording, &answer.result)])
