@@ -220,9 +220,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-/// Ready when the store answers and recording admits commands: a gateway
-/// whose audit index fails refuses every command, so a load balancer should
-/// send clients elsewhere.
+/// Ready when the store answers, recording admits commands and a policy
+/// is loaded: a gateway whose audit index fails, or that has no policy,
+/// refuses every command, so a load balancer should send clients elsewhere.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = Arc::clone(&state.store);
     let ready = tokio::task::spawn_blocking(move || store.ping()).await;
@@ -238,6 +238,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     if let Some(problem) = state.recorder.problem() {
         return not_ready(format!("recording: {problem}"));
+    }
+    // Without a policy every command is refused: send clients elsewhere
+    // until one is applied.
+    if state.policy.current().policy.is_none() {
+        return not_ready("no policy is loaded (airlock policy apply FILE)".into());
     }
     Json(json!({
         "status": "ready",
