@@ -260,6 +260,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Open like `/healthz` (scrapers carry no token); it holds no secret,
 /// and identities only under `metrics.identity_labels: true`.
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if !state.config.metrics.enabled {
+        let message = "metrics are off (metrics.enabled: false)";
+        return ApiError(StatusCode::NOT_FOUND, message.into()).into_response();
+    }
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()

@@ -78,14 +78,28 @@ pub struct GatewayConfig {
 }
 
 /// `GET /metrics` options.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsOptions {
+    /// Serve `GET /metrics` and count per command (default true). `false`
+    /// only to measure what counting costs: the route answers 404 and
+    /// sessions take no per-command counters.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Label sessions, commands and authentication failures with the
     /// identity (default false: identities are unbounded, and each one
     /// multiplies the series a Prometheus server keeps).
     #[serde(default)]
     pub identity_labels: bool,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            identity_labels: false,
+        }
+    }
 }
 
 /// Log output. `RUST_LOG` (or `AIRLOCK_LOG`) overrides `level`, and

@@ -220,8 +220,9 @@ pub struct Gate {
     state: Arc<GatewayState>,
     identity: Identity,
     connection: ConnectionInfo,
-    /// The session's command counters, looked up once.
-    meter: CommandMeter,
+    /// The session's command counters, looked up once (`None` under
+    /// `metrics.enabled: false`).
+    meter: Option<CommandMeter>,
 }
 
 /// The metrics verdict of a decision, and the rule that refused it.
@@ -240,12 +241,14 @@ fn verdict_of(decision: &Decision) -> (CommandVerdict, Option<&str>) {
 impl Gate {
     /// The gate for one session.
     pub fn new(state: Arc<GatewayState>, identity: Identity, connection: ConnectionInfo) -> Self {
-        let meter = CommandMeter::new(
-            &state.metrics,
-            connection.protocol.as_str(),
-            &connection.name,
-            &identity.name,
-        );
+        let meter = state.config.metrics.enabled.then(|| {
+            CommandMeter::new(
+                &state.metrics,
+                connection.protocol.as_str(),
+                &connection.name,
+                &identity.name,
+            )
+        });
         Self {
             meter,
             state,
@@ -296,21 +299,23 @@ impl Gate {
     /// indirectly, e.g. the body of an SQL `EXECUTE`); it is masked as the
     /// results would be, and an approval binds exactly it.
     pub fn decide(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
-        let started = std::time::Instant::now();
+        let started = self.meter.as_ref().map(|_| std::time::Instant::now());
         let mut decision = self.decide_under_policy(command, limits, shown);
         decision.reads_only = command.access() == Access::Read && command.complete();
-        let (verdict, rule) = verdict_of(&decision);
-        self.meter.decided(verdict, started.elapsed());
-        if let Some(rule) = rule {
-            self.meter.refused_by_rule(rule, verdict);
+        if let (Some(meter), Some(started)) = (&self.meter, started) {
+            let (verdict, rule) = verdict_of(&decision);
+            meter.decided(verdict, started.elapsed());
+            if let Some(rule) = rule {
+                meter.refused_by_rule(rule, verdict);
+            }
         }
         decision
     }
 
     /// The session's command counters: a protocol reports what the
     /// upstream answered through it ([`CommandMeter::answered`]).
-    pub fn meter(&self) -> &CommandMeter {
-        &self.meter
+    pub fn meter(&self) -> Option<&CommandMeter> {
+        self.meter.as_ref()
     }
 
     fn decide_under_policy(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
@@ -510,8 +515,9 @@ impl Gate {
             };
             if let Err(retry) = limiter.check(&key, limit.per_minute, now) {
                 self.state.metrics.rate_limited(&limit.rule);
-                self.meter
-                    .refused_by_rule(&limit.rule, CommandVerdict::RateLimited);
+                if let Some(meter) = &self.meter {
+                    meter.refused_by_rule(&limit.rule, CommandVerdict::RateLimited);
+                }
                 return Some(format!(
                     "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {}",
                     limit.rule,

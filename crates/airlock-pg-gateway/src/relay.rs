@@ -129,8 +129,9 @@ pub struct RecordingContext<'a> {
     pub sample_rows: usize,
     pub sample_bytes: usize,
     pub max_statement_bytes: usize,
-    /// The session's metrics: upstream latency and masked values.
-    pub meter: &'a airlock_metrics::CommandMeter,
+    /// The session's metrics: upstream latency and masked values (`None`
+    /// under `metrics.enabled: false`).
+    pub meter: Option<&'a airlock_metrics::CommandMeter>,
 }
 
 struct PendingRefusal {
@@ -1553,14 +1554,16 @@ impl<'a, 'r> UpstreamHalf<'a, 'r> {
         if self.finished.is_empty() {
             return;
         }
-        for result in &self.finished {
-            self.recording.meter.answered(
-                std::time::Duration::from_micros(result.duration_us),
-                result
-                    .masked
-                    .iter()
-                    .map(|(detector, count)| (detector.as_str(), *count)),
-            );
+        if let Some(meter) = self.recording.meter {
+            for result in &self.finished {
+                meter.answered(
+                    std::time::Duration::from_micros(result.duration_us),
+                    result
+                        .masked
+                        .iter()
+                        .map(|(detector, count)| (detector.as_str(), *count)),
+                );
+            }
         }
         if let Some(recorder) = self.recording.recorder {
             let recording = self.recording;

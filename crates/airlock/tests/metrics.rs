@@ -592,3 +592,23 @@ fn readyz_needs_a_policy() {
     let samples = parse(&scrape(&bare));
     assert_eq!(sum(&samples, "airlock_policy_version", &[]), 0.0);
 }
+
+/// `metrics.enabled: false` (for measuring what counting costs): no
+/// route, sessions still work and the gateway is ready.
+#[test]
+fn metrics_can_be_switched_off() {
+    let cluster = PgCluster::start();
+    let gateway = GatewayProcess::start_with_policy(
+        common::binary(),
+        &common::config(&cluster, "metrics:\n  enabled: false\n"),
+        common::ALLOW_ALL,
+    );
+    gateway.set_credential("app", "app", &cluster.role_password("app"));
+    let (_, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let output = gateway.psql(&token, "agent-7", "pg-test", "disable", "select 1");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let (status, body) = gateway.http_get("/metrics").unwrap();
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("metrics.enabled: false"), "{body}");
+    assert_eq!(gateway.http_get("/readyz").unwrap().0, 200);
+}
