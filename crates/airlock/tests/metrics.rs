@@ -1,6 +1,7 @@
 //! End-to-end tests of observability: `GET /metrics` after a scripted
 //! workload through the real gateway and a real PostgreSQL (exact counter
-//! deltas, each enforcement also checked on the upstream), `promtool check
+//! deltas, each enforcement also checked on the upstream) and a real
+//! MariaDB (the same core hooks count MySQL sessions), `promtool check
 //! metrics` on the scrape, the shipped alert rules under `promtool check
 //! rules` and `promtool test rules`, the shipped dashboard's metric names
 //! against a real scrape, and a JSON log that holds no raw value, token or
@@ -10,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod mysql;
 
 use airlock_testkit::{repo_file, GatewayProcess, PgCluster};
 use std::collections::BTreeMap;
@@ -611,4 +613,98 @@ fn metrics_can_be_switched_off() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("metrics.enabled: false"), "{body}");
     assert_eq!(gateway.http_get("/readyz").unwrap().0, 200);
+}
+
+/// MySQL sessions are counted by the same core hooks, with no counting
+/// code of the MySQL gateway's own besides reporting upstream answers.
+#[test]
+fn mysql_sessions_commands_and_failures_are_counted_by_the_core() {
+    let policy = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: no-ddl
+    match: {operations: [drop]}
+    action: deny
+  - name: mask-emails
+    match: {}
+    mask:
+      detectors: [email]
+      style: partial
+";
+    let (server, gateway) = mysql::setup("", policy);
+    server.sql_in(
+        "appdb",
+        &format!("create table people(id int primary key, email varchar(64)); insert into people values (1, '{}');", EMAILS[0]),
+    );
+    let before = parse(&scrape(&gateway));
+    let (_id, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let read = mysql::mariadb(
+        &gateway,
+        "agent-7",
+        &token,
+        "shop-mysql",
+        true,
+        "select email from people",
+    );
+    assert!(read.status.success(), "{}", mysql::err(&read));
+    assert_ne!(mysql::out(&read), EMAILS[0]);
+    let drop = mysql::mariadb(
+        &gateway,
+        "agent-7",
+        &token,
+        "shop-mysql",
+        true,
+        "drop table people",
+    );
+    assert!(!drop.status.success());
+    assert_eq!(server.sql_in("appdb", "select count(*) from people"), "1");
+    let wrong = mysql::mariadb(
+        &gateway,
+        "agent-7",
+        "wrong-token",
+        "shop-mysql",
+        true,
+        "select 1",
+    );
+    assert!(!wrong.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = parse(&scrape(&gateway));
+    while sum(&after, "airlock_sessions_active", &[]) > 0.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = parse(&scrape(&gateway));
+    }
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        sum(&after, name, labels) - sum(&before, name, labels)
+    };
+    let my = ("protocol", "mysql");
+    let conn = ("connection", "shop-mysql");
+    assert_eq!(delta("airlock_sessions_started_total", &[my, conn]), 2.0);
+    assert_eq!(delta("airlock_sessions_ended_total", &[my, conn]), 2.0);
+    assert_eq!(
+        delta("airlock_commands_total", &[my, conn, ("verdict", "deny")]),
+        1.0
+    );
+    assert!(delta("airlock_commands_total", &[my, conn, ("verdict", "allow")]) >= 1.0);
+    assert_eq!(
+        delta(
+            "airlock_command_refusals_by_rule_total",
+            &[my, conn, ("rule", "no-ddl"), ("verdict", "deny")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta("airlock_masked_values_total", &[my, ("detector", "email")]),
+        1.0
+    );
+    assert!(delta("airlock_upstream_duration_seconds_count", &[my, conn]) >= 1.0);
+    assert_eq!(
+        delta(
+            "airlock_auth_failures_total",
+            &[my, ("reason", "unknown_token")]
+        ),
+        1.0
+    );
 }
