@@ -93,6 +93,7 @@ impl GatewayState {
                 let grant = self
                     .store
                     .create_grant(&identity.name, connection, &rule, seconds)?;
+                self.metrics.access_granted(connection, "policy");
                 audit(&|| {
                     record(
                         None,

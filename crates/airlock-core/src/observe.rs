@@ -50,6 +50,11 @@ impl GatewayState {
             oldest_pending_review_seconds: u64::try_from(oldest).unwrap_or(0),
             active_lockouts: u64::try_from(lockouts).unwrap_or(u64::MAX),
             oldest_session_seconds: u64::try_from(oldest_session).unwrap_or(0),
+            oidc_key_fetches: self
+                .oidc
+                .as_ref()
+                .map(airlock_oidc::OidcValidator::key_fetches)
+                .unwrap_or_default(),
         }
     }
 }

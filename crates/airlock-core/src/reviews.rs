@@ -369,6 +369,7 @@ impl GatewayState {
             &decided,
         ))?;
         if let Some(grant) = &outcome.grant {
+            self.metrics.access_granted(&grant.connection, "review");
             let granted = AccessGrantedByReview {
                 approved_by: approver.name.clone(),
                 connection: grant.connection.clone(),

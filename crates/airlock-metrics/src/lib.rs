@@ -47,7 +47,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Values read at scrape time from the parts that already keep them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ScrapeValues {
     /// The live policy version (0: none).
     pub policy_version: i64,
@@ -67,6 +67,8 @@ pub struct ScrapeValues {
     pub active_lockouts: u64,
     /// Age of the oldest live session, in seconds (0: none).
     pub oldest_session_seconds: u64,
+    /// Per OIDC issuer: its name, key fetches that succeeded, that failed.
+    pub oidc_key_fetches: Vec<(String, u64, u64)>,
 }
 
 /// Every family, registered in one registry.
@@ -97,6 +99,8 @@ pub struct Metrics {
     recording_refusals: Counter,
     index_lag: Gauge,
     upstream_connect_failures: Counters,
+    oidc_key_refreshes: Counters,
+    access_grants: Counters,
     policy_version: Gauge,
     certificate_expiry: Gauge,
     /// Serializes scrapes: counters kept elsewhere are brought up to date
@@ -148,6 +152,8 @@ impl Metrics {
             recording_refusals: Counter::default(),
             index_lag: Gauge::default(),
             upstream_connect_failures: Counters::default(),
+            oidc_key_refreshes: Counters::default(),
+            access_grants: Counters::default(),
             policy_version: Gauge::default(),
             certificate_expiry: Gauge::default(),
             scrape: Mutex::new(()),
@@ -284,6 +290,16 @@ impl Metrics {
             self.upstream_connect_failures.clone(),
         );
         r.register(
+            "airlock_oidc_key_refreshes",
+            "OIDC signing-key fetches, by provider and outcome (ok, failed)",
+            self.oidc_key_refreshes.clone(),
+        );
+        r.register(
+            "airlock_access_grants",
+            "Access grants issued, by connection and how (policy, review)",
+            self.access_grants.clone(),
+        );
+        r.register(
             "airlock_policy_version",
             "The live policy version (0: none loaded)",
             self.policy_version.clone(),
@@ -418,6 +434,15 @@ impl Metrics {
         self.review_decision_duration.observe(waited);
     }
 
+    /// An access grant was issued on `connection` (`how`: policy, review).
+    pub fn access_granted(&self, connection: &str, how: &str) {
+        let labels = vec![
+            ("connection", connection.to_string()),
+            ("how", how.to_string()),
+        ];
+        self.access_grants.get_or_create(&labels).inc();
+    }
+
     /// The listeners' certificate expires at `unix_seconds`.
     pub fn set_certificate_expiry(&self, unix_seconds: i64) {
         self.certificate_expiry.set(unix_seconds);
@@ -457,6 +482,15 @@ impl Metrics {
         catch_up(&self.journal_appends, values.journal_appends);
         catch_up(&self.journal_syncs, values.journal_syncs);
         catch_up(&self.recording_refusals, values.recording_refusals);
+        for (provider, ok, failed) in &values.oidc_key_fetches {
+            for (outcome, total) in [("ok", *ok), ("failed", *failed)] {
+                let labels = vec![
+                    ("provider", provider.clone()),
+                    ("outcome", outcome.to_string()),
+                ];
+                catch_up(&self.oidc_key_refreshes.get_or_create(&labels), total);
+            }
+        }
     }
 }
 
@@ -549,11 +583,19 @@ mod tests {
         let values = ScrapeValues {
             journal_appends: 5,
             policy_version: 3,
+            oidc_key_fetches: vec![("corp".into(), 2, 1)],
             ..ScrapeValues::default()
         };
         metrics.encode_prometheus(&values);
+        metrics.access_granted("app", "review");
         let out = metrics.encode_prometheus(&values);
         assert!(out.contains("airlock_journal_appends_total 5"));
         assert!(out.contains("airlock_policy_version 3"));
+        assert!(
+            out.contains("airlock_oidc_key_refreshes_total{provider=\"corp\",outcome=\"ok\"} 2")
+        );
+        assert!(out
+            .contains("airlock_oidc_key_refreshes_total{provider=\"corp\",outcome=\"failed\"} 1"));
+        assert!(out.contains("airlock_access_grants_total{connection=\"app\",how=\"review\"} 1"));
     }
 }
