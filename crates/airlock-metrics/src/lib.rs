@@ -84,6 +84,7 @@ pub struct Metrics {
     pub(crate) refusals_by_rule: Counters,
     pub(crate) decision_duration: Histograms,
     pub(crate) upstream_duration: Histograms,
+    pub(crate) added_duration: Histograms,
     pub(crate) masked_values: Counters,
     rate_limited: Counters,
     reviews_created: Counters,
@@ -137,6 +138,7 @@ impl Metrics {
             refusals_by_rule: Counters::default(),
             decision_duration: histograms(|| Histogram::new(FAST_BUCKETS)),
             upstream_duration: histograms(|| Histogram::new(UPSTREAM_BUCKETS)),
+            added_duration: histograms(|| Histogram::new(FAST_BUCKETS)),
             masked_values: Counters::default(),
             rate_limited: Counters::default(),
             reviews_created: Counters::default(),
@@ -206,8 +208,13 @@ impl Metrics {
         );
         r.register(
             "airlock_upstream_duration_seconds",
-            "Time from forwarding a command to the end of the upstream's answer",
+            "Time from a command to the end of the upstream's answer (PostgreSQL: from reading its batch; MySQL: from forwarding it)",
             self.upstream_duration.clone(),
+        );
+        r.register(
+            "airlock_gateway_added_duration_seconds",
+            "Time from reading client commands to forwarding them: deciding, recording, waiting for the journal (reviews left out; PostgreSQL)",
+            self.added_duration.clone(),
         );
         r.register(
             "airlock_masked_values",

@@ -83,6 +83,7 @@ pub struct CommandMeter {
     verdicts: [Counter; 5],
     decision: Histogram,
     upstream: Histogram,
+    added: Histogram,
 }
 
 impl CommandMeter {
@@ -108,6 +109,9 @@ impl CommandMeter {
             .decision_duration
             .get_or_create_owned(&vec![("protocol", protocol.to_string())]);
         let upstream = metrics.upstream_duration.get_or_create_owned(&base);
+        let added = metrics
+            .added_duration
+            .get_or_create_owned(&vec![("protocol", protocol.to_string())]);
         Self {
             metrics: Arc::clone(metrics),
             protocol,
@@ -115,7 +119,14 @@ impl CommandMeter {
             verdicts,
             decision,
             upstream,
+            added,
         }
+    }
+
+    /// What the gateway added before forwarding commands it read (deciding,
+    /// recording, waiting for the journal), reviews left out: atomics only.
+    pub fn added(&self, took: Duration) {
+        self.added.observe(took);
     }
 
     /// A command decided as `verdict` in `took`: atomics only.

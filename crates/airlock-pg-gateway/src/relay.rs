@@ -558,6 +558,9 @@ struct ClientHalf<'a, 'r> {
     pending: Vec<Pending>,
     /// When the batch was read.
     now: Instant,
+    /// A command of the batch was held for review: the batch's time is
+    /// people's, not the gateway's (left out of the added latency).
+    reviewed: bool,
 }
 
 /// A bound portal as an `Execute` of it finds it.
@@ -588,6 +591,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
             effect: Effect::ReadOnly,
             pending: Vec::new(),
             now: Instant::now(),
+            reviewed: false,
         }
     }
 
@@ -701,6 +705,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         self.names.close_statement("");
         self.names.close_portal("");
         let decision = self.check_statement(CommandKind::SimpleQuery, text, segment);
+        self.reviewed |= decision.core.review.is_some();
         let shared = self.shared;
         let mut decision = self
             .gate
@@ -1075,6 +1080,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
                     self.gate
                         .review_execution(template, text, unmasked, decided.mask.as_deref());
                 let shared = self.shared;
+                self.reviewed = true;
                 let mut resolved = self
                     .gate
                     .resolve(review, self.recording.session_id, |text| {
@@ -1204,6 +1210,7 @@ where
         frames.clear();
         half.events.clear();
         half.pending.clear();
+        half.reviewed = false;
         let mut terminate = false;
         half.now = Instant::now();
         loop {
@@ -1258,6 +1265,9 @@ where
             stats,
         );
         if !out.is_empty() {
+            if let (Some(meter), false) = (half.recording.meter, half.reviewed) {
+                meter.added(half.now.elapsed());
+            }
             if let Err(error) = upstream_write.write_all(&out).await {
                 return RelayEnd::Io(error.to_string());
             }

@@ -318,6 +318,12 @@ async fn a_scripted_workload_counts_exactly() {
         1.0
     );
     assert_eq!(delta("airlock_decision_duration_seconds_count", &[pg]), 6.0);
+    // Batches forwarded, the reviewed one left out: select, drop, the
+    // Terminate of agent-7; three selects and the Terminate of agent-rl.
+    assert_eq!(
+        delta("airlock_gateway_added_duration_seconds_count", &[pg]),
+        7.0
+    );
     assert_eq!(
         delta("airlock_masked_values_total", &[pg, ("detector", "email")]),
         2.0
