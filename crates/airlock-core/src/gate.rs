@@ -227,11 +227,12 @@ pub struct Gate {
 
 /// The metrics verdict of a decision, and the rule that refused it.
 fn verdict_of(decision: &Decision) -> (CommandVerdict, Option<&str>) {
-    let rule = decision.details.get("rule").and_then(Value::as_str);
+    // Looked up for refusals only: an allowed command costs no map lookup.
+    let rule = || decision.details.get("rule").and_then(Value::as_str);
     match &decision.verdict {
         Verdict::Forward => (CommandVerdict::Allow, None),
-        Verdict::Refuse(Refusal::Denied { .. }) => (CommandVerdict::Deny, rule),
-        Verdict::Refuse(Refusal::Review { .. }) => (CommandVerdict::Review, rule),
+        Verdict::Refuse(Refusal::Denied { .. }) => (CommandVerdict::Deny, rule()),
+        Verdict::Refuse(Refusal::Review { .. }) => (CommandVerdict::Review, rule()),
         // The rule is counted where the limit refused (`rate_limited`).
         Verdict::Refuse(Refusal::RateLimited { .. }) => (CommandVerdict::RateLimited, None),
         Verdict::Refuse(_) => (CommandVerdict::Unavailable, None),
