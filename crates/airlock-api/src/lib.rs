@@ -3,7 +3,7 @@
 //! Thin HTTP glue over [`airlock_core::admin`]: every route under
 //! `/api/v1` requires `Authorization: Bearer <token>`: the admin token, or
 //! for the personal routes (reviews, MFA, access) a person's or agent's own
-//! token; `/healthz` and `/readyz` are open. Errors are turned into JSON
+//! token; `/healthz`, `/readyz` and `/metrics` are open. Errors are turned into JSON
 //! `{"error": …}` with a status code in exactly one place ([`ApiError`]). No
 //! route returns a stored secret: a token is shown only in the response that
 //! issued it.
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/oauth/token", post(token_exchange))
         .nest("/api/v1", api)
         .fallback(not_found)
@@ -185,7 +186,11 @@ async fn record_api_failure(state: &AppState, source: IpAddr) {
         source_failures: outcome.source_failures,
     };
     let mut events = vec![airlock_core::events::record(None, None, &failed)];
+    state
+        .metrics
+        .auth_failed("admin_api", "unknown_token", API_IDENTITY);
     if outcome.locked_now.is_some() {
+        state.metrics.locked_out("admin_api", "source");
         tracing::warn!(client = %source, "admin API source locked out after repeated authentication failures");
         let locked = airlock_core::events::LockedOut {
             client_address: source.to_string(),
@@ -215,9 +220,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-/// Ready when the store answers and recording admits commands: a gateway
-/// whose audit index fails refuses every command, so a load balancer should
-/// send clients elsewhere.
+/// Ready when the store answers, recording admits commands and a policy
+/// is loaded: a gateway whose audit index fails, or that has no policy,
+/// refuses every command, so a load balancer should send clients elsewhere.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = Arc::clone(&state.store);
     let ready = tokio::task::spawn_blocking(move || store.ping()).await;
@@ -234,6 +239,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(problem) = state.recorder.problem() {
         return not_ready(format!("recording: {problem}"));
     }
+    // Without a policy every command is refused: send clients elsewhere
+    // until one is applied.
+    if state.policy.current().policy.is_none() {
+        return not_ready("no policy is loaded (airlock policy apply FILE)".into());
+    }
     Json(json!({
         "status": "ready",
         "sessions": state.sessions.len(),
@@ -243,6 +253,41 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "audit_sync": state.recorder.mode().name(),
     }))
     .into_response()
+}
+
+/// `GET /metrics`: every family in the Prometheus text format, or in
+/// OpenMetrics when `Accept` asks for `application/openmetrics-text`.
+/// Open like `/healthz` (scrapers carry no token); it holds no secret,
+/// and identities only under `metrics.identity_labels: true`.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if !state.config.metrics.enabled {
+        let message = "metrics are off (metrics.enabled: false)";
+        return ApiError(StatusCode::NOT_FOUND, message.into()).into_response();
+    }
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    let scraped = tokio::task::spawn_blocking(move || {
+        let values = state.scrape_values();
+        if openmetrics {
+            state.metrics.encode_openmetrics(&values)
+        } else {
+            state.metrics.encode_prometheus(&values)
+        }
+    })
+    .await;
+    let Ok(body) = scraped else {
+        return ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            .into_response();
+    };
+    let content_type = if openmetrics {
+        airlock_metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        airlock_metrics::PROMETHEUS_CONTENT_TYPE
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[derive(Deserialize)]

@@ -62,6 +62,10 @@ struct Args {
     /// gateway crash, not a power loss).
     #[arg(long, value_name = "MODE", default_value = "full")]
     recording_sync: String,
+    /// Also measure "full" with `metrics.enabled: false`, interleaved with
+    /// the others: what counting per command costs.
+    #[arg(long)]
+    compare_metrics: bool,
 }
 
 /// What one run measures, by mode.
@@ -236,7 +240,11 @@ fn run() -> Result<()> {
 
     progress("starting airlock (pass-through, policy+mask, full)");
     let mut gateways = Vec::new();
-    for config in [Config::Pass, Config::PolicyMask, Config::Full] {
+    let mut configs = vec![Config::Pass, Config::PolicyMask, Config::Full];
+    if args.compare_metrics {
+        configs.push(Config::FullMetricsOff);
+    }
+    for config in configs {
         let (gateway, endpoint) =
             start_gateway(&airlock, &cluster, config, &policies, &args.recording_sync)?;
         let pid = gateway.pid().context("gateway pid")?;
@@ -387,7 +395,7 @@ fn recorder_of(
     target: Target,
     gateways: &[(Target, GatewayProcess, Endpoint, u32)],
 ) -> Option<&GatewayProcess> {
-    (target == Target::AirlockFull)
+    matches!(target, Target::AirlockFull | Target::AirlockFullMetricsOff)
         .then(|| {
             gateways
                 .iter()
@@ -441,6 +449,8 @@ enum Config {
     Pass,
     PolicyMask,
     Full,
+    /// Full, with `metrics.enabled: false`.
+    FullMetricsOff,
 }
 
 impl Config {
@@ -449,6 +459,7 @@ impl Config {
             Config::Pass => Target::AirlockPass,
             Config::PolicyMask => Target::AirlockPolicyMask,
             Config::Full => Target::AirlockFull,
+            Config::FullMetricsOff => Target::AirlockFullMetricsOff,
         }
     }
 }
@@ -493,6 +504,11 @@ fn start_gateway(
         // Everything on: recording (the default), policy, masking.
         Config::Full => format!(
             "policy: {}\n{connection}recording:\n  sync: {recording_sync}\n",
+            policies.full.display()
+        ),
+        // The same, without per-command counters.
+        Config::FullMetricsOff => format!(
+            "policy: {}\n{connection}recording:\n  sync: {recording_sync}\nmetrics:\n  enabled: false\n",
             policies.full.display()
         ),
     };

@@ -16,6 +16,8 @@ pub enum Target {
     AirlockPass,
     AirlockPolicyMask,
     AirlockFull,
+    /// Full with `metrics.enabled: false` (`--compare-metrics`).
+    AirlockFullMetricsOff,
 }
 
 impl Target {
@@ -26,6 +28,7 @@ impl Target {
             Target::AirlockPass => "airlock pass-through",
             Target::AirlockPolicyMask => "airlock policy+mask",
             Target::AirlockFull => "airlock full",
+            Target::AirlockFullMetricsOff => "airlock full, metrics off",
         }
     }
 }

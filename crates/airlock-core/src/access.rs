@@ -93,6 +93,7 @@ impl GatewayState {
                 let grant = self
                     .store
                     .create_grant(&identity.name, connection, &rule, seconds)?;
+                self.metrics.access_granted(connection, "policy");
                 audit(&|| {
                     record(
                         None,
@@ -154,6 +155,7 @@ impl GatewayState {
                         },
                     )
                 })?;
+                self.metrics.review_created("access", connection, &rule);
                 self.notify_review("access.requested", &review);
                 Ok(json!({
                     "status": "pending", "request_id": review.id, "rule": rule, "approvers": review.approvers,

@@ -154,6 +154,9 @@ pub struct AdmittedSession {
     identity: String,
     session_id: String,
     started: Instant,
+    protocol: Protocol,
+    /// Counts the session in `airlock_sessions_active` until it is dropped.
+    _active: airlock_metrics::ActiveSession,
 }
 
 /// What a session did, for its `session.end` record.
@@ -308,7 +311,14 @@ impl Admitted {
             tracing::error!(%error, "cannot record session start; refusing the session");
             AdmissionRefusal::RecordingUnavailable
         })?;
+        let active = state.metrics.session_started(
+            request.protocol.as_str(),
+            &self.connection.name,
+            &self.identity,
+        );
         let session = AdmittedSession {
+            protocol: request.protocol,
+            _active: active,
             registration: self.registration,
             connection: self.connection,
             grant_expires_at: self.grant_expires_at,
@@ -376,6 +386,16 @@ impl AdmittedSession {
     /// with the inside's words, when there are any, then `session.end`):
     /// the start was recorded, so the end is too.
     pub async fn record_upstream_failure(self, error: Option<String>, told_client: &str) {
+        let (protocol, connection) = (self.protocol.as_str(), self.connection.name.as_str());
+        self.state
+            .metrics
+            .upstream_connect_failed(protocol, connection);
+        self.state.metrics.session_ended(
+            protocol,
+            connection,
+            "upstream_failed",
+            self.started.elapsed(),
+        );
         if let Some(error) = error {
             let failed = SessionUpstreamFailed {
                 connection: self.connection.name.clone(),
@@ -414,9 +434,16 @@ impl AdmittedSession {
             identity,
             session_id,
             started,
+            protocol,
             ..
         } = self;
         drop(registration);
+        state.metrics.session_ended(
+            protocol.as_str(),
+            &connection.name,
+            ended_by,
+            started.elapsed(),
+        );
         let end = SessionEnd {
             bytes_from_client: counts.bytes_from_client,
             bytes_from_upstream: counts.bytes_from_upstream,

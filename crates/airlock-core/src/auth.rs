@@ -274,6 +274,19 @@ impl SprayGuard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Sources and (source, identity) pairs locked out now (a scan of the
+    /// tracked entries: for the metrics scrape, not a hot path).
+    pub fn active_lockouts(&self) -> usize {
+        let now = Instant::now();
+        let counters = self.counters();
+        counters
+            .sources
+            .values()
+            .chain(counters.pairs.values())
+            .filter(|tally| tally.locked_at(now).is_some())
+            .count()
+    }
+
     /// How long a lockout lasts.
     pub fn lockout(&self) -> Duration {
         self.lockout

@@ -69,6 +69,90 @@ pub struct GatewayConfig {
     /// Webhooks told about reviews and access requests (see `airlock_notify`).
     #[serde(default)]
     pub notifications: airlock_notify::NotificationsConfig,
+    /// `GET /metrics` options.
+    #[serde(default)]
+    pub metrics: MetricsOptions,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogOptions,
+}
+
+/// `GET /metrics` options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsOptions {
+    /// Serve `GET /metrics` and count per command (default true). `false`
+    /// only to measure what counting costs: the route answers 404 and
+    /// sessions take no per-command counters.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Label sessions, commands and authentication failures with the
+    /// identity (default false: identities are unbounded, and each one
+    /// multiplies the series a Prometheus server keeps).
+    #[serde(default)]
+    pub identity_labels: bool,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            identity_labels: false,
+        }
+    }
+}
+
+/// Log output. `RUST_LOG` (or `AIRLOCK_LOG`) overrides `level`, and
+/// `--log-format` overrides `format`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogOptions {
+    /// `text` (default) or `json` (one JSON object per line, with the
+    /// fields of the session's span).
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A level (`error`, `warn`, `info` (default), `debug`, `trace`, `off`)
+    /// or `tracing` directives such as `info,airlock_pg_gateway=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_format() -> String {
+    "text".into()
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// True when `level` is a level or a list of `target=level` directives.
+fn valid_log_level(level: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    !level.trim().is_empty()
+        && level.split(',').all(|directive| {
+            let level = directive
+                .rsplit_once('=')
+                .map_or(
+                    directive,
+                    |(target, level)| {
+                        if target.trim().is_empty() {
+                            ""
+                        } else {
+                            level
+                        }
+                    },
+                );
+            LEVELS.contains(&level.trim().to_ascii_lowercase().as_str())
+        })
 }
 
 /// Review options.
@@ -794,6 +878,21 @@ impl GatewayConfig {
                 );
             }
         }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problem(
+                "log:/format:",
+                format!("log.format: {:?} is not text or json", self.log.format),
+            );
+        }
+        if !valid_log_level(&self.log.level) {
+            problem(
+                "log:/level:",
+                format!(
+                    "log.level: {:?} is not a level (error, warn, info, debug, trace, off) or target=level directives",
+                    self.log.level
+                ),
+            );
+        }
         if SyncMode::parse(&self.recording.sync).is_none() {
             problem(
                 "sync:",
@@ -1046,6 +1145,47 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_and_metrics_options_are_validated_with_their_lines() {
+        let text = "\
+metrics:
+  identity_labels: true
+log:
+  format: xml
+  level: loud
+";
+        let error = GatewayConfig::parse(text, "test.yaml").unwrap_err();
+        let rendered = error.to_string();
+        assert_eq!(error.problems.len(), 2, "{rendered}");
+        assert!(
+            rendered.contains("test.yaml:4: log.format: \"xml\" is not text or json"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("test.yaml:5: log.level: \"loud\""),
+            "{rendered}"
+        );
+        let (config, _) = GatewayConfig::parse(
+            "metrics:\n  identity_labels: true\nlog:\n  format: json\n  level: info,airlock_core=debug\n",
+            "ok.yaml",
+        )
+        .unwrap();
+        assert!(config.metrics.identity_labels);
+        assert_eq!(config.log.format, "json");
+        let (defaults, _) = GatewayConfig::parse("{}\n", "empty.yaml").unwrap();
+        assert!(!defaults.metrics.identity_labels);
+        assert_eq!(
+            (defaults.log.format.as_str(), defaults.log.level.as_str()),
+            ("text", "info")
+        );
+        for level in ["warn", "off", "airlock_pg_gateway=trace", "info,hyper=warn"] {
+            assert!(valid_log_level(level), "{level}");
+        }
+        for level in ["", "loud", "=debug", "info,"] {
+            assert!(!valid_log_level(level), "{level}");
+        }
+    }
 
     #[test]
     fn reports_every_problem_with_its_line() {

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use airlock_mask::MaskPlan;
+use airlock_metrics::{CommandMeter, CommandVerdict};
 use airlock_policy::{
     decide, DecisionInput, RateKey, RateLimitObligation, Verdict as PolicyVerdict,
 };
@@ -219,12 +220,38 @@ pub struct Gate {
     state: Arc<GatewayState>,
     identity: Identity,
     connection: ConnectionInfo,
+    /// The session's command counters, looked up once (`None` under
+    /// `metrics.enabled: false`).
+    meter: Option<CommandMeter>,
+}
+
+/// The metrics verdict of a decision, and the rule that refused it.
+fn verdict_of(decision: &Decision) -> (CommandVerdict, Option<&str>) {
+    // Looked up for refusals only: an allowed command costs no map lookup.
+    let rule = || decision.details.get("rule").and_then(Value::as_str);
+    match &decision.verdict {
+        Verdict::Forward => (CommandVerdict::Allow, None),
+        Verdict::Refuse(Refusal::Denied { .. }) => (CommandVerdict::Deny, rule()),
+        Verdict::Refuse(Refusal::Review { .. }) => (CommandVerdict::Review, rule()),
+        // The rule is counted where the limit refused (`rate_limited`).
+        Verdict::Refuse(Refusal::RateLimited { .. }) => (CommandVerdict::RateLimited, None),
+        Verdict::Refuse(_) => (CommandVerdict::Unavailable, None),
+    }
 }
 
 impl Gate {
     /// The gate for one session.
     pub fn new(state: Arc<GatewayState>, identity: Identity, connection: ConnectionInfo) -> Self {
+        let meter = state.config.metrics.enabled.then(|| {
+            CommandMeter::new(
+                &state.metrics,
+                connection.protocol.as_str(),
+                &connection.name,
+                &identity.name,
+            )
+        });
         Self {
+            meter,
             state,
             identity,
             connection,
@@ -273,9 +300,23 @@ impl Gate {
     /// indirectly, e.g. the body of an SQL `EXECUTE`); it is masked as the
     /// results would be, and an approval binds exactly it.
     pub fn decide(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
+        let started = self.meter.as_ref().map(|_| std::time::Instant::now());
         let mut decision = self.decide_under_policy(command, limits, shown);
         decision.reads_only = command.access() == Access::Read && command.complete();
+        if let (Some(meter), Some(started)) = (&self.meter, started) {
+            let (verdict, rule) = verdict_of(&decision);
+            meter.decided(verdict, started.elapsed());
+            if let Some(rule) = rule {
+                meter.refused_by_rule(rule, verdict);
+            }
+        }
         decision
+    }
+
+    /// The session's command counters: a protocol reports what the
+    /// upstream answered through it ([`CommandMeter::answered`]).
+    pub fn meter(&self) -> Option<&CommandMeter> {
+        self.meter.as_ref()
     }
 
     fn decide_under_policy(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
@@ -474,6 +515,10 @@ impl Gate {
                 rule: limit.rule.clone(),
             };
             if let Err(retry) = limiter.check(&key, limit.per_minute, now) {
+                self.state.metrics.rate_limited(&limit.rule);
+                if let Some(meter) = &self.meter {
+                    meter.refused_by_rule(&limit.rule, CommandVerdict::RateLimited);
+                }
                 return Some(format!(
                     "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {}",
                     limit.rule,

@@ -169,6 +169,8 @@ impl GatewayState {
     async fn record_login_failure(&self, attempt: &LoginAttempt<'_>, failure: AuthFailure) {
         let (peer, user) = (attempt.peer, attempt.user);
         let outcome = self.spray_guard.record_failure(peer.ip(), user);
+        let protocol = attempt.protocol.as_str();
+        self.metrics.auth_failed(protocol, failure.as_str(), user);
         tracing::warn!(
             client = %peer, identity = %user, connection = %attempt.connection,
             reason = failure.as_str(), source_failures = outcome.source_failures,
@@ -184,6 +186,7 @@ impl GatewayState {
         };
         let mut events = vec![record(Some(attempt.session_id), Some(user), &failed)];
         if let Some(scope) = outcome.locked_now {
+            self.metrics.locked_out(protocol, scope.as_str());
             tracing::warn!(client = %peer, identity = %user, scope = scope.as_str(),
                 "locked out after repeated authentication failures");
             let locked = LockedOut {

@@ -219,6 +219,8 @@ struct Progress {
     deferred: Mutex<Vec<(i64, NewEvent)>>,
     /// `deferred` is not empty.
     has_deferred: AtomicBool,
+    /// Records refused because recording is unavailable.
+    refusals: AtomicU64,
 }
 impl Progress {
     /// True when the index trails by more than [`MAX_INDEX_LAG`] events.
@@ -284,6 +286,8 @@ struct Durability {
     syncs: AtomicU64,
     /// Of `syncs`, those the timed-sync thread led.
     timed_syncs: AtomicU64,
+    /// How long each led sync took (`airlock_journal_fsync_duration_seconds`).
+    fsync: airlock_metrics::Histogram,
     /// Makes the next led sync fail, as a failing disk would.
     #[cfg(test)]
     fail_next_sync: AtomicBool,
@@ -324,6 +328,7 @@ impl Durability {
             }
         }
         if leader {
+            self.fsync.observe(started.elapsed());
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.synced.notify_waiters();
             if self.timed {
@@ -474,16 +479,46 @@ impl Recorder {
         events: Vec<NewEvent>,
         effect: Effect,
     ) -> Result<(), RecordError> {
-        let end = self.write_here(events, true)?;
+        let end = self
+            .write_here(events, true)
+            .inspect_err(|_| self.note_refusal())?;
         let waits_for_disk = match self.mode {
             SyncMode::Full => true,
             SyncMode::Writes => effect == Effect::Effectful,
             SyncMode::Normal => false,
         };
         match &self.durability {
-            Some(durability) if waits_for_disk => self.wait_until_durable(durability, end).await,
+            Some(durability) if waits_for_disk => self
+                .wait_until_durable(durability, end)
+                .await
+                .inspect_err(|_| self.note_refusal()),
             _ => Ok(()),
         }
+    }
+
+    fn note_refusal(&self) {
+        self.progress.refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records refused so far because recording is unavailable.
+    pub fn refusals(&self) -> u64 {
+        self.progress.refusals.load(Ordering::Relaxed)
+    }
+
+    /// Events journaled so far by this process.
+    pub fn journaled(&self) -> u64 {
+        self.progress
+            .counters
+            .lock()
+            .map_or(0, |counters| counters.journaled)
+    }
+
+    /// The journal sync latency histogram (empty under `sync: normal`).
+    pub fn fsync_histogram(&self) -> airlock_metrics::Histogram {
+        self.durability
+            .as_ref()
+            .map(|durability| durability.fsync.clone())
+            .unwrap_or_default()
     }
 
     /// The `recording.sync` mode this recorder runs under.

@@ -218,6 +218,8 @@ impl GatewayState {
                     message: format!("airlock: command refused: {error}"),
                 });
             }
+            self.metrics
+                .review_created("command", connection, &review.rule);
             self.notify_review("review.created", &review);
         }
         Ok(review)
@@ -367,6 +369,7 @@ impl GatewayState {
             &decided,
         ))?;
         if let Some(grant) = &outcome.grant {
+            self.metrics.access_granted(&grant.connection, "review");
             let granted = AccessGrantedByReview {
                 approved_by: approver.name.clone(),
                 connection: grant.connection.clone(),
@@ -379,6 +382,11 @@ impl GatewayState {
                 .append_event(record(None, Some(&grant.identity), &granted))?;
         }
         if outcome.status != "pending" {
+            let waited = now_unix().saturating_sub(review.created_at);
+            self.metrics.review_decided(
+                &outcome.status,
+                std::time::Duration::from_secs(u64::try_from(waited).unwrap_or(0)),
+            );
             if let Some(updated) = self.store.review(id)? {
                 self.notify_review(&format!("review.{}", outcome.status), &updated);
             }

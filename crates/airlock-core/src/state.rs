@@ -57,6 +57,8 @@ pub struct GatewayState {
     pub oidc: Option<airlock_oidc::OidcValidator>,
     /// Delivers review and access-request events to webhooks.
     pub notifier: airlock_notify::Notifier,
+    /// The metrics `GET /metrics` exports (see [`crate::observe`]).
+    pub metrics: Arc<airlock_metrics::Metrics>,
     started: std::time::Instant,
     pub server_tls: Arc<ServerConfig>,
     config_upstream_tls: BTreeMap<String, UpstreamTls>,
@@ -132,6 +134,24 @@ impl GatewayState {
             &data_dir.join(JOURNAL_DIR),
             config.recording.sync_mode(),
         )?;
+        let metrics = Arc::new(airlock_metrics::Metrics::new(
+            config.metrics.identity_labels,
+            env!("CARGO_PKG_VERSION"),
+            recorder.fsync_histogram(),
+        ));
+        metrics.prepare(
+            &["postgres", "mysql", "http"],
+            config
+                .connections
+                .iter()
+                .map(|connection| (connection.protocol.as_str(), connection.name.as_str())),
+        );
+        if let Some(expiry) = tls_files.as_ref().map_or_else(
+            || crate::cert_expiry::certificate_expiry(&data_dir.join(crate::tls::GENERATED_CERT)),
+            |(cert, _)| crate::cert_expiry::certificate_expiry(cert),
+        ) {
+            metrics.set_certificate_expiry(expiry);
+        }
         let oidc = if config.identity_providers.is_empty() {
             None
         } else {
@@ -148,6 +168,7 @@ impl GatewayState {
         Ok(Self {
             policy: PolicyHolder::new(policy),
             notifier,
+            metrics,
             rate_limiter: std::sync::Mutex::new(airlock_policy::RateLimiter::new()),
             oidc,
             started: std::time::Instant::now(),

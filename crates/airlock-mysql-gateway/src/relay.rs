@@ -418,6 +418,13 @@ impl<'a> Relay<'a> {
         if answer.infile_refused {
             answer.result.tags.push("LOCAL INFILE refused".into());
         }
+        if let Some(meter) = self.gate.core().meter() {
+            let masked = answer.result.masked.iter();
+            meter.answered(
+                started.elapsed(),
+                masked.map(|(name, count)| (name.as_str(), *count)),
+            );
+        }
         if let Some(recorder) = self.recorder {
             recorder
                 .record_later(vec![result_event(&self.recording, &answer.result)])

@@ -54,6 +54,8 @@ pub(crate) struct IssuerState {
     min_refresh_interval: Duration,
     cache: RwLock<Option<Arc<ProviderKeys>>>,
     refresh: tokio::sync::Mutex<RefreshState>,
+    /// Key fetches that succeeded and that failed (for the metrics).
+    pub fetches: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl IssuerState {
@@ -71,6 +73,7 @@ impl IssuerState {
             min_refresh_interval,
             cache: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
+            fetches: Default::default(),
         })
     }
 
@@ -142,7 +145,11 @@ impl IssuerState {
         fetcher: &HttpFetcher,
     ) -> Result<Arc<ProviderKeys>, OidcError> {
         state.last_attempt = Some(Instant::now());
-        match self.fetch(fetcher).await {
+        let fetched = self.fetch(fetcher).await;
+        if let Some(count) = self.fetches.get(usize::from(fetched.is_err())) {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match fetched {
             Ok(keys) => {
                 state.last_failure = None;
                 let keys = Arc::new(keys);

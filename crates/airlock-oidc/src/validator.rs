@@ -123,6 +123,22 @@ impl OidcValidator {
         jws::looks_like_jwt(token)
     }
 
+    /// Per issuer: its name, key fetches that succeeded and that failed.
+    pub fn key_fetches(&self) -> Vec<(String, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.issuers
+            .iter()
+            .map(|state| {
+                let [ok, failed] = &state.fetches;
+                (
+                    state.config.name.clone(),
+                    ok.load(Relaxed),
+                    failed.load(Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// The configured issuers, in order.
     pub fn issuers(&self) -> impl Iterator<Item = &IssuerConfig> {
         self.issuers.iter().map(|state| &state.config)

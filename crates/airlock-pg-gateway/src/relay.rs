@@ -128,6 +128,9 @@ pub struct RecordingContext<'a> {
     pub sample_rows: usize,
     pub sample_bytes: usize,
     pub max_statement_bytes: usize,
+    /// The session's metrics: upstream latency and masked values (`None`
+    /// under `metrics.enabled: false`).
+    pub meter: Option<&'a airlock_metrics::CommandMeter>,
 }
 
 struct PendingRefusal {
@@ -540,6 +543,9 @@ struct ClientHalf<'a, 'r> {
     pending: Vec<Pending>,
     /// When the batch was read.
     now: Instant,
+    /// A command of the batch was held for review: the batch's time is
+    /// people's, not the gateway's (left out of the added latency).
+    reviewed: bool,
 }
 
 /// A bound portal as an `Execute` of it finds it.
@@ -570,6 +576,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
             effect: Effect::ReadOnly,
             pending: Vec::new(),
             now: Instant::now(),
+            reviewed: false,
         }
     }
 
@@ -683,6 +690,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         self.names.close_statement("");
         self.names.close_portal("");
         let decision = self.check_statement(CommandKind::SimpleQuery, text, segment);
+        self.reviewed |= decision.core.review.is_some();
         let shared = self.shared;
         let mut decision = self
             .gate
@@ -1059,6 +1067,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
                     self.gate
                         .review_execution(template, text, unmasked, decided.mask.as_deref());
                 let shared = self.shared;
+                self.reviewed = true;
                 let mut resolved = self
                     .gate
                     .resolve(review, self.recording.session_id, |text| {
@@ -1188,6 +1197,7 @@ where
         frames.clear();
         half.events.clear();
         half.pending.clear();
+        half.reviewed = false;
         let mut terminate = false;
         half.now = Instant::now();
         loop {
@@ -1242,6 +1252,9 @@ where
             stats,
         );
         if !out.is_empty() {
+            if let (Some(meter), false) = (half.recording.meter, half.reviewed) {
+                meter.added(half.now.elapsed());
+            }
             if let Err(error) = upstream_write.write_all(&out).await {
                 return RelayEnd::Io(error.to_string());
             }
@@ -1474,6 +1487,17 @@ impl<'a, 'r> UpstreamHalf<'a, 'r> {
     async fn record_finished(&mut self) {
         if self.finished.is_empty() {
             return;
+        }
+        if let Some(meter) = self.recording.meter {
+            for result in &self.finished {
+                meter.answered(
+                    std::time::Duration::from_micros(result.duration_us),
+                    result
+                        .masked
+                        .iter()
+                        .map(|(detector, count)| (detector.as_str(), *count)),
+                );
+            }
         }
         if let Some(recorder) = self.recording.recorder {
             let recording = self.recording;

@@ -470,6 +470,7 @@ async fn connect_and_relay(
     let mut kill = session.registration.kill.clone();
     let (mut client_read, mut client_write) = tokio::io::split(stream);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream.stream);
+    let meter = gate.core().meter().cloned();
     let (end, in_flight) = relay(
         &mut client_read,
         client_buf,
@@ -491,6 +492,7 @@ async fn connect_and_relay(
                 sample_rows: state.config.recording.sample_rows,
                 sample_bytes: state.config.recording.sample_bytes,
                 max_statement_bytes: state.config.recording.max_statement_bytes,
+                meter: meter.as_ref(),
             },
         },
     )

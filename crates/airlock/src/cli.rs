@@ -388,9 +388,9 @@ pub struct ServeArgs {
     /// Where the embedded store, master key and generated TLS certificate live.
     #[arg(long, default_value = "./airlock-data")]
     pub data_dir: PathBuf,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "AIRLOCK_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format (default: `log.format` of the config file, else text).
+    #[arg(long, value_enum, env = "AIRLOCK_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Log line format.

@@ -15,7 +15,6 @@ use airlock_store::Store;
 use crate::cli::{LogFormat, ServeArgs};
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format);
     let config_path = match args.config {
         Some(path) => path,
         None => {
@@ -31,6 +30,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     };
     let (config, settings) =
         GatewayConfig::load(&config_path).map_err(|error| anyhow!("{error}"))?;
+    init_logging(args.log_format, &config.log);
     let policy_path = config
         .policy
         .as_ref()
@@ -279,9 +279,17 @@ fn log_writer() -> tracing_subscriber::fmt::writer::BoxMakeWriter {
     tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
 }
 
-fn init_logging(format: LogFormat) {
+/// Starts the log: `--log-format` (or `AIRLOCK_LOG_FORMAT`) over
+/// `log.format`; `AIRLOCK_LOG`, then `RUST_LOG`, over `log.level`.
+fn init_logging(flag: Option<LogFormat>, options: &airlock_core::config::LogOptions) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&options.level));
+    let format = flag.unwrap_or(if options.format == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
