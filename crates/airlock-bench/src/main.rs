@@ -24,6 +24,7 @@ mod pgbench;
 mod pgbouncer;
 mod report;
 mod sys;
+mod sysbench;
 
 use airlock_testkit::{GatewayProcess, PgCluster};
 use anyhow::{bail, Context, Result};
@@ -66,6 +67,12 @@ struct Args {
     /// the others: what counting per command costs.
     #[arg(long)]
     compare_metrics: bool,
+    /// Measure the MySQL gateway instead: sysbench `oltp_point_select` and
+    /// `oltp_read_only` at 1, 8 and 32 threads (1 and 8 with --quick)
+    /// against MariaDB directly, airlock pass-through and airlock full.
+    /// Writes `<out>/<date>-mysql.md`.
+    #[arg(long)]
+    mysql: bool,
 }
 
 /// What one run measures, by mode.
@@ -187,6 +194,9 @@ fn run() -> Result<()> {
     }
     let airlock = airlock_binary(args.airlock_bin.clone())?;
     let nofile = sys::raise_open_file_limit();
+    if args.mysql {
+        return run_mysql(&args, &plan, &airlock);
+    }
     progress(&format!(
         "airlock binary {}; open-file limit {nofile}",
         airlock.display()
@@ -385,6 +395,34 @@ fn run() -> Result<()> {
             "{} pgbench run(s) failed: see the report",
             report.failed_runs()
         );
+    }
+    Ok(())
+}
+
+/// `--mysql`: the sysbench runs, their report written beside the others.
+fn run_mysql(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
+    let mysql_plan = sysbench::MysqlPlan {
+        duration: plan.duration,
+        threads: if args.quick {
+            vec![1, 8]
+        } else {
+            vec![1, 8, 32]
+        },
+        table_size: if args.quick { 1_000 } else { 10_000 },
+    };
+    let markdown = sysbench::run(airlock, &mysql_plan, &progress)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
+    let path = args.out.join(format!(
+        "{}-mysql{}.md",
+        date.trim(),
+        if args.quick { "-quick" } else { "" }
+    ));
+    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    println!("{markdown}");
+    progress(&format!("wrote {}", path.display()));
+    if markdown.contains("failed:") {
+        bail!("a sysbench run failed: see the report");
     }
     Ok(())
 }

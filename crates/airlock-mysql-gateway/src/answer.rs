@@ -17,6 +17,7 @@ use airlock_mask::{MaskPlan, MaskStats};
 use airlock_mysql::column::ColumnDefinition;
 use airlock_mysql::response::{PrepareOk, ResponsePacket, ResponseTracker};
 use airlock_mysql::row::{decode_text_row, ValueType};
+use airlock_mysql::translate::{Translated, Translation};
 use airlock_mysql::{Capabilities, ErrPacket};
 
 use crate::io::{PacketStream, StreamError};
@@ -54,6 +55,8 @@ pub struct Answer<'a> {
     result_sets: usize,
     /// Whether a LOCAL INFILE request was answered with an empty file.
     pub infile_refused: bool,
+    /// The upstream's packets as the client reads them.
+    translation: Translation,
 }
 
 impl<'a> Answer<'a> {
@@ -80,7 +83,15 @@ impl<'a> Answer<'a> {
             rows_in_set: 0,
             result_sets: 0,
             infile_refused: false,
+            translation: Translation::default(),
         }
+    }
+
+    /// Translates the upstream's packets for the client (the tracker given
+    /// to [`Self::new`] reads them with the upstream's capabilities).
+    pub fn translated(mut self, translation: Translation) -> Self {
+        self.translation = translation;
+        self
     }
 
     /// Relays the whole answer.
@@ -102,8 +113,13 @@ impl<'a> Answer<'a> {
                 upstream.write(&[]).await.map_err(AnswerError::Upstream)?;
                 continue;
             }
+            let translated = self.translation.to_client(&kind, &packet.payload);
             let replaced = self.on_packet(kind, &packet.payload);
-            let payload = replaced.as_deref().unwrap_or(&packet.payload);
+            let payload = match &translated {
+                Translated::Dropped => continue,
+                Translated::Replaced(payload) => payload.as_slice(),
+                Translated::Same => replaced.as_deref().unwrap_or(&packet.payload),
+            };
             client
                 .frame(payload, &mut out)
                 .map_err(AnswerError::Client)?;

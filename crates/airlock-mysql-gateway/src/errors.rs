@@ -25,6 +25,9 @@ pub mod code {
     /// 1105 `HY000` `ER_UNKNOWN_ERROR`: the gateway cannot serve now (store,
     /// audit log, upstream unreachable).
     pub const UNAVAILABLE: (u16, [u8; 5]) = (1105, *b"HY000");
+    /// 1094 `HY000` `ER_NO_SUCH_THREAD`: a `KILL` of a session the client
+    /// may not end.
+    pub const NO_SUCH_THREAD: (u16, [u8; 5]) = (1094, *b"HY000");
     /// 1153 `08S01` `ER_NET_PACKET_TOO_LARGE`.
     pub const PACKET_TOO_LARGE: (u16, [u8; 5]) = (1153, *b"08S01");
     /// 1156 `08S01` `ER_NET_PACKETS_OUT_OF_ORDER`: a bad sequence id.
@@ -174,6 +177,19 @@ pub fn unsupported(command: &str, why: &str) -> ErrPacket {
         code::NOT_SUPPORTED_YET,
         format!("airlock: {command} is not supported through the gateway: {why}"),
     )
+}
+
+/// A `KILL` the gateway does not map: another identity's session, an id it
+/// does not relay, or a shape it does not read (`KILL USER`, a `KILL`
+/// among other statements).
+pub fn kill_refused(id: Option<u64>) -> ErrPacket {
+    let message = match id {
+        Some(id) => format!(
+            "airlock: KILL {id} refused: it names no session of yours on this connection (ids are those your client was given at login, or CONNECTION_ID())"
+        ),
+        None => "airlock: this KILL is refused: send KILL [QUERY] <id> alone, for a session of yours on this connection".to_string(),
+    };
+    ErrPacket::from_code(code::NO_SUCH_THREAD, message)
 }
 
 /// A command byte the gateway does not know.

@@ -3,8 +3,11 @@
 //! bounded by the codec's packet bound: a header announcing more than the
 //! bound is an error before its payload is buffered.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use airlock_mysql::{MySqlCodecError, Packet, PacketCodec};
 
@@ -84,5 +87,65 @@ impl PacketStream {
     /// Flushes and closes the write side (TLS close_notify included).
     pub async fn shutdown(&mut self) {
         let _ = self.stream.shutdown().await;
+    }
+}
+
+/// A stream with bytes already read from it put back in front: the start
+/// of a TLS handshake that arrived in the same read as the SSLRequest
+/// (PyMySQL sends its ClientHello right behind it). The TLS layer reads
+/// them as TLS records, so nothing sent before the handshake can ever be
+/// read as a MySQL packet from inside TLS.
+pub struct Rewound {
+    prefix: BytesMut,
+    inner: BoxedIo,
+}
+
+impl Rewound {
+    pub fn new(prefix: BytesMut, inner: BoxedIo) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let count = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(count);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        if self.prefix.capacity() > 0 {
+            // Drained: give the buffer back.
+            self.prefix = BytesMut::new();
+        }
+        Pin::new(&mut self.inner).poll_read(context, buf)
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(context, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(context)
     }
 }

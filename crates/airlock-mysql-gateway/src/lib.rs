@@ -6,8 +6,10 @@
 //! TLS, the token by full authentication, admission, the upstream login
 //! ([`upstream`]), relay, finish), the command relay ([`relay`]) with the
 //! prepared statements it knows ([`statements`]), the answer relay with row
-//! masking ([`answer`], [`masking`]), the SQL side of the gate ([`gate`]),
-//! the records ([`record`]), the character sets it serves ([`charset`]) and
+//! masking ([`answer`], [`masking`]), the SQL side of the gate ([`gate`], with the SQL-level `PREPARE`s it
+//! tracks in [`sql_prepared`]),
+//! the records ([`record`]), `KILL` mapped to the sessions it may end
+//! ([`kill`]), the character sets it serves ([`charset`]) and
 //! the one module that words every refusal as a MySQL error ([`errors`]).
 //! Packets are the `airlock-mysql` codec's; authentication, admission,
 //! decisions, recording and reviews are `airlock-core`'s.
@@ -20,13 +22,16 @@
 pub mod answer;
 pub mod charset;
 pub mod errors;
+pub mod fuzzing;
 pub mod gate;
 pub mod io;
+pub mod kill;
 pub mod masking;
 pub mod record;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod sql_prepared;
 pub mod statements;
 pub mod upstream;
 

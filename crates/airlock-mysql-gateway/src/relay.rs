@@ -15,8 +15,10 @@
 //! (`COM_PING`, `COM_STATISTICS`, `COM_SET_OPTION`, `COM_RESET_CONNECTION`,
 //! statement close/reset/long data for ids the gateway knows). Everything
 //! else is refused: `COM_CHANGE_USER` (it would change who is logged in
-//! upstream), replication, `COM_PROCESS_KILL` (ids would be the upstream's),
-//! `COM_STMT_BULK_EXECUTE`, the deprecated server commands, unknown bytes.
+//! upstream), replication, `COM_STMT_BULK_EXECUTE`, the deprecated server
+//! commands, unknown bytes. `KILL` and `COM_PROCESS_KILL` are mapped to the
+//! upstream thread of a session of the same identity and connection, or
+//! refused ([`crate::kill`]).
 
 use std::sync::Arc;
 
@@ -26,12 +28,14 @@ use airlock_core::gate::{Decision, Limits, Refusal, Verdict};
 use airlock_core::recorder::Recorder;
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::response::{ResponseKind, ResponseTracker};
+use airlock_mysql::translate::Translation;
 use airlock_mysql::{Capabilities, ErrPacket};
 
 use crate::answer::{Answer, AnswerError};
 use crate::errors;
 use crate::gate::{field_list_statement, init_db_statement, MySqlGate};
 use crate::io::{PacketStream, StreamError};
+use crate::kill::{self, ConnectionIds, Kill, KillKind, KillText};
 use crate::masking::render_binary;
 use crate::record::{command_event, result_event, CommandEntry, CommandResult, RecordingContext};
 use crate::statements::{Prepared, Statements};
@@ -107,10 +111,19 @@ pub struct Relay<'a> {
     pub statements: Statements,
     pub recorder: Option<&'a Recorder>,
     pub recording: RecordingContext<'a>,
-    /// The capabilities in force with the client (and the upstream: they
-    /// agree on every layout bit).
+    /// The capabilities in force with the client.
     pub capabilities: Capabilities,
+    /// The upstream's: its answers are read by them, then translated for
+    /// the client ([`Translation`]).
+    pub upstream_capabilities: Capabilities,
+    pub translation: Translation,
     pub counts: Counts,
+    /// The gateway's connection ids, to map `KILL`s; without them every
+    /// `KILL` is refused.
+    pub kills: Option<Arc<ConnectionIds>>,
+    /// The connection's upstream database: `COM_INIT_DB` of the
+    /// connection's own name selects it.
+    pub database: String,
     seq: u64,
 }
 
@@ -146,7 +159,11 @@ impl<'a> Relay<'a> {
             recorder,
             recording,
             capabilities,
+            upstream_capabilities: capabilities,
+            translation: Translation::default(),
             counts: Counts::default(),
+            kills: None,
+            database: String::new(),
             seq: 0,
         }
     }
@@ -208,14 +225,47 @@ impl<'a> Relay<'a> {
             }
             Command::ResetConnection => {
                 self.statements.clear();
+                self.gate.reset();
                 self.pass(&command, payload, client, upstream).await
             }
             Command::Query { ref query } => {
                 let text = String::from_utf8_lossy(query).into_owned();
-                self.statement("query", &text, &command, payload, client, upstream)
-                    .await
+                match kill::kill_text(&text) {
+                    KillText::None => {
+                        self.statement("query", &text, &command, payload, client, upstream)
+                            .await
+                    }
+                    KillText::One(kill) => self.kill(kill, &text, client, upstream).await,
+                    KillText::Other => {
+                        let err = errors::kill_refused(None);
+                        self.refuse_text("query", &text, &err, client).await
+                    }
+                }
+            }
+            Command::ProcessKill { connection_id } => {
+                let kill = Kill {
+                    kind: KillKind::Connection,
+                    id: connection_id.into(),
+                };
+                let text = format!("(COM_PROCESS_KILL {connection_id})");
+                self.kill(kill, &text, client, upstream).await
             }
             Command::InitDb { ref schema } => {
+                if !self.database.is_empty() && schema == self.recording.connection.as_bytes() {
+                    // The connection's own name (what a client that names
+                    // connections as databases selects): its database.
+                    let schema = self.database.as_bytes().to_vec();
+                    let text = init_db_statement(&schema);
+                    let command = Command::InitDb { schema };
+                    let Ok(payload) = command.encode(self.capabilities) else {
+                        return Next::End(RelayEnd::UpstreamProtocolError(
+                            "cannot encode COM_INIT_DB".into(),
+                        ));
+                    };
+                    return self
+                        .statement("init_db", &text, &command, &payload, client, upstream)
+                        .await;
+                }
                 let text = init_db_statement(schema);
                 self.statement("init_db", &text, &command, payload, client, upstream)
                     .await
@@ -283,10 +333,6 @@ impl<'a> Relay<'a> {
                         "replication",
                         "the gateway relays client sessions only",
                     ),
-                    Command::ProcessKill { .. } => errors::unsupported(
-                        "COM_PROCESS_KILL",
-                        "connection ids are the gateway's; end a session with airlock session kill",
-                    ),
                     Command::StmtBulkExecute { .. } => errors::unsupported(
                         "COM_STMT_BULK_EXECUTE",
                         "execute the statement once per row",
@@ -307,7 +353,7 @@ impl<'a> Relay<'a> {
         client: &mut PacketStream,
         upstream: &mut PacketStream,
     ) -> Next {
-        let Some(tracker) = ResponseTracker::new(command, self.capabilities) else {
+        let Some(tracker) = ResponseTracker::new(command, self.upstream_capabilities) else {
             let err = errors::unsupported(command.name(), "its answer cannot be followed");
             return self.refuse_unsupported(command.name(), &err, client).await;
         };
@@ -322,7 +368,8 @@ impl<'a> Relay<'a> {
             recording,
             CommandResult::new(0, "ok"),
             Vec::new(),
-        );
+        )
+        .translated(self.translation);
         match answer.relay(upstream, client).await {
             Ok(()) => Next::Continue,
             Err(error) => error.into(),
@@ -340,39 +387,47 @@ impl<'a> Relay<'a> {
         client: &mut PacketStream,
         upstream: &mut PacketStream,
     ) -> Next {
-        let decision = self.gate.decide(text, Limits::Now);
-        let decision = self.resolve(decision).await;
-        let kind = ResponseKind::for_command(command);
-        self.run_decided(
-            message,
-            text,
-            &[],
-            decision,
-            kind,
-            payload,
-            client,
-            upstream,
-            Vec::new(),
-        )
-        .await
-        .0
+        let decided = self.gate.decide_analyzed(text, Limits::Now);
+        let decision = self.resolve(decided.decision).await;
+        let forwarded = decision.forwards();
+        let (next, answered) = self
+            .run_decided(
+                Entry::new(message, text, &[]),
+                decision,
+                Forwarding::new(ResponseKind::for_command(command), payload),
+                client,
+                upstream,
+            )
+            .await;
+        if let (true, Some(analyzed)) = (forwarded, decided.analyzed) {
+            // Forwarded: the server may have run it (even when the client
+            // vanished meanwhile), so its PREPAREs count.
+            let failed = answered.as_ref().is_none_or(|answered| answered.failed);
+            self.gate.ran(&analyzed, failed);
+        }
+        next
     }
 
     /// Records, then forwards or refuses; relays the answer when forwarded.
     /// Gives back the answer's prepare confirmation and result columns.
-    #[allow(clippy::too_many_arguments)] // one command's whole context
     async fn run_decided(
         &mut self,
-        message: &str,
-        text: &str,
-        values: &[Option<String>],
+        entry: Entry<'_>,
         mut decision: Decision,
-        kind: Option<ResponseKind>,
-        payload: &[u8],
+        forwarding: Forwarding<'_>,
         client: &mut PacketStream,
         upstream: &mut PacketStream,
-        fetch_columns: Vec<airlock_mysql::column::ColumnDefinition>,
     ) -> (Next, Option<Answered>) {
+        let Entry {
+            message,
+            text,
+            values,
+        } = entry;
+        let Forwarding {
+            kind,
+            payload,
+            fetch_columns,
+        } = forwarding;
         self.seq += 1;
         self.counts.commands += 1;
         let Some(kind) = kind else {
@@ -402,7 +457,7 @@ impl<'a> Relay<'a> {
             return (Next::End(end), None);
         }
         let started = std::time::Instant::now();
-        let tracker = ResponseTracker::for_kind(kind, self.capabilities);
+        let tracker = ResponseTracker::for_kind(kind, self.upstream_capabilities);
         let recording = &self.recording;
         let mut answer = Answer::new(
             tracker,
@@ -411,7 +466,8 @@ impl<'a> Relay<'a> {
             recording,
             CommandResult::new(self.seq, "ok"),
             fetch_columns,
-        );
+        )
+        .translated(self.translation);
         let relayed = answer.relay(upstream, client).await;
         answer.result.duration_us =
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -433,6 +489,7 @@ impl<'a> Relay<'a> {
         let answered = Answered {
             prepared: answer.prepared,
             columns: std::mem::take(&mut answer.columns),
+            failed: answer.result.status == "error",
         };
         match relayed {
             Ok(()) => (Next::Continue, Some(answered)),
@@ -503,6 +560,18 @@ impl<'a> Relay<'a> {
         err: &ErrPacket,
         client: &mut PacketStream,
     ) -> Next {
+        self.refuse_text(name, &format!("({name})"), err, client)
+            .await
+    }
+
+    /// Refuses a command with the gateway's own error, recording `text`.
+    async fn refuse_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        err: &ErrPacket,
+        client: &mut PacketStream,
+    ) -> Next {
         self.seq += 1;
         self.counts.commands += 1;
         self.counts.refused += 1;
@@ -512,9 +581,7 @@ impl<'a> Relay<'a> {
             },
             json!({"verdict": "unsupported"}),
         );
-        let _ = self
-            .record(name, &format!("({name})"), &[], &decision)
-            .await;
+        let _ = self.record(name, text, &[], &decision).await;
         match client.write(&err.encode()).await {
             Ok(()) => Next::Continue,
             Err(_) => Next::End(RelayEnd::ClientVanished),
@@ -535,6 +602,44 @@ impl<'a> Relay<'a> {
                 tracing::info!(session = session_id, %notice, "command held for review");
             })
             .await
+    }
+
+    /// A `KILL` of one id: sent upstream for the upstream thread of a
+    /// session of the same identity and connection, refused otherwise (see
+    /// [`crate::kill`]).
+    async fn kill(
+        &mut self,
+        kill: Kill,
+        text: &str,
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let thread = self.kills.as_ref().and_then(|ids| {
+            ids.upstream_thread(kill.id, self.recording.identity, self.recording.connection)
+        });
+        let Some(thread) = thread else {
+            let err = errors::kill_refused(Some(kill.id));
+            return self.refuse_text("kill", text, &err, client).await;
+        };
+        let command = Command::Query {
+            query: kill::upstream_statement(kill.kind, thread).into_bytes(),
+        };
+        let Ok(payload) = command.encode(self.capabilities) else {
+            return Next::End(RelayEnd::UpstreamProtocolError("cannot encode KILL".into()));
+        };
+        let mut decision = Decision::forward();
+        decision.details =
+            json!({"verdict": "kill", "gateway_id": kill.id, "upstream_thread": thread});
+        decision.version = self.gate.core().live_version();
+        self.run_decided(
+            Entry::new("kill", text, &[]),
+            decision,
+            Forwarding::new(ResponseKind::for_command(&command), &payload),
+            client,
+            upstream,
+        )
+        .await
+        .0
     }
 
     /// `COM_STMT_PREPARE`: the text is decided now; rate limits and reviews
@@ -566,15 +671,11 @@ impl<'a> Relay<'a> {
         let kind = ResponseKind::for_command(command);
         let (next, answered) = self
             .run_decided(
-                "prepare",
-                text,
-                &[],
+                Entry::new("prepare", text, &[]),
                 forwarded,
-                kind,
-                payload,
+                Forwarding::new(kind, payload),
                 client,
                 upstream,
-                Vec::new(),
             )
             .await;
         match answered.and_then(|answered| answered.prepared) {
@@ -639,15 +740,11 @@ impl<'a> Relay<'a> {
         let kind = ResponseKind::for_command(command);
         let (next, answered) = self
             .run_decided(
-                "execute",
-                &statement.text,
-                &values,
+                Entry::new("execute", &statement.text, &values),
                 decision,
-                kind,
-                payload,
+                Forwarding::new(kind, payload),
                 client,
                 upstream,
-                Vec::new(),
             )
             .await;
         if let (Some(answered), Some(stored)) =
@@ -728,16 +825,17 @@ impl<'a> Relay<'a> {
         }
         decision.rate_limits = Vec::new();
         let kind = ResponseKind::for_command(command);
-        self.run_decided(
-            "fetch",
-            &statement.text,
-            &[],
-            decision,
+        let forwarding = Forwarding {
             kind,
             payload,
+            fetch_columns: statement.columns,
+        };
+        self.run_decided(
+            Entry::new("fetch", &statement.text, &[]),
+            decision,
+            forwarding,
             client,
             upstream,
-            statement.columns,
         )
         .await
         .0
@@ -748,6 +846,43 @@ impl<'a> Relay<'a> {
 struct Answered {
     prepared: Option<airlock_mysql::response::PrepareOk>,
     columns: Vec<airlock_mysql::column::ColumnDefinition>,
+    /// The answer held an error.
+    failed: bool,
+}
+
+/// What the record of one command says: its kind, text and values.
+struct Entry<'e> {
+    message: &'e str,
+    text: &'e str,
+    values: &'e [Option<String>],
+}
+
+impl<'e> Entry<'e> {
+    fn new(message: &'e str, text: &'e str, values: &'e [Option<String>]) -> Self {
+        Self {
+            message,
+            text,
+            values,
+        }
+    }
+}
+
+/// What forwarding one command takes: the answer to follow, the packet,
+/// and for a fetch the columns of the execution it continues.
+struct Forwarding<'p> {
+    kind: Option<ResponseKind>,
+    payload: &'p [u8],
+    fetch_columns: Vec<airlock_mysql::column::ColumnDefinition>,
+}
+
+impl<'p> Forwarding<'p> {
+    fn new(kind: Option<ResponseKind>, payload: &'p [u8]) -> Self {
+        Self {
+            kind,
+            payload,
+            fetch_columns: Vec::new(),
+        }
+    }
 }
 
 /// Sends a command upstream (sequence id 0).

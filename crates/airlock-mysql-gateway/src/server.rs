@@ -14,11 +14,12 @@ pub async fn run_mysql_listener(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let ids = Arc::new(crate::kill::ConnectionIds::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tokio::spawn(crate::session::serve(Arc::clone(&state), tcp, peer));
+                    tokio::spawn(crate::session::serve(Arc::clone(&state), tcp, peer, Arc::clone(&ids)));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly

@@ -38,7 +38,8 @@ use airlock_types::Protocol;
 
 use crate::errors;
 use crate::gate::MySqlGate;
-use crate::io::{BoxedIo, PacketStream};
+use crate::io::{BoxedIo, PacketStream, Rewound};
+use crate::kill::ConnectionIds;
 use crate::record::RecordingContext;
 use crate::relay::{Expiry, Relay};
 use crate::upstream::{self, ClientSide};
@@ -59,8 +60,14 @@ struct LoggedIn {
     connection: String,
 }
 
-/// Serves one accepted TCP connection to the end.
-pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
+/// Serves one accepted TCP connection to the end. `ids` hands out the
+/// connection id its client sees and maps `KILL`s ([`crate::kill`]).
+pub async fn serve(
+    state: Arc<GatewayState>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ids: Arc<ConnectionIds>,
+) {
     let session_id = new_session_id();
     let span = tracing::info_span!(
         "session",
@@ -70,9 +77,29 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
         identity = tracing::field::Empty,
         connection = tracing::field::Empty,
     );
-    serve_in_span(state, tcp, peer, session_id)
+    let connection_id = ReservedId::new(ids);
+    serve_in_span(state, tcp, peer, session_id, &connection_id)
         .instrument(span)
         .await;
+}
+
+/// This session's gateway connection id, released when the session ends.
+struct ReservedId {
+    ids: Arc<ConnectionIds>,
+    id: u32,
+}
+
+impl ReservedId {
+    fn new(ids: Arc<ConnectionIds>) -> Self {
+        let id = ids.allocate();
+        Self { ids, id }
+    }
+}
+
+impl Drop for ReservedId {
+    fn drop(&mut self) {
+        self.ids.release(self.id);
+    }
 }
 
 fn new_session_id() -> String {
@@ -85,13 +112,14 @@ async fn serve_in_span(
     tcp: TcpStream,
     peer: SocketAddr,
     session_id: String,
+    connection_id: &ReservedId,
 ) {
     let _ = tcp.set_nodelay(true);
     let started = Instant::now();
     let client = PacketStream::new(Box::new(tcp), PacketCodec::new(LOGIN_MAX_PACKET_BYTES));
     let login = tokio::time::timeout(
         state.settings.auth_timeout,
-        negotiate_and_authenticate(&state, client, peer, &session_id),
+        negotiate_and_authenticate(&state, client, peer, &session_id, connection_id.id),
     )
     .await;
     let logged_in = match login {
@@ -102,7 +130,7 @@ async fn serve_in_span(
             return;
         }
     };
-    admit_and_relay(&state, logged_in, peer, &session_id, started).await;
+    admit_and_relay(&state, logged_in, peer, &session_id, started, connection_id).await;
 }
 
 /// Sends `err` (continuing the conversation's count) and closes.
@@ -118,8 +146,9 @@ async fn negotiate_and_authenticate(
     mut client: PacketStream,
     peer: SocketAddr,
     session_id: &str,
+    connection_id: u32,
 ) -> Option<LoggedIn> {
-    let credentials = match negotiate(state, &mut client, peer).await {
+    let credentials = match negotiate(state, &mut client, peer, connection_id).await {
         Ok(Some(credentials)) => credentials,
         Ok(None) => return None,
         Err(err) => {
@@ -127,8 +156,7 @@ async fn negotiate_and_authenticate(
             return None;
         }
     };
-    let user = credentials.username.clone();
-    let connection = credentials.database.clone().unwrap_or_default();
+    let (user, connection) = identity_and_connection(&credentials);
     let span = tracing::Span::current();
     span.record("identity", user.as_str());
     span.record("connection", connection.as_str());
@@ -182,10 +210,11 @@ async fn negotiate(
     state: &Arc<GatewayState>,
     client: &mut PacketStream,
     peer: SocketAddr,
+    connection_id: u32,
 ) -> Result<Option<ClientCredentials>, ErrPacket> {
     let mut login = ClientLogin::new(ListenerParams {
         server_version: SERVER_VERSION.into(),
-        connection_id: rand::random::<u32>() & 0x7fff_ffff,
+        connection_id,
         scramble: scramble(),
         capabilities: ListenerParams::DEFAULT_CAPABILITIES,
         tls_available: true,
@@ -209,17 +238,13 @@ async fn negotiate(
                 }
             }
             ListenerStep::StartTls => {
-                if !client.buf.is_empty() {
-                    // Bytes sent before the handshake would be read as if
-                    // they came over TLS: refuse.
-                    return Err(errors::unsupported(
-                        "data after the SSLRequest",
-                        "start TLS first",
-                    ));
-                }
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&state.server_tls));
-                let plain: BoxedIo =
+                let socket: BoxedIo =
                     std::mem::replace(&mut client.stream, Box::new(tokio::io::duplex(1).0));
+                // What was read past the SSLRequest is the start of the TLS
+                // handshake, and goes to the TLS layer as such.
+                let plain: BoxedIo =
+                    Box::new(Rewound::new(std::mem::take(&mut client.buf), socket));
                 let Ok(tls) = acceptor.accept(plain).await else {
                     return Ok(None);
                 };
@@ -228,6 +253,22 @@ async fn negotiate(
             }
             ListenerStep::Credentials(credentials) => return Ok(Some(*credentials)),
         }
+    }
+}
+
+/// Who logs in where: user = identity, database = connection. A client
+/// that cannot name a database at login (`mysqldump` connects without one
+/// and selects it later) may write `identity#connection` as its user.
+fn identity_and_connection(credentials: &ClientCredentials) -> (String, String) {
+    let user = credentials.username.clone();
+    match credentials.database.as_deref() {
+        Some(database) if !database.is_empty() => (user, database.to_string()),
+        _ => match user.rsplit_once('#') {
+            Some((identity, connection)) if !identity.is_empty() => {
+                (identity.to_string(), connection.to_string())
+            }
+            _ => (user, String::new()),
+        },
     }
 }
 
@@ -247,6 +288,7 @@ async fn admit_and_relay(
     peer: SocketAddr,
     session_id: &str,
     started: Instant,
+    connection_id: &ReservedId,
 ) {
     let LoggedIn {
         mut client,
@@ -340,7 +382,17 @@ async fn admit_and_relay(
         state.connection_info(&session.connection),
     );
     let recorder = state.config.recording.enabled.then_some(&state.recorder);
+    connection_id.ids.relaying(
+        connection_id.id,
+        &authenticated.identity.name,
+        &connection_name,
+        upstream.outcome.server.connection_id,
+    );
     let mut relay = Relay::new(gate, recorder, recording, credentials.capabilities);
+    relay.upstream_capabilities = upstream.outcome.capabilities;
+    relay.translation = upstream.translation;
+    relay.kills = Some(Arc::clone(&connection_id.ids));
+    relay.database = session.connection.database.clone();
     let deadline = session_deadline(state, &authenticated, session.grant_expires_at);
     let mut kill = session.registration.kill.clone();
     let end = relay

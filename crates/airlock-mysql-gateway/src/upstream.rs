@@ -18,19 +18,11 @@ use airlock_core::tls::UpstreamTls;
 use airlock_mysql::login::{
     LoginError, LoginOutcome, LoginParams, LoginStep, UpstreamLogin as Login,
 };
+use airlock_mysql::translate::Translation;
 use airlock_mysql::{Capabilities, PacketCodec};
 
 use crate::errors::UpstreamProblem;
 use crate::io::{BoxedIo, PacketStream, StreamError};
-
-/// Capabilities that change packet layouts: client and upstream must agree
-/// on them, since the relay passes the server's packets on as they are.
-pub const LAYOUT_CAPABILITIES: Capabilities = Capabilities(
-    Capabilities::PROTOCOL_41.0
-        | Capabilities::DEPRECATE_EOF.0
-        | Capabilities::SESSION_TRACK.0
-        | Capabilities::MARIADB_EXTENDED_METADATA.0,
-);
 
 /// Why the upstream login failed. The message is for the log and the
 /// audit record (it may describe the inside), never for the client.
@@ -73,6 +65,9 @@ impl UpstreamError {
 pub struct UpstreamConnection {
     pub stream: PacketStream,
     pub outcome: LoginOutcome,
+    /// How its answers are translated for the client (an upstream without
+    /// `CLIENT_DEPRECATE_EOF` for a client with it).
+    pub translation: Translation,
 }
 
 /// What the client asked for that the upstream login follows.
@@ -131,11 +126,15 @@ pub async fn connect(
             LoginStep::Done(outcome) => break *outcome,
         };
     };
-    let differs = (outcome.capabilities.0 ^ client.capabilities.0) & LAYOUT_CAPABILITIES.0;
-    if differs != 0 {
-        return Err(UpstreamError::Capabilities(differs));
-    }
-    Ok(UpstreamConnection { stream, outcome })
+    // Layout capabilities must agree, or differ only where the relay
+    // translates (see `airlock_mysql::translate`).
+    let translation = Translation::between(client.capabilities, outcome.capabilities)
+        .map_err(UpstreamError::Capabilities)?;
+    Ok(UpstreamConnection {
+        stream,
+        outcome,
+        translation,
+    })
 }
 
 /// Wraps the upstream's stream in TLS (the sequence count goes on).

@@ -97,8 +97,9 @@ pub struct ColumnDefinition {
     pub column_type: ColumnType,
     pub flags: ColumnFlags,
     pub decimals: u8,
-    /// Default values (answers to `COM_FIELD_LIST` only).
-    pub default_values: Option<Vec<u8>>,
+    /// The default value (answers to `COM_FIELD_LIST` only): `None` when
+    /// absent, `Some(None)` for NULL (a column without a default).
+    pub default_values: Option<Option<Vec<u8>>>,
 }
 
 impl ColumnDefinition {
@@ -150,7 +151,7 @@ impl ColumnDefinition {
         let default_values = if reader.is_empty() {
             None
         } else {
-            Some(reader.lenenc_bytes()?.to_vec())
+            Some(reader.lenenc_bytes_or_null()?.map(<[u8]>::to_vec))
         };
         Ok(Self {
             catalog,
@@ -202,8 +203,10 @@ impl ColumnDefinition {
         put_u16(&mut out, self.flags.0);
         out.push(self.decimals);
         out.extend_from_slice(&[0, 0]);
-        if let Some(defaults) = &self.default_values {
-            put_lenenc_bytes(&mut out, defaults);
+        match &self.default_values {
+            Some(Some(defaults)) => put_lenenc_bytes(&mut out, defaults),
+            Some(None) => out.push(crate::buf::LENENC_NULL),
+            None => {}
         }
         out
     }
@@ -262,12 +265,17 @@ mod tests {
         column.org_table = b"t".to_vec();
         column.flags = ColumnFlags(ColumnFlags::UNSIGNED.0 | ColumnFlags::NOT_NULL.0);
         column.extended_metadata = Some(b"\x00\x04json".to_vec());
-        column.default_values = Some(b"0".to_vec());
+        column.default_values = Some(Some(b"0".to_vec()));
         let caps = Capabilities::PROTOCOL_41 | Capabilities::MARIADB_EXTENDED_METADATA;
         let bytes = column.encode(caps);
         let decoded = ColumnDefinition::decode(&bytes, caps).unwrap();
         assert_eq!(decoded, column);
         assert!(decoded.is_unsigned());
         assert!(ColumnDefinition::decode(&bytes[..bytes.len() - 4], caps).is_err());
+        // A column without a default: COM_FIELD_LIST sends NULL (0xFB).
+        column.default_values = Some(None);
+        let bytes = column.encode(caps);
+        assert_eq!(bytes.last(), Some(&0xFB));
+        assert_eq!(ColumnDefinition::decode(&bytes, caps).unwrap(), column);
     }
 }

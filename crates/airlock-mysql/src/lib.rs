@@ -26,6 +26,7 @@ pub mod login;
 pub mod response;
 pub mod row;
 pub mod rsa;
+pub mod translate;
 
 pub use capabilities::{Capabilities, ServerStatus, CHARSET_BINARY, CHARSET_UTF8MB4_GENERAL_CI};
 pub use error::MySqlCodecError;

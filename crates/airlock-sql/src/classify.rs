@@ -17,9 +17,14 @@
 //! [`MAX_NESTING`], so hostile input cannot panic or overflow the stack.
 
 mod mysql;
+mod mysql_charset;
 mod mysql_set;
 mod predicate;
 
+pub use mysql_charset::{
+    is_ascii_safe_name as is_ascii_safe_character_set, CharacterSetChange,
+    MYSQL_ASCII_SAFE_CHARACTER_SETS,
+};
 pub use mysql_set::{MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES};
 
 use crate::functions::{function_effect, mysql_function_effect};

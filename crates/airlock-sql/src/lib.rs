@@ -192,6 +192,7 @@ use airlock_types::{Command, Operation, StatementClass};
 use std::collections::HashMap;
 
 pub use classify::{
+    is_ascii_safe_character_set, CharacterSetChange, MYSQL_ASCII_SAFE_CHARACTER_SETS,
     MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES, PRIVILEGED_SETTINGS,
 };
 pub use functions::{function_effect, FunctionEffect};
@@ -427,6 +428,17 @@ pub enum SessionEffect {
     /// `SET @a = …`, `@a := …`, `SELECT … INTO @a`. Its value is no longer
     /// what the session last knew (see `PREPARE … FROM @a`).
     SetUserVariable(String),
+}
+
+/// The MySQL character-set changes in `sql` (`SET NAMES`, `SET CHARACTER
+/// SET`, `character_set_client` and its kin, also inside `SET STATEMENT`
+/// and the text of `PREPARE … FROM '…'` / `EXECUTE IMMEDIATE '…'`), under
+/// every `sql_mode` reading, executable comments counted as present. A
+/// gateway refuses a text with a change that is not
+/// [`CharacterSetChange::is_ascii_safe`]: after it, the classifier and the
+/// server could read a statement differently.
+pub fn mysql_character_set_changes(sql: &str) -> Vec<CharacterSetChange> {
+    mysql::character_set_changes_at(sql, 0)
 }
 
 /// The [`SessionEffect`]s of the statements in `sql`, in order.

@@ -24,7 +24,7 @@
 //! … */`) may or may not run: each statement holding some is classified
 //! with and without them, and the two are merged the same way.
 
-use crate::classify::Statement;
+use crate::classify::{CharacterSetChange, Statement};
 use crate::lexer::{Token, TokenKind};
 use crate::mysql_lexer::{tokenize_mysql, MysqlMode, MysqlTokens};
 use crate::mysql_split::split_mysql_tokens;
@@ -289,4 +289,23 @@ pub(crate) fn mysql_prepared_definitions(sql: &str) -> Vec<(String, String, Stat
     each_statement(sql, |statement| {
         statement.prepared_definition().into_iter().collect()
     })
+}
+
+/// The character-set changes of `sql` under every reading (see
+/// [`crate::mysql_character_set_changes`]).
+pub(crate) fn character_set_changes_at(sql: &str, depth: usize) -> Vec<CharacterSetChange> {
+    let mut changes = Vec::new();
+    for mode in readings(sql) {
+        let MysqlTokens { tokens, .. } = tokenize_mysql(sql, mode);
+        for statement in split_mysql_tokens(sql, &tokens) {
+            let parsed =
+                Statement::with_dialect(sql, statement.tokens, &NoPrepared, Dialect::Mysql);
+            for change in parsed.mysql_character_set_changes(depth) {
+                if !changes.contains(&change) {
+                    changes.push(change);
+                }
+            }
+        }
+    }
+    changes
 }

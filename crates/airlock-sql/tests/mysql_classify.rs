@@ -157,7 +157,14 @@ const CASES: &[(&str, &[Op], Access, bool)] = &[
     ("SET PASSWORD = PASSWORD('x')", &[Op::Set], Access::Admin, true),
     ("SET STATEMENT sql_mode = '' FOR SELECT 1", &[Op::Set, Op::Select], Access::Admin, true),
     ("SET STATEMENT max_statement_time = 1 FOR SELECT 1", &[Op::Set, Op::Select], Access::Admin, true),
-    ("/*!40101 SET NAMES utf8mb4 */", &[Op::Set], Access::Admin, true),
+    // To an ASCII-safe set a character-set change is an ordinary setting
+    // (a gateway refuses the others whatever the policy).
+    ("/*!40101 SET NAMES utf8mb4 */", &[Op::Set], Access::Write, true),
+    ("SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci", &[Op::Set], Access::Write, true),
+    ("SET SESSION character_set_results = 'binary'", &[Op::Set], Access::Write, true),
+    ("SET NAMES utf8mb4 COLLATE gbk_bin", &[Op::Set], Access::Admin, true),
+    ("SET character_set_client = @v", &[Op::Set], Access::Admin, true),
+    ("SET GLOBAL character_set_client = utf8mb4", &[Op::Set], Access::Admin, true),
     ("GRANT ALL ON *.* TO 'x'@'%'", &[Op::Grant], Access::Admin, true),
     ("REVOKE ALL ON *.* FROM x", &[Op::Revoke], Access::Admin, true),
     ("CREATE USER x IDENTIFIED BY 'p'", &[Op::Create], Access::Admin, true),

@@ -881,7 +881,7 @@ impl Statement<'_> {
     /// The text of a plain `'…'` string token, unquoted, when the reading
     /// does not depend on `sql_mode` (no backslash) and it is not a
     /// `"…"` string (an identifier under ANSI_QUOTES).
-    fn mysql_plain_string(&self, index: usize) -> Option<String> {
+    pub(super) fn mysql_plain_string(&self, index: usize) -> Option<String> {
         if self.kind(index) != Some(TokenKind::String) {
             return None;
         }

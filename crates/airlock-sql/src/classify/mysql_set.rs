@@ -4,8 +4,10 @@
 //! `SET @a = 1, sql_mode = ''` is as privileged as its worst item. An item
 //! is `admin` when it changes a setting of [`MYSQL_PRIVILEGED_SETTINGS`]
 //! (or of a prefix family in [`MYSQL_PRIVILEGED_SETTING_PREFIXES`]), when
-//! it is GLOBAL or PERSIST (server-wide), or when it is `SET NAMES`, `SET
-//! CHARACTER SET`, `SET PASSWORD`, `SET ROLE`, `SET DEFAULT ROLE` or a
+//! it is GLOBAL or PERSIST (server-wide), or when it is `SET PASSWORD`,
+//! `SET ROLE`, `SET DEFAULT ROLE`, a character-set change to a set that is
+//! not ASCII-safe (see [`super::mysql_charset`]; to a safe one it is
+//! `write`), or a
 //! transaction characteristic `READ WRITE` (it undoes a read-only guard). A
 //! user variable (`@a = …`) only changes the session's scratch values: the
 //! item is `read` and its value expression decides. Other session
@@ -109,6 +111,24 @@ fn system_variable_access(system: &str) -> (Access, bool) {
 }
 
 impl Statement<'_> {
+    /// A character-set item (`NAMES x`, `CHARACTER SET x`,
+    /// `character_set_client = x` …): an ordinary setting (`write`) when
+    /// the new set is ASCII-safe (a gateway refuses the others), `admin`
+    /// otherwise. False when the item is not one.
+    fn mysql_character_set_item(&self, builder: &mut Builder, from: usize, to: usize) -> bool {
+        let mut found = Vec::new();
+        self.character_set_items(from, to, &mut found);
+        let Some(change) = found.first() else {
+            return false;
+        };
+        builder.raise(if change.is_ascii_safe() {
+            Access::Write
+        } else {
+            Access::Admin
+        });
+        true
+    }
+
     /// `SET item, item, …` (tokens `from..to`).
     pub(super) fn mysql_set(&self, builder: &mut Builder, from: usize, to: usize) {
         builder.op(Operation::Set, Access::Read);
@@ -168,16 +188,19 @@ impl Statement<'_> {
                 index += 1;
             }
             Some("session" | "local") => index += 1,
-            Some("names" | "charset" | "password" | "role") => {
-                builder.raise(Access::Admin);
+            Some("names" | "charset" | "character") => {
+                self.mysql_character_set_item(builder, from, to);
                 return;
             }
-            Some("character" | "default") => {
-                // CHARACTER SET …, DEFAULT ROLE ….
+            Some("password" | "role" | "default") => {
+                // DEFAULT ROLE ….
                 builder.raise(Access::Admin);
                 return;
             }
             _ => {}
+        }
+        if self.mysql_character_set_item(builder, from, to) {
+            return;
         }
         if self.kw(index, "transaction") {
             // Transaction characteristics; READ WRITE undoes a read-only

@@ -422,12 +422,12 @@ A /*!40101 SET @OLD_SQL_MODE = @@SQL_MODE, SQL_MODE = 'NO_AUTO_VALUE_ON_ZERO' */
 A SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT "a"
 A SET NAMES gbk
 A SET NAMES 'sjis' COLLATE 'sjis_japanese_ci'
-A SET NAMES utf8mb4
+W SET NAMES utf8mb4
 A SET CHARACTER SET big5
-A SET CHARSET latin1
+W SET CHARSET latin1
 A SET character_set_client = gbk
 A SET @@character_set_connection = big5
-A SET collation_connection = utf8mb4_bin
+W SET collation_connection = utf8mb4_bin
 A SET character_set_results = utf16
 A SET sql_log_bin = 0
 A SET SQL_LOG_OFF = 1

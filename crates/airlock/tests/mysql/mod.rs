@@ -12,7 +12,9 @@ use airlock_testkit::{GatewayProcess, MariaDb};
 use bytes::BytesMut;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The connection every test uses: `shop-mysql`, MariaDB's `app` user on
 /// `appdb`.
@@ -85,6 +87,8 @@ pub struct Raw {
     codec: PacketCodec,
     buf: BytesMut,
     pub capabilities: Capabilities,
+    /// The connection id the gateway's greeting gave this client.
+    pub connection_id: u32,
 }
 
 impl Raw {
@@ -103,8 +107,10 @@ impl Raw {
             codec: PacketCodec::default(),
             buf: BytesMut::new(),
             capabilities: Capabilities::empty(),
+            connection_id: 0,
         };
         let greeting = InitialHandshake::decode(&raw.read()).unwrap();
+        raw.connection_id = greeting.connection_id;
         let capabilities = (Capabilities::LONG_PASSWORD
             | Capabilities::PROTOCOL_41
             | Capabilities::SECURE_CONNECTION
@@ -211,4 +217,84 @@ impl Raw {
             self.buf.extend_from_slice(&chunk[..read]);
         }
     }
+}
+
+fn python_mysql_dir() -> PathBuf {
+    airlock_testkit::repo_file("crates/airlock/tests/python-mysql")
+}
+
+/// `tests/python-mysql/requirements.txt` (PyMySQL) installed into its
+/// `site/` (git-ignored) on first run; that folder, for `PYTHONPATH`.
+fn python_mysql_site() -> &'static PathBuf {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let dir = python_mysql_dir();
+        let site = dir.join("site");
+        if site.join("pymysql").exists() {
+            return site;
+        }
+        // Installed beside, then renamed: a half-installed folder is never
+        // taken for a whole one.
+        let partial = dir.join(format!("site.tmp-{}", std::process::id()));
+        let output = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--target")
+            .arg(&partial)
+            .arg("-r")
+            .arg(dir.join("requirements.txt"))
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("cannot run python3 -m pip: {error}; these tests need python3 with pip")
+            });
+        assert!(
+            output.status.success(),
+            "pip install -r {} failed:\n{}\n{}",
+            dir.join("requirements.txt").display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if std::fs::rename(&partial, &site).is_err() {
+            // Another test binary installed it meanwhile.
+            let _ = std::fs::remove_dir_all(&partial);
+            assert!(
+                site.join("pymysql").exists(),
+                "no pymysql in {}",
+                site.display()
+            );
+        }
+        site
+    })
+}
+
+/// Runs `tests/python-mysql/pymysql_client.py` (PyMySQL with its defaults,
+/// over TLS) through the gateway; its JSON answer.
+pub fn pymysql(
+    gateway: &GatewayProcess,
+    user: &str,
+    token: &str,
+    database: &str,
+    statements: &[&str],
+) -> serde_json::Value {
+    let output = Command::new("python3")
+        .arg(python_mysql_dir().join("pymysql_client.py"))
+        .arg(gateway.mysql_port.to_string())
+        .args([user, token, database])
+        .args(statements)
+        .env("PYTHONPATH", python_mysql_site())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "pymysql_client.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("pymysql_client.py prints JSON")
 }
