@@ -66,7 +66,15 @@ pub async fn relay_response(
             Err(reason) => return refuse(gateway, session, started, &reason).await,
         };
         let mut stats = MaskStats::new();
-        let masked = match mask_body(kind, &whole, &plan, &decision.mask_fields, &mut stats) {
+        let kubernetes = session.connection.protocol == airlock_types::Protocol::Kubernetes;
+        let masked = match mask_body(
+            kind,
+            &whole,
+            &plan,
+            &decision.mask_fields,
+            kubernetes,
+            &mut stats,
+        ) {
             Ok(masked) => scrubber.scrub_all(&masked),
             Err(reason) => return refuse(gateway, session, started, &reason).await,
         };
