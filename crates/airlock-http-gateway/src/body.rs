@@ -245,6 +245,8 @@ pub struct Relayed {
     pub sample: Vec<u8>,
     /// Why the body ended early, if it did.
     pub error: Option<String>,
+    /// Events relayed (a Kubernetes watch under a mask plan), else 0.
+    pub rows: u64,
 }
 
 impl Relayed {

@@ -296,6 +296,8 @@ impl Exchange<'_> {
                 .await;
             return errors::bad_request("the path cannot be forwarded");
         };
+        let watch = matches!(&command.kind, CommandKind::Kubernetes(request)
+            if request.verb == airlock_types::KubernetesVerb::Watch);
         let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
         match answered {
             Ok(response) => {
@@ -306,6 +308,7 @@ impl Exchange<'_> {
                     scrubber,
                     session,
                     self.started,
+                    watch,
                 )
                 .await
             }

@@ -443,6 +443,66 @@ fn a_watch_streams_events_as_they_happen() {
     assert!(watched, "no watch recorded");
 }
 
+/// Under prod's mask plan a watch still streams: each event is masked on
+/// its own (Secret values included) and sent while the watch stays open.
+#[test]
+fn a_masked_watch_streams_one_masked_event_at_a_time() {
+    let setup = setup();
+    let service = token(&setup.gateway, "backup-svc", "service", &[]);
+    let prod = kubeconfig(&setup, "k8s-prod", &service);
+    let mut child = Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&prod)
+        .args([
+            "get",
+            "secrets",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ])
+        .env("HOME", setup.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !setup.prod.requests().iter().any(|r| {
+        r.path.ends_with("/secrets") && r.query.as_deref().unwrap_or("").contains("watch=true")
+    }) {
+        assert!(Instant::now() < deadline, "kubectl never watched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    setup.prod.put(
+        "secrets",
+        "default",
+        json!({"metadata": {"name": "rotated"}, "data": {"password": "cm90YXRlZC1zZWNyZXQ="}}),
+    );
+    let mut shown = String::new();
+    loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("the event never arrived: {shown}"));
+        shown.push_str(&line);
+        shown.push('\n');
+        if shown.contains("\"rotated\"") && shown.contains("W2FpcmxvY2s6bWFza2VkXQ==") {
+            break;
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "kubectl's watch ended");
+    assert!(!shown.contains("cm90YXRlZC1zZWNyZXQ="), "{shown}");
+    assert!(!shown.contains(SECRET_B64), "{shown}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn exec_and_impersonation_are_admin_and_refused() {
     let setup = setup();

@@ -15,6 +15,7 @@
 //! for the core's gate and adjusts headers the gate already allowed.
 
 pub mod errors;
+pub mod watch;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
