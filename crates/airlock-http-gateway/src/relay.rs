@@ -42,8 +42,8 @@ fn scrub_headers(headers: HeaderMap, scrubber: &Scrubber) -> HeaderMap {
     out
 }
 
-/// Relays the upstream's response; `watch` for a Kubernetes watch (its
-/// events are masked one at a time under a mask plan).
+/// Relays the upstream's response; `line_stream` for a Kubernetes watch
+/// or followed log (masked one line at a time under a mask plan).
 pub async fn relay_response(
     gateway: &Arc<HttpGateway>,
     response: Response<Incoming>,
@@ -51,7 +51,7 @@ pub async fn relay_response(
     scrubber: Scrubber,
     session: AdmittedSession,
     started: Instant,
-    watch: bool,
+    line_stream: bool,
 ) -> Response<ClientBody> {
     let (parts, incoming) = response.into_parts();
     let status = parts.status;
@@ -63,8 +63,9 @@ pub async fn relay_response(
     // and encoding headers no longer hold.
     let headers = scrub_headers(client_response_headers(&parts.headers, true), &scrubber);
     let sample_limit = gateway.state.config.recording.sample_bytes;
-    let json = media_kind(&parts.headers) == MediaKind::Json;
-    if let (Some(plan), true, true) = (decision.mask.clone(), watch, json) {
+    let kind = media_kind(&parts.headers);
+    let lines = line_stream && matches!(kind, MediaKind::Json | MediaKind::Text);
+    if let (Some(plan), true) = (decision.mask.clone(), lines) {
         let (sender, receiver) = mpsc::channel(8);
         let task_gateway = Arc::clone(gateway);
         let fields = decision.mask_fields.clone();
@@ -73,6 +74,7 @@ pub async fn relay_response(
                 plan: &plan,
                 fields: &fields,
                 max_event_bytes: task_gateway.max_masked_body_bytes,
+                kind,
             };
             let (relayed, stats) =
                 pump_watch(incoming, encoded, &scrubber, sender, sample_limit, mask).await;
@@ -91,7 +93,6 @@ pub async fn relay_response(
         return out;
     }
     if let Some(plan) = decision.mask.clone() {
-        let kind = media_kind(&parts.headers);
         let whole = match read_limited(incoming, encoded, gateway.max_masked_body_bytes).await {
             Ok(whole) => whole,
             Err(reason) => return refuse(gateway, session, started, &reason).await,

@@ -296,8 +296,7 @@ impl Exchange<'_> {
                 .await;
             return errors::bad_request("the path cannot be forwarded");
         };
-        let watch = matches!(&command.kind, CommandKind::Kubernetes(request)
-            if request.verb == airlock_types::KubernetesVerb::Watch);
+        let line_stream = crate::kubernetes::streams_lines(&command, self.routed.query);
         let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
         match answered {
             Ok(response) => {
@@ -308,7 +307,7 @@ impl Exchange<'_> {
                     scrubber,
                     session,
                     self.started,
-                    watch,
+                    line_stream,
                 )
                 .await
             }

@@ -29,10 +29,30 @@ fn bench(c: &mut Criterion) {
         tags: [("env".to_string(), "prod".to_string())].into(),
     };
     let requests = [
-        ("list_pods", "GET", "/api/v1/namespaces/default/pods", Some("limit=500")),
-        ("watch", "GET", "/api/v1/namespaces/default/configmaps", Some("watch=true&resourceVersion=42")),
-        ("patch_deployment", "PATCH", "/apis/apps/v1/namespaces/prod/deployments/web", None),
-        ("exec", "POST", "/api/v1/namespaces/default/pods/web-1/exec", Some("command=sh&stdin=true")),
+        (
+            "list_pods",
+            "GET",
+            "/api/v1/namespaces/default/pods",
+            Some("limit=500"),
+        ),
+        (
+            "watch",
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            Some("watch=true&resourceVersion=42"),
+        ),
+        (
+            "patch_deployment",
+            "PATCH",
+            "/apis/apps/v1/namespaces/prod/deployments/web",
+            None,
+        ),
+        (
+            "exec",
+            "POST",
+            "/api/v1/namespaces/default/pods/web-1/exec",
+            Some("command=sh&stdin=true"),
+        ),
     ];
     let mut group = c.benchmark_group("kubernetes");
     for (name, method, path, query) in requests {

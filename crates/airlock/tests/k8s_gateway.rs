@@ -503,6 +503,50 @@ fn a_masked_watch_streams_one_masked_event_at_a_time() {
     let _ = child.wait();
 }
 
+/// `kubectl logs -f` under a mask plan: each line masked and sent as the
+/// pod writes it.
+#[test]
+fn a_followed_log_is_masked_line_by_line() {
+    let setup = setup();
+    setup.prod.append_log("default", "web-1", "started");
+    let agent = token(&setup.gateway, "agent-7", "agent", &["agents"]);
+    let prod = kubeconfig(&setup, "k8s-prod", &agent);
+    let mut child = Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&prod)
+        .args(["logs", "-f", "web-1"])
+        .env("HOME", setup.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let first = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no log line");
+    assert_eq!(first, "started");
+    setup
+        .prod
+        .append_log("default", "web-1", "login by alice.cooper@example.com ok");
+    let line = received
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the new line never arrived");
+    assert!(
+        line.starts_with("login by ") && line.ends_with(" ok"),
+        "{line}"
+    );
+    assert!(!line.contains("alice.cooper@example.com"), "{line}");
+    assert!(child.try_wait().unwrap().is_none(), "kubectl logs -f ended");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn exec_and_impersonation_are_admin_and_refused() {
     let setup = setup();

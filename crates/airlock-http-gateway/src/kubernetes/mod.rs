@@ -21,7 +21,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use airlock_k8s::{parse_request, RequestInfoError};
 use airlock_types::command::CommandKind;
-use airlock_types::{Command, Identity};
+use airlock_types::{Command, Identity, KubernetesVerb};
 
 use crate::route::Route;
 
@@ -59,6 +59,25 @@ pub fn impersonation_headers(identity: &Identity) -> Option<Vec<(HeaderName, Hea
     Some(out)
 }
 
+/// True for a request whose answer is a stream of lines: a watch, or a
+/// followed log (`pods/log?follow=true`). Under a mask plan those are
+/// masked line by line instead of read whole.
+pub fn streams_lines(command: &Command, query: Option<&str>) -> bool {
+    let CommandKind::Kubernetes(request) = &command.kind else {
+        return false;
+    };
+    let follows = || {
+        query
+            .unwrap_or("")
+            .split('&')
+            .any(|pair| matches!(pair, "follow=true" | "follow=1" | "follow"))
+    };
+    request.verb == KubernetesVerb::Watch
+        || (request.resource == "pods"
+            && request.subresource.as_deref() == Some("log")
+            && follows())
+}
+
 /// Under a mask plan: the client's `Accept` without protobuf (the masker
 /// reads JSON only); `application/json` when nothing else is left.
 pub fn accept_json_only(headers: &mut HeaderMap) {
@@ -85,7 +104,6 @@ pub fn accept_json_only(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlock_types::command::kubernetes::KubernetesVerb;
     use airlock_types::{Access, AuthMethod, IdentityKind};
 
     #[test]

@@ -1,11 +1,13 @@
-//! A Kubernetes watch under a mask plan, streamed: the API server sends
-//! one JSON event per line (`{"type": …, "object": …}\n`), so each line is
-//! masked (detectors, field rules, Secret values) and scrubbed of the
-//! credential on its own and sent as soon as it is complete, instead of
-//! the whole body being read first (a watch may stay open for an hour).
-//! Memory is bounded by the longest event (`http.max_masked_body_bytes`);
-//! a longer one, or a line that is not JSON, ends the stream (fail
-//! closed: nothing unmasked is sent).
+//! Kubernetes streams under a mask plan, one line at a time: a watch (the
+//! API server sends one JSON event per line, `{"type": …, "object": …}\n`;
+//! each is masked by the detectors, field rules and Secret values) and a
+//! followed log (`pods/log?follow=true`, text; each line masked by the
+//! detectors). Each line is scrubbed of the credential on its own and sent
+//! as soon as it is complete, instead of the whole body being read first
+//! (a watch or `logs -f` may stay open for hours). Memory is bounded by
+//! the longest line (`http.max_masked_body_bytes`); a longer one, or a
+//! watch line that is not JSON, ends the stream (fail closed: nothing
+//! unmasked is sent).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -17,11 +19,13 @@ use airlock_mask::{MaskPlan, MaskStats};
 use crate::body::{mask_body, Decoder, Encoding, MediaKind, Relayed};
 use crate::scrub::Scrubber;
 
-/// What a masked watch needs.
+/// What a masked stream needs.
 pub struct WatchMask<'a> {
     pub plan: &'a MaskPlan,
     pub fields: &'a [String],
     pub max_event_bytes: usize,
+    /// JSON events (a watch) or text lines (a log).
+    pub kind: MediaKind,
 }
 
 /// The masked, scrubbed form of one event line (with its newline).
@@ -31,14 +35,17 @@ fn masked_line(
     scrubber: &Scrubber,
     stats: &mut MaskStats,
 ) -> Result<Vec<u8>, String> {
-    let mut out = mask_body(MediaKind::Json, line, mask.plan, mask.fields, true, stats)?;
+    let mut out = match mask.kind {
+        MediaKind::Text => mask.plan.mask_bytes(line, stats).into_owned(),
+        _ => mask_body(MediaKind::Json, line, mask.plan, mask.fields, true, stats)?,
+    };
     out = scrubber.scrub_all(&out);
     out.push(b'\n');
     Ok(out)
 }
 
-/// Streams the watch `incoming` to `sender`, one masked event at a time;
-/// `relayed.rows` is the number of events.
+/// Streams `incoming` to `sender`, one masked line at a time;
+/// `relayed.rows` is the number of lines (watch events).
 pub async fn pump_watch(
     mut incoming: Incoming,
     encoding: Encoding,
@@ -72,7 +79,7 @@ pub async fn pump_watch(
             for byte_run in output.split_inclusive(|byte| *byte == b'\n') {
                 line.extend_from_slice(byte_run);
                 if line.len() > mask.max_event_bytes {
-                    return Err("a watch event is larger than http.max_masked_body_bytes".into());
+                    return Err("a streamed line is larger than http.max_masked_body_bytes".into());
                 }
                 if line.last() == Some(&b'\n') {
                     line.pop();

@@ -5,7 +5,8 @@
 //! ([`discovery`]), create/get/list/update/patch/delete/deletecollection
 //! with `resourceVersion` for namespaces, pods, configmaps, secrets and
 //! deployments ([`store`]), watches as chunked streams of events,
-//! server-side `Table` output ([`table`]), pod logs; it checks the bearer
+//! server-side `Table` output ([`table`]), pod logs (`follow` streamed,
+//! [`KubeApiFixture::append_log`]); it checks the bearer
 //! token it was started with (the credential airlock injects), and keeps
 //! an in-memory log of every request it received ([`LoggedRequest`]),
 //! which is what enforcement tests assert on ("it never reached the
@@ -58,6 +59,8 @@ impl LoggedRequest {
 struct State {
     store: Store,
     log: Vec<LoggedRequest>,
+    /// Container output by `namespace/pod`, line by line.
+    pod_logs: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 struct Shared {
@@ -135,6 +138,18 @@ impl KubeApiFixture {
             .store
             .put(kind, key, object, replace, false)
             .expect("seed object");
+        self.shared.changed.notify_all();
+    }
+
+    /// Appends a line to the output of pod `namespace/pod` (what
+    /// `kubectl logs [-f]` shows).
+    pub fn append_log(&self, namespace: &str, pod: &str, line: &str) {
+        let mut state = self.shared.state.lock().unwrap();
+        state
+            .pod_logs
+            .entry(format!("{namespace}/{pod}"))
+            .or_default()
+            .push(line.to_string());
         self.shared.changed.notify_all();
     }
 
@@ -273,14 +288,12 @@ fn handle(shared: &Shared, stream: &TcpStream, request: &WireRequest, target: &T
         target.subresource.as_deref(),
     ) {
         ("GET", Some(name), Some("log")) => {
-            let body = format!("fixture log of {name}\n");
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
+            let key = format!(
+                "{}/{name}",
+                target.namespace.as_deref().unwrap_or("default")
             );
-            let mut writer = stream;
-            let _ = std::io::Write::write_all(&mut writer, head.as_bytes());
-            let _ = std::io::Write::write_all(&mut writer, body.as_bytes());
+            let follow = matches!(request.param("follow").as_deref(), Some("true" | "1"));
+            pod_log(shared, stream, &key, follow);
         }
         (_, _, Some(_)) => write_json(
             stream,
@@ -588,6 +601,42 @@ fn watch(
             if !write_chunk(stream, &line) {
                 return;
             }
+        }
+    }
+    end_stream(stream);
+}
+
+/// A pod's log: what is there (`text/plain`), and with `follow` every
+/// line appended later, streamed, until 60 s pass or the client goes away.
+fn pod_log(shared: &Shared, stream: &TcpStream, key: &str, follow: bool) {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let mut writer = stream;
+    if std::io::Write::write_all(&mut writer, head.as_bytes()).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    loop {
+        let lines: Vec<String> = {
+            let state = shared.state.lock().unwrap();
+            let all = state.pod_logs.get(key).cloned().unwrap_or_default();
+            if all.len() == sent && follow {
+                let _ = shared
+                    .changed
+                    .wait_timeout(state, Duration::from_millis(200));
+                Vec::new()
+            } else {
+                all.into_iter().skip(sent).collect()
+            }
+        };
+        sent += lines.len();
+        for line in lines {
+            if !write_chunk(stream, format!("{line}\n").as_bytes()) {
+                return;
+            }
+        }
+        if !follow || Instant::now() >= deadline || shared.stop.load(Ordering::SeqCst) {
+            break;
         }
     }
     end_stream(stream);
