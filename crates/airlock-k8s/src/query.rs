@@ -85,24 +85,51 @@ pub fn classifying_parameters(query: Option<&str>) -> Result<ClassifyingParamete
         *entry = Some(value);
     }
     let [watch, dry_run, field_selector] = seen;
+    let name_selector = match field_selector.as_deref() {
+        Some(selector) => selected_name(selector)?,
+        None => None,
+    };
     Ok(ClassifyingParameters {
-        watch: matches!(watch.as_deref(), Some("true" | "1")),
+        // Go's strconv.ParseBool, as the API server reads it: a rule on
+        // `watch` must see `watch=True` as a watch too.
+        watch: matches!(
+            watch.as_deref(),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        ),
         dry_run: dry_run.as_deref() == Some("All"),
-        name_selector: field_selector.as_deref().and_then(exact_name),
+        name_selector,
     })
 }
 
-/// The name of a field selector that is exactly `metadata.name=<name>`.
-fn exact_name(selector: &str) -> Option<String> {
-    let selector = selector.trim();
-    let value = selector
-        .strip_prefix("metadata.name==")
-        .or_else(|| selector.strip_prefix("metadata.name="))?;
-    (!value.is_empty()
-        && !value.contains([',', '=', '!', '/', '%'])
-        && value != "."
-        && value != "..")
-        .then(|| value.to_string())
+/// The name a field selector pins (`metadata.name=<name>` or `==`, alone
+/// or among other terms, as the API server's `RequiresExactMatch` finds
+/// it). A selector with escapes, or naming two different names, is an
+/// error: a policy on names must not be dodged by a selector it reads
+/// differently than the server.
+fn selected_name(selector: &str) -> Result<Option<String>, QueryError> {
+    if selector.contains('\\') {
+        return Err(QueryError::Encoding("fieldSelector"));
+    }
+    let mut name: Option<String> = None;
+    for term in selector.split(',') {
+        let term = term.trim();
+        let Some(value) = term
+            .strip_prefix("metadata.name==")
+            .or_else(|| term.strip_prefix("metadata.name="))
+        else {
+            continue;
+        };
+        let value = value.trim();
+        if value.is_empty() || value.contains(['=', '!', '/', '%']) || value == "." || value == ".."
+        {
+            return Err(QueryError::Encoding("fieldSelector"));
+        }
+        match &name {
+            Some(earlier) if earlier != value => return Err(QueryError::Repeated("fieldSelector")),
+            _ => name = Some(value.to_string()),
+        }
+    }
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -146,7 +173,28 @@ mod tests {
             ),
             (
                 Some("fieldSelector=metadata.name%3Dweb%2Cstatus.phase%3DRunning"),
+                ClassifyingParameters {
+                    name_selector: Some("web".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                Some("fieldSelector=status.phase%3DRunning"),
                 ClassifyingParameters::default(),
+            ),
+            (
+                Some("watch=True"),
+                ClassifyingParameters {
+                    watch: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                Some("watch=t"),
+                ClassifyingParameters {
+                    watch: true,
+                    ..Default::default()
+                },
             ),
             (
                 Some("w%61tch=true"),
@@ -175,6 +223,18 @@ mod tests {
         assert_eq!(
             classifying_parameters(Some("dryRun=%zz")),
             Err(QueryError::Encoding("dryRun"))
+        );
+        assert_eq!(
+            classifying_parameters(Some("fieldSelector=metadata.name%3Da%2Cmetadata.name%3Db")),
+            Err(QueryError::Repeated("fieldSelector"))
+        );
+        assert_eq!(
+            classifying_parameters(Some("fieldSelector=metadata.name%3Da%5C%2Cb")),
+            Err(QueryError::Encoding("fieldSelector"))
+        );
+        assert_eq!(
+            classifying_parameters(Some("fieldSelector=metadata.name!%3Da")),
+            Ok(ClassifyingParameters::default())
         );
         assert_eq!(form_decode("a+b%20c"), Some("a b c".into()));
         assert_eq!(form_decode("%ff"), None);

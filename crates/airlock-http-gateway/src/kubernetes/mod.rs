@@ -49,11 +49,21 @@ pub fn command(
 /// `Impersonate-User: <identity>` and `Impersonate-Group: <group>` for
 /// each group; `None` when a name cannot be sent as a header value (the
 /// request is then refused rather than sent as the gateway itself).
+/// Groups in Kubernetes' reserved `system:` namespace (`system:masters` is
+/// cluster-admin) are never sent, whatever a token or an identity
+/// provider's groups claim says; a `system:` user name is refused.
 pub fn impersonation_headers(identity: &Identity) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    if identity.name.starts_with("system:") {
+        return None;
+    }
     let user = HeaderName::from_static("impersonate-user");
     let group = HeaderName::from_static("impersonate-group");
     let mut out = vec![(user, HeaderValue::from_str(&identity.name).ok()?)];
-    for name in &identity.groups {
+    for name in identity
+        .groups
+        .iter()
+        .filter(|name| !name.starts_with("system:"))
+    {
         out.push((group.clone(), HeaderValue::from_str(name).ok()?));
     }
     Some(out)
@@ -131,7 +141,7 @@ mod tests {
         let identity = Identity {
             name: "agent-7".into(),
             kind: IdentityKind::Agent,
-            groups: vec!["sre".into(), "ops".into()],
+            groups: vec!["sre".into(), "system:masters".into(), "ops".into()],
             auth_method: AuthMethod::AirlockToken {
                 token_id: "t-1".into(),
             },
@@ -152,9 +162,14 @@ mod tests {
         );
         let bad = Identity {
             name: "a\nb".into(),
-            ..identity
+            ..identity.clone()
         };
         assert!(impersonation_headers(&bad).is_none());
+        let reserved = Identity {
+            name: "system:admin".into(),
+            ..identity
+        };
+        assert!(impersonation_headers(&reserved).is_none());
         let mut accept = HeaderMap::new();
         accept.insert(
             header::ACCEPT,
