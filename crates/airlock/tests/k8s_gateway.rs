@@ -634,6 +634,115 @@ fn requests_are_recorded_with_verb_resource_and_namespace() {
     assert!(!export.contains(&agent));
 }
 
+/// The oldest and newest versioned kubectl binaries on the machine (the
+/// Google Cloud SDK's) read through the gateway and get its refusals.
+#[test]
+fn the_oldest_and_newest_kubectl_work_through_the_gateway() {
+    let setup = setup();
+    let agent = token(&setup.gateway, "agent-7", "agent", &["agents"]);
+    let config = kubeconfig(&setup, "k8s-dev", &agent);
+    for binary in ["kubectl.1.27", "kubectl.1.33"] {
+        let path = Path::new("/usr/lib/google-cloud-sdk/bin").join(binary);
+        assert!(path.exists(), "{} is missing", path.display());
+        let run = |args: &[&str]| {
+            Command::new(&path)
+                .arg("--kubeconfig")
+                .arg(&config)
+                .args(args)
+                .env("HOME", setup.dir.path())
+                .output()
+                .unwrap()
+        };
+        let output = run(&["get", "pods"]);
+        assert!(output.status.success(), "{binary}: {}", text(&output));
+        assert!(
+            text(&output).contains("web-1"),
+            "{binary}: {}",
+            text(&output)
+        );
+        let output = run(&["get", "secret", "db-creds"]);
+        assert!(!output.status.success());
+        assert!(
+            text(&output).contains("Error from server (Forbidden)")
+                && text(&output).contains("no-secrets-for-agents"),
+            "{binary}: {}",
+            text(&output)
+        );
+    }
+    assert!(setup.dev.requests_to("GET", "/secrets/db-creds").is_empty());
+}
+
+fn python_site() -> PathBuf {
+    let dir = airlock_testkit::repo_file("crates/airlock/tests/python-k8s");
+    let site = dir.join("site");
+    if site.join("kubernetes").exists() {
+        return site;
+    }
+    let partial = dir.join(format!("site.tmp-{}", std::process::id()));
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&partial)
+        .arg("-r")
+        .arg(dir.join("requirements.txt"))
+        .output()
+        .expect("these tests need python3 with pip");
+    assert!(
+        output.status.success(),
+        "pip install failed:\n{}",
+        text(&output)
+    );
+    if std::fs::rename(&partial, &site).is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    site
+}
+
+/// The official Kubernetes Python client (PyPI `kubernetes`) through the
+/// gateway: lists, creates where policy allows, and gets a `Status` 403
+/// for a denied read that never reaches the API server.
+#[test]
+fn the_python_kubernetes_client_works_through_the_gateway() {
+    let setup = setup();
+    let agent = token(&setup.gateway, "agent-7", "agent", &["agents"]);
+    let script = airlock_testkit::repo_file("crates/airlock/tests/python-k8s/client_scenarios.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .env("PYTHONPATH", python_site())
+        .env(
+            "AIRLOCK_K8S_URL",
+            format!("https://127.0.0.1:{}/k8s-dev", setup.gateway.http_port),
+        )
+        .env("AIRLOCK_TOKEN", &agent)
+        .env("AIRLOCK_CA", setup.gateway.data_dir().join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["pods"], json!(["web-1"]), "{seen}");
+    assert_eq!(seen["created"], "from-python");
+    let stored = setup
+        .dev
+        .object("configmaps", "default", "from-python")
+        .unwrap();
+    assert_eq!(stored["data"]["lang"], "python");
+    assert_eq!(seen["secret"]["status"], 403, "{seen}");
+    assert_eq!(seen["secret"]["kind"], "Status");
+    assert_eq!(seen["secret"]["reason"], "Forbidden");
+    assert!(seen["secret"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-secrets-for-agents"));
+    assert!(setup.dev.requests_to("GET", "/secrets/db-creds").is_empty());
+    assert_only_injected(&setup.dev, &agent);
+}
+
 #[test]
 fn airlock_kubeconfig_runs_the_exec_credential_plugin() {
     let setup = setup();
