@@ -247,11 +247,14 @@ pub struct Relayed {
     pub error: Option<String>,
     /// Events relayed (a Kubernetes watch under a mask plan), else 0.
     pub rows: u64,
+    /// Line ends relayed (a watch's event count when it is not masked).
+    pub newlines: u64,
 }
 
 impl Relayed {
     pub fn keep(&mut self, bytes: &[u8], sample_limit: usize) {
         self.bytes += bytes.len() as u64;
+        self.newlines += bytes.iter().filter(|byte| **byte == b'\n').count() as u64;
         let room = sample_limit.saturating_sub(self.sample.len());
         self.sample
             .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
@@ -289,7 +292,19 @@ pub async fn pump(
     let mut decoder = Decoder::new(encoding);
     let mut stream = scrubber.stream();
     let mut pending: Vec<Vec<u8>> = Vec::new();
-    while let Some(frame) = incoming.frame().await {
+    loop {
+        // A client that went away ends the relay at once, also while the
+        // upstream is silent (a watch may send nothing for minutes).
+        let frame = tokio::select! {
+            frame = incoming.frame() => frame,
+            () = sender.closed() => {
+                relayed.error = Some("the client went away".into());
+                return relayed;
+            }
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let data = match frame {
             Ok(frame) => match frame.into_data() {
                 Ok(data) => data,

@@ -137,6 +137,10 @@ pub async fn relay_response(
             sample_limit,
             &MaskStats::new(),
         );
+        if line_stream {
+            // A watch or followed log: one event (line) per row.
+            result.rows = relayed.newlines;
+        }
         if let Some(error) = relayed.error {
             result.status = "error";
             result.error_message = Some(error);

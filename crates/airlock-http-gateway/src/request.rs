@@ -420,7 +420,11 @@ async fn hold_for_review(
     let bytes = collected.to_bytes();
     if !bytes.is_empty() {
         shown.push_str("\n\n");
-        shown.push_str(&String::from_utf8_lossy(&bytes));
+        match &command.kind {
+            // A Secret's values must not reach the reviewer or the record.
+            CommandKind::Kubernetes(_) => shown.push_str(&crate::kubernetes::reviewed_body(&bytes)),
+            _ => shown.push_str(&String::from_utf8_lossy(&bytes)),
+        }
         decision = gate.decide(command, Limits::Now, shown);
     }
     let body = Full::new(bytes).map_err(|never| match never {}).boxed();

@@ -437,10 +437,32 @@ fn a_watch_streams_events_as_they_happen() {
     let _ = child.kill();
     let _ = child.wait();
     let events = common::events(&setup.gateway);
-    let watched = events
+    let watch = events
         .iter()
-        .any(|event| event.kind == "command" && event.data["kubernetes"]["verb"] == "watch");
-    assert!(watched, "no watch recorded");
+        .find(|event| event.kind == "command" && event.data["kubernetes"]["verb"] == "watch")
+        .expect("no watch recorded");
+    // One command for the whole watch; its result (once the client went
+    // away) counts the events.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = common::events(&setup.gateway);
+        let result = events
+            .iter()
+            .find(|event| event.kind == "command.result" && event.session_id == watch.session_id);
+        if let Some(result) = result {
+            assert!(
+                result.data["rows"].as_u64().unwrap() >= 1,
+                "{:?}",
+                result.data
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch's result was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Under prod's mask plan a watch still streams: each event is masked on

@@ -4,8 +4,9 @@
 //! `crate::errors` marks them with [`crate::errors::GatewayAnswer`]) is
 //! re-rendered as a `Status` object with the same HTTP status, the same
 //! message (naming the rule, the policy version and a review's approve
-//! command), `reason` from the status (`Forbidden` for 403) and airlock's
-//! own JSON fields under `details.causes`, so `kubectl` prints
+//! command), `reason` from the status (`Forbidden` for 403), airlock's
+//! own JSON fields under `details.causes` and `Retry-After` as
+//! `details.retryAfterSeconds`, so `kubectl` prints
 //! `Error from server (Forbidden): blocked by rule …`. Responses of the
 //! upstream pass untouched.
 
@@ -25,7 +26,15 @@ pub fn as_status(mut response: Response<ClientBody>) -> Response<ClientBody> {
         return response;
     };
     let code = response.status().as_u16();
-    let status = status_of(code, &body);
+    let mut status = status_of(code, &body);
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(seconds) = retry_after {
+        status["details"]["retryAfterSeconds"] = json!(seconds);
+    }
     let bytes = Bytes::from(serde_json::to_vec(&status).unwrap_or_default());
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -64,9 +73,6 @@ pub fn status_of(code: u16, body: &Value) -> Value {
         details["name"] = json!(rule);
         details["kind"] = json!("airlock-rule");
     }
-    if code == 429 {
-        details["retryAfterSeconds"] = json!(1);
-    }
     failure(code, message, Some(details))
 }
 
@@ -83,6 +89,15 @@ mod tests {
         );
         let status = as_status(refused);
         assert_eq!(status.status(), StatusCode::FORBIDDEN);
+        let mut limited = crate::errors::json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "rate_limited", "message": "slow down"}),
+        );
+        limited
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        let limited = as_status(limited);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "7");
         let body = status_of(
             403,
             &json!({"error": "denied", "message": "blocked by rule \"no-secrets\"", "rule": "no-secrets", "policy_version": 3}),

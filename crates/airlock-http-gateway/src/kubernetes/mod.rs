@@ -8,7 +8,8 @@
 //! with `impersonate: true` the gateway adds `Impersonate-User` and one
 //! `Impersonate-Group` per group of the identity; under a mask plan the
 //! upstream is asked for JSON (protobuf cannot be masked) and Secret
-//! values are masked whatever the detectors say; every refusal is a
+//! values are masked whatever the detectors say (also in a held request's
+//! body, as the reviewer and the record see it); every refusal is a
 //! `Status` object ([`errors`]).
 //!
 //! Architecture invariant: nothing here decides; it describes the request
@@ -67,6 +68,27 @@ pub fn impersonation_headers(identity: &Identity) -> Option<Vec<(HeaderName, Hea
         out.push((group.clone(), HeaderValue::from_str(name).ok()?));
     }
     Some(out)
+}
+
+/// A held request's body as the reviewer sees it (and the record keeps):
+/// JSON with every Secret value masked; any other body (protobuf) only as
+/// its length and SHA-256, since its values cannot be told apart. The
+/// approval binds to this text, so to the body all the same.
+pub fn reviewed_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            airlock_k8s::secrets::mask_secret_values(&mut value);
+            value.to_string()
+        }
+        Err(_) => {
+            use sha2::Digest;
+            format!(
+                "[a body of {} bytes that is not JSON, not shown; sha256 {}]",
+                body.len(),
+                hex::encode(sha2::Sha256::digest(body))
+            )
+        }
+    }
 }
 
 /// True for a request whose answer is a stream of lines: a watch, or a
@@ -134,6 +156,16 @@ mod tests {
 
     fn command_access(routed: &Route<'_>, headers: &HeaderMap) -> Access {
         command("GET", routed, headers).unwrap().access()
+    }
+
+    #[test]
+    fn reviewers_never_see_secret_values() {
+        let shown = reviewed_body(br#"{"kind":"Secret","data":{"password":"aHVudGVyMg=="}}"#);
+        assert!(!shown.contains("aHVudGVyMg=="), "{shown}");
+        assert!(shown.contains("\"kind\":\"Secret\""), "{shown}");
+        let protobuf = reviewed_body(b"k8s\x00\x0a\x02v1hunter2");
+        assert!(!protobuf.contains("hunter2"), "{protobuf}");
+        assert!(protobuf.contains("sha256 "), "{protobuf}");
     }
 
     #[test]

@@ -63,7 +63,14 @@ pub async fn pump_watch(
         relayed.error = Some(reason);
     };
     loop {
-        let data = match incoming.frame().await {
+        let frame = tokio::select! {
+            frame = incoming.frame() => frame,
+            () = sender.closed() => {
+                relayed.error = Some("the client went away".into());
+                return (relayed, stats);
+            }
+        };
+        let data = match frame {
             None => break,
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
