@@ -765,6 +765,67 @@ fn the_python_kubernetes_client_works_through_the_gateway() {
     assert_only_injected(&setup.dev, &agent);
 }
 
+/// Per-request times of `count` GETs of `url` by one curl (one keep-alive
+/// connection to the gateway; the fixture closes each connection), in ms.
+fn curl_times(url: &str, count: usize, extra: &[&str]) -> Vec<f64> {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "--max-time", "60"]).args(extra);
+    for _ in 0..count {
+        command.args(["-o", "/dev/null", "-w", "%{http_code} %{time_total}\n", url]);
+    }
+    let output = command.output().unwrap();
+    let mut times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let (code, time) = line.split_once(' ').unwrap();
+            assert_eq!(code, "200", "{url}");
+            time.parse::<f64>().unwrap() * 1000.0
+        })
+        .collect();
+    assert_eq!(times.len(), count, "{}", text(&output));
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// The added latency of a `list` through the gateway (policy, recording,
+/// TLS) against the fixture directly, printed for the record; bounded
+/// loosely so the test can fail when something stalls.
+#[test]
+fn list_latency_through_the_gateway() {
+    let setup = setup();
+    let agent = token(&setup.gateway, "agent-7", "agent", &["agents"]);
+    let path = "/api/v1/namespaces/default/pods";
+    let direct = curl_times(
+        &format!("{}{path}", setup.dev.url()),
+        50,
+        &["-H", &format!("Authorization: Bearer {SA_TOKEN}")],
+    );
+    let ca = setup.gateway.data_dir().join("tls.crt");
+    let through = curl_times(
+        &format!(
+            "https://127.0.0.1:{}/k8s-dev{path}",
+            setup.gateway.http_port
+        ),
+        50,
+        &[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {agent}"),
+        ],
+    );
+    let p = |times: &[f64], q: f64| times[((times.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "list pods, 50 sequential GETs: direct p50 {:.2} ms p90 {:.2} ms; through airlock p50 {:.2} ms p90 {:.2} ms",
+        p(&direct, 0.5),
+        p(&direct, 0.9),
+        p(&through, 0.5),
+        p(&through, 0.9)
+    );
+    assert!(p(&through, 0.5) < 1000.0, "{through:?}");
+    assert_eq!(setup.dev.requests_to("GET", path).len(), 100);
+}
+
 #[test]
 fn airlock_kubeconfig_runs_the_exec_credential_plugin() {
     let setup = setup();
