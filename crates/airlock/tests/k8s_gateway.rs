@@ -187,6 +187,12 @@ fn kubectl_reads_and_the_service_account_token_stays_inside() {
     let verbose = kubectl(&config, &["get", "pods", "-o", "json", "-v=9"]);
     assert!(verbose.status.success(), "{}", text(&verbose));
     assert!(!text(&verbose).contains(SA_TOKEN));
+    let described = kubectl(&config, &["describe", "pod", "web-1"]);
+    assert!(described.status.success(), "{}", text(&described));
+    assert!(text(&described).contains("web-1"), "{}", text(&described));
+    setup.dev.append_log("default", "web-1", "hello from web-1");
+    let logs = kubectl(&config, &["logs", "web-1"]);
+    assert!(text(&logs).contains("hello from web-1"), "{}", text(&logs));
     let namespaces = kubectl(&config, &["get", "namespaces"]);
     assert!(text(&namespaces).contains("prod"), "{}", text(&namespaces));
     assert_only_injected(&setup.dev, &agent);
@@ -294,6 +300,46 @@ fn writes_are_decided_by_policy_and_denials_never_reach_the_api_server() {
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(setup.dev.object("configmaps", "default", "dry").is_none());
+    // Every patch type kubectl sends, and server-side apply.
+    for (kind, patch, key) in [
+        ("merge", r#"{"data":{"merge":"1"}}"#, "merge"),
+        ("strategic", r#"{"data":{"strategic":"1"}}"#, "strategic"),
+        (
+            "json",
+            r#"[{"op":"add","path":"/data/json","value":"1"}]"#,
+            "json",
+        ),
+    ] {
+        let output = kubectl(
+            &dev,
+            &["patch", "configmap", "applied", "--type", kind, "-p", patch],
+        );
+        assert!(output.status.success(), "{kind}: {}", text(&output));
+        let stored = setup
+            .dev
+            .object("configmaps", "default", "applied")
+            .unwrap();
+        assert_eq!(stored["data"][key], "1", "{kind}: {stored}");
+    }
+    let server_side = manifest("server-side", "green");
+    let output = kubectl(
+        &dev,
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "-f",
+            &server_side,
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(setup
+        .dev
+        .object("configmaps", "default", "server-side")
+        .is_some());
+    let output = kubectl(&dev, &["describe", "configmap", "applied"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("Name:"), "{}", text(&output));
     let manifest_arg = applied.as_str();
 
     // Prod: no rule allows writes (default deny).

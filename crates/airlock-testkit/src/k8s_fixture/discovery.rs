@@ -33,7 +33,7 @@ impl ResourceKind {
 }
 
 /// Everything the fixture serves.
-pub const KINDS: [ResourceKind; 5] = [
+pub const KINDS: [ResourceKind; 6] = [
     ResourceKind {
         resource: "namespaces",
         singular: "namespace",
@@ -72,6 +72,16 @@ pub const KINDS: [ResourceKind; 5] = [
         version: "v1",
         namespaced: true,
         short_names: &[],
+        subresources: &[],
+    },
+    ResourceKind {
+        resource: "events",
+        singular: "event",
+        kind: "Event",
+        group: "",
+        version: "v1",
+        namespaced: true,
+        short_names: &["ev"],
         subresources: &[],
     },
     ResourceKind {
