@@ -148,9 +148,9 @@ pub enum Command {
     /// Print a kubeconfig for a `protocol: kubernetes` connection: its
     /// server is the gateway, its user runs `airlock token
     /// kubectl-credential`, so no long-lived secret lands in ~/.kube/config.
-    #[command(after_help = "Examples:
-  airlock kubeconfig --connection k8s-prod --gateway https://gw:18080 --ca-file gateway-ca.pem > ~/.kube/airlock-k8s-prod
-  AIRLOCK_TOKEN=$(airlock token issue --identity agent-7 --connection k8s-prod --output json | jq -r .token) KUBECONFIG=~/.kube/airlock-k8s-prod kubectl get pods")]
+    #[command(
+        after_help = "Examples:\n  airlock kubeconfig --connection k8s-prod --gateway https://gw:18080 --ca-file gateway-ca.pem > ~/.kube/airlock-k8s-prod\n  AIRLOCK_TOKEN=$(airlock token issue --identity agent-7 --connection k8s-prod --output json | jq -r .token) KUBECONFIG=~/.kube/airlock-k8s-prod kubectl get pods"
+    )]
     Kubeconfig(KubeconfigArgs),
     /// Sign in with your identity provider (OAuth device flow); later
     /// commands use the token when AIRLOCK_TOKEN is not set.
@@ -503,8 +503,7 @@ pub enum TokenCommand {
     /// kubeconfig that runs it.
     #[command(
         name = "kubectl-credential",
-        after_help = "Example (run by kubectl, not by hand):
-  AIRLOCK_TOKEN=… airlock token kubectl-credential --connection k8s-prod"
+        after_help = "Example:\n  AIRLOCK_TOKEN=… airlock token kubectl-credential --connection k8s-prod   # kubectl runs this (see airlock kubeconfig)"
     )]
     KubectlCredential {
         /// The connection the kubeconfig is for (informational: the token's

@@ -197,6 +197,19 @@ fn kubectl_reads_and_the_service_account_token_stays_inside() {
     assert!(text(&namespaces).contains("prod"), "{}", text(&namespaces));
     assert_only_injected(&setup.dev, &agent);
     assert!(!setup.gateway.log().contains(SA_TOKEN));
+    // `airlock doctor` reaches Kubernetes upstreams by their url.
+    let config = setup.gateway.config_dir().join("airlock.yaml");
+    let doctor = Command::new(common::binary())
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(setup.gateway.data_dir())
+        .output()
+        .unwrap();
+    let shown = text(&doctor);
+    let reachable = format!("k8s-dev (127.0.0.1:{})", setup.dev.port);
+    assert!(shown.contains(&reachable), "{shown}");
+    assert!(!shown.contains("cannot connect"), "{shown}");
 }
 
 #[test]
