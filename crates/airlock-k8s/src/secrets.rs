@@ -84,7 +84,57 @@ fn mask_one(secret: &mut serde_json::Map<String, Value>, count: &mut u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// Secret-ish values are long random tokens, so "does not appear in
+    /// the output" is a meaningful check.
+    fn secret_value() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9+/]{16,24}".prop_map(|value| format!("S3CRET{value}"))
+    }
+
+    /// A Secret, a SecretList, a watch event, a mixed List or a Table row,
+    /// nested inside other JSON.
+    fn carrier(values: Vec<String>, shape: u8, depth: u8) -> Value {
+        let data: serde_json::Map<String, Value> = values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| (format!("k{index}"), json!(value)))
+            .collect();
+        let secret =
+            json!({"kind": "Secret", "metadata": {"name": "s"}, "data": data, "stringData": data});
+        let mut value = match shape % 5 {
+            0 => secret,
+            1 => json!({"kind": "SecretList", "items": [{"metadata": {}, "data": data}]}),
+            2 => json!({"type": "MODIFIED", "object": secret}),
+            3 => json!({"kind": "List", "items": [{"kind": "ConfigMap"}, secret]}),
+            _ => json!({"kind": "Table", "rows": [{"cells": ["s"], "object": secret}]}),
+        };
+        for level in 0..depth {
+            value = json!({"level": level, "nested": [value]});
+        }
+        value
+    }
+
+    proptest! {
+        /// Whatever shape carries them, no Secret value survives and the
+        /// output is still JSON.
+        #[test]
+        fn secret_values_never_survive(
+            values in proptest::collection::vec(secret_value(), 1..5),
+            shape in 0u8..5,
+            depth in 0u8..4,
+        ) {
+            let mut body = carrier(values.clone(), shape, depth);
+            let count = mask_secret_values(&mut body);
+            prop_assert!(count >= values.len() as u64);
+            let text = body.to_string();
+            for value in &values {
+                prop_assert!(!text.contains(value.as_str()), "{text}");
+            }
+            prop_assert!(serde_json::from_str::<Value>(&text).is_ok());
+        }
+    }
 
     #[test]
     fn masks_secrets_wherever_they_travel() {
