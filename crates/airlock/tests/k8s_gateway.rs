@@ -637,6 +637,20 @@ fn exec_and_impersonation_are_admin_and_refused() {
     assert!(!output.status.success());
     let shown = text(&output);
     assert!(shown.contains("exec-needs-mfa"), "{shown}");
+    let output = Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&dev)
+        .args(["port-forward", "pod/web-1", "0:80"])
+        .env("HOME", setup.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("exec-needs-mfa"),
+        "{}",
+        text(&output)
+    );
     // The client's own impersonation is admin, refused by default.
     let output = kubectl(
         &dev,
@@ -654,6 +668,7 @@ fn exec_and_impersonation_are_admin_and_refused() {
     assert!(shown.contains("Error from server (Forbidden)"), "{shown}");
     for request in setup.dev.requests() {
         assert!(!request.path.ends_with("/exec"), "{request:?}");
+        assert!(!request.path.ends_with("/portforward"), "{request:?}");
         assert!(
             request.header_values("impersonate-user").is_empty(),
             "{request:?}"
