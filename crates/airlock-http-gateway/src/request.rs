@@ -163,6 +163,32 @@ async fn serve(
     exchange.run(request, session, login).await
 }
 
+/// The headers the gateway adds upstream, the credential first.
+type AddedHeaders = Vec<(http::HeaderName, HeaderValue)>;
+
+/// Why the added headers cannot be sent.
+#[derive(Debug, Clone, Copy)]
+enum Unsendable {
+    /// The stored credential is not a valid header value.
+    Credential,
+    /// The identity (or a group) is not a valid header value, or is a
+    /// reserved `system:` user.
+    Identity,
+}
+
+impl Unsendable {
+    fn response(self) -> Response<ClientBody> {
+        match self {
+            Self::Credential => {
+                errors::unmaskable("the stored credential cannot be sent as a header")
+            }
+            Self::Identity => {
+                errors::bad_request("the identity cannot be sent as Impersonate-User")
+            }
+        }
+    }
+}
+
 /// One admitted request on its way.
 struct Exchange<'a> {
     gateway: &'a Arc<HttpGateway>,
@@ -266,27 +292,15 @@ impl Exchange<'_> {
             session.record_end("refused", None, counts).await;
             return response;
         }
-        let secret = login.password.expose();
-        let Some((name, value)) = credential_header(&target.inject, &login.username, secret) else {
-            session
-                .record_end("refused", None, SessionCounts::default())
-                .await;
-            return errors::unmaskable("the stored credential cannot be sent as a header");
-        };
-        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
-        drop(login);
-        let mut added = vec![(name, value)];
-        if target.kubernetes.is_some_and(|k8s| k8s.impersonate) {
-            let Some(headers) =
-                crate::kubernetes::impersonation_headers(&self.authenticated.identity)
-            else {
+        let (added, scrubber) = match self.added_headers(target, login) {
+            Ok(added) => added,
+            Err(unsendable) => {
                 session
                     .record_end("refused", None, SessionCounts::default())
                     .await;
-                return errors::bad_request("the identity cannot be sent as Impersonate-User");
-            };
-            added.extend(headers);
-        }
+                return unsendable.response();
+            }
+        };
         let json_only = target.kubernetes.is_some() && decision.mask.is_some();
         let Some(upstream_request) =
             build_upstream_request(target, self.routed, parts, body, added, json_only)
@@ -313,6 +327,29 @@ impl Exchange<'_> {
             }
             Err(error) => self.upstream_failed(session, &error).await,
         }
+    }
+
+    /// The headers the gateway adds upstream (the credential first, then a
+    /// Kubernetes connection's impersonation) and the scrubber for the
+    /// credential's echoes; the decrypted login is dropped here. The
+    /// client's answer when they cannot be sent.
+    fn added_headers(
+        &self,
+        target: &crate::upstream::UpstreamTarget,
+        login: UpstreamLogin,
+    ) -> Result<(AddedHeaders, Scrubber), Unsendable> {
+        let secret = login.password.expose();
+        let credential = credential_header(&target.inject, &login.username, secret)
+            .ok_or(Unsendable::Credential)?;
+        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
+        drop(login);
+        let mut added = vec![credential];
+        if target.kubernetes.is_some_and(|k8s| k8s.impersonate) {
+            let headers = crate::kubernetes::impersonation_headers(&self.authenticated.identity)
+                .ok_or(Unsendable::Identity)?;
+            added.extend(headers);
+        }
+        Ok((added, scrubber))
     }
 
     /// The command of the request: a Kubernetes request (its request

@@ -307,38 +307,7 @@ fn handle(shared: &Shared, stream: &TcpStream, request: &WireRequest, target: &T
         ("GET", None, None) if matches!(request.param("watch").as_deref(), Some("true" | "1")) => {
             watch(shared, stream, request, target, table_wanted);
         }
-        ("GET", None, None) => {
-            let state = shared.state.lock().unwrap();
-            let objects = state
-                .store
-                .list(target.kind.resource, target.namespace.as_deref());
-            let revision = state.store.revision.to_string();
-            if table_wanted {
-                write_json(
-                    stream,
-                    200,
-                    &table(target.kind, &state.store, &objects, &revision),
-                );
-            } else {
-                let items: Vec<Value> = objects
-                    .into_iter()
-                    .map(|(_, mut object)| {
-                        if let Some(fields) = object.as_object_mut() {
-                            fields.remove("kind");
-                            fields.remove("apiVersion");
-                        }
-                        object
-                    })
-                    .collect();
-                let list = json!({
-                    "kind": format!("{}List", target.kind.kind),
-                    "apiVersion": target.kind.api_version(),
-                    "metadata": {"resourceVersion": revision},
-                    "items": items,
-                });
-                write_json(stream, 200, &list);
-            }
-        }
+        ("GET", None, None) => list(shared, stream, target, table_wanted),
         ("GET", Some(name), None) => {
             let state = shared.state.lock().unwrap();
             let key = target.key(name);
@@ -382,24 +351,7 @@ fn handle(shared: &Shared, stream: &TcpStream, request: &WireRequest, target: &T
                 None => not_found(stream, target.kind, name),
             }
         }
-        ("DELETE", None, None) => {
-            let mut state = shared.state.lock().unwrap();
-            let keys: Vec<ObjectKey> = state
-                .store
-                .list(target.kind.resource, target.namespace.as_deref())
-                .into_iter()
-                .map(|(key, _)| key)
-                .collect();
-            for key in &keys {
-                state.store.delete(key, dry_run);
-            }
-            shared.changed.notify_all();
-            write_json(
-                stream,
-                200,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-            );
-        }
+        ("DELETE", None, None) => delete_collection(shared, stream, target, dry_run),
         _ => write_json(
             stream,
             405,
@@ -410,6 +362,59 @@ fn handle(shared: &Shared, stream: &TcpStream, request: &WireRequest, target: &T
             ),
         ),
     }
+}
+
+fn list(shared: &Shared, stream: &TcpStream, target: &Target, table_wanted: bool) {
+    let state = shared.state.lock().unwrap();
+    let objects = state
+        .store
+        .list(target.kind.resource, target.namespace.as_deref());
+    let revision = state.store.revision.to_string();
+    if table_wanted {
+        write_json(
+            stream,
+            200,
+            &table(target.kind, &state.store, &objects, &revision),
+        );
+        return;
+    }
+    // List items carry no kind or apiVersion, as the API server sends them.
+    let items: Vec<Value> = objects
+        .into_iter()
+        .map(|(_, mut object)| {
+            if let Some(fields) = object.as_object_mut() {
+                fields.remove("kind");
+                fields.remove("apiVersion");
+            }
+            object
+        })
+        .collect();
+    let list = json!({
+        "kind": format!("{}List", target.kind.kind),
+        "apiVersion": target.kind.api_version(),
+        "metadata": {"resourceVersion": revision},
+        "items": items,
+    });
+    write_json(stream, 200, &list);
+}
+
+fn delete_collection(shared: &Shared, stream: &TcpStream, target: &Target, dry_run: bool) {
+    let mut state = shared.state.lock().unwrap();
+    let keys: Vec<ObjectKey> = state
+        .store
+        .list(target.kind.resource, target.namespace.as_deref())
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    for key in &keys {
+        state.store.delete(key, dry_run);
+    }
+    shared.changed.notify_all();
+    write_json(
+        stream,
+        200,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+    );
 }
 
 fn not_found(stream: &TcpStream, kind: &ResourceKind, name: &str) {
