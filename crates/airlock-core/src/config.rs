@@ -338,8 +338,8 @@ pub struct TlsFiles {
 pub struct ConnectionConfig {
     /// The name clients use as database name (`prod-pg`).
     pub name: String,
-    /// Wire protocol: `postgres` or `mysql` (MySQL and MariaDB; HTTP and
-    /// MCP come later).
+    /// Wire protocol: `postgres`, `mysql` (MySQL and MariaDB), `http` or
+    /// `kubernetes` (MCP comes later).
     pub protocol: String,
     /// Upstream `host:port` (SQL protocols; an HTTP connection has `url`).
     #[serde(default)]
@@ -385,6 +385,13 @@ pub struct ConnectionConfig {
     /// and the hop-by-hop headers, always removed).
     #[serde(default)]
     pub strip_headers: Vec<String>,
+    /// Kubernetes: send `Impersonate-User: <identity>` and one
+    /// `Impersonate-Group` per group of the identity, so the cluster's RBAC
+    /// and audit log see the agent (the gateway's own service account
+    /// needs the `impersonate` verb). The client's own `Impersonate-*`
+    /// headers are always removed.
+    #[serde(default)]
+    pub impersonate: bool,
 }
 
 /// Which clients may connect without TLS.
@@ -481,7 +488,12 @@ fn default_mysql_max_packet_bytes() -> usize {
 }
 
 /// The protocols this build has a gateway for.
-pub const SERVED_PROTOCOLS: [Protocol; 3] = [Protocol::Postgres, Protocol::Mysql, Protocol::Http];
+pub const SERVED_PROTOCOLS: [Protocol; 4] = [
+    Protocol::Postgres,
+    Protocol::Mysql,
+    Protocol::Http,
+    Protocol::Kubernetes,
+];
 
 /// Why a connection of `protocol` cannot be served, if it cannot.
 pub fn unserved_protocol(protocol: &str) -> Option<String> {
@@ -935,12 +947,13 @@ impl GatewayConfig {
             for (field, message) in crate::http_config::connection_problems(connection) {
                 problem(&format!("{needle}/{field}:"), format!("{at}: {message}"));
             }
-            if connection.protocol != "http" && connection.address.is_empty() {
+            let over_http = crate::http_config::over_http(&connection.protocol);
+            if !over_http && connection.address.is_empty() {
                 problem(
                     &format!("{needle}:"),
                     format!("{at}: address is missing (host:port of the upstream)"),
                 );
-            } else if connection.protocol != "http" && !valid_host_port(&connection.address) {
+            } else if !over_http && !valid_host_port(&connection.address) {
                 problem(
                     &format!("{needle}/address:"),
                     format!("{at}: address {:?} is not host:port", connection.address),
@@ -1051,7 +1064,7 @@ impl GatewayConfig {
             || self
                 .connections
                 .iter()
-                .any(|connection| connection.protocol == Protocol::Http.as_str());
+                .any(|connection| crate::http_config::over_http(&connection.protocol));
         let text = self
             .listen
             .http
@@ -1301,21 +1314,20 @@ tokens:
 
     /// The multi-protocol example is the contract for gateways not built
     /// yet. Today the whole file is refused at the first connection of an
-    /// unbuilt protocol that has fields of its own (`k8s-prod`'s
-    /// `impersonate`, line 46); the PostgreSQL, MySQL and HTTP parts load
-    /// unchanged.
+    /// unbuilt protocol that has fields of its own (`files-mcp`'s
+    /// `command`, line 58); the PostgreSQL, MySQL, HTTP and Kubernetes
+    /// parts load unchanged.
     #[test]
     fn only_served_protocols_pass_and_unknown_ones_are_named() {
         assert_eq!(unserved_protocol("postgres"), None);
         assert_eq!(unserved_protocol("mysql"), None);
         assert_eq!(unserved_protocol("http"), None);
-        for later in ["kubernetes", "mcp"] {
-            let problem = unserved_protocol(later).unwrap();
-            assert!(problem.contains("is not supported yet"), "{problem}");
-        }
+        assert_eq!(unserved_protocol("kubernetes"), None);
+        let problem = unserved_protocol("mcp").unwrap();
+        assert!(problem.contains("is not supported yet"), "{problem}");
         let problem = unserved_protocol("postgresql").unwrap();
         assert!(
-            problem.contains("is unknown (supported: postgres, mysql, http)"),
+            problem.contains("is unknown (supported: postgres, mysql, http, kubernetes)"),
             "{problem}"
         );
     }
@@ -1337,12 +1349,30 @@ tokens:
     fn the_multi_protocol_example_loads_only_its_postgres_part() {
         let error = GatewayConfig::load(&examples_dir().join("airlock-multi.yaml")).unwrap_err();
         assert_eq!(error.problems.len(), 1, "{error}");
-        assert_eq!(error.problems[0].line, Some(46), "{error}");
+        assert_eq!(error.problems[0].line, Some(58), "{error}");
         assert!(
             error.problems[0]
                 .message
-                .contains("unknown field `impersonate`"),
+                .contains("unknown field `command`"),
             "{error}"
+        );
+
+        let with_kubernetes = multi_example_with(&["postgres", "kubernetes"]);
+        let (config, settings) = GatewayConfig::parse(&with_kubernetes, "airlock-multi.yaml")
+            .unwrap_or_else(|error| panic!("{error}"));
+        let k8s = &config.connections[1];
+        assert_eq!(
+            (k8s.name.as_str(), k8s.protocol.as_str()),
+            ("k8s-prod", "kubernetes")
+        );
+        assert_eq!(k8s.url.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(k8s.ca_file.as_deref(), Some("/etc/airlock/k8s-prod-ca.crt"));
+        assert_eq!(k8s.credential, "k8s-prod-gateway");
+        assert!(k8s.impersonate);
+        assert!(k8s.inject.is_none());
+        assert_eq!(
+            settings.http_listen.map(|address| address.to_string()),
+            Some("0.0.0.0:18080".into())
         );
 
         let with_mysql = multi_example_with(&["postgres", "mysql"]);
@@ -1493,6 +1523,50 @@ http:
         assert!(
             error.to_string().contains("t.yaml:2: listen.http"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn kubernetes_connections_are_validated_with_their_lines() {
+        let text = "\
+connections:
+  - name: k8s
+    protocol: kubernetes
+    url: https://10.0.0.1:6443
+    credential: sa-token
+    impersonate: true
+  - name: k8s-bad
+    protocol: kubernetes
+    credential: sa-token
+    inject: {bearer: true}
+    address: h:1
+  - name: api
+    protocol: http
+    url: http://127.0.0.1:9
+    credential: k
+    inject: {bearer: true}
+    impersonate: true
+";
+        let error = GatewayConfig::parse(text, "t.yaml").unwrap_err();
+        let shown = error.to_string();
+        for expected in [
+            "connections[1] \"k8s-bad\": a kubernetes connection needs a url",
+            "t.yaml:10: connections[1] \"k8s-bad\": inject is for protocol http connections",
+            "t.yaml:11: connections[1] \"k8s-bad\": address is not used by kubernetes connections",
+            "t.yaml:17: connections[2] \"api\": impersonate is for protocol kubernetes connections",
+        ] {
+            assert!(shown.contains(expected), "{expected}\n{shown}");
+        }
+        assert_eq!(error.problems.len(), 4, "{shown}");
+        let (config, settings) = GatewayConfig::parse(
+            "connections:\n  - name: k\n    protocol: kubernetes\n    url: http://127.0.0.1:1\n    credential: c\n",
+            "t.yaml",
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert!(!config.connections[0].impersonate);
+        assert!(
+            settings.http_listen.is_some(),
+            "kubernetes is served on the http listener"
         );
     }
 }

@@ -106,7 +106,14 @@ pub fn valid_header_name(name: &str) -> bool {
 /// other protocol carries none of the HTTP fields.
 pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
-    if connection.protocol != "http" {
+    let kubernetes = connection.protocol == "kubernetes";
+    if connection.impersonate && !kubernetes {
+        problems.push((
+            "impersonate",
+            "impersonate is for protocol kubernetes connections".into(),
+        ));
+    }
+    if !over_http(&connection.protocol) {
         let http_only = [
             ("url", connection.url.is_some()),
             ("inject", connection.inject.is_some()),
@@ -121,8 +128,13 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
         }
         return problems;
     }
+    let kind = if kubernetes {
+        "a kubernetes"
+    } else {
+        "an http"
+    };
     match connection.url.as_deref() {
-        None => problems.push(("url", "an http connection needs a url".into())),
+        None => problems.push(("url", format!("{kind} connection needs a url"))),
         Some(url) => {
             if let Some(problem) = url_problem(url) {
                 problems.push(("url", format!("url {url:?} {problem}")));
@@ -138,12 +150,20 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             problems.push((
                 field,
                 format!(
-                    "{field} is not used by http connections (the url says where and whether TLS)"
+                    "{field} is not used by {} connections (the url says where and whether TLS)",
+                    connection.protocol
                 ),
             ));
         }
     }
     match &connection.inject {
+        // Kubernetes: the stored service-account token always goes as
+        // `Authorization: Bearer`; there is no other way to choose.
+        Some(_) if kubernetes => problems.push((
+            "inject",
+            "inject is for protocol http connections (a kubernetes connection sends its service-account token as a bearer token)".into(),
+        )),
+        None if kubernetes => {}
         None => problems.push((
             "credential",
             "an http connection needs inject: {header: NAME}, {bearer: true} or {basic: true}"
@@ -192,6 +212,12 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
         }
     }
     problems
+}
+
+/// True for the protocols served on the HTTP listener with a `url`:
+/// `http` and `kubernetes`.
+pub fn over_http(protocol: &str) -> bool {
+    matches!(protocol, "http" | "kubernetes")
 }
 
 /// Why `url` cannot be an HTTP connection's base URL, if it cannot.

@@ -182,14 +182,24 @@ pub async fn read_limited(
     Ok(whole)
 }
 
-/// Masks a whole body of `kind` under `plan` and the field rules.
+/// Masks a whole body of `kind` under `plan` and the field rules; with
+/// `kubernetes`, every Secret value in a JSON body too
+/// (`airlock_k8s::secrets`).
 pub fn mask_body(
     kind: MediaKind,
     body: &[u8],
     plan: &MaskPlan,
     fields: &[String],
+    kubernetes: bool,
     stats: &mut MaskStats,
 ) -> Result<Vec<u8>, String> {
+    let mask_json =
+        |value: &mut serde_json::Value, masker: &JsonMasker<'_>, stats: &mut MaskStats| {
+            masker.mask(value, stats);
+            if kubernetes {
+                airlock_k8s::secrets::mask_secret_values(value);
+            }
+        };
     match kind {
         MediaKind::Other if body.is_empty() => Ok(Vec::new()),
         MediaKind::Other => Err("a response of this content type cannot be masked".into()),
@@ -200,7 +210,7 @@ pub fn mask_body(
                 return Ok(body.to_vec());
             }
             if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
-                masker.mask(&mut value, stats);
+                mask_json(&mut value, &masker, stats);
                 return serde_json::to_vec(&value).map_err(|error| error.to_string());
             }
             // JSON lines (`/stream/N`): each line a document.
@@ -213,7 +223,7 @@ pub fn mask_body(
                         serde_json::from_slice(line).map_err(|_| {
                             "a JSON response that does not parse cannot be masked".to_string()
                         })?;
-                    masker.mask(&mut value, stats);
+                    mask_json(&mut value, &masker, stats);
                     out.extend(serde_json::to_vec(&value).map_err(|error| error.to_string())?);
                 }
                 out.push(b'\n');
@@ -235,11 +245,16 @@ pub struct Relayed {
     pub sample: Vec<u8>,
     /// Why the body ended early, if it did.
     pub error: Option<String>,
+    /// Events relayed (a Kubernetes watch under a mask plan), else 0.
+    pub rows: u64,
+    /// Line ends relayed (a watch's event count when it is not masked).
+    pub newlines: u64,
 }
 
 impl Relayed {
     pub fn keep(&mut self, bytes: &[u8], sample_limit: usize) {
         self.bytes += bytes.len() as u64;
+        self.newlines += bytes.iter().filter(|byte| **byte == b'\n').count() as u64;
         let room = sample_limit.saturating_sub(self.sample.len());
         self.sample
             .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or(&[]));
@@ -277,7 +292,19 @@ pub async fn pump(
     let mut decoder = Decoder::new(encoding);
     let mut stream = scrubber.stream();
     let mut pending: Vec<Vec<u8>> = Vec::new();
-    while let Some(frame) = incoming.frame().await {
+    loop {
+        // A client that went away ends the relay at once, also while the
+        // upstream is silent (a watch may send nothing for minutes).
+        let frame = tokio::select! {
+            frame = incoming.frame() => frame,
+            () = sender.closed() => {
+                relayed.error = Some("the client went away".into());
+                return relayed;
+            }
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let data = match frame {
             Ok(frame) => match frame.into_data() {
                 Ok(data) => data,
@@ -385,13 +412,21 @@ mod tests {
             b"{\"a\":\"x@example.com\"}\n{\"b\":1}\n",
             &plan,
             &[],
+            false,
             &mut stats,
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("x@example.com"), "{text}");
         assert_eq!(text.lines().count(), 2);
-        assert!(mask_body(MediaKind::Other, b"\x89PNG", &plan, &[], &mut stats).is_err());
-        assert!(mask_body(MediaKind::Json, b"{nope", &plan, &[], &mut stats).is_err());
+        assert!(mask_body(MediaKind::Other, b"\x89PNG", &plan, &[], false, &mut stats).is_err());
+        assert!(mask_body(MediaKind::Json, b"{nope", &plan, &[], false, &mut stats).is_err());
+        // Kubernetes: Secret values are masked, one watch event per line.
+        let events = b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Secret\",\"data\":{\"k\":\"c2VjcmV0\"}}}\n";
+        let out = mask_body(MediaKind::Json, events, &plan, &[], true, &mut stats).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        let out = mask_body(MediaKind::Json, events, &plan, &[], false, &mut stats).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("c2VjcmV0"));
     }
 }

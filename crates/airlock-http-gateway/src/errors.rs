@@ -23,10 +23,19 @@ use crate::ClientBody;
 /// The one message for every token failure, whatever its reason.
 pub const AUTH_FAILED: &str = "airlock: authentication failed: send Authorization: Bearer <token> with a valid airlock or OIDC token for this connection";
 
+/// Marks a response the gateway made itself (its JSON body, kept beside
+/// it), so a protocol on top of HTTP can re-render it in its own shape
+/// (`crate::kubernetes::errors`: a Kubernetes `Status`).
+#[derive(Debug, Clone)]
+pub struct GatewayAnswer(pub Value);
+
 /// A JSON response with `status` and `body`.
 pub fn json_response(status: StatusCode, body: &Value) -> Response<ClientBody> {
     let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     let mut response = Response::new(Full::new(bytes).map_err(|never| match never {}).boxed());
+    response
+        .extensions_mut()
+        .insert(GatewayAnswer(body.clone()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,6 +13,11 @@
 //! ([`body`], [`json_mask`], [`relay`]). Every status and JSON error the
 //! gateway sends itself is chosen in [`errors`].
 //!
+//! `protocol: kubernetes` connections share all of it; what differs
+//! (the request-info command, impersonation, JSON-only upstream answers
+//! under a mask plan, Secret values, `Status` refusals) is in
+//! [`kubernetes`].
+//!
 //! Architecture invariants: this crate never decides whether a request
 //! runs (it asks the gate); an upstream request is built only from an
 //! `UpstreamLogin` (admission); the credential never reaches the client,
@@ -33,6 +38,7 @@ pub mod body;
 pub mod errors;
 pub mod headers;
 pub mod json_mask;
+pub mod kubernetes;
 pub mod recording;
 pub mod relay;
 pub mod request;

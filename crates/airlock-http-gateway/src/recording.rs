@@ -6,7 +6,9 @@
 //! `duration_us`, `sample`, `masked`) so `airlock session show`, `replay`
 //! and `export` read them unchanged. The statement is `METHOD path?query`
 //! through the mask plan; the request's headers and body are not kept
-//! (they may carry secrets of their own).
+//! (they may carry secrets of their own). A Kubernetes request's record
+//! (`message: kubernetes`) also carries its verb, group, version,
+//! resource, subresource, namespace and name.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,8 @@ use airlock_core::events::{event, EventKind};
 use airlock_core::gate::{Decision, Verdict};
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_store::NewEvent;
+use airlock_types::command::CommandKind;
+use airlock_types::{Command, KubernetesRequest};
 
 /// Who, where: the context every record of a request carries.
 pub struct RecordContext<'a> {
@@ -40,6 +44,54 @@ struct CommandRecord<'a> {
     policy: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<&'a str>,
+    /// A Kubernetes request: what it was, as the gate saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<KubernetesRecord<'a>>,
+}
+
+/// The Kubernetes side of a `command` record: verb, resource, namespace
+/// and name (the last two through the mask plan, like the path).
+#[derive(Debug, serde::Serialize)]
+struct KubernetesRecord<'a> {
+    verb: &'static str,
+    group: &'a str,
+    version: &'a str,
+    resource: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subresource: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    access: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    impersonates: bool,
+}
+
+fn kubernetes_record<'a>(
+    request: &'a KubernetesRequest,
+    mask: Option<&MaskPlan>,
+) -> KubernetesRecord<'a> {
+    KubernetesRecord {
+        verb: request.verb.as_str(),
+        group: &request.group,
+        version: &request.version,
+        resource: &request.resource,
+        subresource: request.subresource.as_deref(),
+        namespace: request
+            .namespace
+            .as_deref()
+            .map(|text| masked(mask, text).into_owned()),
+        name: request
+            .name
+            .as_deref()
+            .map(|text| masked(mask, text).into_owned()),
+        access: request.effective_access().as_str(),
+        dry_run: request.dry_run,
+        impersonates: request.impersonates,
+    }
 }
 
 fn masked<'t>(mask: Option<&MaskPlan>, text: &'t str) -> std::borrow::Cow<'t, str> {
@@ -63,7 +115,7 @@ fn cut(text: &str, max: usize) -> &str {
 /// The `command` event of a request with this decision.
 pub fn command_event(
     context: &RecordContext<'_>,
-    method: &str,
+    command: &Command,
     path: &str,
     shown: &str,
     decision: &Decision,
@@ -76,10 +128,19 @@ pub fn command_event(
         Verdict::Forward => None,
         Verdict::Refuse(refusal) => Some(masked(mask, refusal.message())),
     };
+    let method = command.text.split(' ').next().unwrap_or("");
+    let kubernetes = match &command.kind {
+        CommandKind::Kubernetes(request) => Some(kubernetes_record(request, mask)),
+        _ => None,
+    };
     let record = CommandRecord {
         seq: 1,
         connection: context.connection,
-        message: "http",
+        message: if kubernetes.is_some() {
+            "kubernetes"
+        } else {
+            "http"
+        },
         statement: &statement,
         method,
         path: &masked_path,
@@ -91,6 +152,7 @@ pub fn command_event(
         },
         policy: (!decision.details.is_null()).then_some(&decision.details),
         refusal: refusal.as_deref(),
+        kubernetes,
     };
     event(
         EventKind::Command,
@@ -208,12 +270,31 @@ mod tests {
             connection: "api",
         };
         let shown = "POST /v1/users\n\n{\"email\": \"ann@example.com\"}";
-        let event = command_event(&context, "POST", "/v1/users", shown, &decision, 1024);
+        let command = Command::new(
+            "POST /v1/users",
+            CommandKind::Http(airlock_types::HttpRequest::new("POST", "/v1/users")),
+        );
+        let event = command_event(&context, &command, "/v1/users", shown, &decision, 1024);
         let text = event.data.as_str().to_string();
         assert!(!text.contains("ann@example.com"), "{text}");
         assert!(text.contains("\"decision\":\"forward\""), "{text}");
-        let short = command_event(&context, "POST", "/v1/users", shown, &decision, 8);
+        let short = command_event(&context, &command, "/v1/users", shown, &decision, 8);
         let text = short.data.as_str().to_string();
         assert!(text.contains("\"statement\":\"POST /v1\""), "{text}");
+        assert!(text.contains("\"method\":\"POST\""), "{text}");
+
+        let path = "/api/v1/namespaces/ann@example.com/pods";
+        let info = airlock_k8s::parse_request("GET", path, None).unwrap();
+        let command = Command::new(
+            format!("GET {path}"),
+            CommandKind::Kubernetes(info.into_request(false)),
+        );
+        let event = command_event(&context, &command, path, &command.text, &decision, 1024);
+        let record: serde_json::Value = serde_json::from_str(event.data.as_str()).unwrap();
+        assert_eq!(record["message"], "kubernetes");
+        assert_eq!(record["kubernetes"]["verb"], "list");
+        assert_eq!(record["kubernetes"]["resource"], "pods");
+        assert_eq!(record["kubernetes"]["access"], "read");
+        assert!(!event.data.as_str().contains("ann@example.com"), "{record}");
     }
 }

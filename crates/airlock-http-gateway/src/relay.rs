@@ -1,7 +1,8 @@
 //! The response on its way to the client: headers scrubbed of the
-//! credential and of hop-by-hop fields, the body streamed (no mask plan)
-//! or read whole and masked (a mask plan), and the outcome recorded with
-//! the end of the request's session once the body is done.
+//! credential and of hop-by-hop fields, the body streamed (no mask plan),
+//! streamed one masked event at a time (a Kubernetes watch under a mask
+//! plan) or read whole and masked (a mask plan), and the outcome recorded
+//! with the end of the request's session once the body is done.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +17,10 @@ use airlock_core::admission::{AdmittedSession, SessionCounts};
 use airlock_core::gate::Decision;
 use airlock_mask::MaskStats;
 
-use crate::body::{encoding, mask_body, media_kind, pump, read_limited, ChannelBody};
+use crate::body::{encoding, mask_body, media_kind, pump, read_limited, ChannelBody, MediaKind};
 use crate::errors;
 use crate::headers::client_response_headers;
+use crate::kubernetes::watch::{pump_watch, WatchMask};
 use crate::recording::{RecordContext, ResultRecord};
 use crate::request::elapsed_us;
 use crate::scrub::Scrubber;
@@ -40,7 +42,8 @@ fn scrub_headers(headers: HeaderMap, scrubber: &Scrubber) -> HeaderMap {
     out
 }
 
-/// Relays the upstream's response.
+/// Relays the upstream's response; `line_stream` for a Kubernetes watch
+/// or followed log (masked one line at a time under a mask plan).
 pub async fn relay_response(
     gateway: &Arc<HttpGateway>,
     response: Response<Incoming>,
@@ -48,6 +51,7 @@ pub async fn relay_response(
     scrubber: Scrubber,
     session: AdmittedSession,
     started: Instant,
+    line_stream: bool,
 ) -> Response<ClientBody> {
     let (parts, incoming) = response.into_parts();
     let status = parts.status;
@@ -59,14 +63,50 @@ pub async fn relay_response(
     // and encoding headers no longer hold.
     let headers = scrub_headers(client_response_headers(&parts.headers, true), &scrubber);
     let sample_limit = gateway.state.config.recording.sample_bytes;
+    let kind = media_kind(&parts.headers);
+    let lines = line_stream && matches!(kind, MediaKind::Json | MediaKind::Text);
+    if let (Some(plan), true) = (decision.mask.clone(), lines) {
+        let (sender, receiver) = mpsc::channel(8);
+        let task_gateway = Arc::clone(gateway);
+        let fields = decision.mask_fields.clone();
+        tokio::spawn(async move {
+            let mask = WatchMask {
+                plan: &plan,
+                fields: &fields,
+                max_event_bytes: task_gateway.max_masked_body_bytes,
+                kind,
+            };
+            let (relayed, stats) =
+                pump_watch(incoming, encoded, &scrubber, sender, sample_limit, mask).await;
+            let mut result = ResultRecord::answered(status.as_u16(), elapsed_us(started))
+                .with_body(relayed.bytes, &relayed.sample, sample_limit, &stats);
+            result.rows = relayed.rows;
+            if let Some(error) = relayed.error {
+                result.status = "error";
+                result.error_message = Some(error);
+            }
+            finish(&task_gateway, session, result).await;
+        });
+        let mut out = Response::new(ChannelBody(receiver).boxed());
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        return out;
+    }
     if let Some(plan) = decision.mask.clone() {
-        let kind = media_kind(&parts.headers);
         let whole = match read_limited(incoming, encoded, gateway.max_masked_body_bytes).await {
             Ok(whole) => whole,
             Err(reason) => return refuse(gateway, session, started, &reason).await,
         };
         let mut stats = MaskStats::new();
-        let masked = match mask_body(kind, &whole, &plan, &decision.mask_fields, &mut stats) {
+        let kubernetes = session.connection.protocol == airlock_types::Protocol::Kubernetes;
+        let masked = match mask_body(
+            kind,
+            &whole,
+            &plan,
+            &decision.mask_fields,
+            kubernetes,
+            &mut stats,
+        ) {
             Ok(masked) => scrubber.scrub_all(&masked),
             Err(reason) => return refuse(gateway, session, started, &reason).await,
         };
@@ -97,6 +137,10 @@ pub async fn relay_response(
             sample_limit,
             &MaskStats::new(),
         );
+        if line_stream {
+            // A watch or followed log: one event (line) per row.
+            result.rows = relayed.newlines;
+        }
         if let Some(error) = relayed.error {
             result.status = "error";
             result.error_message = Some(error);

@@ -23,7 +23,9 @@ use airlock_types::command::{CommandKind, HttpRequest};
 use airlock_types::{Command, Protocol};
 
 use crate::errors;
-use crate::headers::{check_request, credential_header, echo_forms, upstream_request_headers};
+use crate::headers::{
+    check_request, credential_header, echo_forms, upstream_request_headers, HeaderError,
+};
 use crate::recording::{command_event, RecordContext, ResultRecord};
 use crate::relay::relay_response;
 use crate::route::{route, upstream_target, Route};
@@ -62,11 +64,34 @@ fn bearer_token(request: &Request<Incoming>) -> Option<String> {
         .then(|| token.to_string())
 }
 
+/// True when the first path segment names a `protocol: kubernetes`
+/// connection (its answers are then `Status` objects).
+fn kubernetes_connection(gateway: &HttpGateway, path: &str) -> bool {
+    let name = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    gateway
+        .targets
+        .get(name)
+        .is_some_and(|target| target.kubernetes.is_some())
+}
+
 /// Serves one request.
 pub async fn handle(
     gateway: Arc<HttpGateway>,
     request: Request<Incoming>,
     peer: Peer,
+) -> Response<ClientBody> {
+    if kubernetes_connection(&gateway, request.uri().path()) {
+        crate::kubernetes::errors::as_status(serve(gateway, request, peer, true).await)
+    } else {
+        serve(gateway, request, peer, false).await
+    }
+}
+
+async fn serve(
+    gateway: Arc<HttpGateway>,
+    request: Request<Incoming>,
+    peer: Peer,
+    kubernetes: bool,
 ) -> Response<ClientBody> {
     let started = Instant::now();
     let path = request.uri().path().to_string();
@@ -75,12 +100,23 @@ pub async fn handle(
         Ok(routed) => routed,
         Err(error) => return errors::route(error),
     };
-    if let Err(error) = check_request(request.headers()) {
-        return errors::bad_request(&error.to_string());
+    // Kubernetes streams (exec, attach, port-forward) arrive as upgrades:
+    // the gate decides them first (they are admin), so the refusal names
+    // the rule; an allowed one is refused after the decision.
+    let mut upgrade = false;
+    match check_request(request.headers()) {
+        Ok(()) => {}
+        Err(HeaderError::Upgrade) if kubernetes => upgrade = true,
+        Err(error) => return errors::bad_request(&error.to_string()),
     }
+    let protocol = if kubernetes {
+        Protocol::Kubernetes
+    } else {
+        Protocol::Http
+    };
     let session_id = new_session_id();
     let attempt = LoginAttempt {
-        protocol: Protocol::Http,
+        protocol,
         user: "",
         connection: routed.connection,
         session_id: &session_id,
@@ -98,7 +134,7 @@ pub async fn handle(
         Err(refusal) => return errors::login(&refusal),
     };
     let admission = AdmissionRequest {
-        protocol: Protocol::Http,
+        protocol,
         authenticated: &authenticated,
         connection: routed.connection,
         session_id: &session_id,
@@ -114,7 +150,7 @@ pub async fn handle(
         Ok(opened) => opened,
         Err(refusal) => return errors::admission(&refusal),
     };
-    let span = tracing::info_span!("http", session = %session_id, protocol = "http",
+    let span = tracing::info_span!("http", session = %session_id, protocol = protocol.as_str(),
         client = %peer.address, identity = %authenticated.identity.name, connection = %routed.connection);
     let _entered = span.enter();
     let exchange = Exchange {
@@ -122,8 +158,35 @@ pub async fn handle(
         authenticated: &authenticated,
         routed: &routed,
         started,
+        upgrade,
     };
     exchange.run(request, session, login).await
+}
+
+/// The headers the gateway adds upstream, the credential first.
+type AddedHeaders = Vec<(http::HeaderName, HeaderValue)>;
+
+/// Why the added headers cannot be sent.
+#[derive(Debug, Clone, Copy)]
+enum Unsendable {
+    /// The stored credential is not a valid header value.
+    Credential,
+    /// The identity (or a group) is not a valid header value, or is a
+    /// reserved `system:` user.
+    Identity,
+}
+
+impl Unsendable {
+    fn response(self) -> Response<ClientBody> {
+        match self {
+            Self::Credential => {
+                errors::unmaskable("the stored credential cannot be sent as a header")
+            }
+            Self::Identity => {
+                errors::bad_request("the identity cannot be sent as Impersonate-User")
+            }
+        }
+    }
 }
 
 /// One admitted request on its way.
@@ -132,6 +195,9 @@ struct Exchange<'a> {
     authenticated: &'a Authenticated,
     routed: &'a Route<'a>,
     started: Instant,
+    /// The client asked for a protocol upgrade (Kubernetes streams only;
+    /// refused for plain HTTP before this point).
+    upgrade: bool,
 }
 
 impl Exchange<'_> {
@@ -163,10 +229,15 @@ impl Exchange<'_> {
             return response;
         };
         let method = request.method().as_str().to_string();
-        let command = Command::new(
-            format!("{method} {}", self.routed.path),
-            CommandKind::Http(HttpRequest::new(method.clone(), self.routed.path)),
-        );
+        let command = match self.command(target, &method, request.headers()) {
+            Ok(command) => command,
+            Err(message) => {
+                session
+                    .record_end("refused", None, SessionCounts::default())
+                    .await;
+                return errors::bad_request(&message);
+            }
+        };
         let mut shown = match self.routed.query {
             Some(query) => format!("{method} {}?{query}", self.routed.path),
             None => format!("{method} {}", self.routed.path),
@@ -202,8 +273,11 @@ impl Exchange<'_> {
                 }
             }
         }
+        if self.upgrade && matches!(decision.verdict, Verdict::Forward) {
+            decision = refused_upgrade(&decision);
+        }
         if let Err(refused) = self
-            .record_command(&session, &method, &shown, &decision)
+            .record_command(&session, &command, &shown, &decision)
             .await
         {
             decision = refused;
@@ -218,23 +292,25 @@ impl Exchange<'_> {
             session.record_end("refused", None, counts).await;
             return response;
         }
-        let secret = login.password.expose();
-        let Some((name, value)) = credential_header(&target.inject, &login.username, secret) else {
-            session
-                .record_end("refused", None, SessionCounts::default())
-                .await;
-            return errors::unmaskable("the stored credential cannot be sent as a header");
+        let (added, scrubber) = match self.added_headers(target, login) {
+            Ok(added) => added,
+            Err(unsendable) => {
+                session
+                    .record_end("refused", None, SessionCounts::default())
+                    .await;
+                return unsendable.response();
+            }
         };
-        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
-        drop(login);
+        let json_only = target.kubernetes.is_some() && decision.mask.is_some();
         let Some(upstream_request) =
-            build_upstream_request(target, self.routed, parts, body, (name, value))
+            build_upstream_request(target, self.routed, parts, body, added, json_only)
         else {
             session
                 .record_end("refused", None, SessionCounts::default())
                 .await;
             return errors::bad_request("the path cannot be forwarded");
         };
+        let line_stream = crate::kubernetes::streams_lines(&command, self.routed.query);
         let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
         match answered {
             Ok(response) => {
@@ -245,11 +321,54 @@ impl Exchange<'_> {
                     scrubber,
                     session,
                     self.started,
+                    line_stream,
                 )
                 .await
             }
             Err(error) => self.upstream_failed(session, &error).await,
         }
+    }
+
+    /// The headers the gateway adds upstream (the credential first, then a
+    /// Kubernetes connection's impersonation) and the scrubber for the
+    /// credential's echoes; the decrypted login is dropped here. The
+    /// client's answer when they cannot be sent.
+    fn added_headers(
+        &self,
+        target: &crate::upstream::UpstreamTarget,
+        login: UpstreamLogin,
+    ) -> Result<(AddedHeaders, Scrubber), Unsendable> {
+        let secret = login.password.expose();
+        let credential = credential_header(&target.inject, &login.username, secret)
+            .ok_or(Unsendable::Credential)?;
+        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
+        drop(login);
+        let mut added = vec![credential];
+        if target.kubernetes.is_some_and(|k8s| k8s.impersonate) {
+            let headers = crate::kubernetes::impersonation_headers(&self.authenticated.identity)
+                .ok_or(Unsendable::Identity)?;
+            added.extend(headers);
+        }
+        Ok((added, scrubber))
+    }
+
+    /// The command of the request: a Kubernetes request (its request
+    /// info) for a kubernetes connection, an HTTP request otherwise; the
+    /// client's message when the path cannot be classified.
+    fn command(
+        &self,
+        target: &crate::upstream::UpstreamTarget,
+        method: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Command, String> {
+        if target.kubernetes.is_some() {
+            return crate::kubernetes::command(method, self.routed, headers)
+                .map_err(|error| error.to_string());
+        }
+        Ok(Command::new(
+            format!("{method} {}", self.routed.path),
+            CommandKind::Http(HttpRequest::new(method, self.routed.path)),
+        ))
     }
 
     /// The upstream could not be reached or did not answer: 502/504, the
@@ -285,7 +404,7 @@ impl Exchange<'_> {
     async fn record_command(
         &self,
         session: &AdmittedSession,
-        method: &str,
+        command: &Command,
         shown: &str,
         decision: &Decision,
     ) -> Result<(), Decision> {
@@ -295,7 +414,7 @@ impl Exchange<'_> {
         }
         let event = command_event(
             &self.context(session),
-            method,
+            command,
             self.routed.path,
             shown,
             decision,
@@ -338,7 +457,11 @@ async fn hold_for_review(
     let bytes = collected.to_bytes();
     if !bytes.is_empty() {
         shown.push_str("\n\n");
-        shown.push_str(&String::from_utf8_lossy(&bytes));
+        match &command.kind {
+            // A Secret's values must not reach the reviewer or the record.
+            CommandKind::Kubernetes(_) => shown.push_str(&crate::kubernetes::reviewed_body(&bytes)),
+            _ => shown.push_str(&String::from_utf8_lossy(&bytes)),
+        }
         decision = gate.decide(command, Limits::Now, shown);
     }
     let body = Full::new(bytes).map_err(|never| match never {}).boxed();
@@ -350,18 +473,46 @@ async fn hold_for_review(
     Some((resolved, body))
 }
 
+/// A forwarded upgrade (a Kubernetes exec, attach or port-forward
+/// stream) cannot be relayed yet: refused after the gate allowed it.
+fn refused_upgrade(decision: &Decision) -> Decision {
+    let mut refused = Decision::refuse(
+        Refusal::Unavailable {
+            message: "airlock: streams (exec, attach, port-forward upgrades) are not relayed yet"
+                .into(),
+        },
+        decision.details.clone(),
+    );
+    refused.version = decision.version;
+    refused
+}
+
 /// The request as the upstream gets it: the client's headers filtered,
-/// the credential added, `Host` and `Accept-Encoding: identity` set, the
-/// target below the connection's base path.
+/// the credential (and impersonation) headers added, `Host` and
+/// `Accept-Encoding: identity` set, `Accept` without protobuf when
+/// `json_only`, the target below the connection's base path.
 fn build_upstream_request(
     target: &crate::upstream::UpstreamTarget,
     routed: &Route<'_>,
     parts: http::request::Parts,
     body: UpstreamBody,
-    credential: (http::HeaderName, HeaderValue),
+    added: Vec<(http::HeaderName, HeaderValue)>,
+    json_only: bool,
 ) -> Option<Request<UpstreamBody>> {
     let mut headers = upstream_request_headers(&parts.headers, &target.header_rules);
-    headers.insert(credential.0, credential.1);
+    // The first is the credential: it replaces whatever the client sent
+    // under that name. The rest (Impersonate-Group may repeat) are added;
+    // the client's own were removed above.
+    let mut added = added.into_iter();
+    if let Some((name, value)) = added.next() {
+        headers.insert(name, value);
+    }
+    for (name, value) in added {
+        headers.append(name, value);
+    }
+    if json_only {
+        crate::kubernetes::accept_json_only(&mut headers);
+    }
     if let Ok(host) = HeaderValue::from_str(&target.authority) {
         headers.insert(header::HOST, host);
     }

@@ -5,9 +5,10 @@
 //! error pages) would hand the agent the credential the gateway exists to
 //! keep from it. Every form [`crate::headers::echo_forms`] lists is replaced
 //! by [`REPLACEMENT`], also when it is split across chunks: the scrubber
-//! holds back the last `longest form − 1` bytes of each chunk until the
-//! next one (or the end) shows whether they start a match. Memory is
-//! bounded by the chunk size plus that tail.
+//! holds back, of the last `longest form − 1` bytes of each chunk, those
+//! from the first byte where a form could begin, until the next chunk (or
+//! the end) shows whether they start a match. Memory is bounded by the
+//! chunk size plus that tail.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -19,6 +20,7 @@ pub const REPLACEMENT: &[u8] = b"[airlock:credential]";
 pub struct Scrubber {
     matcher: Option<AhoCorasick>,
     longest: usize,
+    forms: Vec<Vec<u8>>,
 }
 
 impl Scrubber {
@@ -30,7 +32,11 @@ impl Scrubber {
             .build(forms)
             .ok()
             .filter(|_| !forms.is_empty());
-        Self { matcher, longest }
+        Self {
+            matcher,
+            longest,
+            forms: forms.to_vec(),
+        }
     }
 
     /// True when `bytes` holds a form whole.
@@ -86,10 +92,27 @@ impl ScrubStream<'_> {
             out.extend_from_slice(REPLACEMENT);
             position = found.end();
         }
-        let emit_to = safe_end.max(position);
+        let emit_to = self.first_held(&data, safe_end.max(position));
         out.extend_from_slice(data.get(position..emit_to).unwrap_or(&[]));
         self.carry = data.get(emit_to..).unwrap_or(&[]).to_vec();
         out
+    }
+
+    /// Where the held-back tail must start: the first position from
+    /// `from` at which a form could begin (the rest is a prefix of a form,
+    /// or a form starts there). Bytes before it are final now, so a stream
+    /// of small messages (watch events) is not delayed by a tail that
+    /// cannot be a credential.
+    fn first_held(&self, data: &[u8], from: usize) -> usize {
+        (from..data.len())
+            .find(|&index| {
+                let rest = data.get(index..).unwrap_or(&[]);
+                self.scrubber
+                    .forms
+                    .iter()
+                    .any(|form| form.starts_with(rest) || rest.starts_with(form))
+            })
+            .unwrap_or(data.len())
     }
 
     /// The rest, at the end of the body.
@@ -129,6 +152,21 @@ mod tests {
             b"abc [airlock:credential] and [airlock:credential] end".to_vec()
         );
         assert_eq!(Scrubber::new(&[]).scrub_all(b"same"), b"same".to_vec());
+    }
+
+    /// A chunk whose tail cannot start a form is final at once (a watch
+    /// event is not held back); a tail that may is held.
+    #[test]
+    fn holds_back_only_what_may_start_a_form() {
+        let scrubber = Scrubber::new(&[b"s3cr3t-key".to_vec()]);
+        let mut stream = scrubber.stream();
+        assert_eq!(
+            stream.push(b"{\"type\":\"ADDED\"}\n"),
+            b"{\"type\":\"ADDED\"}\n".to_vec()
+        );
+        assert_eq!(stream.push(b"x s3cr"), b"x ".to_vec());
+        assert_eq!(stream.push(b"3t-key!"), b"[airlock:credential]!".to_vec());
+        assert_eq!(stream.finish(), Vec::<u8>::new());
     }
 
     proptest! {

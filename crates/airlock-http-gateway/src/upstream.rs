@@ -1,4 +1,4 @@
-//! The upstream side: each `protocol: http` connection's target (scheme,
+//! The upstream side: each `protocol: http` (and `kubernetes`) connection's target (scheme,
 //! authority, base path, TLS), built once at start-up, and sending one
 //! request to it over a connection of its own (HTTP/1.1, TLS with the
 //! system roots, a `ca_file`, or no verification only when the connection
@@ -57,6 +57,15 @@ pub struct UpstreamTarget {
     pub tls: Option<Arc<ClientConfig>>,
     pub inject: InjectConfig,
     pub header_rules: HeaderRules,
+    /// `Some` for a `protocol: kubernetes` connection: whether to send
+    /// `Impersonate-User`/`-Group` for the agent.
+    pub kubernetes: Option<KubernetesTarget>,
+}
+
+/// What a Kubernetes connection adds to its target.
+#[derive(Debug, Clone, Copy)]
+pub struct KubernetesTarget {
+    pub impersonate: bool,
 }
 
 /// Every `protocol: http` connection's target, by name.
@@ -65,7 +74,14 @@ pub fn targets(
     config_path: &Path,
 ) -> Result<BTreeMap<String, UpstreamTarget>, UpstreamError> {
     let mut out = BTreeMap::new();
-    for connection in config.connections.iter().filter(|c| c.protocol == "http") {
+    for connection in config
+        .connections
+        .iter()
+        .filter(|c| airlock_core::http_config::over_http(&c.protocol))
+    {
+        let kubernetes = (connection.protocol == "kubernetes").then_some(KubernetesTarget {
+            impersonate: connection.impersonate,
+        });
         let name = connection.name.clone();
         let url = connection.url.as_deref().unwrap_or("");
         let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
@@ -105,7 +121,15 @@ pub fn targets(
             authority: authority.to_string(),
             base_path: base_path.trim_end_matches('/').to_string(),
             tls,
-            inject: connection.inject.clone().unwrap_or_default(),
+            // A Kubernetes connection's service-account token always goes
+            // as a bearer token.
+            inject: match kubernetes {
+                Some(_) => InjectConfig {
+                    bearer: true,
+                    ..InjectConfig::default()
+                },
+                None => connection.inject.clone().unwrap_or_default(),
+            },
             header_rules: HeaderRules {
                 forward_cookies: connection.forward_cookies,
                 strip: connection
@@ -114,6 +138,7 @@ pub fn targets(
                     .map(|header| header.to_ascii_lowercase())
                     .collect(),
             },
+            kubernetes,
         };
         out.insert(name, target);
     }

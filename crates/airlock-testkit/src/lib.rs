@@ -8,7 +8,8 @@
 //!
 //! One module per concern, everything re-exported at the crate root:
 //! `pg_server` (the PostgreSQL server fixture), `mariadb_server` (the
-//! MariaDB server fixture), `gateway` (the gateway
+//! MariaDB server fixture), `k8s_fixture` (a stand-in Kubernetes API
+//! server, [`KubeApiFixture`]: no real one can run here), `gateway` (the gateway
 //! process fixture), `clients` (client programs such as psql), `repo` (the
 //! repository's files) and `host` (free ports, root, random secrets). A
 //! fixture for another upstream (MariaDB, an HTTP or MCP server) is a module
@@ -23,6 +24,7 @@
 mod clients;
 mod gateway;
 mod host;
+mod k8s_fixture;
 mod mariadb_server;
 mod pg_server;
 mod repo;
@@ -30,6 +32,7 @@ mod repo;
 pub use clients::pg_client;
 pub use gateway::GatewayProcess;
 pub use host::free_port;
+pub use k8s_fixture::{KubeApiFixture, LoggedRequest};
 pub use mariadb_server::{MariaDb, MARIADB_TEST_USERS};
 pub use pg_server::{pg_bin_dir, server_user_command, PgCluster};
 pub use repo::{repo_file, repo_text};

@@ -145,12 +145,44 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print a kubeconfig for a `protocol: kubernetes` connection: its
+    /// server is the gateway, its user runs `airlock token
+    /// kubectl-credential`, so no long-lived secret lands in ~/.kube/config.
+    #[command(
+        after_help = "Examples:\n  airlock kubeconfig --connection k8s-prod --gateway https://gw:18080 --ca-file gateway-ca.pem > ~/.kube/airlock-k8s-prod\n  AIRLOCK_TOKEN=$(airlock token issue --identity agent-7 --connection k8s-prod --output json | jq -r .token) KUBECONFIG=~/.kube/airlock-k8s-prod kubectl get pods"
+    )]
+    Kubeconfig(KubeconfigArgs),
     /// Sign in with your identity provider (OAuth device flow); later
     /// commands use the token when AIRLOCK_TOKEN is not set.
     #[command(
         after_help = "Example:\n  airlock login --issuer https://login.example.com/ --client-id airlock-cli --resource urn:airlock\nThe token is stored in ~/.config/airlock/token.json (mode 0600; AIRLOCK_CONFIG_DIR overrides the folder)."
     )]
     Login(LoginArgs),
+}
+
+/// `airlock kubeconfig`.
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The `protocol: kubernetes` connection.
+    #[arg(long)]
+    pub connection: String,
+    /// The gateway's HTTP listener as clients reach it.
+    #[arg(
+        long,
+        env = "AIRLOCK_GATEWAY_URL",
+        default_value = "https://127.0.0.1:18080"
+    )]
+    pub gateway: String,
+    /// PEM of the CA that signed the gateway's certificate, embedded in the
+    /// kubeconfig (the data dir's `tls/cert.pem` for the self-signed one).
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The namespace of the context.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The airlock executable kubectl runs (default: this one).
+    #[arg(long)]
+    pub airlock_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -465,6 +497,20 @@ pub enum TokenCommand {
     },
     /// List tokens (ids, scopes, expiry; never token values).
     List,
+    /// kubectl's exec credential plugin: print an ExecCredential
+    /// (client.authentication.k8s.io/v1) with your token (AIRLOCK_TOKEN or
+    /// the one `airlock login` stored). `airlock kubeconfig` writes the
+    /// kubeconfig that runs it.
+    #[command(
+        name = "kubectl-credential",
+        after_help = "Example:\n  AIRLOCK_TOKEN=… airlock token kubectl-credential --connection k8s-prod   # kubectl runs this (see airlock kubeconfig)"
+    )]
+    KubectlCredential {
+        /// The connection the kubeconfig is for (informational: the token's
+        /// scope decides what it reaches).
+        #[arg(long)]
+        connection: Option<String>,
+    },
     /// Revoke a token: new connections fail at once and live sessions are closed.
     #[command(
         after_help = "Examples:\n  airlock token list\n  airlock token revoke tok_3f9c2a7b1d04"

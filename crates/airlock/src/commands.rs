@@ -77,6 +77,10 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Kubeconfig(args) => crate::kube_cli::kubeconfig(&args),
+        Command::Token(TokenCommand::KubectlCredential { .. }) => {
+            crate::kube_cli::kubectl_credential(global.token.as_deref())
+        }
         Command::Token(command) => {
             let client = client()?;
             match command {
@@ -102,6 +106,10 @@ pub fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 TokenCommand::List => print_list(format, &client.get("/tokens")?, TOKEN_COLUMNS),
+                // Served above, without the admin API.
+                TokenCommand::KubectlCredential { .. } => {
+                    crate::kube_cli::kubectl_credential(global.token.as_deref())?
+                }
                 TokenCommand::Revoke { id } => {
                     let result = client.delete(&format!("/tokens/{id}"))?;
                     print_object(

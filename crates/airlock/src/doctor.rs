@@ -125,10 +125,32 @@ fn print(findings: &[Finding], format: OutputFormat) {
     );
 }
 
+/// `host:port` of a connection: its `address`, or for the protocols with
+/// a `url` (http, kubernetes) the url's authority with the scheme's port.
+fn upstream_address(connection: &airlock_core::config::ConnectionConfig) -> String {
+    let Some(url) = connection.url.as_deref() else {
+        return connection.address.clone();
+    };
+    let (rest, port) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => (url.strip_prefix("http://").unwrap_or(url), 80),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| {
+        port.bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
+    });
+    if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:{port}")
+    }
+}
+
 fn check_upstreams(config: &GatewayConfig, timeout: Duration, findings: &mut Vec<Finding>) {
     for connection in &config.connections {
-        let target = format!("{} ({})", connection.name, connection.address);
-        let (status, detail) = match tcp_connect(&connection.address, timeout) {
+        let address = upstream_address(connection);
+        let target = format!("{} ({address})", connection.name);
+        let (status, detail) = match tcp_connect(&address, timeout) {
             Ok(()) => (Status::Ok, "reachable (TCP connect)".to_string()),
             Err(error) => (Status::Fail, format!("cannot connect: {error}")),
         };

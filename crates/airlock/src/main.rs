@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod config_check;
 mod doctor;
+mod kube_cli;
 mod login;
 mod output;
 mod policy_cli;

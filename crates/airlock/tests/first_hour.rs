@@ -232,6 +232,8 @@ fn subcommand_help_has_examples_and_groups_global_options() {
         &["completions"][..],
         &["connection", "remove"][..],
         &["credential", "delete"][..],
+        &["kubeconfig"][..],
+        &["token", "kubectl-credential"][..],
     ] {
         let mut with_help = args.to_vec();
         with_help.push("--help");

@@ -139,6 +139,9 @@ pub struct KubernetesRequest {
     pub verb: KubernetesVerb,
     /// The API group; empty for the core group (`pods`, `secrets`, …).
     pub group: String,
+    /// The API version (`v1`, `v1beta1`); empty for a non-resource URL.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
     /// The resource, plural and lowercase (`pods`, `deployments`); empty
     /// for a non-resource URL (`/version`, discovery).
     pub resource: String,
@@ -149,6 +152,11 @@ pub struct KubernetesRequest {
     /// The object's name; `None` for list, watch of many, create, and
     /// deletecollection.
     pub name: Option<String>,
+    /// The request asks for a dry run (`dryRun=All`): the API server
+    /// validates it and changes nothing. Recorded; the access is the
+    /// verb's all the same (policy may tell them apart later).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// The request impersonates someone (`Impersonate-*` headers): admin.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub impersonates: bool,
@@ -164,10 +172,12 @@ impl KubernetesRequest {
         Self {
             verb,
             group: String::new(),
+            version: String::new(),
             resource: resource.into(),
             subresource: None,
             namespace: None,
             name: None,
+            dry_run: false,
             impersonates: false,
             complete: true,
         }
