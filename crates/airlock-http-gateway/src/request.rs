@@ -68,6 +68,9 @@ pub async fn handle(
     request: Request<Incoming>,
     peer: Peer,
 ) -> Response<ClientBody> {
+    if airlock_mcp::http::serves(request.uri().path()) {
+        return airlock_mcp::http::handle(&gateway.mcp, request, peer.address, peer.tls).await;
+    }
     let started = Instant::now();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);

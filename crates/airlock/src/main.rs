@@ -12,6 +12,7 @@ mod commands;
 mod config_check;
 mod doctor;
 mod login;
+mod mcp_stdio;
 mod output;
 mod policy_cli;
 mod serve;

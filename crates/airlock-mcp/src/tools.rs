@@ -1,0 +1,237 @@
+//! The tools: their definitions (JSON schemas, annotations) as
+//! `tools/list` shows them, and the reading of a `tools/call`'s arguments
+//! into a typed [`ToolCall`]. Pure.
+
+use serde_json::{json, Map, Value};
+
+/// Largest SQL text a `query` takes.
+pub const MAX_SQL_BYTES: usize = 256 * 1024;
+
+/// A call, its arguments read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolCall {
+    ListConnections,
+    Query { connection: String, sql: String },
+    Describe { connection: String },
+    ReviewStatus { id: String },
+}
+
+impl ToolCall {
+    /// The tool's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ListConnections => "list_connections",
+            Self::Query { .. } => "query",
+            Self::Describe { .. } => "describe",
+            Self::ReviewStatus { .. } => "review_status",
+        }
+    }
+
+    /// The connection it uses, when it names one.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Self::Query { connection, .. } | Self::Describe { connection } => Some(connection),
+            Self::ListConnections | Self::ReviewStatus { .. } => None,
+        }
+    }
+}
+
+/// Why a call's arguments cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    /// No such tool: a protocol error (`-32602`), as the specification says.
+    #[error("unknown tool: {0}")]
+    UnknownTool(String),
+    /// The arguments do not fit the schema: a tool error the model can fix.
+    #[error("invalid arguments for {tool}: {message}")]
+    Invalid { tool: &'static str, message: String },
+}
+
+fn text_argument(
+    arguments: &Map<String, Value>,
+    tool: &'static str,
+    name: &str,
+    max_bytes: usize,
+) -> Result<String, ArgumentError> {
+    match arguments.get(name) {
+        Some(Value::String(text)) if !text.trim().is_empty() && text.len() <= max_bytes => {
+            Ok(text.clone())
+        }
+        Some(Value::String(text)) if text.len() > max_bytes => Err(ArgumentError::Invalid {
+            tool,
+            message: format!("{name} is longer than {max_bytes} bytes"),
+        }),
+        _ => Err(ArgumentError::Invalid {
+            tool,
+            message: format!("{name} must be a non-empty string"),
+        }),
+    }
+}
+
+/// Reads a `tools/call`: `name` and `arguments`.
+pub fn read_call(params: &Map<String, Value>) -> Result<ToolCall, ArgumentError> {
+    let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+    let empty = Map::new();
+    let arguments = match params.get("arguments") {
+        Some(Value::Object(arguments)) => arguments,
+        _ => &empty,
+    };
+    match name {
+        "list_connections" => Ok(ToolCall::ListConnections),
+        "query" => Ok(ToolCall::Query {
+            connection: text_argument(arguments, "query", "connection", 256)?,
+            sql: text_argument(arguments, "query", "sql", MAX_SQL_BYTES)?,
+        }),
+        "describe" => Ok(ToolCall::Describe {
+            connection: text_argument(arguments, "describe", "connection", 256)?,
+        }),
+        "review_status" => Ok(ToolCall::ReviewStatus {
+            id: text_argument(arguments, "review_status", "id", 64)?,
+        }),
+        other => Err(ArgumentError::UnknownTool(other.chars().take(64).collect())),
+    }
+}
+
+fn rows_output_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "review_required", "denied", "error"]},
+            "connection": {"type": "string"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array"}},
+            "row_count": {"type": "integer"},
+            "truncated": {"type": "boolean"},
+            "command_tag": {"type": "string"},
+            "review_id": {"type": "string"},
+            "approve_command": {"type": "string"},
+            "message": {"type": "string"}
+        },
+        "required": ["status"]
+    })
+}
+
+/// What `tools/list` answers.
+pub fn definitions() -> Value {
+    json!([
+        {
+            "name": "list_connections",
+            "title": "List connections",
+            "description": "The connections this identity may reach through airlock: name, protocol and tags (never credentials).",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+            "outputSchema": {
+                "type": "object",
+                "properties": {"connections": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "protocol": {"type": "string"},
+                        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "tools": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["name", "protocol", "tags"]
+                }}},
+                "required": ["connections"]
+            },
+            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "query",
+            "title": "Run SQL",
+            "description": "Runs SQL on a PostgreSQL connection through airlock: classified, decided by policy (allow, deny, or hold for human review), recorded, and masked exactly as a psql session. A denied statement is a tool error naming the rule; a held one returns status review_required with the review id and the approve command.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "connection": {"type": "string", "description": "A connection name from list_connections"},
+                    "sql": {"type": "string", "description": "The SQL text (one or more statements)"}
+                },
+                "required": ["connection", "sql"],
+                "additionalProperties": false
+            },
+            "outputSchema": rows_output_schema(),
+            "annotations": {"readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": false}
+        },
+        {
+            "name": "describe",
+            "title": "Describe tables",
+            "description": "Tables and columns of a PostgreSQL connection (information_schema), through the same path as query.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"connection": {"type": "string"}},
+                "required": ["connection"],
+                "additionalProperties": false
+            },
+            "outputSchema": rows_output_schema(),
+            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "review_status",
+            "title": "Review status",
+            "description": "The state of a review this identity created (pending, approved, denied, expired, used).",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"id": {"type": "string", "description": "A review id such as r-3f9c0a12"}},
+                "required": ["id"],
+                "additionalProperties": false
+            },
+            "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        }
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn params(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn calls_are_read_or_refused() {
+        assert_eq!(
+            read_call(&params(
+                json!({"name": "query", "arguments": {"connection": "c", "sql": "select 1"}})
+            )),
+            Ok(ToolCall::Query {
+                connection: "c".into(),
+                sql: "select 1".into()
+            })
+        );
+        assert_eq!(
+            read_call(&params(json!({"name": "list_connections"}))),
+            Ok(ToolCall::ListConnections)
+        );
+        assert!(matches!(
+            read_call(&params(
+                json!({"name": "query", "arguments": {"connection": "c", "sql": 7}})
+            )),
+            Err(ArgumentError::Invalid { tool: "query", .. })
+        ));
+        assert!(matches!(
+            read_call(&params(json!({"name": "query", "arguments": "x"}))),
+            Err(ArgumentError::Invalid { .. })
+        ));
+        assert!(matches!(
+            read_call(&params(json!({"name": "drop_all"}))),
+            Err(ArgumentError::UnknownTool(_))
+        ));
+        assert!(matches!(
+            read_call(&params(json!({}))),
+            Err(ArgumentError::UnknownTool(_))
+        ));
+    }
+
+    #[test]
+    fn every_definition_has_schemas_and_annotations() {
+        for tool in definitions().as_array().unwrap() {
+            assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+            assert!(tool["annotations"]["readOnlyHint"].is_boolean(), "{tool}");
+            assert!(
+                tool["annotations"]["destructiveHint"].is_boolean(),
+                "{tool}"
+            );
+        }
+    }
+}
