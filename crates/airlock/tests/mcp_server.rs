@@ -580,6 +580,25 @@ fn measures_the_added_latency_per_tool_call() {
         "host=127.0.0.1 port={} user=app dbname=appdb password={password}",
         setup.cluster.port
     );
+    let (mut open_direct, mut open_gateway) = runtime.block_on(async {
+        let (direct_client, connection) =
+            tokio_postgres::connect(&direct_info, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let gateway_client =
+            common::client(&setup.gateway, "agent-7", "pg-test", &setup.token).await;
+        let (mut direct, mut gateway) = (Vec::new(), Vec::new());
+        for _ in 0..times {
+            let started = Instant::now();
+            direct_client.simple_query(sql).await.unwrap();
+            direct.push(u64::try_from(started.elapsed().as_micros()).unwrap());
+            let started = Instant::now();
+            gateway_client.simple_query(sql).await.unwrap();
+            gateway.push(u64::try_from(started.elapsed().as_micros()).unwrap());
+        }
+        (direct, gateway)
+    });
     let (mut direct, mut gateway) = runtime.block_on(async {
         let mut direct = Vec::new();
         let mut gateway = Vec::new();
@@ -599,9 +618,11 @@ fn measures_the_added_latency_per_tool_call() {
         (direct, gateway)
     });
     let (mcp, direct, gateway) = (median(&mut mcp), median(&mut direct), median(&mut gateway));
+    let (open_direct, open_gateway) = (median(&mut open_direct), median(&mut open_gateway));
     eprintln!(
-        "latency per call (median of {times}, connect + query each): direct {direct} us, through the PostgreSQL listener {gateway} us, MCP query tool call {mcp} us (added over direct: {} us)",
-        mcp.saturating_sub(direct)
+        "latency (median of {times}): query on an open connection: direct {open_direct} us, through the PostgreSQL listener {open_gateway} us; connect + query: direct {direct} us, through the PostgreSQL listener {gateway} us; MCP query tool call (Python SDK, Streamable HTTP) {mcp} us: {} us over a direct connect + query, {} us over a direct query on an open connection",
+        mcp.saturating_sub(direct),
+        mcp.saturating_sub(open_direct)
     );
-    assert!(mcp > 0 && direct > 0 && gateway > 0);
+    assert!(mcp > 0 && direct > 0 && gateway > 0 && open_direct > 0 && open_gateway > 0);
 }
