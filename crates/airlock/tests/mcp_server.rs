@@ -551,6 +551,80 @@ fn the_stdio_server_serves_the_same_tools_through_the_gateway() {
     assert_eq!(customers(&setup.cluster), "2");
 }
 
+fn node_dir() -> PathBuf {
+    repo_file("crates/airlock/tests/node-mcp")
+}
+
+/// The TypeScript SDK's client (`node-mcp/client.mjs`) with `scenario`;
+/// `npm ci` into `node-mcp/node_modules` (git-ignored) on first run.
+fn typescript_sdk(scenario: &Value) -> Value {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let dir = node_dir();
+        if dir
+            .join("node_modules/@modelcontextprotocol/sdk/package.json")
+            .exists()
+        {
+            return;
+        }
+        let output = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .expect("these tests need node >= 20 and npm");
+        assert!(
+            output.status.success(),
+            "npm ci failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    let output = Command::new("node")
+        .arg(node_dir().join("client.mjs"))
+        .arg(scenario.to_string())
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "the TypeScript MCP client failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the client's JSON")
+}
+
+#[test]
+fn the_typescript_sdk_finds_the_metadata_then_queries_and_is_denied() {
+    let setup = setup();
+    let out = typescript_sdk(&http_scenario(
+        &setup,
+        json!([
+            {"tool": "query", "arguments": {"connection": "pg-test", "sql": "SELECT email FROM customers ORDER BY id"}},
+            {"tool": "query", "arguments": {"connection": "pg-test", "sql": "DROP TABLE customers"}},
+        ]),
+    ));
+    assert_eq!(out["unauthenticated_status"], 401, "{out}");
+    assert_eq!(
+        out["metadata"]["resource"],
+        format!("http://127.0.0.1:{}/mcp", setup.gateway.http_port),
+        "{out}"
+    );
+    assert_eq!(out["protocol_version"], "2025-11-25", "{out}");
+    assert!(out["session_id"].is_string(), "{out}");
+    assert_eq!(out["tools"].as_array().unwrap().len(), 4);
+    let queried = &out["results"][0];
+    assert_eq!(queried["isError"], false, "{queried}");
+    assert_eq!(queried["structuredContent"]["row_count"], 2);
+    assert!(!queried.to_string().contains(EMAIL), "{queried}");
+    let denied = &out["results"][1];
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert!(
+        denied.to_string().contains("no-destructive-ddl"),
+        "{denied}"
+    );
+    assert!(!setup.cluster.log().contains("DROP TABLE customers"));
+    assert_eq!(customers(&setup.cluster), "2");
+}
+
 /// Median of microsecond samples.
 fn median(samples: &mut [u64]) -> u64 {
     samples.sort_unstable();
