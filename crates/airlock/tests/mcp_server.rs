@@ -34,6 +34,11 @@ rules:
     match: {operations: [delete]}
     action: review
     approvers: dba
+  - name: updates-wait-for-review
+    match: {operations: [update]}
+    action: review
+    approvers: dba
+    wait: 30s
   - name: mask-pii
     match: {connection: {name: pg-test}}
     mask: {detectors: [email], style: full}
@@ -354,6 +359,69 @@ fn a_held_statement_returns_its_review_id_and_runs_once_approved() {
         "{again}"
     );
     assert_eq!(customers(&setup.cluster), "1");
+}
+
+#[test]
+fn a_call_under_a_waiting_review_is_released_by_an_approver_while_the_client_waits() {
+    let setup = setup();
+    let scenario = http_scenario(
+        &setup,
+        json!([{"tool": "query", "arguments": {"connection": "pg-test", "sql": "UPDATE customers SET name = 'Janet' WHERE id = 1"}}]),
+    );
+    let waiting = Command::new("python3")
+        .arg(python_dir().join("client.py"))
+        .arg(scenario.to_string())
+        .env("PYTHONPATH", python_site())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let list: Value = serde_json::from_str(
+            &setup
+                .gateway
+                .cli_ok(&["review", "list", "--output", "json"], None),
+        )
+        .unwrap();
+        if let Some(id) = list
+            .as_array()
+            .and_then(|list| list.first())
+            .and_then(|review| review["id"].as_str())
+        {
+            break id.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no review appeared:\n{}",
+            setup.gateway.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        !setup.cluster.log().contains("UPDATE customers"),
+        "ran before approval"
+    );
+    let approver = common::issue_for(&setup.gateway, "pg-test", "alice", "human", &["dba"]);
+    let approved = common::as_person(&setup.gateway, &approver, &["review", "approve", &id]);
+    assert!(approved.status.success(), "{}", common::stderr(&approved));
+    let output = waiting.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        out["results"][0]["structuredContent"]["status"], "ok",
+        "{out}"
+    );
+    assert_eq!(
+        setup
+            .cluster
+            .sql_in("appdb", "SELECT name FROM customers WHERE id = 1"),
+        "Janet"
+    );
 }
 
 #[test]
