@@ -54,7 +54,7 @@ pub struct HttpGateway {
     pub max_masked_body_bytes: usize,
     pub max_header_bytes: usize,
     /// airlock's own MCP server, at `/mcp` (routed before connections).
-    pub mcp: airlock_mcp::McpServer,
+    pub mcp: Arc<airlock_mcp::McpServer>,
 }
 
 impl HttpGateway {
@@ -69,7 +69,7 @@ impl HttpGateway {
             max_masked_body_bytes: options.max_masked_body_bytes,
             max_header_bytes: options.max_header_bytes,
             targets,
-            mcp: airlock_mcp::McpServer::new(Arc::clone(&state)),
+            mcp: Arc::new(airlock_mcp::McpServer::new(Arc::clone(&state))),
             state,
         })
     }

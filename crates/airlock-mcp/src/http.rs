@@ -14,11 +14,14 @@
 //! lockout and token check) before anything else is read.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use airlock_core::login::LoginAttempt;
 use airlock_types::{Protocol, Secret};
@@ -26,7 +29,7 @@ use airlock_types::{Protocol, Secret};
 use crate::errors;
 use crate::jsonrpc::{self, Message};
 use crate::protocol::{header_supported, SUPPORTED_VERSIONS};
-use crate::server::{Caller, McpServer};
+use crate::server::{progress_token, Caller, McpServer};
 use crate::McpBody;
 
 /// The MCP endpoint.
@@ -137,9 +140,63 @@ fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// The body of a streamed answer: each message as one server-sent event,
+/// ended when the call is done.
+struct EventStream {
+    messages: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+impl http_body::Body for EventStream {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.messages.poll_recv(cx).map(|message| {
+            message.map(|message| {
+                Ok(http_body::Frame::data(Bytes::from(format!(
+                    "event: message\ndata: {message}\n\n"
+                ))))
+            })
+        })
+    }
+}
+
+/// A `tools/call` with a `progressToken` from a client that takes event
+/// streams: answered as `text/event-stream`, so the progress a held
+/// statement reports reaches the client before the result.
+fn streams_progress(message: &Message) -> bool {
+    matches!(message, Message::Request { method, params, .. }
+        if method == "tools/call" && progress_token(params).is_some())
+}
+
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    header_text(headers, "accept").is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+fn streamed(server: &Arc<McpServer>, caller: Caller, message: Message) -> Response<McpBody> {
+    let (sink, messages) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let server = Arc::clone(server);
+    tokio::spawn(async move {
+        if let Some(answer) = server.handle(&caller, message, Some(&sink)).await {
+            let _ = sink.send(answer);
+        }
+    });
+    let mut response = Response::new(EventStream { messages }.boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Serves one request to a path [`serves`] accepts.
 pub async fn handle(
-    server: &McpServer,
+    server: &Arc<McpServer>,
     request: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
@@ -185,6 +242,7 @@ pub async fn handle(
     if !accepts_json(headers) {
         return errors::media_type(StatusCode::NOT_ACCEPTABLE);
     }
+    let stream = wants_event_stream(headers);
     let body = match Limited::new(request.into_body(), MAX_MESSAGE_BYTES)
         .collect()
         .await
@@ -198,8 +256,11 @@ pub async fn handle(
             return errors::rpc(StatusCode::BAD_REQUEST, &rejected.id, &rejected.error)
         }
     };
+    if stream && streams_progress(&message) {
+        return streamed(server, caller, message);
+    }
     let initialize = matches!(&message, Message::Request { method, .. } if method == "initialize");
-    let Some(answer) = server.handle(&caller, message).await else {
+    let Some(answer) = server.handle(&caller, message, None).await else {
         return errors::empty(StatusCode::ACCEPTED);
     };
     let mut response = errors::json_response(StatusCode::OK, &answer);

@@ -96,7 +96,15 @@ impl McpServer {
     }
 
     /// Answers one message; `None` for notifications and responses.
-    pub async fn handle(&self, caller: &Caller, message: Message) -> Option<Value> {
+    /// `progress`, when the transport can stream, receives the
+    /// `notifications/progress` a call with a `progressToken` sends while
+    /// it waits (a statement held for review).
+    pub async fn handle(
+        &self,
+        caller: &Caller,
+        message: Message,
+        progress: Option<&Progress>,
+    ) -> Option<Value> {
         let Message::Request { id, method, params } = message else {
             return None;
         };
@@ -106,7 +114,7 @@ impl McpServer {
             ))),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({"tools": definitions()})),
-            "tools/call" => self.call_tool(caller, &params).await,
+            "tools/call" => self.call_tool(caller, &params, progress).await,
             _ => Err(RpcError::new(
                 METHOD_NOT_FOUND,
                 format!(
@@ -125,6 +133,7 @@ impl McpServer {
         &self,
         caller: &Caller,
         params: &Map<String, Value>,
+        progress: Option<&Progress>,
     ) -> Result<Value, RpcError> {
         let started = Instant::now();
         let empty = Map::new();
@@ -143,7 +152,10 @@ impl McpServer {
                 (tool, None, Answered::error("error", error.to_string()))
             }
             Ok(call) => {
-                let answered = self.run_tool(caller, &call).await;
+                let notices = progress_token(params)
+                    .zip(progress)
+                    .map(|(token, sink)| forward_progress(token, sink.clone()));
+                let answered = self.run_tool(caller, &call, notices).await;
                 (call.name(), call.connection().map(str::to_string), answered)
             }
         };
@@ -171,12 +183,20 @@ impl McpServer {
         Ok(answered.result)
     }
 
-    async fn run_tool(&self, caller: &Caller, call: &ToolCall) -> Answered {
+    async fn run_tool(
+        &self,
+        caller: &Caller,
+        call: &ToolCall,
+        notices: Option<Notices>,
+    ) -> Answered {
         match call {
             ToolCall::ListConnections => self.list_connections(caller),
-            ToolCall::Query { connection, sql } => self.run_sql(caller, connection, sql).await,
+            ToolCall::Query { connection, sql } => {
+                self.run_sql(caller, connection, sql, notices).await
+            }
             ToolCall::Describe { connection } => {
-                self.run_sql(caller, connection, sql::DESCRIBE_SQL).await
+                self.run_sql(caller, connection, sql::DESCRIBE_SQL, notices)
+                    .await
             }
             ToolCall::ReviewStatus { id } => self.review_status(caller, id).await,
         }
@@ -237,7 +257,13 @@ impl McpServer {
         )
     }
 
-    async fn run_sql(&self, caller: &Caller, connection: &str, text: &str) -> Answered {
+    async fn run_sql(
+        &self,
+        caller: &Caller,
+        connection: &str,
+        text: &str,
+        notices: Option<Notices>,
+    ) -> Answered {
         let protocol = self
             .state
             .resolve_connection(connection)
@@ -255,7 +281,7 @@ impl McpServer {
             token: caller.token.expose(),
             peer: caller.peer,
         };
-        match sql::run(&self.state, &sql_caller, connection, text).await {
+        match sql::run(&self.state, &sql_caller, connection, text, notices).await {
             Ok(rows) => rows_answer(connection, rows),
             Err(failure) => failure_answer(failure),
         }
@@ -291,6 +317,43 @@ impl McpServer {
         );
         Answered::ok(structured, text, None)
     }
+}
+
+/// Where a streaming transport takes the notifications a call sends
+/// before its result.
+pub type Progress = tokio::sync::mpsc::UnboundedSender<Value>;
+
+/// The session notices of one call.
+type Notices = tokio::sync::mpsc::UnboundedSender<String>;
+
+/// The call's `_meta.progressToken` (a string or an integer).
+pub fn progress_token(params: &Map<String, Value>) -> Option<Value> {
+    params
+        .get("_meta")
+        .and_then(|meta| meta.get("progressToken"))
+        .filter(|token| token.is_string() || token.is_i64() || token.is_u64())
+        .cloned()
+}
+
+/// A sender for the session's notices that turns each into a
+/// `notifications/progress` for `token` on `sink`.
+fn forward_progress(token: Value, sink: Progress) -> Notices {
+    let (notices, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut step = 0u64;
+        while let Some(message) = received.recv().await {
+            step += 1;
+            let notification = json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {"progressToken": token, "progress": step, "message": message},
+            });
+            if sink.send(notification).is_err() {
+                break;
+            }
+        }
+    });
+    notices
 }
 
 fn rows_answer(connection: &str, rows: SqlRows) -> Answered {

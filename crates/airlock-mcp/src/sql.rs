@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_core::GatewayState;
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
 /// Most rows a tool call returns (the rest are counted, not sent).
 pub const MAX_ROWS: usize = 1000;
@@ -130,12 +130,36 @@ fn collect(messages: Vec<SimpleQueryMessage>) -> SqlRows {
     out
 }
 
+/// Drives the client side of the session to its end; the session's
+/// notices (a review hold: "waiting up to 30 s for a decision; approve
+/// with …") go to `notices`.
+async fn drive<S, T>(
+    mut driver: tokio_postgres::Connection<S, T>,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| driver.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notice(notice))) => {
+                if let Some(notices) = &notices {
+                    let _ = notices.send(notice.message().to_string());
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+}
+
 /// Runs `sql` on `connection` in a session of the gateway's own.
 pub async fn run(
     state: &Arc<GatewayState>,
     caller: &SqlCaller<'_>,
     connection: &str,
     sql: &str,
+    notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 ) -> Result<SqlRows, SqlFailure> {
     let (client_end, session_end) = tokio::io::duplex(STREAM_BUFFER_BYTES);
     let session = tokio::spawn(airlock_pg_gateway::session::serve_in_process(
@@ -154,7 +178,7 @@ pub async fn run(
             .connect_raw(client_end, NoTls)
             .await
             .map_err(|error| failure(&error))?;
-        let driving = tokio::spawn(driver);
+        let driving = tokio::spawn(drive(driver, notices));
         let answered = client.simple_query(sql).await;
         drop(client);
         let _ = driving.await;

@@ -7,7 +7,9 @@
 //! and no store is opened: authentication, policy, reviews, masking and
 //! recording are the gateway's, the same as for Streamable HTTP clients.
 //! The session id and protocol version the gateway hands out are sent back
-//! on every later message. Log lines go to standard error only.
+//! on every later message; an answer streamed as server-sent events
+//! (progress while a statement waits for review, then the result) is
+//! written message by message. Log lines go to standard error only.
 
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
@@ -97,6 +99,17 @@ impl Relay {
         };
         if let Some(session) = response.header("Mcp-Session-Id") {
             self.session_id = Some(session.to_string());
+        }
+        if response.content_type() == "text/event-stream" {
+            // Progress notifications, then the result: each event's data
+            // line is one message, written as it arrives.
+            let reader = std::io::BufReader::new(response.into_reader());
+            for line in reader.lines().map_while(Result::ok) {
+                if let Some(data) = line.strip_prefix("data: ") {
+                    outln!("{data}");
+                }
+            }
+            return None;
         }
         let body = response.into_string().unwrap_or_default();
         if body.is_empty() {

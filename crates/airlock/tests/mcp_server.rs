@@ -362,11 +362,11 @@ fn a_held_statement_returns_its_review_id_and_runs_once_approved() {
 }
 
 #[test]
-fn a_call_under_a_waiting_review_is_released_by_an_approver_while_the_client_waits() {
+fn a_call_under_a_waiting_review_reports_progress_and_is_released_by_an_approver() {
     let setup = setup();
     let scenario = http_scenario(
         &setup,
-        json!([{"tool": "query", "arguments": {"connection": "pg-test", "sql": "UPDATE customers SET name = 'Janet' WHERE id = 1"}}]),
+        json!([{"tool": "query", "progress": true, "arguments": {"connection": "pg-test", "sql": "UPDATE customers SET name = 'Janet' WHERE id = 1"}}]),
     );
     let waiting = Command::new("python3")
         .arg(python_dir().join("client.py"))
@@ -415,6 +415,11 @@ fn a_call_under_a_waiting_review_is_released_by_an_approver_while_the_client_wai
     assert_eq!(
         out["results"][0]["structuredContent"]["status"], "ok",
         "{out}"
+    );
+    let progress = out["results"][0]["progress"].to_string();
+    assert!(
+        progress.contains(&format!("approve with: airlock review approve {id}")),
+        "a progress notification while held: {out}"
     );
     assert_eq!(
         setup

@@ -34,8 +34,14 @@ async def run(session, scenario):
     out["tools"] = [dump(tool) for tool in tools.tools]
     results = []
     for call in scenario.get("calls", []):
-        result = await session.call_tool(call["tool"], call.get("arguments", {}))
-        results.append(dump(result))
+        progress = []
+
+        async def on_progress(done, total, message, progress=progress):
+            progress.append({"progress": done, "message": message})
+
+        callback = on_progress if call.get("progress") else None
+        result = await session.call_tool(call["tool"], call.get("arguments", {}), progress_callback=callback)
+        results.append(dump(result) | ({"progress": progress} if callback else {}))
     out["results"] = results
     repeat = scenario.get("repeat")
     if repeat:
