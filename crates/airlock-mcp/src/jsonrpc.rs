@@ -164,6 +164,7 @@ pub fn error(id: &Value, error: &RpcError) -> Value {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     #[test]
     fn messages_and_rejections() {
@@ -216,6 +217,39 @@ mod tests {
                 | (Ok(Message::Response), Ok("response")) => {}
                 (Err(rejected), Err(code)) => assert_eq!(rejected.error.code, *code, "{text}"),
                 (other, _) => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives, it is a message or a rejection, never a
+        /// panic; a rejection's id is always one a response may carry.
+        #[test]
+        fn any_bytes_are_read_or_rejected(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Err(rejected) = parse(&bytes) {
+                proptest::prop_assert!(rejected.id.is_null() || rejected.id.is_string() || rejected.id.is_number());
+            }
+        }
+
+        /// JSON objects of any shape around a method: ids of every JSON
+        /// type, unknown fields; requests keep their id exactly.
+        #[test]
+        fn any_object_shape_is_read_or_rejected(
+            id in proptest::prop_oneof![
+                proptest::strategy::Just(json!(null)),
+                proptest::num::i64::ANY.prop_map(|n| json!(n)),
+                "[a-z0-9-]{0,12}".prop_map(|s| json!(s)),
+                proptest::strategy::Just(json!({"x": 1})),
+                proptest::strategy::Just(json!([1])),
+                proptest::strategy::Just(json!(true)),
+            ],
+            method in "[a-z/_]{0,20}",
+            extra in "[a-z]{1,8}",
+        ) {
+            let message = json!({"jsonrpc": "2.0", "id": id.clone(), "method": method, extra: [1, {"y": null}]});
+            let parsed = parse(message.to_string().as_bytes());
+            if let Ok(Message::Request { id: read, .. }) = parsed {
+                proptest::prop_assert_eq!(read, id);
             }
         }
     }
