@@ -231,6 +231,8 @@ impl McpServer {
                     "protocol": connection.protocol.as_str(),
                     "tags": connection.tags,
                     "tools": tools,
+                    // A session needs a grant first (`airlock access request`).
+                    "jit": connection.jit,
                 })
             })
             .collect();

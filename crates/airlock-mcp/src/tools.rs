@@ -127,7 +127,8 @@ pub fn definitions() -> Value {
                         "name": {"type": "string"},
                         "protocol": {"type": "string"},
                         "tags": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "tools": {"type": "array", "items": {"type": "string"}}
+                        "tools": {"type": "array", "items": {"type": "string"}},
+                        "jit": {"type": "boolean", "description": "sessions need an access grant first"}
                     },
                     "required": ["name", "protocol", "tags"]
                 }}},
