@@ -10,7 +10,8 @@
 //!   compact text table of a result;
 //! - [`server`]: the methods, transport-neutral; [`sql`]: SQL through the
 //!   PostgreSQL gateway's own session (the one decision point stays
-//!   there); [`record`]: the `mcp.tool_call` event;
+//!   there), [`mysql`]: likewise through the MySQL listener; [`record`]:
+//!   the `mcp.tool_call` event;
 //! - [`http`]: Streamable HTTP at `/mcp` and the protected-resource
 //!   metadata; [`session_id`]: HMAC-signed `Mcp-Session-Id`s any replica
 //!   verifies; [`errors`]: every HTTP status and JSON-RPC error the
@@ -27,6 +28,7 @@ use http_body_util::combinators::BoxBody;
 pub mod errors;
 pub mod http;
 pub mod jsonrpc;
+pub mod mysql;
 pub mod protocol;
 pub mod record;
 pub mod server;

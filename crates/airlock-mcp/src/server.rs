@@ -192,11 +192,10 @@ impl McpServer {
         match call {
             ToolCall::ListConnections => self.list_connections(caller),
             ToolCall::Query { connection, sql } => {
-                self.run_sql(caller, connection, sql, notices).await
+                self.run_sql(caller, connection, Some(sql), notices).await
             }
             ToolCall::Describe { connection } => {
-                self.run_sql(caller, connection, sql::DESCRIBE_SQL, notices)
-                    .await
+                self.run_sql(caller, connection, None, notices).await
             }
             ToolCall::ReviewStatus { id } => self.review_status(caller, id).await,
         }
@@ -223,7 +222,7 @@ impl McpServer {
             })
             .map(|connection| {
                 let tools: &[&str] = match connection.protocol {
-                    Protocol::Postgres => &["query", "describe"],
+                    Protocol::Postgres | Protocol::Mysql => &["query", "describe"],
                     _ => &[],
                 };
                 json!({
@@ -263,19 +262,28 @@ impl McpServer {
         &self,
         caller: &Caller,
         connection: &str,
-        text: &str,
+        text: Option<&str>,
         notices: Option<Notices>,
     ) -> Answered {
+        // Outside the token's scope the session's own login refuses it, so
+        // nothing here tells what such a connection is.
+        let in_scope = caller
+            .scope
+            .as_ref()
+            .is_none_or(|scope| scope.iter().any(|name| name == connection));
         let protocol = self
             .state
             .resolve_connection(connection)
             .ok()
             .flatten()
+            .filter(|_| in_scope)
             .map(|resolved| resolved.protocol);
-        if protocol.is_some_and(|protocol| protocol != Protocol::Postgres) {
+        if protocol
+            .is_some_and(|protocol| !matches!(protocol, Protocol::Postgres | Protocol::Mysql))
+        {
             return Answered::error(
                 "error",
-                format!("airlock: connection \"{connection}\" is not a PostgreSQL connection; the SQL tools serve PostgreSQL connections"),
+                format!("airlock: connection \"{connection}\" is not a SQL connection; the SQL tools serve PostgreSQL and MySQL connections"),
             );
         }
         let sql_caller = SqlCaller {
@@ -283,7 +291,14 @@ impl McpServer {
             token: caller.token.expose(),
             peer: caller.peer,
         };
-        match sql::run(&self.state, &sql_caller, connection, text, notices).await {
+        let ran = if protocol == Some(Protocol::Mysql) {
+            let text = text.unwrap_or(crate::mysql::DESCRIBE_SQL);
+            crate::mysql::run(&self.state, &sql_caller, connection, text).await
+        } else {
+            let text = text.unwrap_or(sql::DESCRIBE_SQL);
+            sql::run(&self.state, &sql_caller, connection, text, notices).await
+        };
+        match ran {
             Ok(rows) => rows_answer(connection, rows),
             Err(failure) => failure_answer(failure),
         }

@@ -139,7 +139,7 @@ pub fn definitions() -> Value {
         {
             "name": "query",
             "title": "Run SQL",
-            "description": "Runs SQL on a PostgreSQL connection through airlock: classified, decided by policy (allow, deny, or hold for human review), recorded, and masked exactly as a psql session. A denied statement is a tool error naming the rule; a held one returns status review_required with the review id and the approve command.",
+            "description": "Runs SQL on a PostgreSQL or MySQL/MariaDB connection through airlock: classified, decided by policy (allow, deny, or hold for human review), recorded, and masked exactly as a psql or mysql session. A denied statement is a tool error naming the rule; a held one returns status review_required with the review id and the approve command.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
@@ -155,7 +155,7 @@ pub fn definitions() -> Value {
         {
             "name": "describe",
             "title": "Describe tables",
-            "description": "Tables and columns of a PostgreSQL connection (information_schema), through the same path as query.",
+            "description": "Tables and columns of a PostgreSQL or MySQL connection (information_schema), through the same path as query.",
             "inputSchema": {
                 "type": "object",
                 "properties": {"connection": {"type": "string"}},

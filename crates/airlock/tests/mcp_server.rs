@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod mysql;
 
 use airlock_testkit::{repo_file, GatewayProcess, PgCluster};
 use serde_json::{json, Value};
@@ -622,6 +623,74 @@ fn the_stdio_server_serves_the_same_tools_through_the_gateway() {
     assert_eq!(out["results"][1]["isError"], true);
     assert!(!setup.cluster.log().contains("TRUNCATE customers"));
     assert_eq!(customers(&setup.cluster), "2");
+}
+
+#[test]
+fn a_mysql_query_goes_through_the_mysql_gateway_masked_and_decided() {
+    let (server, gateway) = mysql::setup(
+        "",
+        POLICY.replace("name: pg-test", "name: shop-mysql").as_str(),
+    );
+    server.sql_in(
+        "appdb",
+        &format!(
+            "CREATE TABLE customers (id int PRIMARY KEY, name varchar(32), email varchar(64));
+             INSERT INTO customers VALUES (1, 'Jane', '{EMAIL}'), (2, 'Max', 'max@example.org');"
+        ),
+    );
+    let (_, token) = gateway.issue_token("agent-7", &["shop-mysql"], "10m");
+    let out = sdk(&json!({
+        "transport": "http",
+        "url": format!("http://127.0.0.1:{}/mcp", gateway.http_port),
+        "token": token,
+        "calls": [
+            {"tool": "list_connections"},
+            {"tool": "query", "arguments": {"connection": "shop-mysql", "sql": "SELECT id, name, email FROM customers ORDER BY id"}},
+            {"tool": "describe", "arguments": {"connection": "shop-mysql"}},
+            {"tool": "query", "arguments": {"connection": "shop-mysql", "sql": "DROP TABLE customers"}},
+            {"tool": "query", "arguments": {"connection": "shop-mysql", "sql": "DELETE FROM customers WHERE id = 2"}},
+        ],
+    }));
+    let listed = &out["results"][0]["structuredContent"]["connections"][0];
+    assert_eq!(
+        (listed["name"].clone(), listed["protocol"].clone()),
+        (json!("shop-mysql"), json!("mysql"))
+    );
+    let queried = &out["results"][1];
+    assert_eq!(queried["isError"], false, "{queried}");
+    assert_eq!(queried["structuredContent"]["row_count"], 2, "{queried}");
+    assert_eq!(queried["structuredContent"]["rows"][0][1], "Jane");
+    assert!(
+        !queried.to_string().contains(EMAIL),
+        "raw PII reached the agent: {queried}"
+    );
+    let described = out["results"][2].to_string();
+    assert!(
+        described.contains("customers") && described.contains("email"),
+        "{described}\n{}",
+        gateway.log()
+    );
+    let denied = &out["results"][3];
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert!(
+        denied.to_string().contains("no-destructive-ddl"),
+        "{denied}"
+    );
+    let held = &out["results"][4]["structuredContent"];
+    assert_eq!(held["status"], "review_required", "{out}");
+    let log = server.general_log();
+    assert!(
+        log.contains("SELECT id, name, email FROM customers"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("DROP TABLE customers") && !log.contains("DELETE FROM customers"),
+        "{log}"
+    );
+    assert_eq!(
+        server.sql_in("appdb", "SELECT count(*) FROM customers"),
+        "2"
+    );
 }
 
 fn node_dir() -> PathBuf {
