@@ -10,7 +10,8 @@
 //!   compact text table of a result;
 //! - [`server`]: the methods, transport-neutral; [`sql`]: SQL through the
 //!   PostgreSQL gateway's own session (the one decision point stays
-//!   there), [`mysql`]: likewise through the MySQL listener; [`record`]:
+//!   there), [`mysql`]: likewise through the MySQL listener,
+//!   [`http_tool`]: `http_request` through the HTTP listener; [`record`]:
 //!   the `mcp.tool_call` event;
 //! - [`http`]: Streamable HTTP at `/mcp` and the protected-resource
 //!   metadata; [`session_id`]: HMAC-signed `Mcp-Session-Id`s any replica
@@ -27,6 +28,7 @@ use http_body_util::combinators::BoxBody;
 
 pub mod errors;
 pub mod http;
+pub mod http_tool;
 pub mod jsonrpc;
 pub mod mysql;
 pub mod protocol;

@@ -20,13 +20,14 @@ use airlock_core::GatewayState;
 use airlock_mask::MaskPlan;
 use airlock_types::{Protocol, Secret};
 
+use crate::http_tool::HttpCall;
 use crate::jsonrpc::{self, Message, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::protocol::{initialize_result, negotiate};
 use crate::record::{argument_mask, record_call, CallRecord};
 use crate::session_id::SessionIds;
 use crate::sql::{self, SqlCaller, SqlFailure, SqlRows};
 use crate::table;
-use crate::tools::{definitions, read_call, ArgumentError, ToolCall};
+use crate::tools::{definitions, read_call, ArgumentError, HttpArguments, ToolCall};
 
 /// Who calls: an authenticated identity, the token it presented (to log
 /// in the sessions its SQL runs in) and what the token may reach.
@@ -198,6 +199,7 @@ impl McpServer {
                 self.run_sql(caller, connection, None, notices).await
             }
             ToolCall::ReviewStatus { id } => self.review_status(caller, id).await,
+            ToolCall::HttpRequest(arguments) => self.http_request(caller, arguments).await,
         }
     }
 
@@ -223,6 +225,7 @@ impl McpServer {
             .map(|connection| {
                 let tools: &[&str] = match connection.protocol {
                     Protocol::Postgres | Protocol::Mysql => &["query", "describe"],
+                    Protocol::Http => &["http_request"],
                     _ => &[],
                 };
                 json!({
@@ -300,6 +303,48 @@ impl McpServer {
         };
         match ran {
             Ok(rows) => rows_answer(connection, rows),
+            Err(failure) => failure_answer(failure),
+        }
+    }
+
+    async fn http_request(&self, caller: &Caller, arguments: &HttpArguments) -> Answered {
+        let sql_caller = SqlCaller {
+            identity: &caller.authenticated.identity.name,
+            token: caller.token.expose(),
+            peer: caller.peer,
+        };
+        let call = HttpCall {
+            connection: &arguments.connection,
+            method: &arguments.method,
+            path: &arguments.path,
+            body: arguments.body.as_deref(),
+            content_type: arguments.content_type.as_deref(),
+        };
+        match crate::http_tool::run(&self.state, &sql_caller, &call).await {
+            Ok(answer) => {
+                let json_body = answer
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|media| media.contains("json"))
+                    .then(|| serde_json::from_str::<Value>(&answer.body).ok())
+                    .flatten();
+                let text = format!("HTTP {}\n{}", answer.status, answer.body);
+                let mut answered = Answered::ok(
+                    json!({
+                        "status": if answer.status < 400 { "ok" } else { "error" },
+                        "http_status": answer.status,
+                        "content_type": answer.content_type,
+                        "body": json_body.unwrap_or(Value::String(answer.body)),
+                    }),
+                    text,
+                    None,
+                );
+                if answer.status >= 400 {
+                    answered.result["isError"] = json!(true);
+                    answered.outcome = "error";
+                }
+                answered
+            }
             Err(failure) => failure_answer(failure),
         }
     }

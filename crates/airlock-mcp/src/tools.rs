@@ -14,7 +14,21 @@ pub enum ToolCall {
     Query { connection: String, sql: String },
     Describe { connection: String },
     ReviewStatus { id: String },
+    HttpRequest(HttpArguments),
 }
+
+/// The arguments of `http_request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpArguments {
+    pub connection: String,
+    pub method: String,
+    pub path: String,
+    pub body: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// Methods `http_request` sends.
+pub const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"];
 
 impl ToolCall {
     /// The tool's name.
@@ -24,6 +38,7 @@ impl ToolCall {
             Self::Query { .. } => "query",
             Self::Describe { .. } => "describe",
             Self::ReviewStatus { .. } => "review_status",
+            Self::HttpRequest(_) => "http_request",
         }
     }
 
@@ -31,6 +46,7 @@ impl ToolCall {
     pub fn connection(&self) -> Option<&str> {
         match self {
             Self::Query { connection, .. } | Self::Describe { connection } => Some(connection),
+            Self::HttpRequest(arguments) => Some(&arguments.connection),
             Self::ListConnections | Self::ReviewStatus { .. } => None,
         }
     }
@@ -88,8 +104,49 @@ pub fn read_call(params: &Map<String, Value>) -> Result<ToolCall, ArgumentError>
         "review_status" => Ok(ToolCall::ReviewStatus {
             id: text_argument(arguments, "review_status", "id", 64)?,
         }),
+        "http_request" => read_http(arguments).map(ToolCall::HttpRequest),
         other => Err(ArgumentError::UnknownTool(other.chars().take(64).collect())),
     }
+}
+
+fn read_http(arguments: &Map<String, Value>) -> Result<HttpArguments, ArgumentError> {
+    let invalid = |message: &str| ArgumentError::Invalid {
+        tool: "http_request",
+        message: message.to_string(),
+    };
+    let connection = text_argument(arguments, "http_request", "connection", 256)?;
+    if !connection
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(invalid("connection must be a connection name"));
+    }
+    let method = text_argument(arguments, "http_request", "method", 16)?.to_ascii_uppercase();
+    if !HTTP_METHODS.contains(&method.as_str()) {
+        return Err(invalid(
+            "method must be one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE",
+        ));
+    }
+    let path = text_argument(arguments, "http_request", "path", 8 * 1024)?;
+    if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(invalid(
+            "path must start with / and hold no spaces or control characters",
+        ));
+    }
+    let optional = |name: &str| match arguments.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.len() <= MAX_SQL_BYTES => Ok(Some(text.clone())),
+        Some(_) => Err(invalid(&format!(
+            "{name} must be a string of at most {MAX_SQL_BYTES} bytes"
+        ))),
+    };
+    Ok(HttpArguments {
+        connection,
+        method,
+        path,
+        body: optional("body")?,
+        content_type: optional("content_type")?,
+    })
 }
 
 fn rows_output_schema() -> Value {
@@ -164,6 +221,37 @@ pub fn definitions() -> Value {
             },
             "outputSchema": rows_output_schema(),
             "annotations": {"readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+        },
+        {
+            "name": "http_request",
+            "title": "HTTP request",
+            "description": "Sends an HTTP request to an HTTP API connection through airlock (https://gw/<connection><path>): decided by policy (allow, deny, or hold for review), the stored credential injected by the gateway, the response masked and recorded.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "connection": {"type": "string"},
+                    "method": {"type": "string", "enum": HTTP_METHODS},
+                    "path": {"type": "string", "description": "Path and query below the connection's URL, starting with /"},
+                    "body": {"type": "string"},
+                    "content_type": {"type": "string"}
+                },
+                "required": ["connection", "method", "path"],
+                "additionalProperties": false
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {
+                    "status": {"type": "string"},
+                    "http_status": {"type": "integer"},
+                    "content_type": {"type": "string"},
+                    "body": {},
+                    "review_id": {"type": "string"},
+                    "approve_command": {"type": "string"},
+                    "message": {"type": "string"}
+                },
+                "required": ["status"]
+            },
+            "annotations": {"readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true}
         },
         {
             "name": "review_status",

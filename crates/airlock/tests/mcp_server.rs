@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod httpbin;
 mod mysql;
 
 use airlock_testkit::{repo_file, GatewayProcess, PgCluster};
@@ -214,7 +215,13 @@ fn the_python_sdk_lists_tools_and_queries_postgres_masked() {
         .collect();
     assert_eq!(
         tools,
-        ["list_connections", "query", "describe", "review_status"]
+        [
+            "list_connections",
+            "query",
+            "describe",
+            "http_request",
+            "review_status"
+        ]
     );
     let query_tool = &out["tools"][1];
     assert_eq!(query_tool["annotations"]["destructiveHint"], true);
@@ -616,7 +623,7 @@ fn the_stdio_server_serves_the_same_tools_through_the_gateway() {
             {"tool": "query", "arguments": {"connection": "pg-test", "sql": "TRUNCATE customers"}},
         ],
     }));
-    assert_eq!(out["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(out["tools"].as_array().unwrap().len(), 5);
     let queried = &out["results"][0];
     assert_eq!(queried["isError"], false, "{queried}");
     assert!(!queried.to_string().contains(EMAIL), "{queried}");
@@ -693,6 +700,87 @@ fn a_mysql_query_goes_through_the_mysql_gateway_masked_and_decided() {
     );
 }
 
+#[test]
+fn an_http_request_goes_through_the_http_gateway_with_the_credential_injected() {
+    let bin = httpbin::Httpbin::start();
+    let config = format!(
+        "connections:
+  - name: bin
+    protocol: http
+    url: http://127.0.0.1:{}
+    credential: bin-key
+    inject: {{header: X-Api-Key}}
+    tags: {{env: dev}}
+",
+        bin.port
+    );
+    let policy = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: posts-need-review
+    match:
+      http: {methods: [POST], paths: [\"/post\"]}
+    action: review
+    approvers: finance
+  - name: no-deletes
+    match:
+      http: {methods: [DELETE]}
+    action: deny
+    message: no deletes through agents
+  - name: mask-bin
+    match: {connection: {name: bin}}
+    mask: {detectors: [email], style: full}
+";
+    let gateway = GatewayProcess::start_with_policy(common::binary(), &config, policy);
+    gateway.set_credential("bin-key", "api", "upstream-key-93c1f0");
+    let (_, token) = gateway.issue_token("agent-7", &["bin"], "10m");
+    let out = sdk(&json!({
+        "transport": "http",
+        "url": format!("http://127.0.0.1:{}/mcp", gateway.http_port),
+        "token": token,
+        "calls": [
+            {"tool": "http_request", "arguments": {"connection": "bin", "method": "GET", "path": format!("/anything/x?mail={EMAIL}")}},
+            {"tool": "http_request", "arguments": {"connection": "bin", "method": "DELETE", "path": "/delete"}},
+            {"tool": "http_request", "arguments": {"connection": "bin", "method": "POST", "path": "/post", "body": "{}", "content_type": "application/json"}},
+            {"tool": "http_request", "arguments": {"connection": "bin", "method": "GET", "path": "no-slash"}},
+        ],
+    }));
+    let got = &out["results"][0];
+    assert_eq!(got["isError"], false, "{got}");
+    assert_eq!(got["structuredContent"]["http_status"], 200, "{got}");
+    let echoed = &got["structuredContent"]["body"];
+    assert_eq!(echoed["method"], "GET", "{got}");
+    assert!(
+        echoed["headers"]["X-Api-Key"].is_string(),
+        "the gateway injected the credential: {got}"
+    );
+    assert!(
+        !got.to_string().contains("upstream-key-93c1f0"),
+        "the credential reached the agent: {got}"
+    );
+    assert!(!got.to_string().contains(EMAIL), "masked: {got}");
+    let denied = &out["results"][1];
+    assert_eq!(denied["isError"], true, "{denied}");
+    assert!(
+        denied.to_string().contains("no deletes through agents"),
+        "{denied}"
+    );
+    assert_eq!(
+        out["results"][2]["structuredContent"]["status"], "review_required",
+        "{out}"
+    );
+    assert_eq!(out["results"][3]["isError"], true);
+    let seen = bin.seen();
+    assert!(seen.contains("GET /anything/x"), "{seen}");
+    assert!(
+        !seen.contains("DELETE /delete") && !seen.contains("POST /post"),
+        "{seen}"
+    );
+}
+
 fn node_dir() -> PathBuf {
     repo_file("crates/airlock/tests/node-mcp")
 }
@@ -752,7 +840,7 @@ fn the_typescript_sdk_finds_the_metadata_then_queries_and_is_denied() {
     );
     assert_eq!(out["protocol_version"], "2025-11-25", "{out}");
     assert!(out["session_id"].is_string(), "{out}");
-    assert_eq!(out["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(out["tools"].as_array().unwrap().len(), 5);
     let queried = &out["results"][0];
     assert_eq!(queried["isError"], false, "{queried}");
     assert_eq!(queried["structuredContent"]["row_count"], 2);
