@@ -87,6 +87,27 @@ pub fn authenticate_bearer(
     Ok(check_record(&record, &identity, connection, now_unix()))
 }
 
+/// Checks a bearer token without naming a connection (airlock's own MCP
+/// server, which reaches several): valid, unexpired, unrevoked and scoped
+/// to at least one connection; returns the connections it is scoped to.
+/// Every session it then opens is checked against its connection again.
+pub fn authenticate_bearer_any(
+    store: &Store,
+    token: &str,
+) -> Result<Result<(Authenticated, Vec<String>), AuthFailure>, StoreError> {
+    if token.is_empty() || token.len() > 4096 {
+        return Ok(Err(AuthFailure::Malformed));
+    }
+    let Some(record) = store.token_by_hash(&hash_token(token))? else {
+        return Ok(Err(AuthFailure::UnknownToken));
+    };
+    let Some(first) = record.connections.first() else {
+        return Ok(Err(AuthFailure::OutOfScope));
+    };
+    Ok(check_record(&record, &record.identity, first, now_unix())
+        .map(|authenticated| (authenticated, record.connections.clone())))
+}
+
 fn check_record(
     record: &TokenRecord,
     user: &str,

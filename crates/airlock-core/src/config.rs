@@ -487,6 +487,11 @@ fn default_mysql_max_packet_bytes() -> usize {
     DEFAULT_MYSQL_MAX_PACKET_BYTES
 }
 
+/// Connection names the HTTP listener serves itself (airlock's own MCP
+/// server at `/mcp`, the OAuth protected-resource metadata under
+/// `/.well-known/`), so no connection may take them.
+pub const RESERVED_CONNECTION_NAMES: [&str; 2] = ["mcp", ".well-known"];
+
 /// The protocols this build has a gateway for.
 pub const SERVED_PROTOCOLS: [Protocol; 4] = [
     Protocol::Postgres,
@@ -937,6 +942,14 @@ impl GatewayConfig {
                 );
             } else if !seen.insert(connection.name.clone()) {
                 problem(&needle, format!("{at}: duplicate connection name"));
+            } else if RESERVED_CONNECTION_NAMES.contains(&connection.name.as_str()) {
+                problem(
+                    &needle,
+                    format!(
+                        "{at}: the name is reserved: https://gw:18080/{}/ is airlock's own (the MCP server at /mcp, OAuth metadata at /.well-known/); choose another name",
+                        connection.name
+                    ),
+                );
             }
             if let Some(problem_text) = unserved_protocol(&connection.protocol) {
                 problem(
@@ -1229,6 +1242,19 @@ tokens:
         assert!(rendered.contains("test.yaml:2: listen.admin"), "{rendered}");
         assert!(rendered.contains("duplicate connection name"), "{rendered}");
         assert!(rendered.contains("tls \"maybe\""), "{rendered}");
+    }
+
+    #[test]
+    fn the_mcp_server_paths_are_not_connection_names() {
+        for name in RESERVED_CONNECTION_NAMES {
+            let text = format!(
+                "connections:\n  - name: {name}\n    protocol: postgres\n    address: h:5432\n    credential: c\n"
+            );
+            let error = GatewayConfig::parse(&text, "c.yaml").unwrap_err();
+            let rendered = error.to_string();
+            assert!(rendered.contains("the name is reserved"), "{rendered}");
+            assert_eq!(error.problems[0].line, Some(2), "{rendered}");
+        }
     }
 
     #[test]

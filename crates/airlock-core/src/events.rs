@@ -52,6 +52,8 @@ pub enum EventKind {
     CredentialRotate,
     /// `credential.set`: A stored credential set.
     CredentialSet,
+    /// `mcp.tool_call`: A call of a tool of airlock's own MCP server, with its outcome.
+    McpToolCall,
     /// `mfa.enroll`: An approver enrolled a TOTP secret.
     MfaEnroll,
     /// `policy.apply`: A policy version applied (or rolled back to).
@@ -78,7 +80,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of this enum.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         Self::AccessDenied,
         Self::AccessGrant,
         Self::AccessRequest,
@@ -96,6 +98,7 @@ impl EventKind {
         Self::CredentialDelete,
         Self::CredentialRotate,
         Self::CredentialSet,
+        Self::McpToolCall,
         Self::MfaEnroll,
         Self::PolicyApply,
         Self::ReviewCreated,
@@ -129,6 +132,7 @@ impl EventKind {
             Self::CredentialDelete => "credential.delete",
             Self::CredentialRotate => "credential.rotate",
             Self::CredentialSet => "credential.set",
+            Self::McpToolCall => "mcp.tool_call",
             Self::MfaEnroll => "mfa.enroll",
             Self::PolicyApply => "policy.apply",
             Self::ReviewCreated => "review.created",
@@ -419,6 +423,28 @@ pub struct TokenRevoked {
     pub token_id: String,
 }
 
+/// `mcp.tool_call`: one call of a tool of airlock's own MCP server (the
+/// SQL it ran is recorded by its own session's `command` events).
+#[derive(Debug, Clone, Serialize)]
+pub struct McpToolCalled {
+    /// The tool's arguments, masked by every detector.
+    pub arguments: serde_json::Value,
+    pub client_address: String,
+    /// The connection the call used, when it names one.
+    pub connection: Option<String>,
+    pub elapsed_us: u64,
+    /// The refusal or error message, masked.
+    pub message: Option<String>,
+    /// `ok`, `denied`, `review_required`, `error`.
+    pub outcome: &'static str,
+    /// The review a held statement waits for.
+    pub review: Option<String>,
+    /// Rows returned (a query or describe), already masked by the session
+    /// that ran it.
+    pub rows: Option<u64>,
+    pub tool: String,
+}
+
 /// An audit payload: what one kind of event records (no secret, masked
 /// data only), tied to its kind.
 pub trait Payload: Serialize + std::fmt::Debug {
@@ -455,6 +481,7 @@ payload_kinds!(
     CredentialDeleted => CredentialDelete,
     CredentialRotated => CredentialRotate,
     CredentialSet => CredentialSet,
+    McpToolCalled => McpToolCall,
     MfaEnrolled => MfaEnroll,
     PolicyApplied => PolicyApply,
     ReviewCreated => ReviewCreated,
@@ -530,6 +557,7 @@ mod tests {
                 "credential.delete",
                 "credential.rotate",
                 "credential.set",
+                "mcp.tool_call",
                 "mfa.enroll",
                 "policy.apply",
                 "review.created",

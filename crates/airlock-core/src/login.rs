@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use airlock_types::Protocol;
 
-use crate::auth::{authenticate_bearer, authenticate_token, AuthFailure, Authenticated, LockScope};
+use crate::auth::{
+    authenticate_bearer, authenticate_bearer_any, authenticate_token, AuthFailure, Authenticated,
+    LockScope,
+};
 use crate::events::{record, AuthFailed, LockedOut};
 use crate::state::GatewayState;
 
@@ -102,6 +105,60 @@ impl GatewayState {
     ) -> Result<Authenticated, LoginRefusal> {
         match self.check_token_claimed(attempt, token, None).await? {
             Ok(authenticated) => Ok(authenticated),
+            Err(failure) => {
+                self.record_login_failure(attempt, failure).await;
+                Err(LoginRefusal::Failed {
+                    user: attempt.user.to_string(),
+                    connection: attempt.connection.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Checks a bearer token that names no connection (airlock's own MCP
+    /// server): an OIDC JWT may reach any connection (`None`; admission
+    /// decides per connection), an airlock token the connections it is
+    /// scoped to. Failures are counted and recorded like
+    /// [`GatewayState::log_in`]'s.
+    pub async fn log_in_bearer_any(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        token: String,
+    ) -> Result<(Authenticated, Option<Vec<String>>), LoginRefusal> {
+        let checked = if let (Some(validator), true) = (
+            &self.oidc,
+            airlock_oidc::OidcValidator::looks_like_jwt(&token),
+        ) {
+            match validator.validate(&token).await {
+                Ok(validated) => Ok((
+                    Authenticated {
+                        token_id: format!("oidc:{}", validated.issuer_name),
+                        identity: validated.identity,
+                    },
+                    None,
+                )),
+                Err(error) => {
+                    tracing::info!(%error, "OIDC token refused");
+                    Err(if error.is_provider_failure() {
+                        AuthFailure::OidcUnavailable
+                    } else {
+                        AuthFailure::OidcInvalid
+                    })
+                }
+            }
+        } else {
+            let store = Arc::clone(&self.store);
+            tokio::task::spawn_blocking(move || authenticate_bearer_any(&store, &token))
+                .await
+                .map_err(|_| LoginRefusal::StoreUnavailable)?
+                .map_err(|error| {
+                    tracing::error!(%error, "store unavailable during authentication");
+                    LoginRefusal::StoreUnavailable
+                })?
+                .map(|(authenticated, scopes)| (authenticated, Some(scopes)))
+        };
+        match checked {
+            Ok(done) => Ok(done),
             Err(failure) => {
                 self.record_login_failure(attempt, failure).await;
                 Err(LoginRefusal::Failed {

@@ -59,6 +59,8 @@ pub struct HttpGateway {
     pub upstream_timeout: Duration,
     pub max_masked_body_bytes: usize,
     pub max_header_bytes: usize,
+    /// airlock's own MCP server, at `/mcp` (routed before connections).
+    pub mcp: Arc<airlock_mcp::McpServer>,
 }
 
 impl HttpGateway {
@@ -73,6 +75,7 @@ impl HttpGateway {
             max_masked_body_bytes: options.max_masked_body_bytes,
             max_header_bytes: options.max_header_bytes,
             targets,
+            mcp: Arc::new(airlock_mcp::McpServer::new(Arc::clone(&state))),
             state,
         })
     }

@@ -80,6 +80,9 @@ pub async fn handle(
     request: Request<Incoming>,
     peer: Peer,
 ) -> Response<ClientBody> {
+    if airlock_mcp::http::serves(request.uri().path()) {
+        return airlock_mcp::http::handle(&gateway.mcp, request, peer.address, peer.tls).await;
+    }
     if kubernetes_connection(&gateway, request.uri().path()) {
         crate::kubernetes::errors::as_status(serve(gateway, request, peer, true).await)
     } else {

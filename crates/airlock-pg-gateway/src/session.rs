@@ -92,6 +92,29 @@ enum Negotiated {
 
 /// Serves one accepted TCP connection to the end.
 pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    serve_stream(state, Box::new(tcp), peer, false).await;
+}
+
+/// Serves a client inside this process (airlock's own MCP server) over an
+/// in-memory stream, to the end: the same session, phases and decisions as
+/// a TCP client's. The stream never leaves the process, so it counts as
+/// encrypted (the plaintext rule is for networks); `peer` is the address of
+/// the client the in-process one acts for, so lockouts and records name it.
+pub async fn serve_in_process(
+    state: Arc<GatewayState>,
+    stream: tokio::io::DuplexStream,
+    peer: SocketAddr,
+) {
+    serve_stream(state, Box::new(stream), peer, true).await;
+}
+
+async fn serve_stream(
+    state: Arc<GatewayState>,
+    stream: BoxedIo,
+    peer: SocketAddr,
+    in_process: bool,
+) {
     let session_id = new_session_id();
     // Every log line of the session carries its id, protocol, client, and
     // (once known) identity and connection.
@@ -103,21 +126,24 @@ pub async fn serve(state: Arc<GatewayState>, tcp: TcpStream, peer: SocketAddr) {
         identity = tracing::field::Empty,
         connection = tracing::field::Empty,
     );
-    serve_in_span(state, tcp, peer, session_id)
+    serve_in_span(state, stream, peer, session_id, in_process)
         .instrument(span)
         .await;
 }
 
 async fn serve_in_span(
     state: Arc<GatewayState>,
-    tcp: TcpStream,
+    stream: BoxedIo,
     peer: SocketAddr,
     session_id: String,
+    in_process: bool,
 ) {
-    let _ = tcp.set_nodelay(true);
     let started = Instant::now();
-    let handshake =
-        tokio::time::timeout(state.settings.auth_timeout, negotiate(&state, tcp, peer)).await;
+    let handshake = tokio::time::timeout(
+        state.settings.auth_timeout,
+        negotiate(&state, stream, peer, in_process),
+    )
+    .await;
     let negotiated = match handshake {
         Ok(Ok(negotiated)) => negotiated,
         Ok(Err(error)) => {
@@ -213,12 +239,12 @@ fn new_session_id() -> String {
 
 async fn negotiate(
     state: &GatewayState,
-    tcp: TcpStream,
+    mut stream: BoxedIo,
     peer: SocketAddr,
+    in_process: bool,
 ) -> std::io::Result<Negotiated> {
-    let mut stream: BoxedIo = Box::new(tcp);
     let mut buf = BytesMut::with_capacity(1024);
-    let mut tls = false;
+    let mut tls = in_process;
     loop {
         let request = match decode_startup(&mut buf) {
             Ok(Some(request)) => request,

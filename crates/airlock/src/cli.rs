@@ -110,6 +110,9 @@ pub enum Command {
     /// Just-in-time access to connections: request, list, revoke grants.
     #[command(subcommand)]
     Access(AccessCommand),
+    /// airlock's own MCP server for a local agent (stdio).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Authentication lockouts: end them early.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -634,4 +637,32 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+/// `airlock mcp …`.
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Serve airlock's MCP server over standard input and output for a
+    /// local agent: each JSON-RPC message is relayed to the gateway's
+    /// `/mcp` endpoint with your token, so the gateway authenticates,
+    /// decides, masks and records exactly as for Streamable HTTP clients.
+    #[command(
+        after_help = "Examples:\n  AIRLOCK_TOKEN=$TOKEN airlock mcp serve --stdio\n  airlock mcp serve --stdio --gateway https://gw.internal:18080\nIn an MCP client's configuration: {\"command\": \"airlock\", \"args\": [\"mcp\", \"serve\", \"--stdio\"], \"env\": {\"AIRLOCK_TOKEN\": \"…\"}}"
+    )]
+    Serve(McpServeArgs),
+}
+
+/// Options of `airlock mcp serve`.
+#[derive(Debug, Args)]
+pub struct McpServeArgs {
+    /// Serve over standard input and output (newline-delimited JSON-RPC).
+    #[arg(long)]
+    pub stdio: bool,
+    /// The gateway's HTTP listener (`listen.http`), where `/mcp` is served.
+    #[arg(
+        long,
+        env = "AIRLOCK_GATEWAY_URL",
+        default_value = "http://127.0.0.1:18080"
+    )]
+    pub gateway: String,
 }

@@ -222,6 +222,9 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Login(args) => crate::login::run(&args, format),
+        Command::Mcp(crate::cli::McpCommand::Serve(args)) => {
+            crate::mcp_stdio::run(&args, global.token.as_deref())
+        }
         Command::Review(command) => {
             use crate::cli::ReviewCommand;
             let personal = |action: &str| {

@@ -13,6 +13,7 @@ mod config_check;
 mod doctor;
 mod kube_cli;
 mod login;
+mod mcp_stdio;
 mod output;
 mod policy_cli;
 mod serve;

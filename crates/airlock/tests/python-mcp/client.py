@@ -1,0 +1,77 @@
+"""A real MCP client for airlock's MCP server tests: the official Python SDK
+(`mcp`, installed by the tests into site/ beside this file).
+
+Reads one JSON scenario from argv[1]:
+  {"transport": "http", "url": ..., "token": ...}      Streamable HTTP
+  {"transport": "stdio", "command": [...], "env": {...}} stdio
+  "calls": [{"tool": ..., "arguments": {...}}, ...]
+  "repeat": {"tool": ..., "arguments": {...}, "times": N}  (optional: timing)
+and prints one JSON document: the negotiated protocol version, the tools as
+listed, each call's result (as the SDK parsed it), and the repeated call's
+per-call times in microseconds.
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+import httpx2
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+
+def dump(model):
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def run(session, scenario):
+    init = await session.initialize()
+    out = {"protocol_version": init.protocol_version if hasattr(init, "protocol_version") else None}
+    out["server_info"] = dump(init.server_info) if getattr(init, "server_info", None) else None
+    tools = await session.list_tools()
+    out["tools"] = [dump(tool) for tool in tools.tools]
+    results = []
+    for call in scenario.get("calls", []):
+        progress = []
+
+        async def on_progress(done, total, message, progress=progress):
+            progress.append({"progress": done, "message": message})
+
+        callback = on_progress if call.get("progress") else None
+        result = await session.call_tool(call["tool"], call.get("arguments", {}), progress_callback=callback)
+        results.append(dump(result) | ({"progress": progress} if callback else {}))
+    out["results"] = results
+    repeat = scenario.get("repeat")
+    if repeat:
+        times = []
+        for _ in range(repeat["times"]):
+            started = time.perf_counter()
+            result = await session.call_tool(repeat["tool"], repeat.get("arguments", {}))
+            times.append(int((time.perf_counter() - started) * 1e6))
+            if result.is_error:
+                raise SystemExit("a repeated call failed: " + json.dumps(dump(result)))
+        out["repeat_us"] = times
+    return out
+
+
+async def main():
+    scenario = json.loads(sys.argv[1])
+    if scenario["transport"] == "http":
+        headers = {"Authorization": "Bearer " + scenario["token"]}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with streamable_http_client(scenario["url"], http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    out = await run(session, scenario)
+    else:
+        params = StdioServerParameters(
+            command=scenario["command"][0], args=scenario["command"][1:], env=scenario["env"]
+        )
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                out = await run(session, scenario)
+    print(json.dumps(out))
+
+
+asyncio.run(main())
