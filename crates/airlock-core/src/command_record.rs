@@ -56,6 +56,9 @@ pub struct CommandEntry<'a> {
     pub mask: Option<&'a MaskPlan>,
     /// For HTTP: the method and the path as requested (the path masked).
     pub request: Option<(&'a str, &'a str)>,
+    /// For Kubernetes: the request as the gate saw it (verb, resource,
+    /// namespace …), its names already masked by the protocol crate.
+    pub kubernetes: Option<Value>,
 }
 
 /// Characters of one bound value kept in the record.
@@ -87,6 +90,8 @@ struct CommandPayload<'a> {
     statement_sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<&'a Value>,
 }
 
 /// The `command` event of `entry`.
@@ -123,6 +128,7 @@ pub fn command_event(scope: &RecordScope<'_>, entry: &CommandEntry<'_>) -> NewEv
         statement_truncated: truncated.then_some(true),
         statement_sha256: truncated.then(|| hex::encode(Sha256::digest(entry.text.as_bytes()))),
         refusal: refusal.as_deref(),
+        kubernetes: entry.kubernetes.as_ref(),
     };
     event(
         scope,
@@ -322,6 +328,7 @@ mod tests {
             decision: &decision,
             mask: Some(&plan),
             request: None,
+            kubernetes: None,
         };
         let event = command_event(&scope(), &entry);
         assert_eq!(event.kind, "command");

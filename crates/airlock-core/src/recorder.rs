@@ -172,7 +172,9 @@ pub enum RecordError {
     #[error("the audit log cannot be written: {0}")]
     Refused(String),
     /// The gateway is shutting down.
-    #[error("the audit log cannot be written: the gateway is shutting down: nothing more is recorded")]
+    #[error(
+        "the audit log cannot be written: the gateway is shutting down: nothing more is recorded"
+    )]
     Closed,
 }
 
@@ -449,11 +451,9 @@ impl Recorder {
             std::thread::Builder::new()
                 .name("airlock-journal-sync".into())
                 .spawn(move || timed_sync_loop(&writer, &durability, &progress))
-                .map_err(|error| {
-                    RecordError::Thread {
-                        thread: "journal sync",
-                        reason: error.to_string(),
-                    }
+                .map_err(|error| RecordError::Thread {
+                    thread: "journal sync",
+                    reason: error.to_string(),
                 })?;
         }
         Ok(Self {

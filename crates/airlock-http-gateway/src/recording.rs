@@ -10,12 +10,8 @@
 //! (`message: kubernetes`) also carries its verb, group, version,
 //! resource, subresource, namespace and name.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
-use airlock_core::events::{event, EventKind};
-use airlock_core::gate::{Decision, Verdict};
+use airlock_core::command_record::{self, CommandResult, HttpOutcome, RecordScope};
+use airlock_core::gate::Decision;
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_store::NewEvent;
 use airlock_types::command::CommandKind;
@@ -26,27 +22,6 @@ pub struct RecordContext<'a> {
     pub session_id: &'a str,
     pub identity: &'a str,
     pub connection: &'a str,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct CommandRecord<'a> {
-    seq: u64,
-    connection: &'a str,
-    /// `http`, the message kind of this protocol.
-    message: &'static str,
-    statement: &'a str,
-    method: &'a str,
-    path: &'a str,
-    parameters: u64,
-    /// `forward` or `refuse`.
-    decision: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refusal: Option<&'a str>,
-    /// A Kubernetes request: what it was, as the gate saw it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kubernetes: Option<KubernetesRecord<'a>>,
 }
 
 /// The Kubernetes side of a `command` record: verb, resource, namespace
@@ -101,18 +76,23 @@ fn masked<'t>(mask: Option<&MaskPlan>, text: &'t str) -> std::borrow::Cow<'t, st
     }
 }
 
-/// The longest prefix of `text` within `max` bytes, on a char boundary
-/// (`recording.max_statement_bytes`: a reviewed request's body is part of
-/// what is shown).
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = max.min(text.len());
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
+impl RecordContext<'_> {
+    /// Who, where and the bounds, for the core's records (an HTTP result
+    /// keeps its body sample itself, within `http.max_masked_body_bytes`).
+    pub fn scope(&self, max_statement_bytes: usize) -> RecordScope<'_> {
+        RecordScope {
+            session_id: self.session_id,
+            identity: self.identity,
+            connection: self.connection,
+            sample_rows: 1,
+            sample_bytes: usize::MAX,
+            max_statement_bytes,
+        }
     }
-    text.get(..end).unwrap_or("")
 }
 
-/// The `command` event of a request with this decision.
+/// The `command` event of a request with this decision: the core's record
+/// with the method, the path and, for Kubernetes, what the request is.
 pub fn command_event(
     context: &RecordContext<'_>,
     command: &Command,
@@ -122,129 +102,87 @@ pub fn command_event(
     max_statement_bytes: usize,
 ) -> NewEvent {
     let mask = decision.mask.as_deref();
-    let statement = masked(mask, cut(shown, max_statement_bytes));
-    let masked_path = masked(mask, path);
-    let refusal = match &decision.verdict {
-        Verdict::Forward => None,
-        Verdict::Refuse(refusal) => Some(masked(mask, refusal.message())),
-    };
     let method = command.text.split(' ').next().unwrap_or("");
     let kubernetes = match &command.kind {
-        CommandKind::Kubernetes(request) => Some(kubernetes_record(request, mask)),
+        CommandKind::Kubernetes(request) => {
+            serde_json::to_value(kubernetes_record(request, mask)).ok()
+        }
         _ => None,
     };
-    let record = CommandRecord {
-        seq: 1,
-        connection: context.connection,
-        message: if kubernetes.is_some() {
-            "kubernetes"
-        } else {
-            "http"
+    command_record::command_event(
+        &context.scope(max_statement_bytes),
+        &command_record::CommandEntry {
+            seq: 1,
+            message: if kubernetes.is_some() {
+                "kubernetes"
+            } else {
+                "http"
+            },
+            text: shown,
+            parameters: 0,
+            values: &[],
+            decision,
+            mask,
+            request: Some((method, path)),
+            kubernetes,
         },
-        statement: &statement,
-        method,
-        path: &masked_path,
-        parameters: 0,
-        decision: if refusal.is_some() {
-            "refuse"
-        } else {
-            "forward"
-        },
-        policy: (!decision.details.is_null()).then_some(&decision.details),
-        refusal: refusal.as_deref(),
-        kubernetes,
-    };
-    event(
-        EventKind::Command,
-        Some(context.session_id),
-        Some(context.identity),
-        &record,
     )
 }
 
-/// The outcome of a forwarded request.
-#[derive(Debug, serde::Serialize)]
-pub struct ResultRecord {
-    pub seq: u64,
-    /// `ok` (the upstream answered; any status), or `error` (no answer, or
-    /// the body could not be relayed).
-    pub status: &'static str,
-    /// `HTTP 200` and the like, as SQL results carry their command tags.
-    pub tags: Vec<String>,
-    pub rows: u64,
-    pub http_status: Option<u16>,
-    pub duration_us: u64,
-    /// Bytes of the response body sent to the client.
-    pub bytes: u64,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub columns: Vec<String>,
-    /// The first bytes of the body as the client got them (masked, the
-    /// credential scrubbed), as text.
-    pub body_sample: String,
-    pub sample: Vec<Vec<Option<String>>>,
-    pub sample_truncated: bool,
-    /// Values masked, per detector (`field` for field rules).
-    pub masked: BTreeMap<String, u64>,
-}
+/// The outcome of a forwarded request: the core's result with the HTTP
+/// status, the bytes sent and a sample of the body.
+pub type ResultRecord = CommandResult;
 
-impl ResultRecord {
+/// How an HTTP outcome is filled in.
+pub trait HttpResult: Sized {
     /// A result for a response with `status`.
-    pub fn answered(http_status: u16, duration_us: u64) -> Self {
-        Self {
-            seq: 1,
-            status: "ok",
-            tags: vec![format!("HTTP {http_status}")],
-            rows: 0,
-            http_status: Some(http_status),
-            duration_us,
-            bytes: 0,
-            error_code: None,
-            error_message: None,
-            columns: Vec::new(),
-            body_sample: String::new(),
-            sample: Vec::new(),
-            sample_truncated: false,
-            masked: BTreeMap::new(),
-        }
-    }
-
+    fn answered(http_status: u16, duration_us: u64) -> Self;
     /// A result for a request that failed (`code` is the HTTP status the
     /// client got).
-    pub fn failed(code: u16, message: String, duration_us: u64) -> Self {
-        let mut record = Self::answered(code, duration_us);
-        record.status = "error";
-        record.tags.clear();
-        record.http_status = None;
-        record.error_code = Some(code.to_string());
-        record.error_message = Some(message);
-        record
+    fn failed(code: u16, message: String, duration_us: u64) -> Self;
+    /// Fills in what the body amounted to.
+    fn with_body(self, bytes: u64, sample: &[u8], limit: usize, stats: &MaskStats) -> Self;
+    /// Bytes of the body sent to the client.
+    fn bytes(&self) -> u64;
+}
+
+impl HttpResult for CommandResult {
+    fn answered(http_status: u16, duration_us: u64) -> Self {
+        let mut result = CommandResult::new(1, "ok");
+        result.tags = vec![format!("HTTP {http_status}")];
+        result.duration_us = duration_us;
+        result.http = Some(HttpOutcome {
+            http_status: Some(http_status),
+            ..HttpOutcome::default()
+        });
+        result
     }
 
-    /// Fills in what the body amounted to.
-    pub fn with_body(mut self, bytes: u64, sample: &[u8], limit: usize, stats: &MaskStats) -> Self {
-        self.bytes = bytes;
-        self.body_sample = String::from_utf8_lossy(sample).into_owned();
+    fn failed(code: u16, message: String, duration_us: u64) -> Self {
+        let mut result = CommandResult::new(1, "error");
+        result.duration_us = duration_us;
+        result.error_code = Some(code.to_string());
+        result.error_message = Some(message);
+        result.http = Some(HttpOutcome::default());
+        result
+    }
+
+    fn with_body(mut self, bytes: u64, sample: &[u8], limit: usize, stats: &MaskStats) -> Self {
+        let body_sample = String::from_utf8_lossy(sample).into_owned();
         self.sample_truncated = bytes > limit as u64;
-        if !self.body_sample.is_empty() {
+        if !body_sample.is_empty() {
             self.columns = vec!["body".into()];
-            self.sample = vec![vec![Some(self.body_sample.clone())]];
+            self.sample = vec![vec![Some(body_sample.clone())]];
         }
-        self.masked = stats
-            .iter()
-            .map(|(detector, count)| (detector.to_string(), count))
-            .collect();
+        self.count_masked(stats);
+        let outcome = self.http.get_or_insert_with(HttpOutcome::default);
+        outcome.bytes = bytes;
+        outcome.body_sample = body_sample;
         self
     }
 
-    /// The `command.result` event.
-    pub fn event(&self, context: &RecordContext<'_>) -> NewEvent {
-        event(
-            EventKind::CommandResult,
-            Some(context.session_id),
-            Some(context.identity),
-            self,
-        )
+    fn bytes(&self) -> u64 {
+        self.http.as_ref().map_or(0, |outcome| outcome.bytes)
     }
 }
 
@@ -254,8 +192,6 @@ mod tests {
 
     #[test]
     fn records_keep_the_statement_within_bounds_and_mask_it() {
-        assert_eq!(cut("héllo", 2), "h");
-        assert_eq!(cut("abc", 10), "abc");
         let mut decision = Decision::forward();
         decision.mask = Some(std::sync::Arc::new(
             MaskPlan::compile(&airlock_mask::MaskSpec {

@@ -21,7 +21,7 @@ use crate::body::{encoding, mask_body, media_kind, pump, read_limited, ChannelBo
 use crate::errors;
 use crate::headers::client_response_headers;
 use crate::kubernetes::watch::{pump_watch, WatchMask};
-use crate::recording::{RecordContext, ResultRecord};
+use crate::recording::{HttpResult, RecordContext, ResultRecord};
 use crate::request::elapsed_us;
 use crate::scrub::Scrubber;
 use crate::{ClientBody, HttpGateway};
@@ -164,11 +164,11 @@ async fn finish(gateway: &HttpGateway, session: AdmittedSession, result: ResultR
         gateway
             .state
             .recorder
-            .record_later(vec![result.event(&context)])
+            .record_later(vec![result.event(&context.scope(0))])
             .await;
     }
     let counts = SessionCounts {
-        bytes_from_upstream: result.bytes,
+        bytes_from_upstream: result.bytes(),
         commands: 1,
         ..SessionCounts::default()
     };

@@ -26,7 +26,7 @@ use crate::errors;
 use crate::headers::{
     check_request, credential_header, echo_forms, upstream_request_headers, HeaderError,
 };
-use crate::recording::{command_event, RecordContext, ResultRecord};
+use crate::recording::{command_event, HttpResult, RecordContext, ResultRecord};
 use crate::relay::relay_response;
 use crate::route::{route, upstream_target, Route};
 use crate::scrub::Scrubber;
@@ -389,7 +389,7 @@ impl Exchange<'_> {
             elapsed_us(self.started),
         );
         if self.gateway.state.config.recording.enabled {
-            let event = result.event(&self.context(&session));
+            let event = result.event(&self.context(&session).scope(0));
             self.gateway.state.recorder.record_later(vec![event]).await;
         }
         let counts = SessionCounts {

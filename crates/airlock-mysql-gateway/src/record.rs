@@ -35,6 +35,7 @@ pub fn command_event(recording: &RecordingContext<'_>, entry: &CommandEntry<'_>)
             decision: entry.decision,
             mask: entry.decision.mask.as_deref(),
             request: None,
+            kubernetes: None,
         },
     )
 }

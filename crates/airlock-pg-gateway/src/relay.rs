@@ -1320,6 +1320,7 @@ fn command_event(
             decision: &decision.core,
             mask,
             request: None,
+            kubernetes: None,
         },
     )
 }
