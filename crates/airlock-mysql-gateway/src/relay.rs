@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use airlock_core::gate::{Decision, Limits, Refusal, Verdict};
-use airlock_core::recorder::Recorder;
+use airlock_core::recorder::{Effect, Recorder};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::response::{ResponseKind, ResponseTracker};
 use airlock_mysql::translate::Translation;
@@ -519,7 +519,14 @@ impl<'a> Relay<'a> {
                 decision,
             },
         );
-        recorder.record(vec![event]).await.map_err(|error| {
+        // A complete read need not wait for the disk under `sync: writes`
+        // (its record is journaled first); everything else does.
+        let effect = if decision.reads_only {
+            Effect::ReadOnly
+        } else {
+            Effect::Effectful
+        };
+        recorder.record_as(vec![event], effect).await.map_err(|error| {
             tracing::error!(session = self.recording.session_id, %error, "refusing a command: audit write failed");
             Decision::refuse(
                 Refusal::RecordingUnavailable {
