@@ -250,6 +250,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "audit_index_lag": state.recorder.index_lag(),
         "audit_journal_syncs": state.recorder.journal_syncs(),
         "audit_timed_journal_syncs": state.recorder.timed_journal_syncs(),
+        "audit_led_journal_syncs": state.recorder.led_journal_syncs(),
         "audit_sync": state.recorder.mode().name(),
     }))
     .into_response()

@@ -284,15 +284,26 @@ struct Durability {
     wake: Condvar,
     /// A timed-sync thread waits on `wake` (`sync: writes`).
     timed: bool,
-    /// Syncs led by sessions (group commits) or the timed-sync thread.
+    /// Syncs led by sessions (group commits).
     syncs: AtomicU64,
-    /// Of `syncs`, those the timed-sync thread led.
+    /// Syncs the timed-sync thread led. Two counters, never one total and
+    /// a part of it: a reader of both never sees one sync counted twice
+    /// or not at all in a difference.
     timed_syncs: AtomicU64,
     /// How long each led sync took (`airlock_journal_fsync_duration_seconds`).
     fsync: airlock_metrics::Histogram,
     /// Makes the next led sync fail, as a failing disk would.
     #[cfg(test)]
     fail_next_sync: AtomicBool,
+}
+
+/// Who led a journal sync.
+#[derive(Debug, Clone, Copy)]
+enum Leader {
+    /// A session whose command waited for it.
+    Session,
+    /// The timed-sync thread (`sync: writes`).
+    Timed,
 }
 
 impl Durability {
@@ -305,7 +316,7 @@ impl Durability {
         outcome: Result<u64, String>,
         started: Instant,
         progress: &Progress,
-        leader: bool,
+        leader: Option<Leader>,
     ) {
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -325,13 +336,16 @@ impl Durability {
                     state.unsynced_since = None;
                 }
             }
-            if leader {
+            if leader.is_some() {
                 state.syncing = false;
             }
         }
-        if leader {
+        if let Some(leader) = leader {
             self.fsync.observe(started.elapsed());
-            self.syncs.fetch_add(1, Ordering::Relaxed);
+            match leader {
+                Leader::Session => self.syncs.fetch_add(1, Ordering::Relaxed),
+                Leader::Timed => self.timed_syncs.fetch_add(1, Ordering::Relaxed),
+            };
             self.synced.notify_waiters();
             if self.timed {
                 self.wake.notify_one();
@@ -575,7 +589,7 @@ impl Recorder {
                 // await between claiming the sync and releasing it, so it
                 // cannot be abandoned half-way); only one worker at a time
                 // does, and waiting sessions hold none.
-                Next::Lead => lead_sync(&self.writer, durability, &self.progress),
+                Next::Lead => lead_sync(&self.writer, durability, &self.progress, Leader::Session),
             }
         }
     }
@@ -584,6 +598,12 @@ impl Recorder {
     /// (`sync: full` or `writes`; 0 under `normal`): with many concurrent
     /// sessions, far fewer than commands.
     pub fn journal_syncs(&self) -> u64 {
+        self.led_journal_syncs() + self.timed_journal_syncs()
+    }
+
+    /// Of [`Recorder::journal_syncs`], those led by commands that waited
+    /// for them.
+    pub fn led_journal_syncs(&self) -> u64 {
         self.durability
             .as_ref()
             .map_or(0, |durability| durability.syncs.load(Ordering::Relaxed))
@@ -859,7 +879,7 @@ impl JournalWriter {
                         outcome.map_err(|error| error.to_string()),
                         started,
                         progress,
-                        false,
+                        None,
                     );
                 }
                 self.earlier_journals += self.file.len();
@@ -894,7 +914,12 @@ fn fail_sync(progress: &Progress, error: &str) {
 
 /// The leader's part of group commit: one `fdatasync` covering everything
 /// written so far. The caller has claimed the sync (`syncing`).
-fn lead_sync(writer: &Mutex<JournalWriter>, durability: &Durability, progress: &Progress) {
+fn lead_sync(
+    writer: &Mutex<JournalWriter>,
+    durability: &Durability,
+    progress: &Progress,
+    leader: Leader,
+) {
     let started = Instant::now();
     let outcome = match writer.lock() {
         Ok(writer) => Ok((writer.file.sync_handle(), writer.end())),
@@ -911,7 +936,7 @@ fn lead_sync(writer: &Mutex<JournalWriter>, durability: &Durability, progress: &
     } else {
         outcome
     };
-    durability.settle(outcome, started, progress, true);
+    durability.settle(outcome, started, progress, Some(leader));
 }
 
 /// The timed-sync thread (`sync: writes`): whatever was written without a
@@ -944,10 +969,9 @@ fn timed_sync_loop(
                     state.syncing = true;
                     drop(state);
                     match writer.upgrade() {
-                        Some(writer) => lead_sync(&writer, durability, progress),
+                        Some(writer) => lead_sync(&writer, durability, progress, Leader::Timed),
                         None => return,
                     }
-                    durability.timed_syncs.fetch_add(1, Ordering::Relaxed);
                     state = match durability.state.lock() {
                         Ok(state) => state,
                         Err(_) => return,
@@ -994,7 +1018,7 @@ fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress, sync: bool
             outcome.map_err(|error| error.to_string()),
             started,
             progress,
-            false,
+            None,
         );
     }
 }
