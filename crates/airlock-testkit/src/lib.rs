@@ -10,7 +10,8 @@
 //! `pg_server` (the PostgreSQL server fixture), `mariadb_server` (the
 //! MariaDB server fixture), `k8s_fixture` (a stand-in Kubernetes API
 //! server, [`KubeApiFixture`]: no real one can run here), `gateway` (the gateway
-//! process fixture), `clients` (client programs such as psql), `repo` (the
+//! process fixture), `clients` (client programs such as psql), `python` (PyPI packages
+//! installed project-locally), `repo` (the
 //! repository's files) and `host` (free ports, root, random secrets). A
 //! fixture for another upstream (MariaDB, an HTTP or MCP server) is a module
 //! of its own beside `pg_server`, sharing `host`.
@@ -27,6 +28,7 @@ mod host;
 mod k8s_fixture;
 mod mariadb_server;
 mod pg_server;
+mod python;
 mod repo;
 
 pub use clients::pg_client;
@@ -35,4 +37,5 @@ pub use host::free_port;
 pub use k8s_fixture::{KubeApiFixture, LoggedRequest};
 pub use mariadb_server::{MariaDb, MARIADB_TEST_USERS};
 pub use pg_server::{pg_bin_dir, server_user_command, PgCluster};
+pub use python::pip_site;
 pub use repo::{repo_file, repo_text};

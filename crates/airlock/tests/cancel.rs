@@ -12,7 +12,6 @@ use airlock_testkit::{GatewayProcess, PgCluster};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 fn python_dir() -> PathBuf {
     airlock_testkit::repo_file("crates/airlock/tests/python")
@@ -20,51 +19,11 @@ fn python_dir() -> PathBuf {
 
 /// `tests/python/requirements.txt` installed into `tests/python/site`
 /// (git-ignored) on first run; returns that folder for `PYTHONPATH`.
-fn python_site() -> &'static PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let dir = python_dir();
-        let site = dir.join("site");
-        if site.join("psycopg").exists() && site.join("psycopg_binary").exists() {
-            return site;
-        }
-        // Installed beside, then renamed: a half-installed folder is never
-        // taken for a whole one.
-        let partial = dir.join(format!("site.tmp-{}", std::process::id()));
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(&partial)
-            .arg("-r")
-            .arg(dir.join("requirements.txt"))
-            .output()
-            .unwrap_or_else(|error| {
-                panic!("cannot run python3 -m pip: {error}; these tests need python3 with pip")
-            });
-        assert!(
-            output.status.success(),
-            "pip install -r {} failed:\n{}\n{}",
-            dir.join("requirements.txt").display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&partial, &site).is_err() {
-            // Another test binary installed it meanwhile.
-            let _ = std::fs::remove_dir_all(&partial);
-            assert!(
-                site.join("psycopg").exists(),
-                "no psycopg in {}",
-                site.display()
-            );
-        }
-        site
-    })
+fn python_site() -> PathBuf {
+    airlock_testkit::pip_site(
+        "crates/airlock/tests/python",
+        &["psycopg", "psycopg_binary"],
+    )
 }
 
 /// Runs `tests/python/cancel.py` with `args`; its JSON answer.

@@ -9,11 +9,10 @@
 
 mod common;
 
-use airlock_testkit::{free_port, repo_file, GatewayProcess};
+use airlock_testkit::{free_port, GatewayProcess};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const API_KEY: &str = "upstream-api-key-5f1c9e";
@@ -21,45 +20,10 @@ const BEARER: &str = "upstream-bearer-7d2a41";
 const BASIC_USER: &str = "svc";
 const BASIC_PASSWORD: &str = "basic-pass-93be";
 
-fn python_dir() -> PathBuf {
-    repo_file("crates/airlock/tests/python-http")
-}
-
 /// `tests/python-http/requirements.txt` installed into its `site/`
 /// (git-ignored) on first run.
-fn python_site() -> &'static PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let dir = python_dir();
-        let site = dir.join("site");
-        if site.join("httpbin").exists() && site.join("gunicorn").exists() {
-            return site;
-        }
-        let partial = dir.join(format!("site.tmp-{}", std::process::id()));
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&partial)
-            .arg("-r")
-            .arg(dir.join("requirements.txt"))
-            .output()
-            .expect("these tests need python3 with pip");
-        assert!(
-            output.status.success(),
-            "pip install failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&partial, &site).is_err() {
-            let _ = std::fs::remove_dir_all(&partial);
-        }
-        site
-    })
+fn python_site() -> PathBuf {
+    airlock_testkit::pip_site("crates/airlock/tests/python-http", &["httpbin", "gunicorn"])
 }
 
 /// httpbin under gunicorn on a free port, with an access log.

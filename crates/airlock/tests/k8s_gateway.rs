@@ -769,35 +769,7 @@ fn the_oldest_and_newest_kubectl_work_through_the_gateway() {
 }
 
 fn python_site() -> PathBuf {
-    let dir = airlock_testkit::repo_file("crates/airlock/tests/python-k8s");
-    let site = dir.join("site");
-    if site.join("kubernetes").exists() {
-        return site;
-    }
-    let partial = dir.join(format!("site.tmp-{}", std::process::id()));
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&partial)
-        .arg("-r")
-        .arg(dir.join("requirements.txt"))
-        .output()
-        .expect("these tests need python3 with pip");
-    assert!(
-        output.status.success(),
-        "pip install failed:\n{}",
-        text(&output)
-    );
-    if std::fs::rename(&partial, &site).is_err() {
-        let _ = std::fs::remove_dir_all(&partial);
-    }
-    site
+    airlock_testkit::pip_site("crates/airlock/tests/python-k8s", &["kubernetes"])
 }
 
 /// The official Kubernetes Python client (PyPI `kubernetes`) through the

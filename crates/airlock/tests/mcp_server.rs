@@ -52,39 +52,8 @@ fn python_dir() -> PathBuf {
 
 /// `tests/python-mcp/requirements.txt` installed into its `site/`
 /// (git-ignored) on first run.
-fn python_site() -> &'static PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let dir = python_dir();
-        let site = dir.join("site");
-        if site.join("mcp").exists() {
-            return site;
-        }
-        let partial = dir.join(format!("site.tmp-{}", std::process::id()));
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&partial)
-            .arg("-r")
-            .arg(dir.join("requirements.txt"))
-            .output()
-            .expect("these tests need python3 with pip");
-        assert!(
-            output.status.success(),
-            "pip install failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&partial, &site).is_err() {
-            let _ = std::fs::remove_dir_all(&partial);
-        }
-        site
-    })
+fn python_site() -> PathBuf {
+    airlock_testkit::pip_site("crates/airlock/tests/python-mcp", &["mcp"])
 }
 
 /// Runs `client.py` with `scenario`; its JSON output.

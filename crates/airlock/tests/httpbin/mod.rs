@@ -5,47 +5,15 @@
 
 #![allow(dead_code)]
 
-use airlock_testkit::{free_port, repo_file};
+use airlock_testkit::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// `tests/python-http/requirements.txt` installed into its `site/`
 /// (git-ignored) on first run.
-fn python_site() -> &'static PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let dir = repo_file("crates/airlock/tests/python-http");
-        let site = dir.join("site");
-        if site.join("httpbin").exists() && site.join("gunicorn").exists() {
-            return site;
-        }
-        let partial = dir.join(format!("site.tmp-mcp-{}", std::process::id()));
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&partial)
-            .arg("-r")
-            .arg(dir.join("requirements.txt"))
-            .output()
-            .expect("these tests need python3 with pip");
-        assert!(
-            output.status.success(),
-            "pip install failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&partial, &site).is_err() {
-            let _ = std::fs::remove_dir_all(&partial);
-        }
-        site
-    })
+fn python_site() -> PathBuf {
+    airlock_testkit::pip_site("crates/airlock/tests/python-http", &["httpbin", "gunicorn"])
 }
 
 pub struct Httpbin {

@@ -14,7 +14,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The connection every test uses: `shop-mysql`, MariaDB's `app` user on
 /// `appdb`.
@@ -225,51 +224,8 @@ fn python_mysql_dir() -> PathBuf {
 
 /// `tests/python-mysql/requirements.txt` (PyMySQL) installed into its
 /// `site/` (git-ignored) on first run; that folder, for `PYTHONPATH`.
-fn python_mysql_site() -> &'static PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let dir = python_mysql_dir();
-        let site = dir.join("site");
-        if site.join("pymysql").exists() {
-            return site;
-        }
-        // Installed beside, then renamed: a half-installed folder is never
-        // taken for a whole one.
-        let partial = dir.join(format!("site.tmp-{}", std::process::id()));
-        let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--target")
-            .arg(&partial)
-            .arg("-r")
-            .arg(dir.join("requirements.txt"))
-            .output()
-            .unwrap_or_else(|error| {
-                panic!("cannot run python3 -m pip: {error}; these tests need python3 with pip")
-            });
-        assert!(
-            output.status.success(),
-            "pip install -r {} failed:\n{}\n{}",
-            dir.join("requirements.txt").display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&partial, &site).is_err() {
-            // Another test binary installed it meanwhile.
-            let _ = std::fs::remove_dir_all(&partial);
-            assert!(
-                site.join("pymysql").exists(),
-                "no pymysql in {}",
-                site.display()
-            );
-        }
-        site
-    })
+fn python_mysql_site() -> PathBuf {
+    airlock_testkit::pip_site("crates/airlock/tests/python-mysql", &["pymysql"])
 }
 
 /// Runs `tests/python-mysql/pymysql_client.py` (PyMySQL with its defaults,
