@@ -10,7 +10,7 @@ use std::path::Path;
 pub fn certificate_expiry(path: &Path) -> Option<i64> {
     let pem = std::fs::read(path).ok()?;
     let der = rustls_pemfile::certs(&mut pem.as_slice()).next()?.ok()?;
-    not_after(der.as_ref())
+    validity(der.as_ref()).map(|(_, not_after)| not_after)
 }
 
 /// One DER element: its tag, its contents and what follows it.
@@ -42,7 +42,11 @@ const VERSION: u8 = 0xa0;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 
-fn not_after(der: &[u8]) -> Option<i64> {
+/// `notBefore` and `notAfter` of an X.509 certificate (Unix seconds):
+/// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
+/// OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE {
+/// notBefore, notAfter } … } … }`.
+pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
     let (SEQUENCE, certificate, _) = element(der)? else {
         return None;
     };
@@ -61,8 +65,14 @@ fn not_after(der: &[u8]) -> Option<i64> {
     let (SEQUENCE, validity, _) = element(rest)? else {
         return None;
     };
-    let (_, _, after_not_before) = element(validity)?;
-    let (tag, time, _) = element(after_not_before)?;
+    let (tag, not_before, after_not_before) = element(validity)?;
+    let not_before = der_time(tag, not_before)?;
+    let (tag, not_after, _) = element(after_not_before)?;
+    Some((not_before, der_time(tag, not_after)?))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
+fn der_time(tag: u8, time: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(time).ok()?;
     match tag {
         UTC_TIME => {
@@ -110,7 +120,10 @@ mod tests {
         params.not_after = rcgen::date_time_ymd(2031, 3, 4);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        assert_eq!(not_after(cert.der().as_ref()), Some(1_930_348_800));
+        assert_eq!(
+            validity(cert.der().as_ref()).map(|(_, not_after)| not_after),
+            Some(1_930_348_800)
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tls.crt");
         std::fs::write(&path, cert.pem()).unwrap();
@@ -121,7 +134,7 @@ mod tests {
     fn dates_and_garbage() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(unix_time(2000, "0301000000Z"), Some(951_868_800));
-        assert_eq!(not_after(&[0x30, 0x82, 0xff]), None);
-        assert_eq!(not_after(&[]), None);
+        assert_eq!(validity(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(validity(&[]), None);
     }
 }

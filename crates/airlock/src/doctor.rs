@@ -286,7 +286,8 @@ fn certificate_findings(path: &Path, now: i64) -> Vec<(Status, String)> {
             let validity = certificate
                 .map_err(|error| error.to_string())
                 .and_then(|der| {
-                    validity(der.as_ref()).ok_or_else(|| "not a readable X.509 certificate".into())
+                    airlock_core::cert_expiry::validity(der.as_ref())
+                        .ok_or_else(|| "not a readable X.509 certificate".into())
                 });
             match validity {
                 Err(error) => (Status::Fail, format!("{label}{error}")),
@@ -317,91 +318,6 @@ fn certificate_findings(path: &Path, now: i64) -> Vec<(Status, String)> {
 
 fn timestamp(unix: i64) -> String {
     crate::output::timestamp(&json!(unix))
-}
-
-/// One DER element: (tag, content, what follows it).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (length, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let (bytes, rest) = rest.split_at(count);
-        let length = bytes
-            .iter()
-            .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
-        (length, rest)
-    };
-    if rest.len() < length {
-        return None;
-    }
-    let (content, rest) = rest.split_at(length);
-    Some((tag, content, rest))
-}
-
-/// `notBefore` and `notAfter` of an X.509 certificate (Unix seconds):
-/// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version
-/// OPTIONAL, serialNumber, signature, issuer, validity SEQUENCE { notBefore,
-/// notAfter } … } … }`.
-fn validity(der: &[u8]) -> Option<(i64, i64)> {
-    const SEQUENCE: u8 = 0x30;
-    let (tag, certificate, _) = der_element(der)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, tbs, _) = der_element(certificate)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, _, mut rest) = der_element(tbs)?;
-    if tag == 0xa0 {
-        // The explicit version; the serial number follows.
-        rest = der_element(rest)?.2;
-    }
-    let (_, _, rest) = der_element(rest)?; // signature algorithm
-    let (_, _, rest) = der_element(rest)?; // issuer
-    let (tag, validity, _) = der_element(rest)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, not_before, rest) = der_element(validity)?;
-    let not_before = der_time(tag, not_before)?;
-    let (tag, not_after, _) = der_element(rest)?;
-    let not_after = der_time(tag, not_after)?;
-    Some((not_before, not_after))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
-fn der_time(tag: u8, content: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(content).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let short: i32 = text.get(0..2)?.parse().ok()?;
-            (
-                if short >= 50 {
-                    1900 + short
-                } else {
-                    2000 + short
-                },
-                text.get(2..)?,
-            )
-        }
-        0x18 => (text.get(0..4)?.parse().ok()?, text.get(4..)?),
-        _ => return None,
-    };
-    let field = |range: std::ops::Range<usize>| -> Option<u8> { rest.get(range)?.parse().ok() };
-    let month = time::Month::try_from(field(0..2)?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, field(2..4)?).ok()?;
-    let clock = time::Time::from_hms(field(4..6)?, field(6..8)?, field(8..10)?).ok()?;
-    Some(
-        time::PrimitiveDateTime::new(date, clock)
-            .assume_utc()
-            .unix_timestamp(),
-    )
 }
 
 fn check_data_dir(data_dir: &Path, findings: &mut Vec<Finding>) {
@@ -473,7 +389,8 @@ fn walk(dir: &Path, loose: &mut Vec<(std::path::PathBuf, u32, bool)>, checked: &
 
 #[cfg(test)]
 mod tests {
-    use super::{certificate_findings, validity, Status};
+    use super::{certificate_findings, Status};
+    use airlock_core::cert_expiry::validity;
 
     fn certificate(days_valid: i64) -> String {
         let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
