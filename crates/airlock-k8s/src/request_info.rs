@@ -313,6 +313,7 @@ mod tests {
         );
     }
 
+    /// Core-group collections, single objects and watches.
     #[test]
     fn resource_paths() {
         let cases: Vec<(&str, &str, Expected)> = vec![
@@ -383,6 +384,16 @@ mod tests {
                 "/api/v1/watch/namespaces/default/pods",
                 (Watch, "", "v1", "pods", None, Some("default"), None, true),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Subresources: log, exec, attach, port-forward and proxy paths.
+    #[test]
+    fn resource_paths_subresources() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces/default/pods/web/log",
@@ -481,6 +492,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Writes, dry runs and named API groups.
+    #[test]
+    fn resource_paths_writes_and_groups() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
@@ -579,6 +600,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// The namespaces resource itself and its subresources.
+    #[test]
+    fn resource_paths_namespaces() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces",
@@ -640,6 +671,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Cluster-scoped resources, dotted groups and incomplete paths.
+    #[test]
+    fn resource_paths_cluster_scoped() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/nodes/n1",
