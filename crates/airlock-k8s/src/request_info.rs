@@ -390,7 +390,7 @@ mod tests {
         }
     }
 
-    /// Subresources: log, exec, attach, port-forward and proxy paths.
+    /// Subresources: log, exec, attach and port-forward paths.
     #[test]
     fn resource_paths_subresources() {
         let cases: Vec<(&str, &str, Expected)> = vec![
@@ -464,6 +464,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Proxy paths, in both spellings.
+    #[test]
+    fn resource_paths_proxy() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces/default/services/web/proxy/metrics/x",
@@ -498,9 +508,9 @@ mod tests {
         }
     }
 
-    /// Writes, dry runs and named API groups.
+    /// Creates and updates, with and without a dry run.
     #[test]
-    fn resource_paths_writes_and_groups() {
+    fn resource_paths_writes() {
         let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "POST",
@@ -544,6 +554,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Patches, the scale subresource, deletes and collection deletes.
+    #[test]
+    fn resource_paths_patch_and_delete() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "PATCH",
                 "/apis/apps/v1/namespaces/prod/deployments/web",
