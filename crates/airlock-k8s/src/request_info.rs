@@ -313,6 +313,7 @@ mod tests {
         );
     }
 
+    /// Core-group collections, single objects and watches.
     #[test]
     fn resource_paths() {
         let cases: Vec<(&str, &str, Expected)> = vec![
@@ -383,6 +384,16 @@ mod tests {
                 "/api/v1/watch/namespaces/default/pods",
                 (Watch, "", "v1", "pods", None, Some("default"), None, true),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Subresources: log, exec, attach and port-forward paths.
+    #[test]
+    fn resource_paths_subresources() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces/default/pods/web/log",
@@ -453,6 +464,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Proxy paths, in both spellings.
+    #[test]
+    fn resource_paths_proxy() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces/default/services/web/proxy/metrics/x",
@@ -481,6 +502,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Creates and updates, with and without a dry run.
+    #[test]
+    fn resource_paths_writes() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "POST",
                 "/api/v1/namespaces/default/configmaps",
@@ -523,6 +554,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Patches, the scale subresource, deletes and collection deletes.
+    #[test]
+    fn resource_paths_patch_and_delete() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "PATCH",
                 "/apis/apps/v1/namespaces/prod/deployments/web",
@@ -579,6 +620,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// The namespaces resource itself and its subresources.
+    #[test]
+    fn resource_paths_namespaces() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/namespaces",
@@ -640,6 +691,16 @@ mod tests {
                     true,
                 ),
             ),
+        ];
+        for (method, target, expected) in cases {
+            check(method, target, expected);
+        }
+    }
+
+    /// Cluster-scoped resources, dotted groups and incomplete paths.
+    #[test]
+    fn resource_paths_cluster_scoped() {
+        let cases: Vec<(&str, &str, Expected)> = vec![
             (
                 "GET",
                 "/api/v1/nodes/n1",

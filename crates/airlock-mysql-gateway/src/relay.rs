@@ -229,18 +229,7 @@ impl<'a> Relay<'a> {
                 self.pass(&command, payload, client, upstream).await
             }
             Command::Query { ref query } => {
-                let text = String::from_utf8_lossy(query).into_owned();
-                match kill::kill_text(&text) {
-                    KillText::None => {
-                        self.statement("query", &text, &command, payload, client, upstream)
-                            .await
-                    }
-                    KillText::One(kill) => self.kill(kill, &text, client, upstream).await,
-                    KillText::Other => {
-                        let err = errors::kill_refused(None);
-                        self.refuse_text("query", &text, &err, client).await
-                    }
-                }
+                self.query(query, &command, payload, client, upstream).await
             }
             Command::ProcessKill { connection_id } => {
                 let kill = Kill {
@@ -251,23 +240,7 @@ impl<'a> Relay<'a> {
                 self.kill(kill, &text, client, upstream).await
             }
             Command::InitDb { ref schema } => {
-                if !self.database.is_empty() && schema == self.recording.connection.as_bytes() {
-                    // The connection's own name (what a client that names
-                    // connections as databases selects): its database.
-                    let schema = self.database.as_bytes().to_vec();
-                    let text = init_db_statement(&schema);
-                    let command = Command::InitDb { schema };
-                    let Ok(payload) = command.encode(self.capabilities) else {
-                        return Next::End(RelayEnd::UpstreamProtocolError(
-                            "cannot encode COM_INIT_DB".into(),
-                        ));
-                    };
-                    return self
-                        .statement("init_db", &text, &command, &payload, client, upstream)
-                        .await;
-                }
-                let text = init_db_statement(schema);
-                self.statement("init_db", &text, &command, payload, client, upstream)
+                self.init_db(schema, &command, payload, client, upstream)
                     .await
             }
             Command::FieldList { ref table, .. } => {
@@ -293,56 +266,148 @@ impl<'a> Relay<'a> {
                 parameter,
                 ..
             } => {
-                // No answer either way: an unknown id's data is dropped (its
-                // execution is refused anyway).
-                if let Some(statement) = self.statements.get_mut(statement_id) {
-                    statement.long_data.push(parameter);
-                    upstream.codec.reset_sequence();
-                    if upstream.write(payload).await.is_err() {
-                        return Next::End(RelayEnd::UpstreamClosed);
-                    }
-                }
-                Next::Continue
+                self.send_long_data(statement_id, parameter, payload, upstream)
+                    .await
             }
             Command::StmtClose { statement_id } => {
-                if self.statements.close(statement_id) {
-                    upstream.codec.reset_sequence();
-                    if upstream.write(payload).await.is_err() {
-                        return Next::End(RelayEnd::UpstreamClosed);
-                    }
-                }
-                Next::Continue
+                self.stmt_close(statement_id, payload, upstream).await
             }
-            Command::StmtReset { statement_id } => match self.statements.get_mut(statement_id) {
-                Some(statement) => {
-                    statement.long_data.clear();
-                    self.pass(&command, payload, client, upstream).await
-                }
-                None => {
-                    let err = errors::unknown_statement(statement_id, "COM_STMT_RESET");
-                    self.refuse_unsupported("stmt_reset", &err, client).await
-                }
-            },
-            other => {
-                let err = match &other {
-                    Command::ChangeUser(_) => errors::unsupported(
-                        "COM_CHANGE_USER",
-                        "it would change who is logged in upstream; connect again with the other identity's token",
-                    ),
-                    Command::Replication { .. } => errors::unsupported(
-                        "replication",
-                        "the gateway relays client sessions only",
-                    ),
-                    Command::StmtBulkExecute { .. } => errors::unsupported(
-                        "COM_STMT_BULK_EXECUTE",
-                        "execute the statement once per row",
-                    ),
-                    Command::Unknown { code, .. } => errors::unknown_command(*code),
-                    _ => errors::unsupported(other.name(), "use the SQL statement instead"),
-                };
-                self.refuse_unsupported(other.name(), &err, client).await
+            Command::StmtReset { statement_id } => {
+                self.stmt_reset(statement_id, &command, payload, client, upstream)
+                    .await
+            }
+            other => self.unsupported(&other, client).await,
+        }
+    }
+
+    /// `COM_QUERY`: a `KILL` statement, or a statement to decide.
+    async fn query(
+        &mut self,
+        query: &[u8],
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let text = String::from_utf8_lossy(query).into_owned();
+        match kill::kill_text(&text) {
+            KillText::None => {
+                self.statement("query", &text, command, payload, client, upstream)
+                    .await
+            }
+            KillText::One(kill) => self.kill(kill, &text, client, upstream).await,
+            KillText::Other => {
+                let err = errors::kill_refused(None);
+                self.refuse_text("query", &text, &err, client).await
             }
         }
+    }
+
+    /// `COM_INIT_DB`: the connection's own name selects its database.
+    async fn init_db(
+        &mut self,
+        schema: &[u8],
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        if !self.database.is_empty() && schema == self.recording.connection.as_bytes() {
+            // The connection's own name (what a client that names
+            // connections as databases selects): its database.
+            let schema = self.database.as_bytes().to_vec();
+            let text = init_db_statement(&schema);
+            let command = Command::InitDb { schema };
+            let Ok(payload) = command.encode(self.capabilities) else {
+                return Next::End(RelayEnd::UpstreamProtocolError(
+                    "cannot encode COM_INIT_DB".into(),
+                ));
+            };
+            return self
+                .statement("init_db", &text, &command, &payload, client, upstream)
+                .await;
+        }
+        let text = init_db_statement(schema);
+        self.statement("init_db", &text, command, payload, client, upstream)
+            .await
+    }
+
+    /// `COM_STMT_SEND_LONG_DATA`: forwarded for a known statement, no answer.
+    async fn send_long_data(
+        &mut self,
+        statement_id: u32,
+        parameter: u16,
+        payload: &[u8],
+        upstream: &mut PacketStream,
+    ) -> Next {
+        // No answer either way: an unknown id's data is dropped (its
+        // execution is refused anyway).
+        if let Some(statement) = self.statements.get_mut(statement_id) {
+            statement.long_data.push(parameter);
+            upstream.codec.reset_sequence();
+            if upstream.write(payload).await.is_err() {
+                return Next::End(RelayEnd::UpstreamClosed);
+            }
+        }
+        Next::Continue
+    }
+
+    /// `COM_STMT_CLOSE`: forwarded for a known statement, no answer.
+    async fn stmt_close(
+        &mut self,
+        statement_id: u32,
+        payload: &[u8],
+        upstream: &mut PacketStream,
+    ) -> Next {
+        if self.statements.close(statement_id) {
+            upstream.codec.reset_sequence();
+            if upstream.write(payload).await.is_err() {
+                return Next::End(RelayEnd::UpstreamClosed);
+            }
+        }
+        Next::Continue
+    }
+
+    /// `COM_STMT_RESET`: passed for a known statement, refused otherwise.
+    async fn stmt_reset(
+        &mut self,
+        statement_id: u32,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        match self.statements.get_mut(statement_id) {
+            Some(statement) => {
+                statement.long_data.clear();
+                self.pass(command, payload, client, upstream).await
+            }
+            None => {
+                let err = errors::unknown_statement(statement_id, "COM_STMT_RESET");
+                self.refuse_unsupported("stmt_reset", &err, client).await
+            }
+        }
+    }
+
+    /// A command the gateway does not relay: refused with its reason.
+    async fn unsupported(&mut self, other: &Command, client: &mut PacketStream) -> Next {
+        let err = match other {
+            Command::ChangeUser(_) => errors::unsupported(
+                "COM_CHANGE_USER",
+                "it would change who is logged in upstream; connect again with the other identity's token",
+            ),
+            Command::Replication { .. } => errors::unsupported(
+                "replication",
+                "the gateway relays client sessions only",
+            ),
+            Command::StmtBulkExecute { .. } => errors::unsupported(
+                "COM_STMT_BULK_EXECUTE",
+                "execute the statement once per row",
+            ),
+            Command::Unknown { code, .. } => errors::unknown_command(*code),
+            _ => errors::unsupported(other.name(), "use the SQL statement instead"),
+        };
+        self.refuse_unsupported(other.name(), &err, client).await
     }
 
     /// Forwards a command that runs nothing and relays its answer.

@@ -27,12 +27,14 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
-use airlock_core::admission::{AdmissionRequest, SessionCounts};
+use airlock_core::admission::{AdmissionRequest, AdmittedSession, SessionCounts, UpstreamLogin};
 use airlock_core::auth::Authenticated;
 use airlock_core::login::LoginAttempt;
 use airlock_core::state::GatewayState;
 use airlock_mysql::listener::{ClientCredentials, ClientLogin, ListenerParams, ListenerStep};
-use airlock_mysql::{ErrPacket, OkPacket, PacketCodec, ServerStatus, CHARSET_UTF8MB4_GENERAL_CI};
+use airlock_mysql::{
+    Capabilities, ErrPacket, OkPacket, PacketCodec, ServerStatus, CHARSET_UTF8MB4_GENERAL_CI,
+};
 use airlock_store::now_unix;
 use airlock_types::Protocol;
 
@@ -41,8 +43,8 @@ use crate::gate::MySqlGate;
 use crate::io::{BoxedIo, PacketStream, Rewound};
 use crate::kill::ConnectionIds;
 use crate::record::RecordingContext;
-use crate::relay::{Expiry, Relay};
-use crate::upstream::{self, ClientSide};
+use crate::relay::{Counts, Expiry, Relay, RelayEnd};
+use crate::upstream::{self, ClientSide, UpstreamConnection};
 
 /// The version clients read in the greeting: a MySQL 8 server (clients
 /// then speak `caching_sha2_password` unprompted), marked as the gateway.
@@ -328,28 +330,9 @@ async fn admit_and_relay(
         connect_attributes: attributes,
         max_packet_bytes,
     };
-    let connected = tokio::time::timeout(
-        state.settings.connect_timeout,
-        upstream::connect(&login, side),
-    )
-    .await;
-    drop(login);
-    let connection_name = session.connection.name.clone();
-    let mut upstream = match connected {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "upstream connection failed");
-            let err = errors::upstream(&connection_name, error.problem());
-            session
-                .record_upstream_failure(Some(error.to_string()), &err.message)
-                .await;
-            return refuse(&mut client, &err).await;
-        }
-        Err(_) => {
-            let err = errors::upstream(&connection_name, errors::UpstreamProblem::TimedOut);
-            session.record_upstream_failure(None, &err.message).await;
-            return refuse(&mut client, &err).await;
-        }
+    let Some((session, upstream)) = login_upstream(state, &mut client, session, login, side).await
+    else {
+        return;
     };
     let ok = OkPacket {
         status: upstream.outcome.ok.status,
@@ -367,7 +350,77 @@ async fn admit_and_relay(
     }
     client.codec.set_max_packet_bytes(max_packet_bytes);
     tracing::info!(tls = credentials.over_tls, plugin = %upstream.outcome.plugin, "session started");
+    let context = RelayContext {
+        state,
+        authenticated: &authenticated,
+        capabilities: credentials.capabilities,
+        session_id,
+        connection_id,
+    };
+    relay_and_finish(&context, session, client, upstream).await;
+}
 
+/// Phase 3, upstream login: connects with `login` (dropped right after);
+/// a failure is recorded and refused to the client (`None`).
+async fn login_upstream(
+    state: &Arc<GatewayState>,
+    client: &mut PacketStream,
+    session: AdmittedSession,
+    login: UpstreamLogin,
+    side: ClientSide,
+) -> Option<(AdmittedSession, UpstreamConnection)> {
+    let connected = tokio::time::timeout(
+        state.settings.connect_timeout,
+        upstream::connect(&login, side),
+    )
+    .await;
+    drop(login);
+    let connection_name = session.connection.name.clone();
+    match connected {
+        Ok(Ok(upstream)) => Some((session, upstream)),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "upstream connection failed");
+            let err = errors::upstream(&connection_name, error.problem());
+            session
+                .record_upstream_failure(Some(error.to_string()), &err.message)
+                .await;
+            refuse(client, &err).await;
+            None
+        }
+        Err(_) => {
+            let err = errors::upstream(&connection_name, errors::UpstreamProblem::TimedOut);
+            session.record_upstream_failure(None, &err.message).await;
+            refuse(client, &err).await;
+            None
+        }
+    }
+}
+
+/// What the relay phase needs of the session beyond its two streams.
+struct RelayContext<'a> {
+    state: &'a Arc<GatewayState>,
+    authenticated: &'a Authenticated,
+    /// The client's capabilities.
+    capabilities: Capabilities,
+    session_id: &'a str,
+    connection_id: &'a ReservedId,
+}
+
+/// Phases 4 and 5: the relay until either side ends, then the finish.
+async fn relay_and_finish(
+    context: &RelayContext<'_>,
+    session: AdmittedSession,
+    mut client: PacketStream,
+    mut upstream: UpstreamConnection,
+) {
+    let RelayContext {
+        state,
+        authenticated,
+        capabilities,
+        session_id,
+        connection_id,
+    } = *context;
+    let connection_name = session.connection.name.clone();
     let recording = RecordingContext {
         session_id,
         identity: &authenticated.identity.name,
@@ -388,18 +441,34 @@ async fn admit_and_relay(
         &connection_name,
         upstream.outcome.server.connection_id,
     );
-    let mut relay = Relay::new(gate, recorder, recording, credentials.capabilities);
+    let mut relay = Relay::new(gate, recorder, recording, capabilities);
     relay.upstream_capabilities = upstream.outcome.capabilities;
     relay.translation = upstream.translation;
     relay.kills = Some(Arc::clone(&connection_id.ids));
     relay.database = session.connection.database.clone();
-    let deadline = session_deadline(state, &authenticated, session.grant_expires_at);
+    let deadline = session_deadline(state, authenticated, session.grant_expires_at);
     let mut kill = session.registration.kill.clone();
     let end = relay
         .run(&mut client, &mut upstream.stream, &mut kill, deadline)
         .await;
+    finish(
+        session,
+        &mut client,
+        &mut upstream.stream,
+        &end,
+        &relay.counts,
+    )
+    .await;
+}
 
-    // Finish: the client's last error and `session.end`.
+/// Phase 5, finish: the client's last error and `session.end`.
+async fn finish(
+    session: AdmittedSession,
+    client: &mut PacketStream,
+    upstream: &mut PacketStream,
+    end: &RelayEnd,
+    relay_counts: &Counts,
+) {
     if let Some(err) = end.client_error() {
         // Mid-command the count goes on; idle, the client's next command
         // (sequence 0) reads its answer as sequence 1.
@@ -409,12 +478,12 @@ async fn admit_and_relay(
         let _ = client.write(&err.encode()).await;
     }
     client.shutdown().await;
-    upstream.stream.shutdown().await;
+    upstream.shutdown().await;
     let counts = SessionCounts {
         bytes_from_client: client.bytes_in,
-        bytes_from_upstream: upstream.stream.bytes_in,
-        commands: relay.counts.commands,
-        refused: relay.counts.refused,
+        bytes_from_upstream: upstream.bytes_in,
+        commands: relay_counts.commands,
+        refused: relay_counts.refused,
     };
     tracing::info!(ended_by = end.as_str(), "session ended");
     session.record_end(end.as_str(), end.detail(), counts).await;

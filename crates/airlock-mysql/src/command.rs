@@ -348,6 +348,73 @@ fn strict(bytes: &[u8], what: &'static str) -> Result<String, MySqlCodecError> {
         .map_err(|_| MySqlCodecError::BadString { what })
 }
 
+/// `COM_CHANGE_USER`'s body, shaped by the session's `capabilities`.
+fn decode_change_user(
+    reader: &mut Reader<'_>,
+    capabilities: Capabilities,
+) -> Result<ChangeUser, MySqlCodecError> {
+    let username = strict(reader.nul_bytes()?, "username")?;
+    let auth_response = if capabilities.contains(Capabilities::SECURE_CONNECTION) {
+        let length = reader.u8()?;
+        reader.take(usize::from(length))?.to_vec()
+    } else {
+        reader.nul_bytes()?.to_vec()
+    };
+    let database = strict(reader.nul_or_eof_bytes(), "database")?;
+    let mut change = ChangeUser {
+        username,
+        auth_response,
+        database,
+        charset: None,
+        auth_plugin_name: None,
+        connect_attributes: Vec::new(),
+    };
+    if !reader.is_empty() {
+        change.charset = Some(reader.u16()?);
+    }
+    if capabilities.contains(Capabilities::PLUGIN_AUTH) && !reader.is_empty() {
+        change.auth_plugin_name = Some(strict(reader.nul_or_eof_bytes(), "plugin name")?);
+    }
+    if capabilities.contains(Capabilities::CONNECT_ATTRS) && !reader.is_empty() {
+        change.connect_attributes = attributes(reader)?;
+    }
+    Ok(change)
+}
+
+/// The replication command of a replication command byte.
+fn replication_kind(command: u8) -> ReplicationCommand {
+    match command {
+        code::BINLOG_DUMP => ReplicationCommand::BinlogDump,
+        code::TABLE_DUMP => ReplicationCommand::TableDump,
+        code::REGISTER_SLAVE => ReplicationCommand::RegisterSlave,
+        _ => ReplicationCommand::BinlogDumpGtid,
+    }
+}
+
+/// `COM_STMT_EXECUTE`'s fixed header; the parameter block stays raw.
+fn decode_stmt_execute(reader: &mut Reader<'_>) -> Result<StmtExecute, MySqlCodecError> {
+    let statement_id = reader.u32()?;
+    let flags = reader.u8()?;
+    let iteration_count = reader.u32()?;
+    Ok(StmtExecute {
+        statement_id,
+        flags,
+        iteration_count,
+        parameter_block: reader.rest().to_vec(),
+    })
+}
+
+/// `COM_STMT_SEND_LONG_DATA`: statement, parameter and the data chunk.
+fn decode_send_long_data(reader: &mut Reader<'_>) -> Result<Command, MySqlCodecError> {
+    let statement_id = reader.u32()?;
+    let parameter = reader.u16()?;
+    Ok(Command::StmtSendLongData {
+        statement_id,
+        parameter,
+        data: reader.rest().to_vec(),
+    })
+}
+
 impl Command {
     /// Decodes a command packet's payload. `capabilities` are the
     /// session's (they shape `COM_CHANGE_USER`).
@@ -400,72 +467,20 @@ impl Command {
             code::DEBUG => Self::Debug,
             code::PING => Self::Ping,
             code::CHANGE_USER => {
-                let username = strict(reader.nul_bytes()?, "username")?;
-                let auth_response = if capabilities.contains(Capabilities::SECURE_CONNECTION) {
-                    let length = reader.u8()?;
-                    reader.take(usize::from(length))?.to_vec()
-                } else {
-                    reader.nul_bytes()?.to_vec()
-                };
-                let database = strict(reader.nul_or_eof_bytes(), "database")?;
-                let mut change = ChangeUser {
-                    username,
-                    auth_response,
-                    database,
-                    charset: None,
-                    auth_plugin_name: None,
-                    connect_attributes: Vec::new(),
-                };
-                if !reader.is_empty() {
-                    change.charset = Some(reader.u16()?);
-                }
-                if capabilities.contains(Capabilities::PLUGIN_AUTH) && !reader.is_empty() {
-                    change.auth_plugin_name =
-                        Some(strict(reader.nul_or_eof_bytes(), "plugin name")?);
-                }
-                if capabilities.contains(Capabilities::CONNECT_ATTRS) && !reader.is_empty() {
-                    change.connect_attributes = attributes(&mut reader)?;
-                }
-                Self::ChangeUser(Box::new(change))
+                Self::ChangeUser(Box::new(decode_change_user(&mut reader, capabilities)?))
             }
             code::BINLOG_DUMP
             | code::TABLE_DUMP
             | code::REGISTER_SLAVE
-            | code::BINLOG_DUMP_GTID => {
-                let kind = match command {
-                    code::BINLOG_DUMP => ReplicationCommand::BinlogDump,
-                    code::TABLE_DUMP => ReplicationCommand::TableDump,
-                    code::REGISTER_SLAVE => ReplicationCommand::RegisterSlave,
-                    _ => ReplicationCommand::BinlogDumpGtid,
-                };
-                Self::Replication {
-                    command: kind,
-                    body: body.to_vec(),
-                }
-            }
+            | code::BINLOG_DUMP_GTID => Self::Replication {
+                command: replication_kind(command),
+                body: body.to_vec(),
+            },
             code::STMT_PREPARE => Self::StmtPrepare {
                 query: body.to_vec(),
             },
-            code::STMT_EXECUTE => {
-                let statement_id = reader.u32()?;
-                let flags = reader.u8()?;
-                let iteration_count = reader.u32()?;
-                Self::StmtExecute(StmtExecute {
-                    statement_id,
-                    flags,
-                    iteration_count,
-                    parameter_block: reader.rest().to_vec(),
-                })
-            }
-            code::STMT_SEND_LONG_DATA => {
-                let statement_id = reader.u32()?;
-                let parameter = reader.u16()?;
-                Self::StmtSendLongData {
-                    statement_id,
-                    parameter,
-                    data: reader.rest().to_vec(),
-                }
-            }
+            code::STMT_EXECUTE => Self::StmtExecute(decode_stmt_execute(&mut reader)?),
+            code::STMT_SEND_LONG_DATA => decode_send_long_data(&mut reader)?,
             code::STMT_CLOSE => {
                 let statement_id = reader.u32()?;
                 return done(&reader, Self::StmtClose { statement_id });

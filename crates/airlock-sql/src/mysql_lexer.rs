@@ -28,6 +28,8 @@
 //! Like the PostgreSQL lexer it never panics: every byte access goes through
 //! `get`, and every step advances.
 
+use std::ops::ControlFlow;
+
 use crate::lexer::{Token, TokenKind};
 
 /// The `sql_mode` flags that change how text is lexed.
@@ -109,144 +111,209 @@ fn find_comment_end(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Splits `sql` into tokens under `mode`, dropping whitespace and comments.
 pub(crate) fn tokenize_mysql(sql: &str, mode: MysqlMode) -> MysqlTokens {
-    let bytes = sql.as_bytes();
-    let at = |index: usize| -> u8 { bytes.get(index).copied().unwrap_or(0) };
-    let mut out = MysqlTokens::default();
-    let mut exec: Option<ExecComment> = None;
-    // The end of the previous token when it was an identifier, so that
-    // `db.1t` lexes `1t` as an identifier.
-    let mut previous_identifier_end: Option<usize> = None;
-    let mut after_identifier_dot = false;
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let byte = at(pos);
-        let start = pos;
-        let optional = exec.is_some_and(|e| e.optional);
-        if let Some(open) = exec {
-            if pos == open.raw_end {
+    let mut lexer = Lexer {
+        bytes: sql.as_bytes(),
+        mode,
+        out: MysqlTokens::default(),
+        exec: None,
+        previous_identifier_end: None,
+        after_identifier_dot: false,
+        pos: 0,
+    };
+    while lexer.pos < lexer.bytes.len() {
+        if lexer.step().is_break() {
+            break;
+        }
+    }
+    lexer.out
+}
+
+/// The state of one [`tokenize_mysql`] run.
+struct Lexer<'a> {
+    bytes: &'a [u8],
+    mode: MysqlMode,
+    out: MysqlTokens,
+    exec: Option<ExecComment>,
+    /// The end of the previous token when it was an identifier, so that
+    /// `db.1t` lexes `1t` as an identifier.
+    previous_identifier_end: Option<usize>,
+    after_identifier_dot: bool,
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    /// The byte at `index`, or 0 past the end.
+    fn at(&self, index: usize) -> u8 {
+        self.bytes.get(index).copied().unwrap_or(0)
+    }
+
+    /// One step at `pos`: a comment, whitespace or one token; `Break` when
+    /// the rest of the text is already emitted.
+    fn step(&mut self) -> ControlFlow<()> {
+        let byte = self.at(self.pos);
+        let start = self.pos;
+        let optional = self.exec.is_some_and(|e| e.optional);
+        if let Some(open) = self.exec {
+            if self.pos == open.raw_end {
                 // `*/`: the executable comment ends here in both readings.
-                exec = None;
-                pos += 2;
-                previous_identifier_end = None;
-                continue;
+                self.exec = None;
+                self.pos += 2;
+                self.previous_identifier_end = None;
+                return ControlFlow::Continue(());
             }
-            if pos > open.raw_end {
-                ambiguous_rest(&mut out, bytes, open.opener);
-                return out;
+            if self.pos > open.raw_end {
+                return self.ambiguous(open);
             }
         }
         if byte.is_ascii_whitespace() {
-            pos += 1;
-            continue;
+            self.pos += 1;
+            return ControlFlow::Continue(());
         }
         let line_comment = byte == b'#'
             || (byte == b'-'
-                && at(pos + 1) == b'-'
-                && dash_comment_follows(bytes.get(pos + 2).copied()));
+                && self.at(self.pos + 1) == b'-'
+                && dash_comment_follows(self.bytes.get(self.pos + 2).copied()));
         if line_comment {
-            while pos < bytes.len() && at(pos) != b'\n' {
-                pos += 1;
-            }
-            if let Some(open) = exec {
-                if pos > open.raw_end {
-                    ambiguous_rest(&mut out, bytes, open.opener);
-                    return out;
-                }
-            }
-            continue;
+            return self.line_comment();
         }
-        if byte == b'/' && at(pos + 1) == b'*' {
-            if let Some(open) = exec {
-                // A comment inside an executable comment: the server that
-                // skips the outer comment may end it elsewhere.
-                ambiguous_rest(&mut out, bytes, open.opener);
-                return out;
-            }
-            let executable = at(pos + 2) == b'!' || (at(pos + 2) == b'M' && at(pos + 3) == b'!');
-            if !executable {
-                match find_comment_end(bytes, pos + 2) {
-                    Some(end) => pos = end + 2,
-                    None => {
-                        out.push(TokenKind::Unterminated, start, bytes.len(), optional);
-                        return out;
-                    }
-                }
-                continue;
-            }
-            let mariadb_only = at(pos + 2) == b'M';
-            let mut content = if mariadb_only { pos + 4 } else { pos + 3 };
-            let mut digits = 0usize;
-            while at(content + digits).is_ascii_digit() {
-                digits += 1;
-            }
-            let Some(raw_end) = find_comment_end(bytes, content) else {
-                out.push(TokenKind::Unterminated, start, bytes.len(), optional);
-                return out;
-            };
-            let gated = match (mariadb_only, digits) {
-                (false, 0) => false,
-                (false, 5) | (true, 0) | (true, 5) | (true, 6) => true,
-                // Fewer digits are code; a sixth digit is part of the
-                // version for MariaDB but code for MySQL.
-                (false, 1..=4) => {
-                    digits = 0;
-                    false
-                }
-                _ => {
-                    out.push(TokenKind::Ambiguous, start, content + digits, true);
-                    true
-                }
-            };
-            content += digits;
-            exec = Some(ExecComment {
-                opener: start,
-                raw_end,
-                optional: gated,
-            });
-            pos = content;
-            previous_identifier_end = None;
-            continue;
+        if byte == b'/' && self.at(self.pos + 1) == b'*' {
+            return self.block_comment(start, optional);
         }
-        if byte == b';' && exec.is_some() {
-            // The server may end the statement here, or reject it.
-            out.push(TokenKind::Ambiguous, pos, pos, true);
-            out.push(TokenKind::Semicolon, pos, pos + 1, true);
-            out.push(TokenKind::Ambiguous, pos + 1, pos + 1, true);
-            pos += 1;
-            previous_identifier_end = None;
-            continue;
+        if byte == b';' && self.exec.is_some() {
+            self.exec_semicolon();
+            return ControlFlow::Continue(());
         }
-        let identifier_part = after_identifier_dot && is_ident_continue(byte);
-        after_identifier_dot = false;
-        let (kind, end) = if identifier_part {
-            (TokenKind::Word, ident_run(bytes, pos))
-        } else {
-            lex_token(bytes, pos, mode, previous_identifier_end)
+        self.token(start, optional)
+    }
+
+    /// The readings of the open comment `open` disagree: the rest is
+    /// ambiguous.
+    fn ambiguous(&mut self, open: ExecComment) -> ControlFlow<()> {
+        ambiguous_rest(&mut self.out, self.bytes, open.opener);
+        ControlFlow::Break(())
+    }
+
+    /// A `#` or `-- ` comment up to the end of the line.
+    fn line_comment(&mut self) -> ControlFlow<()> {
+        while self.pos < self.bytes.len() && self.at(self.pos) != b'\n' {
+            self.pos += 1;
+        }
+        if let Some(open) = self.exec {
+            if self.pos > open.raw_end {
+                return self.ambiguous(open);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A `/* … */` comment at `pos`: skipped, or an executable comment opened.
+    fn block_comment(&mut self, start: usize, optional: bool) -> ControlFlow<()> {
+        if let Some(open) = self.exec {
+            // A comment inside an executable comment: the server that
+            // skips the outer comment may end it elsewhere.
+            return self.ambiguous(open);
+        }
+        let pos = self.pos;
+        let executable =
+            self.at(pos + 2) == b'!' || (self.at(pos + 2) == b'M' && self.at(pos + 3) == b'!');
+        if !executable {
+            match find_comment_end(self.bytes, pos + 2) {
+                Some(end) => self.pos = end + 2,
+                None => {
+                    self.out
+                        .push(TokenKind::Unterminated, start, self.bytes.len(), optional);
+                    return ControlFlow::Break(());
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        self.executable_comment(start, optional)
+    }
+
+    /// `/*!`, `/*!NNNNN`, `/*M!` or `/*M!NNNNNN` at `pos`: its content is code.
+    fn executable_comment(&mut self, start: usize, optional: bool) -> ControlFlow<()> {
+        let pos = self.pos;
+        let mariadb_only = self.at(pos + 2) == b'M';
+        let mut content = if mariadb_only { pos + 4 } else { pos + 3 };
+        let mut digits = 0usize;
+        while self.at(content + digits).is_ascii_digit() {
+            digits += 1;
+        }
+        let Some(raw_end) = find_comment_end(self.bytes, content) else {
+            self.out
+                .push(TokenKind::Unterminated, start, self.bytes.len(), optional);
+            return ControlFlow::Break(());
         };
-        let end = end.max(pos + 1).min(bytes.len());
-        if let Some(open) = exec {
+        let gated = match (mariadb_only, digits) {
+            (false, 0) => false,
+            (false, 5) | (true, 0) | (true, 5) | (true, 6) => true,
+            // Fewer digits are code; a sixth digit is part of the
+            // version for MariaDB but code for MySQL.
+            (false, 1..=4) => {
+                digits = 0;
+                false
+            }
+            _ => {
+                self.out
+                    .push(TokenKind::Ambiguous, start, content + digits, true);
+                true
+            }
+        };
+        content += digits;
+        self.exec = Some(ExecComment {
+            opener: start,
+            raw_end,
+            optional: gated,
+        });
+        self.pos = content;
+        self.previous_identifier_end = None;
+        ControlFlow::Continue(())
+    }
+
+    /// A `;` inside an executable comment.
+    fn exec_semicolon(&mut self) {
+        let pos = self.pos;
+        // The server may end the statement here, or reject it.
+        self.out.push(TokenKind::Ambiguous, pos, pos, true);
+        self.out.push(TokenKind::Semicolon, pos, pos + 1, true);
+        self.out.push(TokenKind::Ambiguous, pos + 1, pos + 1, true);
+        self.pos += 1;
+        self.previous_identifier_end = None;
+    }
+
+    /// One token (word, string, number, operator…) at `pos`.
+    fn token(&mut self, start: usize, optional: bool) -> ControlFlow<()> {
+        let pos = self.pos;
+        let identifier_part = self.after_identifier_dot && is_ident_continue(self.at(pos));
+        self.after_identifier_dot = false;
+        let (kind, end) = if identifier_part {
+            (TokenKind::Word, ident_run(self.bytes, pos))
+        } else {
+            lex_token(self.bytes, pos, self.mode, self.previous_identifier_end)
+        };
+        let end = end.max(pos + 1).min(self.bytes.len());
+        if let Some(open) = self.exec {
             if end > open.raw_end {
                 // The token spans the `*/` a skipping server ends the
                 // comment at.
-                ambiguous_rest(&mut out, bytes, open.opener);
-                return out;
+                return self.ambiguous(open);
             }
         }
         if kind == TokenKind::Unterminated {
-            out.push(kind, start, bytes.len(), optional);
-            return out;
+            self.out.push(kind, start, self.bytes.len(), optional);
+            return ControlFlow::Break(());
         }
-        if kind == TokenKind::Dot && previous_identifier_end == Some(start) {
-            after_identifier_dot = true;
+        if kind == TokenKind::Dot && self.previous_identifier_end == Some(start) {
+            self.after_identifier_dot = true;
         }
-        previous_identifier_end = match kind {
+        self.previous_identifier_end = match kind {
             TokenKind::Word | TokenKind::QuotedIdent => Some(end),
             _ => None,
         };
-        out.push(kind, start, end, optional);
-        pos = end;
+        self.out.push(kind, start, end, optional);
+        self.pos = end;
+        ControlFlow::Continue(())
     }
-    out
 }
 
 /// The rest of the text from `from`, where the readings of an executable

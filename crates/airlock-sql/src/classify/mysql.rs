@@ -191,7 +191,11 @@ impl Statement<'_> {
             builder.op(Operation::Unknown, Access::Write);
             return;
         };
-        let next = from + 1;
+        self.mysql_keyword_statement(builder, first, from + 1, to);
+    }
+
+    /// Dispatches on the leading keyword `first`; `next..to` follows it.
+    fn mysql_keyword_statement(&self, builder: &mut Builder, first: &str, next: usize, to: usize) {
         match first {
             "select" | "values" => {
                 builder.op(Operation::Select, Access::Read);
@@ -202,16 +206,7 @@ impl Statement<'_> {
                 builder.op(Operation::Select, Access::Read);
                 self.walk(builder, next, to, Mode::QUERY);
             }
-            "table" => {
-                builder.op(Operation::Select, Access::Read);
-                match self.qualified_name(next) {
-                    Some((name, after)) => {
-                        builder.read_table(name);
-                        self.walk(builder, after, to, Mode::QUERY);
-                    }
-                    None => builder.incomplete(),
-                }
-            }
+            "table" => self.mysql_table(builder, next, to),
             "with" => self.with_statement(builder, next, to),
             "insert" => self.mysql_insert(builder, next, to, false),
             "replace" => self.mysql_insert(builder, next, to, true),
@@ -219,62 +214,20 @@ impl Statement<'_> {
             "delete" => self.mysql_delete(builder, next, to),
             "load" => self.mysql_load(builder, next, to),
             "handler" => self.mysql_handler(builder, next),
-            "show" => {
-                builder.op(Operation::Show, Access::Read);
-                // `SHOW … WHERE expr` evaluates the expression.
-                if let Some(at) = self.find_word(next, to, "where") {
-                    self.walk(builder, at, to, Mode::QUERY);
-                }
-            }
+            "show" => self.mysql_show(builder, next, to),
             "help" => builder.op(Operation::Show, Access::Read),
             "explain" | "describe" | "desc" => self.mysql_explain(builder, next, to, false),
-            "analyze" => {
-                if self.is_one_of(next, &["table", "tables", "no_write_to_binlog", "local"]) {
-                    builder.op(Operation::Maintenance, Access::Admin);
-                } else {
-                    // MariaDB's `ANALYZE stmt` runs the statement.
-                    self.mysql_explain(builder, next, to, true);
-                }
-            }
+            "analyze" => self.mysql_analyze(builder, next, to),
             "optimize" | "repair" | "check" => builder.op(Operation::Maintenance, Access::Admin),
-            "checksum" => {
-                builder.op(Operation::Maintenance, Access::Read);
-                let index = if self.is_one_of(next, &["table", "tables"]) {
-                    next + 1
-                } else {
-                    next
-                };
-                self.name_list(builder, index, to, false);
-            }
-            "use" => {
-                builder.op(Operation::Other, Access::Read);
-                if self.mysql_ident(next).is_none() || next + 1 != to {
-                    builder.incomplete();
-                }
-            }
+            "checksum" => self.mysql_checksum(builder, next, to),
+            "use" => self.mysql_use(builder, next, to),
             "set" => self.mysql_set(builder, next, to),
-            "start" => {
-                if self.kw(next, "transaction") {
-                    builder.op(Operation::Transaction, Access::Read);
-                } else {
-                    // START SLAVE|REPLICA|ALL SLAVES|GROUP_REPLICATION.
-                    builder.op(Operation::Other, Access::Admin);
-                }
-            }
+            "start" => self.mysql_start(builder, next),
             "stop" => builder.op(Operation::Other, Access::Admin),
             "begin" | "commit" | "rollback" | "savepoint" | "release" => {
                 builder.op(Operation::Transaction, Access::Read)
             }
-            "xa" => {
-                // XA COMMIT / ROLLBACK may finish a transaction another
-                // session prepared.
-                let access = if self.is_one_of(next, &["commit", "rollback"]) {
-                    Access::Write
-                } else {
-                    Access::Read
-                };
-                builder.op(Operation::Transaction, access);
-            }
+            "xa" => self.mysql_xa(builder, next),
             "lock" => self.mysql_lock(builder, next, to),
             "unlock" => builder.op(Operation::Lock, Access::Read),
             "grant" => builder.op(Operation::Grant, Access::Admin),
@@ -282,44 +235,127 @@ impl Statement<'_> {
             "create" => self.mysql_create(builder, next, to),
             "alter" => self.mysql_alter(builder, next, to),
             "drop" => self.mysql_drop(builder, next, to),
-            "rename" => {
-                if self.is_one_of(next, &["table", "tables"]) {
-                    builder.op(Operation::Alter, Access::Write);
-                    self.mysql_rename(builder, next + 1, to);
-                } else {
-                    // RENAME USER.
-                    builder.op(Operation::Alter, Access::Admin);
-                }
-            }
-            "truncate" => {
-                builder.op(Operation::Truncate, Access::Write);
-                let index = if self.kw(next, "table") {
-                    next + 1
-                } else {
-                    next
-                };
-                self.name_list(builder, index, to, true);
-            }
-            "call" => {
-                builder.op(Operation::Call, Access::Write);
-                builder.incomplete();
-                if let Some((name, after)) = self.qualified_name(next) {
-                    builder.call(name);
-                    self.walk(builder, after, to, Mode::QUERY);
-                }
-            }
-            "prepare" => {
-                builder.op(Operation::Prepare, Access::Read);
-                match self.mysql_prepared_body(next, to) {
-                    Some((_, _, class)) => builder.absorb_class(&class),
-                    None => builder.incomplete(),
-                }
-            }
+            "rename" => self.mysql_rename_statement(builder, next, to),
+            "truncate" => self.mysql_truncate(builder, next, to),
+            "call" => self.mysql_call(builder, next, to),
+            "prepare" => self.mysql_prepare(builder, next, to),
             "execute" => self.mysql_execute(builder, next, to),
             "deallocate" => builder.op(Operation::Other, Access::Read),
             "get" => builder.op(Operation::Other, Access::Read),
             w if ADMIN_STATEMENTS.contains(&w) => builder.op(Operation::Other, Access::Admin),
             _ => builder.op(Operation::Unknown, Access::Write),
+        }
+    }
+
+    /// `TABLE name …`: reads the named table.
+    fn mysql_table(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Select, Access::Read);
+        match self.qualified_name(next) {
+            Some((name, after)) => {
+                builder.read_table(name);
+                self.walk(builder, after, to, Mode::QUERY);
+            }
+            None => builder.incomplete(),
+        }
+    }
+
+    /// `SHOW …`: a read; `SHOW … WHERE expr` evaluates the expression.
+    fn mysql_show(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Show, Access::Read);
+        if let Some(at) = self.find_word(next, to, "where") {
+            self.walk(builder, at, to, Mode::QUERY);
+        }
+    }
+
+    /// `ANALYZE TABLE …` (maintenance) or MariaDB's `ANALYZE stmt`.
+    fn mysql_analyze(&self, builder: &mut Builder, next: usize, to: usize) {
+        if self.is_one_of(next, &["table", "tables", "no_write_to_binlog", "local"]) {
+            builder.op(Operation::Maintenance, Access::Admin);
+        } else {
+            // MariaDB's `ANALYZE stmt` runs the statement.
+            self.mysql_explain(builder, next, to, true);
+        }
+    }
+
+    /// `CHECKSUM TABLE[S] names`: reads the named tables.
+    fn mysql_checksum(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Maintenance, Access::Read);
+        let index = if self.is_one_of(next, &["table", "tables"]) {
+            next + 1
+        } else {
+            next
+        };
+        self.name_list(builder, index, to, false);
+    }
+
+    /// `USE db`: exactly one identifier, else incomplete.
+    fn mysql_use(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Other, Access::Read);
+        if self.mysql_ident(next).is_none() || next + 1 != to {
+            builder.incomplete();
+        }
+    }
+
+    /// `START TRANSACTION` (a transaction) or replication control (admin).
+    fn mysql_start(&self, builder: &mut Builder, next: usize) {
+        if self.kw(next, "transaction") {
+            builder.op(Operation::Transaction, Access::Read);
+        } else {
+            // START SLAVE|REPLICA|ALL SLAVES|GROUP_REPLICATION.
+            builder.op(Operation::Other, Access::Admin);
+        }
+    }
+
+    /// `XA …`: COMMIT / ROLLBACK write, the other forms read.
+    fn mysql_xa(&self, builder: &mut Builder, next: usize) {
+        // XA COMMIT / ROLLBACK may finish a transaction another
+        // session prepared.
+        let access = if self.is_one_of(next, &["commit", "rollback"]) {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        builder.op(Operation::Transaction, access);
+    }
+
+    /// `RENAME TABLE[S] …` (write) or `RENAME USER` (admin).
+    fn mysql_rename_statement(&self, builder: &mut Builder, next: usize, to: usize) {
+        if self.is_one_of(next, &["table", "tables"]) {
+            builder.op(Operation::Alter, Access::Write);
+            self.mysql_rename(builder, next + 1, to);
+        } else {
+            // RENAME USER.
+            builder.op(Operation::Alter, Access::Admin);
+        }
+    }
+
+    /// `TRUNCATE [TABLE] names`: writes the named tables.
+    fn mysql_truncate(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Truncate, Access::Write);
+        let index = if self.kw(next, "table") {
+            next + 1
+        } else {
+            next
+        };
+        self.name_list(builder, index, to, true);
+    }
+
+    /// `CALL proc(…)`: a write, always incomplete (the body is not followed).
+    fn mysql_call(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Call, Access::Write);
+        builder.incomplete();
+        if let Some((name, after)) = self.qualified_name(next) {
+            builder.call(name);
+            self.walk(builder, after, to, Mode::QUERY);
+        }
+    }
+
+    /// `PREPARE name FROM …`: takes the class of the prepared body.
+    fn mysql_prepare(&self, builder: &mut Builder, next: usize, to: usize) {
+        builder.op(Operation::Prepare, Access::Read);
+        match self.mysql_prepared_body(next, to) {
+            Some((_, _, class)) => builder.absorb_class(&class),
+            None => builder.incomplete(),
         }
     }
 
