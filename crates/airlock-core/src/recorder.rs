@@ -1397,6 +1397,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.to_string().contains("cannot be synced"), "{error}");
+        // What it journaled reaches the event table before the next
+        // recorder writes to the same store.
+        assert!(recorder.flush(Duration::from_secs(10)));
 
         // A read first: let through once written, then its timed sync fails.
         let recorder = Recorder::start(

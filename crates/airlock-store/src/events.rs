@@ -80,49 +80,26 @@ pub struct EventRecord {
     pub hash: String,
 }
 
+/// What one event's chained hash covers, in the order it is hashed.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainLink<'a> {
+    /// The previous event's hash (the genesis hash for the first).
+    pub prev_hash: &'a str,
+    pub id: i64,
+    pub ts_micros: i64,
+    pub kind: &'a str,
+    pub session_id: Option<&'a str>,
+    pub identity: Option<&'a str>,
+    /// The event's JSON text.
+    pub data: &'a str,
+}
+
 /// The chained hash of one event, hex-encoded: HMAC-SHA-256 under the chain
 /// key when there is one (so the chain cannot be recomputed by someone who
 /// can write the store but does not hold the key), plain SHA-256 otherwise.
-#[allow(clippy::too_many_arguments)] // the event's fields, hashed in order
-pub fn event_hash(
-    key: Option<&[u8; 32]>,
-    prev_hash: &str,
-    id: i64,
-    ts_micros: i64,
-    kind: &str,
-    session_id: Option<&str>,
-    identity: Option<&str>,
-    data: &str,
-) -> String {
+pub fn event_hash(key: Option<&[u8; 32]>, link: &ChainLink<'_>) -> String {
     let key = key.map(|key| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key));
-    chain_hash(
-        key.as_ref(),
-        prev_hash,
-        id,
-        ts_micros,
-        kind,
-        session_id,
-        identity,
-        data,
-    )
-}
-
-/// [`event_hash`] with the HMAC key already scheduled (the store keeps one
-/// per connection instead of rebuilding it for every event).
-#[allow(clippy::too_many_arguments)] // the event's fields, hashed in order
-pub(crate) fn chain_hash(
-    key: Option<&ring::hmac::Key>,
-    prev_hash: &str,
-    id: i64,
-    ts_micros: i64,
-    kind: &str,
-    session_id: Option<&str>,
-    identity: Option<&str>,
-    data: &str,
-) -> String {
-    ChainHasher::default().hash(
-        key, prev_hash, id, ts_micros, kind, session_id, identity, data,
-    )
+    ChainHasher::default().hash(key.as_ref(), link)
 }
 
 /// Computes chain hashes one after another with one message buffer: the
@@ -139,28 +116,17 @@ pub(crate) struct ChainHasher {
 
 impl ChainHasher {
     /// The chained hash of one event, hex-encoded (see [`event_hash`]).
-    #[allow(clippy::too_many_arguments)] // the event's fields, hashed in order
-    pub(crate) fn hash(
-        &mut self,
-        key: Option<&ring::hmac::Key>,
-        prev_hash: &str,
-        id: i64,
-        ts_micros: i64,
-        kind: &str,
-        session_id: Option<&str>,
-        identity: Option<&str>,
-        data: &str,
-    ) -> String {
+    pub(crate) fn hash(&mut self, key: Option<&ring::hmac::Key>, link: &ChainLink<'_>) -> String {
         let mut id_digits = [0u8; MAX_DECIMAL_DIGITS];
         let mut ts_digits = [0u8; MAX_DECIMAL_DIGITS];
         let parts: [&[u8]; 7] = [
-            prev_hash.as_bytes(),
-            decimal(id, &mut id_digits),
-            decimal(ts_micros, &mut ts_digits),
-            kind.as_bytes(),
-            session_id.unwrap_or("").as_bytes(),
-            identity.unwrap_or("").as_bytes(),
-            data.as_bytes(),
+            link.prev_hash.as_bytes(),
+            decimal(link.id, &mut id_digits),
+            decimal(link.ts_micros, &mut ts_digits),
+            link.kind.as_bytes(),
+            link.session_id.unwrap_or("").as_bytes(),
+            link.identity.unwrap_or("").as_bytes(),
+            link.data.as_bytes(),
         ];
         self.message.clear();
         self.message
@@ -281,12 +247,32 @@ mod tests {
         let long = "x".repeat(5_000);
         for (id, data) in [(1, long.as_str()), (2, "{}"), (3, "")] {
             for key in [None, Some(&key)] {
-                let reused = hasher.hash(key, "prev", id, -5, "k", None, Some("i"), data);
-                let fresh =
-                    ChainHasher::default().hash(key, "prev", id, -5, "k", None, Some("i"), data);
+                let link = ChainLink {
+                    prev_hash: "prev",
+                    id,
+                    ts_micros: -5,
+                    kind: "k",
+                    session_id: None,
+                    identity: Some("i"),
+                    data,
+                };
+                let reused = hasher.hash(key, &link);
+                let fresh = ChainHasher::default().hash(key, &link);
                 assert_eq!(reused, fresh);
                 assert_eq!(reused.len(), 64);
             }
+        }
+    }
+
+    fn reference_link() -> ChainLink<'static> {
+        ChainLink {
+            prev_hash: "prev",
+            id: 7,
+            ts_micros: 1234,
+            kind: "command",
+            session_id: Some("s-1"),
+            identity: Some("agent-7"),
+            data: "{\"n\":1}",
         }
     }
 
@@ -311,26 +297,8 @@ mod tests {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
-        let plain = event_hash(
-            None,
-            "prev",
-            7,
-            1234,
-            "command",
-            Some("s-1"),
-            Some("agent-7"),
-            "{\"n\":1}",
-        );
-        let keyed = event_hash(
-            Some(&[3; 32]),
-            "prev",
-            7,
-            1234,
-            "command",
-            Some("s-1"),
-            Some("agent-7"),
-            "{\"n\":1}",
-        );
+        let plain = event_hash(None, &reference_link());
+        let keyed = event_hash(Some(&[3; 32]), &reference_link());
         assert_eq!(plain, hex::encode(reference.finalize()));
         assert_eq!(keyed, hex::encode(mac.finalize().into_bytes()));
     }

@@ -33,7 +33,7 @@ pub use backend::{
 pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use events::{
-    event_hash, BrokenLink, EventData, EventFilter, EventRecord, NewEvent, PruneReport,
+    event_hash, BrokenLink, ChainLink, EventData, EventFilter, EventRecord, NewEvent, PruneReport,
     VerifyReport, GENESIS_HASH,
 };
 pub use records::{

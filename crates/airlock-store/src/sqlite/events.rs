@@ -12,8 +12,8 @@ use super::{Inner, Store};
 use crate::backend::EventStore;
 use crate::clock::Clock;
 use crate::events::{
-    BrokenLink, ChainHasher, EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport,
-    GENESIS_HASH,
+    BrokenLink, ChainHasher, ChainLink, EventFilter, EventRecord, NewEvent, PruneReport,
+    VerifyReport, GENESIS_HASH,
 };
 use crate::StoreError;
 
@@ -146,13 +146,15 @@ impl EventStore for Store {
             report.last_id = Some(id);
             let recomputed = hasher.hash(
                 key.as_ref(),
-                &prev,
-                id,
-                ts,
-                &kind,
-                session.as_deref(),
-                identity.as_deref(),
-                &data,
+                &ChainLink {
+                    prev_hash: &prev,
+                    id,
+                    ts_micros: ts,
+                    kind: &kind,
+                    session_id: session.as_deref(),
+                    identity: identity.as_deref(),
+                    data: &data,
+                },
             );
             let problem = if id != expected_id {
                 Some(format!(
@@ -311,13 +313,15 @@ impl Store {
                 let prev = rows.last().map_or(head.as_str(), |row| row.hash.as_str());
                 let hash = hasher.hash(
                     key,
-                    prev,
-                    next_id,
-                    ts,
-                    &event.kind,
-                    event.session_id.as_deref(),
-                    event.identity.as_deref(),
-                    event.data.as_str(),
+                    &ChainLink {
+                        prev_hash: prev,
+                        id: next_id,
+                        ts_micros: ts,
+                        kind: &event.kind,
+                        session_id: event.session_id.as_deref(),
+                        identity: event.identity.as_deref(),
+                        data: event.data.as_str(),
+                    },
                 );
                 rows.push(ChainedRow {
                     id: next_id,
@@ -487,7 +491,7 @@ mod tests {
     use super::*;
     use crate::backend::JournalIndex;
     use crate::clock::Clock;
-    use crate::events::event_hash;
+    use crate::events::{event_hash, ChainLink};
     use crate::{now_micros, Store};
     use serde_json::json;
 
@@ -554,13 +558,15 @@ mod tests {
         let events = store.events_after(0, 10).unwrap();
         let forged = event_hash(
             None,
-            GENESIS_HASH,
-            1,
-            events[0].ts_micros,
-            "command",
-            Some("s"),
-            Some("agent-7"),
-            "{\"n\":5}",
+            &ChainLink {
+                prev_hash: GENESIS_HASH,
+                id: 1,
+                ts_micros: events[0].ts_micros,
+                kind: "command",
+                session_id: Some("s"),
+                identity: Some("agent-7"),
+                data: "{\"n\":5}",
+            },
         );
         connection
             .execute(
@@ -863,15 +869,18 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].prev_hash, GENESIS_HASH);
         assert_eq!(events[1].prev_hash, events[0].hash);
+        let data = events[1].data.to_string();
         let recomputed = event_hash(
             None,
-            &events[1].prev_hash,
-            events[1].id,
-            events[1].ts_micros,
-            "b",
-            Some("s"),
-            Some("i"),
-            &events[1].data.to_string(),
+            &ChainLink {
+                prev_hash: &events[1].prev_hash,
+                id: events[1].id,
+                ts_micros: events[1].ts_micros,
+                kind: "b",
+                session_id: Some("s"),
+                identity: Some("i"),
+                data: &data,
+            },
         );
         assert_eq!(recomputed, events[1].hash);
     }
