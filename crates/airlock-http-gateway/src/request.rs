@@ -253,7 +253,8 @@ impl Exchange<'_> {
         let (parts, body) = request.into_parts();
         let mut decision = gate.decide(&command, Limits::Now, &shown);
         let mut body: UpstreamBody = body.boxed();
-        if decision.review.is_some() {
+        let held = decision.review.is_some();
+        if held {
             match hold_for_review(
                 &gate,
                 &command,
@@ -314,7 +315,17 @@ impl Exchange<'_> {
             return errors::bad_request("the path cannot be forwarded");
         };
         let line_stream = crate::kubernetes::streams_lines(&command, self.routed.query);
+        let sent = Instant::now();
+        if let (Some(meter), false) = (gate.meter(), held) {
+            // What the gateway added before forwarding (a review's wait
+            // left out, as for the databases).
+            meter.added(sent.saturating_duration_since(self.started));
+        }
         let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
+        if let (Some(meter), Ok(_)) = (gate.meter(), &answered) {
+            // Until the upstream's response head: the body streams after.
+            meter.answered(sent.elapsed(), std::iter::empty());
+        }
         match answered {
             Ok(response) => {
                 relay_response(

@@ -658,11 +658,40 @@ fn requests_are_recorded_for_session_show() {
     assert!(statements[0].2["bytes"].as_u64().unwrap() > 0);
     assert_eq!(statements[1].0, "PUT /put");
     assert_eq!(statements[1].1, "refuse");
+    // The forwarded request's upstream and gateway-added latency are
+    // measured, once; the refused one never reached the upstream.
+    let metrics = scrape_metrics(&gateway);
+    for family in [
+        "airlock_upstream_duration_seconds_count",
+        "airlock_gateway_added_duration_seconds_count",
+    ] {
+        let counted: f64 = metrics
+            .lines()
+            .filter(|line| line.starts_with(family) && line.contains("protocol=\"http\""))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(counted, 1.0, "{family}:\n{metrics}");
+    }
     let export = gateway.cli_ok(&["audit", "export"], None);
     assert!(export.contains("GET /get?q=1"), "{export}");
     assert_no_secret(&export);
     assert!(!export.contains(&token));
     assert_no_secret(&gateway.log());
+}
+
+/// The admin listener's `GET /metrics` (Prometheus text).
+fn scrape_metrics(gateway: &GatewayProcess) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.admin_port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// Request smuggling and oversized heads never reach the upstream; a
