@@ -21,7 +21,7 @@ GW=$!
 for i in $(seq 1 240); do curl -sf http://127.0.0.1:28480/healthz >/dev/null && break; sleep 0.5; done
 printf 'profpw' | $BIN credential set prof-cred --username prof --password-stdin >/dev/null
 TOKEN=$($BIN token issue --identity agent-7 --kind agent --group agents --connection prof --ttl 30m --output json | jq -r .token)
-export PGPASSWORD=$TOKEN
+export PGPASSWORD=$TOKEN PGSSLMODE=disable  # as PgBouncer (no TLS) and airlock-bench
 pgbench -n -S -c $C -t 50 -h 127.0.0.1 -p 25432 -U agent-7 prof > /dev/null 2>&1
 callgrind_control -z $GW >/dev/null
 pgbench -n -S -c $C -t $((N / C)) -h 127.0.0.1 -p 25432 -U agent-7 prof > $OUT/pgb-$NAME.log 2>&1

@@ -88,16 +88,26 @@ impl GateDecision {
 /// The relay computes it once per Parse, not on every Execute.
 pub fn decided_again_at_execute(text: &str) -> bool {
     // `FETCH` and `MOVE` read what the session's cursors were declared for.
-    mentions(text, b"execute") || mentions(text, b"fetch") || mentions(text, b"move")
+    mentions_any(text, &[b"execute", b"fetch", b"move"])
 }
 
-/// True when `text` contains `word` (ASCII, case-insensitive) anywhere.
-/// A cheap, allocation-free over-approximation: the classifier decides
-/// what the statement really does.
-fn mentions(text: &str, word: &[u8]) -> bool {
-    text.as_bytes()
-        .windows(word.len())
-        .any(|window| window.eq_ignore_ascii_case(word))
+/// True when `text` contains one of `words` (lowercase ASCII, matched
+/// case-insensitively) anywhere. A cheap, allocation-free
+/// over-approximation: the classifier decides what the statement really
+/// does. One pass: only a byte that can start a word is compared further
+/// (three `windows` scans cost a tenth of a pass-through query's
+/// instructions).
+fn mentions_any(text: &str, words: &[&[u8]]) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(at, byte)| {
+        let lower = byte.to_ascii_lowercase();
+        words.iter().any(|word| {
+            word.first() == Some(&lower)
+                && bytes
+                    .get(at..at + word.len())
+                    .is_some_and(|window| window.eq_ignore_ascii_case(word))
+        })
+    })
 }
 
 /// Classifications kept per session, by statement text.
@@ -381,5 +391,39 @@ impl CommandGate {
             shown.push_str(&format!("\n-- with {}", values.join(", ")));
         }
         GateDecision::of(self.core.review_execution(template, shown, mask))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_any_agrees_with_a_scan_for_each_word() {
+        let words: [&[u8]; 3] = [b"execute", b"fetch", b"move"];
+        let naive = |text: &str| {
+            words.iter().any(|word| {
+                text.as_bytes()
+                    .windows(word.len())
+                    .any(|window| window.eq_ignore_ascii_case(word))
+            })
+        };
+        for text in [
+            "",
+            "select 1",
+            "EXECUTE p(1)",
+            "select 'exec' || 'ute'",
+            "prepare x as select 1; ExEcUtE x",
+            "fetc",
+            "FETCH ALL FROM c",
+            "select * from t where mo = 'v'",
+            "REMOVE",
+            "\u{e9} fetch \u{fc}",
+            "mov",
+            "move next from c",
+        ] {
+            assert_eq!(mentions_any(text, &words), naive(text), "{text:?}");
+            assert_eq!(decided_again_at_execute(text), naive(text), "{text:?}");
+        }
     }
 }
