@@ -8,11 +8,20 @@ use airlock_types::command::CommandKind;
 use airlock_types::{AuthMethod, Command, ConnectionInfo, Identity, IdentityKind, Protocol};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
-const POLICY: &str = include_str!("../../../examples/policy-multi.yaml");
+/// The repository's own `examples/policy-multi.yaml` (tracked in this
+/// repository, two folders above this crate), compiled in.
+const POLICY: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/policy-multi.yaml"
+));
 
 fn bench(c: &mut Criterion) {
-    let Ok(policy) = Policy::from_yaml(POLICY, "policy-multi.yaml") else {
-        return;
+    let policy = match Policy::from_yaml(POLICY, "policy-multi.yaml") {
+        Ok(policy) => policy,
+        Err(error) => {
+            eprintln!("examples/policy-multi.yaml does not load: {error}");
+            return;
+        }
     };
     let identity = Identity {
         name: "agent-7".into(),
