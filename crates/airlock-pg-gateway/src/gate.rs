@@ -19,7 +19,8 @@ use airlock_core::state::GatewayState;
 use airlock_mask::MaskPlan;
 use airlock_policy::RateLimitObligation;
 use airlock_sql::{
-    analyze, Analysis, Dialect, PreparedDefinition, PreparedLookup, SessionEffect, SyntaxError,
+    analyze, Analysis, Dialect, PreparedDefinition, PreparedLookup, SessionEffect, Shape,
+    SyntaxError,
 };
 use airlock_types::{Command, ConnectionInfo, Identity, StatementClass};
 
@@ -119,6 +120,9 @@ const CLASSIFICATION_CACHE: usize = 512;
 pub struct CommandGate {
     core: Gate,
     cache: HashMap<String, Arc<Analysis>>,
+    /// Classifications shared by texts that differ only in their constants,
+    /// by [`Shape`] key (only those that hold for every constant).
+    shapes: HashMap<String, Arc<Analysis>>,
     /// Whether texts the classifier gave up on parse at all, by text.
     syntax: HashMap<String, Option<SyntaxError>>,
 }
@@ -190,6 +194,7 @@ impl CommandGate {
         Self {
             core: Gate::new(state, identity, connection),
             cache: HashMap::new(),
+            shapes: HashMap::new(),
             syntax: HashMap::new(),
         }
     }
@@ -214,12 +219,35 @@ impl CommandGate {
                 return Arc::clone(analysis);
             }
         }
-        let analysis = Arc::new(analyze(Dialect::Postgres, text, prepared));
-        if !uses_session_state && text.len() <= 4096 {
-            if self.cache.len() >= CLASSIFICATION_CACHE {
-                self.cache.clear();
+        let cacheable = !uses_session_state && text.len() <= 4096;
+        let shape = cacheable.then(|| Shape::of(text)).flatten();
+        if let Some(shape) = &shape {
+            if let Some(analysis) = self.shapes.get(&shape.key) {
+                // The same statement with other constants: its analysis, as
+                // this text's own (the text is all that differs).
+                let mut analysis = Analysis::clone(analysis);
+                analysis.command.text = text.to_string();
+                return Arc::new(analysis);
             }
-            self.cache.insert(text.to_string(), Arc::clone(&analysis));
+        }
+        let analysis = Arc::new(analyze(Dialect::Postgres, text, prepared));
+        if !cacheable {
+            return analysis;
+        }
+        if self.cache.len() >= CLASSIFICATION_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(text.to_string(), Arc::clone(&analysis));
+        if let Some(shape) = shape {
+            // Shared by every text of the shape only when the analysis is the
+            // one its parameterised form gets (which holds for any value).
+            let parameterized = analyze(Dialect::Postgres, &shape.parameterized, prepared);
+            if Shape::holds_for_every_constant(&analysis, &parameterized) {
+                if self.shapes.len() >= CLASSIFICATION_CACHE {
+                    self.shapes.clear();
+                }
+                self.shapes.insert(shape.key, Arc::clone(&analysis));
+            }
         }
         analysis
     }

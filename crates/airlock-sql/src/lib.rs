@@ -185,6 +185,7 @@ mod lexer;
 mod mysql;
 mod mysql_lexer;
 mod mysql_split;
+mod shape;
 mod split;
 mod syntax;
 
@@ -196,6 +197,7 @@ pub use classify::{
     MYSQL_PRIVILEGED_SETTINGS, MYSQL_PRIVILEGED_SETTING_PREFIXES, PRIVILEGED_SETTINGS,
 };
 pub use functions::{function_effect, FunctionEffect};
+pub use shape::Shape;
 pub use syntax::{
     syntax_error, SyntaxError, CHECK_TIMEOUT, MAX_CHECKED_BYTES, MAX_CHECKED_GLOBAL_WORDS,
     MAX_QUEUED_CHECKS,
