@@ -23,6 +23,7 @@ mod masking;
 mod pgbench;
 mod pgbouncer;
 mod report;
+mod sessions;
 mod sys;
 mod sysbench;
 
@@ -73,6 +74,20 @@ struct Args {
     /// Writes `<out>/<date>-mysql.md`.
     #[arg(long)]
     mysql: bool,
+    /// Also run `pgbench -S -M simple` over TLS (`sslmode=require`) to
+    /// every target: PostgreSQL with `ssl = on` (the baseline), PgBouncer
+    /// with client TLS, and the gateways (their own certificate). Rows of
+    /// mode `simple-tls`.
+    #[arg(long)]
+    tls: bool,
+    /// Measure the scale of sessions instead: hold N idle sessions on one
+    /// gateway (pass-through and full) whose upstream is PgBouncer in
+    /// transaction pooling, and report connect time, RSS and descriptors
+    /// per session and an active client's latency beside them. Raises the
+    /// open-file limit (as root) to what N needs. Writes
+    /// `<out>/<date>-sessions.md`.
+    #[arg(long, value_name = "N")]
+    sessions: Option<usize>,
 }
 
 /// What one run measures, by mode.
@@ -193,6 +208,9 @@ fn run() -> Result<()> {
         bail!("--duration must be at least 1 second");
     }
     let airlock = airlock_binary(args.airlock_bin.clone())?;
+    if let Some(sessions) = args.sessions {
+        return run_sessions(&args, sessions, &airlock);
+    }
     let nofile = sys::raise_open_file_limit();
     if args.mysql {
         return run_mysql(&args, &plan, &airlock);
@@ -203,12 +221,18 @@ fn run() -> Result<()> {
     ));
 
     progress("starting PostgreSQL");
-    let cluster = PgCluster::start_with_config(
+    // TLS is on at every target (clients choose with `sslmode`), so the
+    // plaintext runs are the same servers as the TLS ones.
+    let (_certs, cert, key) = airlock_testkit::server_certificate();
+    let cluster = PgCluster::start_with_config(&format!(
         // Room for 1,000 idle sessions (each opens an upstream connection)
         // and the pgbench clients; the data set fits in shared buffers;
         // statement logging off (the testkit logs every statement).
-        "max_connections = 1200\nshared_buffers = 256MB\nlog_statement = 'none'\n",
-    );
+        "max_connections = 1200\nshared_buffers = 256MB\nlog_statement = 'none'\n\
+         ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+        cert.display(),
+        key.display()
+    ));
     let app_password = cluster.role_password("app");
     let direct = Endpoint {
         port: cluster.port,
@@ -232,7 +256,16 @@ fn run() -> Result<()> {
     prewarm(&cluster);
 
     progress("starting PgBouncer");
-    let bouncer = pgbouncer::PgBouncer::start(cluster.port, "appdb", "app", &app_password)?;
+    let bouncer = pgbouncer::PgBouncer::start_with(
+        cluster.port,
+        "appdb",
+        "app",
+        &app_password,
+        &pgbouncer::Settings {
+            client_tls: Some((cert.clone(), key.clone())),
+            ..pgbouncer::Settings::default()
+        },
+    )?;
     let via_bouncer = Endpoint {
         port: bouncer.port,
         ..direct.clone()
@@ -289,8 +322,10 @@ fn run() -> Result<()> {
     }
     // Reads in both modes, then writes (last: they change the tables the
     // reads use, not their size).
+    let tls_modes: &[&'static str] = if args.tls { &[pgbench::SIMPLE_TLS] } else { &[] };
     let runs: Vec<(&'static str, u32)> = MODES
         .iter()
+        .chain(tls_modes)
         .flat_map(|&mode| plan.clients.iter().map(move |&clients| (mode, clients)))
         .chain(
             plan.write_clients
@@ -395,6 +430,68 @@ fn run() -> Result<()> {
             "{} pgbench run(s) failed: see the report",
             report.failed_runs()
         );
+    }
+    Ok(())
+}
+
+/// `--sessions N`: idle sessions on one gateway, pass-through and full.
+fn run_sessions(args: &Args, sessions: usize, airlock: &Path) -> Result<()> {
+    let nofile = sys::raise_open_file_limit_to(sessions::needed_open_files(sessions));
+    sessions::check_limit(sessions, &nofile)?;
+    progress(&format!("open-file limit {nofile}; starting PostgreSQL"));
+    let cluster = PgCluster::start_with_config(
+        "max_connections = 300\nshared_buffers = 128MB\nlog_statement = 'none'\n",
+    );
+    let password = cluster.role_password("app");
+    let bouncer = sessions::bouncer(cluster.port, &password, sessions)?;
+    progress(&format!(
+        "PgBouncer (transaction pooling) on {} in front of PostgreSQL",
+        bouncer.port
+    ));
+    let policy_dir = tempfile::Builder::new()
+        .prefix("airlock-bench-policy-")
+        .tempdir()?;
+    let policies = Policies {
+        full: policy_dir.path().join("policy.yaml"),
+        allow_all: policy_dir.path().join("allow-all.yaml"),
+    };
+    std::fs::write(&policies.full, POLICY_FULL)?;
+    std::fs::write(&policies.allow_all, POLICY_ALLOW_ALL)?;
+    let upstream = Upstream {
+        port: bouncer.port,
+        password,
+    };
+    let mut results = Vec::new();
+    for config in [Config::Pass, Config::Full] {
+        let label = config.target().label();
+        progress(&format!("{sessions} idle sessions through {label}"));
+        let (gateway, endpoint) =
+            start_gateway_to(airlock, &upstream, config, &policies, &args.recording_sync)?;
+        let pid = gateway.pid().context("gateway pid")?;
+        let target = sessions::Target {
+            label,
+            endpoint: &endpoint,
+            pid,
+        };
+        let result = sessions::measure(&target, sessions).map_err(|error| {
+            let log = gateway.log();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            format!("{error:#} (gateway log ends: {})", tail.join(" / "))
+        });
+        if let Err(error) = &result {
+            progress(&format!("FAILED: {error}"));
+        }
+        results.push(result);
+    }
+    let markdown = sessions::render(&results, &nofile, &command_line(), airlock);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
+    let path = args.out.join(format!("{}-sessions.md", date.trim()));
+    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    println!("{markdown}");
+    progress(&format!("wrote {}", path.display()));
+    if results.iter().any(Result::is_err) {
+        bail!("a sessions run failed: see the report");
     }
     Ok(())
 }
@@ -516,10 +613,31 @@ fn start_gateway(
     policies: &Policies,
     recording_sync: &str,
 ) -> Result<(GatewayProcess, Endpoint)> {
+    let upstream = Upstream {
+        port: cluster.port,
+        password: cluster.role_password("app"),
+    };
+    start_gateway_to(binary, &upstream, config, policies, recording_sync)
+}
+
+/// Where a gateway's connection points: the cluster, or a pooler in front
+/// of it; `app`'s password there.
+struct Upstream {
+    port: u16,
+    password: String,
+}
+
+fn start_gateway_to(
+    binary: &Path,
+    upstream: &Upstream,
+    config: Config,
+    policies: &Policies,
+    recording_sync: &str,
+) -> Result<(GatewayProcess, Endpoint)> {
     let connection = format!(
         "connections:\n  - name: {CONNECTION}\n    protocol: postgres\n    address: 127.0.0.1:{}\n    \
          database: appdb\n    credential: app\n    tags: {{env: dev}}\n",
-        cluster.port
+        upstream.port
     );
     let recording_off = "recording:\n  enabled: false\n";
     // One identity opens every benchmark session (up to 1,000 idle ones).
@@ -552,7 +670,7 @@ fn start_gateway(
     };
     // The testkit logs at debug; a benchmark measures the default level.
     let gateway = GatewayProcess::start_with_env(binary, &yaml, &[("AIRLOCK_LOG", "info")]);
-    gateway.set_credential("app", "app", &cluster.role_password("app"));
+    gateway.set_credential("app", "app", &upstream.password);
     let (_id, token) = gateway.issue_token(IDENTITY, &[CONNECTION], "1h");
     let endpoint = Endpoint {
         port: gateway.pg_port,

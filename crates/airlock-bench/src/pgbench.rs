@@ -13,7 +13,12 @@ use std::process::Command;
 /// END) in simple protocol.
 pub const WRITES: &str = "tpcb";
 
-/// Where pgbench connects (always TCP on 127.0.0.1, never TLS).
+/// The mode that runs `-S -M simple` over TLS (`sslmode=require`): how
+/// agents reach a gateway over the network.
+pub const SIMPLE_TLS: &str = "simple-tls";
+
+/// Where pgbench connects (TCP on 127.0.0.1; TLS only in mode
+/// [`SIMPLE_TLS`]).
 #[derive(Clone)]
 pub struct Endpoint {
     pub port: u16,
@@ -108,13 +113,14 @@ pub fn run(
         .tempdir()?;
     let prefix = logs.path().join("txn");
     let ticks_before = watch.map(sys::cpu_ticks).transpose()?;
-    let script: &[&str] = if mode == WRITES {
-        &["-M", "simple"]
-    } else {
-        &["-S", "-M", mode]
+    let (script, sslmode): (&[&str], &str) = match mode {
+        WRITES => (&["-M", "simple"], "disable"),
+        SIMPLE_TLS => (&["-S", "-M", "simple"], "require"),
+        _ => (&["-S", "-M", mode], "disable"),
     };
     let output = endpoint
         .command("pgbench")
+        .env("PGSSLMODE", sslmode)
         .arg("-n")
         .args(script)
         .args(["-c", &clients.to_string()])

@@ -6,8 +6,63 @@
 use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// PgBouncer's `pool_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A server connection per client for the client's whole session (so
+    /// prepared statements work): what the throughput runs compare with.
+    Session,
+    /// A server connection per transaction: how 10,000 clients share a few
+    /// dozen backends.
+    Transaction,
+}
+
+impl PoolMode {
+    fn name(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+        }
+    }
+}
+
+/// How a PgBouncer is set up.
+pub struct Settings {
+    pub pool_mode: PoolMode,
+    pub max_client_conn: usize,
+    /// Certificate and key for TLS towards clients (`client_tls_sslmode =
+    /// allow`: clients choose), copied into PgBouncer's own folder.
+    pub client_tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pool_mode: PoolMode::Session,
+            max_client_conn: 2_000,
+            client_tls: None,
+        }
+    }
+}
+
+/// The `client_tls_*` lines of the configuration (empty without TLS).
+fn client_tls(dir: &tempfile::TempDir, settings: &Settings) -> Result<String> {
+    let Some((cert, key)) = &settings.client_tls else {
+        return Ok(String::new());
+    };
+    let (cert_copy, key_copy) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::copy(cert, &cert_copy).context("copy the TLS certificate")?;
+    std::fs::copy(key, &key_copy).context("copy the TLS key")?;
+    Ok(format!(
+        "client_tls_sslmode = allow\nclient_tls_cert_file = {}\nclient_tls_key_file = {}\n",
+        cert_copy.display(),
+        key_copy.display()
+    ))
+}
 
 pub struct PgBouncer {
     dir: tempfile::TempDir,
@@ -21,7 +76,14 @@ pub struct PgBouncer {
 impl PgBouncer {
     /// Starts PgBouncer on a free port; `database` on `upstream_port` is
     /// reachable as the same name, `user`/`password` authenticate both legs.
-    pub fn start(upstream_port: u16, database: &str, user: &str, password: &str) -> Result<Self> {
+    /// PgBouncer with the given pool mode, client limit and client TLS.
+    pub fn start_with(
+        upstream_port: u16,
+        database: &str,
+        user: &str,
+        password: &str,
+        settings: &Settings,
+    ) -> Result<Self> {
         let binary = sys::find_program("pgbouncer").context(
             "pgbouncer is not installed: `apt-get install pgbouncer` (or `bash .ci/install-deps`)",
         )?;
@@ -44,8 +106,9 @@ impl PgBouncer {
              unix_socket_dir =\n\
              auth_type = scram-sha-256\n\
              auth_file = {auth}\n\
-             pool_mode = session\n\
-             max_client_conn = 2000\n\
+             pool_mode = {pool_mode}\n\
+             max_client_conn = {max_client_conn}\n\
+             {tls}
              default_pool_size = 100\n\
              logfile = {log}\n\
              pidfile = {pidfile}\n\
@@ -53,6 +116,9 @@ impl PgBouncer {
              log_disconnections = 0\n\
              ignore_startup_parameters = extra_float_digits\n",
             auth = auth_file.display(),
+            pool_mode = settings.pool_mode.name(),
+            max_client_conn = settings.max_client_conn,
+            tls = client_tls(&dir, settings)?,
             log = path("pgbouncer.log").display(),
             pidfile = path("pgbouncer.pid").display(),
         );

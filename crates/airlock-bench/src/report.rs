@@ -272,7 +272,10 @@ impl Report {
             out,
             "`pgbench -n -S -M <mode> -c <clients> -j min(clients,2) -T {}` on scale {} \
              (`pgbench -i -s {}`, run directly once), TCP on 127.0.0.1, `sslmode=disable` for \
-             every target. One transaction is one query. Latencies are from pgbench's \
+             every target except in mode `simple-tls` (with `--tls`): `-M simple` with \
+             `sslmode=require` to every target, PostgreSQL's `ssl = on` the baseline, PgBouncer \
+             with client TLS, airlock with its own certificate (TLS 1.3 on all three), so its \
+             `vs direct` is against direct over TLS. One transaction is one query. Latencies are from pgbench's \
              per-transaction log (`-l`); `+` columns are the difference to direct at the same \
              mode and clients. Proxy CPU is the proxy process's user+system time \
              (`/proc/<pid>/stat`) over the run divided by its transactions. Journal syncs per \
@@ -376,7 +379,7 @@ impl Report {
              | budget | measured | met |\n|---|---|---|"
         );
         let verdict = |ok: bool| if ok { "yes" } else { "**no**" };
-        for mode in ["simple", "prepared"] {
+        for mode in ["simple", "prepared", crate::pgbench::SIMPLE_TLS] {
             let (Some(full), Some(direct)) = (
                 self.run(Target::AirlockFull, mode, 8),
                 self.run(Target::Direct, mode, 8),

@@ -60,6 +60,24 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
     status_bytes(pid, "VmRSS")
 }
 
+/// Raises this process's open-file limit, soft and hard, to at least
+/// `wanted` (children inherit it). Only root may raise the hard limit;
+/// otherwise, or when that fails, the soft limit goes to the hard one.
+/// Returns the limit in force, as [`raise_open_file_limit`] does.
+pub fn raise_open_file_limit_to(wanted: u64) -> String {
+    let pid = std::process::id().to_string();
+    let raised = Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={wanted}:{wanted}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false);
+    if raised {
+        return wanted.to_string();
+    }
+    raise_open_file_limit()
+}
+
 /// Raises this process's soft open-file limit to its hard limit (children
 /// inherit it): 1,000 idle sessions need more descriptors than some
 /// defaults allow. Uses `prlimit` because the workspace forbids `unsafe`.

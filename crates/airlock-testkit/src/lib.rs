@@ -10,7 +10,8 @@
 //! `pg_server` (the PostgreSQL server fixture), `mariadb_server` (the
 //! MariaDB server fixture), `k8s_fixture` (a stand-in Kubernetes API
 //! server, [`KubeApiFixture`]: no real one can run here), `gateway` (the gateway
-//! process fixture), `clients` (client programs such as psql), `python` (PyPI packages
+//! process fixture), `clients` (client programs such as psql), `certs` (a throwaway server
+//! certificate), `python` (PyPI packages
 //! installed project-locally), `repo` (the
 //! repository's files) and `host` (free ports, root, random secrets). A
 //! fixture for another upstream (MariaDB, an HTTP or MCP server) is a module
@@ -22,6 +23,7 @@
 // Test support: a failed setup step must stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod certs;
 mod clients;
 mod gateway;
 mod host;
@@ -31,6 +33,7 @@ mod pg_server;
 mod python;
 mod repo;
 
+pub use certs::server_certificate;
 pub use clients::pg_client;
 pub use gateway::GatewayProcess;
 pub use host::free_port;

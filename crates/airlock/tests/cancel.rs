@@ -86,7 +86,7 @@ fn a_cancel_never_hits_the_next_statement() {
 
 #[test]
 fn a_cancel_over_tls_is_acknowledged_cleanly_as_directly() {
-    let (_certs, cert, key) = common::server_certificate();
+    let (_certs, cert, key) = airlock_testkit::server_certificate();
     let cluster = PgCluster::start_with_config(&format!(
         "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
         cert.display(),

@@ -14,7 +14,7 @@ use common::{stderr, stdout, ALLOW_ALL};
 #[test]
 fn the_upstream_connection_can_be_encrypted_and_verified() {
     // A certificate for the server, readable by the postgres user.
-    let (certs, cert, key) = common::server_certificate();
+    let (certs, cert, key) = airlock_testkit::server_certificate();
 
     let cluster = PgCluster::start_with_config(&format!(
         "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
