@@ -283,7 +283,13 @@ impl Exchange<'_> {
         if self.upgrade && matches!(decision.verdict, Verdict::Forward) {
             match crate::kubernetes::stream::plan(&parts.headers, &command, decision.mask.is_some())
             {
-                Ok(plan) => stream_plan = Some(plan),
+                Ok(mut plan) => {
+                    let identity = &self.authenticated.identity;
+                    plan.ends_at = (!state.config.auth.sessions_outlive_tokens
+                        && identity.expires_at > 0)
+                        .then_some(identity.expires_at);
+                    stream_plan = Some(plan);
+                }
                 Err(message) => decision = refused_upgrade(&decision, message),
             }
         }
@@ -341,30 +347,8 @@ impl Exchange<'_> {
         }
         match answered {
             Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
-                match stream_plan {
-                    Some(plan) => {
-                        crate::kubernetes::stream::relay(
-                            self.gateway,
-                            response,
-                            client_upgrade,
-                            plan,
-                            scrubber,
-                            session,
-                            self.started,
-                        )
-                        .await
-                    }
-                    // An upgrade nobody asked for is not relayed.
-                    None => {
-                        self.upstream_failed(
-                            session,
-                            &crate::upstream::UpstreamError::Exchange(
-                                "the upstream switched protocols unasked".into(),
-                            ),
-                        )
-                        .await
-                    }
-                }
+                let stream = (stream_plan, client_upgrade);
+                self.switched(response, stream, scrubber, session).await
             }
             Ok(response) => {
                 relay_response(
@@ -380,6 +364,36 @@ impl Exchange<'_> {
             }
             Err(error) => self.upstream_failed(session, &error).await,
         }
+    }
+
+    /// The upstream switched protocols: an allowed stream is relayed
+    /// (`kubernetes::stream`); an upgrade nobody asked for is not.
+    async fn switched(
+        &self,
+        response: hyper::Response<Incoming>,
+        (plan, client): (
+            Option<crate::kubernetes::stream::StreamPlan>,
+            Option<hyper::upgrade::OnUpgrade>,
+        ),
+        scrubber: Scrubber,
+        session: AdmittedSession,
+    ) -> Response<ClientBody> {
+        let Some(plan) = plan else {
+            let error = crate::upstream::UpstreamError::Exchange(
+                "the upstream switched protocols unasked".into(),
+            );
+            return self.upstream_failed(session, &error).await;
+        };
+        crate::kubernetes::stream::relay(
+            self.gateway,
+            response,
+            client,
+            plan,
+            scrubber,
+            session,
+            self.started,
+        )
+        .await
     }
 
     /// The headers the gateway adds upstream (the credential first, then a

@@ -588,3 +588,60 @@ fn port_forward_carries_bytes_to_the_pods_port() {
     );
     assert_eq!(setup.fixture.streams().len(), 1);
 }
+
+/// Revoking the token pulls the session's kill switch: an open exec ends.
+#[test]
+fn revoking_the_token_ends_an_open_exec() {
+    let setup = setup();
+    let issued: Value = serde_json::from_str(&setup.gateway.cli_ok(
+        &[
+            "token",
+            "issue",
+            "--identity",
+            "sre-2",
+            "--kind",
+            "human",
+            "--group",
+            "sre",
+            "--connection",
+            "k8s-dev",
+            "--ttl",
+            "10m",
+            "--output",
+            "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let config = kubeconfig(&setup, issued["token"].as_str().unwrap());
+    let mut child = kubectl_command(NEWEST, &config, setup.dir.path())
+        .args(["exec", "-i", "web-1", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"still here\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while setup.fixture.requests_to("GET", "/exec").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "exec never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    setup
+        .gateway
+        .cli_ok(&["token", "revoke", issued["id"].as_str().unwrap()], None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exec outlived its token"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    // The pod's process saw its stdin end.
+    let streams = setup.fixture.wait_for_streams(1, Duration::from_secs(10));
+    assert_eq!(streams[0].stdin, b"still here\n");
+}

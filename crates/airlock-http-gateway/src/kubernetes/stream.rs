@@ -80,6 +80,9 @@ pub struct StreamPlan {
     /// The client's offered subprotocols that the gateway reads, in the
     /// client's order: the only ones offered upstream.
     pub protocols: Vec<String>,
+    /// When the stream must end (unix seconds): its token's expiry, unless
+    /// `auth.sessions_outlive_tokens`. The access grant's is added at relay.
+    pub ends_at: Option<i64>,
 }
 
 /// Whether an allowed upgrade can be relayed, and how; the client's
@@ -124,7 +127,11 @@ pub fn plan(headers: &HeaderMap, command: &Command, masked: bool) -> Result<Stre
             readable.join(", ")
         ));
     }
-    Ok(StreamPlan { kind, protocols })
+    Ok(StreamPlan {
+        kind,
+        protocols,
+        ends_at: None,
+    })
 }
 
 fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
@@ -207,12 +214,16 @@ pub async fn relay(
                 return;
             }
         };
+        let ends_at = [plan.ends_at, session.grant_expires_at]
+            .into_iter()
+            .flatten()
+            .min();
         let ended = run(
             &gateway,
             &session,
             TokioIo::new(client),
             TokioIo::new(upstream),
-            plan.kind,
+            (plan.kind, ends_at),
             &scrubber,
         )
         .await;
@@ -272,13 +283,14 @@ impl Ended {
 type Piece = (u64, &'static str, Vec<u8>);
 
 /// Relays both directions until the stream ends (one side closes, then
-/// the other within [`LINGER`]), gathering the transcript.
+/// the other within [`LINGER`]; or the session's kill switch fires, or it
+/// reaches `ends_at`), gathering the transcript.
 async fn run<C, U>(
     gateway: &Arc<HttpGateway>,
     session: &AdmittedSession,
     client: C,
     upstream: U,
-    kind: StreamKind,
+    (kind, ends_at): (StreamKind, Option<i64>),
     scrubber: &Scrubber,
 ) -> Ended
 where
@@ -330,9 +342,53 @@ where
         }
         ended
     };
-    let (mut ended, exit_code) = tokio::join!(relayed, collector);
+    let mut kill = session.registration.kill.clone();
+    let stopped = async {
+        tokio::select! {
+            ended = relayed => ended,
+            reason = stopped(&mut kill, ends_at) => Ended {
+                error: Some(format!("the stream was ended: {reason}")),
+                ..Ended::default()
+            },
+        }
+    };
+    let (mut ended, exit_code) = tokio::join!(stopped, collector);
     ended.exit_code = exit_code;
     ended
+}
+
+/// Resolves with the reason when the kill switch fires or `ends_at`
+/// (unix seconds) passes.
+async fn stopped(
+    kill: &mut tokio::sync::watch::Receiver<Option<String>>,
+    ends_at: Option<i64>,
+) -> String {
+    let expiry = async {
+        match ends_at {
+            Some(at) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs());
+                let left = u64::try_from(at).unwrap_or(0).saturating_sub(now);
+                tokio::time::sleep(Duration::from_secs(left)).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let killed = async {
+        loop {
+            if let Some(reason) = kill.borrow_and_update().clone() {
+                return reason;
+            }
+            if kill.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = expiry => "the token or the access grant expired".to_string(),
+        reason = killed => reason,
+    }
 }
 
 /// What one direction did.
