@@ -41,6 +41,13 @@ rules:
       connection: {name: k8s-dev}
       kubernetes: {verbs: [exec, attach, portforward]}
     action: allow
+  - name: prod-exec-needs-review
+    match:
+      identity: {groups: [oncall]}
+      kubernetes: {verbs: [exec], namespaces: [prod]}
+    action: review
+    approvers: sre
+    wait: 60s
   - name: no-shells-for-agents
     match:
       identity: {kind: agent}
@@ -67,6 +74,11 @@ fn setup() -> Setup {
     tags: {{env: dev}}
 ",
         url = fixture.url()
+    );
+    fixture.put(
+        "pods",
+        "prod",
+        serde_json::json!({"metadata": {"name": "api-1"}, "spec": {"containers": [{"name": "api", "image": "api"}]}}),
     );
     let gateway = GatewayProcess::start_with_policy(common::binary(), &config, POLICY);
     gateway.set_credential("k8s-sa", "gateway", SA_TOKEN);
@@ -644,4 +656,48 @@ fn revoking_the_token_ends_an_open_exec() {
     // The pod's process saw its stdin end.
     let streams = setup.fixture.wait_for_streams(1, Duration::from_secs(10));
     assert_eq!(streams[0].stdin, b"still here\n");
+}
+
+/// A review rule holds an exec like any request: nothing reaches the pod
+/// until an approver approves, then the stream is relayed.
+#[test]
+fn a_held_exec_runs_once_approved() {
+    let setup = setup();
+    let oncall = token(&setup.gateway, "oncall-1", "human", &["oncall"]);
+    let approver = token(&setup.gateway, "sre-1", "human", &["sre"]);
+    let config = kubeconfig(&setup, &oncall);
+    let waiting = kubectl_command(NEWEST, &config, setup.dir.path())
+        .args(["exec", "-n", "prod", "api-1", "--", "echo", "approved run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let list: Value = serde_json::from_str(
+            &setup
+                .gateway
+                .cli_ok(&["review", "list", "--output", "json"], None),
+        )
+        .unwrap();
+        if let Some(id) = list[0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no review appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        stream_requests(&setup.fixture),
+        0,
+        "forwarded before approval"
+    );
+    let approved = common::as_person(&setup.gateway, &approver, &["review", "approve", &id]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    let output = waiting.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "approved run\n");
+    let streams = setup.fixture.wait_for_streams(1, Duration::from_secs(10));
+    assert_eq!(streams[0].pod, "prod/api-1");
+    assert_eq!(streams[0].command, ["echo", "approved run"]);
 }
