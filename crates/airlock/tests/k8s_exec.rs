@@ -701,3 +701,61 @@ fn a_held_exec_runs_once_approved() {
     assert_eq!(streams[0].pod, "prod/api-1");
     assert_eq!(streams[0].command, ["echo", "approved run"]);
 }
+
+/// A large output streams through whole while its transcript stops at
+/// the per-session bound (and says so); prints the throughput.
+#[test]
+fn large_output_streams_whole_and_the_transcript_is_bounded() {
+    let setup = setup();
+    let sre = token(&setup.gateway, "sre-1", "human", &["sre"]);
+    let config = kubeconfig(&setup, &sre);
+    let bytes = 16 * 1024 * 1024;
+    let script = format!("head -c {bytes} /dev/zero | tr '\\0' x");
+    let started = std::time::Instant::now();
+    let output = kubectl(
+        NEWEST,
+        &config,
+        setup.dir.path(),
+        &["exec", "web-1", "--", "sh", "-c", &script],
+        b"",
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout.len(), bytes);
+    assert!(output.stdout.iter().all(|byte| *byte == b'x'));
+    println!(
+        "exec output through airlock: {} MiB in {:.2} s ({:.1} MiB/s, kubectl start-up included)",
+        bytes >> 20,
+        elapsed.as_secs_f64(),
+        (bytes >> 20) as f64 / elapsed.as_secs_f64()
+    );
+    setup.fixture.wait_for_streams(1, Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let replay = loop {
+        let replay = sessions_of(&setup.gateway, "sre-1")
+            .iter()
+            .map(|id| setup.gateway.cli_ok(&["session", "replay", id], None))
+            .find(|replay| replay.contains("/pods/web-1/exec") && replay.contains("HTTP 101"));
+        if let Some(replay) = replay {
+            break replay;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream's end was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        replay.contains("the rest of the stream was not kept"),
+        "{}",
+        &replay[..2000.min(replay.len())]
+    );
+    // At most the bound (1 MiB) of it was kept.
+    let kept = replay.matches('x').count();
+    assert!(kept <= 1024 * 1024 + 4096, "{kept}");
+    assert!(kept >= 512 * 1024, "{kept}");
+}
