@@ -42,6 +42,8 @@ pub enum EventKind {
     Command,
     /// `command.result`: What a forwarded command returned (masked samples).
     CommandResult,
+    /// `command.stream`: What a relayed stream (a Kubernetes exec or attach terminal) carried, in order, with timestamps.
+    CommandStream,
     /// `connection.add`: A run-time connection added.
     ConnectionAdd,
     /// `connection.remove`: A run-time connection removed.
@@ -80,7 +82,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of this enum.
-    pub const ALL: [EventKind; 29] = [
+    pub const ALL: [EventKind; 30] = [
         Self::AccessDenied,
         Self::AccessGrant,
         Self::AccessRequest,
@@ -93,6 +95,7 @@ impl EventKind {
         Self::AuthUnlock,
         Self::Command,
         Self::CommandResult,
+        Self::CommandStream,
         Self::ConnectionAdd,
         Self::ConnectionRemove,
         Self::CredentialDelete,
@@ -127,6 +130,7 @@ impl EventKind {
             Self::AuthUnlock => "auth.unlock",
             Self::Command => "command",
             Self::CommandResult => "command.result",
+            Self::CommandStream => "command.stream",
             Self::ConnectionAdd => "connection.add",
             Self::ConnectionRemove => "connection.remove",
             Self::CredentialDelete => "credential.delete",
@@ -445,6 +449,32 @@ pub struct McpToolCalled {
     pub tool: String,
 }
 
+/// `command.stream`: a part of the transcript of a relayed stream (a
+/// Kubernetes `exec` or `attach` terminal): the bytes each channel carried
+/// (stdin, stdout, stderr, error, resize) in order, each with its offset
+/// from the stream's start, as the client saw them (credential echoes
+/// replaced). A session's transcript is bounded: once its budget is
+/// spent, `truncated` is set and nothing more is kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandStream {
+    pub chunks: Vec<StreamChunk>,
+    pub connection: String,
+    /// The `command` event the stream belongs to.
+    pub seq: u64,
+    pub truncated: bool,
+}
+
+/// One piece of a stream's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamChunk {
+    /// Milliseconds since the stream started.
+    pub at_ms: u64,
+    /// `stdin`, `stdout`, `stderr`, `error`, `resize`.
+    pub channel: &'static str,
+    /// The bytes as UTF-8 (invalid sequences replaced).
+    pub data: String,
+}
+
 /// An audit payload: what one kind of event records (no secret, masked
 /// data only), tied to its kind.
 pub trait Payload: Serialize + std::fmt::Debug {
@@ -481,6 +511,7 @@ payload_kinds!(
     CredentialDeleted => CredentialDelete,
     CredentialRotated => CredentialRotate,
     CredentialSet => CredentialSet,
+    CommandStream => CommandStream,
     McpToolCalled => McpToolCall,
     MfaEnrolled => MfaEnroll,
     PolicyApplied => PolicyApply,
@@ -552,6 +583,7 @@ mod tests {
                 "auth.unlock",
                 "command",
                 "command.result",
+                "command.stream",
                 "connection.add",
                 "connection.remove",
                 "credential.delete",

@@ -154,7 +154,7 @@ pub async fn relay_response(
 }
 
 /// Records the result and ends the request's session.
-async fn finish(gateway: &HttpGateway, session: AdmittedSession, result: ResultRecord) {
+pub(crate) async fn finish(gateway: &HttpGateway, session: AdmittedSession, result: ResultRecord) {
     let context = RecordContext {
         session_id: session.session_id(),
         identity: session.identity(),

@@ -30,7 +30,7 @@ use crate::recording::{command_event, HttpResult, RecordContext, ResultRecord};
 use crate::relay::relay_response;
 use crate::route::{route, upstream_target, Route};
 use crate::scrub::Scrubber;
-use crate::upstream::{send, UpstreamBody};
+use crate::upstream::{send, send_upgrade, UpstreamBody};
 use crate::{ClientBody, HttpGateway};
 
 /// Largest request body shown to (and bound by) a reviewer; a larger body
@@ -104,8 +104,8 @@ async fn serve(
         Err(error) => return errors::route(error),
     };
     // Kubernetes streams (exec, attach, port-forward) arrive as upgrades:
-    // the gate decides them first (they are admin), so the refusal names
-    // the rule; an allowed one is refused after the decision.
+    // the gate decides them like any request (they are admin); an allowed
+    // one is relayed when `kubernetes::stream` can read it.
     let mut upgrade = false;
     match check_request(request.headers()) {
         Ok(()) => {}
@@ -250,7 +250,9 @@ impl Exchange<'_> {
             self.authenticated.identity.clone(),
             state.connection_info(&session.connection),
         );
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // The client's side of an upgrade (taken before the parts go upstream).
+        let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         let mut decision = gate.decide(&command, Limits::Now, &shown);
         let mut body: UpstreamBody = body.boxed();
         let held = decision.review.is_some();
@@ -277,8 +279,19 @@ impl Exchange<'_> {
                 }
             }
         }
+        let mut stream_plan = None;
         if self.upgrade && matches!(decision.verdict, Verdict::Forward) {
-            decision = refused_upgrade(&decision);
+            match crate::kubernetes::stream::plan(&parts.headers, &command, decision.mask.is_some())
+            {
+                Ok(mut plan) => {
+                    let identity = &self.authenticated.identity;
+                    plan.ends_at = (!state.config.auth.sessions_outlive_tokens
+                        && identity.expires_at > 0)
+                        .then_some(identity.expires_at);
+                    stream_plan = Some(plan);
+                }
+                Err(message) => decision = refused_upgrade(&decision, message),
+            }
         }
         if let Err(refused) = self
             .record_command(&session, &command, &shown, &decision)
@@ -306,7 +319,7 @@ impl Exchange<'_> {
             }
         };
         let json_only = target.kubernetes.is_some() && decision.mask.is_some();
-        let Some(upstream_request) =
+        let Some(mut upstream_request) =
             build_upstream_request(target, self.routed, parts, body, added, json_only)
         else {
             session
@@ -321,12 +334,22 @@ impl Exchange<'_> {
             // left out, as for the databases).
             meter.added(sent.saturating_duration_since(self.started));
         }
-        let answered = send(target, upstream_request, self.gateway.upstream_timeout).await;
+        let answered = match &stream_plan {
+            Some(plan) => {
+                crate::kubernetes::stream::upstream_headers(upstream_request.headers_mut(), plan);
+                send_upgrade(target, upstream_request, self.gateway.upstream_timeout).await
+            }
+            None => send(target, upstream_request, self.gateway.upstream_timeout).await,
+        };
         if let (Some(meter), Ok(_)) = (gate.meter(), &answered) {
             // Until the upstream's response head: the body streams after.
             meter.answered(sent.elapsed(), std::iter::empty());
         }
         match answered {
+            Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                let stream = (stream_plan, client_upgrade);
+                self.switched(response, stream, scrubber, session).await
+            }
             Ok(response) => {
                 relay_response(
                     self.gateway,
@@ -341,6 +364,36 @@ impl Exchange<'_> {
             }
             Err(error) => self.upstream_failed(session, &error).await,
         }
+    }
+
+    /// The upstream switched protocols: an allowed stream is relayed
+    /// (`kubernetes::stream`); an upgrade nobody asked for is not.
+    async fn switched(
+        &self,
+        response: hyper::Response<Incoming>,
+        (plan, client): (
+            Option<crate::kubernetes::stream::StreamPlan>,
+            Option<hyper::upgrade::OnUpgrade>,
+        ),
+        scrubber: Scrubber,
+        session: AdmittedSession,
+    ) -> Response<ClientBody> {
+        let Some(plan) = plan else {
+            let error = crate::upstream::UpstreamError::Exchange(
+                "the upstream switched protocols unasked".into(),
+            );
+            return self.upstream_failed(session, &error).await;
+        };
+        crate::kubernetes::stream::relay(
+            self.gateway,
+            response,
+            client,
+            plan,
+            scrubber,
+            session,
+            self.started,
+        )
+        .await
     }
 
     /// The headers the gateway adds upstream (the credential first, then a
@@ -487,16 +540,11 @@ async fn hold_for_review(
     Some((resolved, body))
 }
 
-/// A forwarded upgrade (a Kubernetes exec, attach or port-forward
-/// stream) cannot be relayed yet: refused after the gate allowed it.
-fn refused_upgrade(decision: &Decision) -> Decision {
-    let mut refused = Decision::refuse(
-        Refusal::Unavailable {
-            message: "airlock: streams (exec, attach, port-forward upgrades) are not relayed yet"
-                .into(),
-        },
-        decision.details.clone(),
-    );
+/// An allowed upgrade the gateway cannot relay (SPDY, an unreadable
+/// subprotocol, a stream under a mask plan): refused after the gate
+/// allowed it, with the reason.
+fn refused_upgrade(decision: &Decision, message: String) -> Decision {
+    let mut refused = Decision::refuse(Refusal::Unavailable { message }, decision.details.clone());
     refused.version = decision.version;
     refused
 }

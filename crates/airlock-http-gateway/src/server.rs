@@ -115,7 +115,9 @@ async fn serve_http<T>(
         .max_buf_size(gateway.max_header_bytes)
         .header_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // Kubernetes streams (exec, attach, port-forward) upgrade.
+        .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {

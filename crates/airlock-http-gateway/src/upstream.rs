@@ -199,6 +199,25 @@ pub async fn send(
     request: http::Request<UpstreamBody>,
     timeout: Duration,
 ) -> Result<http::Response<Incoming>, UpstreamError> {
+    send_on(target, request, timeout, false).await
+}
+
+/// [`send`] for an upgrade request (a Kubernetes stream): the connection
+/// stays usable after a `101`, for `hyper::upgrade::on`.
+pub async fn send_upgrade(
+    target: &UpstreamTarget,
+    request: http::Request<UpstreamBody>,
+    timeout: Duration,
+) -> Result<http::Response<Incoming>, UpstreamError> {
+    send_on(target, request, timeout, true).await
+}
+
+async fn send_on(
+    target: &UpstreamTarget,
+    request: http::Request<UpstreamBody>,
+    timeout: Duration,
+    upgrades: bool,
+) -> Result<http::Response<Incoming>, UpstreamError> {
     let exchange = async {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
@@ -207,7 +226,7 @@ pub async fn send(
             })?;
         let _ = tcp.set_nodelay(true);
         match &target.tls {
-            None => exchange(TokioIo::new(tcp), request).await,
+            None => exchange(TokioIo::new(tcp), request, upgrades).await,
             Some(config) => {
                 let name = ServerName::try_from(target.host.clone())
                     .map_err(|_| UpstreamError::Exchange("bad server name".into()))?;
@@ -215,7 +234,7 @@ pub async fn send(
                     .connect(name, tcp)
                     .await
                     .map_err(|error| UpstreamError::Exchange(format!("TLS: {error}")))?;
-                exchange(TokioIo::new(tls), request).await
+                exchange(TokioIo::new(tls), request, upgrades).await
             }
         }
     };
@@ -227,6 +246,7 @@ pub async fn send(
 async fn exchange<T>(
     io: TokioIo<T>,
     request: http::Request<UpstreamBody>,
+    upgrades: bool,
 ) -> Result<http::Response<Incoming>, UpstreamError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -237,7 +257,12 @@ where
         .await
         .map_err(|error| UpstreamError::Exchange(format!("handshake: {error}")))?;
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
+        let ended = if upgrades {
+            connection.with_upgrades().await
+        } else {
+            connection.await
+        };
+        if let Err(error) = ended {
             tracing::debug!(%error, "upstream connection ended with an error");
         }
     });

@@ -1,5 +1,8 @@
 //! Rendering a recorded session: `session show` (metadata and a timeline)
-//! and `session replay` (the same, with the rows the agent saw).
+//! and `session replay` (the same, with the rows the agent saw, and a
+//! relayed terminal's transcript: a Kubernetes `exec` or `attach`, from its
+//! `command.stream` events, control characters shown escaped so a recorded
+//! escape sequence cannot drive the reader's terminal).
 
 use crate::output::outln;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
@@ -34,14 +37,87 @@ fn header(detail: &Value) {
             session["commands"]
         );
     }
+    let mut streamed = 0;
     for event in detail["other_events"].as_array().into_iter().flatten() {
+        if event["kind"] == "command.stream" {
+            streamed += event["data"]["chunks"].as_array().map_or(0, Vec::len);
+            continue;
+        }
         outln!(
             "  event {}: {}",
             event["kind"].as_str().unwrap_or(""),
             event["data"]
         );
     }
+    if streamed > 0 {
+        outln!("  terminal transcript: {streamed} pieces (`airlock session replay` prints it)");
+    }
     outln!();
+}
+
+/// The `command.stream` events of command `seq`, in order.
+fn stream_events(detail: &Value, seq: &Value) -> Vec<Value> {
+    detail["other_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["kind"] == "command.stream" && event["data"]["seq"] == *seq)
+        .map(|event| event["data"].clone())
+        .collect()
+}
+
+/// Text with control characters other than newline and tab escaped.
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\n' | '\t' => out.push(character),
+            '\r' => out.push_str("\\r"),
+            other if other.is_control() => {
+                out.push_str(&format!("\\x{:02x}", u32::from(other)));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A terminal's transcript: each piece with its offset and channel
+/// (`>` stdin, `|` stdout, `!` stderr, `#` error, resize and close).
+fn print_stream(events: &[Value]) {
+    if events.is_empty() {
+        return;
+    }
+    outln!("    terminal transcript (> stdin, | stdout, ! stderr, # error):");
+    for chunk in events
+        .iter()
+        .flat_map(|event| event["chunks"].as_array().cloned().unwrap_or_default())
+    {
+        let mark = match chunk["channel"].as_str().unwrap_or("") {
+            "stdin" => ">",
+            "stdout" => "|",
+            "stderr" => "!",
+            _ => "#",
+        };
+        let at = chunk["at_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        let channel = chunk["channel"].as_str().unwrap_or("");
+        let data = chunk["data"].as_str().unwrap_or("");
+        // v5's close message names the channel the client closed (stdin).
+        let text = match (channel, data) {
+            ("close", "\u{0}") => "(stdin closed)".to_string(),
+            _ => escaped(data),
+        };
+        for (index, line) in text.trim_end_matches('\n').split('\n').enumerate() {
+            if index == 0 {
+                outln!("    +{at:.3}s {channel:<6} {mark} {line}");
+            } else {
+                outln!("    {:14} {mark} {line}", "");
+            }
+        }
+    }
+    if events.iter().any(|event| event["truncated"] == true) {
+        outln!("    … the rest of the stream was not kept (transcript limit)");
+    }
 }
 
 fn outcome(entry: &Value) -> String {
@@ -149,6 +225,7 @@ pub fn print_replay(detail: &Value) {
                 outln!("    … more rows not kept in the recording");
             }
         }
+        print_stream(&stream_events(detail, &entry["seq"]));
         outln!("    {} ({})\n", outcome(entry), duration(entry));
     }
 }

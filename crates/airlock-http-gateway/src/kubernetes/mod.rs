@@ -10,13 +10,18 @@
 //! upstream is asked for JSON (protobuf cannot be masked) and Secret
 //! values are masked whatever the detectors say (also in a held request's
 //! body, as the reviewer and the record see it); every refusal is a
-//! `Status` object ([`errors`]).
+//! `Status` object ([`errors`]). Allowed `exec`, `attach` and
+//! `port-forward` upgrades are relayed over WebSocket ([`stream`], frames
+//! read by [`websocket`], a terminal recorded by [`transcript`]).
 //!
 //! Architecture invariant: nothing here decides; it describes the request
 //! for the core's gate and adjusts headers the gate already allowed.
 
 pub mod errors;
+pub mod stream;
+pub mod transcript;
 pub mod watch;
+pub mod websocket;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 

@@ -10,15 +10,21 @@
 //! token it was started with (the credential airlock injects), and keeps
 //! an in-memory log of every request it received ([`LoggedRequest`]),
 //! which is what enforcement tests assert on ("it never reached the
-//! upstream"). Exec/attach/port-forward streams are not served.
+//! upstream"), and pod streams over WebSocket ([`streams`]: `exec` into a
+//! real process, `attach`, `port-forward` to a local port; each served
+//! stream is kept as an [`ExecRecord`], see [`KubeApiFixture::streams`]).
 //!
 //! Threads and blocking std sockets: one thread per connection, one
 //! request per connection.
 
 mod discovery;
 mod store;
+mod streams;
 mod table;
+mod websocket;
 mod wire;
+
+pub use streams::ExecRecord;
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +67,8 @@ struct State {
     log: Vec<LoggedRequest>,
     /// Container output by `namespace/pod`, line by line.
     pod_logs: std::collections::BTreeMap<String, Vec<String>>,
+    /// Every exec, attach and port-forward stream served, when it ended.
+    streams: Vec<ExecRecord>,
 }
 
 struct Shared {
@@ -173,6 +181,27 @@ impl KubeApiFixture {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.state.lock().unwrap().log.clone()
+    }
+
+    /// Every exec, attach and port-forward stream served so far (each
+    /// added when it ended).
+    pub fn streams(&self) -> Vec<ExecRecord> {
+        self.shared.state.lock().unwrap().streams.clone()
+    }
+
+    /// Waits up to `timeout` for `count` served streams.
+    pub fn wait_for_streams(&self, count: usize, timeout: Duration) -> Vec<ExecRecord> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock().unwrap();
+        while state.streams.len() < count && Instant::now() < deadline {
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+        state.streams.clone()
     }
 
     /// The requests with `method` whose path ends with `suffix`.
@@ -294,6 +323,23 @@ fn handle(shared: &Shared, stream: &TcpStream, request: &WireRequest, target: &T
             );
             let follow = matches!(request.param("follow").as_deref(), Some("true" | "1"));
             pod_log(shared, stream, &key, follow);
+        }
+        (_, Some(name), Some(sub @ ("exec" | "attach" | "portforward")))
+            if target.kind.resource == "pods" =>
+        {
+            let namespace = target.namespace.as_deref().unwrap_or("default");
+            let exists = shared
+                .state
+                .lock()
+                .unwrap()
+                .store
+                .objects
+                .contains_key(&target.key(name));
+            if exists {
+                streams::serve_stream(shared, stream, request, &format!("{namespace}/{name}"), sub);
+            } else {
+                not_found(stream, target.kind, name);
+            }
         }
         (_, _, Some(_)) => write_json(
             stream,

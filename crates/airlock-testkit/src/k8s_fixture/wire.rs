@@ -28,6 +28,19 @@ impl WireRequest {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every decoded value of query parameter `name`, in order.
+    pub fn params(&self, name: &str) -> Vec<String> {
+        self.query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key == name).then(|| percent_decode(value))
+            })
+            .collect()
+    }
+
     /// The decoded value of query parameter `name`.
     pub fn param(&self, name: &str) -> Option<String> {
         self.query.as_deref()?.split('&').find_map(|pair| {
