@@ -45,8 +45,9 @@ pub fn open(store: &str, data_dir: &Path, full_sync: bool) -> Result<Arc<dyn Sto
             )
         }
     };
+    // The store's errors name it by its URL without the password.
     let shared = PgStore::open(&url, password.as_deref(), tls)
-        .map_err(|error| anyhow!("cannot open the shared store {}: {error}", url.redacted()))?;
+        .map_err(|error| anyhow!("cannot open the {error}"))?;
     Ok(Arc::new(shared))
 }
 

@@ -135,7 +135,8 @@ impl EventStore for PgStore {
 /// Appends `events` (each with its journaled time, or none for now) in one
 /// transaction holding the chain head's row lock, with `progress` (a
 /// journal and the byte it is copied through) recorded in the same
-/// transaction when given. Events copied from a journal are durable there
+/// transaction when given; a batch whose journal position is stored
+/// already (a retry after a lost answer) is skipped. Events copied from a journal are durable there
 /// already, so their commit does not wait for the store's disk
 /// (`synchronous_commit = off`); [`JournalIndex::journal_barrier`] makes
 /// them durable before the journal goes.
@@ -159,6 +160,26 @@ pub(super) async fn append_chained(
         .query_one("SELECT last_id, last_hash FROM chain_head FOR UPDATE", &[])
         .await
         .map_err(db_error)?;
+    if let Some((journal, through)) = &progress {
+        // Idempotent per journal position: when a commit went through but
+        // its answer was lost (the connection broke), the index retries the
+        // batch; the progress row says it is stored already, so it is not
+        // stored twice.
+        let through = i64::try_from(*through).unwrap_or(i64::MAX);
+        let advanced = transaction
+            .query_opt(
+                "INSERT INTO journal_progress (journal, indexed_through) VALUES ($1, $2)
+                 ON CONFLICT (journal) DO UPDATE SET indexed_through = EXCLUDED.indexed_through
+                 WHERE journal_progress.indexed_through < EXCLUDED.indexed_through
+                 RETURNING 1",
+                &[journal, &through],
+            )
+            .await
+            .map_err(db_error)?;
+        if advanced.is_none() {
+            return Ok(Vec::new());
+        }
+    }
     let head_id: i64 = get(&head, 0)?;
     let mut prev: String = get(&head, 1)?;
     let mut columns = Columns::default();
@@ -212,17 +233,6 @@ pub(super) async fn append_chained(
             .execute(
                 "UPDATE chain_head SET last_id = $1, last_hash = $2",
                 &[&last_id, &prev],
-            )
-            .await
-            .map_err(db_error)?;
-    }
-    if let Some((journal, through)) = progress {
-        let through = i64::try_from(through).unwrap_or(i64::MAX);
-        transaction
-            .execute(
-                "INSERT INTO journal_progress (journal, indexed_through) VALUES ($1, $2)
-                 ON CONFLICT (journal) DO UPDATE SET indexed_through = EXCLUDED.indexed_through",
-                &[&journal, &through],
             )
             .await
             .map_err(db_error)?;

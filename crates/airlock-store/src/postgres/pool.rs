@@ -132,7 +132,11 @@ impl Pool {
 pub(crate) fn db_error(error: tokio_postgres::Error) -> StoreError {
     match error.as_db_error() {
         Some(db) => StoreError::Postgres(format!("{} ({})", db.message(), db.code().code())),
-        None => StoreError::Postgres(error.to_string()),
+        None => match std::error::Error::source(&error) {
+            // "error connecting to server: Connection refused (os error 111)"
+            Some(cause) => StoreError::Postgres(format!("{error}: {cause}")),
+            None => StoreError::Postgres(error.to_string()),
+        },
     }
 }
 
