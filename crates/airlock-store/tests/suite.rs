@@ -64,6 +64,7 @@ const CASES: &[Case] = &[
         "interleaved_appends_keep_one_chain",
         interleaved_appends_keep_one_chain,
     ),
+    ("the_first_key_check_is_kept", the_first_key_check_is_kept),
 ];
 
 /// Cases for the shared store only. A batch retried after a lost commit
@@ -820,4 +821,13 @@ fn a_retried_journal_batch_is_stored_once(f: &Fixture) {
     f.a.append_journaled(&batch[..1], "j-a", 400).unwrap();
     assert_eq!(numbers(&f.a.events_after(0, 100).unwrap()), [1, 2, 3, 1]);
     assert!(f.b.verify_chain().unwrap().ok);
+}
+
+/// The first process's master-key check is recorded; another is refused,
+/// on either handle.
+fn the_first_key_check_is_kept(f: &Fixture) {
+    assert!(f.a.claim_key_check("check-1").unwrap());
+    assert!(f.b.claim_key_check("check-1").unwrap());
+    assert!(!f.b.claim_key_check("check-2").unwrap());
+    assert!(!f.a.claim_key_check("check-2").unwrap());
 }

@@ -64,6 +64,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
         );
     }
     let vault = MasterKey::load(master_key_env.as_deref(), &args.data_dir)?;
+    if shared_store {
+        // A digest of a key derived for this purpose only: the store never
+        // sees the master key, and a replica with another key stops here
+        // instead of writing credentials and a chain the others cannot read.
+        if !store.claim_key_check(&vault.key_check())? {
+            bail!(
+                "AIRLOCK_MASTER_KEY is not the master key the other replicas of this shared \
+                 store use: start every replica with the same key"
+            );
+        }
+    }
     let admin_env = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
     match bootstrap_admin_token(&*store, admin_env.as_deref())? {
         AdminTokenStart::Generated(generated) => eprintln!(

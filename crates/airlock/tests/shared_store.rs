@@ -236,6 +236,37 @@ fn a_command_held_on_one_replica_is_released_by_an_approval_through_the_other() 
     let (store, upstream, config) = clusters();
     let a = start_replica_with_policy(&config, &store, REVIEW_POLICY);
     let b = start_replica_with_policy(&config, &store, REVIEW_POLICY);
+    // A third replica with another master key is refused at start-up.
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("airlock.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen:\n  admin: 127.0.0.1:{}\n  postgres: 127.0.0.1:{}\n{config}",
+            airlock_testkit::free_port(),
+            airlock_testkit::free_port()
+        ),
+    )
+    .unwrap();
+    let other_key = Command::new(common::binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AIRLOCK_STORE_PASSWORD", &store.superuser_password)
+        .env("AIRLOCK_MASTER_KEY", "11".repeat(32))
+        .output()
+        .unwrap();
+    assert!(
+        !other_key.status.success(),
+        "a replica with another master key started"
+    );
+    let error = common::stderr(&other_key);
+    assert!(
+        error.contains("not the master key the other replicas"),
+        "{error}"
+    );
     a.set_credential("app", "app", &upstream.role_password("app"));
     let agent = common::issue_for(&a, "pg-test", "agent-7", "agent", &["agents"]);
     let alice = common::issue_for(&a, "pg-test", "alice", "human", &["dba"]);
@@ -382,4 +413,96 @@ fn a_store_outage_fails_closed_and_the_replica_recovers_on_its_own() {
         !a.log().contains(&store.superuser_password),
         "store password in the log"
     );
+}
+
+/// The store over TLS: `sslmode=verify-full` against the CA (host name
+/// checked) for `serve`, `sslmode=require` for the CLI, and a certificate
+/// the given CA did not sign stops start-up. The store cluster is the
+/// upstream too here: one server with `ssl = on`.
+#[test]
+fn the_store_connection_is_encrypted_and_verified() {
+    let (certs, cert, key) = common::server_certificate();
+    let cluster = PgCluster::start_with_config(&format!(
+        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+        cert.display(),
+        key.display()
+    ));
+    cluster.sql("CREATE DATABASE airlock_state");
+    let url = |query: &str| {
+        format!(
+            "postgres://postgres@localhost:{}/airlock_state?{query}",
+            cluster.port
+        )
+    };
+    let verified = url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        cert.display()
+    ));
+    let config = common::config(&cluster, &format!("store: {verified}\n"));
+    let a = start_replica(&config, &cluster);
+    a.set_credential("app", "app", &cluster.role_password("app"));
+    let (_, token) = a.issue_token("agent-7", &["pg-test"], "1h");
+    let output = a.psql(&token, "agent-7", "pg-test", "require", "select 1");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let plain = cluster.sql_in(
+        "airlock_state",
+        "select count(*) from pg_stat_activity join pg_stat_ssl using (pid) \
+         where application_name = 'airlock' and datname = 'airlock_state' and not ssl",
+    );
+    let encrypted = cluster.sql_in(
+        "airlock_state",
+        "select count(*) from pg_stat_activity join pg_stat_ssl using (pid) \
+         where application_name = 'airlock' and datname = 'airlock_state' and ssl",
+    );
+    assert_eq!(plain.trim(), "0");
+    assert!(encrypted.trim().parse::<i64>().unwrap() >= 1, "{encrypted}");
+
+    // The CLI on `require` (encrypted, certificate not checked).
+    let rotated = Command::new(common::binary())
+        .args(["admin-token", "rotate", "--output", "json", "--store"])
+        .arg(url("sslmode=require"))
+        .arg("--data-dir")
+        .arg(a.data_dir())
+        .env("AIRLOCK_STORE_PASSWORD", &cluster.superuser_password)
+        .env("AIRLOCK_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", common::stderr(&rotated));
+
+    // A CA that did not sign the server's certificate: refused at start-up.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let wrong_ca = certs.path().join("other-ca.crt");
+    std::fs::write(&wrong_ca, other.cert.pem()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("airlock.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listen:\n  admin: 127.0.0.1:{}\n  postgres: 127.0.0.1:{}\nstore: {}\n",
+            airlock_testkit::free_port(),
+            airlock_testkit::free_port(),
+            url(&format!(
+                "sslmode=verify-full&sslrootcert={}",
+                wrong_ca.display()
+            ))
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(common::binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AIRLOCK_STORE_PASSWORD", &cluster.superuser_password)
+        .env("AIRLOCK_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a store with an unknown CA was accepted"
+    );
+    let error = common::stderr(&refused);
+    assert!(error.contains("cannot open the shared store"), "{error}");
+    assert!(!error.contains(&cluster.superuser_password), "{error}");
 }

@@ -141,6 +141,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX grants_lookup ON grants (identity, connection, expires_at);
     "#,
+    // 2: settings every replica must agree on (the master key's check).
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
 ];
 
 /// Brings the schema up to date, one transaction per step.

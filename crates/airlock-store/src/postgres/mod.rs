@@ -242,4 +242,25 @@ impl StoreBackend for PgStore {
     fn set_chain_key(&self, key: [u8; 32]) -> Result<(), StoreError> {
         PgStore::set_chain_key(self, key)
     }
+
+    fn claim_key_check(&self, check: &str) -> Result<bool, StoreError> {
+        let check = check.to_string();
+        self.run(move |shared| async move {
+            let client = shared.pool.get().await?;
+            client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('master_key_check', $1) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&check],
+                )
+                .await
+                .map_err(pool::db_error)?;
+            let row = client
+                .query_one("SELECT value FROM meta WHERE key = 'master_key_check'", &[])
+                .await
+                .map_err(pool::db_error)?;
+            let recorded: String = pool::get(&row, 0)?;
+            Ok(recorded == check)
+        })
+    }
 }

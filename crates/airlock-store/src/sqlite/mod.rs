@@ -170,6 +170,20 @@ impl StoreBackend for Store {
     fn set_chain_key(&self, key: [u8; 32]) -> Result<(), StoreError> {
         Store::set_chain_key(self, key)
     }
+
+    fn claim_key_check(&self, check: &str) -> Result<bool, StoreError> {
+        let inner = self.lock()?;
+        inner.connection.execute(
+            "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1) ON CONFLICT (key) DO NOTHING",
+            [check],
+        )?;
+        let recorded: String = inner.connection.query_row(
+            "SELECT value FROM meta WHERE key = 'master_key_check'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(recorded == check)
+    }
 }
 
 /// Stores on temporary files for the domains' tests.
