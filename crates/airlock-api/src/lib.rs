@@ -29,7 +29,6 @@ use std::sync::Arc;
 use airlock_core::admin::{AddConnectionRequest, AdminError, IssueTokenRequest};
 use airlock_core::audit::{parse_since, SessionFilter};
 use airlock_core::GatewayState;
-use airlock_store::prelude::*;
 
 type AppState = Arc<GatewayState>;
 

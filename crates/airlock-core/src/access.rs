@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 use airlock_policy::{decide_access, standing_access, AccessDecision};
-use airlock_store::prelude::*;
 use airlock_store::{now_unix, GrantRecord, NewEvent, NewReview};
 use airlock_types::Identity;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use airlock_store::prelude::*;
-use airlock_store::{hash_token, now_unix, ConnectionRecord, Store, StoreError, TokenRecord};
+use airlock_store::{hash_token, now_unix, ConnectionRecord, StoreError, TokenRecord};
 use airlock_types::IdentityKind;
 
 use crate::duration::{format_duration, parse_duration};
@@ -166,7 +166,7 @@ pub enum AdminTokenStart {
 /// Creates the admin token on first start, or checks the environment's
 /// against the stored one.
 pub fn bootstrap_admin_token(
-    store: &Store,
+    store: &dyn StoreBackend,
     from_env: Option<&str>,
 ) -> Result<AdminTokenStart, StoreError> {
     let from_env = from_env.filter(|token| !token.is_empty());
@@ -194,7 +194,7 @@ pub fn bootstrap_admin_token(
 /// Replaces the admin token: with `token`, or a generated one (returned to
 /// show once). Every earlier admin token stops working at once.
 pub fn rotate_admin_token(
-    store: &Store,
+    store: &dyn StoreBackend,
     token: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
     match token.filter(|token| !token.is_empty()) {

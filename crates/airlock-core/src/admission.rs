@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_store::now_unix;
-use airlock_store::prelude::*;
 use airlock_types::{Protocol, Secret};
 
 use crate::auth::Authenticated;

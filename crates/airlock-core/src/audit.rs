@@ -6,7 +6,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use airlock_store::prelude::*;
 use airlock_store::{now_micros, EventFilter, EventRecord, PruneReport, VerifyReport};
 
 use crate::duration::parse_duration;

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use airlock_store::prelude::*;
-use airlock_store::{hash_token, now_unix, Store, StoreError, TokenRecord};
+use airlock_store::{hash_token, now_unix, StoreError, TokenRecord};
 use airlock_types::{AuthMethod, Identity, IdentityKind};
 
 /// Why a token was refused (for the audit log, never for the client).
@@ -55,7 +55,7 @@ pub struct Authenticated {
 
 /// Checks `token` for `user` on `connection`.
 pub fn authenticate_token(
-    store: &Store,
+    store: &dyn StoreBackend,
     token: &str,
     user: &str,
     connection: &str,
@@ -73,7 +73,7 @@ pub fn authenticate_token(
 /// `Authorization: Bearer`): the token names its identity itself; it must
 /// be valid, unexpired, unrevoked and scoped to `connection`.
 pub fn authenticate_bearer(
-    store: &Store,
+    store: &dyn StoreBackend,
     token: &str,
     connection: &str,
 ) -> Result<Result<Authenticated, AuthFailure>, StoreError> {
@@ -92,7 +92,7 @@ pub fn authenticate_bearer(
 /// to at least one connection; returns the connections it is scoped to.
 /// Every session it then opens is checked against its connection again.
 pub fn authenticate_bearer_any(
-    store: &Store,
+    store: &dyn StoreBackend,
     token: &str,
 ) -> Result<Result<(Authenticated, Vec<String>), AuthFailure>, StoreError> {
     if token.is_empty() || token.len() > 4096 {

@@ -25,7 +25,10 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub listen: ListenConfig,
     /// `sqlite` for the embedded store under the data directory, or a
-    /// `postgres://` URL for a shared store (not supported yet).
+    /// `postgres://user@host:port/database` URL for the store several
+    /// replicas share (password from `AIRLOCK_STORE_PASSWORD` or the file
+    /// named by `AIRLOCK_STORE_PASSWORD_FILE`, never in the URL; `?sslmode=`
+    /// `disable`, `require` or `verify-full` with `sslrootcert=FILE`).
     #[serde(default = "default_store")]
     pub store: String,
     /// Certificate and key for client TLS. When absent, a self-signed
@@ -809,10 +812,11 @@ impl GatewayConfig {
         let http_listen = self.validate_http(&mut problem);
         if self.store != "sqlite" {
             if self.store.starts_with("postgres://") || self.store.starts_with("postgresql://") {
-                problem(
-                    "store:",
-                    "store: the shared PostgreSQL store is not supported yet; use `sqlite`".into(),
-                );
+                // The parser's messages never repeat the URL (it could hold
+                // a password).
+                if let Err(error) = airlock_store::PgStoreUrl::parse(&self.store) {
+                    problem("store:", format!("store: {error}"));
+                }
             } else {
                 problem(
                     "store:",
@@ -1454,6 +1458,25 @@ tokens:
         assert_eq!(config.identity_providers.len(), 1);
         assert_eq!(config.policy.as_deref(), Some("policy-multi.yaml"));
         assert_eq!(settings.postgres_listen.to_string(), "0.0.0.0:15432");
+    }
+
+    #[test]
+    fn a_postgres_store_url_is_accepted_and_a_password_in_it_refused_unrepeated() {
+        for url in [
+            "postgres://airlock@db.internal:5432/airlock",
+            "postgresql://airlock@db/airlock?sslmode=require",
+            "postgres://airlock@db/airlock?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        ] {
+            let (config, _) = GatewayConfig::parse(&format!("store: {url}\n"), "t.yaml")
+                .unwrap_or_else(|error| panic!("{url}: {error}"));
+            assert_eq!(config.store, url);
+        }
+        let error =
+            GatewayConfig::parse("store: postgres://airlock:hunter2@db/airlock\n", "t.yaml")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("AIRLOCK_STORE_PASSWORD"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use airlock_mask::{MaskPlan, MaskSpec};
 use airlock_policy::{MaskObligation, MaskStyle, Policy, PolicyError};
 use airlock_store::prelude::*;
-use airlock_store::{PolicyVersionRecord, Store, StoreError};
+use airlock_store::{PolicyVersionRecord, StoreError};
 
 /// The policy sessions decide with, and its version.
 pub struct LivePolicy {
@@ -127,7 +127,7 @@ pub fn load_version(record: &PolicyVersionRecord) -> LivePolicy {
 /// On first start: stores the config's policy file as version 1 when the
 /// store has none. Returns the live policy from the store.
 pub fn bootstrap(
-    store: &Store,
+    store: &dyn StoreBackend,
     config_policy: Option<&Path>,
 ) -> Result<LivePolicy, BootstrapError> {
     if store.live_policy_version()?.is_none() {
@@ -154,7 +154,7 @@ pub fn bootstrap(
 /// The live version, when the policy file named in the config holds other
 /// text: the file is loaded on the first start only, so an edit is not
 /// live until it is applied.
-pub fn file_differs_from_live(store: &Store, path: &Path) -> Option<i64> {
+pub fn file_differs_from_live(store: &dyn StoreBackend, path: &Path) -> Option<i64> {
     let text = std::fs::read_to_string(path).ok()?;
     let live = store.live_policy().ok()??;
     (live.text.as_deref() != Some(text.as_str())).then_some(live.version)

@@ -148,7 +148,7 @@ impl GatewayState {
             }
         } else {
             let store = Arc::clone(&self.store);
-            tokio::task::spawn_blocking(move || authenticate_bearer_any(&store, &token))
+            tokio::task::spawn_blocking(move || authenticate_bearer_any(&*store, &token))
                 .await
                 .map_err(|_| LoginRefusal::StoreUnavailable)?
                 .map_err(|error| {
@@ -212,8 +212,8 @@ impl GatewayState {
         let (lookup_user, lookup_connection) =
             (claimed.map(str::to_string), attempt.connection.to_string());
         tokio::task::spawn_blocking(move || match lookup_user {
-            Some(user) => authenticate_token(&store, &token, &user, &lookup_connection),
-            None => authenticate_bearer(&store, &token, &lookup_connection),
+            Some(user) => authenticate_token(&*store, &token, &user, &lookup_connection),
+            None => authenticate_bearer(&*store, &token, &lookup_connection),
         })
         .await
         .map_err(|_| LoginRefusal::StoreUnavailable)?

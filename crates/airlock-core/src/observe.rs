@@ -8,7 +8,6 @@
 
 use airlock_metrics::ScrapeValues;
 use airlock_store::now_unix;
-use airlock_store::prelude::*;
 
 use crate::state::GatewayState;
 

@@ -5,7 +5,6 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use airlock_policy::Policy;
-use airlock_store::prelude::*;
 use airlock_store::StoreError;
 
 pub use crate::live_policy::*;
@@ -77,9 +76,11 @@ impl GatewayState {
     }
 }
 
-/// Polls the store for policy versions applied elsewhere.
+/// Polls the store for policy versions applied elsewhere, twice a second
+/// (one indexed `MAX(version)` read), so a version applied through any
+/// replica is live on every other within a second.
 pub async fn run_policy_refresh(state: Arc<GatewayState>) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(500));
     loop {
         interval.tick().await;
         let worker = Arc::clone(&state);

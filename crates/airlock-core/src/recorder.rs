@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 use airlock_store::journal::{self, JournalFile};
 use airlock_store::prelude::*;
-use airlock_store::{now_micros, NewEvent, Store};
+use airlock_store::{now_micros, NewEvent};
 
 /// Most events copied into the event table in one transaction.
 const MAX_EVENTS_PER_INDEX_COMMIT: usize = 20_000;
@@ -407,12 +407,12 @@ impl Recorder {
     /// journaling into `journal_dir`. `mode`: which commands wait until
     /// their events are on disk (`fdatasync`), not just written.
     pub fn start(
-        store: Arc<Store>,
+        store: Arc<dyn StoreBackend>,
         journal_dir: &Path,
         mode: SyncMode,
     ) -> Result<Self, RecordError> {
         let sync = mode.syncs();
-        let recovered = journal::recover(journal_dir, &store)
+        let recovered = journal::recover_into(journal_dir, &*store)
             .map_err(|error| RecordError::Recovery(error.to_string()))?;
         if recovered.journals > 0 {
             tracing::warn!(
@@ -453,7 +453,7 @@ impl Recorder {
         let index_writer = Arc::clone(&writer);
         std::thread::Builder::new()
             .name("airlock-index".into())
-            .spawn(move || index_loop(&store, &index_receiver, &index_writer, &index_progress))
+            .spawn(move || index_loop(&*store, &index_receiver, &index_writer, &index_progress))
             .map_err(|error| RecordError::Thread {
                 thread: "index",
                 reason: error.to_string(),
@@ -693,7 +693,7 @@ impl Recorder {
     /// deletes the journal, so the next start has nothing to recover. Later
     /// writes are refused. Returns false (the journal is kept, and the next
     /// start recovers it) when the index did not catch up in time.
-    pub fn close(&self, store: &Store, timeout: Duration) -> bool {
+    pub fn close(&self, store: &dyn StoreBackend, timeout: Duration) -> bool {
         if !self.flush(timeout) {
             return false;
         }
@@ -1024,7 +1024,7 @@ fn write_deferred(writer: &Mutex<JournalWriter>, progress: &Progress, sync: bool
 }
 
 fn index_loop(
-    store: &Store,
+    store: &dyn StoreBackend,
     receiver: &std_mpsc::Receiver<IndexWork>,
     writer: &Mutex<JournalWriter>,
     progress: &Progress,
@@ -1110,7 +1110,7 @@ fn index_loop(
 /// Copies one batch, retrying until it succeeds: the journal holds the
 /// events meanwhile, and new commands are refused while this fails.
 fn index_with_retry(
-    store: &Store,
+    store: &dyn StoreBackend,
     journal: &str,
     through: u64,
     events: &[(i64, NewEvent)],
@@ -1177,7 +1177,8 @@ mod tests {
     async fn journals_rotate_and_every_event_is_indexed_once() {
         for sync in [SyncMode::Normal, SyncMode::Writes, SyncMode::Full] {
             let dir = tempfile::tempdir().unwrap();
-            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let store: Arc<dyn StoreBackend> =
+                Arc::new(airlock_store::Store::open(dir.path()).unwrap());
             let journal_dir = dir.path().join("journal");
             let recorder = Recorder::start(Arc::clone(&store), &journal_dir, sync).unwrap();
             let first = journals(&journal_dir);
@@ -1221,7 +1222,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_commands_share_journal_syncs() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
         let recorder = Recorder::start(
             Arc::clone(&store),
             &dir.path().join("journal"),
@@ -1254,7 +1256,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_sync_refuses_commands_from_then_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
         let recorder = Recorder::start(
             Arc::clone(&store),
             &dir.path().join("journal"),
@@ -1295,7 +1298,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_sync_writes_only_effects_wait_for_the_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
         let recorder = Recorder::start(
             Arc::clone(&store),
             &dir.path().join("journal"),
@@ -1373,7 +1377,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_sync_writes_a_failed_sync_refuses_the_write_and_everything_after() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
         let recorder = Recorder::start(
             Arc::clone(&store),
             &dir.path().join("journal"),
@@ -1443,7 +1448,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_index_refuses_commands_until_it_recovers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
         let recorder = Recorder::start(
             Arc::clone(&store),
             &dir.path().join("journal"),

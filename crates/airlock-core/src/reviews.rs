@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_store::prelude::*;
 use airlock_store::{now_unix, NewReview, ReviewRecord};
 use airlock_types::Identity;
 

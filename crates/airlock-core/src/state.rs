@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use airlock_store::prelude::*;
 use airlock_store::vault::MasterKey;
-use airlock_store::{NewEvent, Store, StoreError};
+use airlock_store::{NewEvent, StoreError};
 
 use crate::auth::SprayGuard;
 use crate::config::{relative_to, GatewayConfig, ResolvedSettings};
@@ -42,7 +42,7 @@ pub struct GatewayState {
     pub settings: ResolvedSettings,
     pub config_path: PathBuf,
     pub data_dir: PathBuf,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn StoreBackend>,
     pub vault: MasterKey,
     pub sessions: Arc<SessionRegistry>,
     /// Failed token checks on the PostgreSQL listener.
@@ -84,7 +84,7 @@ impl GatewayState {
         settings: ResolvedSettings,
         config_path: PathBuf,
         data_dir: PathBuf,
-        store: Arc<Store>,
+        store: Arc<dyn StoreBackend>,
         vault: MasterKey,
         policy: LivePolicy,
         notifier: airlock_notify::Notifier,

@@ -14,6 +14,7 @@
 //! `use airlock_store::prelude::*;`.
 //!
 //! [`Store`]: crate::Store
+//! [`PgStore`]: crate::PgStore
 
 use crate::events::{EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 use crate::records::{
@@ -315,4 +316,14 @@ pub trait StoreBackend:
 {
     /// Ok when the backend answers a trivial query (readiness).
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// Keys the event chain with HMAC-SHA-256 under `key`. Set it before the
+    /// first append; every process sharing the backend must use the same key.
+    fn set_chain_key(&self, key: [u8; 32]) -> Result<(), StoreError>;
+
+    /// Records `check` (a one-way digest of the master key) when the
+    /// backend has none yet, atomically, and tells whether it is the one
+    /// recorded: replicas sharing a backend must share the master key (it
+    /// decrypts the shared credentials and keys the shared chain).
+    fn claim_key_check(&self, check: &str) -> Result<bool, StoreError>;
 }

@@ -6,6 +6,10 @@ pub enum StoreError {
     /// SQLite reported an error (disk full, read-only, corrupt, locked …).
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The shared PostgreSQL store failed or could not be reached. The
+    /// message never holds the store's password.
+    #[error("shared store: {0}")]
+    Postgres(String),
     /// A record that must exist does not.
     #[error("{what} {name:?} not found")]
     NotFound { what: &'static str, name: String },

@@ -4,7 +4,8 @@
 //! must do, one trait per domain ([`backend`]: credentials, tokens,
 //! connections, policy versions, the event log, the journal index, reviews,
 //! grants, MFA secrets), the embedded SQLite backend that does it and its
-//! migrations ([`Store`]), the clock every stored time comes from
+//! migrations ([`Store`]), the shared PostgreSQL backend that does the same
+//! for several gateway replicas ([`PgStore`]), the clock every stored time comes from
 //! ([`Clock`]), the encrypted credential vault ([`vault`]), the write-ahead
 //! journal of audit events ([`journal`]) and the records all of them
 //! exchange.
@@ -21,6 +22,7 @@ mod clock;
 mod error;
 mod events;
 pub mod journal;
+mod postgres;
 pub mod private;
 mod records;
 mod sqlite;
@@ -36,6 +38,7 @@ pub use events::{
     event_hash, BrokenLink, ChainLink, EventData, EventFilter, EventRecord, NewEvent, PruneReport,
     VerifyReport, GENESIS_HASH,
 };
+pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
     NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,

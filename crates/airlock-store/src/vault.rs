@@ -76,6 +76,14 @@ impl MasterKey {
         hasher.finalize().into()
     }
 
+    /// A one-way check of this key (hex), for stores that must refuse a
+    /// process holding another key ([`crate::StoreBackend::claim_key_check`]):
+    /// the SHA-256 of a key derived for this purpose only.
+    pub fn key_check(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.derive_key("store-key-check")))
+    }
+
     fn cipher(&self) -> Result<Aes256Gcm, StoreError> {
         Aes256Gcm::new_from_slice(self.0.expose())
             .map_err(|_| StoreError::Vault("bad key length".into()))

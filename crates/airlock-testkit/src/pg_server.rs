@@ -233,6 +233,32 @@ impl PgCluster {
         self.dir.path()
     }
 
+    /// Starts a stopped server again on the same data and port (an outage
+    /// that ends).
+    pub fn start_again(&mut self) {
+        if !self.stopped {
+            return;
+        }
+        let output = server_command(&pg_bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("postgres.log"))
+            .arg("-w")
+            .arg("-t")
+            .arg("60")
+            .arg("start")
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            output.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        self.stopped = false;
+    }
+
     /// Stops the server (fast shutdown).
     pub fn stop(&mut self) {
         if self.stopped {

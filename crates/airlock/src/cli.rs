@@ -200,6 +200,12 @@ pub enum AdminTokenCommand {
         /// The gateway's data directory.
         #[arg(long, default_value = "./airlock-data")]
         data_dir: PathBuf,
+        /// The gateway's `store:` setting, for a shared PostgreSQL store
+        /// (`postgres://user@host/db`; password from AIRLOCK_STORE_PASSWORD
+        /// or AIRLOCK_STORE_PASSWORD_FILE). Default: the SQLite store in
+        /// the data dir.
+        #[arg(long, env = "AIRLOCK_STORE", default_value = "sqlite")]
+        store: String,
     },
 }
 

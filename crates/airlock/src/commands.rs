@@ -2,7 +2,6 @@
 //! none opens the store file, so they are safe while a server runs.
 
 use crate::output::outln;
-use airlock_store::prelude::*;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::Read;
@@ -28,8 +27,8 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::config_check::run(file.as_deref(), format)
         }
         Command::Doctor(args) => crate::doctor::run(&args, format),
-        Command::AdminToken(crate::cli::AdminTokenCommand::Rotate { data_dir }) => {
-            rotate_admin_token(&data_dir, global.admin_token.as_deref(), format)
+        Command::AdminToken(crate::cli::AdminTokenCommand::Rotate { data_dir, store }) => {
+            rotate_admin_token(&data_dir, &store, global.admin_token.as_deref(), format)
         }
         Command::Status => status(&global.url, global.admin_token.as_deref(), format),
         Command::Completions { shell } => {
@@ -683,18 +682,18 @@ fn status(url: &str, admin_token: Option<&str>, format: crate::cli::OutputFormat
 /// store is opened directly: this is for the host, not the API).
 fn rotate_admin_token(
     data_dir: &Path,
+    store: &str,
     from_env: Option<&str>,
     format: crate::cli::OutputFormat,
 ) -> Result<()> {
-    if !data_dir.join("airlock.db").exists() {
+    if !crate::store_open::is_shared(store) && !data_dir.join("airlock.db").exists() {
         anyhow::bail!(
             "no gateway store in {}: pass the data dir the gateway runs with (--data-dir)",
             data_dir.display()
         );
     }
-    let store = airlock_store::Store::open(data_dir)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
-    let generated = airlock_core::admin::rotate_admin_token(&store, from_env)?;
+    let store = crate::store_open::open(store, data_dir, true)?;
+    let generated = airlock_core::admin::rotate_admin_token(&*store, from_env)?;
     let rotated = airlock_core::events::AdminTokenRotated {
         generated: generated.is_some(),
     };

@@ -17,6 +17,7 @@ mod mcp_stdio;
 mod output;
 mod policy_cli;
 mod serve;
+mod store_open;
 mod transcript;
 
 use clap::Parser;

@@ -10,7 +10,6 @@ use airlock_core::admin::{bootstrap_admin_token, AdminTokenStart};
 use airlock_core::config::{relative_to, GatewayConfig};
 use airlock_core::GatewayState;
 use airlock_store::vault::MasterKey;
-use airlock_store::Store;
 
 use crate::cli::{LogFormat, ServeArgs};
 
@@ -40,13 +39,44 @@ pub fn run(args: ServeArgs) -> Result<()> {
         airlock_policy::Policy::from_file(path).map_err(|error| anyhow!("{error}"))?;
     }
     create_data_dir(&args.data_dir)?;
-    let store = Store::open(&args.data_dir)
-        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
-    store.set_full_sync(config.recording.sync_mode().syncs())?;
+    let shared_store = crate::store_open::is_shared(&config.store);
+    let store = crate::store_open::open(
+        &config.store,
+        &args.data_dir,
+        config.recording.sync_mode().syncs(),
+    )?;
     let master_key_env = std::env::var("AIRLOCK_MASTER_KEY").ok();
+    if shared_store
+        && master_key_env.is_none()
+        && !args
+            .data_dir
+            .join(airlock_store::vault::MASTER_KEY_FILE)
+            .exists()
+    {
+        // A key made up here would differ from the other replicas': their
+        // credentials would not decrypt and the audit chain would break.
+        bail!(
+            "a shared store needs the master key every replica uses: set AIRLOCK_MASTER_KEY \
+             (64 hex characters, e.g. from `openssl rand -hex 32`) or put it in {}",
+            args.data_dir
+                .join(airlock_store::vault::MASTER_KEY_FILE)
+                .display()
+        );
+    }
     let vault = MasterKey::load(master_key_env.as_deref(), &args.data_dir)?;
+    if shared_store {
+        // A digest of a key derived for this purpose only: the store never
+        // sees the master key, and a replica with another key stops here
+        // instead of writing credentials and a chain the others cannot read.
+        if !store.claim_key_check(&vault.key_check())? {
+            bail!(
+                "AIRLOCK_MASTER_KEY is not the master key the other replicas of this shared \
+                 store use: start every replica with the same key"
+            );
+        }
+    }
     let admin_env = std::env::var("AIRLOCK_ADMIN_TOKEN").ok();
-    match bootstrap_admin_token(&store, admin_env.as_deref())? {
+    match bootstrap_admin_token(&*store, admin_env.as_deref())? {
         AdminTokenStart::Generated(generated) => eprintln!(
             "\n  airlock admin token (shown once; store it safely):\n\n    {generated}\n\n  \
              export AIRLOCK_ADMIN_TOKEN={generated}\n"
@@ -64,10 +94,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         AdminTokenStart::FromEnvironment | AdminTokenStart::Stored => {}
     }
-    let live_policy = airlock_core::policies::bootstrap(&store, policy_path.as_deref())
+    let live_policy = airlock_core::policies::bootstrap(&*store, policy_path.as_deref())
         .map_err(|error| anyhow!("{error}"))?;
     if let Some(path) = &policy_path {
-        if let Some(version) = airlock_core::policies::file_differs_from_live(&store, path) {
+        if let Some(version) = airlock_core::policies::file_differs_from_live(&*store, path) {
             let file = path.display();
             eprintln!(
                 "\n  warning: {file} differs from the live policy v{version}: the file is loaded\n  \
@@ -97,7 +127,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         settings,
         config_path.clone(),
         args.data_dir.clone(),
-        Arc::new(store),
+        store,
         vault,
         live_policy,
         notifier,
@@ -205,7 +235,7 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     let closed = tokio::task::spawn_blocking(move || {
         recorder_state
             .recorder
-            .close(&recorder_state.store, std::time::Duration::from_secs(10))
+            .close(&*recorder_state.store, std::time::Duration::from_secs(10))
     })
     .await
     .unwrap_or(false);

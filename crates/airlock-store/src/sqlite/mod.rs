@@ -143,12 +143,17 @@ impl Store {
     }
 
     /// Runs `work` in one transaction, committed when it returns `Ok`.
+    /// IMMEDIATE: the write lock is taken before the first read, so another
+    /// process on the same file waits (busy timeout) rather than failing
+    /// when a read would upgrade to a write.
     fn with_transaction<T>(
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut inner = self.lock()?;
-        let transaction = inner.connection.transaction()?;
+        let transaction = inner
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let value = work(&transaction)?;
         transaction.commit()?;
         Ok(value)
@@ -160,6 +165,24 @@ impl StoreBackend for Store {
         let inner = self.lock()?;
         inner.connection.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
+    }
+
+    fn set_chain_key(&self, key: [u8; 32]) -> Result<(), StoreError> {
+        Store::set_chain_key(self, key)
+    }
+
+    fn claim_key_check(&self, check: &str) -> Result<bool, StoreError> {
+        let inner = self.lock()?;
+        inner.connection.execute(
+            "INSERT INTO meta (key, value) VALUES ('master_key_check', ?1) ON CONFLICT (key) DO NOTHING",
+            [check],
+        )?;
+        let recorded: String = inner.connection.query_row(
+            "SELECT value FROM meta WHERE key = 'master_key_check'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(recorded == check)
     }
 }
 

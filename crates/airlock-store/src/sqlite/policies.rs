@@ -19,7 +19,12 @@ impl PolicyStore for Store {
         comment: Option<&str>,
     ) -> Result<i64, StoreError> {
         let mut inner = self.lock()?;
-        let transaction = inner.connection.transaction()?;
+        // IMMEDIATE: the write lock before reading the highest version, so
+        // processes sharing the file take turns instead of one failing with
+        // `database is locked` when its read upgrades to a write.
+        let transaction = inner
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = transaction.query_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions",
             [],
