@@ -310,4 +310,73 @@ mod tests {
         );
         assert_eq!(read_only.access(), airlock_types::command::Access::Read);
     }
+
+    use proptest::prelude::*;
+
+    /// JSON-ish fragments a hostile agent may put around a tools/call.
+    fn id() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..1000).prop_map(|n| n.to_string()),
+            "[a-z]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            Just("null".to_string()),
+            Just("1.5".to_string()),
+            Just("{}".to_string()),
+            Just("[1]".to_string()),
+            Just("true".to_string()),
+        ]
+    }
+
+    fn tool_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("\"write_file\"".to_string()),
+            Just("\"write_\\u0066ile\"".to_string()),
+            Just("\"read_file\",\"name\":\"write_file\"".to_string()),
+            Just("\"write_file\",\"name\":\"read_file\"".to_string()),
+            Just("\"WRITE_FILE\"".to_string()),
+            Just("3".to_string()),
+            Just("null".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the shape (ids as strings, numbers or worse, unknown
+        /// fields, duplicated names, escapes, batches, no id), a message
+        /// is refused, or the tool the gate decides is exactly the tool
+        /// the upstream would get: a denied `write_file` cannot reach the
+        /// server under another reading.
+        #[test]
+        fn the_tool_decided_is_the_tool_forwarded(
+            id in id(),
+            name in tool_name(),
+            unknown in "[a-z]{0,5}",
+            batch in any::<bool>(),
+            with_id in any::<bool>(),
+        ) {
+            let id_part = if with_id { format!("\"id\":{id},") } else { String::new() };
+            let one = format!(
+                r#"{{"jsonrpc":"2.0",{id_part}"method":"tools/call","{unknown}x":1,"params":{{"name":{name},"arguments":{{"path":"/x"}}}}}}"#
+            );
+            let text = if batch { format!("[{one}]") } else { one };
+            match read(text.as_bytes()) {
+                Err(_) | Ok(ClientMessage::Response) => {}
+                Ok(ClientMessage::Notification { method, message }) => {
+                    // Never relayed: only notifications/* pass (relay).
+                    prop_assert_eq!(method, "tools/call");
+                    prop_assert!(!message.contains_key("id"));
+                }
+                Ok(ClientMessage::Request { method, params, message, .. }) => {
+                    let command = command(&method, &params, &[]);
+                    let CommandKind::Mcp(decided) = &command.kind else {
+                        return Err(TestCaseError::fail("not an MCP command"));
+                    };
+                    let forwarded = upstream_request(message, 1);
+                    prop_assert_eq!(forwarded["method"].as_str(), Some(decided.method.as_str()));
+                    prop_assert_eq!(forwarded["params"]["name"].as_str(), decided.tool.as_deref());
+                    prop_assert_eq!(&forwarded["params"]["arguments"], &decided.arguments);
+                    let decided_write = decided.tool.as_deref() == Some("write_file");
+                    prop_assert_eq!(decided_write, forwarded["params"]["name"] == "write_file");
+                }
+            }
+        }
+    }
 }

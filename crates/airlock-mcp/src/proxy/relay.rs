@@ -373,3 +373,17 @@ pub async fn notification(session: &ProxySession, method: &str, message: Map<Str
         tracing::debug!(%error, "notification not sent");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_notifications_are_relayed_without_an_id() {
+        assert!(notification_relayed("notifications/initialized"));
+        assert!(notification_relayed("notifications/roots/list_changed"));
+        assert!(!notification_relayed("notifications/cancelled"));
+        assert!(!notification_relayed("tools/call"));
+        assert!(!notification_relayed("Notifications/initialized"));
+    }
+}
