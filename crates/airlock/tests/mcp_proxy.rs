@@ -32,9 +32,13 @@ rules:
     match: {connection: {name: notes-mcp}, mcp: {tools: [fetch_notes, key_length]}}
     action: allow
   - name: no-file-changes
-    match: {mcp: {tools: [\"write_*\", \"edit_*\", \"move_*\", \"create_*\", \"delete_*\"]}}
+    match: {mcp: {tools: [\"write_*\", \"edit_*\", \"move_*\", \"delete_*\"]}}
     action: deny
     message: agents may not change files
+  - name: new-directories-need-review
+    match: {mcp: {tools: [create_directory]}}
+    action: review
+    approvers: ops
   - name: mask-pii
     match: {connection: {tags: {env: dev}}}
     mask: {detectors: [email], style: full}
@@ -442,6 +446,45 @@ fn hostile_message_shapes_never_get_a_denied_tool_to_the_server() {
         wait_for(10, || processes_mentioning(setup.files.path()) == 0),
         "the child outlived DELETE"
     );
+}
+
+#[test]
+fn a_call_under_review_returns_its_id_and_runs_once_approved() {
+    let setup = setup();
+    let target = setup.files.path().join("reviewed");
+    let create =
+        json!({"tool": "create_directory", "arguments": {"path": target.to_string_lossy()}});
+    let out = sdk(&scenario(&setup, "files-mcp", json!([create])));
+    assert!(
+        tool_names(&out["tools"]).contains(&"create_directory".to_string()),
+        "a reviewed tool is offered"
+    );
+    let held = &out["results"][0];
+    assert_eq!(held["isError"], true, "{held}");
+    assert_eq!(
+        held["structuredContent"]["status"], "review_required",
+        "{held}"
+    );
+    let review = held["structuredContent"]["review"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        held["structuredContent"]["approve"],
+        format!("airlock review approve {review}")
+    );
+    assert!(text(held).contains(&review), "{held}");
+    assert!(!target.exists(), "the held call reached the server");
+    let approver = common::issue_for(&setup.gateway, "files-mcp", "alice", "human", &["ops"]);
+    let approved = common::as_person(&setup.gateway, &approver, &["review", "approve", &review]);
+    assert!(approved.status.success(), "{}", common::stderr(&approved));
+    let again = sdk(&scenario(&setup, "files-mcp", json!([create])));
+    assert_eq!(
+        again["results"][0]["isError"], false,
+        "{}",
+        again["results"][0]
+    );
+    assert!(target.is_dir(), "the approved call did not run");
 }
 
 #[test]
