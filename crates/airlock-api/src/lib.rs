@@ -89,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/policy/rollback", post(rollback_policy))
         .route("/access/grants/:id", delete(revoke_grant))
         .route("/auth/unlock", post(unlock))
+        .route("/mcp/tools", get(mcp_tool_pins))
+        .route("/mcp/tools/approve", post(approve_mcp_tool))
         .route_layer(middleware::from_fn(require_admin))
         // Routes for people and agents with their own tokens (approvals are
         // personal: the admin token cannot approve).
@@ -380,6 +382,45 @@ async fn remove_connection(
 async fn list_connections(State(state): State<AppState>) -> Result<Response, ApiError> {
     let list = blocking(&state, |state| state.list_connections()).await?;
     Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpToolsQuery {
+    connection: String,
+}
+
+/// The pinned tool definitions of an MCP connection.
+async fn mcp_tool_pins(
+    State(state): State<AppState>,
+    Query(query): Query<McpToolsQuery>,
+) -> Result<Response, ApiError> {
+    let pins = blocking(&state, move |state| state.mcp_tool_pins(&query.connection)).await?;
+    Ok(Json(pins).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveMcpTool {
+    connection: String,
+    tool: String,
+    fingerprint: Option<String>,
+}
+
+/// Approves a changed MCP tool definition.
+async fn approve_mcp_tool(
+    State(state): State<AppState>,
+    Json(request): Json<ApproveMcpTool>,
+) -> Result<Response, ApiError> {
+    let approved = blocking(&state, move |state| {
+        state.approve_mcp_tool(
+            &request.connection,
+            &request.tool,
+            request.fingerprint.as_deref(),
+        )
+    })
+    .await?;
+    Ok(Json(approved).into_response())
 }
 
 async fn live_sessions(State(state): State<AppState>) -> Json<serde_json::Value> {

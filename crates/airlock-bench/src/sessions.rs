@@ -179,7 +179,7 @@ pub fn measure(target: &Target<'_>, sessions: usize) -> Result<Scale> {
 /// The open-file limit the run needs: the gateway holds two descriptors
 /// per session; a margin for the recorder, listeners and PgBouncer.
 pub fn needed_open_files(sessions: usize) -> u64 {
-    (sessions as u64) * 2 + 1_024
+    (sessions as u64) * 2 + 256
 }
 
 /// Fails early, with what to do, when the limit cannot hold the sessions.
@@ -258,7 +258,7 @@ mod tests {
     fn the_limit_check_names_what_is_needed() {
         assert!(check_limit(10_000, "65536").is_ok());
         let error = check_limit(10_000, "20000").unwrap_err().to_string();
-        assert!(error.contains("21024"), "{error}");
+        assert!(error.contains("20256"), "{error}");
         assert!(check_limit(10, "unchanged (prlimit failed)").is_err());
     }
 }

@@ -60,11 +60,16 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
     status_bytes(pid, "VmRSS")
 }
 
-/// Raises this process's open-file limit, soft and hard, to at least
-/// `wanted` (children inherit it). Only root may raise the hard limit;
-/// otherwise, or when that fails, the soft limit goes to the hard one.
-/// Returns the limit in force, as [`raise_open_file_limit`] does.
+/// Raises this process's open-file limit to at least `wanted` (children
+/// inherit it): the soft limit to the hard one, and when that is not
+/// enough the hard limit too, which needs `CAP_SYS_RESOURCE` (root
+/// outside a container that drops it). Returns the limit in force, as
+/// [`raise_open_file_limit`] does.
 pub fn raise_open_file_limit_to(wanted: u64) -> String {
+    let limit = raise_open_file_limit();
+    if limit.parse::<u64>().is_ok_and(|limit| limit >= wanted) {
+        return limit;
+    }
     let pid = std::process::id().to_string();
     let raised = Command::new("prlimit")
         .args(["--pid", &pid, &format!("--nofile={wanted}:{wanted}")])
@@ -73,9 +78,10 @@ pub fn raise_open_file_limit_to(wanted: u64) -> String {
         .map(|status| status.success())
         .unwrap_or(false);
     if raised {
-        return wanted.to_string();
+        wanted.to_string()
+    } else {
+        limit
     }
-    raise_open_file_limit()
 }
 
 /// Raises this process's soft open-file limit to its hard limit (children

@@ -117,6 +117,7 @@ struct AdmissionProof(());
 ///     password: airlock_types::Secret::new(String::new()),
 ///     tls: airlock_core::tls::UpstreamTls::Disable,
 ///     credential_version: 1,
+///     environment: Vec::new(),
 /// };
 /// ```
 pub struct UpstreamLogin {
@@ -129,6 +130,9 @@ pub struct UpstreamLogin {
     pub tls: UpstreamTls,
     /// The credential's version, as recorded in `session.start`.
     pub credential_version: i64,
+    /// MCP stdio: the child's environment from `env_from_credentials`
+    /// (variable, the credential's secret).
+    pub environment: Vec<(String, Secret<String>)>,
     _proof: AdmissionProof,
 }
 
@@ -330,20 +334,50 @@ impl Admitted {
     }
 }
 
-/// The connection's stored credential, decrypted.
+/// The connection's stored credential, decrypted, and the credentials of
+/// its `env_from_credentials`. A connection without a credential (an MCP
+/// stdio server, validated at load) logs in with an empty one.
 async fn decrypt_credential(
     state: &Arc<GatewayState>,
     connection: &ResolvedConnection,
 ) -> Result<UpstreamLogin, AdmissionRefusal> {
+    let mut environment = Vec::new();
+    for (variable, credential) in &connection.env_from_credentials {
+        let (_, secret, _) = decrypt_named(state, connection, credential).await?;
+        environment.push((variable.clone(), secret));
+    }
+    let (username, password, credential_version) = if connection.credential.is_empty() {
+        (String::new(), Secret::new(String::new()), 0)
+    } else {
+        decrypt_named(state, connection, &connection.credential).await?
+    };
+    Ok(UpstreamLogin {
+        address: connection.address.clone(),
+        database: connection.database.clone(),
+        username,
+        password,
+        tls: connection.tls.clone(),
+        credential_version,
+        environment,
+        _proof: AdmissionProof(()),
+    })
+}
+
+/// One stored credential, decrypted: (username, secret, version).
+async fn decrypt_named(
+    state: &Arc<GatewayState>,
+    connection: &ResolvedConnection,
+    credential: &str,
+) -> Result<(String, Secret<String>, i64), AdmissionRefusal> {
     let store = Arc::clone(&state.store);
-    let credential_name = connection.credential.clone();
+    let credential_name = credential.to_string();
     let record = tokio::task::spawn_blocking(move || store.credential(&credential_name))
         .await
         .map_err(|_| AdmissionRefusal::StoreUnavailable)?
         .map_err(|_| AdmissionRefusal::StoreUnavailable)?
         .ok_or_else(|| AdmissionRefusal::CredentialMissing {
             connection: connection.name.clone(),
-            credential: connection.credential.clone(),
+            credential: credential.to_string(),
         })?;
     let password = state
         .vault
@@ -359,15 +393,7 @@ async fn decrypt_credential(
                 connection: connection.name.clone(),
             }
         })?;
-    Ok(UpstreamLogin {
-        address: connection.address.clone(),
-        database: connection.database.clone(),
-        username: record.username,
-        password,
-        tls: connection.tls.clone(),
-        credential_version: record.version,
-        _proof: AdmissionProof(()),
-    })
+    Ok((record.username, password, record.version))
 }
 
 impl AdmittedSession {

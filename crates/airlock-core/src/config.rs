@@ -341,8 +341,8 @@ pub struct TlsFiles {
 pub struct ConnectionConfig {
     /// The name clients use as database name (`prod-pg`).
     pub name: String,
-    /// Wire protocol: `postgres`, `mysql` (MySQL and MariaDB), `http` or
-    /// `kubernetes` (MCP comes later).
+    /// Wire protocol: `postgres`, `mysql` (MySQL and MariaDB), `http`,
+    /// `kubernetes` or `mcp`.
     pub protocol: String,
     /// Upstream `host:port` (SQL protocols; an HTTP connection has `url`).
     #[serde(default)]
@@ -351,6 +351,9 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub database: Option<String>,
     /// Name of the stored credential (`airlock credential set NAME …`).
+    /// An MCP connection with `command:` may have none (its secrets come
+    /// through `env_from_credentials`).
+    #[serde(default)]
     pub credential: String,
     /// Labels for policy rules (`env: prod`).
     #[serde(default)]
@@ -395,6 +398,19 @@ pub struct ConnectionConfig {
     /// headers are always removed.
     #[serde(default)]
     pub impersonate: bool,
+    /// MCP: the stdio server the gateway starts per agent session
+    /// (program and arguments; no shell), instead of a `url`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// MCP stdio: environment variables of the child, each the secret of
+    /// a stored credential (`{FILES_API_KEY: files-api-key}`), decrypted at
+    /// admission; the agent never sees them.
+    #[serde(default)]
+    pub env_from_credentials: BTreeMap<String, String>,
+    /// MCP: tools known to be read-only (`access: read` in the policy);
+    /// every other tool call writes.
+    #[serde(default)]
+    pub read_tools: Vec<String>,
 }
 
 /// Which clients may connect without TLS.
@@ -496,11 +512,12 @@ fn default_mysql_max_packet_bytes() -> usize {
 pub const RESERVED_CONNECTION_NAMES: [&str; 2] = ["mcp", ".well-known"];
 
 /// The protocols this build has a gateway for.
-pub const SERVED_PROTOCOLS: [Protocol; 4] = [
+pub const SERVED_PROTOCOLS: [Protocol; 5] = [
     Protocol::Postgres,
     Protocol::Mysql,
     Protocol::Http,
     Protocol::Kubernetes,
+    Protocol::Mcp,
 ];
 
 /// Why a connection of `protocol` cannot be served, if it cannot.
@@ -961,10 +978,14 @@ impl GatewayConfig {
                     format!("{at}: {problem_text}"),
                 );
             }
-            for (field, message) in crate::http_config::connection_problems(connection) {
+            for (field, message) in crate::http_config::connection_problems(connection)
+                .into_iter()
+                .chain(crate::mcp_config::connection_problems(connection))
+            {
                 problem(&format!("{needle}/{field}:"), format!("{at}: {message}"));
             }
-            let over_http = crate::http_config::over_http(&connection.protocol);
+            let over_http = crate::http_config::over_http(&connection.protocol)
+                || crate::mcp_config::is_mcp(connection);
             if !over_http && connection.address.is_empty() {
                 problem(
                     &format!("{needle}:"),
@@ -976,7 +997,9 @@ impl GatewayConfig {
                     format!("{at}: address {:?} is not host:port", connection.address),
                 );
             }
-            if connection.credential.trim().is_empty() {
+            if connection.credential.trim().is_empty()
+                && !crate::mcp_config::credential_optional(connection)
+            {
                 problem(
                     &format!("{needle}/credential:"),
                     format!("{at}: credential is empty"),
@@ -1078,10 +1101,10 @@ impl GatewayConfig {
     /// options' problems.
     fn validate_http(&self, problem: &mut impl FnMut(&str, String)) -> Option<SocketAddr> {
         let wants_http = self.listen.http.is_some()
-            || self
-                .connections
-                .iter()
-                .any(|connection| crate::http_config::over_http(&connection.protocol));
+            || self.connections.iter().any(|connection| {
+                crate::http_config::over_http(&connection.protocol)
+                    || crate::mcp_config::is_mcp(connection)
+            });
         let text = self
             .listen
             .http
@@ -1342,22 +1365,18 @@ tokens:
         kept
     }
 
-    /// The multi-protocol example is the contract for gateways not built
-    /// yet. Today the whole file is refused at the first connection of an
-    /// unbuilt protocol that has fields of its own (`files-mcp`'s
-    /// `command`, line 58); the PostgreSQL, MySQL, HTTP and Kubernetes
-    /// parts load unchanged.
+    /// The multi-protocol example is the contract: every protocol is
+    /// served now, so the whole file loads unchanged.
     #[test]
     fn only_served_protocols_pass_and_unknown_ones_are_named() {
         assert_eq!(unserved_protocol("postgres"), None);
         assert_eq!(unserved_protocol("mysql"), None);
         assert_eq!(unserved_protocol("http"), None);
         assert_eq!(unserved_protocol("kubernetes"), None);
-        let problem = unserved_protocol("mcp").unwrap();
-        assert!(problem.contains("is not supported yet"), "{problem}");
+        assert_eq!(unserved_protocol("mcp"), None);
         let problem = unserved_protocol("postgresql").unwrap();
         assert!(
-            problem.contains("is unknown (supported: postgres, mysql, http, kubernetes)"),
+            problem.contains("is unknown (supported: postgres, mysql, http, kubernetes, mcp)"),
             "{problem}"
         );
     }
@@ -1376,16 +1395,15 @@ tokens:
     }
 
     #[test]
-    fn the_multi_protocol_example_loads_only_its_postgres_part() {
-        let error = GatewayConfig::load(&examples_dir().join("airlock-multi.yaml")).unwrap_err();
-        assert_eq!(error.problems.len(), 1, "{error}");
-        assert_eq!(error.problems[0].line, Some(58), "{error}");
-        assert!(
-            error.problems[0]
-                .message
-                .contains("unknown field `command`"),
-            "{error}"
-        );
+    fn the_multi_protocol_example_loads_unchanged() {
+        let (config, _) = GatewayConfig::load(&examples_dir().join("airlock-multi.yaml"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let files = config.connection("files-mcp").unwrap();
+        assert_eq!(files.command[0], "npx");
+        assert_eq!(files.env_from_credentials["FILES_API_KEY"], "files-api-key");
+        assert!(files.credential.is_empty());
+        let github = config.connection("github-mcp").unwrap();
+        assert!(github.inject.as_ref().is_some_and(|inject| inject.bearer));
 
         let with_kubernetes = multi_example_with(&["postgres", "kubernetes"]);
         let (config, settings) = GatewayConfig::parse(&with_kubernetes, "airlock-multi.yaml")

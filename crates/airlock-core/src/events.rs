@@ -56,6 +56,10 @@ pub enum EventKind {
     CredentialSet,
     /// `mcp.tool_call`: A call of a tool of airlock's own MCP server, with its outcome.
     McpToolCall,
+    /// `mcp.tool_changed`: A proxied MCP server listed a tool whose definition differs from the pinned one.
+    McpToolChanged,
+    /// `mcp.tool_approved`: An admin approved a changed MCP tool definition.
+    McpToolApproved,
     /// `mfa.enroll`: An approver enrolled a TOTP secret.
     MfaEnroll,
     /// `policy.apply`: A policy version applied (or rolled back to).
@@ -82,7 +86,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in the order of this enum.
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 32] = [
         Self::AccessDenied,
         Self::AccessGrant,
         Self::AccessRequest,
@@ -102,6 +106,8 @@ impl EventKind {
         Self::CredentialRotate,
         Self::CredentialSet,
         Self::McpToolCall,
+        Self::McpToolChanged,
+        Self::McpToolApproved,
         Self::MfaEnroll,
         Self::PolicyApply,
         Self::ReviewCreated,
@@ -137,6 +143,8 @@ impl EventKind {
             Self::CredentialRotate => "credential.rotate",
             Self::CredentialSet => "credential.set",
             Self::McpToolCall => "mcp.tool_call",
+            Self::McpToolChanged => "mcp.tool_changed",
+            Self::McpToolApproved => "mcp.tool_approved",
             Self::MfaEnroll => "mfa.enroll",
             Self::PolicyApply => "policy.apply",
             Self::ReviewCreated => "review.created",
@@ -475,6 +483,27 @@ pub struct StreamChunk {
     pub data: String,
 }
 
+/// `mcp.tool_changed`: a proxied server listed a tool whose definition
+/// differs from the pinned one; the tool is hidden and refused until an
+/// admin approves the new definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpToolChanged {
+    pub connection: String,
+    /// SHA-256 of the new definition's canonical JSON.
+    pub fingerprint: String,
+    /// SHA-256 of the pinned definition's.
+    pub pinned_fingerprint: String,
+    pub tool: String,
+}
+
+/// `mcp.tool_approved`: an admin approved a changed tool definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpToolApproved {
+    pub connection: String,
+    pub fingerprint: String,
+    pub tool: String,
+}
+
 /// An audit payload: what one kind of event records (no secret, masked
 /// data only), tied to its kind.
 pub trait Payload: Serialize + std::fmt::Debug {
@@ -513,6 +542,8 @@ payload_kinds!(
     CredentialSet => CredentialSet,
     CommandStream => CommandStream,
     McpToolCalled => McpToolCall,
+    McpToolChanged => McpToolChanged,
+    McpToolApproved => McpToolApproved,
     MfaEnrolled => MfaEnroll,
     PolicyApplied => PolicyApply,
     ReviewCreated => ReviewCreated,
@@ -590,6 +621,8 @@ mod tests {
                 "credential.rotate",
                 "credential.set",
                 "mcp.tool_call",
+                "mcp.tool_changed",
+                "mcp.tool_approved",
                 "mfa.enroll",
                 "policy.apply",
                 "review.created",

@@ -114,9 +114,11 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
         ));
     }
     if !over_http(&connection.protocol) {
+        // An MCP connection may have a url and an inject (`mcp_config`).
+        let mcp = connection.protocol == "mcp";
         let http_only = [
-            ("url", connection.url.is_some()),
-            ("inject", connection.inject.is_some()),
+            ("url", connection.url.is_some() && !mcp),
+            ("inject", connection.inject.is_some() && !mcp),
             ("insecure_skip_verify", connection.insecure_skip_verify),
             ("forward_cookies", connection.forward_cookies),
             ("strip_headers", !connection.strip_headers.is_empty()),

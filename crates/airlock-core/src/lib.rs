@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admin_mcp;
 pub mod admission;
 pub mod audit;
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod gate;
 pub mod http_config;
 pub mod live_policy;
 pub mod login;
+pub mod mcp_config;
 pub mod notifications;
 pub mod observe;
 pub mod policies;

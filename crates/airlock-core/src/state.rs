@@ -34,6 +34,9 @@ pub struct ResolvedConnection {
     pub jit: bool,
     /// The wire protocol its clients and upstream speak.
     pub protocol: airlock_types::Protocol,
+    /// MCP stdio: environment variable → stored credential, decrypted at
+    /// admission (`UpstreamLogin::environment`).
+    pub env_from_credentials: BTreeMap<String, String>,
 }
 
 /// Shared state of one gateway process.
@@ -228,6 +231,7 @@ impl GatewayState {
                 // Validated at load: only served protocols pass.
                 protocol: airlock_types::Protocol::parse(&connection.protocol)
                     .unwrap_or(airlock_types::Protocol::Postgres),
+                env_from_credentials: connection.env_from_credentials.clone(),
             }));
         }
         let stored = self.store.connections()?;
@@ -247,6 +251,7 @@ impl GatewayState {
             jit: false,
             // Run-time connections are PostgreSQL (the API refuses others).
             protocol: airlock_types::Protocol::Postgres,
+            env_from_credentials: BTreeMap::new(),
         }))
     }
 

@@ -37,7 +37,8 @@ use airlock_core::GatewayState;
 pub mod body;
 pub mod errors;
 pub mod headers;
-pub mod json_mask;
+/// JSON masking lives in `airlock-mask` (the MCP proxy masks results too).
+pub use airlock_mask::json as json_mask;
 pub mod kubernetes;
 pub mod recording;
 pub mod relay;
@@ -61,6 +62,9 @@ pub struct HttpGateway {
     pub max_header_bytes: usize,
     /// airlock's own MCP server, at `/mcp` (routed before connections).
     pub mcp: Arc<airlock_mcp::McpServer>,
+    /// The MCP proxy, for `protocol: mcp` connections at
+    /// `/<connection>/mcp`.
+    pub mcp_proxy: Arc<airlock_mcp::proxy::McpProxy>,
 }
 
 impl HttpGateway {
@@ -76,6 +80,7 @@ impl HttpGateway {
             max_header_bytes: options.max_header_bytes,
             targets,
             mcp: Arc::new(airlock_mcp::McpServer::new(Arc::clone(&state))),
+            mcp_proxy: Arc::new(airlock_mcp::proxy::McpProxy::new(Arc::clone(&state))),
             state,
         })
     }

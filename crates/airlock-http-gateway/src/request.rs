@@ -83,6 +83,10 @@ pub async fn handle(
     if airlock_mcp::http::serves(request.uri().path()) {
         return airlock_mcp::http::handle(&gateway.mcp, request, peer.address, peer.tls).await;
     }
+    if gateway.mcp_proxy.serves(request.uri().path()) {
+        let proxy = &gateway.mcp_proxy;
+        return airlock_mcp::proxy::endpoint::handle(proxy, request, peer.address, peer.tls).await;
+    }
     if kubernetes_connection(&gateway, request.uri().path()) {
         crate::kubernetes::errors::as_status(serve(gateway, request, peer, true).await)
     } else {

@@ -77,6 +77,7 @@
 
 mod detect;
 mod error;
+pub mod json;
 mod plan;
 mod prefilter;
 mod render;

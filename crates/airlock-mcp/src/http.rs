@@ -41,7 +41,7 @@ pub const METADATA_MCP_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 /// Largest JSON-RPC message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// True for the paths this crate serves on the HTTP listener (routed
@@ -67,7 +67,7 @@ fn authority(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-fn base_url(headers: &HeaderMap, tls: bool) -> String {
+pub(crate) fn base_url(headers: &HeaderMap, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{}", authority(headers))
 }
@@ -93,7 +93,7 @@ fn metadata(server: &McpServer, headers: &HeaderMap, tls: bool) -> Response<McpB
     )
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
@@ -107,7 +107,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 /// A browser page from another origin must not reach the server (DNS
 /// rebinding): an `Origin`, when sent, must name this host.
-fn origin_allowed(headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -119,11 +119,11 @@ fn origin_allowed(headers: &HeaderMap) -> bool {
     })
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn accepts_json(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_json(headers: &HeaderMap) -> bool {
     header_text(headers, "accept").is_none_or(|accept| {
         accept.contains("application/json")
             || accept.contains("*/*")
@@ -131,7 +131,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     header_text(headers, "content-type").is_some_and(|value| {
         value
             .split(';')
@@ -142,7 +142,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The body of a streamed answer: each message as one server-sent event,
 /// ended when the call is done.
-struct EventStream {
+pub(crate) struct EventStream {
     messages: tokio::sync::mpsc::UnboundedReceiver<Value>,
 }
 
@@ -172,8 +172,25 @@ fn streams_progress(message: &Message) -> bool {
         if method == "tools/call" && progress_token(params).is_some())
 }
 
-fn wants_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_event_stream(headers: &HeaderMap) -> bool {
     header_text(headers, "accept").is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+impl EventStream {
+    /// The `text/event-stream` response carrying `messages` until every
+    /// sender is gone.
+    pub(crate) fn response(
+        messages: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    ) -> Response<McpBody> {
+        let mut response = Response::new(EventStream { messages }.boxed());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 fn streamed(server: &Arc<McpServer>, caller: Caller, message: Message) -> Response<McpBody> {
@@ -184,14 +201,7 @@ fn streamed(server: &Arc<McpServer>, caller: Caller, message: Message) -> Respon
             let _ = sink.send(answer);
         }
     });
-    let mut response = Response::new(EventStream { messages }.boxed());
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    EventStream::response(messages)
 }
 
 /// Serves one request to a path [`serves`] accepts.

@@ -17,6 +17,8 @@
 //!   metadata; [`session_id`]: HMAC-signed `Mcp-Session-Id`s any replica
 //!   verifies; [`errors`]: every HTTP status and JSON-RPC error the
 //!   endpoint answers itself.
+//! - [`proxy`]: the MCP proxy in front of other MCP servers
+//!   (`protocol: mcp` connections at `/<connection>/mcp`).
 //!
 //! Architecture invariants: this crate never decides whether SQL runs (the
 //! PostgreSQL session it opens asks the gate); it never sees an upstream
@@ -32,6 +34,7 @@ pub mod http_tool;
 pub mod jsonrpc;
 pub mod mysql;
 pub mod protocol;
+pub mod proxy;
 pub mod record;
 pub mod server;
 pub mod session_id;

@@ -1,6 +1,6 @@
 //! What a store backend must do, one trait per domain: credentials, tokens,
 //! connections, policy versions, the event log, the journal index, reviews,
-//! access grants and MFA secrets. The embedded SQLite [`Store`] implements
+//! access grants, MFA secrets and pinned MCP tool definitions. The embedded SQLite [`Store`] implements
 //! every one; a shared backend (PostgreSQL, so several gateways on several
 //! machines share state) implements the same traits.
 //!
@@ -19,7 +19,7 @@
 use crate::events::{EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 use crate::records::{
     ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview,
-    PolicyVersionRecord, ReviewRecord, TokenRecord,
+    PolicyVersionRecord, ReviewRecord, TokenRecord, ToolPinRecord,
 };
 use crate::StoreError;
 
@@ -300,6 +300,48 @@ pub trait MfaStore {
     fn use_mfa_step(&self, identity: &str, step: i64) -> Result<bool, StoreError>;
 }
 
+/// What a tool's definition is to [`ToolPinStore::check_tool`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinCheck {
+    /// First seen: pinned now.
+    Pinned,
+    /// The same as the pinned (approved) definition.
+    Unchanged,
+    /// Differs from the pinned definition: held as the pending candidate
+    /// until an admin approves it. `first` is true the first time this
+    /// candidate was seen (the caller records the change once).
+    Changed { first: bool },
+}
+
+/// MCP tool definitions pinned per connection (tool pinning against rug
+/// pulls): the first definition seen is pinned; a later different one is
+/// pending until approved. Gateways sharing a backend see one pin.
+pub trait ToolPinStore {
+    /// Pins `definition` (canonical JSON) with `fingerprint` (its SHA-256,
+    /// hex) when the tool has no pin; otherwise compares. Atomic across
+    /// gateways.
+    fn check_tool(
+        &self,
+        connection: &str,
+        tool: &str,
+        fingerprint: &str,
+        definition: &str,
+    ) -> Result<PinCheck, StoreError>;
+
+    /// Every pin of a connection, by tool name.
+    fn tool_pins(&self, connection: &str) -> Result<Vec<ToolPinRecord>, StoreError>;
+
+    /// Makes the pending definition with `fingerprint` the pinned one.
+    /// [`StoreError::NotFound`] when no pending definition has it.
+    fn approve_tool(
+        &self,
+        connection: &str,
+        tool: &str,
+        fingerprint: &str,
+        approved_by: &str,
+    ) -> Result<ToolPinRecord, StoreError>;
+}
+
 /// A whole backend: every domain, shareable between threads.
 pub trait StoreBackend:
     CredentialStore
@@ -311,6 +353,7 @@ pub trait StoreBackend:
     + ReviewStore
     + GrantStore
     + MfaStore
+    + ToolPinStore
     + Send
     + Sync
 {

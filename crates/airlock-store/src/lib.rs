@@ -29,8 +29,8 @@ mod sqlite;
 pub mod vault;
 
 pub use backend::{
-    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PolicyStore,
-    ReviewStore, StoreBackend, TokenStore,
+    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PinCheck,
+    PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
 };
 pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
 pub use error::StoreError;
@@ -41,7 +41,7 @@ pub use events::{
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
-    NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
+    NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord, ToolPinRecord,
 };
 pub use sqlite::Store;
 
@@ -50,6 +50,6 @@ pub use sqlite::Store;
 pub mod prelude {
     pub use crate::backend::{
         ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore,
-        PolicyStore, ReviewStore, StoreBackend, TokenStore,
+        PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
     };
 }

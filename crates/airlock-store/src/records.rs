@@ -106,6 +106,24 @@ pub struct MfaSecretRecord {
     pub last_step: Option<i64>,
 }
 
+/// A pinned MCP tool definition, and the pending one that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolPinRecord {
+    pub connection: String,
+    pub tool: String,
+    /// SHA-256 (hex) of the pinned definition's canonical JSON.
+    pub fingerprint: String,
+    /// The pinned definition (canonical JSON).
+    pub definition: String,
+    pub pinned_at: i64,
+    /// Who approved the pinned definition (`None`: pinned when first seen).
+    pub approved_by: Option<String>,
+    /// A later definition that differs, held until approved.
+    pub pending_fingerprint: Option<String>,
+    pub pending_definition: Option<String>,
+    pub pending_since: Option<i64>,
+}
+
 /// A time-bound grant of access to a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrantRecord {

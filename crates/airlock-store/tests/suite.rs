@@ -56,6 +56,7 @@ const CASES: &[Case] = &[
         "approval_used_once_across_handles",
         approval_used_once_across_handles,
     ),
+    ("tool_pins_are_shared", tool_pins_are_shared),
     (
         "revocation_seen_by_the_other_handle",
         revocation_seen_by_the_other_handle,
@@ -724,6 +725,51 @@ fn access_requests_grants_and_mfa(f: &Fixture) {
 
 /// Threads on both handles race for the runs of one approval: each run is
 /// used exactly once.
+fn tool_pins_are_shared(f: &Fixture) {
+    use airlock_store::PinCheck;
+    // Both handles sight the same tool at once: exactly one pins it.
+    let checks = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for store in [&f.a, &f.b, &f.a, &f.b] {
+            let checks = &checks;
+            scope.spawn(move || {
+                let check = store.check_tool("files", "read", "aa", "{}").unwrap();
+                checks.lock().unwrap().push(check);
+            });
+        }
+    });
+    let checks = checks.into_inner().unwrap();
+    assert_eq!(checks.iter().filter(|c| **c == PinCheck::Pinned).count(), 1);
+    assert_eq!(checks.iter().filter(|c| **c == PinCheck::Unchanged).count(), 3);
+    // A changed definition seen by A is pending for B as well.
+    assert_eq!(
+        f.a.check_tool("files", "read", "bb", "{\"d\":1}").unwrap(),
+        PinCheck::Changed { first: true }
+    );
+    assert_eq!(
+        f.b.check_tool("files", "read", "bb", "{\"d\":1}").unwrap(),
+        PinCheck::Changed { first: false }
+    );
+    assert!(matches!(
+        f.b.approve_tool("files", "read", "cc", "admin"),
+        Err(StoreError::NotFound { .. })
+    ));
+    let approved = f.b.approve_tool("files", "read", "bb", "admin").unwrap();
+    assert_eq!(
+        (approved.fingerprint.as_str(), approved.pinned_at),
+        ("bb", f.clock.now_unix())
+    );
+    assert_eq!(approved.approved_by.as_deref(), Some("admin"));
+    assert_eq!(
+        f.a.check_tool("files", "read", "bb", "{}").unwrap(),
+        PinCheck::Unchanged
+    );
+    let pins = f.a.tool_pins("files").unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].pending_fingerprint, None);
+    assert!(f.a.tool_pins("other").unwrap().is_empty());
+}
+
 fn approval_used_once_across_handles(f: &Fixture) {
     f.a.create_or_find_review(&new_review("r-1", "f1", 1, START + 3600))
         .unwrap();

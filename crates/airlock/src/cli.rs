@@ -656,6 +656,43 @@ pub enum McpCommand {
         after_help = "Examples:\n  AIRLOCK_TOKEN=$TOKEN airlock mcp serve --stdio\n  airlock mcp serve --stdio --gateway https://gw.internal:18080\nIn an MCP client's configuration: {\"command\": \"airlock\", \"args\": [\"mcp\", \"serve\", \"--stdio\"], \"env\": {\"AIRLOCK_TOKEN\": \"…\"}}"
     )]
     Serve(McpServeArgs),
+    /// The tool definitions the MCP proxy pinned for a connection (rug-pull
+    /// defence): a tool whose definition changed is hidden and refused
+    /// until approved here.
+    #[command(subcommand)]
+    Tools(McpToolsCommand),
+}
+
+/// `airlock mcp tools …`.
+#[derive(Debug, Subcommand)]
+pub enum McpToolsCommand {
+    /// Every pinned tool of a connection, and which wait for approval.
+    List {
+        /// The `protocol: mcp` connection.
+        #[arg(long)]
+        connection: String,
+    },
+    /// What changed in a tool's definition: the pinned one and the one
+    /// waiting, line by line.
+    Diff {
+        #[arg(long)]
+        connection: String,
+        /// The tool's name.
+        tool: String,
+    },
+    /// Approves the waiting definition of a tool (it is offered and may be
+    /// called again).
+    #[command(
+        after_help = "Example:\n  airlock mcp tools diff --connection files-mcp fetch_notes\n  airlock mcp tools approve --connection files-mcp fetch_notes --fingerprint 3f2a…"
+    )]
+    Approve {
+        #[arg(long)]
+        connection: String,
+        tool: String,
+        /// The fingerprint `diff` showed: approve only that definition.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
 }
 
 /// Options of `airlock mcp serve`.

@@ -224,6 +224,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mcp(crate::cli::McpCommand::Serve(args)) => {
             crate::mcp_stdio::run(&args, global.token.as_deref())
         }
+        Command::Mcp(crate::cli::McpCommand::Tools(command)) => {
+            crate::mcp_tools_cli::run(command, &client()?, format)
+        }
         Command::Review(command) => {
             use crate::cli::ReviewCommand;
             let personal = |action: &str| {

@@ -14,6 +14,7 @@ mod doctor;
 mod kube_cli;
 mod login;
 mod mcp_stdio;
+mod mcp_tools_cli;
 mod output;
 mod policy_cli;
 mod serve;

@@ -212,7 +212,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     let config = dir.path().join("airlock.yaml");
     std::fs::write(
         &config,
-        "listen:\n  admin: not-an-address\nconnections:\n  - name: a\n    protocol: mcp\n    address: nohost\n    credential: c\ntokens:\n  max_ttl: 5x\n",
+        "listen:\n  admin: not-an-address\nconnections:\n  - name: a\n    protocol: mqtt\n    address: nohost\n    credential: c\ntokens:\n  max_ttl: 5x\n",
     )
     .unwrap();
     let output = std::process::Command::new(common::binary())
@@ -227,7 +227,7 @@ fn config_errors_stop_start_up_with_every_problem_and_line() {
     assert!(text.contains("has 4 problems"), "{text}");
     assert!(text.contains("airlock.yaml:2: listen.admin"), "{text}");
     assert!(
-        text.contains("airlock.yaml:5: connections[0] \"a\": protocol \"mcp\""),
+        text.contains("airlock.yaml:5: connections[0] \"a\": protocol \"mqtt\""),
         "{text}"
     );
     assert!(

@@ -421,7 +421,7 @@ fn a_store_outage_fails_closed_and_the_replica_recovers_on_its_own() {
 /// upstream too here: one server with `ssl = on`.
 #[test]
 fn the_store_connection_is_encrypted_and_verified() {
-    let (certs, cert, key) = common::server_certificate();
+    let (certs, cert, key) = airlock_testkit::server_certificate();
     let cluster = PgCluster::start_with_config(&format!(
         "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
         cert.display(),

@@ -145,6 +145,21 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 3: pinned MCP tool definitions (SQLite's version 8).
+    r#"
+    CREATE TABLE mcp_tool_pins (
+        connection TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        pinned_at BIGINT NOT NULL,
+        approved_by TEXT,
+        pending_fingerprint TEXT,
+        pending_definition TEXT,
+        pending_since BIGINT,
+        PRIMARY KEY (connection, tool)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -25,7 +25,8 @@
 //! This module owns opening (connecting, migrating), the handle's settings
 //! and the clock; the domains implement the traits of [`crate::backend`]:
 //! [`credentials`], [`tokens`], [`connections`], [`policies`], [`events`],
-//! [`journal_index`] and [`reviews`] (reviews, grants, MFA secrets).
+//! [`journal_index`], [`reviews`] (reviews, grants, MFA secrets) and
+//! [`tool_pins`] (pinned MCP tool definitions).
 
 mod connections;
 mod credentials;
@@ -36,6 +37,7 @@ mod policies;
 mod pool;
 mod reviews;
 mod tokens;
+mod tool_pins;
 mod url;
 
 use std::future::Future;

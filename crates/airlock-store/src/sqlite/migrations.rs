@@ -182,6 +182,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         WHERE session_id IS NOT NULL GROUP BY session_id;
     DROP INDEX events_session;
     "#,
+    // 8: MCP tool definitions pinned per connection (rug-pull defence):
+    // the pinned one, and a later different one pending approval.
+    r#"
+    CREATE TABLE mcp_tool_pins (
+        connection TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        pinned_at INTEGER NOT NULL,
+        approved_by TEXT,
+        pending_fingerprint TEXT,
+        pending_definition TEXT,
+        pending_since INTEGER,
+        PRIMARY KEY (connection, tool)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to date.

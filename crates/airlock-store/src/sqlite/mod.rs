@@ -19,6 +19,7 @@ pub(crate) mod migrations;
 mod policies;
 mod reviews;
 mod tokens;
+mod tool_pins;
 
 use rusqlite::Connection;
 use std::path::Path;

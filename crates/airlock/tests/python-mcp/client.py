@@ -4,7 +4,7 @@
 Reads one JSON scenario from argv[1]:
   {"transport": "http", "url": ..., "token": ...}      Streamable HTTP
   {"transport": "stdio", "command": [...], "env": {...}} stdio
-  "calls": [{"tool": ..., "arguments": {...}}, ...]
+  "calls": [{"tool": ..., "arguments": {...}}, ...]    ({"list": true}: list again)
   "repeat": {"tool": ..., "arguments": {...}, "times": N}  (optional: timing)
 and prints one JSON document: the negotiated protocol version, the tools as
 listed, each call's result (as the SDK parsed it), and the repeated call's
@@ -34,6 +34,11 @@ async def run(session, scenario):
     out["tools"] = [dump(tool) for tool in tools.tools]
     results = []
     for call in scenario.get("calls", []):
+        if call.get("list"):
+            # Lists the tools again (the proxy's rug-pull test).
+            listed = await session.list_tools()
+            results.append({"tools": [dump(tool) for tool in listed.tools]})
+            continue
         progress = []
 
         async def on_progress(done, total, message, progress=progress):

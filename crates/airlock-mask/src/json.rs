@@ -1,4 +1,5 @@
-//! Masking JSON bodies under a decision's mask plan. Pure.
+//! Masking JSON values (HTTP and Kubernetes bodies, MCP results) under a
+//! decision's mask plan. Pure.
 //!
 //! Two kinds of rules: the plan's detectors run over every string value
 //! and every number (a card number sent as a JSON number is still a card
@@ -12,7 +13,7 @@
 use globset::{GlobBuilder, GlobMatcher};
 use serde_json::{Map, Value};
 
-use airlock_mask::{MaskPlan, MaskStats};
+use crate::{MaskPlan, MaskStats};
 
 /// One step of a field rule.
 #[derive(Debug, Clone)]
@@ -258,7 +259,7 @@ impl<'p> JsonMasker<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use airlock_mask::{MaskSpec, Style};
+    use crate::{MaskSpec, Style};
     use proptest::prelude::*;
     use serde_json::json;
 
