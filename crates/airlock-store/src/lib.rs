@@ -38,7 +38,7 @@ pub use events::{
 };
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
-    NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
+    NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
 };
 pub use sqlite::Store;
 
