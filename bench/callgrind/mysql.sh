@@ -10,7 +10,7 @@
 # mariadb-server and `CARGO_PROFILE_RELEASE_DEBUG=1 cargo build --release
 # -p airlock` (symbols for callgrind_annotate). sysbench logs in with
 # mysql_clear_password over plain TCP on loopback, as airlock-bench does.
-# Then: callgrind_annotate --inclusive=yes $OUT/cg-NAME.<pid> | head -80
+# Then: callgrind_annotate --inclusive=yes $OUT/cg-NAME.<pid>.1 | head -80 (the dump after zeroing)
 set -u
 NAME=$1; N=${N:-4000}; C=${C:-2}; ROWS=${ROWS:-1000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,9 +49,9 @@ TOKEN=$($BIN token issue --identity agent-7 --kind agent --group agents --connec
 export LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1
 GWSB="$SB --mysql-port=$GWPORT --mysql-user=agent-7 --mysql-password=$TOKEN --mysql-db=prof --time=0"
 $GWSB --threads=$C --events=200 run > /dev/null 2>&1
-callgrind_control -z $GW >/dev/null
+callgrind_control -z $GW >/dev/null 2>&1
 $GWSB --threads=$C --events=$N run > $OUT/sb-$NAME.log 2>&1
-callgrind_control -d $GW >/dev/null
+callgrind_control -d $GW >/dev/null 2>&1
 sleep 1
 kill $GW; wait $GW 2>/dev/null
 kill $DBPID; wait $DBPID 2>/dev/null

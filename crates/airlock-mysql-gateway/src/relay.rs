@@ -831,7 +831,10 @@ impl<'a> Relay<'a> {
         client: &mut PacketStream,
         upstream: &mut PacketStream,
     ) -> Next {
-        let Some(statement) = self.statements.get(execute.statement_id).cloned() else {
+        // Borrowed, not cloned: a clone copied the decision (its JSON
+        // details, review template, rate limits) and the result columns at
+        // every execution.
+        let Some(statement) = self.statements.get(execute.statement_id) else {
             let err = errors::unknown_statement(execute.statement_id, "COM_STMT_EXECUTE");
             return self
                 .refuse_unsupported("execute", &err, Rejection::UnknownStatement, client)
@@ -861,7 +864,8 @@ impl<'a> Relay<'a> {
                     .await;
             }
         };
-        let decision = self.execution_decision(&statement, &values).await;
+        let text = Arc::clone(&statement.text);
+        let decision = self.execution_decision(statement, &values).await;
         if let Some(stored) = self.statements.get_mut(execute.statement_id) {
             stored.types = Some(types);
             stored.long_data.clear();
@@ -869,7 +873,7 @@ impl<'a> Relay<'a> {
         let kind = ResponseKind::for_command(command);
         let (next, answered) = self
             .run_decided(
-                Entry::new("execute", &statement.text, &values),
+                Entry::new("execute", &text, &values),
                 decision,
                 Forwarding::new(kind, payload),
                 client,
@@ -893,9 +897,19 @@ impl<'a> Relay<'a> {
         values: &[Option<String>],
     ) -> Decision {
         let decided = &statement.decision;
-        let mut decision = decided.clone();
-        decision.review = None;
-        decision.rate_limits = Vec::new();
+        // The decision taken at prepare, without what this execution
+        // consumes itself (the review template, the rate limits): those are
+        // not copied only to be dropped.
+        let decision = Decision {
+            verdict: decided.verdict.clone(),
+            details: decided.details.clone(),
+            mask: decided.mask.clone(),
+            mask_fields: decided.mask_fields.clone(),
+            review: None,
+            version: decided.version,
+            rate_limits: Vec::new(),
+            reads_only: decided.reads_only,
+        };
         if let Some(template) = &decided.review {
             let mut shown = statement.text.to_string();
             if !values.is_empty() {
