@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use airlock_mask::MaskPlan;
+/// Why a protocol refused a command before the gate ([`Gate::rejected`]).
+pub use airlock_metrics::Rejection;
 use airlock_metrics::{CommandMeter, CommandVerdict};
 use airlock_policy::{
     decide, DecisionInput, RateKey, RateLimitObligation, Verdict as PolicyVerdict,
@@ -239,6 +241,15 @@ fn verdict_of(decision: &Decision) -> (CommandVerdict, Option<&str>) {
     }
 }
 
+/// The rule that allowed a command: the first allow rule that matched
+/// (`None`: the policy's default allowed it).
+fn allowing_rule(matched: &[airlock_policy::MatchedRule]) -> Option<&str> {
+    matched
+        .iter()
+        .find(|rule| rule.action == airlock_policy::MatchedAction::Allow)
+        .map(|rule| rule.name.as_str())
+}
+
 impl Gate {
     /// The gate for one session.
     pub fn new(state: Arc<GatewayState>, identity: Identity, connection: ConnectionInfo) -> Self {
@@ -301,7 +312,7 @@ impl Gate {
     /// results would be, and an approval binds exactly it.
     pub fn decide(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
         let started = self.meter.as_ref().map(|_| std::time::Instant::now());
-        let mut decision = self.decide_under_policy(command, limits, shown);
+        let mut decision = self.decide_under_policy(command, limits, shown, true);
         decision.reads_only = command.access() == Access::Read && command.complete();
         if let (Some(meter), Some(started)) = (&self.meter, started) {
             let (verdict, rule) = verdict_of(&decision);
@@ -313,13 +324,40 @@ impl Gate {
         decision
     }
 
+    /// As [`Gate::decide`], counted nowhere: for a command the protocol
+    /// refuses before the gate whatever the policy says (a syntax error),
+    /// whose record still needs the policy's mask plan. The protocol
+    /// counts it with [`Gate::rejected`].
+    pub fn decide_unmetered(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
+        let mut decision = self.decide_under_policy(command, limits, shown, false);
+        decision.reads_only = command.access() == Access::Read && command.complete();
+        decision
+    }
+
+    /// A command the protocol refused before the gate decided it (a syntax
+    /// error, an unknown prepared statement, a command it does not relay, a
+    /// protocol violation): counted as `verdict="rejected"` with `reason`.
+    pub fn rejected(&self, reason: Rejection) {
+        if let Some(meter) = &self.meter {
+            meter.rejected(reason);
+        }
+    }
+
     /// The session's command counters: a protocol reports what the
     /// upstream answered through it ([`CommandMeter::answered`]).
     pub fn meter(&self) -> Option<&CommandMeter> {
         self.meter.as_ref()
     }
 
-    fn decide_under_policy(&self, command: &Command, limits: Limits, shown: &str) -> Decision {
+    /// The decision under the live policy; `metered` counts an allowed
+    /// command under the rule that allowed it.
+    fn decide_under_policy(
+        &self,
+        command: &Command,
+        limits: Limits,
+        shown: &str,
+        metered: bool,
+    ) -> Decision {
         let live = self.state.policy.current();
         let mut details = Self::classification(command, live.version);
         let Some(policy) = &live.policy else {
@@ -408,6 +446,9 @@ impl Gate {
                         refused.mask_fields = mask_fields;
                         return refused;
                     }
+                }
+                if let (Some(meter), true) = (&self.meter, metered) {
+                    meter.allowed_by(allowing_rule(&decision.matched_rules));
                 }
                 let mut allowed = Decision::forward();
                 allowed.details = details;

@@ -11,25 +11,14 @@ use airlock_store::now_unix;
 
 use crate::state::GatewayState;
 
-/// Pending reviews read per scrape (the oldest is what matters).
-const PENDING_REVIEWS_READ: i64 = 10_000;
-
 impl GatewayState {
-    /// The scrape-time values (blocking: reads the store's pending reviews).
+    /// The scrape-time values (blocking: asks the store for the pending
+    /// reviews' count and oldest, one aggregate however many there are).
     pub fn scrape_values(&self) -> ScrapeValues {
         let now = now_unix();
-        let pending = self
-            .store
-            .reviews(Some("pending"), PENDING_REVIEWS_READ)
-            .unwrap_or_default();
-        let live: Vec<_> = pending
-            .iter()
-            .filter(|review| review.expires_at > now)
-            .collect();
-        let oldest = live
-            .iter()
-            .map(|review| review.created_at)
-            .min()
+        let pending = self.store.pending_reviews().unwrap_or_default();
+        let oldest = pending
+            .oldest_created_at
             .map_or(0, |created| now.saturating_sub(created));
         let oldest_session = self
             .sessions
@@ -45,7 +34,7 @@ impl GatewayState {
             journal_appends: self.recorder.journaled(),
             journal_syncs: self.recorder.journal_syncs(),
             recording_refusals: self.recorder.refusals(),
-            reviews_pending: u64::try_from(live.len()).unwrap_or(u64::MAX),
+            reviews_pending: pending.count,
             oldest_pending_review_seconds: u64::try_from(oldest).unwrap_or(0),
             active_lockouts: u64::try_from(lockouts).unwrap_or(u64::MAX),
             oldest_session_seconds: u64::try_from(oldest_session).unwrap_or(0),

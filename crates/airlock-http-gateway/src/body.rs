@@ -182,6 +182,10 @@ pub async fn read_limited(
     Ok(whole)
 }
 
+/// The detector name Secret values masked in a Kubernetes response count
+/// under (`airlock_k8s::secrets`).
+pub const KUBERNETES_SECRET_DETECTOR: &str = "kubernetes_secret";
+
 /// Masks a whole body of `kind` under `plan` and the field rules; with
 /// `kubernetes`, every Secret value in a JSON body too
 /// (`airlock_k8s::secrets`).
@@ -197,7 +201,11 @@ pub fn mask_body(
         |value: &mut serde_json::Value, masker: &JsonMasker<'_>, stats: &mut MaskStats| {
             masker.mask(value, stats);
             if kubernetes {
-                airlock_k8s::secrets::mask_secret_values(value);
+                // Counted like a detector's matches (records, metrics).
+                let secrets = airlock_k8s::secrets::mask_secret_values(value);
+                if secrets > 0 {
+                    stats.record(KUBERNETES_SECRET_DETECTOR, secrets);
+                }
             }
         };
     match kind {

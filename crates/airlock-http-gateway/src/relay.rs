@@ -78,6 +78,7 @@ pub async fn relay_response(
             };
             let (relayed, stats) =
                 pump_watch(incoming, encoded, &scrubber, sender, sample_limit, mask).await;
+            count_masked(&task_gateway, &session, &stats);
             let mut result = ResultRecord::answered(status.as_u16(), elapsed_us(started))
                 .with_body(relayed.bytes, &relayed.sample, sample_limit, &stats);
             result.rows = relayed.rows;
@@ -110,6 +111,7 @@ pub async fn relay_response(
             Ok(masked) => scrubber.scrub_all(&masked),
             Err(reason) => return refuse(gateway, session, started, &reason).await,
         };
+        count_masked(gateway, &session, &stats);
         let sample = masked.get(..sample_limit.min(masked.len())).unwrap_or(&[]);
         let result = ResultRecord::answered(status.as_u16(), elapsed_us(started)).with_body(
             masked.len() as u64,
@@ -151,6 +153,18 @@ pub async fn relay_response(
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Counts what a response's masking masked, per detector, in
+/// `airlock_masked_values_total` under the connection's protocol (`http`
+/// or `kubernetes`), as the databases count their rows.
+fn count_masked(gateway: &HttpGateway, session: &AdmittedSession, stats: &MaskStats) {
+    if gateway.state.config.metrics.enabled {
+        gateway
+            .state
+            .metrics
+            .values_masked(session.connection.protocol.as_str(), stats.iter());
+    }
 }
 
 /// Records the result and ends the request's session.

@@ -21,7 +21,7 @@ mod histogram;
 mod meter;
 
 pub use histogram::{Histogram, FAST_BUCKETS, LONG_BUCKETS, UPSTREAM_BUCKETS};
-pub use meter::{ActiveSession, CommandMeter, CommandVerdict};
+pub use meter::{ActiveSession, CommandMeter, CommandVerdict, Rejection};
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -82,6 +82,7 @@ pub struct Metrics {
     oldest_session: Gauge,
     pub(crate) commands: Counters,
     pub(crate) refusals_by_rule: Counters,
+    pub(crate) allowed_by_rule: Counters,
     pub(crate) decision_duration: Histograms,
     pub(crate) upstream_duration: Histograms,
     pub(crate) added_duration: Histograms,
@@ -136,6 +137,7 @@ impl Metrics {
             oldest_session: Gauge::default(),
             commands: Counters::default(),
             refusals_by_rule: Counters::default(),
+            allowed_by_rule: Counters::default(),
             decision_duration: histograms(|| Histogram::new(FAST_BUCKETS)),
             upstream_duration: histograms(|| Histogram::new(UPSTREAM_BUCKETS)),
             added_duration: histograms(|| Histogram::new(FAST_BUCKETS)),
@@ -195,11 +197,16 @@ impl Metrics {
             "Age of the oldest live session (0: none)",
             self.oldest_session.clone(),
         );
-        r.register("airlock_commands", "Commands decided by the gate, by verdict (allow, deny, review, rate_limited, unavailable)", self.commands.clone());
+        r.register("airlock_commands", "Commands by verdict: decided by the gate (allow, deny, review, rate_limited, unavailable) or rejected before it (rejected, with a reason: syntax_error, unknown_statement, unsupported, protocol_violation)", self.commands.clone());
         r.register(
             "airlock_command_refusals_by_rule",
             "Commands a rule denied, held for review or rate-limited, by rule and verdict",
             self.refusals_by_rule.clone(),
+        );
+        r.register(
+            "airlock_commands_allowed_by_rule",
+            "Commands allowed, by the rule that allowed them (default: no allow rule matched, the policy's default allowed)",
+            self.allowed_by_rule.clone(),
         );
         r.register(
             "airlock_decision_duration_seconds",
@@ -213,7 +220,7 @@ impl Metrics {
         );
         r.register(
             "airlock_gateway_added_duration_seconds",
-            "Time from reading client commands to forwarding them: deciding, recording, waiting for the journal (reviews left out; PostgreSQL)",
+            "Time from reading client commands to forwarding them: deciding, recording, waiting for the journal (reviews left out)",
             self.added_duration.clone(),
         );
         r.register(
@@ -413,6 +420,26 @@ impl Metrics {
                 ("scope", scope.to_string()),
             ])
             .inc();
+    }
+
+    /// Values masked in an answer over `protocol`, per detector (zero
+    /// counts are skipped). Looks the family up: masking is not the hot
+    /// path of a command that masks nothing.
+    pub fn values_masked<'a>(
+        &self,
+        protocol: &str,
+        masked: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        for (detector, count) in masked {
+            if count == 0 {
+                continue;
+            }
+            let labels = vec![
+                ("protocol", protocol.to_string()),
+                ("detector", detector.to_string()),
+            ];
+            self.masked_values.get_or_create(&labels).inc_by(count);
+        }
     }
 
     /// A command was refused by the rate limit of `rule`.

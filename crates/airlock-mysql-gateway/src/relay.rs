@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use airlock_core::gate::{Decision, Limits, Refusal, Verdict};
+use airlock_core::gate::{Decision, Limits, Refusal, Rejection, Verdict};
 use airlock_core::recorder::{Effect, Recorder};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::response::{ResponseKind, ResponseTracker};
@@ -125,6 +125,13 @@ pub struct Relay<'a> {
     /// connection's own name selects it.
     pub database: String,
     seq: u64,
+    /// When the command being relayed was read (the start of the
+    /// gateway-added latency).
+    read_at: std::time::Instant,
+    /// The command being relayed was held for review: its time is
+    /// people's, left out of the gateway-added latency. (An atomic only
+    /// because [`Relay::resolve`] takes `&self`; one task touches it.)
+    reviewed: std::sync::atomic::AtomicBool,
 }
 
 /// What to do after a command.
@@ -165,12 +172,29 @@ impl<'a> Relay<'a> {
             kills: None,
             database: String::new(),
             seq: 0,
+            read_at: std::time::Instant::now(),
+            reviewed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Relays until either side ends, the kill switch fires or the
-    /// session expires.
+    /// session expires. A client protocol violation that ends it is
+    /// counted as a command rejected before the gate.
     pub async fn run(
+        &mut self,
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+        kill: &mut tokio::sync::watch::Receiver<Option<String>>,
+        deadline: Option<(tokio::time::Instant, Expiry)>,
+    ) -> RelayEnd {
+        let end = self.relay(client, upstream, kill, deadline).await;
+        if matches!(end, RelayEnd::ClientProtocolError(_)) {
+            self.gate.core().rejected(Rejection::ProtocolViolation);
+        }
+        end
+    }
+
+    async fn relay(
         &mut self,
         client: &mut PacketStream,
         upstream: &mut PacketStream,
@@ -183,6 +207,9 @@ impl<'a> Relay<'a> {
                 read = client.read() => read,
                 end = ended(kill, deadline) => return end,
             };
+            self.read_at = std::time::Instant::now();
+            self.reviewed
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             let packet = match read {
                 Ok(packet) => packet,
                 Err(StreamError::Codec(error)) => {
@@ -298,7 +325,8 @@ impl<'a> Relay<'a> {
             KillText::One(kill) => self.kill(kill, &text, client, upstream).await,
             KillText::Other => {
                 let err = errors::kill_refused(None);
-                self.refuse_text("query", &text, &err, client).await
+                self.refuse_text("query", &text, &err, Rejection::Unsupported, client)
+                    .await
             }
         }
     }
@@ -384,7 +412,8 @@ impl<'a> Relay<'a> {
             }
             None => {
                 let err = errors::unknown_statement(statement_id, "COM_STMT_RESET");
-                self.refuse_unsupported("stmt_reset", &err, client).await
+                self.refuse_unsupported("stmt_reset", &err, Rejection::UnknownStatement, client)
+                    .await
             }
         }
     }
@@ -407,7 +436,8 @@ impl<'a> Relay<'a> {
             Command::Unknown { code, .. } => errors::unknown_command(*code),
             _ => errors::unsupported(other.name(), "use the SQL statement instead"),
         };
-        self.refuse_unsupported(other.name(), &err, client).await
+        self.refuse_unsupported(other.name(), &err, Rejection::Unsupported, client)
+            .await
     }
 
     /// Forwards a command that runs nothing and relays its answer.
@@ -420,8 +450,11 @@ impl<'a> Relay<'a> {
     ) -> Next {
         let Some(tracker) = ResponseTracker::new(command, self.upstream_capabilities) else {
             let err = errors::unsupported(command.name(), "its answer cannot be followed");
-            return self.refuse_unsupported(command.name(), &err, client).await;
+            return self
+                .refuse_unsupported(command.name(), &err, Rejection::Unsupported, client)
+                .await;
         };
+        self.observe_added();
         if let Err(end) = forward(upstream, payload).await {
             return Next::End(end);
         }
@@ -518,6 +551,7 @@ impl<'a> Relay<'a> {
                 None,
             );
         }
+        self.observe_added();
         if let Err(end) = forward(upstream, payload).await {
             return (Next::End(end), None);
         }
@@ -630,20 +664,24 @@ impl<'a> Relay<'a> {
         &mut self,
         name: &str,
         err: &ErrPacket,
+        reason: Rejection,
         client: &mut PacketStream,
     ) -> Next {
-        self.refuse_text(name, &format!("({name})"), err, client)
+        self.refuse_text(name, &format!("({name})"), err, reason, client)
             .await
     }
 
-    /// Refuses a command with the gateway's own error, recording `text`.
+    /// Refuses a command with the gateway's own error, recording `text`;
+    /// counted as rejected before the gate for `reason`.
     async fn refuse_text(
         &mut self,
         name: &str,
         text: &str,
         err: &ErrPacket,
+        reason: Rejection,
         client: &mut PacketStream,
     ) -> Next {
+        self.gate.core().rejected(reason);
         self.seq += 1;
         self.counts.commands += 1;
         self.counts.refused += 1;
@@ -660,11 +698,24 @@ impl<'a> Relay<'a> {
         }
     }
 
+    /// What the gateway added to the command about to be forwarded, from
+    /// reading it (deciding, recording, waiting for the journal); a
+    /// command held for review is left out, as for PostgreSQL.
+    fn observe_added(&self) {
+        if let Some(meter) = self.gate.core().meter() {
+            if !self.reviewed.load(std::sync::atomic::Ordering::Relaxed) {
+                meter.added(self.read_at.elapsed());
+            }
+        }
+    }
+
     /// Holds a command a rule sends for review until it is resolved.
     async fn resolve(&self, decision: Decision) -> Decision {
         if decision.review.is_none() {
             return decision;
         }
+        self.reviewed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let session_id = self.recording.session_id;
         self.gate
             .core()
@@ -691,7 +742,9 @@ impl<'a> Relay<'a> {
         });
         let Some(thread) = thread else {
             let err = errors::kill_refused(Some(kill.id));
-            return self.refuse_text("kill", text, &err, client).await;
+            return self
+                .refuse_text("kill", text, &err, Rejection::Unsupported, client)
+                .await;
         };
         let command = Command::Query {
             query: kill::upstream_statement(kill.kind, thread).into_bytes(),
@@ -778,9 +831,14 @@ impl<'a> Relay<'a> {
         client: &mut PacketStream,
         upstream: &mut PacketStream,
     ) -> Next {
-        let Some(statement) = self.statements.get(execute.statement_id).cloned() else {
+        // Borrowed, not cloned: a clone copied the decision (its JSON
+        // details, review template, rate limits) and the result columns at
+        // every execution.
+        let Some(statement) = self.statements.get(execute.statement_id) else {
             let err = errors::unknown_statement(execute.statement_id, "COM_STMT_EXECUTE");
-            return self.refuse_unsupported("execute", &err, client).await;
+            return self
+                .refuse_unsupported("execute", &err, Rejection::UnknownStatement, client)
+                .await;
         };
         let parameters = execute.parameters(
             usize::from(statement.parameter_count),
@@ -801,10 +859,13 @@ impl<'a> Relay<'a> {
                     "COM_STMT_EXECUTE",
                     &format!("its parameters cannot be read ({error})"),
                 );
-                return self.refuse_unsupported("execute", &err, client).await;
+                return self
+                    .refuse_unsupported("execute", &err, Rejection::ProtocolViolation, client)
+                    .await;
             }
         };
-        let decision = self.execution_decision(&statement, &values).await;
+        let text = Arc::clone(&statement.text);
+        let decision = self.execution_decision(statement, &values).await;
         if let Some(stored) = self.statements.get_mut(execute.statement_id) {
             stored.types = Some(types);
             stored.long_data.clear();
@@ -812,7 +873,7 @@ impl<'a> Relay<'a> {
         let kind = ResponseKind::for_command(command);
         let (next, answered) = self
             .run_decided(
-                Entry::new("execute", &statement.text, &values),
+                Entry::new("execute", &text, &values),
                 decision,
                 Forwarding::new(kind, payload),
                 client,
@@ -836,9 +897,19 @@ impl<'a> Relay<'a> {
         values: &[Option<String>],
     ) -> Decision {
         let decided = &statement.decision;
-        let mut decision = decided.clone();
-        decision.review = None;
-        decision.rate_limits = Vec::new();
+        // The decision taken at prepare, without what this execution
+        // consumes itself (the review template, the rate limits): those are
+        // not copied only to be dropped.
+        let decision = Decision {
+            verdict: decided.verdict.clone(),
+            details: decided.details.clone(),
+            mask: decided.mask.clone(),
+            mask_fields: decided.mask_fields.clone(),
+            review: None,
+            version: decided.version,
+            rate_limits: Vec::new(),
+            reads_only: decided.reads_only,
+        };
         if let Some(template) = &decided.review {
             let mut shown = statement.text.to_string();
             if !values.is_empty() {
@@ -887,7 +958,9 @@ impl<'a> Relay<'a> {
     ) -> Next {
         let Some(statement) = self.statements.get(statement_id).cloned() else {
             let err = errors::unknown_statement(statement_id, "COM_STMT_FETCH");
-            return self.refuse_unsupported("fetch", &err, client).await;
+            return self
+                .refuse_unsupported("fetch", &err, Rejection::UnknownStatement, client)
+                .await;
         };
         // Rows of an execution decided (and reviewed) at its execute; a
         // statement refused at prepare has no execution to fetch from.

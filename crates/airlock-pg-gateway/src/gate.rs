@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use airlock_core::gate::Gate;
+use airlock_core::gate::{Gate, Rejection};
 use airlock_core::reviews::ReviewRequest;
 use airlock_core::state::GatewayState;
 use airlock_mask::MaskPlan;
@@ -341,8 +341,12 @@ impl CommandGate {
         // The policy still decides what the record keeps: its mask plan
         // masks the statement (and the parser's message, which quotes it)
         // in the audit log. No rate limit is consumed and no review made:
-        // the text never runs.
-        let mut refused = self.core.decide(command, Limits::AtEachExecution, text);
+        // the text never runs. Counted as rejected, not under the
+        // policy's verdict: the policy did not decide it.
+        let mut refused = self
+            .core
+            .decide_unmetered(command, Limits::AtEachExecution, text);
+        self.core.rejected(Rejection::SyntaxError);
         refused.details["verdict"] = json!("syntax_error");
         refused.verdict = GateVerdict::Refuse(Refusal::Syntax {
             message: error.message,

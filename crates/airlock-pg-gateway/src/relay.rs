@@ -47,6 +47,7 @@ use crate::io::read_more;
 use crate::names::{Failed, Lookup, Names, Space, TooMany, MAX_NAMES};
 use crate::tracker::{CommandResult, Pending, ResultTracker};
 use airlock_core::command_record::{self, RecordScope};
+use airlock_core::gate::Rejection;
 use airlock_core::recorder::{Effect, Recorder};
 use airlock_core::reviews::ReviewRequest;
 
@@ -819,6 +820,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
         }
         self.names.close_portal(portal);
         self.seq += 1;
+        self.gate.core().rejected(Rejection::UnknownStatement);
         let decision = unknown_name(
             Object::PreparedStatement,
             format!(
@@ -968,6 +970,7 @@ impl<'a, 'r> ClientHalf<'a, 'r> {
 
     /// The refusal of an `Execute` of a portal the gateway cannot vouch for.
     fn unknown_portal(&mut self, portal: &str) -> Action {
+        self.gate.core().rejected(Rejection::UnknownStatement);
         let decision = unknown_name(
             Object::Portal,
             format!(

@@ -41,6 +41,7 @@ use airlock_core::admission::{
     AdmissionRefusal, AdmissionRequest, AdmittedSession, SessionCounts, UpstreamLogin,
 };
 use airlock_core::auth::Authenticated;
+use airlock_core::gate::Rejection;
 use airlock_core::login::{LoginAttempt, LoginRefusal};
 use airlock_core::registry::{Registration, UpstreamCancel};
 use airlock_core::state::{GatewayState, ResolvedConnection};
@@ -526,6 +527,9 @@ async fn connect_and_relay(
 
     // Finish: the one place where the end of a session becomes a client
     // error and an audit event.
+    if matches!(end, RelayEnd::ClientProtocolError(_)) {
+        gate.core().rejected(Rejection::ProtocolViolation);
+    }
     if let Some(error) = client_error(&end) {
         let _ = client_write.write_all(&error).await;
         let _ = client_write.shutdown().await;

@@ -19,7 +19,7 @@
 use crate::events::{EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 use crate::records::{
     ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview,
-    PolicyVersionRecord, ReviewRecord, TokenRecord, ToolPinRecord,
+    PendingReviews, PolicyVersionRecord, ReviewRecord, TokenRecord, ToolPinRecord,
 };
 use crate::StoreError;
 
@@ -225,6 +225,18 @@ pub trait ReviewStore {
     /// Reviews, newest first; `status` filters when given.
     fn reviews(&self, status: Option<&str>, limit: i64) -> Result<Vec<ReviewRecord>, StoreError> {
         self.reviews_visible_to(status, limit, None)
+    }
+
+    /// How many reviews are pending (past `expires_at` they no longer
+    /// are) and when the oldest was created, however many there are. The
+    /// default reads every pending review; a backend answers it with one
+    /// aggregate query.
+    fn pending_reviews(&self) -> Result<PendingReviews, StoreError> {
+        let pending = self.reviews(Some("pending"), i64::MAX)?;
+        Ok(PendingReviews {
+            count: u64::try_from(pending.len()).unwrap_or(u64::MAX),
+            oldest_created_at: pending.iter().map(|review| review.created_at).min(),
+        })
     }
 
     /// Like [`ReviewStore::reviews`], limited to what `viewer` (an identity

@@ -41,7 +41,8 @@ pub use events::{
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
-    NewReview, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord, ToolPinRecord,
+    NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
+    ToolPinRecord,
 };
 pub use sqlite::Store;
 

@@ -97,6 +97,16 @@ pub struct ReviewRecord {
     pub decisions: Vec<ReviewDecision>,
 }
 
+/// The pending reviews at a glance: how many, and when the oldest was
+/// created (what the metrics export; no review is read whole).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingReviews {
+    /// Reviews pending and not yet expired.
+    pub count: u64,
+    /// `created_at` of the oldest of them (`None`: none pending).
+    pub oldest_created_at: Option<i64>,
+}
+
 /// An approver's encrypted TOTP secret.
 #[derive(Debug, Clone)]
 pub struct MfaSecretRecord {

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod httpbin;
 mod mysql;
 
 use airlock_testkit::{repo_file, GatewayProcess, PgCluster};
@@ -316,6 +317,19 @@ async fn a_scripted_workload_counts_exactly() {
     assert_eq!(
         delta("airlock_rate_limited_total", &[("rule", "limited")]),
         1.0
+    );
+    // The select and the two selects that ran under the limit: the reads
+    // rule allowed them (the approved delete is counted as a review).
+    assert_eq!(
+        delta(
+            "airlock_commands_allowed_by_rule_total",
+            &[pg, conn, ("rule", "reads")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        delta("airlock_commands_allowed_by_rule_total", &[pg, conn]),
+        3.0
     );
     assert_eq!(delta("airlock_decision_duration_seconds_count", &[pg]), 6.0);
     // Batches forwarded, the reviewed one left out: select, drop, the
@@ -713,4 +727,354 @@ rules:
         ),
         1.0
     );
+}
+
+/// How much `name`'s samples with `labels` grew between two scrapes.
+fn delta_of(before: &[Sample], after: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    sum(after, name, labels) - sum(before, name, labels)
+}
+
+/// Commands PostgreSQL clients send that the gateway refuses before the
+/// gate (a syntax error, a Bind of a statement never prepared through it,
+/// an Execute of a portal never bound, a fastpath call that ends the
+/// session) are counted as `verdict="rejected"` by reason, not under the
+/// policy's verdict; an allowed command is counted under its rule. None of
+/// the refused ones reached PostgreSQL (its statement log).
+#[test]
+fn pg_rejections_before_the_gate_and_allowing_rules_are_counted() {
+    use common::wire::{bind, execute, message, pipeline, sync, Wire};
+    let (cluster, gateway) = setup();
+    let before = parse(&scrape(&gateway));
+    let (_, token) = gateway.issue_token("agent-7", &["pg-test"], "15m");
+    let mut wire = Wire::connect(&gateway, &token, &[]).unwrap();
+    let reply = wire.query("selec email from people");
+    assert_eq!(reply.codes(), ["42601"], "{}", reply.text());
+    let reply = wire.query("select 'allowed-probe'");
+    assert!(reply.codes().is_empty(), "{}", reply.text());
+    wire.send(&pipeline(&[bind("", "never-prepared", &[], 0), sync()]));
+    let reply = wire.until_ready();
+    assert_eq!(reply.codes(), ["26000"], "{}", reply.text());
+    wire.send(&pipeline(&[execute("never-bound"), sync()]));
+    let reply = wire.until_ready();
+    assert_eq!(reply.codes(), ["34000"], "{}", reply.text());
+    // A fastpath FunctionCall (oid 1, no arguments): a protocol violation.
+    let mut call = 1i32.to_be_bytes().to_vec();
+    call.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    wire.send(&message(b'F', &call));
+    let reply = wire.until_ready();
+    assert_eq!(reply.codes(), ["08P01"], "{}", reply.text());
+    drop(wire);
+    let after = wait_for_no_sessions(&gateway);
+    let delta = |name: &str, labels: &[(&str, &str)]| delta_of(&before, &after, name, labels);
+    let pg = ("protocol", "postgres");
+    let conn = ("connection", "pg-test");
+    let rejected = ("verdict", "rejected");
+    for (reason, expected) in [
+        ("syntax_error", 1.0),
+        ("unknown_statement", 2.0),
+        ("protocol_violation", 1.0),
+        ("unsupported", 0.0),
+    ] {
+        assert_eq!(
+            delta(
+                "airlock_commands_total",
+                &[pg, conn, rejected, ("reason", reason)]
+            ),
+            expected,
+            "reason {reason}"
+        );
+    }
+    assert_eq!(
+        delta("airlock_commands_total", &[pg, conn, ("verdict", "deny")]),
+        0.0
+    );
+    assert_eq!(
+        delta("airlock_commands_total", &[pg, conn, ("verdict", "allow")]),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "airlock_commands_allowed_by_rule_total",
+            &[pg, conn, ("rule", "reads")]
+        ),
+        1.0
+    );
+    assert_eq!(delta("airlock_commands_allowed_by_rule_total", &[]), 1.0);
+    let log = cluster.log();
+    assert!(log.contains("allowed-probe"), "{log}");
+    assert!(!log.contains("selec email"), "{log}");
+    assert!(!log.contains("never-prepared") && !log.contains("never-bound"));
+}
+
+/// Scrapes until no session is active (their ends are counted).
+fn wait_for_no_sessions(gateway: &GatewayProcess) -> Vec<Sample> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = parse(&scrape(gateway));
+    while sum(&after, "airlock_sessions_active", &[]) > 0.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = parse(&scrape(gateway));
+    }
+    after
+}
+
+/// MySQL: the gateway-added latency of every forwarded command, commands
+/// allowed by rule (and by the policy's default), and commands refused
+/// before the gate by reason (unknown prepared statements, commands the
+/// gateway does not relay, a malformed packet that ends the session). The
+/// write ran upstream; nothing refused did.
+#[test]
+fn mysql_latency_allowing_rules_and_rejections_are_counted() {
+    use airlock_mysql::response::ResponsePacket;
+    let policy = "version: 1
+default: allow
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: no-ddl
+    match: {operations: [drop]}
+    action: deny
+";
+    let (server, gateway) = mysql::setup("", policy);
+    server.sql_in(
+        "appdb",
+        "create table people(id int primary key, email varchar(64)); insert into people values (1, 'a');",
+    );
+    let before = parse(&scrape(&gateway));
+    let (_, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let mut raw = mysql::Raw::connect(&gateway, "agent-7", &token, "shop-mysql").unwrap();
+    let answer = raw.query("select email from people");
+    assert!(mysql::error_of(&answer).is_none(), "{answer:?}");
+    let answer = raw.query("insert into people values (2, 'b')");
+    assert!(
+        matches!(answer.first(), Some((ResponsePacket::Ok(_), _))),
+        "{answer:?}"
+    );
+    let answer = raw.query("drop table people");
+    assert!(mysql::error_of(&answer).is_some());
+    let answer = raw.query("KILL 424242");
+    assert!(mysql::error_of(&answer).is_some());
+    let mut refused = |payload: &[u8]| {
+        raw.write_raw_command(payload);
+        let reply = raw.read();
+        assert_eq!(reply.first(), Some(&0xFF), "{payload:?}: {reply:?}");
+    };
+    // COM_STMT_EXECUTE and COM_STMT_FETCH of ids never prepared.
+    refused(&[0x17, 0x99, 0, 0, 0, 0, 1, 0, 0, 0]);
+    refused(&[0x1c, 0x98, 0, 0, 0, 1, 0, 0, 0]);
+    // An unknown command byte.
+    refused(&[0x60]);
+    // A COM_STMT_EXECUTE too short to decode: the session ends.
+    refused(&[0x17, 1]);
+    drop(raw);
+    let after = wait_for_no_sessions(&gateway);
+    let delta = |name: &str, labels: &[(&str, &str)]| delta_of(&before, &after, name, labels);
+    let my = ("protocol", "mysql");
+    let conn = ("connection", "shop-mysql");
+    for (reason, expected) in [
+        ("unknown_statement", 2.0),
+        ("unsupported", 2.0),
+        ("protocol_violation", 1.0),
+        ("syntax_error", 0.0),
+    ] {
+        assert_eq!(
+            delta(
+                "airlock_commands_total",
+                &[my, conn, ("verdict", "rejected"), ("reason", reason)]
+            ),
+            expected,
+            "reason {reason}"
+        );
+    }
+    for (verdict, expected) in [("allow", 2.0), ("deny", 1.0)] {
+        assert_eq!(
+            delta("airlock_commands_total", &[my, conn, ("verdict", verdict)]),
+            expected,
+            "verdict {verdict}"
+        );
+    }
+    for (rule, expected) in [("reads", 1.0), ("default", 1.0)] {
+        assert_eq!(
+            delta(
+                "airlock_commands_allowed_by_rule_total",
+                &[my, conn, ("rule", rule)]
+            ),
+            expected,
+            "rule {rule}"
+        );
+    }
+    // The select and the insert were forwarded; nothing else was.
+    assert_eq!(
+        delta("airlock_gateway_added_duration_seconds_count", &[my]),
+        2.0
+    );
+    assert_eq!(delta("airlock_decision_duration_seconds_count", &[my]), 3.0);
+    assert_eq!(server.sql_in("appdb", "select count(*) from people"), "2");
+}
+
+/// HTTP and Kubernetes responses count what their masking masked, per
+/// detector, as the databases do: two emails in an httpbin (real
+/// upstream) JSON answer; one Secret value (`kubernetes_secret`) and one
+/// email from the test kit's fixture API server (the one stand-in: no real
+/// kube-apiserver runs here). The client never sees the raw values; both
+/// requests reached their upstream.
+#[test]
+fn http_and_kubernetes_masking_is_counted_by_detector() {
+    const SA_TOKEN: &str = "sa-token-metrics-3c9e51";
+    let httpbin = httpbin::Httpbin::start();
+    let kube = airlock_testkit::KubeApiFixture::start(SA_TOKEN);
+    kube.put(
+        "secrets",
+        "default",
+        serde_json::json!({"metadata": {"name": "db-creds"}, "type": "Opaque", "data": {"password": "aHVudGVyMg=="}}),
+    );
+    kube.put(
+        "configmaps",
+        "default",
+        serde_json::json!({"metadata": {"name": "owners"}, "data": {"owner": EMAILS[0]}}),
+    );
+    let config = format!(
+        "connections:
+  - name: bin-masked
+    protocol: http
+    url: http://127.0.0.1:{port}
+    credential: bin-key
+    inject: {{header: X-Api-Key}}
+  - name: k8s-dev
+    protocol: kubernetes
+    url: {kube}
+    credential: k8s-sa
+",
+        port = httpbin.port,
+        kube = kube.url()
+    );
+    let policy = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: mask-emails
+    match: {}
+    mask:
+      detectors: [email]
+      style: full
+";
+    let gateway = GatewayProcess::start_with_policy(common::binary(), &config, policy);
+    gateway.set_credential("bin-key", "api", "upstream-api-key-metrics");
+    gateway.set_credential("k8s-sa", "gateway", SA_TOKEN);
+    let (_, token) = gateway.issue_token("agent-7", &["bin-masked", "k8s-dev"], "15m");
+    let before = parse(&scrape(&gateway));
+    let get = |path: &str| -> String {
+        let output = Command::new("curl")
+            .args(["-sS", "--max-time", "40", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("http://127.0.0.1:{}{path}", gateway.http_port))
+            .output()
+            .expect("run curl");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let body = get(&format!(
+        "/bin-masked/response-headers?a={}&b={}",
+        EMAILS[0], EMAILS[1]
+    ));
+    assert!(body.contains("\"a\""), "{body}");
+    let secret = get("/k8s-dev/api/v1/namespaces/default/secrets/db-creds");
+    assert!(secret.contains("db-creds"), "{secret}");
+    let configmap = get("/k8s-dev/api/v1/namespaces/default/configmaps/owners");
+    assert!(configmap.contains("owner"), "{configmap}");
+    for text in [&body, &secret, &configmap] {
+        for raw in [EMAILS[0], EMAILS[1], "aHVudGVyMg=="] {
+            assert!(!text.contains(raw), "{raw} reached the client: {text}");
+        }
+    }
+    assert!(httpbin.seen().contains("/response-headers"));
+    assert_eq!(kube.requests_to("GET", "/secrets/db-creds").len(), 1);
+    let after = wait_for_no_sessions(&gateway);
+    let delta = |name: &str, labels: &[(&str, &str)]| delta_of(&before, &after, name, labels);
+    let masked = "airlock_masked_values_total";
+    assert_eq!(
+        delta(masked, &[("protocol", "http"), ("detector", "email")]),
+        2.0
+    );
+    assert_eq!(
+        delta(
+            masked,
+            &[
+                ("protocol", "kubernetes"),
+                ("detector", "kubernetes_secret")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(masked, &[("protocol", "kubernetes"), ("detector", "email")]),
+        1.0
+    );
+    assert_eq!(delta(masked, &[]), 4.0);
+}
+
+/// The pending-review gauges read the store with one aggregate, so they
+/// stay right past any list limit: one real review held through the
+/// gateway (made an hour old in the store), then 10,500 newer pending
+/// reviews written straight into the store's table; the oldest is still
+/// the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_pending_review_is_right_past_ten_thousand() {
+    let (_cluster, gateway) = setup();
+    let agent = common::issue_for(&gateway, "pg-test", "agent-7", "agent", &["agents"]);
+    let client = Arc::new(common::client(&gateway, "agent-7", "pg-test", &agent).await);
+    let held = Arc::clone(&client);
+    let delete =
+        tokio::spawn(async move { held.batch_execute("delete from people where id = 1").await });
+    let id = pending_review(&gateway);
+    let store = rusqlite::Connection::open(gateway.data_dir().join("airlock.db")).unwrap();
+    store.busy_timeout(Duration::from_secs(10)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    store
+        .execute(
+            "UPDATE reviews SET created_at = ?2, expires_at = ?3 WHERE id = ?1",
+            rusqlite::params![id, now - 3600, now + 3600],
+        )
+        .unwrap();
+    let columns: Vec<String> = {
+        let mut statement = store
+            .prepare("SELECT name FROM pragma_table_info('reviews')")
+            .unwrap();
+        let names = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        names
+    };
+    let copied: Vec<String> = columns
+        .iter()
+        .map(|column| match column.as_str() {
+            "id" => "'bulk-' || i".to_string(),
+            "fingerprint" => "'fp-' || i".to_string(),
+            "created_at" => format!("{} + (i % 3000)", now - 3000),
+            other => other.to_string(),
+        })
+        .collect();
+    store
+        .execute(
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10500) \
+                 INSERT INTO reviews ({}) SELECT {} FROM reviews, n WHERE id = ?1",
+                columns.join(", "),
+                copied.join(", ")
+            ),
+            [&id],
+        )
+        .unwrap();
+    let samples = parse(&scrape(&gateway));
+    assert_eq!(sum(&samples, "airlock_reviews_pending", &[]), 10_501.0);
+    let oldest = sum(&samples, "airlock_review_oldest_pending_age_seconds", &[]);
+    assert!((3600.0..3700.0).contains(&oldest), "{oldest}");
+    delete.abort();
 }

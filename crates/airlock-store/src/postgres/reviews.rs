@@ -14,7 +14,8 @@ use super::pool::{db_error, get};
 use super::{locks, PgStore};
 use crate::backend::{GrantStore, MfaStore, ReviewStore};
 use crate::records::{
-    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, ReviewDecision, ReviewRecord,
+    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, PendingReviews, ReviewDecision,
+    ReviewRecord,
 };
 use crate::StoreError;
 
@@ -114,6 +115,26 @@ fn statement_lock_key(review: &NewReview) -> i32 {
 }
 
 impl ReviewStore for PgStore {
+    fn pending_reviews(&self) -> Result<PendingReviews, StoreError> {
+        self.run(move |shared| async move {
+            let now = shared.clock.now_unix();
+            let client = shared.pool.get().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*), min(created_at) FROM reviews
+                     WHERE status = 'pending' AND expires_at > $1",
+                    &[&now],
+                )
+                .await
+                .map_err(db_error)?;
+            let count: i64 = get(&row, 0)?;
+            Ok(PendingReviews {
+                count: u64::try_from(count).unwrap_or(0),
+                oldest_created_at: get(&row, 1)?,
+            })
+        })
+    }
+
     fn create_or_find_review(&self, review: &NewReview) -> Result<ReviewRecord, StoreError> {
         let review = review.clone();
         let lock_key = statement_lock_key(&review);

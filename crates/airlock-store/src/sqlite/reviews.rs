@@ -10,7 +10,8 @@ use rusqlite::{params, OptionalExtension};
 use super::Store;
 use crate::backend::{GrantStore, MfaStore, ReviewStore};
 use crate::records::{
-    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, ReviewDecision, ReviewRecord,
+    DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, PendingReviews, ReviewDecision,
+    ReviewRecord,
 };
 use crate::StoreError;
 
@@ -254,6 +255,23 @@ impl ReviewStore for Store {
                 review_from_row,
             )?;
             rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        })
+    }
+
+    /// One aggregate over the pending reviews not past their expiry (the
+    /// same rows [`ReviewStore::reviews`] would list, without reading them).
+    fn pending_reviews(&self) -> Result<PendingReviews, StoreError> {
+        self.with_connection(|db| {
+            let (count, oldest): (i64, Option<i64>) = db.query_row(
+                "SELECT count(*), min(created_at) FROM reviews \
+                 WHERE status = 'pending' AND expires_at > ?1",
+                [self.clock.now_unix()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            Ok(PendingReviews {
+                count: u64::try_from(count).unwrap_or(0),
+                oldest_created_at: oldest,
+            })
         })
     }
 
@@ -512,6 +530,101 @@ mod tests {
             kind: "command".into(),
             duration_seconds: None,
         }
+    }
+
+    /// Beyond any list limit: 10,500 newer pending reviews do not hide the
+    /// oldest one, an expired one does not count, and the default (which
+    /// reads every pending review) agrees with the aggregate.
+    #[test]
+    fn the_oldest_pending_review_is_found_among_more_than_ten_thousand() {
+        let (_dir, store, clock) = clocked_store();
+        let start = CLOCK_START_UNIX;
+        store
+            .create_or_find_review(&new_review("stale", 1, start + 10))
+            .unwrap();
+        clock.advance_secs(5);
+        store
+            .create_or_find_review(&NewReview {
+                fingerprint: "oldest".into(),
+                ..new_review("oldest", 1, start + 7200)
+            })
+            .unwrap();
+        const NEWER: i64 = 10_500;
+        let columns: Vec<String> = REVIEW_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .map(|column| match column {
+                "id" => "'bulk-' || i".to_string(),
+                "fingerprint" => "'fp-' || i".to_string(),
+                "created_at" => "created_at + i".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        store
+            .with_connection(|db| {
+                db.execute(
+                    &format!(
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+                         INSERT INTO reviews ({REVIEW_COLUMNS}) SELECT {} FROM reviews, n WHERE id = 'oldest'",
+                        columns.join(", ")
+                    ),
+                    [NEWER],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        clock.advance_secs(10);
+        let pending = store.pending_reviews().unwrap();
+        assert_eq!(
+            pending,
+            PendingReviews {
+                count: u64::try_from(NEWER + 1).unwrap(),
+                oldest_created_at: Some(start + 5),
+            }
+        );
+        assert_eq!(
+            store.reviews(Some("pending"), 10_000).unwrap().len(),
+            10_000
+        );
+        struct Listing<'a>(&'a Store);
+        impl ReviewStore for Listing<'_> {
+            fn create_or_find_review(&self, r: &NewReview) -> Result<ReviewRecord, StoreError> {
+                self.0.create_or_find_review(r)
+            }
+            fn consume_approval(
+                &self,
+                i: &str,
+                c: &str,
+                f: &str,
+            ) -> Result<Option<String>, StoreError> {
+                self.0.consume_approval(i, c, f)
+            }
+            fn review(&self, id: &str) -> Result<Option<ReviewRecord>, StoreError> {
+                self.0.review(id)
+            }
+            fn reviews_visible_to(
+                &self,
+                status: Option<&str>,
+                limit: i64,
+                viewer: Option<(&str, &[String])>,
+            ) -> Result<Vec<ReviewRecord>, StoreError> {
+                self.0.reviews_visible_to(status, limit, viewer)
+            }
+            fn decide_review(
+                &self,
+                id: &str,
+                approver: &str,
+                approve: bool,
+                comment: Option<&str>,
+                mfa: bool,
+                validity_seconds: i64,
+                uses: i64,
+            ) -> Result<DecisionOutcome, StoreError> {
+                self.0
+                    .decide_review(id, approver, approve, comment, mfa, validity_seconds, uses)
+            }
+        }
+        assert_eq!(Listing(&store).pending_reviews().unwrap(), pending);
     }
 
     #[test]
