@@ -33,13 +33,35 @@ async fn measure_async(endpoint: &Endpoint, pid: u32, sessions: usize) -> Result
     let rss_before = sys::rss_bytes(pid)?;
     let conninfo = format!("{} password={}", endpoint.conninfo(), endpoint.password);
     let started = Instant::now();
-    // A few authentications in flight at a time: the upstream SCRAM
-    // handshake is CPU-bound on both sides.
+    let held = open_idle(&conninfo, sessions).await?;
+    let connect_seconds = started.elapsed().as_secs_f64();
+    // Let the gateway settle (buffers returned, recorder flushed).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_with_sessions = sys::rss_bytes(pid)?;
+    drop(held);
+    Ok(Idle {
+        sessions,
+        rss_before,
+        rss_with_sessions,
+        connect_seconds,
+    })
+}
+
+/// Sessions opened through a gateway, each authenticated and past its
+/// first query, open for as long as the caller keeps them.
+pub type Held = Vec<(
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+)>;
+
+/// Opens `sessions` sessions at `conninfo`, each running `select 1` once.
+pub async fn open_idle(conninfo: &str, sessions: usize) -> Result<Held> {
+    // A few logins in flight at a time: SCRAM is CPU-bound on every side.
     let limit = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..sessions {
         let limit = Arc::clone(&limit);
-        let conninfo = conninfo.clone();
+        let conninfo = conninfo.to_string();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await?;
             let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
@@ -57,15 +79,5 @@ async fn measure_async(endpoint: &Endpoint, pid: u32, sessions: usize) -> Result
     while let Some(joined) = tasks.join_next().await {
         held.push(joined??);
     }
-    let connect_seconds = started.elapsed().as_secs_f64();
-    // Let the gateway settle (buffers returned, recorder flushed).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_with_sessions = sys::rss_bytes(pid)?;
-    drop(held);
-    Ok(Idle {
-        sessions,
-        rss_before,
-        rss_with_sessions,
-        connect_seconds,
-    })
+    Ok(held)
 }

@@ -322,7 +322,11 @@ fn run() -> Result<()> {
     }
     // Reads in both modes, then writes (last: they change the tables the
     // reads use, not their size).
-    let tls_modes: &[&'static str] = if args.tls { &[pgbench::SIMPLE_TLS] } else { &[] };
+    let tls_modes: &[&'static str] = if args.tls {
+        &[pgbench::SIMPLE_TLS]
+    } else {
+        &[]
+    };
     let runs: Vec<(&'static str, u32)> = MODES
         .iter()
         .chain(tls_modes)

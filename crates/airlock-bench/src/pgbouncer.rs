@@ -6,7 +6,7 @@
 use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -139,7 +139,13 @@ impl PgBouncer {
             bail!("could not hand the PgBouncer folder to the postgres user");
         }
         let console = std::fs::File::create(path("console.log"))?;
-        let child = airlock_testkit::server_user_command(&binary)
+        // `runuser` resets the soft open-file limit to 1,024: PgBouncer
+        // raises it back to the hard limit this process set (one
+        // descriptor per client; `--sessions` holds thousands).
+        let child = airlock_testkit::server_user_command(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg("ulimit -n \"$(ulimit -Hn)\" && exec \"$0\" \"$@\"")
+            .arg(&binary)
             .arg(&config_path)
             .stdout(Stdio::from(console.try_clone()?))
             .stderr(Stdio::from(console))

@@ -13,13 +13,13 @@
 //! limit (children inherit it); the gateway needs two descriptors per
 //! session, PgBouncer one, this process one.
 
+use crate::idle::open_idle;
 use crate::pgbench::Endpoint;
 use crate::pgbouncer::{PgBouncer, PoolMode, Settings};
 use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Queries of the latency probe.
@@ -100,38 +100,6 @@ async fn probe(conninfo: &str) -> Result<(f64, f64)> {
     Ok((percentile(&micros, 0.5), percentile(&micros, 0.99)))
 }
 
-type Held = Vec<(
-    tokio_postgres::Client,
-    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
-)>;
-
-async fn open_idle(conninfo: &str, sessions: usize) -> Result<Held> {
-    // A few logins in flight at a time: SCRAM is CPU-bound on every side.
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..sessions {
-        let limit = Arc::clone(&limit);
-        let conninfo = conninfo.to_string();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await?;
-            let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-                .await
-                .context("connect an idle session")?;
-            let driver = tokio::spawn(connection);
-            client
-                .simple_query("select 1")
-                .await
-                .context("first query of an idle session")?;
-            anyhow::Ok((client, driver))
-        });
-    }
-    let mut held = Vec::with_capacity(sessions);
-    while let Some(joined) = tasks.join_next().await {
-        held.push(joined??);
-    }
-    Ok(held)
-}
-
 /// Measures one gateway with `sessions` idle sessions.
 pub fn measure(target: &Target<'_>, sessions: usize) -> Result<Scale> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,12 +163,21 @@ pub fn check_limit(sessions: usize, limit: &str) -> Result<()> {
 }
 
 /// The Markdown report.
-pub fn render(results: &[Result<Scale, String>], limit: &str, command: &str, binary: &Path) -> String {
+pub fn render(
+    results: &[Result<Scale, String>],
+    limit: &str,
+    command: &str,
+    binary: &Path,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# airlock-bench: scale of sessions\n");
     let _ = writeln!(out, "Command: `{command}`  ");
     let _ = writeln!(out, "Binary: `{}`  ", binary.display());
-    let _ = writeln!(out, "Open-file limit: {limit}; load at end: {}\n", sys::load_average());
+    let _ = writeln!(
+        out,
+        "Open-file limit: {limit}; load at end: {}\n",
+        sys::load_average()
+    );
     let _ = writeln!(
         out,
         "Idle sessions opened through one gateway (tokio-postgres, no TLS, loopback; each ran \

@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn constants_are_replaced_and_everything_else_kept() {
-        let shape = Shape::of("SELECT abalance FROM t WHERE aid = 17 and b = 'x''y' -- c\n").unwrap();
+        let shape =
+            Shape::of("SELECT abalance FROM t WHERE aid = 17 and b = 'x''y' -- c\n").unwrap();
         assert_eq!(
             shape.parameterized,
             "SELECT abalance FROM t WHERE aid = $1 and b = $2 -- c\n"
@@ -253,7 +254,10 @@ mod tests {
                 for other in ["'role'", "'x'", "'/etc/shadow'", "1"] {
                     let variant = shape.parameterized.replace("$1", other);
                     let varied = analyze(Dialect::Postgres, &variant, &NoPrepared);
-                    assert_eq!(varied.command.kind, analysis.command.kind, "{sql} / {variant}");
+                    assert_eq!(
+                        varied.command.kind, analysis.command.kind,
+                        "{sql} / {variant}"
+                    );
                 }
             }
         }
@@ -265,15 +269,25 @@ mod tests {
         let tautology = Shape::of("delete from t where id + 1 = id + 1").unwrap();
         let bounded = Shape::of("delete from t where id + 1 = id + 2").unwrap();
         assert_ne!(tautology.key, bounded.key);
-        assert_eq!(tautology.parameterized, "delete from t where id + $1 = id + $1");
+        assert_eq!(
+            tautology.parameterized,
+            "delete from t where id + $1 = id + $1"
+        );
         assert!(shared("delete from t where id + 1 = id + 2"));
-        let unbounded = analyze(Dialect::Postgres, "delete from t where id + 1 = id + 1", &NoPrepared);
+        let unbounded = analyze(
+            Dialect::Postgres,
+            "delete from t where id + 1 = id + 1",
+            &NoPrepared,
+        );
         assert_eq!(unbounded.command.statements()[0].has_where, Some(false));
     }
 
     #[test]
     fn explain_is_not_shared() {
-        assert_eq!(Shape::of("explain (analyze 'off') delete from t where id = 1"), None);
+        assert_eq!(
+            Shape::of("explain (analyze 'off') delete from t where id = 1"),
+            None
+        );
     }
 
     const TEMPLATES: &[&str] = &[

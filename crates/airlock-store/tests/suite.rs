@@ -740,7 +740,10 @@ fn tool_pins_are_shared(f: &Fixture) {
     });
     let checks = checks.into_inner().unwrap();
     assert_eq!(checks.iter().filter(|c| **c == PinCheck::Pinned).count(), 1);
-    assert_eq!(checks.iter().filter(|c| **c == PinCheck::Unchanged).count(), 3);
+    assert_eq!(
+        checks.iter().filter(|c| **c == PinCheck::Unchanged).count(),
+        3
+    );
     // A changed definition seen by A is pending for B as well.
     assert_eq!(
         f.a.check_tool("files", "read", "bb", "{\"d\":1}").unwrap(),

@@ -32,7 +32,11 @@ pub fn server_certificate() -> (tempfile::TempDir, PathBuf, PathBuf) {
     if running_as_root() {
         run(
             "chown",
-            &["-R".as_ref(), "postgres:postgres".as_ref(), certs.path().as_os_str()],
+            &[
+                "-R".as_ref(),
+                "postgres:postgres".as_ref(),
+                certs.path().as_os_str(),
+            ],
         );
     }
     run("chmod", &["755".as_ref(), certs.path().as_os_str()]);

@@ -286,7 +286,10 @@ fn texts_that_differ_only_in_constants_are_each_decided_as_themselves() {
     ] {
         let reply = wire.query(unbounded);
         assert_eq!(reply.codes(), ["42501"], "{unbounded}: {reply:?}");
-        assert!(reply.errors[0].message.contains("WHERE clause"), "{reply:?}");
+        assert!(
+            reply.errors[0].message.contains("WHERE clause"),
+            "{reply:?}"
+        );
     }
     assert_eq!(rows_of(&cluster, "t"), "3,4,5,6,7");
     for id in [3, 4, 5] {
