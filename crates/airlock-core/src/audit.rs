@@ -232,7 +232,9 @@ impl GatewayState {
                             .get("refusal")
                             .and_then(Value::as_str)
                             .map(str::to_string),
-                        result: results.remove(&seq),
+                        // Folded into the command's row when indexed
+                        // with it, an event of its own otherwise.
+                        result: data.get("result").cloned().or_else(|| results.remove(&seq)),
                     });
                 }
                 "session.start" | "session.end" | "command.result" => {}

@@ -1101,7 +1101,11 @@ fn index_loop(
                         Err(_) => break,
                     }
                 }
-                index_with_retry(store, &journal, through, &events, progress);
+                // One row per command: results that came in this batch
+                // with their command are folded into it.
+                let journaled = events.len() as u64;
+                let rows = airlock_store::fold_results(events);
+                index_with_retry(store, &journal, through, &rows, journaled, progress);
             }
         }
     }
@@ -1114,6 +1118,7 @@ fn index_with_retry(
     journal: &str,
     through: u64,
     events: &[(i64, NewEvent)],
+    journaled: u64,
     progress: &Progress,
 ) {
     let mut pause = Duration::from_millis(50);
@@ -1125,7 +1130,7 @@ fn index_with_retry(
                         .counters
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    counters.indexed += events.len() as u64;
+                    counters.indexed += journaled;
                     counters.index_error = None;
                     counters.stalled_since =
                         (counters.indexed < counters.journaled).then(Instant::now);

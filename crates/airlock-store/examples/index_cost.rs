@@ -2,7 +2,8 @@
 //! and result events, from 8 interleaved sessions, in journal-sized batches
 //! (`PER` events each, default 150: about 5 ms of 8 pgbench clients), and
 //! prints the wall and CPU time per event. The recorder's index thread does
-//! exactly this work for every recorded command (two events per command).
+//! exactly this work for every recorded command (two events per command,
+//! the result folded into its command's row; `FOLD=0` stores both rows).
 //!
 //! ```text
 //! PER=150 cargo run --release -p airlock-store --example index_cost
@@ -17,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use airlock_store::prelude::*;
-use airlock_store::{NewEvent, Store};
+use airlock_store::{fold_results, EventData, NewEvent, Store};
 use serde_json::json;
 use std::time::Instant;
 
@@ -51,15 +52,21 @@ fn main() {
     }
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    for (offset, batch) in batches.iter().enumerate() {
+    // `FOLD=0`: every result a row of its own, as before results were
+    // folded into their command's row.
+    let fold = std::env::var("FOLD").map_or(true, |value| value != "0");
+    let mut rows = 0;
+    for (offset, batch) in batches.into_iter().enumerate() {
+        let batch = if fold { fold_results(batch) } else { batch };
+        rows += batch.len();
         store
-            .append_journaled(batch, "bench.journal", offset as u64)
+            .append_journaled(&batch, "bench.journal", offset as u64)
             .unwrap();
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     println!(
-        "{events} events in batches of {per}: {:.2} µs/event wall, {:.2} µs/event CPU",
+        "{events} events ({rows} rows) in batches of {per}: {:.2} µs/event wall, {:.2} µs/event CPU",
         wall * 1e6 / events as f64,
         cpu * 1e6 / events as f64
     );
@@ -72,29 +79,41 @@ fn commands_and_results(n: u64) -> [(i64, NewEvent); 2] {
         (n % SESSIONS).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     );
     let ts = i64::try_from(n).unwrap();
+    // As the gateway serializes them: `seq` first (what folding reads).
+    #[derive(Debug, serde::Serialize)]
+    struct Seq<T> {
+        seq: u64,
+        #[serde(flatten)]
+        rest: T,
+    }
     let command = NewEvent {
         kind: "command".into(),
         session_id: Some(session.clone()),
         identity: Some("bench-agent".into()),
-        data: json!({
-            "seq": n, "connection": "bench", "message": "Query",
-            "statement": "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
-            "decision": {"action": "allow", "rule": "reads", "policy_version": 1},
-            "classification": {"operations": ["select"], "access": "read",
-                               "tables": ["pgbench_accounts"], "complete": true},
-        })
-        .into(),
+        data: EventData::from_serialize(&Seq {
+            seq: n,
+            rest: json!({
+                "connection": "bench", "message": "query",
+                "statement": "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+                "parameters": 0, "decision": "forward",
+                "policy": {"access": "read", "complete": true, "operations": ["select"],
+                           "policy_version": 1, "rules": ["reads"], "statements": 1,
+                           "tables": ["pgbench_accounts"], "verdict": "allow"},
+            }),
+        }),
     };
     let result = NewEvent {
         kind: "command.result".into(),
         session_id: Some(session),
         identity: Some("bench-agent".into()),
-        data: json!({
-            "seq": n, "status": "ok", "tags": ["SELECT 1"], "rows": 1, "duration_us": 120,
-            "error_code": null, "error_message": null, "columns": ["abalance"],
-            "sample": [["0"]], "sample_truncated": false, "masked": {},
-        })
-        .into(),
+        data: EventData::from_serialize(&Seq {
+            seq: n,
+            rest: json!({
+                "status": "ok", "tags": ["SELECT 1"], "rows": 1, "duration_us": 120,
+                "error_code": null, "error_message": null, "columns": ["abalance"],
+                "sample": [["0"]], "sample_truncated": false, "masked": {},
+            }),
+        }),
     };
     [(ts, command), (ts, result)]
 }

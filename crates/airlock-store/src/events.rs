@@ -42,6 +42,11 @@ impl EventData {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Text known to be one JSON object, as this crate built it.
+    pub(crate) fn from_json_text(text: String) -> Self {
+        Self(text)
+    }
 }
 
 impl From<serde_json::Value> for EventData {

@@ -305,8 +305,8 @@ pub fn recover_into(dir: &Path, store: &dyn JournalIndex) -> Result<RecoveryRepo
                 .iter()
                 .map(|(_, ts, event)| (*ts, event.clone()))
                 .collect();
-            store.append_journaled(&events, &name, *end)?;
             report.events += events.len();
+            store.append_journaled(&crate::fold_results(events), &name, *end)?;
         }
         report.journals += 1;
         if let Some((offset, problem)) = decoded.damaged {

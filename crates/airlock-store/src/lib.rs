@@ -7,7 +7,8 @@
 //! migrations ([`Store`]), the shared PostgreSQL backend that does the same
 //! for several gateway replicas ([`PgStore`]), the clock every stored time comes from
 //! ([`Clock`]), the encrypted credential vault ([`vault`]), the write-ahead
-//! journal of audit events ([`journal`]) and the records all of them
+//! journal of audit events ([`journal`]), folding each command's result
+//! into its command's row ([`fold_results`]) and the records all of them
 //! exchange.
 //!
 //! Architecture invariant: no plaintext secret is ever written here. Upstream
@@ -21,6 +22,7 @@ pub mod backend;
 mod clock;
 mod error;
 mod events;
+mod fold;
 pub mod journal;
 mod postgres;
 pub mod private;
@@ -38,6 +40,7 @@ pub use events::{
     event_hash, BrokenLink, ChainLink, EventData, EventFilter, EventRecord, NewEvent, PruneReport,
     VerifyReport, GENESIS_HASH,
 };
+pub use fold::{fold_results, COMMAND, COMMAND_RESULT};
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,

@@ -291,10 +291,11 @@ fn assert_never_ran_in_the_record(gateway: &GatewayProcess, statement: &str) {
         .filter(|event| event.kind == "command" && event.data["statement"] == statement)
     {
         assert!(
-            !all.iter().any(|event| event.kind == "command.result"
-                && event.session_id == command.session_id
-                && event.data["seq"] == command.data["seq"]
-                && event.data["status"] == "ok"),
+            !all.iter()
+                .any(|event| event.session_id == command.session_id
+                    && event.command_result().is_some_and(|result| {
+                        result["seq"] == command.data["seq"] && result["status"] == "ok"
+                    })),
             "{statement} is recorded as if it ran"
         );
     }

@@ -507,13 +507,10 @@ fn a_watch_streams_events_as_they_happen() {
         let events = common::events(&setup.gateway);
         let result = events
             .iter()
-            .find(|event| event.kind == "command.result" && event.session_id == watch.session_id);
+            .filter(|event| event.session_id == watch.session_id)
+            .find_map(|event| event.command_result());
         if let Some(result) = result {
-            assert!(
-                result.data["rows"].as_u64().unwrap() >= 1,
-                "{:?}",
-                result.data
-            );
+            assert!(result["rows"].as_u64().unwrap() >= 1, "{result:?}");
             break;
         }
         assert!(

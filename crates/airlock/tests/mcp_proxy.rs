@@ -268,13 +268,12 @@ fn the_filesystem_server_lists_and_reads_masked_and_a_denied_write_never_lands()
         .expect("the write_file call is recorded");
     assert_eq!(write.data["decision"], "refuse", "{}", write.data);
     let session = write.session_id.clone().unwrap();
-    let results: Vec<&airlock_store::EventRecord> = events
+    let results: Vec<&serde_json::Value> = events
         .iter()
-        .filter(|event| {
-            event.kind == "command.result" && event.session_id.as_deref() == Some(&session)
-        })
+        .filter(|event| event.session_id.as_deref() == Some(&session))
+        .filter_map(|event| event.command_result())
         .collect();
-    assert!(results.iter().any(|event| event.data["body_sample"]
+    assert!(results.iter().any(|result| result["body_sample"]
         .as_str()
         .unwrap_or("")
         .contains("about the invoice")));

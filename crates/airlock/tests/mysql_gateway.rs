@@ -354,15 +354,20 @@ fn pii_is_masked_in_text_and_binary_results_and_in_the_record() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    // Results folded into their command's row, or events of their own.
     let results: Vec<&serde_json::Value> = events
         .iter()
-        .filter(|event| event["kind"] == "command.result")
+        .filter_map(|event| match event["kind"].as_str() {
+            Some("command.result") => Some(&event["data"]),
+            Some("command") => event["data"].get("result"),
+            _ => None,
+        })
         .collect();
     assert!(
-        results.iter().any(|event| event["data"]["sample"]
+        results.iter().any(|result| result["sample"]
             .as_array()
             .is_some_and(|rows| !rows.is_empty())
-            && event["data"]["masked"]["column"].as_u64().unwrap_or(0) > 0),
+            && result["masked"]["column"].as_u64().unwrap_or(0) > 0),
         "{results:?}"
     );
     let commands: Vec<&serde_json::Value> = events

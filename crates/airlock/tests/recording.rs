@@ -119,29 +119,44 @@ async fn recorded_in_order_and_replayable(config: &str) {
         "out of order: {statements:?}"
     );
 
-    let results: Vec<&Value> = events
-        .iter()
-        .filter(|event| event.kind == "command.result")
-        .map(|event| &event.data)
-        .collect();
+    // A result is folded into its command's row when both were indexed
+    // together, an event of its own otherwise.
     let result_of = |statement: &str| -> &Value {
-        let command = commands
+        let command = events
             .iter()
-            .find(|c| c["statement"] == statement)
+            .find(|event| event.kind == "command" && event.data["statement"] == statement)
             .unwrap();
-        let session = events
-            .iter()
-            .find(|event| event.kind == "command" && &&event.data == command)
-            .unwrap()
-            .session_id
-            .clone();
-        results
-            .iter()
-            .zip(events.iter().filter(|event| event.kind == "command.result"))
-            .find(|(result, event)| result["seq"] == command["seq"] && event.session_id == session)
-            .map(|(result, _)| *result)
+        command
+            .command_result()
+            .or_else(|| {
+                events
+                    .iter()
+                    .find(|event| {
+                        event.kind == "command.result"
+                            && event.session_id == command.session_id
+                            && event.data["seq"] == command.data["seq"]
+                    })
+                    .map(|event| &event.data)
+            })
             .unwrap_or_else(|| panic!("no result for {statement}"))
     };
+    // One row per command: a result indexed with its command is folded
+    // into that command's row and never stored a second time.
+    let folded: Vec<_> = events
+        .iter()
+        .filter(|event| event.kind == "command" && event.data.get("result").is_some())
+        .collect();
+    assert!(!folded.is_empty(), "no result was folded into its command");
+    for command in folded {
+        assert_eq!(command.data["result"]["seq"], command.data["seq"]);
+        assert!(
+            !events.iter().any(|event| event.kind == "command.result"
+                && event.session_id == command.session_id
+                && event.data["seq"] == command.data["seq"]),
+            "a result is stored twice: {}",
+            command.data
+        );
+    }
     let select = result_of("select id, email from people order by id;");
     assert_eq!(select["status"], "ok");
     assert_eq!(select["rows"], 30);
@@ -516,10 +531,10 @@ async fn assert_recorded_with_outcomes(
                     return true;
                 };
                 !all.iter().any(|event| {
-                    event.kind == "command.result"
-                        && event.session_id == command.session_id
-                        && event.data["seq"] == command.data["seq"]
-                        && event.data["status"] == "ok"
+                    event.session_id == command.session_id
+                        && event.command_result().is_some_and(|result| {
+                            result["seq"] == command.data["seq"] && result["status"] == "ok"
+                        })
                 })
             })
             .collect();
