@@ -63,6 +63,9 @@ pub struct GatewayConfig {
     /// Limits on live sessions.
     #[serde(default)]
     pub limits: LimitOptions,
+    /// The async runtime the sessions run on.
+    #[serde(default)]
+    pub runtime: RuntimeOptions,
     /// Session recording and the audit log.
     #[serde(default)]
     pub recording: RecordingOptions,
@@ -592,6 +595,31 @@ fn default_max_sessions_per_connection() -> usize {
     100
 }
 
+/// The async runtime the sessions run on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeOptions {
+    /// Worker threads that run the sessions (default: one per core, at
+    /// least two). One worker spends less CPU per command when recording
+    /// is off (no wake-ups of another worker, no work stealing), but with
+    /// recording on a journal write that waits for the page under
+    /// writeback stalls it; more workers use more cores. A command that
+    /// leads a journal sync never holds up the others, whatever the
+    /// number.
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+/// Most runtime workers.
+pub const MAX_RUNTIME_WORKERS: usize = 1024;
+
+impl RuntimeOptions {
+    /// The worker threads to start on a machine with `cores` cores.
+    pub fn workers(&self, cores: usize) -> usize {
+        self.workers.unwrap_or(cores.max(2))
+    }
+}
+
 /// Token issuing options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -908,6 +936,14 @@ impl GatewayConfig {
                 );
             }
         }
+        if let Some(workers) = self.runtime.workers {
+            if workers == 0 || workers > MAX_RUNTIME_WORKERS {
+                problem(
+                    "workers:",
+                    format!("runtime.workers: must be between 1 and {MAX_RUNTIME_WORKERS}"),
+                );
+            }
+        }
         if let Some(source_threshold) = self.auth.lockout_source_threshold {
             if source_threshold < self.auth.lockout_threshold {
                 problem(
@@ -1198,6 +1234,25 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_workers_default_to_the_cores_and_are_bounded() {
+        let (defaults, _) = GatewayConfig::parse("{}\n", "empty.yaml").unwrap();
+        assert_eq!(defaults.runtime.workers(1), 2);
+        assert_eq!(defaults.runtime.workers(8), 8);
+        let (one, _) = GatewayConfig::parse("runtime:\n  workers: 1\n", "one.yaml").unwrap();
+        assert_eq!(one.runtime.workers(8), 1);
+        for workers in ["0", "1025"] {
+            let text = format!("runtime:\n  workers: {workers}\n");
+            let rendered = GatewayConfig::parse(&text, "bad.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                rendered.contains("bad.yaml:2: runtime.workers: must be between 1 and 1024"),
+                "{rendered}"
+            );
+        }
+    }
 
     #[test]
     fn log_and_metrics_options_are_validated_with_their_lines() {

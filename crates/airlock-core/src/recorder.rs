@@ -295,6 +295,10 @@ struct Durability {
     /// Makes the next led sync fail, as a failing disk would.
     #[cfg(test)]
     fail_next_sync: AtomicBool,
+    /// Makes every led sync take this many more milliseconds, as a slow
+    /// disk would.
+    #[cfg(test)]
+    slow_sync_ms: AtomicU64,
 }
 
 /// Who led a journal sync.
@@ -585,11 +589,19 @@ impl Recorder {
                     yielded = true;
                     tokio::task::yield_now().await;
                 }
-                // Blocks this runtime worker for the length of one sync (no
-                // await between claiming the sync and releasing it, so it
-                // cannot be abandoned half-way); only one worker at a time
-                // does, and waiting sessions hold none.
-                Next::Lead => lead_sync(&self.writer, durability, &self.progress, Leader::Session),
+                // No await between claiming the sync and releasing it, so it
+                // cannot be abandoned half-way. The worker's other sessions
+                // move to another thread meanwhile (`block_in_place`), so
+                // one sync never stops the runtime, even with one worker.
+                Next::Lead => {
+                    let lead =
+                        || lead_sync(&self.writer, durability, &self.progress, Leader::Session);
+                    if multi_threaded() {
+                        tokio::task::block_in_place(lead);
+                    } else {
+                        lead();
+                    }
+                }
             }
         }
     }
@@ -659,10 +671,7 @@ impl Recorder {
         if self.progress.lagging() {
             // Overload: let the index catch up (bounded) before adding more,
             // telling a multi-threaded runtime that this task blocks.
-            let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-            });
-            if multi_thread {
+            if multi_threaded() {
                 tokio::task::block_in_place(|| self.progress.wait_for_room());
             } else {
                 self.progress.wait_for_room();
@@ -898,6 +907,13 @@ impl JournalWriter {
     }
 }
 
+/// Whether the caller runs on a multi-threaded runtime, where
+/// `block_in_place` hands the worker's other tasks to another thread.
+fn multi_threaded() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// Refuses every command from now on: see [`Counters::sync_error`].
 fn fail_sync(progress: &Progress, error: &str) {
     tracing::error!(%error, "the audit journal cannot be synced to disk; refusing every command until restart");
@@ -930,6 +946,10 @@ fn lead_sync(
             .map(|()| end)
             .map_err(|error| error.to_string())
     });
+    #[cfg(test)]
+    std::thread::sleep(Duration::from_millis(
+        durability.slow_sync_ms.load(Ordering::Acquire),
+    ));
     #[cfg(test)]
     let outcome = if durability.fail_next_sync.swap(false, Ordering::AcqRel) {
         Err("Input/output error (os error 5)".to_string())
@@ -1288,6 +1308,49 @@ mod tests {
             Recorder::start(store, &dir.path().join("journal-normal"), SyncMode::Normal).unwrap();
         normal.record(vec![event(3)]).await.unwrap();
         assert_eq!(normal.journal_syncs(), 0);
+    }
+
+    /// With one runtime worker, a session leading a slow journal sync does
+    /// not stop the others: another session's task keeps running while the
+    /// sync lasts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_slow_sync_never_stops_the_only_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn StoreBackend> =
+            Arc::new(airlock_store::Store::open(dir.path()).unwrap());
+        // No timed-sync thread under `full`: the command leads the sync.
+        let recorder = Recorder::start(store, &dir.path().join("journal"), SyncMode::Full).unwrap();
+        recorder
+            .durability
+            .as_ref()
+            .unwrap()
+            .slow_sync_ms
+            .store(800, Ordering::Release);
+        let write = {
+            let recorder = recorder.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                recorder.record(vec![event(0)]).await.unwrap();
+                started.elapsed()
+            })
+        };
+        // Let the command claim and start its sync.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let other = tokio::spawn(async move {
+            let started = Instant::now();
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            started.elapsed()
+        });
+        let other_took = other.await.unwrap();
+        assert!(!write.is_finished(), "the sync was not slow");
+        let write_took = write.await.unwrap();
+        assert!(write_took >= Duration::from_millis(800), "{write_took:?}");
+        assert!(
+            other_took < Duration::from_millis(500),
+            "another session waited for the sync: {other_took:?}"
+        );
     }
 
     /// The journal bytes known to be on disk, and those written.

@@ -122,6 +122,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         airlock_notify::Notifier::start(webhooks)
             .map_err(|error| anyhow!("notifications: {error}"))?
     };
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let workers = config.runtime.workers(cores);
     let state = GatewayState::new(
         config,
         settings,
@@ -133,12 +135,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         notifier,
     )
     .context("cannot start the gateway")?;
-    // At least two workers: unless `recording.sync: normal` the session that
-    // leads a journal sync blocks its worker for one `fdatasync`, and the
-    // other sessions must keep moving meanwhile, even on one core.
-    let workers = std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .max(2);
+    tracing::info!(workers, "runtime workers");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
