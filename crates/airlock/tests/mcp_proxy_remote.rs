@@ -42,6 +42,9 @@ rules:
     match: {mcp: {tools: [gzip-file-as-resource], arguments: {name: \"secret-*\"}}}
     action: deny
     message: agents may not archive secret files
+  - name: short-operations
+    match: {mcp: {tools: [trigger-long-running-operation], arguments: {steps: \"2\"}}}
+    action: allow
   - name: sums-need-review
     match: {mcp: {tools: [get-sum]}}
     action: review
@@ -368,6 +371,31 @@ fn streamable_http_lists_filtered_relays_allowed_and_a_denied_call_never_reaches
         .iter()
         .any(|event| event.data.to_string().contains(UPSTREAM_TOKEN)));
     assert!(!gateway.log().contains(UPSTREAM_TOKEN));
+}
+
+/// The server's progress notifications, sent on the answer's event stream,
+/// reach the agent before the result.
+#[test]
+fn progress_of_a_long_call_is_relayed() {
+    let server = Upstream::everything("streamableHttp");
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let (gateway, token) = gateway(&connection("everything", &url, None), &["everything"]);
+    let out = sdk(&scenario(
+        &gateway,
+        &token,
+        "everything",
+        json!([{
+            "tool": "trigger-long-running-operation",
+            "arguments": {"duration": 1, "steps": 2},
+            "progress": true,
+        }]),
+    ));
+    let result = &out["results"][0];
+    assert_eq!(result["isError"], false, "{result}");
+    assert!(text(result).contains("completed"), "{result}");
+    let progress = result["progress"].as_array().unwrap();
+    assert_eq!(progress.len(), 2, "{result}");
+    assert_eq!(progress[1]["progress"], 2.0, "{result}");
 }
 
 #[test]

@@ -103,7 +103,7 @@ impl ProxySession {
                 &login.environment,
                 Arc::clone(&correlation),
             )
-            .map(ServerTransport::Stdio),
+            .map(|server| ServerTransport::Stdio(Box::new(server))),
         };
         let server = match server {
             Ok(server) => server,

@@ -143,13 +143,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// (event, data, id) of an expected event.
+    type Expected<'a> = (&'a str, &'a str, Option<&'a str>);
+
     fn all(bytes: &[u8]) -> Vec<SseEvent> {
         SseDecoder::new(1024).push(bytes).unwrap()
     }
 
     #[test]
     fn events_as_servers_write_them() {
-        let cases: [(&[u8], Vec<(&str, &str, Option<&str>)>); 6] = [
+        let cases: [(&[u8], Vec<Expected>); 6] = [
             (
                 b"event: message\ndata: {\"a\":1}\n\n",
                 vec![("message", "{\"a\":1}", None)],

@@ -11,7 +11,8 @@ use crate::proxy::upstream::UpstreamError;
 
 /// A session's server.
 pub enum ServerTransport {
-    Stdio(StdioServer),
+    /// Boxed: the child's handles are large beside the remote client.
+    Stdio(Box<StdioServer>),
     Remote(RemoteServer),
 }
 
