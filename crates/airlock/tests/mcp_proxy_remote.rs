@@ -546,3 +546,44 @@ fn an_unreachable_server_is_a_clear_error() {
         "{answer}"
     );
 }
+
+fn median(samples: &mut [u64]) -> u64 {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or(0)
+}
+
+/// The added latency of the proxy in front of a Streamable HTTP server:
+/// the same `echo` call, directly and through the gateway, in the same
+/// run. Printed (`cargo test … -- --nocapture`) for the README; asserted
+/// only loosely.
+#[test]
+fn measures_the_added_latency_per_remote_tool_call() {
+    let server = Upstream::everything("streamableHttp");
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let (gateway, token) = gateway(&connection("everything", &url, None), &["everything"]);
+    let repeat = json!({"tool": "echo", "arguments": {"message": "ping"}, "times": 100});
+    let direct = sdk(&json!({
+        "transport": "http",
+        "url": url,
+        "token": "not-checked-by-the-server",
+        "repeat": repeat,
+    }));
+    let mut proxied = scenario(&gateway, &token, "everything", json!([]));
+    proxied["repeat"] = repeat;
+    let proxied = sdk(&proxied);
+    let samples = |out: &Value| -> Vec<u64> {
+        out["repeat_us"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    let (mut direct, mut proxied) = (samples(&direct), samples(&proxied));
+    let (direct, proxied) = (median(&mut direct), median(&mut proxied));
+    println!("MCP proxy latency per tool call (url: Streamable HTTP, echo, median of 100): direct {direct} us, through airlock {proxied} us, added {} us", proxied.saturating_sub(direct));
+    assert!(
+        proxied < direct + 50_000,
+        "the proxy adds more than 50 ms per call: {direct} vs {proxied}"
+    );
+}
