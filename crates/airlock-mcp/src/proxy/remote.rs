@@ -633,6 +633,172 @@ mod tests {
         assert_eq!(answer["result"]["structuredContent"]["n"], 1);
     }
 
+    /// A scripted HTTP server (a stand-in: these cases need a server that
+    /// misbehaves on purpose): each connection gets the next answer; every
+    /// request's head and body is kept.
+    async fn scripted(answers: Vec<String>) -> (u16, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Head, then as much body as Content-Length says.
+                loop {
+                    let read = stream.read(&mut buffer).await.unwrap_or(0);
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_string)
+                            })
+                            .and_then(|length| length.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                    if read == 0 {
+                        break;
+                    }
+                }
+                record
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&request).to_string());
+                stream.write_all(answer.as_bytes()).await.unwrap();
+                // An event stream stays open; the test ends it.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    drop(stream);
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn server(port: u16, path: &str, transport: &str) -> RemoteServer {
+        let connection: airlock_core::config::ConnectionConfig = serde_saphyr::from_str(&format!(
+            "{{name: m, protocol: mcp, url: 'http://127.0.0.1:{port}{path}', transport: {transport}}}"
+        ))
+        .unwrap();
+        let target = RemoteTarget::of(&connection, std::path::Path::new("/x.yaml")).unwrap();
+        let inject = InjectConfig {
+            header: Some("X-Api-Key".into()),
+            ..InjectConfig::default()
+        };
+        RemoteServer::new(
+            target,
+            Some(&inject),
+            "",
+            &Secret::new("key-0123456789".to_string()),
+            Arc::new(Correlation::default()),
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    fn json_answer(headers: &str, body: &Value) -> String {
+        let body = body.to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn streamable_http_keeps_the_session_scrubs_answers_and_ends_on_404() {
+        let (port, seen) = scripted(vec![
+            json_answer(
+                "mcp-session-id: up-1\r\n",
+                &json!({"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-06-18", "echo": "X-Api-Key: key-0123456789"}}),
+            ),
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+        ])
+        .await;
+        let remote = server(port, "/mcp", "streamable-http");
+        let correlation = Arc::clone(&remote.inner.correlation);
+        let (id, answer) = correlation.register();
+        let initialize = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {}});
+        remote.send(&initialize).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer["result"]["echo"], format!("X-Api-Key: {SCRUBBED}"));
+        let (next, _) = correlation.register();
+        let listed = json!({"jsonrpc": "2.0", "id": next, "method": "tools/list"});
+        assert!(matches!(
+            remote.send(&listed).await,
+            Err(UpstreamError::Gone)
+        ));
+        assert!(*remote.exited().borrow(), "the server ended the session");
+        assert!(matches!(
+            remote.send(&listed).await,
+            Err(UpstreamError::Gone)
+        ));
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        let first = seen[0].to_ascii_lowercase();
+        assert!(first.starts_with("post /mcp "), "{first}");
+        assert!(first.contains("x-api-key: key-0123456789"), "{first}");
+        assert!(!first.contains("mcp-session-id"), "{first}");
+        let second = seen[1].to_ascii_lowercase();
+        assert!(second.contains("mcp-session-id: up-1"), "{second}");
+        assert!(
+            second.contains("mcp-protocol-version: 2025-06-18"),
+            "{second}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_credential_is_an_http_status_not_the_servers_words() {
+        let (port, _) = scripted(vec![
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 9\r\nconnection: close\r\n\r\nbad token"
+                .into(),
+        ])
+        .await;
+        let remote = server(port, "/mcp", "auto");
+        let message = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize"});
+        assert!(matches!(
+            remote.send(&message).await,
+            Err(UpstreamError::Refused(401))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_legacy_endpoint_on_another_origin_gets_nothing() {
+        let stream = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\nevent: endpoint\r\ndata: http://127.0.0.2:9/steal\r\n\r\n";
+        let (port, seen) = scripted(vec![
+            "HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .into(),
+            stream.into(),
+        ])
+        .await;
+        let remote = server(port, "/sse", "auto");
+        let message = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize"});
+        assert!(matches!(
+            remote.send(&message).await,
+            Err(UpstreamError::BadAnswer)
+        ));
+        assert!(*remote.exited().borrow());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            2,
+            "the POST, then the fallback GET; nothing else"
+        );
+        assert!(seen[1].starts_with("GET /sse "), "{}", seen[1]);
+    }
+
     #[test]
     fn header_text_is_bounded_and_visible() {
         assert!(is_header_text("2025-06-18", 64));

@@ -95,7 +95,9 @@ impl ProxySession {
                 &login.username,
                 &login.password,
                 Arc::clone(&correlation),
-                proxy.upstream_timeout,
+                // A server answering with JSON sends its head only with
+                // the result: the answer's own timeout applies.
+                proxy.upstream_timeout.max(proxy.answer_timeout),
             )
             .map(ServerTransport::Remote),
             None => StdioServer::spawn(
