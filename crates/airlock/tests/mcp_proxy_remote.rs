@@ -373,6 +373,26 @@ fn streamable_http_lists_filtered_relays_allowed_and_a_denied_call_never_reaches
     assert!(!gateway.log().contains(UPSTREAM_TOKEN));
 }
 
+/// An agent negotiating as the SDK's `Client` does by default (a
+/// `server/discover` probe first, for the stateless 2026-07-28 revision)
+/// falls back to `initialize` through the proxy and works as before.
+#[test]
+fn an_agent_probing_server_discover_first_falls_back_and_works() {
+    let server = Upstream::everything("streamableHttp");
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let (gateway, token) = gateway(&connection("everything", &url, None), &["everything"]);
+    let mut auto = scenario(
+        &gateway,
+        &token,
+        "everything",
+        json!([{"tool": "echo", "arguments": {"message": "hello modern"}}]),
+    );
+    auto["mode"] = json!("auto");
+    let out = sdk(&auto);
+    assert!(tool_names(&out["tools"]).contains(&"echo".to_string()), "{out}");
+    assert!(text(&out["results"][0]).contains("hello modern"), "{out}");
+}
+
 /// The server's progress notifications, sent on the answer's event stream,
 /// reach the agent before the result.
 #[test]
