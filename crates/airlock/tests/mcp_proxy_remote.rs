@@ -122,19 +122,15 @@ impl Upstream {
         Self::start("node", &[entry.to_str().unwrap(), mode], free_port())
     }
 
-    fn header_echo() -> Self {
+    /// The header-echo server; `options` as its docstring says.
+    fn header_echo(options: &[&str]) -> Self {
         let port = free_port();
         let script = python_dir().join("header_echo_server.py");
         let site = python_site();
-        Self::start(
-            "python3",
-            &[
-                script.to_str().unwrap(),
-                site.to_str().unwrap(),
-                &port.to_string(),
-            ],
-            port,
-        )
+        let port_text = port.to_string();
+        let mut args = vec![script.to_str().unwrap(), site.to_str().unwrap(), &port_text];
+        args.extend_from_slice(options);
+        Self::start("python3", &args, port)
     }
 
     fn log(&self) -> String {
@@ -389,7 +385,10 @@ fn an_agent_probing_server_discover_first_falls_back_and_works() {
     );
     auto["mode"] = json!("auto");
     let out = sdk(&auto);
-    assert!(tool_names(&out["tools"]).contains(&"echo".to_string()), "{out}");
+    assert!(
+        tool_names(&out["tools"]).contains(&"echo".to_string()),
+        "{out}"
+    );
     assert!(text(&out["results"][0]).contains("hello modern"), "{out}");
 }
 
@@ -453,7 +452,7 @@ fn a_held_call_returns_its_review_and_runs_once_approved() {
 
 #[test]
 fn the_injected_credential_reaches_the_server_but_never_the_agent() {
-    let server = Upstream::header_echo();
+    let server = Upstream::header_echo(&[]);
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
     let (gateway, token) = gateway(
         &connection("echo", &url, Some("streamable-http")),
@@ -482,6 +481,74 @@ fn the_injected_credential_reaches_the_server_but_never_the_agent() {
     assert!(!events
         .iter()
         .any(|event| event.data.to_string().contains(UPSTREAM_TOKEN)));
+}
+
+/// An https server, its certificate checked against the connection's
+/// `ca_file` (a wrong CA is refused before anything is sent), answering
+/// with JSON rather than event streams.
+#[test]
+fn an_https_server_is_verified_against_the_ca_file_and_json_answers_are_relayed() {
+    let (certs, cert, key) = airlock_testkit::server_certificate();
+    let server = Upstream::header_echo(&[
+        "--json",
+        "--tls",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    ]);
+    let wrong = {
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let path = certs.path().join("other-ca.crt");
+        std::fs::write(&path, other.cert.pem()).unwrap();
+        path
+    };
+    let url = format!("https://localhost:{}/mcp", server.port);
+    let with_ca = |name: &str, ca: &std::path::Path| {
+        connection(name, &url, Some("streamable-http")).replace(
+            "    tags:",
+            &format!("    ca_file: {}\n    tags:", ca.display()),
+        )
+    };
+    let connections = format!(
+        "{}{}",
+        with_ca("echo-tls", &cert),
+        with_ca("echo-wrong-ca", &wrong)
+    );
+    let (gateway, token) = gateway(&connections, &["echo-tls", "echo-wrong-ca"]);
+    let out = sdk(&scenario(
+        &gateway,
+        &token,
+        "echo-tls",
+        json!([{"tool": "show_headers"}]),
+    ));
+    let headers = text(&out["results"][0]);
+    assert!(
+        headers.contains("authorization: Bearer [airlock:credential]"),
+        "{headers}"
+    );
+    assert!(!out.to_string().contains(UPSTREAM_TOKEN));
+    let before = server.log().matches("POST /mcp").count();
+    assert!(
+        before > 0,
+        "the server logs its requests:\n{}",
+        server.log()
+    );
+    let output = Command::new("curl")
+        .args(["-s", "-H", "content-type: application/json", "-H", "accept: application/json, text/event-stream"])
+        .args(["-H", &format!("authorization: Bearer {token}")])
+        .args(["--data-binary", r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#])
+        .arg(format!("http://127.0.0.1:{}/echo-wrong-ca/mcp", gateway.http_port))
+        .output()
+        .expect("these tests need curl");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        answer["error"]["data"]["status"], "upstream_failed",
+        "{answer}"
+    );
+    assert_eq!(
+        server.log().matches("POST /mcp").count(),
+        before,
+        "a request reached the server past a certificate the CA did not sign"
+    );
 }
 
 #[test]
