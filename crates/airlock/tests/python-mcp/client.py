@@ -36,9 +36,10 @@ async def run(session, scenario):
 
         await negotiate_auto(session)
         init = session.discover_result or session.initialize_result
+        out = {"protocol_version": session.protocol_version, "discovered": session.discover_result is not None}
     else:
         init = await session.initialize()
-    out = {"protocol_version": init.protocol_version if hasattr(init, "protocol_version") else None}
+        out = {"protocol_version": init.protocol_version if hasattr(init, "protocol_version") else None}
     out["server_info"] = dump(init.server_info) if getattr(init, "server_info", None) else None
     tools = await session.list_tools()
     out["tools"] = [dump(tool) for tool in tools.tools]
