@@ -218,7 +218,7 @@ async fn watch_life(proxy: Arc<McpProxy>, session: Arc<ProxySession>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (ended_by, detail) = loop {
         tokio::select! {
-            _ = exited.changed() => break ("upstream_closed", Some("the MCP server exited".to_string())),
+            _ = exited.wait_for(|gone| *gone) => break ("upstream_closed", Some("the MCP server exited".to_string())),
             changed = kill.changed() => {
                 let reason = kill.borrow().clone();
                 if changed.is_err() || reason.is_some() {
