@@ -375,15 +375,16 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub access: Option<String>,
     /// HTTP: the upstream's base URL (`https://billing.internal:8443`, may
-    /// end in a path prefix); `https` verifies the certificate against the
-    /// system roots or `ca_file`.
+    /// end in a path prefix); MCP: the server's endpoint
+    /// (`https://mcp.github.internal/mcp`). `https` verifies the
+    /// certificate against the system roots or `ca_file`.
     #[serde(default)]
     pub url: Option<String>,
-    /// HTTP: how the stored credential is sent upstream.
+    /// HTTP and MCP `url:`: how the stored credential is sent upstream.
     #[serde(default)]
     pub inject: Option<crate::http_config::InjectConfig>,
-    /// HTTP: do not verify the upstream's certificate (only when named
-    /// explicitly; never the default).
+    /// HTTP and MCP `url:`: do not verify the upstream's certificate (only
+    /// when named explicitly; never the default).
     #[serde(default)]
     pub insecure_skip_verify: bool,
     /// HTTP: forward the client's `Cookie` header (default false: removed).
@@ -414,6 +415,15 @@ pub struct ConnectionConfig {
     /// every other tool call writes.
     #[serde(default)]
     pub read_tools: Vec<String>,
+    /// MCP `url:`: how the server is spoken to. `streamable-http` (POST
+    /// each message; answers as JSON or an event stream), `sse` (the
+    /// legacy HTTP+SSE transport: GET the url for an event stream whose
+    /// `endpoint` event names where to POST), or `auto` (default):
+    /// Streamable HTTP, falling back to `sse` when the server refuses the
+    /// `initialize` POST with 400, 404 or 405, as the MCP specification's
+    /// backwards compatibility describes.
+    #[serde(default)]
+    pub transport: Option<String>,
 }
 
 /// Which clients may connect without TLS.

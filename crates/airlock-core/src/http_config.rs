@@ -119,7 +119,10 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
         let http_only = [
             ("url", connection.url.is_some() && !mcp),
             ("inject", connection.inject.is_some() && !mcp),
-            ("insecure_skip_verify", connection.insecure_skip_verify),
+            (
+                "insecure_skip_verify",
+                connection.insecure_skip_verify && !mcp,
+            ),
             ("forward_cookies", connection.forward_cookies),
             ("strip_headers", !connection.strip_headers.is_empty()),
         ];
@@ -171,33 +174,7 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             "an http connection needs inject: {header: NAME}, {bearer: true} or {basic: true}"
                 .into(),
         )),
-        Some(inject) => {
-            let ways = usize::from(inject.header.is_some())
-                + usize::from(inject.bearer)
-                + usize::from(inject.basic);
-            if ways != 1 {
-                problems.push((
-                    "inject",
-                    "inject: give exactly one of header, bearer, basic".into(),
-                ));
-            }
-            if let Some(header) = &inject.header {
-                let lower = header.to_ascii_lowercase();
-                if !valid_header_name(header) {
-                    problems.push((
-                        "inject",
-                        format!("inject.header {header:?} is not a header name"),
-                    ));
-                } else if RESERVED_HEADERS.contains(&lower.as_str())
-                    || lower.starts_with("impersonate-")
-                {
-                    problems.push((
-                        "inject",
-                        format!("inject.header {header:?} is a header the gateway sets or removes itself"),
-                    ));
-                }
-            }
-        }
+        Some(inject) => problems.extend(inject_problems(inject, false)),
     }
     if connection.insecure_skip_verify && connection.ca_file.is_some() {
         problems.push((
@@ -210,6 +187,41 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             problems.push((
                 "strip_headers",
                 format!("strip_headers: {header:?} is not a header name"),
+            ));
+        }
+    }
+    problems
+}
+
+/// The problems of an `inject:` block (HTTP and MCP `url:` connections),
+/// as (field, message): exactly one way, and a header name the gateway
+/// does not set or remove itself (for MCP also none of the transport's
+/// `Mcp-*` headers).
+pub fn inject_problems(inject: &InjectConfig, mcp: bool) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let ways = usize::from(inject.header.is_some())
+        + usize::from(inject.bearer)
+        + usize::from(inject.basic);
+    if ways != 1 {
+        problems.push((
+            "inject",
+            "inject: give exactly one of header, bearer, basic".into(),
+        ));
+    }
+    if let Some(header) = &inject.header {
+        let lower = header.to_ascii_lowercase();
+        if !valid_header_name(header) {
+            problems.push((
+                "inject",
+                format!("inject.header {header:?} is not a header name"),
+            ));
+        } else if RESERVED_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("impersonate-")
+            || (mcp && lower.starts_with("mcp-"))
+        {
+            problems.push((
+                "inject",
+                format!("inject.header {header:?} is a header the gateway sets or removes itself"),
             ));
         }
     }

@@ -31,6 +31,7 @@ pub mod error;
 pub mod events;
 pub mod gate;
 pub mod http_config;
+pub mod inject;
 pub mod live_policy;
 pub mod login;
 pub mod mcp_config;

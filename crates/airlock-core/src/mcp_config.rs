@@ -7,6 +7,40 @@
 
 use crate::config::ConnectionConfig;
 
+/// How an MCP `url:` connection's server is spoken to (`transport:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpTransport {
+    /// Streamable HTTP, falling back to the legacy HTTP+SSE transport when
+    /// the server refuses the `initialize` POST (the default).
+    Auto,
+    /// Streamable HTTP only.
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (protocol revision 2024-11-05).
+    Sse,
+}
+
+impl McpTransport {
+    /// The transport a `transport:` value names (`None`: not one).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "streamable-http" => Some(Self::StreamableHttp),
+            "sse" => Some(Self::Sse),
+            _ => None,
+        }
+    }
+
+    /// The connection's transport (`auto` when unset or unreadable, which
+    /// validation refuses before this is asked).
+    pub fn of(connection: &ConnectionConfig) -> Self {
+        connection
+            .transport
+            .as_deref()
+            .and_then(Self::parse)
+            .unwrap_or(Self::Auto)
+    }
+}
+
 /// True for a `protocol: mcp` connection.
 pub fn is_mcp(connection: &ConnectionConfig) -> bool {
     connection.protocol == "mcp"
@@ -38,6 +72,7 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
                 !connection.env_from_credentials.is_empty(),
             ),
             ("read_tools", !connection.read_tools.is_empty()),
+            ("transport", connection.transport.is_some()),
         ] {
             if set {
                 problems.push((field, format!("{field} is for protocol mcp connections")));
@@ -59,6 +94,20 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 problems.push(("url", format!("url {url:?} is not http:// or https://")));
             }
+            if let Some(transport) = &connection.transport {
+                if McpTransport::parse(transport).is_none() {
+                    problems.push((
+                        "transport",
+                        format!("transport {transport:?}: give auto, streamable-http or sse"),
+                    ));
+                }
+            }
+            if connection.insecure_skip_verify && connection.ca_file.is_some() {
+                problems.push((
+                    "insecure_skip_verify",
+                    "insecure_skip_verify and ca_file exclude each other".into(),
+                ));
+            }
             if !connection.env_from_credentials.is_empty() {
                 problems.push((
                     "env_from_credentials",
@@ -66,15 +115,7 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
                 ));
             }
             if let Some(inject) = &connection.inject {
-                let ways = usize::from(inject.header.is_some())
-                    + usize::from(inject.bearer)
-                    + usize::from(inject.basic);
-                if ways != 1 {
-                    problems.push((
-                        "inject",
-                        "inject: give exactly one of header, bearer, basic".into(),
-                    ));
-                }
+                problems.extend(crate::http_config::inject_problems(inject, true));
             } else if !connection.credential.trim().is_empty() {
                 problems.push((
                     "inject",
@@ -83,8 +124,15 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             }
         }
         (None, true) => {
-            if connection.inject.is_some() {
-                problems.push(("inject", "inject is for mcp connections with a url".into()));
+            for (field, set) in [
+                ("inject", connection.inject.is_some()),
+                ("transport", connection.transport.is_some()),
+                ("insecure_skip_verify", connection.insecure_skip_verify),
+                ("ca_file", connection.ca_file.is_some()),
+            ] {
+                if set {
+                    problems.push((field, format!("{field} is for mcp connections with a url")));
+                }
             }
             if connection
                 .command
@@ -142,6 +190,20 @@ mod tests {
         let bad_env =
             connection("{name: e, protocol: mcp, command: [x], env_from_credentials: {'A-B': k}}");
         assert_eq!(connection_problems(&bad_env)[0].0, "env_from_credentials");
+        let legacy = connection(
+            "{name: l, protocol: mcp, url: 'http://x/sse', transport: sse, insecure_skip_verify: true}",
+        );
+        assert!(connection_problems(&legacy).is_empty());
+        assert_eq!(McpTransport::of(&legacy), McpTransport::Sse);
+        assert_eq!(McpTransport::of(&http), McpTransport::Auto);
+        let wrong = connection("{name: w, protocol: mcp, url: 'http://x', transport: websocket}");
+        assert_eq!(connection_problems(&wrong)[0].0, "transport");
+        let stdio_tls = connection("{name: s, protocol: mcp, command: [x], ca_file: ca.pem}");
+        assert_eq!(connection_problems(&stdio_tls)[0].0, "ca_file");
+        let mcp_header = connection(
+            "{name: h, protocol: mcp, url: 'http://x', credential: c, inject: {header: Mcp-Session-Id}}",
+        );
+        assert_eq!(connection_problems(&mcp_header)[0].0, "inject");
         let elsewhere = connection(
             "{name: p, protocol: postgres, address: 'h:1', credential: c, command: [x]}",
         );

@@ -134,6 +134,34 @@ pub fn verifying_client_config(ca_file: &Path) -> Result<Arc<ClientConfig>, TlsE
     Ok(Arc::new(config))
 }
 
+/// Client config for an `https://` upstream (HTTP, Kubernetes and MCP
+/// connections): no verification only when the connection says
+/// `insecure_skip_verify`, else its `ca_file`, else the system's trust
+/// store.
+pub fn https_client_config(
+    ca_file: Option<&Path>,
+    insecure: bool,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    if insecure {
+        return encrypting_client_config();
+    }
+    if let Some(ca) = ca_file {
+        return verifying_client_config(ca);
+    }
+    let mut roots = RootCertStore::empty();
+    let loaded = rustls_native_certs::load_native_certs();
+    for cert in loaded.certs {
+        // A certificate the store holds but rustls cannot parse is skipped:
+        // the others still verify.
+        let _ = roots.add(cert);
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Client config for an upstream with `tls: require`: encrypted, certificate
 /// not checked (libpq's `sslmode=require`). Signatures are still verified so
 /// the handshake is sound.

@@ -16,7 +16,6 @@
 //! whenever the body is rewritten (credential scrubbing, decompression,
 //! masking change its length).
 
-use base64::Engine;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use airlock_core::http_config::InjectConfig;
@@ -118,82 +117,25 @@ pub fn client_response_headers(upstream: &HeaderMap, body_rewritten: bool) -> He
     out
 }
 
-/// The credential as sent upstream: the header and its value.
+/// The credential as sent upstream: the header and its value (marked
+/// sensitive, so hyper never logs it).
 pub fn credential_header(
     inject: &InjectConfig,
     username: &str,
     secret: &str,
 ) -> Option<(HeaderName, HeaderValue)> {
-    let (name, value) = if let Some(header) = &inject.header {
-        (
-            HeaderName::from_bytes(header.as_bytes()).ok()?,
-            secret.to_string(),
-        )
-    } else if inject.basic {
-        let pair = format!("{username}:{secret}");
-        (
-            header::AUTHORIZATION,
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ),
-        )
+    let (name, value) = airlock_core::inject::credential_header(inject, username, secret);
+    let name = if name == "authorization" {
+        header::AUTHORIZATION
     } else {
-        (header::AUTHORIZATION, format!("Bearer {secret}"))
+        HeaderName::from_bytes(name.as_bytes()).ok()?
     };
     let mut value = HeaderValue::from_str(&value).ok()?;
     value.set_sensitive(true);
     Some((name, value))
 }
 
-/// Every form in which an upstream may echo the injected credential: the
-/// secret itself, the header value, the base64 of `user:secret` (basic),
-/// the secret in base64 and percent-encoded. Forms shorter than 4 bytes are
-/// left out (they would match ordinary text).
-pub fn echo_forms(inject: &InjectConfig, username: &str, secret: &str) -> Vec<Vec<u8>> {
-    let standard = base64::engine::general_purpose::STANDARD;
-    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut forms = vec![
-        secret.as_bytes().to_vec(),
-        standard.encode(secret).into_bytes(),
-        url_safe.encode(secret).into_bytes(),
-        percent_encode(secret).into_bytes(),
-    ];
-    if inject.basic {
-        let pair = format!("{username}:{secret}");
-        forms.push(standard.encode(&pair).into_bytes());
-        forms.push(url_safe.encode(&pair).into_bytes());
-        // base64 of the pair without padding: the padded form contains it
-        // only when the length is a multiple of 3.
-        forms.push(
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .encode(&pair)
-                .into_bytes(),
-        );
-    }
-    // JSON escapes a `/` as `\/` in some encoders, and `"`/`\` always.
-    let escaped = secret
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('/', "\\/");
-    forms.push(escaped.into_bytes());
-    forms.retain(|form| form.len() >= 4);
-    forms.sort();
-    forms.dedup();
-    forms
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use airlock_core::inject::echo_forms;
 
 #[cfg(test)]
 mod tests {

@@ -73,14 +73,17 @@ impl HttpGateway {
     pub fn new(state: Arc<GatewayState>) -> Result<Self, upstream::UpstreamError> {
         let targets = upstream::targets(&state.config, &state.config_path)?;
         let options = &state.config.http;
+        let upstream_timeout =
+            parse_duration(&options.upstream_timeout).unwrap_or(Duration::from_secs(30));
+        let mcp_proxy = airlock_mcp::proxy::McpProxy::new(Arc::clone(&state), upstream_timeout)
+            .map_err(|error| upstream::UpstreamError::Exchange(error.to_string()))?;
         Ok(Self {
-            upstream_timeout: parse_duration(&options.upstream_timeout)
-                .unwrap_or(Duration::from_secs(30)),
+            upstream_timeout,
             max_masked_body_bytes: options.max_masked_body_bytes,
             max_header_bytes: options.max_header_bytes,
             targets,
             mcp: Arc::new(airlock_mcp::McpServer::new(Arc::clone(&state))),
-            mcp_proxy: Arc::new(airlock_mcp::proxy::McpProxy::new(Arc::clone(&state))),
+            mcp_proxy: Arc::new(mcp_proxy),
             state,
         })
     }

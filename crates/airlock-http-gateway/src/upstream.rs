@@ -18,7 +18,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 use airlock_core::config::{relative_to, GatewayConfig};
@@ -166,26 +166,7 @@ fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
 }
 
 fn client_tls(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
-    if insecure {
-        return airlock_core::tls::encrypting_client_config().map_err(|error| error.to_string());
-    }
-    if let Some(ca) = ca_file {
-        return airlock_core::tls::verifying_client_config(ca).map_err(|error| error.to_string());
-    }
-    let mut roots = RootCertStore::empty();
-    let loaded = rustls_native_certs::load_native_certs();
-    for cert in loaded.certs {
-        // A certificate the store holds but rustls cannot parse is skipped:
-        // the others still verify.
-        let _ = roots.add(cert);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    airlock_core::tls::https_client_config(ca_file, insecure).map_err(|error| error.to_string())
 }
 
 /// The body type sent upstream: the client's body as it streams in, or

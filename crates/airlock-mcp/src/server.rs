@@ -109,10 +109,12 @@ impl McpServer {
         let Message::Request { id, method, params } = message else {
             return None;
         };
+        let stateless = crate::protocol::is_stateless(&params);
         let answered = match method.as_str() {
             "initialize" => Ok(initialize_result(negotiate(
                 params.get("protocolVersion").and_then(Value::as_str),
             ))),
+            "server/discover" => Ok(crate::protocol::discover_result()),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({"tools": definitions()})),
             "tools/call" => self.call_tool(caller, &params, progress).await,
@@ -125,7 +127,12 @@ impl McpServer {
             )),
         };
         Some(match answered {
-            Ok(result) => jsonrpc::result(&id, result),
+            Ok(mut result) => {
+                if stateless {
+                    crate::protocol::stamp_stateless(&method, &mut result);
+                }
+                jsonrpc::result(&id, result)
+            }
             Err(error) => jsonrpc::error(&id, &error),
         })
     }

@@ -275,6 +275,54 @@ fn the_python_sdk_lists_tools_and_queries_postgres_masked() {
     );
 }
 
+/// The SDK's default negotiation (a `server/discover` probe) adopts the
+/// stateless 2026-07-28 revision: no handshake, no session id, every
+/// request naming its revision; queries and refusals work as before.
+#[test]
+fn the_stateless_revision_is_discovered_and_served() {
+    let setup = setup();
+    let mut scenario = http_scenario(
+        &setup,
+        json!([
+            {"tool": "query", "arguments": {"connection": "pg-test", "sql": "SELECT id, email FROM customers ORDER BY id"}},
+            {"tool": "query", "arguments": {"connection": "pg-test", "sql": "DROP TABLE customers"}},
+        ]),
+    );
+    scenario["mode"] = json!("auto");
+    let out = sdk(&scenario);
+    assert_eq!(out["discovered"], true, "{out}");
+    assert_eq!(out["protocol_version"], "2026-07-28", "{out}");
+    assert_eq!(out["tools"].as_array().unwrap().len(), 5, "{out}");
+    let rows = out["results"][0].to_string();
+    assert_eq!(
+        out["results"][0]["structuredContent"]["row_count"], 2,
+        "{rows}"
+    );
+    assert_eq!(out["results"][0]["resultType"], "complete", "{rows}");
+    assert!(!rows.contains(EMAIL), "masked: {rows}");
+    assert_eq!(out["results"][1]["isError"], true, "{out}");
+    assert!(
+        out["results"][1].to_string().contains("no-destructive-ddl"),
+        "{out}"
+    );
+    assert!(!setup.cluster.log().contains("DROP TABLE customers"));
+    assert_eq!(customers(&setup.cluster), "2");
+    let (status, _, discovered) = post(
+        &setup.gateway,
+        Some(&setup.token),
+        r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        discovered["result"]["supportedVersions"][0], "2026-07-28",
+        "{discovered}"
+    );
+    assert_eq!(
+        discovered["result"]["resultType"], "complete",
+        "{discovered}"
+    );
+}
+
 #[test]
 fn a_denied_statement_is_a_tool_error_that_never_reaches_postgres() {
     let setup = setup();

@@ -238,9 +238,6 @@ impl Exchange<'_> {
             Err(StartFailure::Upstream(failure)) => {
                 return answer(&errors::upstream(&id, &failure), None)
             }
-            Err(StartFailure::Unsupported) => {
-                return answer(&errors::error(&id, errors::REFUSED, "airlock: this connection's MCP server is reached over Streamable HTTP, which the proxy does not relay yet", Some(json!({"status": "unavailable"}))), None)
-            }
             Err(StartFailure::Full) => {
                 return answer(
                     &errors::error(

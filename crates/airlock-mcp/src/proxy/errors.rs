@@ -89,17 +89,22 @@ pub fn admission(id: &Value, refusal: &AdmissionRefusal) -> Value {
 /// describe the inside).
 pub fn upstream(id: &Value, failure: &UpstreamError) -> Value {
     let message = match failure {
-        UpstreamError::Timeout(_) => "airlock: the MCP server did not answer in time",
-        UpstreamError::Gone => "airlock: the MCP server ended; start a new session",
-        UpstreamError::Unreachable(_) => "airlock: the MCP server cannot be reached",
-        UpstreamError::BadAnswer => "airlock: the MCP server's answer cannot be read",
+        UpstreamError::Timeout(_) => "airlock: the MCP server did not answer in time".to_string(),
+        UpstreamError::Gone => "airlock: the MCP server ended; start a new session".to_string(),
+        UpstreamError::Unreachable(_) => "airlock: the MCP server cannot be reached".to_string(),
+        UpstreamError::BadAnswer => "airlock: the MCP server's answer cannot be read".to_string(),
+        UpstreamError::Refused(401 | 403) => {
+            "airlock: the MCP server refused the gateway's credential; ask an admin to check the connection's credential".to_string()
+        }
+        UpstreamError::Refused(status) => {
+            format!("airlock: the MCP server refused the request (HTTP {status})")
+        }
     };
-    error(
-        id,
-        -32603,
-        message,
-        Some(json!({"status": "upstream_failed"})),
-    )
+    let mut data = json!({"status": "upstream_failed"});
+    if let UpstreamError::Refused(status) = failure {
+        data["http_status"] = json!(status);
+    }
+    error(id, -32603, &message, Some(data))
 }
 
 #[cfg(test)]

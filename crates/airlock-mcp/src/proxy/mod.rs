@@ -1,6 +1,7 @@
 //! The MCP proxy: `protocol: mcp` connections, reached by agents at
 //! `https://gw:18080/<connection>/mcp` (Streamable HTTP), relayed to a stdio
-//! server the gateway starts per agent session (`command:`).
+//! server the gateway starts per agent session (`command:`) or to a remote
+//! server (`url:`, Streamable HTTP or the legacy HTTP+SSE transport).
 //!
 //! - [`endpoint`]: the HTTP side (authentication on every request, the
 //!   `Mcp-Session-Id` of a live session, bounded bodies, JSON or event
@@ -14,29 +15,40 @@
 //! - [`message`]: the JSON-RPC envelope and the command, sans-IO;
 //! - [`pins`]: tool definitions pinned against rug pulls;
 //! - [`upstream`]: ids and answers, notifications, server-to-client
-//!   requests (refused); [`stdio`]: the child process;
+//!   requests (refused); [`transport`]: the server either way;
+//!   [`stdio`]: the child process; [`remote`]: a `url:` server
+//!   ([`http_client`]: its target and requests, [`sse`]: event streams);
 //! - [`errors`]: every refusal as the agent reads it.
 //!
 //! Architecture invariants: the proxy never decides (the gate does); a
 //! request is forwarded only after its `command` record is journaled and
 //! only as the value the gate decided on; the upstream's secrets reach only
-//! the child's environment, never the agent, a log line or a record; a
+//! the child's environment or the remote server's request headers, never
+//! the agent (a remote answer echoing them is scrubbed), a log line or a
+//! record; a
 //! result under a mask plan is masked before it leaves, or refused.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use airlock_core::http_config::InjectConfig;
 use airlock_core::GatewayState;
 use airlock_mask::MaskPlan;
 
+use http_client::{RemoteTarget, TargetError};
+
 pub mod endpoint;
 pub mod errors;
+pub mod http_client;
 pub mod message;
 pub mod pins;
 pub mod relay;
+pub mod remote;
 pub mod session;
+pub mod sse;
 pub mod stdio;
+pub mod transport;
 pub mod upstream;
 
 use session::ProxySession;
@@ -52,8 +64,12 @@ pub const MAX_SESSIONS: usize = 256;
 /// One `protocol: mcp` connection as the proxy serves it.
 #[derive(Debug, Clone)]
 pub struct ProxyTarget {
-    /// The stdio server's program and arguments.
+    /// The stdio server's program and arguments (empty for a `url:`).
     pub command: Vec<String>,
+    /// The `url:` server.
+    pub remote: Option<RemoteTarget>,
+    /// How a `url:` server gets the connection's credential.
+    pub inject: Option<InjectConfig>,
     /// Tools the connection marks read-only.
     pub read_tools: Vec<String>,
 }
@@ -65,37 +81,51 @@ pub struct McpProxy {
     sessions: Mutex<HashMap<String, Arc<ProxySession>>>,
     pub idle_timeout: Duration,
     pub answer_timeout: Duration,
+    /// Connecting to a `url:` server and receiving an answer's head.
+    pub upstream_timeout: Duration,
     /// Masks recorded arguments when the decision has no plan: every
     /// built-in detector (compiled once: it is costly).
     pub argument_mask: Option<MaskPlan>,
 }
 
 impl McpProxy {
-    /// The proxy for every `protocol: mcp` connection of the configuration.
-    pub fn new(state: Arc<GatewayState>) -> Self {
-        let targets = state
+    /// The proxy for every `protocol: mcp` connection of the configuration
+    /// (a `url:` connection's TLS material is loaded here: a problem stops
+    /// start-up). `upstream_timeout`: connecting to a `url:` server and its
+    /// answer's head.
+    pub fn new(state: Arc<GatewayState>, upstream_timeout: Duration) -> Result<Self, TargetError> {
+        let mut targets = BTreeMap::new();
+        for connection in state
             .config
             .connections
             .iter()
             .filter(|connection| connection.protocol == "mcp")
-            .map(|connection| {
-                (
-                    connection.name.clone(),
-                    ProxyTarget {
-                        command: connection.command.clone(),
-                        read_tools: connection.read_tools.clone(),
-                    },
-                )
-            })
-            .collect();
-        Self {
+        {
+            let remote = match connection.url {
+                Some(_) if connection.command.is_empty() => {
+                    Some(RemoteTarget::of(connection, &state.config_path)?)
+                }
+                _ => None,
+            };
+            targets.insert(
+                connection.name.clone(),
+                ProxyTarget {
+                    command: connection.command.clone(),
+                    remote,
+                    inject: connection.inject.clone(),
+                    read_tools: connection.read_tools.clone(),
+                },
+            );
+        }
+        Ok(Self {
             state,
             targets,
             sessions: Mutex::new(HashMap::new()),
             idle_timeout: IDLE_TIMEOUT,
             answer_timeout: ANSWER_TIMEOUT,
+            upstream_timeout,
             argument_mask: crate::record::argument_mask(),
-        }
+        })
     }
 
     /// True when `path` is below an MCP connection (`/<connection>/…`).

@@ -1,6 +1,8 @@
 //! One proxied agent session: admitted by the core (one `session.start`
 //! per MCP session, not per request), its stdio server started with the
-//! credentials admission decrypted, its commands decided by one `Gate`, and
+//! credentials admission decrypted (or its `url:` server's client holding
+//! the decrypted credential for its request headers), its commands
+//! decided by one `Gate`, and
 //! its end: `DELETE`, [`crate::proxy::IDLE_TIMEOUT`] without a request, a
 //! kill switch (token revoked, `airlock session kill`), the access grant
 //! expiring, or the server exiting. Whatever ends it kills the child and
@@ -16,7 +18,9 @@ use airlock_core::auth::Authenticated;
 use airlock_core::gate::Gate;
 use airlock_types::Protocol;
 
+use crate::proxy::remote::RemoteServer;
 use crate::proxy::stdio::StdioServer;
+use crate::proxy::transport::ServerTransport;
 use crate::proxy::upstream::{Correlation, UpstreamError};
 use crate::proxy::{McpProxy, ProxyTarget};
 
@@ -27,9 +31,6 @@ pub enum StartFailure {
     Upstream(UpstreamError),
     /// The gateway holds [`crate::proxy::MAX_SESSIONS`] already.
     Full,
-    /// The connection's transport is not proxied by this build (a `url:`
-    /// connection: Streamable HTTP upstreams come next).
-    Unsupported,
 }
 
 /// A live proxied session.
@@ -41,7 +42,7 @@ pub struct ProxySession {
     pub target: ProxyTarget,
     pub gate: Gate,
     pub correlation: Arc<Correlation>,
-    pub server: StdioServer,
+    pub server: ServerTransport,
     admitted: tokio::sync::Mutex<Option<AdmittedSession>>,
     seq: AtomicU64,
     refused: AtomicU64,
@@ -67,9 +68,6 @@ impl ProxySession {
                 connection: connection.to_string(),
             })
         })?;
-        if target.command.is_empty() {
-            return Err(StartFailure::Unsupported);
-        }
         let state = &proxy.state;
         let id = new_session_id();
         let admission = AdmissionRequest {
@@ -90,11 +88,26 @@ impl ProxySession {
             .await
             .map_err(StartFailure::Admission)?;
         let correlation = Arc::new(Correlation::default());
-        let server = match StdioServer::spawn(
-            &target.command,
-            &login.environment,
-            Arc::clone(&correlation),
-        ) {
+        let server = match &target.remote {
+            Some(remote) => RemoteServer::new(
+                remote.clone(),
+                target.inject.as_ref(),
+                &login.username,
+                &login.password,
+                Arc::clone(&correlation),
+                // A server answering with JSON sends its head only with
+                // the result: the answer's own timeout applies.
+                proxy.upstream_timeout.max(proxy.answer_timeout),
+            )
+            .map(ServerTransport::Remote),
+            None => StdioServer::spawn(
+                &target.command,
+                &login.environment,
+                Arc::clone(&correlation),
+            )
+            .map(|server| ServerTransport::Stdio(Box::new(server))),
+        };
+        let server = match server {
             Ok(server) => server,
             Err(error) => {
                 tracing::warn!(%error, connection, "cannot start the MCP server");
@@ -205,7 +218,7 @@ async fn watch_life(proxy: Arc<McpProxy>, session: Arc<ProxySession>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (ended_by, detail) = loop {
         tokio::select! {
-            _ = exited.changed() => break ("upstream_closed", Some("the MCP server exited".to_string())),
+            _ = exited.wait_for(|gone| *gone) => break ("upstream_closed", Some("the MCP server exited".to_string())),
             changed = kill.changed() => {
                 let reason = kill.borrow().clone();
                 if changed.is_err() || reason.is_some() {

@@ -27,6 +27,10 @@ pub enum UpstreamError {
     Unreachable(String),
     #[error("the MCP server's answer is not a JSON-RPC message")]
     BadAnswer,
+    /// A `url:` server answered with this HTTP status (its body is not
+    /// passed on).
+    #[error("the MCP server refused the request (HTTP {0})")]
+    Refused(u16),
 }
 
 /// Notifications the agent's answer stream may hold before new ones are

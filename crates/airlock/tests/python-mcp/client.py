@@ -6,6 +6,7 @@ Reads one JSON scenario from argv[1]:
   {"transport": "stdio", "command": [...], "env": {...}} stdio
   "calls": [{"tool": ..., "arguments": {...}}, ...]    ({"list": true}: list again)
   "repeat": {"tool": ..., "arguments": {...}, "times": N}  (optional: timing)
+  "mode": "auto"  (optional: negotiate as the SDK's Client does, server/discover first)
 and prints one JSON document: the negotiated protocol version, the tools as
 listed, each call's result (as the SDK parsed it), and the repeated call's
 per-call times in microseconds.
@@ -27,8 +28,18 @@ def dump(model):
 
 
 async def run(session, scenario):
-    init = await session.initialize()
-    out = {"protocol_version": init.protocol_version if hasattr(init, "protocol_version") else None}
+    if scenario.get("mode") == "auto":
+        # What the SDK's high-level Client does by default: probe
+        # server/discover (the stateless 2026-07-28 revision), fall back to
+        # the initialize handshake on a server that does not answer it.
+        from mcp.client._probe import negotiate_auto
+
+        await negotiate_auto(session)
+        init = session.discover_result or session.initialize_result
+        out = {"protocol_version": session.protocol_version, "discovered": session.discover_result is not None}
+    else:
+        init = await session.initialize()
+        out = {"protocol_version": init.protocol_version if hasattr(init, "protocol_version") else None}
     out["server_info"] = dump(init.server_info) if getattr(init, "server_info", None) else None
     tools = await session.list_tools()
     out["tools"] = [dump(tool) for tool in tools.tools]
