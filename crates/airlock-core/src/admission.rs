@@ -192,6 +192,9 @@ impl GatewayState {
             });
         }
         let grant_expires_at = self.admit_to_connection(request, &connection).await?;
+        if grant_expires_at.is_some() {
+            self.sessions.set_granted(registration.process_id);
+        }
         Ok(Admitted {
             registration,
             connection,

@@ -41,6 +41,9 @@ struct Entry {
     client_process_id: i32,
     upstream: Option<UpstreamCancel>,
     kill: watch::Sender<Option<String>>,
+    /// Admitted under a JIT grant (not a standing rule): ends when no
+    /// grant is left.
+    granted: bool,
 }
 
 /// The registry of live sessions.
@@ -165,6 +168,7 @@ impl SessionRegistry {
                 client_process_id: process_id,
                 upstream: None,
                 kill: sender,
+                granted: false,
             },
         );
         Registration {
@@ -204,6 +208,44 @@ impl SessionRegistry {
         let mut count = 0;
         for entry in entries.values() {
             if entry.summary.token_id == token_id {
+                let _ = entry.kill.send(Some(reason.to_string()));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Marks a session as admitted under a JIT grant.
+    pub fn set_granted(&self, process_id: i32) {
+        if let Some(entry) = self.entries().get_mut(&process_id) {
+            entry.granted = true;
+        }
+    }
+
+    /// (identity, connection) of every live session a grant admitted.
+    pub fn granted_pairs(&self) -> Vec<(String, String)> {
+        self.entries()
+            .values()
+            .filter(|entry| entry.granted)
+            .map(|entry| {
+                (
+                    entry.summary.identity.clone(),
+                    entry.summary.connection.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Ends every live session of `identity` on `connection` that a grant
+    /// admitted (not those a standing rule admits).
+    pub fn kill_where_granted(&self, identity: &str, connection: &str, reason: &str) -> usize {
+        let entries = self.entries();
+        let mut count = 0;
+        for entry in entries.values() {
+            if entry.granted
+                && entry.summary.identity == identity
+                && entry.summary.connection == connection
+            {
                 let _ = entry.kill.send(Some(reason.to_string()));
                 count += 1;
             }

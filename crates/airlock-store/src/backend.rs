@@ -88,8 +88,26 @@ pub trait TokenStore {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Marks a token revoked now; false when it already was,
-    /// [`StoreError::NotFound`] when there is no such token.
+    /// [`StoreError::NotFound`] when there is no such token. A shared
+    /// backend tells the other replicas
+    /// ([`StoreChange::TokenRevoked`](crate::StoreChange)).
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The ids among `ids` whose token is revoked: the live sessions a
+    /// replica must close (one query on a shared backend). An id with no
+    /// stored token (an OIDC session's) is not in the answer.
+    fn revoked_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut revoked = Vec::new();
+        for id in ids {
+            if self
+                .token(id)?
+                .is_some_and(|record| record.revoked_at.is_some())
+            {
+                revoked.push(id.clone());
+            }
+        }
+        Ok(revoked)
+    }
 }
 
 /// Connections added at run time (`airlock connection add`).
@@ -381,4 +399,11 @@ pub trait StoreBackend:
     /// recorded: replicas sharing a backend must share the master key (it
     /// decrypts the shared credentials and keys the shared chain).
     fn claim_key_check(&self, check: &str) -> Result<bool, StoreError>;
+
+    /// Hints of what other processes wrote, when the backend has them (the
+    /// shared PostgreSQL store's `LISTEN`); `None` means poll only. A hint
+    /// is never the state: re-read it (see [`crate::changes`]).
+    fn change_feed(&self) -> Option<std::sync::Arc<crate::ChangeFeed>> {
+        None
+    }
 }

@@ -18,6 +18,7 @@
 //! [`private`]).
 
 pub mod backend;
+pub mod changes;
 mod clock;
 mod error;
 mod events;
@@ -32,6 +33,7 @@ pub use backend::{
     ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PinCheck,
     PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
 };
+pub use changes::{ChangeFeed, StoreChange};
 pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use events::{

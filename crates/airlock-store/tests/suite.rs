@@ -72,10 +72,16 @@ const CASES: &[Case] = &[
 /// answer happens only over a network (a local SQLite commit does not
 /// succeed unseen), and SQLite's own tests append at one journal position
 /// more than once.
-const POSTGRES_CASES: &[Case] = &[(
-    "a_retried_journal_batch_is_stored_once",
-    a_retried_journal_batch_is_stored_once,
-)];
+const POSTGRES_CASES: &[Case] = &[
+    (
+        "a_retried_journal_batch_is_stored_once",
+        a_retried_journal_batch_is_stored_once,
+    ),
+    (
+        "changes_are_hinted_to_the_other_handle",
+        changes_are_hinted_to_the_other_handle,
+    ),
+];
 
 #[test]
 fn the_suite_passes_on_sqlite() {
@@ -815,6 +821,53 @@ fn revocation_seen_by_the_other_handle(f: &Fixture) {
             .revoked_at,
         Some(START)
     );
+    f.a.insert_token(&token("tok_2", "secret-2", START))
+        .unwrap();
+    let asked = ["tok_1", "tok_2", "oidc:issuer", "tok_none"].map(String::from);
+    assert_eq!(
+        f.b.revoked_among(&asked).unwrap(),
+        vec!["tok_1".to_string()]
+    );
+    assert!(f.b.revoked_among(&[]).unwrap().is_empty());
+}
+
+/// The shared store hints the other handle's feed once what a hint names
+/// is committed: a resync when the listener goes live, then the revoked
+/// token's id, a policy version, a review decision.
+fn changes_are_hinted_to_the_other_handle(f: &Fixture) {
+    use airlock_store::StoreChange;
+    let feed = f.b.change_feed().expect("the shared store has a feed");
+    let mut hints = feed.subscribe();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !feed.is_live() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut next = || loop {
+        match hints.try_recv() {
+            Ok(change) => return change,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                assert!(std::time::Instant::now() < deadline, "no hint arrived");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(next(), StoreChange::Resync);
+    f.a.insert_token(&token("tok_h", "secret-h", START))
+        .unwrap();
+    assert!(f.a.revoke_token("tok_h").unwrap());
+    assert_eq!(next(), StoreChange::TokenRevoked("tok_h".into()));
+    assert!(
+        f.b.token("tok_h").unwrap().unwrap().revoked_at.is_some(),
+        "hinted before it was committed"
+    );
+    f.a.insert_policy_version("version: 1\nrules: []\n", "test", None)
+        .unwrap();
+    assert_eq!(next(), StoreChange::Policy);
 }
 
 /// Threads on both handles append batches at once: one chain, no id twice,
