@@ -18,8 +18,9 @@
 
 use crate::events::{EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 use crate::records::{
-    ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview,
-    PendingReviews, PolicyVersionRecord, ReviewRecord, TokenRecord, ToolPinRecord,
+    ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, LoginFailure, LoginTally,
+    MfaSecretRecord, NewReview, PendingReviews, PolicyVersionRecord, ReviewRecord, StoredLockout,
+    TokenRecord, ToolPinRecord,
 };
 use crate::StoreError;
 
@@ -372,6 +373,39 @@ pub trait ToolPinStore {
     ) -> Result<ToolPinRecord, StoreError>;
 }
 
+/// Failed logins and the lockouts they led to, counted once for every
+/// process sharing the backend (credential spraying across replicas adds
+/// up). A failure and the lockout it starts commit together, serialised
+/// per (realm, source), so two replicas cannot both miss the threshold.
+pub trait LockoutStore {
+    /// Counts one failure and locks out when a threshold is reached (see
+    /// [`LoginFailure`]); the rows that led to a lockout are dropped.
+    fn record_login_failure(&self, failure: &LoginFailure) -> Result<LoginTally, StoreError>;
+
+    /// The active lockout of `source` as a whole, or else of `identity`
+    /// from `source`, in `realm`.
+    fn login_lockout(
+        &self,
+        realm: &str,
+        source: &str,
+        identity: &str,
+    ) -> Result<Option<StoredLockout>, StoreError>;
+
+    /// Ends lockouts and forgets failures, with the filters of the core's
+    /// `SprayGuard::unlock` (source only: the source and every identity
+    /// from it; identity only: that identity from every source, not
+    /// whole-source locks; both: that pair; neither: all). Returns how many
+    /// active lockouts ended.
+    fn unlock_logins(
+        &self,
+        source: Option<&str>,
+        identity: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Lockouts active now, every realm.
+    fn active_login_lockouts(&self) -> Result<usize, StoreError>;
+}
+
 /// A whole backend: every domain, shareable between threads.
 pub trait StoreBackend:
     CredentialStore
@@ -384,6 +418,7 @@ pub trait StoreBackend:
     + GrantStore
     + MfaStore
     + ToolPinStore
+    + LockoutStore
     + Send
     + Sync
 {

@@ -30,8 +30,8 @@ mod sqlite;
 pub mod vault;
 
 pub use backend::{
-    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PinCheck,
-    PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
+    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, LockoutStore, MfaStore,
+    PinCheck, PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
 };
 pub use changes::{ChangeFeed, StoreChange};
 pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
@@ -42,9 +42,9 @@ pub use events::{
 };
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
-    hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
-    NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
-    ToolPinRecord,
+    hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, LoginFailure,
+    LoginTally, MfaSecretRecord, NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision,
+    ReviewRecord, StoredLockout, TokenRecord, ToolPinRecord,
 };
 pub use sqlite::Store;
 
@@ -52,7 +52,7 @@ pub use sqlite::Store;
 /// any backend): `use airlock_store::prelude::*;`.
 pub mod prelude {
     pub use crate::backend::{
-        ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore,
-        PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
+        ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, LockoutStore,
+        MfaStore, PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
     };
 }

@@ -66,6 +66,10 @@ const CASES: &[Case] = &[
         interleaved_appends_keep_one_chain,
     ),
     ("the_first_key_check_is_kept", the_first_key_check_is_kept),
+    (
+        "lockouts_count_across_handles",
+        lockouts_count_across_handles,
+    ),
 ];
 
 /// Cases for the shared store only. A batch retried after a lost commit
@@ -932,4 +936,97 @@ fn the_first_key_check_is_kept(f: &Fixture) {
     assert!(f.b.claim_key_check("check-1").unwrap());
     assert!(!f.b.claim_key_check("check-2").unwrap());
     assert!(!f.a.claim_key_check("check-2").unwrap());
+}
+
+fn failure(realm: &str, source: &str, identity: &str) -> airlock_store::LoginFailure {
+    airlock_store::LoginFailure {
+        realm: realm.into(),
+        source: source.into(),
+        identity: identity.into(),
+        window_micros: 60_000_000,
+        threshold: 3,
+        source_threshold: 5,
+        lockout_micros: 300_000_000,
+    }
+}
+
+/// Failures through both handles add up: the third of one pair locks it
+/// for both, whichever recorded it; five identities sprayed from one
+/// source lock the source; failures age out of the window; realms count
+/// apart; unlocking through one handle ends the lock for both.
+fn lockouts_count_across_handles(f: &Fixture) {
+    let first =
+        f.a.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+            .unwrap();
+    assert_eq!(
+        (first.source_failures, first.locked_now.as_deref()),
+        (1, None)
+    );
+    f.b.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+        .unwrap();
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
+    let third =
+        f.a.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+            .unwrap();
+    assert_eq!(third.locked_now.as_deref(), Some("identity"));
+    assert_eq!(third.identity_failures, 3);
+    let locked =
+        f.b.login_lockout("login", "10.0.0.1", "agent-7")
+            .unwrap()
+            .unwrap();
+    assert_eq!(locked.scope, "identity");
+    assert_eq!(locked.until_micros, f.clock.now_micros() + 300_000_000);
+    assert_eq!(
+        f.b.login_lockout("login", "10.0.0.1", "agent-8").unwrap(),
+        None
+    );
+    assert_eq!(
+        f.b.login_lockout("api", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
+    assert_eq!(f.a.active_login_lockouts().unwrap(), 1);
+
+    // Spraying: one failure per identity, alternating handles.
+    f.clock.advance_secs(61);
+    let mut last = None;
+    for (n, identity) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        let handle = if n % 2 == 0 { &f.a } else { &f.b };
+        last = handle
+            .record_login_failure(&failure("login", "10.0.0.2", identity))
+            .unwrap()
+            .locked_now;
+    }
+    assert_eq!(last.as_deref(), Some("source"));
+    let locked =
+        f.a.login_lockout("login", "10.0.0.2", "anyone")
+            .unwrap()
+            .unwrap();
+    assert_eq!(locked.scope, "source");
+
+    // Outside the window failures no longer count.
+    f.a.record_login_failure(&failure("login", "10.0.0.3", "x"))
+        .unwrap();
+    f.a.record_login_failure(&failure("login", "10.0.0.3", "x"))
+        .unwrap();
+    f.clock.advance_secs(61);
+    let late =
+        f.b.record_login_failure(&failure("login", "10.0.0.3", "x"))
+            .unwrap();
+    assert_eq!((late.source_failures, late.locked_now), (1, None));
+
+    // Unlocked through B, unlocked for A; expired locks are not active.
+    assert_eq!(f.b.unlock_logins(Some("10.0.0.2"), None).unwrap(), 1);
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.2", "anyone").unwrap(),
+        None
+    );
+    f.clock.advance_secs(300);
+    assert_eq!(f.a.active_login_lockouts().unwrap(), 0);
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
 }

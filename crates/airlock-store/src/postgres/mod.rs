@@ -34,6 +34,7 @@ mod credentials;
 mod events;
 mod journal_index;
 mod listen;
+mod lockouts;
 mod migrations;
 mod policies;
 mod pool;
@@ -69,6 +70,9 @@ pub(crate) mod locks {
     pub const CREDENTIAL_USE: i64 = 0x6169_726c_0003;
     /// Pending reviews of one statement (with a hash of it as second key).
     pub const REVIEWS: i32 = 0x6169_7203;
+    /// Failed logins of one (realm, source) (with a hash of them as second
+    /// key).
+    pub const LOGINS: i32 = 0x6169_7204;
 }
 
 /// What every operation running on the store's thread shares.
