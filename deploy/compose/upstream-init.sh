@@ -2,7 +2,7 @@
 # The example upstream's application role and table, created once by the
 # postgres image on first start; the role's password comes from
 # UPSTREAM_APP_PASSWORD (store the same one in airlock's vault:
-# airlock credential set app-pg --username app).
+# airlock credential set app-pg --username app --password-stdin).
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname app \
   -v app_password="$UPSTREAM_APP_PASSWORD" <<'SQL'
