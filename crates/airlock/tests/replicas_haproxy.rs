@@ -18,7 +18,7 @@ use airlock_testkit::{free_port, pg_client, GatewayProcess};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::replicas::{clusters, start_replica};
+use common::replicas::{clusters_with_store_config, start_replica};
 
 /// How long pgbench runs through the balancer, in rounds of `ROUND`.
 const RUN: Duration = Duration::from_secs(20);
@@ -103,8 +103,12 @@ fn pgbench_round(port: u16, token: &str) -> (bool, u64, String) {
 
 #[test]
 fn pgbench_through_haproxy_survives_a_sigkilled_replica_with_every_row_recorded_once() {
-    let (store, upstream, config) = clusters();
-    upstream.sql_in("appdb", "select 1");
+    // pg_stat_statements on the store: what the replicas send it per command.
+    let (store, upstream, config) = clusters_with_store_config(
+        "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n",
+        &[],
+    );
+    store.sql_in("airlock_state", "create extension pg_stat_statements");
     let init = Command::new(pg_client("pgbench"))
         .args(["-i", "-q", "-s", "1", "-h", "127.0.0.1"])
         .args(["-p", &upstream.port.to_string(), "-U", "postgres", "appdb"])
@@ -124,6 +128,8 @@ fn pgbench_through_haproxy_survives_a_sigkilled_replica_with_every_row_recorded_
     let dir = tempfile::tempdir().unwrap();
     let balancer = haproxy(dir.path(), &[&a, &b, &c]);
 
+    let commands_before = command_events(&store);
+    store.sql_in("airlock_state", "select pg_stat_statements_reset()");
     let started = Instant::now();
     let mut rounds = Vec::new();
     let mut killed_in = None;
@@ -199,6 +205,37 @@ fn pgbench_through_haproxy_survives_a_sigkilled_replica_with_every_row_recorded_
         inserts - history <= CLIENTS as i64,
         "{inserts} recorded INSERTs for {history} rows"
     );
+    // The store's cost per command: statements, writes and commits the
+    // replicas sent it during the run (logins, lockout checks, journal
+    // indexing and all), per recorded command.
+    let commands = command_events(&store) - commands_before;
+    let cost = store.sql_in(
+        "airlock_state",
+        "select coalesce(sum(calls), 0), \
+         coalesce(sum(calls) filter (where query ~* '^\\s*(insert|update|delete)'), 0), \
+         coalesce(sum(calls) filter (where query ~* '^\\s*commit'), 0), \
+         coalesce(sum(rows) filter (where query ~* '^\\s*insert into events'), 0) \
+         from pg_stat_statements where dbid = (select oid from pg_database where datname = 'airlock_state')",
+    );
+    let cost: Vec<f64> = cost
+        .trim()
+        .split('|')
+        .map(|value| value.trim().parse().unwrap())
+        .collect();
+    let per = |value: f64| value / commands as f64;
+    eprintln!(
+        "store per command ({commands} commands): {:.3} statements, {:.3} writes, {:.3} commits, {:.3} event rows",
+        per(cost[0]),
+        per(cost[1]),
+        per(cost[2]),
+        per(cost[3])
+    );
+    assert!(commands > 0);
+    assert!(cost[3] >= commands as f64, "fewer event rows than commands");
+    assert!(
+        per(cost[0]) < 10.0,
+        "the store is asked too often per command"
+    );
     let twice = store.sql_in(
         "airlock_state",
         "select count(*) from (select session_id, data from events where kind = 'command' \
@@ -211,4 +248,16 @@ fn pgbench_through_haproxy_survives_a_sigkilled_replica_with_every_row_recorded_
                 .unwrap();
         assert_eq!(report["ok"], true, "{report}");
     }
+}
+
+/// Command events in the shared chain.
+fn command_events(store: &airlock_testkit::PgCluster) -> i64 {
+    store
+        .sql_in(
+            "airlock_state",
+            "select count(*) from events where kind = 'command'",
+        )
+        .trim()
+        .parse()
+        .unwrap()
 }

@@ -42,7 +42,16 @@ pub fn clusters() -> (PgCluster, PgCluster, String) {
 
 /// Like [`clusters`], with `extra` config lines.
 pub fn clusters_with(extra: &[&str]) -> (PgCluster, PgCluster, String) {
-    let store = PgCluster::start();
+    clusters_with_store_config("", extra)
+}
+
+/// Like [`clusters_with`], the store cluster started with `store_conf`
+/// added to its `postgresql.conf`.
+pub fn clusters_with_store_config(
+    store_conf: &str,
+    extra: &[&str],
+) -> (PgCluster, PgCluster, String) {
+    let store = PgCluster::start_with_config(store_conf);
     store.sql("CREATE DATABASE airlock_state");
     let upstream = PgCluster::start();
     upstream.sql_in(
