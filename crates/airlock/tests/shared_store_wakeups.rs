@@ -16,7 +16,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::replicas::{clusters, count, listeners, start_replica, wait_for_listeners};
+use common::replicas::{
+    clusters, count, listeners, start_replica, start_replica_with_policy, wait_for_listeners,
+};
 
 const DENY_DELETES: &str = "version: 1\ndefault: deny\nrules:\n  - name: reads\n    match: {access: read}\n    action: allow\n  - name: no-deletes\n    match: {operations: [delete]}\n    action: deny\n    message: deletes are not allowed\n  - name: other-writes\n    match: {access: write}\n    action: allow\n";
 
@@ -241,6 +243,24 @@ fn a_lost_listener_connection_only_delays_a_change() {
     assert_eq!(listeners(&store), 2);
 }
 
+/// An interactive psql on `replica`, reading statements from its stdin.
+fn open_psql(
+    replica: &GatewayProcess,
+    user: &str,
+    connection: &str,
+    token: &str,
+) -> std::process::Child {
+    Command::new(pg_client("psql"))
+        .arg(replica.conninfo(user, connection, "require"))
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
+        .env("PGPASSWORD", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Upstream backends of role `app` (the gateway's sessions).
 fn app_backends(upstream: &PgCluster) -> usize {
     upstream
@@ -267,15 +287,7 @@ fn a_token_revoked_through_a_closes_its_live_session_on_b() {
     let (token_id, token) = a.issue_token("agent-7", &["pg-test"], "1h");
     let (_, other) = a.issue_token("agent-8", &["pg-test"], "1h");
     let open = |replica: &GatewayProcess, user: &str, token: &str| {
-        Command::new(pg_client("psql"))
-            .arg(replica.conninfo(user, "pg-test", "require"))
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
-            .env("PGPASSWORD", token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        open_psql(replica, user, "pg-test", token)
     };
     let mut session = open(&b, "agent-7", &token);
     let mut bystander = open(&b, "agent-8", &other);
@@ -358,4 +370,189 @@ fn a_token_revoked_through_a_closes_its_live_session_on_b() {
     let live: serde_json::Value =
         serde_json::from_str(&b.cli_ok(&["session", "live", "--output", "json"], None)).unwrap();
     assert_eq!(live.as_array().map(Vec::len), Some(0), "{live}");
+}
+
+const JIT_POLICY: &str = "version: 1
+default: deny
+rules:
+  - name: everything
+    match: {}
+    action: allow
+access:
+  - name: oncall-quick
+    match:
+      identity: {groups: [oncall]}
+    max_duration: 10m
+    auto_approve: true
+  - name: dbas-standing
+    match:
+      identity: {groups: [dba]}
+    standing: true
+";
+
+/// A JIT grant made through B admits a session on B; the grant is revoked
+/// through A: B closes that session within ~1 s (the upstream backend is
+/// gone, a later INSERT never runs), while a session on B under a standing
+/// rule for the same connection stays.
+#[test]
+fn a_grant_revoked_through_a_closes_the_session_it_admitted_on_b() {
+    let (store, upstream, config) = clusters();
+    let jit = format!(
+        "  - name: pg-jit\n    protocol: postgres\n    address: 127.0.0.1:{}\n    database: appdb\n    credential: app\n    access: jit\nstore: ",
+        upstream.port
+    );
+    let config = config.replacen("store: ", &jit, 1);
+    let a = start_replica_with_policy(&config, &store, JIT_POLICY);
+    let b = start_replica_with_policy(&config, &store, JIT_POLICY);
+    wait_for_listeners(&store, 2);
+    a.set_credential("app", "app", &upstream.role_password("app"));
+    let oncall = common::issue_for(&a, "pg-jit", "agent-9", "agent", &["oncall"]);
+    let dba = common::issue_for(&a, "pg-jit", "alice", "human", &["dba"]);
+    let granted = common::as_person(
+        &b,
+        &oncall,
+        &[
+            "access",
+            "request",
+            "--connection",
+            "pg-jit",
+            "--duration",
+            "5m",
+            "--reason",
+            "pager",
+            "--output",
+            "json",
+        ],
+    );
+    let granted: serde_json::Value = serde_json::from_str(&common::stdout(&granted)).unwrap();
+    assert_eq!(granted["status"], "granted", "{granted}");
+    let grant_id = granted["grant_id"].as_str().unwrap().to_string();
+
+    let mut session = open_psql(&b, "agent-9", "pg-jit", &oncall);
+    let mut standing = open_psql(&b, "alice", "pg-jit", &dba);
+    for psql in [&mut session, &mut standing] {
+        psql.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"select 'ready';\n")
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app_backends(&upstream) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the sessions never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let revoked: serde_json::Value =
+        serde_json::from_str(&a.cli_ok(&["access", "revoke", &grant_id, "--output", "json"], None))
+            .unwrap();
+    assert_eq!(
+        revoked["sessions_closed"], 0,
+        "A had no session of it: {revoked}"
+    );
+    let revoked_at = Instant::now();
+    while app_backends(&upstream) > 1 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(4),
+            "B kept the session of a revoked grant:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let closed_after = revoked_at.elapsed();
+    eprintln!(
+        "closed on B {} ms after the grant was revoked on A",
+        closed_after.as_millis()
+    );
+    assert!(
+        closed_after < Duration::from_millis(1500),
+        "{closed_after:?}"
+    );
+    let _ = session
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"insert into items values (200, 'after revoke');\n");
+    drop(session.stdin.take());
+    assert!(!session.wait_with_output().unwrap().status.success());
+    standing
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"insert into items values (201, 'standing');\n")
+        .unwrap();
+    drop(standing.stdin.take());
+    let output = standing.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        upstream
+            .sql_in(
+                "appdb",
+                "select string_agg(id::text, ',' order by id) from items where id >= 200"
+            )
+            .trim(),
+        "201"
+    );
+}
+
+/// Without a change feed (two processes on one SQLite data dir) the same
+/// sweep runs by polling (every second): a token revoked through one
+/// closes its live session on the other within ~2 s.
+#[test]
+fn without_a_feed_polling_closes_a_revoked_tokens_session_on_a_sibling() {
+    let (upstream, a) = common::setup("");
+    upstream.sql_in(
+        "appdb",
+        "create table items(id int primary key, name text); grant all on items to app",
+    );
+    let b = a.start_sibling();
+    let (token_id, token) = a.issue_token("agent-7", &["pg-test"], "1h");
+    let mut session = open_psql(&b, "agent-7", "pg-test", &token);
+    session
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"select 'ready';\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app_backends(&upstream) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the session never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.cli_ok(&["token", "revoke", &token_id], None);
+    let revoked_at = Instant::now();
+    while app_backends(&upstream) > 0 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(2500),
+            "the sibling kept the revoked token's session open:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "closed on the sibling {} ms after the revocation",
+        revoked_at.elapsed().as_millis()
+    );
+    let _ = session
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"insert into items values (300, 'after revoke');\n");
+    drop(session.stdin.take());
+    assert!(!session.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        upstream
+            .sql_in("appdb", "select count(*) from items where id = 300")
+            .trim(),
+        "0"
+    );
 }
