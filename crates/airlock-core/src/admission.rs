@@ -192,8 +192,9 @@ impl GatewayState {
             });
         }
         let grant_expires_at = self.admit_to_connection(request, &connection).await?;
-        if grant_expires_at.is_some() {
-            self.sessions.set_granted(registration.process_id);
+        if let Some(expires_at) = grant_expires_at {
+            self.sessions
+                .set_granted(registration.process_id, expires_at);
         }
         Ok(Admitted {
             registration,

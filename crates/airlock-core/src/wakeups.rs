@@ -116,17 +116,22 @@ impl GatewayState {
     }
 
     /// Closes the live sessions here that a JIT grant admitted when the
-    /// identity no longer holds an active grant for the connection (one was
-    /// revoked through any replica).
+    /// identity no longer holds an active grant for the connection although
+    /// the session's grant has not reached its end (it was revoked, through
+    /// any replica).
     pub fn close_ungranted_sessions(&self) -> Result<usize, airlock_store::StoreError> {
+        // Whole seconds, like the grants' own times; a grant that reaches
+        // its end meanwhile is left to the session's expiry timer.
+        let now = airlock_store::now_unix();
         let granted: BTreeSet<(String, String)> =
-            self.sessions.granted_pairs().into_iter().collect();
+            self.sessions.granted_pairs(now).into_iter().collect();
         let mut closed = 0;
         for (identity, connection) in granted {
             if self.store.active_grant(&identity, &connection)?.is_none() {
                 closed += self.sessions.kill_where_granted(
                     &identity,
                     &connection,
+                    now + 1,
                     "the access grant was revoked",
                 );
             }
