@@ -147,6 +147,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     if let Err(locked) = state.api_guard.check(source, API_IDENTITY) {
         return too_many_failures(locked.remaining);
     }
+    // Wrong tokens through every replica sharing the store count together.
+    if let Some(remaining) = state.shared_api_lockout(source).await {
+        return too_many_failures(remaining);
+    }
     let token = bearer(request.headers());
     if token.is_empty() {
         return next.run(request).await;
@@ -178,7 +182,10 @@ fn too_many_failures(remaining: std::time::Duration) -> Response {
 
 /// Counts a wrong bearer token and records it (and a lockout it causes).
 async fn record_api_failure(state: &AppState, source: IpAddr) {
-    let outcome = state.api_guard.record_failure(source, API_IDENTITY);
+    let outcome = airlock_core::login::merge_tallies(
+        state.api_guard.record_failure(source, API_IDENTITY),
+        state.record_shared_api_failure(source).await,
+    );
     tracing::warn!(client = %source, source_failures = outcome.source_failures, "admin API authentication failed");
     let failed = airlock_core::events::ApiAuthFailed {
         client_address: source.to_string(),

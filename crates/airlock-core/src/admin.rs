@@ -670,6 +670,13 @@ impl GatewayState {
             // The admin API counts per source only.
             lockouts_ended += self.api_guard.unlock(address, None);
         }
+        // The store's counts are every replica's: unlocked there, unlocked
+        // everywhere (the same lock counted here and there is one).
+        let shared = self.store.unlock_logins(
+            address.map(|address| address.to_string()).as_deref(),
+            identity,
+        )?;
+        let lockouts_ended = lockouts_ended.max(shared);
         self.store.append_event(record_event(
             None,
             Some("admin"),

@@ -192,6 +192,10 @@ impl GatewayState {
             });
         }
         let grant_expires_at = self.admit_to_connection(request, &connection).await?;
+        if let Some(expires_at) = grant_expires_at {
+            self.sessions
+                .set_granted(registration.process_id, expires_at);
+        }
         Ok(Admitted {
             registration,
             connection,

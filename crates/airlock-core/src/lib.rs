@@ -43,5 +43,6 @@ pub mod registry;
 pub mod reviews;
 pub mod state;
 pub mod tls;
+pub mod wakeups;
 
 pub use state::GatewayState;

@@ -9,18 +9,52 @@
 //! the wording of a [`LoginRefusal`] in its dialect. The client never
 //! learns why a token failed: one generic refusal for every reason.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_store::{LoginFailure, LoginTally};
 use airlock_types::Protocol;
 
 use crate::auth::{
     authenticate_bearer, authenticate_bearer_any, authenticate_token, AuthFailure, Authenticated,
-    LockScope,
+    FailureOutcome, LockScope,
 };
 use crate::events::{record, AuthFailed, LockedOut};
 use crate::state::GatewayState;
+
+/// The store's realm of the protocol listeners' failed logins.
+pub const LOGIN_REALM: &str = "login";
+
+/// The store's realm of the admin API's failed bearer tokens.
+pub const API_REALM: &str = "api";
+
+/// How long a lockout ending at `until_micros` (store clock, which every
+/// replica reads from the system) still lasts.
+pub fn remaining(until_micros: i64) -> Duration {
+    let left = until_micros.saturating_sub(airlock_store::now_micros());
+    Duration::from_micros(u64::try_from(left).unwrap_or(0))
+}
+
+/// This process's count and the store's, as one outcome: the larger
+/// counts, and a lockout started by either (the store's is every
+/// replica's; the local one holds when the store could not count).
+pub fn merge_tallies(local: FailureOutcome, shared: Option<LoginTally>) -> FailureOutcome {
+    let Some(shared) = shared else {
+        return local;
+    };
+    let count = |value: i64| usize::try_from(value).unwrap_or(0);
+    let shared_lock = match shared.locked_now.as_deref() {
+        Some("source") => Some(LockScope::Source),
+        Some(_) => Some(LockScope::Identity),
+        None => None,
+    };
+    FailureOutcome {
+        source_failures: local.source_failures.max(count(shared.source_failures)),
+        identity_failures: local.identity_failures.max(count(shared.identity_failures)),
+        locked_now: shared_lock.or(local.locked_now),
+    }
+}
 
 /// Who logs in where, over which protocol.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +159,7 @@ impl GatewayState {
         attempt: &LoginAttempt<'_>,
         token: String,
     ) -> Result<(Authenticated, Option<Vec<String>>), LoginRefusal> {
+        self.check_shared_lockout(attempt).await?;
         let checked = if let (Some(validator), true) = (
             &self.oidc,
             airlock_oidc::OidcValidator::looks_like_jwt(&token),
@@ -186,6 +221,7 @@ impl GatewayState {
         token: String,
         claimed: Option<&str>,
     ) -> Result<Result<Authenticated, AuthFailure>, LoginRefusal> {
+        self.check_shared_lockout(attempt).await?;
         if let (Some(validator), true) = (
             &self.oidc,
             airlock_oidc::OidcValidator::looks_like_jwt(&token),
@@ -223,9 +259,94 @@ impl GatewayState {
         })
     }
 
+    /// Refuses the attempt while the store holds a lockout of its source
+    /// or (source, identity), whichever replica counted the failures: asked
+    /// before the token is checked, so a locked-out pair learns nothing,
+    /// not even from a right token. A store that cannot answer refuses.
+    async fn check_shared_lockout(&self, attempt: &LoginAttempt<'_>) -> Result<(), LoginRefusal> {
+        let store = Arc::clone(&self.store);
+        let (source, user) = (attempt.peer.ip().to_string(), attempt.user.to_string());
+        let lockout =
+            tokio::task::spawn_blocking(move || store.login_lockout(LOGIN_REALM, &source, &user))
+                .await
+                .map_err(|_| LoginRefusal::StoreUnavailable)?
+                .map_err(|error| {
+                    tracing::error!(%error, "store unavailable during the lockout check");
+                    LoginRefusal::StoreUnavailable
+                })?;
+        match lockout {
+            None => Ok(()),
+            Some(lockout) => Err(LoginRefusal::LockedOut {
+                scope: if lockout.scope == "source" {
+                    LockScope::Source
+                } else {
+                    LockScope::Identity
+                },
+                user: attempt.user.to_string(),
+                peer: attempt.peer,
+                remaining: remaining(lockout.until_micros),
+            }),
+        }
+    }
+
+    /// Counts a failure in the store, for every replica; `None` when the
+    /// store cannot (the local count still holds).
+    async fn record_shared_failure(&self, attempt: &LoginAttempt<'_>) -> Option<LoginTally> {
+        let store = Arc::clone(&self.store);
+        let failure = self.login_failure(LOGIN_REALM, attempt.peer.ip(), attempt.user);
+        match tokio::task::spawn_blocking(move || store.record_login_failure(&failure)).await {
+            Ok(Ok(tally)) => Some(tally),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot count a failed login in the store");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// How long the admin API's `source` is still locked out in the store
+    /// (by any replica's count); `None` when it is not, or when the store
+    /// cannot say (the token check that follows needs the store and fails
+    /// closed on its own).
+    pub async fn shared_api_lockout(&self, source: IpAddr) -> Option<Duration> {
+        let store = Arc::clone(&self.store);
+        let source = source.to_string();
+        match tokio::task::spawn_blocking(move || store.login_lockout(API_REALM, &source, "")).await
+        {
+            Ok(Ok(lockout)) => lockout.map(|lockout| remaining(lockout.until_micros)),
+            _ => None,
+        }
+    }
+
+    /// Counts a wrong admin API token from `source` in the store (every
+    /// wrong token from one source together, as the API's own guard does).
+    pub async fn record_shared_api_failure(&self, source: IpAddr) -> Option<LoginTally> {
+        let store = Arc::clone(&self.store);
+        let failure = self.login_failure(API_REALM, source, "");
+        match tokio::task::spawn_blocking(move || store.record_login_failure(&failure)).await {
+            Ok(Ok(tally)) => Some(tally),
+            _ => None,
+        }
+    }
+
+    /// A failure with this gateway's lockout settings.
+    pub fn login_failure(&self, realm: &str, source: IpAddr, identity: &str) -> LoginFailure {
+        let micros = |duration: Duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        LoginFailure {
+            realm: realm.to_string(),
+            source: source.to_string(),
+            identity: identity.to_string(),
+            window_micros: micros(self.settings.lockout_window),
+            threshold: i64::from(self.config.auth.lockout_threshold.max(1)),
+            source_threshold: i64::from(self.config.auth.source_threshold()),
+            lockout_micros: micros(self.settings.lockout_duration),
+        }
+    }
+
     async fn record_login_failure(&self, attempt: &LoginAttempt<'_>, failure: AuthFailure) {
         let (peer, user) = (attempt.peer, attempt.user);
-        let outcome = self.spray_guard.record_failure(peer.ip(), user);
+        let local = self.spray_guard.record_failure(peer.ip(), user);
+        let outcome = merge_tallies(local, self.record_shared_failure(attempt).await);
         let protocol = attempt.protocol.as_str();
         self.metrics.auth_failed(protocol, failure.as_str(), user);
         tracing::warn!(

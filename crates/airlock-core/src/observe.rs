@@ -27,7 +27,10 @@ impl GatewayState {
             .map(|session| session.started_at)
             .min()
             .map_or(0, |started| now.saturating_sub(started));
-        let lockouts = self.spray_guard.active_lockouts() + self.api_guard.active_lockouts();
+        // The store's lockouts are every replica's; this process's own
+        // count stands in when the store cannot answer.
+        let lockouts = (self.spray_guard.active_lockouts() + self.api_guard.active_lockouts())
+            .max(self.store.active_login_lockouts().unwrap_or(0));
         ScrapeValues {
             policy_version: self.policy.current_version(),
             index_lag: self.recorder.index_lag(),

@@ -1,8 +1,8 @@
 //! Policy operations: apply a new version, roll back to an old one, and
-//! refresh when another gateway sharing the store applied one.
+//! refresh when another gateway sharing the store applied one (called by
+//! [`crate::wakeups`] on a hint or its polling cadence).
 
 use serde::Serialize;
-use std::sync::Arc;
 
 use airlock_policy::Policy;
 use airlock_store::StoreError;
@@ -73,19 +73,5 @@ impl GatewayState {
             .ok_or_else(|| AdminError::NotFound(format!("policy version {version} not found")))?;
         let text = record.text.unwrap_or_default();
         self.apply_policy(&text, Some(&format!("rollback to v{version}")), "rollback")
-    }
-}
-
-/// Polls the store for policy versions applied elsewhere, twice a second
-/// (one indexed `MAX(version)` read), so a version applied through any
-/// replica is live on every other within a second.
-pub async fn run_policy_refresh(state: Arc<GatewayState>) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_millis(500));
-    loop {
-        interval.tick().await;
-        let worker = Arc::clone(&state);
-        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || worker.refresh_policy()).await {
-            tracing::warn!(%error, "cannot check for a new policy version");
-        }
     }
 }

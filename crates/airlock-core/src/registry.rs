@@ -41,6 +41,9 @@ struct Entry {
     client_process_id: i32,
     upstream: Option<UpstreamCancel>,
     kill: watch::Sender<Option<String>>,
+    /// Admitted under a JIT grant (not a standing rule) that ends then
+    /// (Unix seconds): closed early when no grant is left before that.
+    granted_until: Option<i64>,
 }
 
 /// The registry of live sessions.
@@ -165,6 +168,7 @@ impl SessionRegistry {
                 client_process_id: process_id,
                 upstream: None,
                 kill: sender,
+                granted_until: None,
             },
         );
         Registration {
@@ -204,6 +208,53 @@ impl SessionRegistry {
         let mut count = 0;
         for entry in entries.values() {
             if entry.summary.token_id == token_id {
+                let _ = entry.kill.send(Some(reason.to_string()));
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Marks a session as admitted under a JIT grant ending at
+    /// `expires_at` (Unix seconds).
+    pub fn set_granted(&self, process_id: i32, expires_at: i64) {
+        if let Some(entry) = self.entries().get_mut(&process_id) {
+            entry.granted_until = Some(expires_at);
+        }
+    }
+
+    /// (identity, connection) of every live session a grant admitted whose
+    /// grant has not expired by `now` (an expired one ends its session by
+    /// its own timer, recorded as expired, not revoked).
+    pub fn granted_pairs(&self, now: i64) -> Vec<(String, String)> {
+        self.entries()
+            .values()
+            .filter(|entry| entry.granted_until.is_some_and(|until| until > now))
+            .map(|entry| {
+                (
+                    entry.summary.identity.clone(),
+                    entry.summary.connection.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Ends every live session of `identity` on `connection` that a grant
+    /// not expired by `now` admitted (not those a standing rule admits).
+    pub fn kill_where_granted(
+        &self,
+        identity: &str,
+        connection: &str,
+        now: i64,
+        reason: &str,
+    ) -> usize {
+        let entries = self.entries();
+        let mut count = 0;
+        for entry in entries.values() {
+            if entry.granted_until.is_some_and(|until| until > now)
+                && entry.summary.identity == identity
+                && entry.summary.connection == connection
+            {
                 let _ = entry.kill.send(Some(reason.to_string()));
                 count += 1;
             }
@@ -258,6 +309,36 @@ mod tests {
     use super::*;
 
     use std::net::SocketAddr;
+
+    #[test]
+    fn only_sessions_of_unexpired_grants_are_closed_as_revoked() {
+        let registry = Arc::new(SessionRegistry::default());
+        let session = |id: &str| SessionSummary {
+            session_id: id.into(),
+            identity: "agent-9".into(),
+            token_id: "tok_9".into(),
+            connection: "pg-jit".into(),
+            client_address: "127.0.0.1:5000".into(),
+            tls: false,
+            started_at: 0,
+        };
+        let granted = registry.register(session("granted"));
+        let expired = registry.register(session("expired"));
+        let standing = registry.register(session("standing"));
+        registry.set_granted(granted.process_id, 200);
+        registry.set_granted(expired.process_id, 100);
+        assert_eq!(
+            registry.granted_pairs(100),
+            vec![("agent-9".to_string(), "pg-jit".to_string())]
+        );
+        assert_eq!(
+            registry.kill_where_granted("agent-9", "pg-jit", 101, "revoked"),
+            1
+        );
+        assert!(granted.kill.has_changed().unwrap());
+        assert!(!expired.kill.has_changed().unwrap());
+        assert!(!standing.kill.has_changed().unwrap());
+    }
 
     #[test]
     fn cancel_keys_map_and_unregister_on_drop() {

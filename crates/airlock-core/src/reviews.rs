@@ -4,7 +4,9 @@
 //! distinct approvals.
 //!
 //! The state lives in the store, so a decision taken through any gateway
-//! sharing it releases a command waiting on another: waiting gateways poll.
+//! sharing it releases a command waiting on another: a waiting command
+//! re-reads its review on every hint of the store's feed
+//! ([`crate::wakeups`]) and on a polling fallback.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,9 +19,6 @@ use airlock_types::Identity;
 use crate::error::AdminError;
 use crate::events::{record, AccessGrantedByReview, MfaEnrolled, ReviewCreated, ReviewDecided};
 use crate::state::GatewayState;
-
-/// How often a waiting command checks for a decision.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the policy asked for, handed from the gate to the waiting logic.
 #[derive(Debug, Clone)]
@@ -236,11 +235,18 @@ impl GatewayState {
         review_id: &str,
         deadline: tokio::time::Instant,
     ) -> Option<ReviewOutcome> {
+        let mut wakeups = self.review_wakeups.subscribe();
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return None;
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            // A hint that some review changed, or the polling cadence
+            // (often without a live feed, rarely with one), whichever first.
+            let poll = self.cadence().review;
+            tokio::select! {
+                _ = wakeups.changed() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
             let id = review_id.to_string();
             let current = self.blocking(move |state| state.store.review(&id)).await;
             let current = match current {

@@ -48,6 +48,9 @@ pub struct GatewayState {
     pub store: Arc<dyn StoreBackend>,
     pub vault: MasterKey,
     pub sessions: Arc<SessionRegistry>,
+    /// Wakes commands held for review when a decision may have been taken
+    /// (through any replica; see [`crate::wakeups`]).
+    pub review_wakeups: crate::wakeups::ReviewWakeups,
     /// Failed token checks on the PostgreSQL listener.
     pub spray_guard: SprayGuard,
     /// Failed bearer tokens on the admin API (admin and personal tokens),
@@ -182,6 +185,7 @@ impl GatewayState {
             store,
             vault,
             sessions: Arc::new(SessionRegistry::default()),
+            review_wakeups: crate::wakeups::ReviewWakeups::default(),
             spray_guard,
             api_guard,
             recorder,

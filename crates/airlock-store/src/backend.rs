@@ -18,8 +18,9 @@
 
 use crate::events::{EventFilter, EventRecord, NewEvent, PruneReport, VerifyReport};
 use crate::records::{
-    ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview,
-    PendingReviews, PolicyVersionRecord, ReviewRecord, TokenRecord, ToolPinRecord,
+    ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, LoginFailure, LoginTally,
+    MfaSecretRecord, NewReview, PendingReviews, PolicyVersionRecord, ReviewRecord, StoredLockout,
+    TokenRecord, ToolPinRecord,
 };
 use crate::StoreError;
 
@@ -88,8 +89,26 @@ pub trait TokenStore {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Marks a token revoked now; false when it already was,
-    /// [`StoreError::NotFound`] when there is no such token.
+    /// [`StoreError::NotFound`] when there is no such token. A shared
+    /// backend tells the other replicas
+    /// ([`StoreChange::TokenRevoked`](crate::StoreChange)).
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The ids among `ids` whose token is revoked: the live sessions a
+    /// replica must close (one query on a shared backend). An id with no
+    /// stored token (an OIDC session's) is not in the answer.
+    fn revoked_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut revoked = Vec::new();
+        for id in ids {
+            if self
+                .token(id)?
+                .is_some_and(|record| record.revoked_at.is_some())
+            {
+                revoked.push(id.clone());
+            }
+        }
+        Ok(revoked)
+    }
 }
 
 /// Connections added at run time (`airlock connection add`).
@@ -354,6 +373,39 @@ pub trait ToolPinStore {
     ) -> Result<ToolPinRecord, StoreError>;
 }
 
+/// Failed logins and the lockouts they led to, counted once for every
+/// process sharing the backend (credential spraying across replicas adds
+/// up). A failure and the lockout it starts commit together, serialised
+/// per (realm, source), so two replicas cannot both miss the threshold.
+pub trait LockoutStore {
+    /// Counts one failure and locks out when a threshold is reached (see
+    /// [`LoginFailure`]); the rows that led to a lockout are dropped.
+    fn record_login_failure(&self, failure: &LoginFailure) -> Result<LoginTally, StoreError>;
+
+    /// The active lockout of `source` as a whole, or else of `identity`
+    /// from `source`, in `realm`.
+    fn login_lockout(
+        &self,
+        realm: &str,
+        source: &str,
+        identity: &str,
+    ) -> Result<Option<StoredLockout>, StoreError>;
+
+    /// Ends lockouts and forgets failures, with the filters of the core's
+    /// `SprayGuard::unlock` (source only: the source and every identity
+    /// from it; identity only: that identity from every source, not
+    /// whole-source locks; both: that pair; neither: all). Returns how many
+    /// active lockouts ended.
+    fn unlock_logins(
+        &self,
+        source: Option<&str>,
+        identity: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Lockouts active now, every realm.
+    fn active_login_lockouts(&self) -> Result<usize, StoreError>;
+}
+
 /// A whole backend: every domain, shareable between threads.
 pub trait StoreBackend:
     CredentialStore
@@ -366,6 +418,7 @@ pub trait StoreBackend:
     + GrantStore
     + MfaStore
     + ToolPinStore
+    + LockoutStore
     + Send
     + Sync
 {
@@ -381,4 +434,11 @@ pub trait StoreBackend:
     /// recorded: replicas sharing a backend must share the master key (it
     /// decrypts the shared credentials and keys the shared chain).
     fn claim_key_check(&self, check: &str) -> Result<bool, StoreError>;
+
+    /// Hints of what other processes wrote, when the backend has them (the
+    /// shared PostgreSQL store's `LISTEN`); `None` means poll only. A hint
+    /// is never the state: re-read it (see [`crate::changes`]).
+    fn change_feed(&self) -> Option<std::sync::Arc<crate::ChangeFeed>> {
+        None
+    }
 }

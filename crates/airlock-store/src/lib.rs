@@ -19,6 +19,7 @@
 //! [`private`]).
 
 pub mod backend;
+pub mod changes;
 mod clock;
 mod error;
 mod events;
@@ -31,9 +32,10 @@ mod sqlite;
 pub mod vault;
 
 pub use backend::{
-    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore, PinCheck,
-    PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
+    ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, LockoutStore, MfaStore,
+    PinCheck, PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
 };
+pub use changes::{ChangeFeed, StoreChange};
 pub use clock::{now_micros, now_unix, Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use events::{
@@ -43,9 +45,9 @@ pub use events::{
 pub use fold::{fold_results, COMMAND, COMMAND_RESULT};
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
 pub use records::{
-    hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, MfaSecretRecord,
-    NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision, ReviewRecord, TokenRecord,
-    ToolPinRecord,
+    hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, LoginFailure,
+    LoginTally, MfaSecretRecord, NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision,
+    ReviewRecord, StoredLockout, TokenRecord, ToolPinRecord,
 };
 pub use sqlite::Store;
 
@@ -53,7 +55,7 @@ pub use sqlite::Store;
 /// any backend): `use airlock_store::prelude::*;`.
 pub mod prelude {
     pub use crate::backend::{
-        ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, MfaStore,
-        PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
+        ConnectionStore, CredentialStore, EventStore, GrantStore, JournalIndex, LockoutStore,
+        MfaStore, PolicyStore, ReviewStore, StoreBackend, TokenStore, ToolPinStore,
     };
 }

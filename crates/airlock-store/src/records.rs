@@ -191,3 +191,43 @@ pub struct DecisionOutcome {
     /// The grant an approved access request created.
     pub grant: Option<GrantRecord>,
 }
+
+/// One failed login, with the limits to apply (the gateway's settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailure {
+    /// What was logged in to: `login` (the protocol listeners) or `api`
+    /// (the admin API's bearer tokens), counted apart.
+    pub realm: String,
+    /// The client's address.
+    pub source: String,
+    /// The identity claimed (empty when none is).
+    pub identity: String,
+    /// Failures count for this long.
+    pub window_micros: i64,
+    /// Failures of one identity from one source that lock that pair.
+    pub threshold: i64,
+    /// Failures from one source, any identity, that lock the source.
+    pub source_threshold: i64,
+    /// How long a lockout lasts.
+    pub lockout_micros: i64,
+}
+
+/// What a failure added up to, across every process sharing the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginTally {
+    /// Failures from the source within the window, this one included.
+    pub source_failures: i64,
+    /// Failures of the identity from any source within the window.
+    pub identity_failures: i64,
+    /// `source` or `identity` when this failure started a lockout.
+    pub locked_now: Option<String>,
+}
+
+/// An active lockout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLockout {
+    /// `source` (every identity from it) or `identity` (one pair).
+    pub scope: String,
+    /// When it ends (store clock).
+    pub until_micros: i64,
+}

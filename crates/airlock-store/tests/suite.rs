@@ -66,16 +66,26 @@ const CASES: &[Case] = &[
         interleaved_appends_keep_one_chain,
     ),
     ("the_first_key_check_is_kept", the_first_key_check_is_kept),
+    (
+        "lockouts_count_across_handles",
+        lockouts_count_across_handles,
+    ),
 ];
 
 /// Cases for the shared store only. A batch retried after a lost commit
 /// answer happens only over a network (a local SQLite commit does not
 /// succeed unseen), and SQLite's own tests append at one journal position
 /// more than once.
-const POSTGRES_CASES: &[Case] = &[(
-    "a_retried_journal_batch_is_stored_once",
-    a_retried_journal_batch_is_stored_once,
-)];
+const POSTGRES_CASES: &[Case] = &[
+    (
+        "a_retried_journal_batch_is_stored_once",
+        a_retried_journal_batch_is_stored_once,
+    ),
+    (
+        "changes_are_hinted_to_the_other_handle",
+        changes_are_hinted_to_the_other_handle,
+    ),
+];
 
 #[test]
 fn the_suite_passes_on_sqlite() {
@@ -815,6 +825,53 @@ fn revocation_seen_by_the_other_handle(f: &Fixture) {
             .revoked_at,
         Some(START)
     );
+    f.a.insert_token(&token("tok_2", "secret-2", START))
+        .unwrap();
+    let asked = ["tok_1", "tok_2", "oidc:issuer", "tok_none"].map(String::from);
+    assert_eq!(
+        f.b.revoked_among(&asked).unwrap(),
+        vec!["tok_1".to_string()]
+    );
+    assert!(f.b.revoked_among(&[]).unwrap().is_empty());
+}
+
+/// The shared store hints the other handle's feed once what a hint names
+/// is committed: a resync when the listener goes live, then the revoked
+/// token's id, a policy version, a review decision.
+fn changes_are_hinted_to_the_other_handle(f: &Fixture) {
+    use airlock_store::StoreChange;
+    let feed = f.b.change_feed().expect("the shared store has a feed");
+    let mut hints = feed.subscribe();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !feed.is_live() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut next = || loop {
+        match hints.try_recv() {
+            Ok(change) => return change,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                assert!(std::time::Instant::now() < deadline, "no hint arrived");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(next(), StoreChange::Resync);
+    f.a.insert_token(&token("tok_h", "secret-h", START))
+        .unwrap();
+    assert!(f.a.revoke_token("tok_h").unwrap());
+    assert_eq!(next(), StoreChange::TokenRevoked("tok_h".into()));
+    assert!(
+        f.b.token("tok_h").unwrap().unwrap().revoked_at.is_some(),
+        "hinted before it was committed"
+    );
+    f.a.insert_policy_version("version: 1\nrules: []\n", "test", None)
+        .unwrap();
+    assert_eq!(next(), StoreChange::Policy);
 }
 
 /// Threads on both handles append batches at once: one chain, no id twice,
@@ -879,4 +936,97 @@ fn the_first_key_check_is_kept(f: &Fixture) {
     assert!(f.b.claim_key_check("check-1").unwrap());
     assert!(!f.b.claim_key_check("check-2").unwrap());
     assert!(!f.a.claim_key_check("check-2").unwrap());
+}
+
+fn failure(realm: &str, source: &str, identity: &str) -> airlock_store::LoginFailure {
+    airlock_store::LoginFailure {
+        realm: realm.into(),
+        source: source.into(),
+        identity: identity.into(),
+        window_micros: 60_000_000,
+        threshold: 3,
+        source_threshold: 5,
+        lockout_micros: 300_000_000,
+    }
+}
+
+/// Failures through both handles add up: the third of one pair locks it
+/// for both, whichever recorded it; five identities sprayed from one
+/// source lock the source; failures age out of the window; realms count
+/// apart; unlocking through one handle ends the lock for both.
+fn lockouts_count_across_handles(f: &Fixture) {
+    let first =
+        f.a.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+            .unwrap();
+    assert_eq!(
+        (first.source_failures, first.locked_now.as_deref()),
+        (1, None)
+    );
+    f.b.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+        .unwrap();
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
+    let third =
+        f.a.record_login_failure(&failure("login", "10.0.0.1", "agent-7"))
+            .unwrap();
+    assert_eq!(third.locked_now.as_deref(), Some("identity"));
+    assert_eq!(third.identity_failures, 3);
+    let locked =
+        f.b.login_lockout("login", "10.0.0.1", "agent-7")
+            .unwrap()
+            .unwrap();
+    assert_eq!(locked.scope, "identity");
+    assert_eq!(locked.until_micros, f.clock.now_micros() + 300_000_000);
+    assert_eq!(
+        f.b.login_lockout("login", "10.0.0.1", "agent-8").unwrap(),
+        None
+    );
+    assert_eq!(
+        f.b.login_lockout("api", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
+    assert_eq!(f.a.active_login_lockouts().unwrap(), 1);
+
+    // Spraying: one failure per identity, alternating handles.
+    f.clock.advance_secs(61);
+    let mut last = None;
+    for (n, identity) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        let handle = if n % 2 == 0 { &f.a } else { &f.b };
+        last = handle
+            .record_login_failure(&failure("login", "10.0.0.2", identity))
+            .unwrap()
+            .locked_now;
+    }
+    assert_eq!(last.as_deref(), Some("source"));
+    let locked =
+        f.a.login_lockout("login", "10.0.0.2", "anyone")
+            .unwrap()
+            .unwrap();
+    assert_eq!(locked.scope, "source");
+
+    // Outside the window failures no longer count.
+    f.a.record_login_failure(&failure("login", "10.0.0.3", "x"))
+        .unwrap();
+    f.a.record_login_failure(&failure("login", "10.0.0.3", "x"))
+        .unwrap();
+    f.clock.advance_secs(61);
+    let late =
+        f.b.record_login_failure(&failure("login", "10.0.0.3", "x"))
+            .unwrap();
+    assert_eq!((late.source_failures, late.locked_now), (1, None));
+
+    // Unlocked through B, unlocked for A; expired locks are not active.
+    assert_eq!(f.b.unlock_logins(Some("10.0.0.2"), None).unwrap(), 1);
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.2", "anyone").unwrap(),
+        None
+    );
+    f.clock.advance_secs(300);
+    assert_eq!(f.a.active_login_lockouts().unwrap(), 0);
+    assert_eq!(
+        f.a.login_lockout("login", "10.0.0.1", "agent-7").unwrap(),
+        None
+    );
 }

@@ -194,9 +194,7 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     });
     let http_task = start_http(&state, &shutdown_rx).await?;
     let pruning = tokio::spawn(airlock_core::audit::run_pruning(Arc::clone(&state)));
-    let policy_refresh = tokio::spawn(airlock_core::policies::run_policy_refresh(Arc::clone(
-        &state,
-    )));
+    let wakeups = tokio::spawn(airlock_core::wakeups::run_wakeups(Arc::clone(&state)));
     if !state.config.recording.enabled {
         tracing::warn!("recording.enabled is false: commands are NOT recorded (for measuring the recorder only)");
     }
@@ -225,7 +223,7 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     }
     let _ = admin_task.await;
     pruning.abort();
-    policy_refresh.abort();
+    wakeups.abort();
     // Sessions are told to end at once; give their last records a moment.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let recorder_state = Arc::clone(&state);

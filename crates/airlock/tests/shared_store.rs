@@ -3,11 +3,11 @@
 //! what one replica writes to the store, the other acts on. A token issued
 //! through A works on B; revoked through A, it is refused by B at its next
 //! login; a policy applied through A is enforced by B's next command (B
-//! polls the store's live version every 500 ms: the test allows ~1 s) and
+//! is woken by the store's notification, or polls: the test allows ~1 s) and
 //! the upstream's table shows the denied statement did not run; `airlock
 //! audit verify` passes over one chain holding both replicas' events; a
 //! command held for review on B is released by an approval through A
-//! (B polls the review every 200 ms).
+//! (woken by the store's notification).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,56 +17,9 @@ use airlock_testkit::{pg_client, GatewayProcess, PgCluster};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "shared-store-admin-token-of-some-length";
-const MASTER_KEY: &str = "8f3c1d2e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-fn count(upstream: &PgCluster) -> String {
-    upstream
-        .sql_in("appdb", "select count(*) from items")
-        .trim()
-        .to_string()
-}
-
-fn start_replica(config: &str, store: &PgCluster) -> GatewayProcess {
-    start_replica_with_policy(config, store, common::ALLOW_ALL)
-}
-
-fn start_replica_with_policy(config: &str, store: &PgCluster, policy: &str) -> GatewayProcess {
-    let mut replica = GatewayProcess::start_with_policy_and_env(
-        common::binary(),
-        config,
-        policy,
-        &[
-            ("AIRLOCK_STORE_PASSWORD", &store.superuser_password),
-            ("AIRLOCK_MASTER_KEY", MASTER_KEY),
-            ("AIRLOCK_ADMIN_TOKEN", ADMIN_TOKEN),
-        ],
-    );
-    replica.admin_token = ADMIN_TOKEN.to_string();
-    replica
-}
-
-/// A store cluster with an empty `airlock_state` database, an upstream
-/// cluster with `items` (ids 1 to 5) and the config naming both.
-fn clusters() -> (PgCluster, PgCluster, String) {
-    let store = PgCluster::start();
-    store.sql("CREATE DATABASE airlock_state");
-    let upstream = PgCluster::start();
-    upstream.sql_in(
-        "appdb",
-        "create table items(id int primary key, name text); \
-         insert into items select g, 'n' || g from generate_series(1, 5) g; \
-         grant all on items to app",
-    );
-    let config = common::config(
-        &upstream,
-        &format!(
-            "store: postgres://postgres@127.0.0.1:{}/airlock_state\n",
-            store.port
-        ),
-    );
-    (store, upstream, config)
-}
+use common::replicas::{
+    clusters, count, start_replica, start_replica_with_policy, ADMIN_TOKEN, MASTER_KEY,
+};
 
 #[test]
 fn two_replicas_share_tokens_revocations_policies_and_one_audit_chain() {

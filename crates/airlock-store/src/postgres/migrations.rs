@@ -160,6 +160,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (connection, tool)
     );
     "#,
+    // 4: failed logins and lockouts, counted once for every process
+    // sharing the store (SQLite's version 9).
+    r#"
+    CREATE TABLE login_failures (
+        realm TEXT NOT NULL,
+        source TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        at_micros BIGINT NOT NULL
+    );
+    CREATE INDEX login_failures_source ON login_failures (realm, source, at_micros);
+    CREATE INDEX login_failures_at ON login_failures (at_micros);
+    CREATE TABLE login_lockouts (
+        realm TEXT NOT NULL,
+        source TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        until_micros BIGINT NOT NULL,
+        PRIMARY KEY (realm, source, scope, identity)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date, one transaction per step.

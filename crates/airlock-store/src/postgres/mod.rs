@@ -26,12 +26,15 @@
 //! and the clock; the domains implement the traits of [`crate::backend`]:
 //! [`credentials`], [`tokens`], [`connections`], [`policies`], [`events`],
 //! [`journal_index`], [`reviews`] (reviews, grants, MFA secrets) and
-//! [`tool_pins`] (pinned MCP tool definitions).
+//! [`tool_pins`] (pinned MCP tool definitions); [`listen`] keeps the
+//! `LISTEN` connection whose notifications wake the other replicas.
 
 mod connections;
 mod credentials;
 mod events;
 mod journal_index;
+mod listen;
+mod lockouts;
 mod migrations;
 mod policies;
 mod pool;
@@ -67,6 +70,9 @@ pub(crate) mod locks {
     pub const CREDENTIAL_USE: i64 = 0x6169_726c_0003;
     /// Pending reviews of one statement (with a hash of it as second key).
     pub const REVIEWS: i32 = 0x6169_7203;
+    /// Failed logins of one (realm, source) (with a hash of them as second
+    /// key).
+    pub const LOGINS: i32 = 0x6169_7204;
 }
 
 /// What every operation running on the store's thread shares.
@@ -96,6 +102,10 @@ pub struct PgStore {
     _stop: tokio::sync::oneshot::Sender<()>,
     /// The URL without its password, for messages.
     display: String,
+    /// Hints from the listener, started by the first
+    /// [`StoreBackend::change_feed`] call (a CLI command never needs one).
+    feed: Arc<crate::ChangeFeed>,
+    listening: std::sync::Once,
 }
 
 impl PgStore {
@@ -165,6 +175,8 @@ impl PgStore {
             runtime,
             _stop: stop,
             display: url.redacted(),
+            feed: crate::ChangeFeed::new(),
+            listening: std::sync::Once::new(),
         };
         store
             .run(|shared| async move { migrations::migrate(&shared.pool).await })
@@ -264,5 +276,15 @@ impl StoreBackend for PgStore {
             let recorded: String = pool::get(&row, 0)?;
             Ok(recorded == check)
         })
+    }
+
+    fn change_feed(&self) -> Option<Arc<crate::ChangeFeed>> {
+        self.listening.call_once(|| {
+            self.runtime.spawn(listen::run(
+                Arc::clone(&self.shared),
+                Arc::clone(&self.feed),
+            ));
+        });
+        Some(Arc::clone(&self.feed))
     }
 }

@@ -5,8 +5,9 @@
 use sha2::{Digest, Sha256};
 
 use super::pool::{db_error, get};
-use super::{locks, PgStore};
+use super::{listen, locks, PgStore};
 use crate::backend::PolicyStore;
+use crate::changes::StoreChange;
 use crate::records::PolicyVersionRecord;
 use crate::StoreError;
 
@@ -67,6 +68,7 @@ impl PolicyStore for PgStore {
                 .await
                 .map_err(db_error)?;
             let version: i64 = get(&row, 0)?;
+            listen::notify(&transaction, &StoreChange::Policy).await?;
             transaction.commit().await.map_err(db_error)?;
             Ok(version)
         })

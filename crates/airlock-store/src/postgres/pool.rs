@@ -15,7 +15,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_postgres::Client;
+use tokio_postgres::{AsyncMessage, Client};
+
+use crate::changes::{ChangeFeed, StoreChange};
 
 use crate::StoreError;
 
@@ -102,6 +104,40 @@ impl Pool {
         })
     }
 
+    /// A connection of its own, outside the pool, whose notifications on
+    /// [`crate::changes::CHANNEL`] are handed to `feed`; the handle ends
+    /// when the connection does. Named `airlock-listen` in
+    /// `pg_stat_activity`.
+    pub(crate) async fn connect_listening(
+        &self,
+        feed: Arc<ChangeFeed>,
+    ) -> Result<(Client, tokio::task::JoinHandle<()>), StoreError> {
+        let mut config = self.config.clone();
+        config.application_name("airlock-listen");
+        match &self.tls {
+            None => {
+                let (client, connection) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(db_error)?;
+                Ok((
+                    client,
+                    tokio::spawn(forward_notifications(connection, feed)),
+                ))
+            }
+            Some(tls) => {
+                let (client, connection) = config
+                    .connect(MakeRustls(Arc::clone(tls)))
+                    .await
+                    .map_err(db_error)?;
+                Ok((
+                    client,
+                    tokio::spawn(forward_notifications(connection, feed)),
+                ))
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<Client, StoreError> {
         match &self.tls {
             None => {
@@ -122,6 +158,28 @@ impl Pool {
                 tokio::spawn(connection);
                 Ok(client)
             }
+        }
+    }
+}
+
+/// Drives a listening connection, handing its notifications to `feed`
+/// until the connection ends.
+async fn forward_notifications<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    feed: Arc<ChangeFeed>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|context| connection.poll_message(context)).await {
+            Some(Ok(AsyncMessage::Notification(notification))) => {
+                if notification.channel() == crate::changes::CHANNEL {
+                    feed.publish(StoreChange::from_payload(notification.payload()));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return,
         }
     }
 }

@@ -11,8 +11,9 @@
 use tokio_postgres::GenericClient;
 
 use super::pool::{db_error, get};
-use super::{locks, PgStore};
+use super::{listen, locks, PgStore};
 use crate::backend::{GrantStore, MfaStore, ReviewStore};
+use crate::changes::StoreChange;
 use crate::records::{
     DecisionOutcome, GrantRecord, MfaSecretRecord, NewReview, PendingReviews, ReviewDecision,
     ReviewRecord,
@@ -397,6 +398,10 @@ impl ReviewStore for PgStore {
             } else {
                 "pending"
             };
+            listen::notify(&db, &StoreChange::Review).await?;
+            if grant.is_some() {
+                listen::notify(&db, &StoreChange::Grants).await?;
+            }
             db.commit().await.map_err(db_error)?;
             Ok(DecisionOutcome {
                 status: status.to_string(),
@@ -434,7 +439,9 @@ impl GrantStore for PgStore {
                 expires_at: now + seconds,
                 revoked_at: None,
             };
-            insert_grant(&*client, record).await
+            let grant = insert_grant(&*client, record).await?;
+            listen::notify(&*client, &StoreChange::Grants).await?;
+            Ok(grant)
         })
     }
 
@@ -491,6 +498,7 @@ impl GrantStore for PgStore {
                 )
                 .await
                 .map_err(db_error)?;
+            listen::notify(&*client, &StoreChange::Grants).await?;
             let row = client
                 .query_opt(
                     &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"),

@@ -3,8 +3,9 @@
 //! one replica is seen by the next lookup on every other.
 
 use super::pool::{db_error, get};
-use super::PgStore;
+use super::{listen, PgStore};
 use crate::backend::TokenStore;
+use crate::changes::StoreChange;
 use crate::records::TokenRecord;
 use crate::StoreError;
 
@@ -165,6 +166,24 @@ impl TokenStore for PgStore {
 
     /// One conditional update: of two replicas revoking at once, one
     /// revokes and the other learns it already was.
+    fn revoked_among(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.run(move |shared| async move {
+            let client = shared.pool.get().await?;
+            let rows = client
+                .query(
+                    "SELECT id FROM tokens WHERE id = ANY($1) AND revoked_at IS NOT NULL",
+                    &[&ids],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter().map(|row| get(row, 0)).collect()
+        })
+    }
+
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.run(move |shared| async move {
@@ -178,6 +197,7 @@ impl TokenStore for PgStore {
                 .await
                 .map_err(db_error)?;
             if revoked == 1 {
+                listen::notify(&*client, &StoreChange::TokenRevoked(id)).await?;
                 return Ok(true);
             }
             let exists = client

@@ -198,6 +198,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (connection, tool)
     ) WITHOUT ROWID;
     "#,
+    // 9: failed logins and lockouts, counted once for every process
+    // sharing the store.
+    r#"
+    CREATE TABLE login_failures (
+        realm TEXT NOT NULL,
+        source TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        at_micros INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_source ON login_failures (realm, source, at_micros);
+    CREATE INDEX login_failures_at ON login_failures (at_micros);
+    CREATE TABLE login_lockouts (
+        realm TEXT NOT NULL,
+        source TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        until_micros INTEGER NOT NULL,
+        PRIMARY KEY (realm, source, scope, identity)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to date.

@@ -15,6 +15,7 @@ mod connections;
 mod credentials;
 mod events;
 mod journal_index;
+mod lockouts;
 pub(crate) mod migrations;
 mod policies;
 mod reviews;

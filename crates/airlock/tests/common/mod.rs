@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod replicas;
 pub mod wire;
 
 use airlock_testkit::{GatewayProcess, PgCluster};
