@@ -292,6 +292,11 @@ impl Exchange<'_> {
                     plan.ends_at = (!state.config.auth.sessions_outlive_tokens
                         && identity.expires_at > 0)
                         .then_some(identity.expires_at);
+                    if plan.kind == crate::kubernetes::stream::StreamKind::PortForward {
+                        plan.tunnel = Some(Arc::new(
+                            self.tunnel_context(&session, &command, &shown, &decision),
+                        ));
+                    }
                     stream_plan = Some(plan);
                 }
                 Err(message) => decision = refused_upgrade(&decision, message),
@@ -367,6 +372,36 @@ impl Exchange<'_> {
                 .await
             }
             Err(error) => self.upstream_failed(session, &error).await,
+        }
+    }
+
+    /// What kubectl's port-forward tunnel needs to decide its connections:
+    /// a gate of its own, the upgrade's command, and the rule whose review
+    /// approved the upgrade.
+    fn tunnel_context(
+        &self,
+        session: &AdmittedSession,
+        command: &Command,
+        shown: &str,
+        decision: &Decision,
+    ) -> crate::kubernetes::tunnel::TunnelContext {
+        let state = &self.gateway.state;
+        let approved_rule = decision
+            .details
+            .get("review")
+            .and(decision.details.get("rule"))
+            .and_then(|rule| rule.as_str())
+            .map(str::to_string);
+        crate::kubernetes::tunnel::TunnelContext {
+            gate: Gate::new(
+                Arc::clone(state),
+                self.authenticated.identity.clone(),
+                state.connection_info(&session.connection),
+            ),
+            command: command.clone(),
+            path: self.routed.path.to_string(),
+            shown: shown.to_string(),
+            approved_rule,
         }
     }
 

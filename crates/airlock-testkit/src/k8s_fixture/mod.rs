@@ -21,6 +21,7 @@ mod discovery;
 mod store;
 mod streams;
 mod table;
+mod tunnel;
 mod websocket;
 mod wire;
 
