@@ -737,8 +737,11 @@ fn a_denied_port_never_reaches_the_pod() {
     let mut connection = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
     let _ = connection.write_all(b"SELECT 1");
     let shown = forward.wait_for("no-database-ports");
+    eprintln!("kubectl printed: {shown}");
     assert!(
-        shown.contains("database ports are not forwarded"),
+        shown.contains(
+            r#"blocked by rule \"no-database-ports\" (policy v1): database ports are not forwarded"#
+        ),
         "{shown}"
     );
     drop(connection);
