@@ -725,6 +725,50 @@ fn kubectl_port_forward_carries_bytes_through_the_tunnel() {
     assert!(!setup.gateway.log().contains(SA_TOKEN));
 }
 
+/// Sends `total` bytes through a running port-forward to an echo server
+/// and reads them back: the seconds it took.
+fn echo_through(forward: &PortForward, total: usize) -> f64 {
+    let local = forward.local_port();
+    let connection = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let payload: Vec<u8> = (0..total).map(|index| (index % 251) as u8).collect();
+    let started = std::time::Instant::now();
+    let writer = {
+        let mut connection = connection.try_clone().unwrap();
+        let payload = payload.clone();
+        std::thread::spawn(move || connection.write_all(&payload).unwrap())
+    };
+    let mut received = vec![0u8; total];
+    (&connection).read_exact(&mut received).unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    writer.join().unwrap();
+    assert!(received == payload, "the bytes came back changed");
+    elapsed
+}
+
+/// 8 MiB each way through kubectl's tunnel, whole and in order; prints
+/// the throughput (kubectl sends no token to a plain-HTTP server, so the
+/// fixture cannot be measured directly the same way).
+#[test]
+fn port_forward_moves_megabytes_through_the_tunnel() {
+    let setup = setup();
+    let total = 8 << 20;
+    let sre = token(&setup.gateway, "sre-1", "human", &["sre"]);
+    let config = kubeconfig(&setup, &sre);
+    let forward = PortForward::start(NEWEST, &config, setup.dir.path(), echo_server());
+    let seconds = echo_through(&forward, total);
+    forward.stop();
+    let mib = (total >> 20) as f64;
+    eprintln!(
+        "port-forward through airlock, {mib} MiB each way: {seconds:.2} s ({:.1} MiB/s)",
+        mib / seconds
+    );
+    let streams = setup.fixture.wait_for_streams(1, Duration::from_secs(10));
+    assert_eq!(streams[0].stdin.len(), total);
+}
+
 /// A port the policy denies: kubectl prints the refusal with the rule for
 /// that connection, and the pod never sees a stream for the port.
 #[test]
