@@ -340,8 +340,8 @@ fn parse_control(kind: u16, flags: u8, body: &[u8], raw: &[u8]) -> Result<Frame,
     })
 }
 
-/// A header block's name/value pairs (names lowercase, values as sent:
-/// several values of one name are separated by NUL).
+/// A header block's name/value pairs (names lowercase and each once,
+/// values as sent: several values of one name are separated by NUL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderBlock {
     pub pairs: Vec<(String, Vec<u8>)>,
@@ -389,7 +389,12 @@ impl HeaderBlock {
         for _ in 0..count {
             let name = String::from_utf8(take(&mut at)?).map_err(|_| SpdyError::HeaderBlock)?;
             let value = take(&mut at)?;
-            if name.is_empty() || name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            // A name twice is refused, as the Go peers refuse it: the
+            // gateway must never read another `port` than the kubelet.
+            if name.is_empty()
+                || name.bytes().any(|byte| byte.is_ascii_uppercase())
+                || pairs.iter().any(|(seen, _)| *seen == name)
+            {
                 return Err(SpdyError::HeaderBlock);
             }
             pairs.push((name, value));
@@ -813,6 +818,16 @@ mod tests {
         );
         assert!(HeaderBlock::decode(&[0, 0, 0, 1, 0, 0, 0, 9, b'a']).is_err());
         assert!(HeaderBlock::decode(&[0, 0, 0, 0, 7]).is_err());
+        let twice = HeaderBlock {
+            pairs: vec![
+                ("port".into(), b"8080".to_vec()),
+                ("port".into(), b"22".to_vec()),
+            ],
+        };
+        assert_eq!(
+            HeaderBlock::decode(&twice.encode()),
+            Err(SpdyError::HeaderBlock)
+        );
     }
 
     proptest! {
@@ -832,8 +847,8 @@ mod tests {
         }
 
         #[test]
-        fn any_block_round_trips(pairs in proptest::collection::vec(("[a-z-]{1,12}", proptest::collection::vec(any::<u8>(), 0..40)), 0..10)) {
-            let block = HeaderBlock { pairs };
+        fn any_block_round_trips(pairs in proptest::collection::btree_map("[a-z-]{1,12}", proptest::collection::vec(any::<u8>(), 0..40), 0..10)) {
+            let block = HeaderBlock { pairs: pairs.into_iter().collect() };
             let mut deflater = HeaderDeflater::new();
             let mut inflater = HeaderInflater::new();
             for _ in 0..3 {

@@ -48,6 +48,9 @@ pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 const LINGER: Duration = Duration::from_secs(5);
 /// Most connections listed one by one in the session's result.
 const LISTED_CONNECTIONS: usize = 32;
+/// Most streams one tunnel may open (each costs a decision, a record and
+/// an entry here): past it every new stream is refused.
+const MAX_STREAMS: usize = 4096;
 
 /// What the tunnel needs of the request that opened it.
 pub struct TunnelContext {
@@ -455,6 +458,11 @@ impl Tunnel<'_> {
             Some(id) => format!("request {id}"),
             None => format!("stream {stream_id}"),
         };
+        if self.streams.len() >= MAX_STREAMS {
+            return Some(format!(
+                "airlock: a tunnel opens at most {MAX_STREAMS} streams"
+            ));
+        }
         self.streams.insert(stream_id, key.clone());
         if let Some(known) = self.connections.get(&key) {
             // Both streams of one connection name one port.
