@@ -210,6 +210,20 @@ pub fn rotate_admin_token(
     }
 }
 
+/// The user name that marks a client-certificate credential: its secret
+/// is a PEM bundle (the certificate chain, then the private key), which a
+/// Kubernetes connection with `client_certificate: true` presents
+/// upstream with mutual TLS.
+pub const CLIENT_CERTIFICATE_USER: &str = "client-certificate";
+
+/// A client-certificate credential's secret: at least one certificate and
+/// exactly one private key, PEM. The problem otherwise (no secret shown).
+pub fn check_client_certificate(bundle: &str) -> Result<(), AdminError> {
+    crate::tls::client_identity(bundle)
+        .map(|_| ())
+        .map_err(|error| AdminError::Invalid(format!("client certificate: {error}")))
+}
+
 impl GatewayState {
     /// Stores (or replaces) a credential.
     pub fn set_credential(
@@ -228,6 +242,9 @@ impl GatewayState {
         }
         if password.is_empty() {
             return Err(AdminError::Invalid("password is empty".into()));
+        }
+        if username == CLIENT_CERTIFICATE_USER {
+            check_client_certificate(password)?;
         }
         let (nonce, ciphertext) = self.vault.encrypt(name, username, password)?;
         let version = self
@@ -258,6 +275,9 @@ impl GatewayState {
             .store
             .credential(name)?
             .ok_or_else(|| AdminError::NotFound(format!("credential {name:?} not found")))?;
+        if record.username == CLIENT_CERTIFICATE_USER {
+            check_client_certificate(password)?;
+        }
         let (nonce, ciphertext) = self.vault.encrypt(name, &record.username, password)?;
         let version = self.store.rotate_credential(name, &nonce, &ciphertext)?;
         self.store.append_event(record_event(

@@ -402,6 +402,13 @@ pub struct ConnectionConfig {
     /// headers are always removed.
     #[serde(default)]
     pub impersonate: bool,
+    /// Kubernetes: the credential is a client certificate and its key
+    /// (`airlock credential set NAME --client-cert … --client-key …`),
+    /// presented to the API server with mutual TLS instead of a bearer
+    /// token; needs an `https` url. Rotating the credential takes effect
+    /// for the next request; open streams keep their connection.
+    #[serde(default)]
+    pub client_certificate: bool,
     /// MCP: the stdio server the gateway starts per agent session
     /// (program and arguments; no shell), instead of a `url`.
     #[serde(default)]

@@ -113,6 +113,24 @@ pub fn connection_problems(connection: &ConnectionConfig) -> Vec<(&'static str, 
             "impersonate is for protocol kubernetes connections".into(),
         ));
     }
+    if connection.client_certificate && !kubernetes {
+        problems.push((
+            "client_certificate",
+            "client_certificate is for protocol kubernetes connections".into(),
+        ));
+    }
+    if connection.client_certificate
+        && kubernetes
+        && !connection
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
+    {
+        problems.push((
+            "client_certificate",
+            "client_certificate needs an https url".into(),
+        ));
+    }
     if !over_http(&connection.protocol) {
         // An MCP connection may have a url and an inject (`mcp_config`).
         let mcp = connection.protocol == "mcp";

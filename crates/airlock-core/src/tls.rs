@@ -25,6 +25,47 @@ pub enum TlsError {
     Generate(String),
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("{0}")]
+    Bundle(&'static str),
+}
+
+/// How an upstream's certificate is checked.
+pub enum UpstreamRoots<'a> {
+    /// Against the CA bundle in this file.
+    CaFile(&'a Path),
+    /// Against these roots (the system's).
+    Store(RootCertStore),
+    /// Not at all (`insecure_skip_verify`, named explicitly).
+    AcceptAny,
+}
+
+/// A client config towards an upstream, presenting `identity` (a client
+/// certificate chain and key) when given.
+pub fn upstream_client_config(
+    roots: UpstreamRoots<'_>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match roots {
+        UpstreamRoots::AcceptAny => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))),
+        UpstreamRoots::CaFile(path) => {
+            let mut store = RootCertStore::empty();
+            for cert in read_certs(path)? {
+                store.add(cert)?;
+            }
+            builder.with_root_certificates(store)
+        }
+        UpstreamRoots::Store(store) => builder.with_root_certificates(store),
+    };
+    let config = match identity {
+        Some((certs, key)) => builder.with_client_auth_cert(certs, key)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -142,24 +183,47 @@ pub fn https_client_config(
     ca_file: Option<&Path>,
     insecure: bool,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    if insecure {
-        return encrypting_client_config();
+    https_client_config_with(ca_file, insecure, None)
+}
+
+/// [`https_client_config`] presenting `identity` (a client certificate
+/// chain and key) when given.
+pub fn https_client_config_with(
+    ca_file: Option<&Path>,
+    insecure: bool,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = match (insecure, ca_file) {
+        (true, _) => UpstreamRoots::AcceptAny,
+        (false, Some(ca)) => UpstreamRoots::CaFile(ca),
+        (false, None) => {
+            let mut roots = RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A certificate the store holds but rustls cannot parse is
+                // skipped: the others still verify.
+                let _ = roots.add(cert);
+            }
+            UpstreamRoots::Store(roots)
+        }
+    };
+    upstream_client_config(roots, identity)
+}
+
+/// A client certificate chain and its key from one PEM bundle (a
+/// client-certificate credential's secret).
+pub fn client_identity(
+    bundle: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut bundle.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::Bundle("a certificate does not parse"))?;
+    if certs.is_empty() {
+        return Err(TlsError::Bundle("no certificate"));
     }
-    if let Some(ca) = ca_file {
-        return verifying_client_config(ca);
-    }
-    let mut roots = RootCertStore::empty();
-    let loaded = rustls_native_certs::load_native_certs();
-    for cert in loaded.certs {
-        // A certificate the store holds but rustls cannot parse is skipped:
-        // the others still verify.
-        let _ = roots.add(cert);
-    }
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let key = rustls_pemfile::private_key(&mut bundle.as_bytes())
+        .map_err(|_| TlsError::Bundle("the private key does not parse"))?
+        .ok_or(TlsError::Bundle("no private key"))?;
+    Ok((certs, key))
 }
 
 /// Client config for an upstream with `tls: require`: encrypted, certificate

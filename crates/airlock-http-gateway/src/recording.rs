@@ -8,7 +8,7 @@
 //! through the mask plan; the request's headers and body are not kept
 //! (they may carry secrets of their own). A Kubernetes request's record
 //! (`message: kubernetes`) also carries its verb, group, version,
-//! resource, subresource, namespace and name.
+//! resource, subresource, namespace, name and a port-forward's ports.
 
 use airlock_core::command_record::{self, CommandResult, HttpOutcome, RecordScope};
 use airlock_core::gate::Decision;
@@ -43,6 +43,8 @@ struct KubernetesRecord<'a> {
     dry_run: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     impersonates: bool,
+    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
+    ports: &'a [u16],
 }
 
 fn kubernetes_record<'a>(
@@ -66,6 +68,7 @@ fn kubernetes_record<'a>(
         access: request.effective_access().as_str(),
         dry_run: request.dry_run,
         impersonates: request.impersonates,
+        ports: &request.ports,
     }
 }
 

@@ -181,6 +181,8 @@ enum Unsendable {
     /// The identity (or a group) is not a valid header value, or is a
     /// reserved `system:` user.
     Identity,
+    /// The client-certificate credential holds no usable certificate and key.
+    Certificate,
 }
 
 impl Unsendable {
@@ -192,6 +194,7 @@ impl Unsendable {
             Self::Identity => {
                 errors::bad_request("the identity cannot be sent as Impersonate-User")
             }
+            Self::Certificate => errors::unmaskable("the stored client certificate cannot be used"),
         }
     }
 }
@@ -292,6 +295,11 @@ impl Exchange<'_> {
                     plan.ends_at = (!state.config.auth.sessions_outlive_tokens
                         && identity.expires_at > 0)
                         .then_some(identity.expires_at);
+                    if plan.kind == crate::kubernetes::stream::StreamKind::PortForward {
+                        plan.tunnel = Some(Arc::new(
+                            self.tunnel_context(&session, &command, &shown, &decision),
+                        ));
+                    }
                     stream_plan = Some(plan);
                 }
                 Err(message) => decision = refused_upgrade(&decision, message),
@@ -313,7 +321,7 @@ impl Exchange<'_> {
             session.record_end("refused", None, counts).await;
             return response;
         }
-        let (added, scrubber) = match self.added_headers(target, login) {
+        let (added, scrubber, client_tls) = match self.added_headers(target, login) {
             Ok(added) => added,
             Err(unsendable) => {
                 session
@@ -321,6 +329,18 @@ impl Exchange<'_> {
                     .await;
                 return unsendable.response();
             }
+        };
+        // A client-certificate connection presents the credential in TLS.
+        let with_certificate;
+        let target = match client_tls {
+            Some(config) => {
+                with_certificate = crate::upstream::UpstreamTarget {
+                    tls: Some(config),
+                    ..target.clone()
+                };
+                &with_certificate
+            }
+            None => target,
         };
         let json_only = target.kubernetes.is_some() && decision.mask.is_some();
         let Some(mut upstream_request) =
@@ -370,6 +390,36 @@ impl Exchange<'_> {
         }
     }
 
+    /// What kubectl's port-forward tunnel needs to decide its connections:
+    /// a gate of its own, the upgrade's command, and the rule whose review
+    /// approved the upgrade.
+    fn tunnel_context(
+        &self,
+        session: &AdmittedSession,
+        command: &Command,
+        shown: &str,
+        decision: &Decision,
+    ) -> crate::kubernetes::tunnel::TunnelContext {
+        let state = &self.gateway.state;
+        let approved_rule = decision
+            .details
+            .get("review")
+            .and(decision.details.get("rule"))
+            .and_then(|rule| rule.as_str())
+            .map(str::to_string);
+        crate::kubernetes::tunnel::TunnelContext {
+            gate: Gate::new(
+                Arc::clone(state),
+                self.authenticated.identity.clone(),
+                state.connection_info(&session.connection),
+            ),
+            command: command.clone(),
+            path: self.routed.path.to_string(),
+            shown: shown.to_string(),
+            approved_rule,
+        }
+    }
+
     /// The upstream switched protocols: an allowed stream is relayed
     /// (`kubernetes::stream`); an upgrade nobody asked for is not.
     async fn switched(
@@ -408,19 +458,44 @@ impl Exchange<'_> {
         &self,
         target: &crate::upstream::UpstreamTarget,
         login: UpstreamLogin,
-    ) -> Result<(AddedHeaders, Scrubber), Unsendable> {
+    ) -> Result<(AddedHeaders, Scrubber, Option<Arc<rustls::ClientConfig>>), Unsendable> {
         let secret = login.password.expose();
-        let credential = credential_header(&target.inject, &login.username, secret)
-            .ok_or(Unsendable::Credential)?;
-        let scrubber = Scrubber::new(&echo_forms(&target.inject, &login.username, secret));
+        let certificate = target
+            .kubernetes
+            .as_ref()
+            .and_then(|k8s| k8s.client_certificate.as_ref());
+        let mut added = Vec::new();
+        let (scrubber, tls) = match certificate {
+            // The credential is the client certificate: no header carries it.
+            Some(certificate) => {
+                let config = certificate
+                    .config(secret, login.credential_version)
+                    .map_err(|reason| {
+                        tracing::warn!(%reason, "client certificate credential unusable");
+                        Unsendable::Certificate
+                    })?;
+                (Scrubber::new(&[]), Some(config))
+            }
+            None => {
+                added.push(
+                    credential_header(&target.inject, &login.username, secret)
+                        .ok_or(Unsendable::Credential)?,
+                );
+                let forms = echo_forms(&target.inject, &login.username, secret);
+                (Scrubber::new(&forms), None)
+            }
+        };
         drop(login);
-        let mut added = vec![credential];
-        if target.kubernetes.is_some_and(|k8s| k8s.impersonate) {
+        if target
+            .kubernetes
+            .as_ref()
+            .is_some_and(|k8s| k8s.impersonate)
+        {
             let headers = crate::kubernetes::impersonation_headers(&self.authenticated.identity)
                 .ok_or(Unsendable::Identity)?;
             added.extend(headers);
         }
-        Ok((added, scrubber))
+        Ok((added, scrubber, tls))
     }
 
     /// The command of the request: a Kubernetes request (its request

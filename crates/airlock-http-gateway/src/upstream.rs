@@ -63,9 +63,44 @@ pub struct UpstreamTarget {
 }
 
 /// What a Kubernetes connection adds to its target.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct KubernetesTarget {
     pub impersonate: bool,
+    /// The credential is a client certificate, presented with mutual TLS.
+    pub client_certificate: Option<ClientCertificateTls>,
+}
+
+/// How a client-certificate connection builds its TLS: the upstream's
+/// roots as configured, the certificate from the credential; one config
+/// per credential version, kept until the next rotation.
+#[derive(Debug, Clone)]
+pub struct ClientCertificateTls {
+    ca_file: Option<std::path::PathBuf>,
+    insecure: bool,
+    cached: Arc<std::sync::Mutex<Option<VersionedConfig>>>,
+}
+
+/// A TLS config and the credential version it presents.
+type VersionedConfig = (i64, Arc<ClientConfig>);
+
+impl ClientCertificateTls {
+    /// The TLS config presenting the credential `bundle` of `version`.
+    pub fn config(&self, bundle: &str, version: i64) -> Result<Arc<ClientConfig>, String> {
+        if let Ok(cached) = self.cached.lock() {
+            if let Some((at, config)) = cached.as_ref() {
+                if *at == version {
+                    return Ok(Arc::clone(config));
+                }
+            }
+        }
+        let identity = airlock_core::tls::client_identity(bundle)
+            .map_err(|error| format!("the client certificate credential: {error}"))?;
+        let config = client_tls(self.ca_file.as_deref(), self.insecure, Some(identity))?;
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((version, Arc::clone(&config)));
+        }
+        Ok(config)
+    }
 }
 
 /// Every `protocol: http` connection's target, by name.
@@ -79,8 +114,16 @@ pub fn targets(
         .iter()
         .filter(|c| airlock_core::http_config::over_http(&c.protocol))
     {
-        let kubernetes = (connection.protocol == "kubernetes").then_some(KubernetesTarget {
+        let kubernetes = (connection.protocol == "kubernetes").then(|| KubernetesTarget {
             impersonate: connection.impersonate,
+            client_certificate: connection.client_certificate.then(|| ClientCertificateTls {
+                ca_file: connection
+                    .ca_file
+                    .as_ref()
+                    .map(|file| relative_to(config_path, file)),
+                insecure: connection.insecure_skip_verify,
+                cached: Arc::default(),
+            }),
         });
         let name = connection.name.clone();
         let url = connection.url.as_deref().unwrap_or("");
@@ -105,12 +148,12 @@ pub fn targets(
                 .as_ref()
                 .map(|file| relative_to(config_path, file));
             Some(
-                client_tls(ca.as_deref(), connection.insecure_skip_verify).map_err(|reason| {
-                    UpstreamError::Tls {
+                client_tls(ca.as_deref(), connection.insecure_skip_verify, None).map_err(
+                    |reason| UpstreamError::Tls {
                         connection: name.clone(),
                         reason,
-                    }
-                })?,
+                    },
+                )?,
             )
         } else {
             None
@@ -123,7 +166,7 @@ pub fn targets(
             tls,
             // A Kubernetes connection's service-account token always goes
             // as a bearer token.
-            inject: match kubernetes {
+            inject: match &kubernetes {
                 Some(_) => InjectConfig {
                     bearer: true,
                     ..InjectConfig::default()
@@ -165,9 +208,20 @@ fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
     }
 }
 
-fn client_tls(ca_file: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
-    airlock_core::tls::https_client_config(ca_file, insecure).map_err(|error| error.to_string())
+fn client_tls(
+    ca_file: Option<&Path>,
+    insecure: bool,
+    identity: Option<ClientIdentity>,
+) -> Result<Arc<ClientConfig>, String> {
+    airlock_core::tls::https_client_config_with(ca_file, insecure, identity)
+        .map_err(|error| error.to_string())
 }
+
+/// A client certificate chain and its key.
+type ClientIdentity = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
 
 /// The body type sent upstream: the client's body as it streams in, or
 /// one the gateway read (a request held for review).

@@ -5,7 +5,8 @@
 //! documents the CLI prints ([`client_config`]: a kubeconfig whose user
 //! runs `airlock token kubectl-credential`, and the `ExecCredential` that
 //! command answers with), and which values of a response are Secret data
-//! ([`secrets`]).
+//! ([`secrets`]), and SPDY/3.1 framing and header blocks for the
+//! port-forward tunnel ([`spdy`]).
 //!
 //! Architecture invariant: nothing here decides whether a request runs;
 //! the parser only says what it is (and fails closed on anything not in
@@ -15,6 +16,7 @@ pub mod client_config;
 pub mod query;
 pub mod request_info;
 pub mod secrets;
+pub mod spdy;
 pub mod status;
 
 pub use request_info::{parse_request, RequestInfo, RequestInfoError};

@@ -101,6 +101,37 @@ pub fn classifying_parameters(query: Option<&str>) -> Result<ClassifyingParamete
     })
 }
 
+/// A port-forward's `ports`: every `ports=` value, each a comma-separated
+/// list of ports 1–65535 (the kubelet's reading). Anything else is an
+/// error: a policy on ports must not be dodged by a port it reads
+/// differently than the kubelet.
+pub fn ports(query: Option<&str>) -> Result<Vec<u16>, QueryError> {
+    let mut out = Vec::new();
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(raw_key).as_deref() != Some("ports") {
+            continue;
+        }
+        let value = form_decode(raw_value).ok_or(QueryError::Encoding("ports"))?;
+        for port in value.split(',') {
+            let number = port
+                .parse::<u16>()
+                .ok()
+                .filter(|number| *number > 0 && port.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or(QueryError::Encoding("ports"))?;
+            if out.len() >= 64 {
+                return Err(QueryError::Encoding("ports"));
+            }
+            out.push(number);
+        }
+    }
+    Ok(out)
+}
+
 /// The name a field selector pins (`metadata.name=<name>` or `==`, alone
 /// or among other terms, as the API server's `RequiresExactMatch` finds
 /// it). A selector with escapes, or naming two different names, is an
@@ -135,6 +166,30 @@ fn selected_name(selector: &str) -> Result<Option<String>, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_ports_as_the_kubelet_does() {
+        assert_eq!(
+            ports(Some("ports=8080&ports=80,443")),
+            Ok(vec![8080, 80, 443])
+        );
+        assert_eq!(ports(Some("watch=1")), Ok(vec![]));
+        assert_eq!(ports(None), Ok(vec![]));
+        for bad in [
+            "ports=0",
+            "ports=65536",
+            "ports=",
+            "ports=+80",
+            "ports=8080,",
+            "ports=%zz",
+        ] {
+            assert_eq!(
+                ports(Some(bad)),
+                Err(QueryError::Encoding("ports")),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn reads_the_classifying_parameters() {

@@ -51,6 +51,9 @@ pub struct RequestInfo {
     pub dry_run: bool,
     /// A watch (`watch=true` or the `/watch/` prefix).
     pub watch: bool,
+    /// A `portforward`'s `ports=` (every value, comma-separated, as the
+    /// kubelet reads them); empty for other requests.
+    pub ports: Vec<u16>,
     /// False when the parser is not sure (then never a read).
     pub complete: bool,
 }
@@ -69,6 +72,7 @@ impl RequestInfo {
             name: self.name,
             dry_run: self.dry_run,
             impersonates,
+            ports: self.ports,
             complete: self.complete,
         }
     }
@@ -218,6 +222,11 @@ pub fn parse_request(
         None => KubernetesVerb::from_http(method, subresource, named, parameters.watch && !named)
             .ok_or_else(|| RequestInfoError::UnknownMethod(method.to_string()))?,
     };
+    let ports = if verb == KubernetesVerb::PortForward {
+        crate::query::ports(query)?
+    } else {
+        Vec::new()
+    };
     let mut name = name.map(str::to_string);
     if name.is_none() && matches!(verb, KubernetesVerb::List | KubernetesVerb::Watch) {
         name = parameters.name_selector.clone();
@@ -233,6 +242,7 @@ pub fn parse_request(
         namespace,
         name,
         dry_run: parameters.dry_run,
+        ports,
         complete,
     })
 }
@@ -257,6 +267,7 @@ fn non_resource(method: &str, parts: &[&str], dry_run: bool) -> RequestInfo {
         name: None,
         dry_run,
         watch: false,
+        ports: Vec::new(),
         complete: reads && known_read_path(parts),
     }
 }

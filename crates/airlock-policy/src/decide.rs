@@ -42,7 +42,7 @@
 use crate::policy::{Conditions, MaskObligation, Policy, Rule, RuleAction};
 use airlock_types::{
     Access, Command, CommandKind, ConnectionInfo, HttpRequest, Identity, KubernetesRequest,
-    McpCall, Operation, StatementClass,
+    KubernetesVerb, McpCall, Operation, StatementClass,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -737,10 +737,28 @@ pub(crate) fn http_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
     })
 }
 
-pub(crate) fn kubernetes_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
+/// `kubernetes.ports`: port-forwards only; an allow rule (`cover_all`)
+/// needs every port asked listed (none asked yet: kubectl's tunnel, whose
+/// connections are each decided with their port), any other rule any.
+pub(crate) fn ports_ok(ports: &[u16], request: &KubernetesRequest, cover_all: bool) -> bool {
+    if ports.is_empty() {
+        return true;
+    }
+    if request.verb != KubernetesVerb::PortForward {
+        return false;
+    }
+    if cover_all {
+        request.ports.iter().all(|port| ports.contains(port))
+    } else {
+        request.ports.iter().any(|port| ports.contains(port))
+    }
+}
+
+pub(crate) fn kubernetes_ok(c: &Conditions, unit: Unit<'_>, cover_all: bool) -> Option<bool> {
     c.kubernetes.as_ref().map(|k| match unit {
         Unit::Kubernetes(request) => {
             (k.verbs.is_empty() || k.verbs.contains(&request.verb))
+                && ports_ok(&k.ports, request, cover_all)
                 && any_pattern(&k.groups, Some(&request.group))
                 && any_pattern(&k.resources, Some(&request.resource))
                 && any_pattern(&k.subresources, request.subresource.as_deref())
@@ -797,7 +815,7 @@ pub(crate) fn statement_matches(c: &Conditions, unit: Unit<'_>, cover_all: bool)
         has_where_ok(c, unit),
         complete_ok(c, unit),
         http_ok(c, unit),
-        kubernetes_ok(c, unit),
+        kubernetes_ok(c, unit, cover_all),
         mcp_ok(c, unit),
     ]
     .into_iter()

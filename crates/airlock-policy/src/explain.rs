@@ -267,7 +267,7 @@ fn explain_rule(rule: &Rule, input: &DecisionInput<'_>, decision: &Decision) -> 
         },
         any(&|s| decide::complete_ok(c, s)),
     );
-    explain_protocol_conditions(c, &mut push, &any);
+    explain_protocol_conditions(c, &mut push, &any, cover_all);
     let action = rule
         .action
         .as_ref()
@@ -291,6 +291,7 @@ fn explain_protocol_conditions(
     c: &crate::policy::Conditions,
     push: &mut impl FnMut(String, String, Option<bool>),
     any: &dyn Fn(&UnitCheck<'_>) -> Option<bool>,
+    cover_all: bool,
 ) {
     let texts = |patterns: &[crate::policy::Pattern]| -> Vec<String> {
         patterns.iter().map(|p| p.text.clone()).collect()
@@ -365,6 +366,21 @@ fn explain_protocol_conditions(
                 any(&|unit| match unit {
                     Unit::Kubernetes(request) => {
                         Some(value(request).is_some_and(|v| patterns.iter().any(|p| p.matches(v))))
+                    }
+                    _ => Some(false),
+                }),
+            );
+        }
+        if !k.ports.is_empty() {
+            let shown: Vec<String> = k.ports.iter().map(u16::to_string).collect();
+            let quantifier = if cover_all { "all in" } else { "any in" };
+            let each = if cover_all { "every" } else { "a" };
+            push(
+                format!("kubernetes.ports {quantifier} [{}]", shown.join(", ")),
+                format!("port-forward to {each} port {}", one_of(&shown)),
+                any(&|unit| match unit {
+                    Unit::Kubernetes(request) => {
+                        Some(decide::ports_ok(&k.ports, request, cover_all))
                     }
                     _ => Some(false),
                 }),

@@ -230,6 +230,13 @@ pub(crate) struct KubernetesMatchFile {
     /// does not match.
     #[serde(default)]
     pub(crate) names: Option<Vec<Located>>,
+    /// Pod ports of a `portforward` (1–65535). Only port-forwards match:
+    /// an allow rule when every port asked is listed, a deny or review
+    /// rule when any is. kubectl's tunnel names no port when it opens, so
+    /// its opening matches allow rules only, and each forwarded connection
+    /// is then decided with its port.
+    #[serde(default)]
+    pub(crate) ports: Option<Vec<u32>>,
 }
 
 /// MCP call conditions. `mcp: {}` matches every MCP request.

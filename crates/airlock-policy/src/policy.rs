@@ -273,6 +273,8 @@ pub struct KubernetesConditions {
     pub namespaces: Vec<Pattern>,
     /// Object name globs (requests without a name never match).
     pub names: Vec<Pattern>,
+    /// Pod ports (port-forwards only; see `KubernetesMatchFile::ports`).
+    pub ports: Vec<u16>,
 }
 
 /// `match.mcp`: every present condition must hold.

@@ -936,7 +936,22 @@ fn compile_kubernetes(
             &file.namespaces,
         ),
         names: compile_patterns(checker, site, "match.kubernetes.names", &file.names),
+        ports: compile_ports(checker, site, file.ports.as_deref().unwrap_or_default()),
     }
+}
+
+fn compile_ports(checker: &mut Checker<'_>, site: Site<'_>, ports: &[u32]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for port in ports {
+        match u16::try_from(*port) {
+            Ok(valid @ 1..) => out.push(valid),
+            _ => checker.problem(
+                site,
+                format!("match.kubernetes.ports: {port} is not a port (1-65535)"),
+            ),
+        }
+    }
+    out
 }
 
 fn compile_mcp(checker: &mut Checker<'_>, site: Site<'_>, file: &McpMatchFile) -> McpConditions {

@@ -272,6 +272,56 @@ fn kubernetes_conditions() {
     ]);
 }
 
+fn port_forward(ports: &[u16]) -> Command {
+    let request = KubernetesRequest {
+        subresource: Some("portforward".into()),
+        namespace: Some("default".into()),
+        name: Some("web-1".into()),
+        ports: ports.to_vec(),
+        ..KubernetesRequest::new(KubernetesVerb::PortForward, "pods")
+    };
+    Command::new("POST pods/portforward", CommandKind::Kubernetes(request))
+}
+
+/// `kubernetes.ports`: port-forwards only; a deny or review rule when any
+/// port asked is listed, an allow rule when every one is (also when none is
+/// asked yet: kubectl's tunnel, whose connections are decided one by one).
+#[test]
+fn port_conditions() {
+    let deny = "{kubernetes: {ports: [22, 5432]}}";
+    let cases = [
+        (deny, port_forward(&[22]), true),
+        (deny, port_forward(&[8080, 5432]), true),
+        (deny, port_forward(&[8080]), false),
+        (deny, port_forward(&[]), false),
+        (deny, k8s_in(KubernetesVerb::Get, "pods", "default"), false),
+    ];
+    check_table(&cases);
+    let policy = Policy::from_yaml(
+        "version: 1\ndefault: deny\nrules:\n  - name: web\n    match: {kubernetes: {verbs: [portforward], ports: [8080]}}\n    action: allow\n  - name: any-port\n    match: {kubernetes: {ports: [8080]}}\n    action: allow\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let dev = connection("k8s-dev", Protocol::Kubernetes, "dev");
+    let allowed = |command: &Command| {
+        decide_on(&policy, IdentityKind::Agent, &dev, command).verdict == Verdict::Allow
+    };
+    assert!(allowed(&port_forward(&[8080])));
+    assert!(allowed(&port_forward(&[])));
+    assert!(!allowed(&port_forward(&[8080, 22])));
+    assert!(!allowed(&port_forward(&[22])));
+    // A ports condition never lets anything but a port-forward through.
+    assert!(!allowed(&k8s_in(KubernetesVerb::Delete, "pods", "default")));
+    let problems = problems("version: 1\ndefault: deny\nrules:\n  - name: r\n    match: {kubernetes: {ports: [0, 70000]}}\n    action: allow\n");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0]
+            .2
+            .contains("match.kubernetes.ports: 0 is not a port"),
+        "{problems:?}"
+    );
+}
+
 #[test]
 fn mcp_conditions() {
     let merge =

@@ -37,7 +37,7 @@ pub use certs::server_certificate;
 pub use clients::pg_client;
 pub use gateway::GatewayProcess;
 pub use host::free_port;
-pub use k8s_fixture::{ExecRecord, KubeApiFixture, LoggedRequest};
+pub use k8s_fixture::{ClientCertificates, ExecRecord, KubeApiFixture, LoggedRequest};
 pub use mariadb_server::{MariaDb, MARIADB_TEST_USERS};
 pub use pg_server::{pg_bin_dir, server_user_command, PgCluster};
 pub use python::pip_site;

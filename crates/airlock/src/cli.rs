@@ -443,19 +443,36 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum CredentialCommand {
-    /// Store (or replace) a credential. The password is read from standard input.
+    /// Store (or replace) a credential. The password is read from standard
+    /// input; a Kubernetes client certificate and its key from PEM files.
     #[command(
-        after_help = "Example:\n  printf '%s' \"$DB_PASSWORD\" | airlock credential set prod-pg-app --username app --password-stdin"
+        after_help = "Examples:\n  printf '%s' \"$DB_PASSWORD\" | airlock credential set prod-pg-app --username app --password-stdin\n  airlock credential set k8s-prod-cert --client-cert gateway.crt --client-key gateway.key"
     )]
     Set {
         /// Credential name, referenced by connections.
         name: String,
         /// Upstream user name.
-        #[arg(long)]
-        username: String,
+        #[arg(
+            long,
+            required_unless_present = "client_cert",
+            conflicts_with = "client_cert"
+        )]
+        username: Option<String>,
         /// Read the password from standard input (required: never pass it as an argument).
-        #[arg(long, required = true)]
+        #[arg(
+            long,
+            required_unless_present = "client_cert",
+            conflicts_with = "client_cert"
+        )]
         password_stdin: bool,
+        /// A client certificate (PEM, chain allowed) for a Kubernetes
+        /// connection with `client_certificate: true`; stored encrypted
+        /// with its key, user name `client-certificate`.
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<std::path::PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<std::path::PathBuf>,
     },
     /// Replace a credential's password; open sessions are not disturbed.
     #[command(
@@ -464,8 +481,18 @@ pub enum CredentialCommand {
     Rotate {
         name: String,
         /// Read the new password from standard input.
-        #[arg(long, required = true)]
+        #[arg(
+            long,
+            required_unless_present = "client_cert",
+            conflicts_with = "client_cert"
+        )]
         password_stdin: bool,
+        /// A client-certificate credential's new certificate (PEM).
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<std::path::PathBuf>,
+        /// Its new private key (PEM).
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<std::path::PathBuf>,
     },
     /// List credentials (names, user names, versions; never secrets).
     List,

@@ -46,16 +46,36 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Credential(command) => {
             let client = client()?;
             match command {
-                CredentialCommand::Set { name, username, .. } => {
-                    let password = read_password()?;
+                CredentialCommand::Set {
+                    name,
+                    username,
+                    client_cert,
+                    client_key,
+                    ..
+                } => {
+                    let (username, password) = match (client_cert, client_key) {
+                        (Some(cert), Some(key)) => (
+                            airlock_core::admin::CLIENT_CERTIFICATE_USER.to_string(),
+                            read_client_certificate(&cert, &key)?,
+                        ),
+                        _ => (username.unwrap_or_default(), read_password()?),
+                    };
                     let info = client.post(
                         "/credentials",
                         &json!({"name": name, "username": username, "password": password}),
                     )?;
                     print_object(format, &info, CREDENTIAL_COLUMNS);
                 }
-                CredentialCommand::Rotate { name, .. } => {
-                    let password = read_password()?;
+                CredentialCommand::Rotate {
+                    name,
+                    client_cert,
+                    client_key,
+                    ..
+                } => {
+                    let password = match (client_cert, client_key) {
+                        (Some(cert), Some(key)) => read_client_certificate(&cert, &key)?,
+                        _ => read_password()?,
+                    };
                     let info = client.post(
                         &format!("/credentials/{name}/rotate"),
                         &json!({"password": password}),
@@ -580,6 +600,20 @@ const CONNECTION_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// Reads a password from standard input, without a trailing newline.
+/// A client certificate and its key as one PEM bundle (the credential's
+/// secret); the gateway checks that it holds both.
+fn read_client_certificate(cert: &std::path::Path, key: &std::path::Path) -> Result<String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut bundle = read(cert)?;
+    if !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    bundle.push_str(&read(key)?);
+    Ok(bundle)
+}
+
 fn read_password() -> Result<String> {
     let mut password = String::new();
     std::io::stdin()

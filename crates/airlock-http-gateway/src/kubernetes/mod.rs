@@ -12,7 +12,8 @@
 //! body, as the reviewer and the record see it); every refusal is a
 //! `Status` object ([`errors`]). Allowed `exec`, `attach` and
 //! `port-forward` upgrades are relayed over WebSocket ([`stream`], frames
-//! read by [`websocket`], a terminal recorded by [`transcript`]).
+//! read by [`websocket`], a terminal recorded by [`transcript`], kubectl's
+//! SPDY port-forward tunnel decided per connection by [`tunnel`]).
 //!
 //! Architecture invariant: nothing here decides; it describes the request
 //! for the core's gate and adjusts headers the gate already allowed.
@@ -20,6 +21,7 @@
 pub mod errors;
 pub mod stream;
 pub mod transcript;
+pub mod tunnel;
 pub mod watch;
 pub mod websocket;
 

@@ -7,12 +7,15 @@
 //! recorded as a transcript ([`super::transcript`], `command.stream`
 //! events), the outcome (exit code, bytes) recorded with the session's end.
 //!
-//! What is refused, after the gate allowed it, with the reason: SPDY/3.1
-//! (it cannot be read, so neither recorded nor checked; `kubectl` ≥ 1.30
-//! tries WebSocket first), subprotocols other than the binary channel
-//! protocols (the base64 variants and kubectl's SPDY-over-WebSocket
-//! port-forward tunnel), and any stream under a mask plan (a live terminal
-//! cannot be masked reliably, so it is not passed raw). Terminal output
+//! kubectl's port-forward tunnel (SPDY inside the WebSocket,
+//! `SPDY/3.1+portforward.k8s.io`) is relayed by [`super::tunnel`], which
+//! decides each forwarded connection by its port.
+//!
+//! What is refused, after the gate allowed it, with the reason: a bare
+//! SPDY/3.1 upgrade (not read here; `kubectl` ≥ 1.30 tries WebSocket
+//! first), subprotocols other than the binary channel protocols and the
+//! tunnel (the base64 variants), and any stream under a mask plan (a live
+//! terminal cannot be masked reliably, so it is not passed raw). Terminal output
 //! (stdout, stderr, error) has every echo of the injected credential
 //! replaced, across frames; port-forward bytes pass unchanged (the pod's
 //! own traffic; the credential goes to the API server only) and are
@@ -50,8 +53,12 @@ const TERMINAL_PROTOCOLS: [&str; 5] = [
     "v2.channel.k8s.io",
     "channel.k8s.io",
 ];
-/// The port-forward protocols read here.
-const PORT_FORWARD_PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "portforward.k8s.io"];
+/// The port-forward protocols read here (the tunnel by [`super::tunnel`]).
+const PORT_FORWARD_PROTOCOLS: [&str; 3] = [
+    "v4.channel.k8s.io",
+    "portforward.k8s.io",
+    super::tunnel::TUNNEL_PROTOCOL,
+];
 
 /// Largest frame payload relayed either way.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
@@ -69,7 +76,8 @@ const LINGER: Duration = Duration::from_secs(5);
 pub enum StreamKind {
     /// `exec` or `attach`: a terminal's channels, recorded.
     Terminal,
-    /// `portforward`: bytes to a pod's port, counted.
+    /// `portforward`: bytes to a pod's port, counted (or, when the
+    /// upstream chooses kubectl's SPDY tunnel, [`super::tunnel`]).
     PortForward,
 }
 
@@ -83,6 +91,9 @@ pub struct StreamPlan {
     /// When the stream must end (unix seconds): its token's expiry, unless
     /// `auth.sessions_outlive_tokens`. The access grant's is added at relay.
     pub ends_at: Option<i64>,
+    /// For a port-forward: what the tunnel needs to decide its
+    /// connections, should the upstream choose the tunnel.
+    pub tunnel: Option<Arc<super::tunnel::TunnelContext>>,
 }
 
 /// Whether an allowed upgrade can be relayed, and how; the client's
@@ -131,6 +142,7 @@ pub fn plan(headers: &HeaderMap, command: &Command, masked: bool) -> Result<Stre
         kind,
         protocols,
         ends_at: None,
+        tunnel: None,
     })
 }
 
@@ -218,6 +230,29 @@ pub async fn relay(
             .into_iter()
             .flatten()
             .min();
+        if chosen == super::tunnel::TUNNEL_PROTOCOL {
+            // The tunnel is only ever relayed by `tunnel`, which reads it.
+            let Some(context) = plan.tunnel.clone() else {
+                let result = ResultRecord::failed(
+                    101,
+                    "a SPDY tunnel without its decision context".into(),
+                    elapsed_us(started),
+                );
+                crate::relay::finish(&gateway, session, result).await;
+                return;
+            };
+            let ended = super::tunnel::run(
+                &gateway,
+                &session,
+                TokioIo::new(client),
+                TokioIo::new(upstream),
+                &context,
+                ends_at,
+            )
+            .await;
+            crate::relay::finish(&gateway, session, ended.result(started)).await;
+            return;
+        }
         let ended = run(
             &gateway,
             &session,
@@ -253,11 +288,13 @@ async fn refuse(
 
 /// How a relayed stream ended.
 #[derive(Debug, Default)]
-struct Ended {
-    from_client: u64,
-    to_client: u64,
-    exit_code: Option<i64>,
-    error: Option<String>,
+pub(super) struct Ended {
+    pub from_client: u64,
+    pub to_client: u64,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    /// Lines for the result (a tunnel's connections).
+    pub tags: Vec<String>,
 }
 
 impl Ended {
@@ -271,6 +308,7 @@ impl Ended {
         if let Some(code) = self.exit_code {
             result.tags.push(format!("exit {code}"));
         }
+        result.tags.extend(self.tags.iter().cloned());
         if let Some(error) = &self.error {
             result.status = "error";
             result.error_message = Some(error.clone());
@@ -359,7 +397,7 @@ where
 
 /// Resolves with the reason when the kill switch fires or `ends_at`
 /// (unix seconds) passes.
-async fn stopped(
+pub(super) async fn stopped(
     kill: &mut tokio::sync::watch::Receiver<Option<String>>,
     ends_at: Option<i64>,
 ) -> String {
@@ -688,7 +726,12 @@ mod tests {
             ("upgrade", "websocket"),
             ("sec-websocket-protocol", "SPDY/3.1+portforward.k8s.io"),
         ]);
-        assert!(plan(&tunnel, &forward, false).is_err());
+        // kubectl's tunnel: relayed by `tunnel`, connection by connection.
+        assert_eq!(
+            plan(&tunnel, &forward, false).unwrap().protocols,
+            [super::super::tunnel::TUNNEL_PROTOCOL]
+        );
+        assert!(plan(&tunnel, &forward, true).unwrap_err().contains("mask"));
         let channels = headers(&[
             ("upgrade", "websocket"),
             ("sec-websocket-protocol", "v4.channel.k8s.io"),

@@ -18,12 +18,15 @@
 //! request per connection.
 
 mod discovery;
+mod mtls;
 mod store;
 mod streams;
 mod table;
+mod tunnel;
 mod websocket;
 mod wire;
 
+pub use mtls::ClientCertificates;
 pub use streams::ExecRecord;
 
 use std::net::{TcpListener, TcpStream};
@@ -77,6 +80,9 @@ struct Shared {
     token: String,
     address: String,
     stop: AtomicBool,
+    /// With a TLS front: the secret its certificate-authenticated requests
+    /// carry (they need no bearer token), and its URL.
+    front: Mutex<Option<(String, String)>>,
 }
 
 /// The running fixture; stops when dropped.
@@ -99,6 +105,7 @@ impl KubeApiFixture {
             token: token.to_string(),
             address: format!("127.0.0.1:{port}"),
             stop: AtomicBool::new(false),
+            front: Mutex::new(None),
         });
         let fixture = Self { port, shared };
         for namespace in ["default", "prod"] {
@@ -126,7 +133,27 @@ impl KubeApiFixture {
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.shared.address)
+        match &*self.shared.front.lock().unwrap() {
+            Some((_, url)) => url.clone(),
+            None => format!("http://{}", self.shared.address),
+        }
+    }
+
+    /// Starts the fixture behind mutual TLS (`mtls`): [`Self::url`] is then
+    /// `https://` and a request is served only over a TLS connection with a
+    /// client certificate the returned CA signed (or, as before, with the
+    /// bearer token, but only one that passed the TLS front).
+    pub fn start_with_client_certificates(token: &str) -> (Self, ClientCertificates) {
+        let fixture = Self::start(token);
+        let certificates = mtls::certificates();
+        let marker = format!("{:032x}", rand_marker());
+        let port = mtls::start_front(
+            &certificates,
+            fixture.shared.address.clone(),
+            marker.clone(),
+        );
+        *fixture.shared.front.lock().unwrap() = Some((marker, format!("https://127.0.0.1:{port}")));
+        (fixture, certificates)
     }
 
     /// Stores an object (a test's seed), bypassing the API.
@@ -221,6 +248,15 @@ impl Drop for KubeApiFixture {
     }
 }
 
+/// A per-fixture secret from the system's random source.
+fn rand_marker() -> u128 {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+        .expect("random bytes");
+    u128::from_le_bytes(bytes)
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -233,7 +269,15 @@ fn serve(shared: &Shared, stream: &TcpStream) {
         return;
     };
     let expected = format!("Bearer {}", shared.token);
-    let authorized = request.header("authorization") == Some(expected.as_str());
+    let front = shared.front.lock().unwrap().clone();
+    let by_certificate = front.as_ref().is_some_and(|(marker, _)| {
+        request.header(mtls::CERTIFICATE_HEADER) == Some(marker.as_str())
+    });
+    // Behind the TLS front only what came through it is served.
+    let authorized = match &front {
+        Some(_) => by_certificate,
+        None => request.header("authorization") == Some(expected.as_str()),
+    };
     shared.state.lock().unwrap().log.push(LoggedRequest {
         method: request.method.clone(),
         path: request.path.clone(),

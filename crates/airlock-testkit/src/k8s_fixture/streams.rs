@@ -10,8 +10,9 @@
 //! pod's network is the host's), data on channel 2i and errors on 2i+1,
 //! each opened with the port as two little-endian bytes.
 //!
-//! SPDY upgrades are refused (`400`): the fixture speaks WebSocket only,
-//! as `kubectl` ≥ 1.30 does first. Every stream it served is kept as an
+//! kubectl's port-forward tunnel (SPDY inside the WebSocket) is served by
+//! [`super::tunnel`]. Bare SPDY upgrades are refused (`400`): the fixture
+//! speaks WebSocket only, as `kubectl` ≥ 1.30 does first. Every stream it served is kept as an
 //! [`ExecRecord`] (what ran, the stdin it read, its exit code).
 
 use std::io::{Read, Write};
@@ -30,8 +31,13 @@ use super::{status, write_json, Shared};
 
 /// The channel protocols exec and attach answer, best first.
 const CHANNEL_PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
-/// The port-forward protocols, best first.
-const PORT_FORWARD_PROTOCOLS: [&str; 2] = ["v4.channel.k8s.io", "portforward.k8s.io"];
+/// The port-forward protocols, best first (kubectl's SPDY tunnel by
+/// [`super::tunnel`]).
+const PORT_FORWARD_PROTOCOLS: [&str; 3] = [
+    "v4.channel.k8s.io",
+    "portforward.k8s.io",
+    super::tunnel::TUNNEL_PROTOCOL,
+];
 
 /// One stream the fixture served.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +56,9 @@ pub struct ExecRecord {
     pub exit_code: Option<i32>,
     /// Terminal sizes the client sent (`{"Width":…,"Height":…}`).
     pub resizes: Vec<String>,
+    /// A SPDY port-forward tunnel's streams as they opened
+    /// (`<streamtype> port <port> request <requestid>`).
+    pub tunnel_streams: Vec<String>,
 }
 
 /// Serves `exec`, `attach` or `portforward` of pod `namespace/pod`.
@@ -85,6 +94,9 @@ pub fn serve_stream(
         ..ExecRecord::default()
     }));
     match subresource {
+        "portforward" if protocol == super::tunnel::TUNNEL_PROTOCOL => {
+            super::tunnel::serve_tunnel(stream, &record);
+        }
         "portforward" => port_forward(stream, request, &record),
         "attach" => run_process(stream, &["/bin/sh".to_string()], &record),
         _ => {

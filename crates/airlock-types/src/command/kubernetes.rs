@@ -160,6 +160,11 @@ pub struct KubernetesRequest {
     /// The request impersonates someone (`Impersonate-*` headers): admin.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub impersonates: bool,
+    /// The pod ports a `portforward` asks for: its `ports=` parameter, or
+    /// (kubectl's SPDY tunnel names none in the request) the one port of a
+    /// forwarded connection, decided when the connection opens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// False when the protocol crate could not map the request with
     /// certainty (it is then never a read).
     pub complete: bool,
@@ -179,6 +184,7 @@ impl KubernetesRequest {
             name: None,
             dry_run: false,
             impersonates: false,
+            ports: Vec::new(),
             complete: true,
         }
     }
