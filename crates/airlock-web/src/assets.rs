@@ -12,6 +12,7 @@ const HTMX: &[u8] = include_bytes!("../assets/htmx.min.js");
 /// htmx-ext-sse 2.2.4 (BSD Zero Clause, `assets/LICENSE.htmx-ext-sse`).
 const HTMX_SSE: &[u8] = include_bytes!("../assets/htmx-ext-sse.min.js");
 const STYLESHEET: &[u8] = include_bytes!("../assets/airlock.css");
+const FAVICON: &[u8] = include_bytes!("../assets/favicon.svg");
 const HTMX_LICENSE: &[u8] = include_bytes!("../assets/LICENSE.htmx");
 const HTMX_SSE_LICENSE: &[u8] = include_bytes!("../assets/LICENSE.htmx-ext-sse");
 
@@ -21,6 +22,7 @@ fn asset(name: &str) -> Option<(&'static [u8], &'static str)> {
         "htmx.min.js" => Some((HTMX, "text/javascript; charset=utf-8")),
         "htmx-ext-sse.min.js" => Some((HTMX_SSE, "text/javascript; charset=utf-8")),
         "airlock.css" => Some((STYLESHEET, "text/css; charset=utf-8")),
+        "favicon.svg" => Some((FAVICON, "image/svg+xml")),
         "LICENSE.htmx" => Some((HTMX_LICENSE, "text/plain; charset=utf-8")),
         "LICENSE.htmx-ext-sse" => Some((HTMX_SSE_LICENSE, "text/plain; charset=utf-8")),
         _ => None,
@@ -52,6 +54,7 @@ mod tests {
             "htmx.min.js",
             "htmx-ext-sse.min.js",
             "airlock.css",
+            "favicon.svg",
             "LICENSE.htmx",
             "LICENSE.htmx-ext-sse",
         ] {

@@ -29,6 +29,7 @@ fn head(html: &mut Html, title: &str) {
         .raw("<title>")
         .text(title)
         .raw(" · airlock</title>")
+        .raw("<link rel=\"icon\" href=\"/ui/assets/favicon.svg\" type=\"image/svg+xml\">")
         .raw("<link rel=\"stylesheet\" href=\"/ui/assets/airlock.css\">")
         .raw("<script src=\"/ui/assets/htmx.min.js\" defer></script>")
         .raw("<script src=\"/ui/assets/htmx-ext-sse.min.js\" defer></script>")
