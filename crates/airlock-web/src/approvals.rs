@@ -229,9 +229,7 @@ pub async fn stream(State(web): State<WebState>, headers: HeaderMap) -> Result<R
     let events = futures_util::stream::unfold(start, |mut cursor| async move {
         loop {
             // The sign-in ended (signed out, expired, token revoked): stop.
-            if cursor.web.viewer_by_cookie(&cursor.cookie).await.is_none() {
-                return None;
-            }
+            cursor.web.viewer_by_cookie(&cursor.cookie).await?;
             if let Ok(reviews) = pending(&cursor.web, &cursor.viewer).await {
                 let key: String = reviews
                     .iter()

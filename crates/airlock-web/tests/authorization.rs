@@ -239,14 +239,12 @@ async fn only_people_sign_in_through_the_form_bound_to_their_browser() {
 
     let refused = sign_in(router, &agent)
         .await
-        .err()
-        .expect("an agent signed in");
+        .expect_err("an agent signed in");
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("only people"), "{}", refused.body);
     let refused = sign_in(router, &service)
         .await
-        .err()
-        .expect("a service signed in");
+        .expect_err("a service signed in");
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let refused = sign_in(router, "al_not-a-token").await.err().unwrap();
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
@@ -259,8 +257,7 @@ async fn only_people_sign_in_through_the_form_bound_to_their_browser() {
     if let airlock_core::admin::AdminTokenStart::Generated(admin) = admin {
         let refused = sign_in(router, &admin)
             .await
-            .err()
-            .expect("the admin token signed in");
+            .expect_err("the admin token signed in");
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert!(refused.body.contains("admin token cannot sign in"));
     } else {
