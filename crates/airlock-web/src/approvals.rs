@@ -228,6 +228,13 @@ pub async fn stream(State(web): State<WebState>, headers: HeaderMap) -> Result<R
     };
     let events = futures_util::stream::unfold(start, |mut cursor| async move {
         loop {
+            // Woken at once when this process creates or decides a review
+            // from here on (registered before the store is read, so none is
+            // missed between the read and the wait).
+            let web = Arc::clone(&cursor.web);
+            let changed = web.state.reviews_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             // The sign-in ended (signed out, expired, token revoked): stop.
             cursor.web.viewer_by_cookie(&cursor.cookie).await?;
             if let Ok(reviews) = pending(&cursor.web, &cursor.viewer).await {
@@ -252,7 +259,11 @@ pub async fn stream(State(web): State<WebState>, headers: HeaderMap) -> Result<R
                     }
                 }
             }
-            tokio::time::sleep(STREAM_POLL).await;
+            // The next poll finds what other replicas did.
+            tokio::select! {
+                () = tokio::time::sleep(STREAM_POLL) => {}
+                () = &mut changed => {}
+            }
         }
     });
     Ok(Sse::new(events)

@@ -16,7 +16,9 @@ use crate::sign_ins::SignIn;
 pub enum Nav {
     Approvals,
     LiveSessions,
+    Sessions,
     Policies,
+    Audit,
     None,
 }
 
@@ -65,10 +67,17 @@ pub fn page(title: &str, current: Nav, viewer: &SignIn, body: &Html) -> Response
         );
         nav_link(
             &mut html,
+            "/ui/sessions",
+            "Sessions",
+            current == Nav::Sessions,
+        );
+        nav_link(
+            &mut html,
             "/ui/policies",
             "Policies",
             current == Nav::Policies,
         );
+        nav_link(&mut html, "/ui/audit", "Audit", current == Nav::Audit);
     }
     html.raw("</ul></nav><div class=\"who\"><span>Signed in as <strong>")
         .text(&viewer.identity.name)

@@ -1,7 +1,8 @@
 //! airlock's web UI, for the people who supervise agents: the approvals
 //! queue (live through server-sent events), a review's detail with
 //! approve and deny, live sessions with a kill switch, policy versions
-//! and the diff of two.
+//! and the diff of two, session search and a session's timeline, and the
+//! audit chain's status.
 //!
 //! Served by the admin listener at `/ui` ([`router`], merged beside the
 //! admin API by the binary). Pages are rendered on the server by
@@ -34,6 +35,7 @@ pub mod security;
 pub mod sign_ins;
 
 mod approvals;
+mod audit;
 mod live_sessions;
 mod policies;
 mod sign_in;
@@ -168,6 +170,9 @@ pub fn router_with(web: Arc<Web>) -> Router {
         .route("/ui/reviews/:id/deny", post(approvals::deny))
         .route("/ui/sessions/live", get(live_sessions::list))
         .route("/ui/sessions/live/:id/end", post(live_sessions::end))
+        .route("/ui/sessions", get(audit::sessions))
+        .route("/ui/sessions/:id", get(audit::session))
+        .route("/ui/audit", get(audit::chain))
         .route("/ui/policies", get(policies::list))
         .route("/ui/policies/diff", get(policies::diff))
         .layer(axum::middleware::from_fn(security::headers))

@@ -5,7 +5,8 @@
 //! stream within a second, approves it with a TOTP code (psql finishes,
 //! the row is gone upstream), denies another (psql gets the refusal, the
 //! row stays), ends a live session with the kill switch (psql is cut
-//! off), and diffs two policy versions; the CSP is strict and the browser
+//! off), finds the approved DELETE in its session's timeline, sees the
+//! audit chain verify, and diffs two policy versions; the CSP is strict and the browser
 //! reports no violation of it; a POST without the CSRF token is refused.
 //! The script saves a screenshot of each page to `docs/screenshots/`.
 //!
@@ -343,7 +344,8 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
     assert_eq!(killed.data["ended_by"], "alice");
     assert_eq!(killed.data["reason"], "runaway agent");
 
-    // 4. Policies and the diff ran in the script; 5. a review pending for
+    // 4. Sessions, a timeline, the audit chain and 5. policies with a diff
+    // ran in the script; 6. a review pending for
     // the phone screenshot, then sign-out.
     let third = psql_background(&gateway, &agent, "delete from items where id = 3");
     script.send("phone");
@@ -368,6 +370,9 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
         "approvals-queue",
         "review",
         "live-sessions",
+        "sessions",
+        "session-timeline",
+        "audit",
         "policies",
         "policy-diff",
         "approvals-phone",

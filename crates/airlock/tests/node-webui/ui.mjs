@@ -105,6 +105,7 @@ await alice.page.waitForURL(`**/ui/reviews/${first.id}`);
 await alice.page.getByLabel('Comment (optional)').fill('one row, fine');
 await alice.page.getByLabel(/TOTP code/).fill(code);
 await alice.page.screenshot({ path: `${shots}/review.png`, fullPage: true });
+const firstSession = await alice.page.locator('dt:text-is("Session") + dd code').innerText();
 await alice.page.getByRole('button', { name: 'Approve' }).click();
 await alice.page.waitForURL('**/ui/approvals?done=approved*');
 check(await alice.page.getByText(`${first.id}: approved`).isVisible(), 'no notice after approving');
@@ -132,7 +133,24 @@ await live.getByRole('button', { name: 'End session' }).click();
 await alice.page.waitForURL('**/ui/sessions/live?done=ended*');
 say('ended');
 
-// 4. Policies: versions and the diff of two.
+// 4. Sessions: search, the approved DELETE's timeline; the audit chain.
+await alice.page.getByRole('link', { name: 'Sessions', exact: true }).click();
+await alice.page.getByLabel('Identity').fill('agent-7');
+await alice.page.getByRole('button', { name: 'Search' }).click();
+await alice.page.waitForURL('**/ui/sessions?identity=agent-7*');
+await alice.page.screenshot({ path: `${shots}/sessions.png` });
+await alice.page.getByRole('link', { name: firstSession }).click();
+await alice.page.waitForURL(`**/ui/sessions/${firstSession}`);
+const timeline = await alice.page.locator('main').innerText();
+check(timeline.includes('delete from items where id = 1') && timeline.includes('forward'),
+  `the timeline lacks the approved DELETE: ${timeline}`);
+await alice.page.screenshot({ path: `${shots}/session-timeline.png`, fullPage: true });
+await alice.page.getByRole('link', { name: 'Audit' }).click();
+await alice.page.waitForURL('**/ui/audit');
+check(await alice.page.locator('[data-chain="ok"]').count() === 1, 'the audit chain does not verify');
+await alice.page.screenshot({ path: `${shots}/audit.png` });
+
+// 5. Policies: versions and the diff of two.
 await alice.page.getByRole('link', { name: 'Policies' }).click();
 await alice.page.waitForURL('**/ui/policies');
 check(await alice.page.getByText('hold deletes for a DBA').isVisible(), 'the version comment is missing');
@@ -142,7 +160,7 @@ await alice.page.waitForURL('**/ui/policies/diff*');
 check(await alice.page.locator('.diff .ins').count() > 0, 'the diff shows no added line');
 await alice.page.screenshot({ path: `${shots}/policy-diff.png`, fullPage: true });
 
-// 5. The queue on a phone, and sign-out.
+// 6. The queue on a phone, and sign-out.
 await next('phone');
 const phone = await signedIn(process.env.ALICE_TOKEN, { width: 390, height: 844 });
 await phone.signIn(false);
