@@ -475,6 +475,47 @@ impl GatewayState {
         Ok((changed, closed))
     }
 
+    /// Ends one live session of this process (the kill switch), recording
+    /// who ended it and why (`session.kill`) before the session is told.
+    /// `NotFound` when no such session is live here.
+    pub fn end_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+        ended_by: &str,
+    ) -> Result<(), AdminError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AdminError::Invalid(
+                "ending a session needs a reason".into(),
+            ));
+        }
+        let summary = self
+            .sessions
+            .list()
+            .into_iter()
+            .find(|session| session.session_id == session_id)
+            .ok_or_else(|| AdminError::NotFound(format!("no live session {session_id}")))?;
+        self.store.append_event(record_event(
+            Some(session_id),
+            Some(&summary.identity),
+            &events::SessionKilled {
+                connection: summary.connection.clone(),
+                ended_by: ended_by.to_string(),
+                reason: reason.to_string(),
+            },
+        ))?;
+        let told = self
+            .sessions
+            .kill_session(session_id, &format!("ended by {ended_by}: {reason}"));
+        if !told {
+            return Err(AdminError::NotFound(format!(
+                "session {session_id} ended meanwhile"
+            )));
+        }
+        Ok(())
+    }
+
     /// Adds a run-time connection.
     pub fn add_connection(
         &self,

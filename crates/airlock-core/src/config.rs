@@ -81,6 +81,50 @@ pub struct GatewayConfig {
     /// Log output.
     #[serde(default)]
     pub log: LogOptions,
+    /// The web UI the admin listener serves at `/ui`.
+    #[serde(default)]
+    pub ui: UiOptions,
+}
+
+/// The web UI (`/ui` on the admin listener, see the `airlock-web` crate).
+///
+/// Only `human` identities sign in (agents and services never do, nor
+/// the admin token). What a person may do follows from their groups:
+/// everyone signed in sees and decides the reviews of their approver
+/// groups; members of `auditor_groups` read everything (every review,
+/// live sessions, policy versions); members of `admin_groups` also
+/// manage (end live sessions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiOptions {
+    /// Serve the web UI at `/ui` (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Groups whose members manage through the UI (auditors too).
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Groups whose members read everything through the UI.
+    #[serde(default)]
+    pub auditor_groups: Vec<String>,
+    /// How long a sign-in lasts at most (default `12h`); it ends earlier
+    /// when the token it was made with expires or is revoked.
+    #[serde(default = "default_ui_session_ttl")]
+    pub session_ttl: String,
+}
+
+impl Default for UiOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            admin_groups: Vec::new(),
+            auditor_groups: Vec::new(),
+            session_ttl: default_ui_session_ttl(),
+        }
+    }
+}
+
+fn default_ui_session_ttl() -> String {
+    "12h".into()
 }
 
 /// `GET /metrics` options.
@@ -784,6 +828,8 @@ pub struct ResolvedSettings {
     pub prune_interval: Duration,
     pub review_pending_ttl: Duration,
     pub review_validity: Duration,
+    /// The longest a web UI sign-in lasts (`ui.session_ttl`).
+    pub ui_session_ttl: Duration,
 }
 
 impl GatewayConfig {
@@ -902,6 +948,7 @@ impl GatewayConfig {
             ("recording.prune_interval", &self.recording.prune_interval),
             ("reviews.pending_ttl", &self.reviews.pending_ttl),
             ("reviews.validity", &self.reviews.validity),
+            ("ui.session_ttl", &self.ui.session_ttl),
         ] {
             match parse_duration(value) {
                 Ok(duration) if duration.is_zero() => {
@@ -1144,6 +1191,7 @@ impl GatewayConfig {
                     prune_interval: get(7),
                     review_pending_ttl: get(8),
                     review_validity: get(9),
+                    ui_session_ttl: get(10),
                 })
             }
             _ => Err(problems),

@@ -72,6 +72,8 @@ pub enum EventKind {
     ReviewDeny,
     /// `session.end`: A session ended, with how.
     SessionEnd,
+    /// `session.kill`: A live session ended by a person (the kill switch), with the reason.
+    SessionKill,
     /// `session.refused`: A session refused at admission (limits).
     SessionRefused,
     /// `session.start`: A session admitted, before its upstream is opened.
@@ -82,11 +84,15 @@ pub enum EventKind {
     TokenIssue,
     /// `token.revoke`: A token revoked.
     TokenRevoke,
+    /// `ui.sign_in`: A person signed in to the web UI.
+    UiSignIn,
+    /// `ui.sign_out`: A person signed out of the web UI.
+    UiSignOut,
 }
 
 impl EventKind {
     /// Every kind, in the order of this enum.
-    pub const ALL: [EventKind; 32] = [
+    pub const ALL: [EventKind; 35] = [
         Self::AccessDenied,
         Self::AccessGrant,
         Self::AccessRequest,
@@ -114,11 +120,14 @@ impl EventKind {
         Self::ReviewApprove,
         Self::ReviewDeny,
         Self::SessionEnd,
+        Self::SessionKill,
         Self::SessionRefused,
         Self::SessionStart,
         Self::SessionUpstreamFailed,
         Self::TokenIssue,
         Self::TokenRevoke,
+        Self::UiSignIn,
+        Self::UiSignOut,
     ];
 
     /// The recorded name.
@@ -151,11 +160,14 @@ impl EventKind {
             Self::ReviewApprove => "review.approve",
             Self::ReviewDeny => "review.deny",
             Self::SessionEnd => "session.end",
+            Self::SessionKill => "session.kill",
             Self::SessionRefused => "session.refused",
             Self::SessionStart => "session.start",
             Self::SessionUpstreamFailed => "session.upstream_failed",
             Self::TokenIssue => "token.issue",
             Self::TokenRevoke => "token.revoke",
+            Self::UiSignIn => "ui.sign_in",
+            Self::UiSignOut => "ui.sign_out",
         }
     }
 
@@ -435,6 +447,32 @@ pub struct TokenRevoked {
     pub token_id: String,
 }
 
+/// `session.kill`: a live session ended by a person through the kill
+/// switch (the session's own `session.end` follows, reason `killed`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionKilled {
+    pub connection: String,
+    pub ended_by: String,
+    pub reason: String,
+}
+
+/// `ui.sign_in`: a person signed in to the web UI (the token it was
+/// made with is named by its id, never shown).
+#[derive(Debug, Clone, Serialize)]
+pub struct UiSignedIn {
+    pub client_address: String,
+    pub groups: Vec<String>,
+    pub method: String,
+    pub roles: Vec<String>,
+    pub token_id: Option<String>,
+}
+
+/// `ui.sign_out`: a person signed out of the web UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiSignedOut {
+    pub client_address: String,
+}
+
 /// `mcp.tool_call`: one call of a tool of airlock's own MCP server (the
 /// SQL it ran is recorded by its own session's `command` events).
 #[derive(Debug, Clone, Serialize)]
@@ -553,6 +591,9 @@ payload_kinds!(
     SessionUpstreamFailed => SessionUpstreamFailed,
     TokenIssued => TokenIssue,
     TokenRevoked => TokenRevoke,
+    SessionKilled => SessionKill,
+    UiSignedIn => UiSignIn,
+    UiSignedOut => UiSignOut,
 );
 
 impl Payload for ReviewDecided {
@@ -629,11 +670,14 @@ mod tests {
                 "review.approve",
                 "review.deny",
                 "session.end",
+                "session.kill",
                 "session.refused",
                 "session.start",
                 "session.upstream_failed",
                 "token.issue",
                 "token.revoke",
+                "ui.sign_in",
+                "ui.sign_out",
             ]
         );
         for kind in EventKind::ALL {

@@ -262,6 +262,21 @@ impl SessionRegistry {
         count
     }
 
+    /// Ends the live session `session_id` (the kill switch of one session).
+    /// Returns whether it is live in this process: sessions are held by
+    /// the gateway process that accepted them.
+    pub fn kill_session(&self, session_id: &str, reason: &str) -> bool {
+        let entries = self.entries();
+        let mut found = false;
+        for entry in entries.values() {
+            if entry.summary.session_id == session_id {
+                let _ = entry.kill.send(Some(reason.to_string()));
+                found = true;
+            }
+        }
+        found
+    }
+
     /// Ends every live session of `identity` on `connection`.
     pub fn kill_where(&self, identity: &str, connection: &str, reason: &str) -> usize {
         let entries = self.entries();

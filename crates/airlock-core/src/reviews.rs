@@ -218,6 +218,7 @@ impl GatewayState {
             }
             self.metrics
                 .review_created("command", connection, &review.rule);
+            self.reviews_changed.notify_waiters();
             self.notify_review("review.created", &review);
         }
         Ok(review)
@@ -386,6 +387,7 @@ impl GatewayState {
             self.store
                 .append_event(record(None, Some(&grant.identity), &granted))?;
         }
+        self.reviews_changed.notify_waiters();
         if outcome.status != "pending" {
             let waited = now_unix().saturating_sub(review.created_at);
             self.metrics.review_decided(

@@ -65,6 +65,10 @@ pub struct GatewayState {
     pub notifier: airlock_notify::Notifier,
     /// The metrics `GET /metrics` exports (see [`crate::observe`]).
     pub metrics: Arc<airlock_metrics::Metrics>,
+    /// Woken when this process creates or decides a review, so watchers
+    /// (the web UI's live queue) look at once instead of at their next
+    /// poll. A hint only: reviews of other replicas are found by polling.
+    pub reviews_changed: tokio::sync::Notify,
     started: std::time::Instant,
     pub server_tls: Arc<ServerConfig>,
     config_upstream_tls: BTreeMap<String, UpstreamTls>,
@@ -177,6 +181,7 @@ impl GatewayState {
             metrics,
             rate_limiter: std::sync::Mutex::new(airlock_policy::RateLimiter::new()),
             oidc,
+            reviews_changed: tokio::sync::Notify::new(),
             started: std::time::Instant::now(),
             config,
             settings,

@@ -198,7 +198,9 @@ async fn serve(state: Arc<GatewayState>) -> Result<()> {
     if !state.config.recording.enabled {
         tracing::warn!("recording.enabled is false: commands are NOT recorded (for measuring the recorder only)");
     }
-    let router = airlock_api::router(Arc::clone(&state));
+    // The web UI at /ui beside the API (an empty router when ui.enabled is false).
+    let router =
+        airlock_api::router(Arc::clone(&state)).merge(airlock_web::router(Arc::clone(&state)));
     let mut admin_shutdown = shutdown_rx.clone();
     let admin_task = tokio::spawn(async move {
         // The peer address feeds the API's lockout per source.

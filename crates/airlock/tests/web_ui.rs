@@ -1,0 +1,384 @@
+//! The web UI end to end, in a real browser: Debian's `chromium` driven by
+//! `playwright-core` (`node-webui/ui.mjs`) against the real gateway and a
+//! real PostgreSQL, with `psql` as the agent. An approver signs in with a
+//! token, sees the agent's DELETE appear in the queue through the event
+//! stream within a second, approves it with a TOTP code (psql finishes,
+//! the row is gone upstream), denies another (psql gets the refusal, the
+//! row stays), ends a live session with the kill switch (psql is cut
+//! off), finds the approved DELETE in its session's timeline, sees the
+//! audit chain verify, and diffs two policy versions; the CSP is strict and the browser
+//! reports no violation of it; a POST without the CSRF token is refused.
+//! The script saves a screenshot of each page to `docs/screenshots/`.
+//!
+//! Nothing is skipped: without chromium or playwright-core the test fails
+//! and says to run `bash .ci/install-deps`.
+
+// Tests: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use airlock_testkit::{pg_client, repo_file, GatewayProcess, PgCluster};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+const POLICY_V1: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: writes
+    match: {operations: [insert, update]}
+    action: allow
+";
+
+const POLICY_V2: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: writes
+    match: {operations: [insert, update]}
+    action: allow
+  - name: deletes-need-review
+    description: Deletes on items wait for a DBA, confirmed with TOTP
+    match: {operations: [delete], tables: [items]}
+    action: review
+    approvers: dba
+    require_mfa: true
+    wait: 30s
+";
+
+fn node_dir() -> PathBuf {
+    repo_file("crates/airlock/tests/node-webui")
+}
+
+/// playwright-core in `node-webui/node_modules` (git-ignored), installed
+/// with `npm ci` from the lock file when missing (as `.ci/install-deps`
+/// does); chromium from Debian. Either missing fails the test.
+fn browser_ready() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the web UI test drives Debian's chromium; run `bash .ci/install-deps`"
+    );
+    let module = node_dir().join("node_modules/playwright-core/package.json");
+    if !module.exists() {
+        let output = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(node_dir())
+            .output()
+            .expect("the web UI test needs node >= 20 and npm: run `bash .ci/install-deps`");
+        assert!(
+            output.status.success(),
+            "npm ci in {} failed (run `bash .ci/install-deps`):\n{}",
+            node_dir().display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(
+        module.exists(),
+        "playwright-core is missing in {}: run `bash .ci/install-deps`",
+        node_dir().display()
+    );
+}
+
+fn psql_background(gateway: &GatewayProcess, token: &str, sql: &str) -> Child {
+    Command::new(pg_client("psql"))
+        .arg(gateway.conninfo("agent-7", "pg-test", "disable"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The browser script, with a line channel from its stdout.
+struct Script {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    stderr_path: PathBuf,
+}
+
+impl Script {
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The script's next step report, which must be `step`.
+    fn expect(&mut self, step: &str, gateway: &GatewayProcess) -> Value {
+        match self.lines.recv_timeout(Duration::from_secs(90)) {
+            Ok(line) => {
+                let report: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("not a step report: {line}"));
+                assert_eq!(report["step"], step, "{report}");
+                report
+            }
+            Err(_) => {
+                let _ = self.child.kill();
+                let status = self.child.wait();
+                panic!(
+                    "the browser script did not report {step:?} ({status:?}):\n{}\n--- gateway log ---\n{}",
+                    std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+                    gateway.log()
+                );
+            }
+        }
+    }
+}
+
+fn start_script(gateway: &GatewayProcess, alice: &str, audrey: &str, scratch: &Path) -> Script {
+    let screenshots = repo_file("docs/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let stderr_path = scratch.join("ui.stderr");
+    let mut child = Command::new("node")
+        .arg(node_dir().join("ui.mjs"))
+        .current_dir(node_dir())
+        .env(
+            "AIRLOCK_UI",
+            format!("http://127.0.0.1:{}", gateway.admin_port),
+        )
+        .env("ALICE_TOKEN", alice)
+        .env("AUDREY_TOKEN", audrey)
+        .env("SCREENSHOTS", &screenshots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("run node");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Script {
+        child,
+        stdin,
+        lines,
+        stderr_path,
+    }
+}
+
+fn totp_now(secret: &airlock_mfa::TotpSecret) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    airlock_mfa::code_at(secret, now)
+}
+
+/// Waits until `psql`'s session is live on the gateway.
+fn wait_live(gateway: &GatewayProcess) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (status, _, body) = common::http(
+            gateway,
+            "GET",
+            "/api/v1/sessions/live",
+            &gateway.admin_token,
+            None,
+        );
+        if status == 200 && body.contains("agent-7") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no live session appeared:\n{}", gateway.log());
+}
+
+fn wait_with_deadline(child: Child, seconds: u64) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut child = child;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("psql did not finish within {seconds} s");
+}
+
+fn wait_for_exit(child: &mut Child, seconds: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the browser script did not exit within {seconds} s");
+}
+
+#[test]
+fn an_approver_decides_in_the_browser_and_psql_sees_it() {
+    browser_ready();
+    let cluster = PgCluster::start();
+    let ui = "ui:\n  admin_groups: [ops]\n  auditor_groups: [audit]\n";
+    let gateway = GatewayProcess::start_with_policy(
+        common::binary(),
+        &common::config(&cluster, ui),
+        POLICY_V1,
+    );
+    gateway.set_credential("app", "app", &cluster.role_password("app"));
+    cluster.sql_in(
+        "appdb",
+        "create table items(id int primary key, name text); insert into items select g, 'n' || g from generate_series(1, 5) g; grant all on items to app",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let v2 = scratch.path().join("policy-v2.yaml");
+    std::fs::write(&v2, POLICY_V2).unwrap();
+    gateway.cli_ok(
+        &[
+            "policy",
+            "apply",
+            v2.to_str().unwrap(),
+            "--comment",
+            "hold deletes for a DBA",
+        ],
+        None,
+    );
+    let agent = common::issue_for(&gateway, "pg-test", "agent-7", "agent", &["agents"]);
+    let alice = common::issue_for(&gateway, "pg-test", "alice", "human", &["dba", "ops"]);
+    let audrey = common::issue_for(&gateway, "pg-test", "audrey", "human", &["audit"]);
+    let enrolled = common::as_person(&gateway, &alice, &["mfa", "enroll", "--output", "json"]);
+    assert!(enrolled.status.success(), "{}", common::stderr(&enrolled));
+    let enrolled: Value = serde_json::from_slice(&enrolled.stdout).unwrap();
+    let secret = enrolled["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let secret = airlock_mfa::TotpSecret::from_base32(&secret).unwrap();
+
+    let mut script = start_script(&gateway, &alice, &audrey, scratch.path());
+    let ready = script.expect("ready", &gateway);
+    assert!(
+        ready["csp"]
+            .as_str()
+            .unwrap()
+            .contains("default-src 'none'"),
+        "{ready}"
+    );
+
+    // 1. Approved in the browser, with TOTP: psql finishes, the row is gone.
+    let first = psql_background(&gateway, &agent, "delete from items where id = 1");
+    script.send(&format!("issued-1 {}", totp_now(&secret)));
+    let approved = script.expect("approved-1", &gateway);
+    let waited = approved["waited_ms"].as_u64().unwrap();
+    eprintln!("the held DELETE appeared in the browser's queue {waited} ms after psql started");
+    assert!(
+        waited < 1000,
+        "the DELETE took {waited} ms to appear in the queue"
+    );
+    let output = wait_with_deadline(first, 20);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from items where id = 1"),
+        "0"
+    );
+    let review_id = approved["review"].as_str().unwrap();
+    let events = common::events(&gateway);
+    let decided = events
+        .iter()
+        .find(|event| event.kind == "review.approve")
+        .expect("a review.approve event");
+    assert_eq!(decided.identity.as_deref(), Some("alice"));
+    assert_eq!(decided.data["review_id"], review_id);
+    assert_eq!(decided.data["mfa"], true);
+    assert!(events.iter().any(|event| event.kind == "ui.sign_in"));
+
+    // 2. Denied in the browser: psql gets the refusal, the row stays.
+    let second = psql_background(&gateway, &agent, "delete from items where id = 2");
+    script.send("issued-2");
+    let denied = script.expect("denied-2", &gateway);
+    let output = wait_with_deadline(second, 20);
+    assert!(!output.status.success());
+    let refusal = common::stderr(&output);
+    assert!(
+        refusal.contains(&format!(
+            "review {} was denied: not this one",
+            denied["review"].as_str().unwrap()
+        )),
+        "{refusal}"
+    );
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from items where id = 2"),
+        "1"
+    );
+
+    // 3. The kill switch ends a live session.
+    let long = psql_background(&gateway, &agent, "select pg_sleep(30)");
+    wait_live(&gateway);
+    script.send("live");
+    script.expect("ended", &gateway);
+    let output = wait_with_deadline(long, 15);
+    assert!(!output.status.success(), "the session was not ended");
+    let events = common::events(&gateway);
+    let killed = events
+        .iter()
+        .find(|event| event.kind == "session.kill")
+        .expect("a session.kill event");
+    assert_eq!(killed.data["ended_by"], "alice");
+    assert_eq!(killed.data["reason"], "runaway agent");
+
+    // 4. Sessions, a timeline, the audit chain and 5. policies with a diff
+    // ran in the script; 6. a review pending for
+    // the phone screenshot, then sign-out.
+    let third = psql_background(&gateway, &agent, "delete from items where id = 3");
+    script.send("phone");
+    script.expect("done", &gateway);
+    let status = wait_for_exit(&mut script.child, 30);
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&script.stderr_path).unwrap_or_default()
+    );
+    let mut third = third;
+    let _ = third.kill();
+    let _ = third.wait();
+    assert_eq!(
+        cluster.sql_in("appdb", "select count(*) from items where id = 3"),
+        "1",
+        "an undecided DELETE ran"
+    );
+    for shot in [
+        "signin",
+        "approvals-empty",
+        "approvals-queue",
+        "review",
+        "live-sessions",
+        "sessions",
+        "session-timeline",
+        "audit",
+        "policies",
+        "policy-diff",
+        "approvals-phone",
+    ] {
+        let path = repo_file(&format!("docs/screenshots/{shot}.png"));
+        let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
+        assert!(size > 1000, "{} was not written", path.display());
+    }
+}
