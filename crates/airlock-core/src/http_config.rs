@@ -1,7 +1,8 @@
 //! The HTTP parts of the configuration file: the `http:` listener options,
 //! a connection's `inject:` block, and the checks an `protocol: http`
 //! connection must pass (and the HTTP-only fields other protocols must not
-//! carry). Kept apart from `config.rs` so each protocol's settings stay in
+//! carry), and [`split_authority`], how every HTTP upstream's `url`
+//! names its host and port. Kept apart from `config.rs` so each protocol's settings stay in
 //! one place; `config.rs` calls [`connection_problems`] for every
 //! connection.
 
@@ -305,9 +306,40 @@ pub fn options_problems(options: &HttpOptions) -> Vec<(&'static str, String)> {
     problems
 }
 
+/// `host[:port]` of an upstream URL (brackets around an IPv6 host), with
+/// the scheme's default port (`https`: 443, else 80).
+pub fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
+    let default = if https { 443 } else { 80 };
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => default,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host.to_string(), port.parse().ok()?)),
+        Some(_) => None,
+        None if !authority.is_empty() => Some((authority.to_string(), default)),
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorities_split() {
+        assert_eq!(split_authority("h:8443", true), Some(("h".into(), 8443)));
+        assert_eq!(split_authority("h", true), Some(("h".into(), 443)));
+        assert_eq!(split_authority("h", false), Some(("h".into(), 80)));
+        assert_eq!(split_authority("[::1]:9", false), Some(("::1".into(), 9)));
+        assert_eq!(split_authority(":9", false), None);
+        assert_eq!(split_authority("h:x", false), None);
+    }
 
     #[test]
     fn urls_are_checked() {

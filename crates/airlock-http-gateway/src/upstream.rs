@@ -22,7 +22,7 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 use airlock_core::config::{relative_to, GatewayConfig};
-use airlock_core::http_config::InjectConfig;
+use airlock_core::http_config::{split_authority, InjectConfig};
 
 use crate::headers::HeaderRules;
 
@@ -188,26 +188,6 @@ pub fn targets(
     Ok(out)
 }
 
-/// `host[:port]` (brackets around an IPv6 host) with the scheme's default.
-fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
-    let default = if https { 443 } else { 80 };
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port.parse().ok()?,
-            None if after.is_empty() => default,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host.to_string(), port.parse().ok()?)),
-        Some(_) => None,
-        None if !authority.is_empty() => Some((authority.to_string(), default)),
-        None => None,
-    }
-}
-
 fn client_tls(
     ca_file: Option<&Path>,
     insecure: bool,
@@ -305,19 +285,4 @@ where
         .send_request(request)
         .await
         .map_err(|error| UpstreamError::Exchange(format!("request failed: {error}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authorities_split() {
-        assert_eq!(split_authority("h:8443", true), Some(("h".into(), 8443)));
-        assert_eq!(split_authority("h", true), Some(("h".into(), 443)));
-        assert_eq!(split_authority("h", false), Some(("h".into(), 80)));
-        assert_eq!(split_authority("[::1]:9", false), Some(("::1".into(), 9)));
-        assert_eq!(split_authority(":9", false), None);
-        assert_eq!(split_authority("h:x", false), None);
-    }
 }

@@ -8,7 +8,9 @@
 //! off), finds the approved DELETE in its session's timeline, sees the
 //! audit chain verify, and diffs two policy versions; the CSP is strict and the browser
 //! reports no violation of it; a POST without the CSRF token is refused.
-//! The script saves a screenshot of each page to `docs/screenshots/`.
+//! The script saves a screenshot of each page to the test's scratch
+//! folder, or to `docs/screenshots/` (the ones the README shows) with
+//! `AIRLOCK_UPDATE_SCREENSHOTS=1`.
 //!
 //! Nothing is skipped: without chromium or playwright-core the test fails
 //! and says to run `bash .ci/install-deps`.
@@ -137,8 +139,19 @@ impl Script {
     }
 }
 
+/// Where the script saves its screenshots: `docs/screenshots/` when
+/// `AIRLOCK_UPDATE_SCREENSHOTS=1` (to refresh the committed ones), else the
+/// test's scratch folder, so a test run leaves the checkout as it was.
+fn screenshot_dir(scratch: &Path) -> PathBuf {
+    if std::env::var("AIRLOCK_UPDATE_SCREENSHOTS").is_ok_and(|value| value == "1") {
+        repo_file("docs/screenshots")
+    } else {
+        scratch.join("screenshots")
+    }
+}
+
 fn start_script(gateway: &GatewayProcess, alice: &str, audrey: &str, scratch: &Path) -> Script {
-    let screenshots = repo_file("docs/screenshots");
+    let screenshots = screenshot_dir(scratch);
     std::fs::create_dir_all(&screenshots).unwrap();
     let stderr_path = scratch.join("ui.stderr");
     let mut child = Command::new("node")
@@ -377,7 +390,7 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
         "policy-diff",
         "approvals-phone",
     ] {
-        let path = repo_file(&format!("docs/screenshots/{shot}.png"));
+        let path = screenshot_dir(scratch.path()).join(format!("{shot}.png"));
         let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
         assert!(size > 1000, "{} was not written", path.display());
     }

@@ -22,6 +22,7 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 use airlock_core::config::{relative_to, ConnectionConfig};
+use airlock_core::http_config::split_authority;
 use airlock_core::mcp_config::McpTransport;
 
 use crate::proxy::upstream::UpstreamError;
@@ -160,26 +161,6 @@ fn split_url(url: &str) -> Option<(bool, &str, &str)> {
         return None;
     }
     Some((https, authority, path))
-}
-
-/// `host[:port]` (brackets around an IPv6 host) with the scheme's default.
-fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
-    let default = if https { 443 } else { 80 };
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port.parse().ok()?,
-            None if after.is_empty() => default,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host.to_string(), port.parse().ok()?)),
-        Some(_) => None,
-        None if !authority.is_empty() => Some((authority.to_string(), default)),
-        None => None,
-    }
 }
 
 /// Sends `request` to `target` on a fresh connection and waits (at most
