@@ -459,3 +459,152 @@ fn the_store_connection_is_encrypted_and_verified() {
     assert!(error.contains("cannot open the shared store"), "{error}");
     assert!(!error.contains(&cluster.superuser_password), "{error}");
 }
+
+/// The store stops under an open session: once the index cannot extend
+/// the chain, that session's next commands are refused with a clear error
+/// and never reach the upstream (the gateway fails closed rather than run
+/// commands it cannot index); what ran before the refusal is kept in the
+/// journal. When the store is back, the same session runs commands again,
+/// every row the upstream holds has its recorded INSERT, none twice, and
+/// the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_session_fails_closed_while_the_store_is_down_and_recovers() {
+    let (mut store, upstream, config) = clusters();
+    let a = start_replica(&config, &store);
+    a.set_credential("app", "app", &upstream.role_password("app"));
+    let (_, token) = a.issue_token("agent-7", &["pg-test"], "1h");
+    let client = common::client(&a, "agent-7", "pg-test", &token).await;
+    client
+        .simple_query("insert into items values (100, 'before')")
+        .await
+        .unwrap();
+
+    store.stop();
+    let stopped_at = Instant::now();
+    let mut id = 200;
+    let refusal = loop {
+        match client
+            .simple_query(&format!("insert into items values ({id}, 'during')"))
+            .await
+        {
+            Ok(_) => {
+                assert!(
+                    stopped_at.elapsed() < Duration::from_secs(15),
+                    "commands still run {} ms after the store stopped",
+                    stopped_at.elapsed().as_millis()
+                );
+                id += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => break error,
+        }
+    };
+    let refused_after = stopped_at.elapsed();
+    let message = refusal
+        .as_db_error()
+        .map(|error| error.message().to_string())
+        .unwrap_or_else(|| refusal.to_string());
+    assert!(
+        message.contains("index") || message.contains("store"),
+        "{message}"
+    );
+    assert!(!message.contains(&store.superuser_password));
+    // The refused INSERT never ran, nor does the next one.
+    let refused_id = id;
+    assert!(client
+        .simple_query("insert into items values (999, 'refused')")
+        .await
+        .is_err());
+    assert_eq!(
+        upstream.sql_in(
+            "appdb",
+            &format!("select count(*) from items where id in ({refused_id}, 999)")
+        ),
+        "0"
+    );
+
+    store.start_again();
+    let started_at = Instant::now();
+    loop {
+        match client
+            .simple_query("insert into items values (300, 'after')")
+            .await
+        {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(
+                    started_at.elapsed() < Duration::from_secs(20),
+                    "the open session did not recover after the store came back: {error}\n{}",
+                    a.log()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let recovered_after = started_at.elapsed();
+    eprintln!(
+        "refused {} ms after the store stopped ({} INSERTs ran meanwhile); \
+         the session ran commands again {} ms after it started",
+        refused_after.as_millis(),
+        id - 200,
+        recovered_after.as_millis()
+    );
+    drop(client);
+
+    // Every row the upstream holds beyond the seed has its recorded INSERT,
+    // once; the chain verifies over all of it.
+    let rows: Vec<String> = upstream
+        .sql_in("appdb", "select id from items where id >= 100 order by id")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let exported = a.cli_ok(&["audit", "export", "--format", "jsonl"], None);
+        let ran: Vec<serde_json::Value> = exported
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|event| event["kind"] == "command")
+            .filter(|event| event["data"]["decision"] == "forward")
+            .collect();
+        let missing: Vec<&String> = rows
+            .iter()
+            .filter(|row| {
+                let text = format!("insert into items values ({row},");
+                ran.iter().all(|event| {
+                    !event["data"]["statement"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with(&text)
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            for row in &rows {
+                let text = format!("insert into items values ({row},");
+                let times = ran
+                    .iter()
+                    .filter(|event| {
+                        event["data"]["statement"]
+                            .as_str()
+                            .unwrap_or("")
+                            .starts_with(&text)
+                    })
+                    .count();
+                assert_eq!(
+                    times, 1,
+                    "the INSERT of row {row} is recorded {times} times"
+                );
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows without their recorded INSERT: {missing:?}\n{exported}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&a.cli_ok(&["audit", "verify", "--output", "json"], None)).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+}

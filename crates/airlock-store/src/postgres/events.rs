@@ -136,12 +136,14 @@ impl EventStore for PgStore {
 /// transaction holding the chain head's row lock, with `progress` (a
 /// journal and the byte it is copied through) recorded in the same
 /// transaction when given; a batch whose journal position is stored
-/// already (a retry after a lost answer) is skipped. Events copied from a journal are durable there
-/// already, so their commit does not wait for the store's disk
-/// (`synchronous_commit = off`); [`JournalIndex::journal_barrier`] makes
-/// them durable before the journal goes.
-///
-/// [`JournalIndex::journal_barrier`]: crate::backend::JournalIndex::journal_barrier
+/// already (a retry after a lost answer) is skipped. The commit waits for
+/// the store's own durability (its `synchronous_commit`) even though the
+/// events are in the journal already: the store can crash on its own, and
+/// a replica that keeps running never copies its journal again, so a
+/// commit the store lost would be an event lost (SQLite may relax this:
+/// its file can only lose a commit together with the gateway's host,
+/// whose next start recovers the journal). The index waits, not the
+/// commands: batches keep the cost to one store flush per batch.
 pub(super) async fn append_chained(
     shared: &Shared,
     events: Vec<(Option<i64>, NewEvent)>,
@@ -150,12 +152,6 @@ pub(super) async fn append_chained(
     let key = shared.chain_key()?;
     let mut client = shared.pool.get().await?;
     let transaction = client.client_mut().transaction().await.map_err(db_error)?;
-    if progress.is_some() {
-        transaction
-            .batch_execute("SET LOCAL synchronous_commit = off")
-            .await
-            .map_err(db_error)?;
-    }
     let head = transaction
         .query_one("SELECT last_id, last_hash FROM chain_head FOR UPDATE", &[])
         .await
