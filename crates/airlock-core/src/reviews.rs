@@ -388,6 +388,9 @@ impl GatewayState {
                 .append_event(record(None, Some(&grant.identity), &granted))?;
         }
         self.reviews_changed.notify_waiters();
+        // A command held in this process re-reads its review now rather
+        // than at its next poll.
+        self.review_wakeups.wake();
         if outcome.status != "pending" {
             let waited = now_unix().saturating_sub(review.created_at);
             self.metrics.review_decided(

@@ -454,7 +454,10 @@ async fn reviews_are_seen_and_decided_by_their_approvers_only() {
     assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
     assert_eq!(status_of(state, "r-0002"), "pending");
 
-    // The approver decides.
+    // The approver decides, and a command held for the review in this
+    // process is woken at once (not at its next store poll).
+    let mut held = state.review_wakeups.subscribe();
+    held.mark_unchanged();
     let approved = post(
         router,
         approve,
@@ -468,6 +471,10 @@ async fn reviews_are_seen_and_decided_by_their_approvers_only() {
         "/ui/approvals?done=approved&review=r-0001"
     );
     assert_eq!(status_of(state, "r-0001"), "approved");
+    assert!(
+        held.has_changed().unwrap(),
+        "the decision did not wake the held commands"
+    );
     let denied = post(
         router,
         "/ui/reviews/r-0002/deny",
