@@ -188,6 +188,11 @@ impl GatewayState {
 
     /// Revokes a grant and closes the sessions it admitted.
     pub fn revoke_grant(&self, id: &str) -> Result<Value, AdminError> {
+        self.revoke_grant_as(id, "admin")
+    }
+
+    /// [`GatewayState::revoke_grant`], recorded as done by `actor`.
+    pub fn revoke_grant_as(&self, id: &str, actor: &str) -> Result<Value, AdminError> {
         let grant = self.store.revoke_grant(id)?;
         let closed = self.sessions.kill_where(
             &grant.identity,
@@ -196,7 +201,7 @@ impl GatewayState {
         );
         self.store.append_event(record(
             None,
-            Some("admin"),
+            Some(actor),
             &AccessRevoked {
                 connection: grant.connection.clone(),
                 grant_id: id.to_string(),

@@ -323,6 +323,16 @@ impl GatewayState {
 
     /// Issues a token. The token is returned here and nowhere else.
     pub fn issue_token(&self, request: &IssueTokenRequest) -> Result<IssuedToken, AdminError> {
+        self.issue_token_as(request, None)
+    }
+
+    /// [`GatewayState::issue_token`], recorded as issued by `issued_by`
+    /// (a person of the web UI).
+    pub fn issue_token_as(
+        &self,
+        request: &IssueTokenRequest,
+        issued_by: Option<&str>,
+    ) -> Result<IssuedToken, AdminError> {
         let mut problems = Vec::new();
         if !valid_name(&request.identity) {
             problems.push(format!(
@@ -402,6 +412,7 @@ impl GatewayState {
                 connections: record.connections.clone(),
                 expires_at: record.expires_at,
                 groups: record.groups.clone(),
+                issued_by: issued_by.map(str::to_string),
                 kind: record.kind.clone(),
                 token_id: record.id.clone(),
             },
@@ -461,11 +472,16 @@ impl GatewayState {
     /// Revokes a token and ends its live sessions. Returns how many sessions
     /// were told to close.
     pub fn revoke_token(&self, id: &str) -> Result<(bool, usize), AdminError> {
+        self.revoke_token_as(id, "admin")
+    }
+
+    /// [`GatewayState::revoke_token`], recorded as done by `actor`.
+    pub fn revoke_token_as(&self, id: &str, actor: &str) -> Result<(bool, usize), AdminError> {
         let changed = self.store.revoke_token(id)?;
         let closed = self.sessions.kill_token(id, "the token was revoked");
         self.store.append_event(record_event(
             None,
-            Some("admin"),
+            Some(actor),
             &TokenRevoked {
                 already_revoked: !changed,
                 sessions_closed: closed,

@@ -14,6 +14,8 @@ use crate::state::GatewayState;
 
 /// Largest page of events one request returns.
 pub const MAX_PAGE: i64 = 10_000;
+/// Most events one session's export holds.
+pub const MAX_SESSION_EXPORT: usize = 200_000;
 
 /// A session as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -246,6 +248,61 @@ impl GatewayState {
             timeline,
             other_events,
         })
+    }
+
+    /// Every event of one session, oldest first (at most
+    /// [`MAX_SESSION_EXPORT`]), for a session's JSON-lines export. Not
+    /// found when the session has no `session.start`.
+    pub fn session_events(&self, session_id: &str) -> Result<Vec<EventRecord>, AdminError> {
+        self.settle_recording();
+        let mut events: Vec<EventRecord> = Vec::new();
+        let mut after_id = 0;
+        while events.len() < MAX_SESSION_EXPORT {
+            let page = self.store.events(&EventFilter {
+                after_id,
+                session_id: Some(session_id.to_string()),
+                limit: MAX_PAGE,
+                ..EventFilter::default()
+            })?;
+            let Some(last) = page.last() else { break };
+            after_id = last.id;
+            let full = i64::try_from(page.len()).unwrap_or(MAX_PAGE) >= MAX_PAGE;
+            events.extend(page);
+            if !full {
+                break;
+            }
+        }
+        events.truncate(MAX_SESSION_EXPORT);
+        if !events.iter().any(|event| event.kind == "session.start") {
+            return Err(AdminError::NotFound(format!(
+                "session {session_id} not found"
+            )));
+        }
+        Ok(events)
+    }
+
+    /// The commands recorded so far for each of `session_ids` (live
+    /// sessions: their `session.end` carries no count yet), counted up to
+    /// [`MAX_PAGE`] each.
+    pub fn commands_so_far(
+        &self,
+        session_ids: &[String],
+    ) -> Result<BTreeMap<String, u64>, AdminError> {
+        self.settle_recording();
+        let mut counts = BTreeMap::new();
+        for session_id in session_ids {
+            let commands = self.store.events(&EventFilter {
+                session_id: Some(session_id.clone()),
+                kinds: vec!["command".into()],
+                limit: MAX_PAGE,
+                ..EventFilter::default()
+            })?;
+            counts.insert(
+                session_id.clone(),
+                u64::try_from(commands.len()).unwrap_or(u64::MAX),
+            );
+        }
+        Ok(counts)
     }
 
     /// Events for export, oldest first.

@@ -110,6 +110,11 @@ pub struct UiOptions {
     /// when the token it was made with expires or is revoked.
     #[serde(default = "default_ui_session_ttl")]
     pub session_ttl: String,
+    /// The origin browsers reach the UI at (`https://airlock.example.com`),
+    /// used for the OIDC sign-in's redirect URI
+    /// (`<public_url>/ui/oidc/callback`). Default: `http://<listen.admin>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for UiOptions {
@@ -119,7 +124,39 @@ impl Default for UiOptions {
             admin_groups: Vec::new(),
             auditor_groups: Vec::new(),
             session_ttl: default_ui_session_ttl(),
+            public_url: None,
         }
+    }
+}
+
+/// `ui.public_url`: an `http(s)://host[:port]` origin, nothing after it
+/// but an optional `/`.
+fn check_public_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with https:// or http://"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@', ' '])
+        || authority.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "{url:?} must be an origin only, like https://airlock.example.com"
+        ));
+    }
+    Ok(())
+}
+
+impl UiOptions {
+    /// The UI's origin without a trailing slash: `ui.public_url`, else
+    /// `http://<admin listen address>`; `None` when the admin listener
+    /// binds every address (no origin to name).
+    pub fn origin(&self, admin_listen: SocketAddr) -> Option<String> {
+        if let Some(url) = &self.public_url {
+            return Some(url.trim_end_matches('/').to_string());
+        }
+        (!admin_listen.ip().is_unspecified()).then(|| format!("http://{admin_listen}"))
     }
 }
 
@@ -886,6 +923,11 @@ impl GatewayConfig {
                     self.listen.admin
                 ),
             );
+        }
+        if let Some(public_url) = &self.ui.public_url {
+            if let Err(message) = check_public_url(public_url) {
+                problem("public_url:", format!("ui.public_url: {message}"));
+            }
         }
         let postgres_listen = self.listen.postgres.parse::<SocketAddr>().ok();
         if postgres_listen.is_none() {

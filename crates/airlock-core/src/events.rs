@@ -435,6 +435,10 @@ pub struct TokenIssued {
     pub connections: Vec<String>,
     pub expires_at: i64,
     pub groups: Vec<String>,
+    /// The person who issued it through the web UI (absent: the admin
+    /// token, or an exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
     pub kind: String,
     pub token_id: String,
 }

@@ -42,6 +42,18 @@ impl GatewayState {
         comment: Option<&str>,
         source: &str,
     ) -> Result<AppliedPolicy, AdminError> {
+        self.apply_policy_as(text, comment, source, "admin")
+    }
+
+    /// [`GatewayState::apply_policy`], recorded as done by `actor` (the
+    /// person signed in to the web UI; `admin` for the admin token).
+    pub fn apply_policy_as(
+        &self,
+        text: &str,
+        comment: Option<&str>,
+        source: &str,
+        actor: &str,
+    ) -> Result<AppliedPolicy, AdminError> {
         let policy = Policy::from_yaml(text, "policy")
             .map_err(|error| AdminError::Invalid(error.to_string()))?;
         let version = self.store.insert_policy_version(text, source, comment)?;
@@ -52,7 +64,7 @@ impl GatewayState {
             version,
         };
         self.store
-            .append_event(crate::events::record(None, Some("admin"), &applied))?;
+            .append_event(crate::events::record(None, Some(actor), &applied))?;
         self.refresh_policy()?;
         let record = self
             .store
@@ -67,11 +79,31 @@ impl GatewayState {
 
     /// Makes version `version` live again, as a new version.
     pub fn rollback_policy(&self, version: i64) -> Result<AppliedPolicy, AdminError> {
+        self.rollback_policy_as(version, "admin", None)
+    }
+
+    /// [`GatewayState::rollback_policy`] by `actor`, whose name (and
+    /// `note`, when given) the new version's comment keeps: the store
+    /// records no other author.
+    pub fn rollback_policy_as(
+        &self,
+        version: i64,
+        actor: &str,
+        note: Option<&str>,
+    ) -> Result<AppliedPolicy, AdminError> {
         let record = self
             .store
             .policy_version(version)?
             .ok_or_else(|| AdminError::NotFound(format!("policy version {version} not found")))?;
         let text = record.text.unwrap_or_default();
-        self.apply_policy(&text, Some(&format!("rollback to v{version}")), "rollback")
+        let mut comment = format!("rollback to v{version}");
+        if actor != "admin" {
+            comment.push_str(&format!(" by {actor}"));
+        }
+        if let Some(note) = note.map(str::trim).filter(|note| !note.is_empty()) {
+            comment.push_str(": ");
+            comment.push_str(note);
+        }
+        self.apply_policy_as(&text, Some(&comment), "rollback", actor)
     }
 }

@@ -84,6 +84,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Recorder(#[from] RecordError),
+    #[error(transparent)]
+    Oidc(#[from] airlock_oidc::OidcError),
 }
 
 impl GatewayState {
@@ -165,15 +167,12 @@ impl GatewayState {
         let oidc = if config.identity_providers.is_empty() {
             None
         } else {
-            match airlock_oidc::OidcValidator::new(config.identity_providers.clone()) {
-                Ok(validator) => Some(validator),
-                Err(error) => {
-                    // The config validated; a failure here is internal. No
-                    // validator means OIDC tokens are refused (fail closed).
-                    tracing::error!(%error, "cannot set up OIDC validation; OIDC tokens will be refused");
-                    None
-                }
-            }
+            // The config validated; what can still fail is reading a web
+            // client's secret (`web_client_secret_env` / `_file`): the
+            // gateway does not start without it.
+            Some(airlock_oidc::OidcValidator::new(
+                config.identity_providers.clone(),
+            )?)
         };
         Ok(Self {
             policy: PolicyHolder::new(policy),

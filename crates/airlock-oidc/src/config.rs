@@ -111,6 +111,28 @@ pub struct IssuerConfig {
     /// document and JWKS are fetched again, in seconds.
     #[serde(default = "default_jwks_refresh_seconds")]
     pub jwks_refresh_seconds: u64,
+    /// The OAuth client id of airlock's web UI at this provider: when set,
+    /// the sign-in page offers "Sign in with <name>" (the authorization
+    /// code flow with PKCE, S256). ID tokens must then be issued to this
+    /// client (their `aud`); the UI's redirect URI is
+    /// `<ui.public_url>/ui/oidc/callback`, which the provider must list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_client_id: Option<String>,
+    /// Name of the environment variable holding the web client's secret
+    /// (sent with HTTP Basic to the token endpoint). Without it and
+    /// `web_client_secret_file` the web UI is a public client (PKCE only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_client_secret_env: Option<String>,
+    /// Path of a file holding the web client's secret (trailing whitespace
+    /// ignored). At most one of `web_client_secret_env` and
+    /// `web_client_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_client_secret_file: Option<std::path::PathBuf>,
+    /// Scopes the web UI asks for besides `openid` (`groups`, `profile`…),
+    /// when the provider puts the identity or groups claims in ID tokens
+    /// only for a scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_scopes: Vec<String>,
 }
 
 fn default_identity_claim() -> String {
@@ -173,6 +195,10 @@ impl IssuerConfig {
             use_id_token: false,
             leeway_seconds: default_leeway_seconds(),
             jwks_refresh_seconds: default_jwks_refresh_seconds(),
+            web_client_id: None,
+            web_client_secret_env: None,
+            web_client_secret_file: None,
+            web_scopes: Vec::new(),
         }
     }
 
@@ -253,6 +279,46 @@ impl IssuerConfig {
                 "jwks_refresh_seconds",
                 format!("must be between 1 and {MAX_JWKS_REFRESH_SECONDS}"),
             );
+        }
+        if self
+            .web_client_id
+            .as_deref()
+            .is_some_and(|client| client.trim().is_empty())
+        {
+            problem("web_client_id", "must not be empty when set".to_owned());
+        }
+        let secret_set =
+            self.web_client_secret_env.is_some() || self.web_client_secret_file.is_some();
+        if secret_set && self.web_client_id.is_none() {
+            problem(
+                "web_client_id",
+                "a web client secret is set without `web_client_id`".to_owned(),
+            );
+        }
+        if self.web_client_secret_env.is_some() && self.web_client_secret_file.is_some() {
+            problem(
+                "web_client_secret_file",
+                "set only one of web_client_secret_env and web_client_secret_file".to_owned(),
+            );
+        }
+        if self
+            .web_client_secret_env
+            .as_deref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            problem("web_client_secret_env", "must not be empty".to_owned());
+        }
+        for (index, scope) in self.web_scopes.iter().enumerate() {
+            if scope.is_empty()
+                || !scope
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+            {
+                problem(
+                    &format!("web_scopes[{index}]"),
+                    "must be a non-empty scope token (printable ASCII, no spaces)".to_owned(),
+                );
+            }
         }
         problems
     }

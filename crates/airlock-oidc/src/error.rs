@@ -89,6 +89,16 @@ pub enum OidcError {
         /// Why.
         reason: String,
     },
+    /// The web UI's sign-in (authorization code with PKCE) could not be
+    /// completed: no such provider for the web UI, the provider's token
+    /// endpoint refused the code, no ID token, a nonce that differs.
+    #[error("web sign-in with identity provider {provider:?} failed: {reason}")]
+    WebLogin {
+        /// The identity provider's configured name.
+        provider: String,
+        /// Why (never a code, token or secret).
+        reason: String,
+    },
     /// The discovery document or key set could not be fetched or was
     /// unusable. Tokens are refused: airlock fails closed.
     #[error("cannot get signing keys of identity provider {provider:?}: {reason}")]

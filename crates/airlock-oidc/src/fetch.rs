@@ -47,6 +47,67 @@ impl HttpFetcher {
     }
 }
 
+impl HttpFetcher {
+    /// POSTs a form to `url` (a token endpoint), with HTTP Basic
+    /// `client_id:secret` when `basic` is given, and parses the JSON answer.
+    /// An error answer (4xx) is returned as its JSON body's `error` code,
+    /// never with the request (which holds the code and the secret).
+    pub async fn post_form(
+        &self,
+        url: Url,
+        basic: Option<String>,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<Value, String> {
+        check_fetch_url(&url).map_err(|message| format!("refusing to post to {url}: {message}"))?;
+        let agent = self.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut request = agent.post(url.as_str()).set("accept", "application/json");
+            if let Some(basic) = basic {
+                request = request.set("authorization", &basic);
+            }
+            let pairs: Vec<(&str, &str)> = form
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            match request.send_form(&pairs) {
+                Ok(response) => read_json(url.as_str(), response),
+                Err(ureq::Error::Status(status, response)) => {
+                    let code = read_json(url.as_str(), response)
+                        .ok()
+                        .and_then(|body| {
+                            body.get("error").and_then(Value::as_str).map(str::to_owned)
+                        })
+                        .unwrap_or_default();
+                    Err(format!(
+                        "POST {url} answered HTTP {status} {}",
+                        crate::error::quote_untrusted(&code)
+                    ))
+                }
+                Err(ureq::Error::Transport(transport)) => {
+                    Err(format!("POST {url} failed: {transport}"))
+                }
+            }
+        })
+        .await
+        .map_err(|error| format!("token request task failed: {error}"))?
+    }
+}
+
+fn read_json(url: &str, response: ureq::Response) -> Result<Value, String> {
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|error| format!("{url}: reading the body failed: {error}"))?;
+    if body.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "{url}: answer is larger than {MAX_DOCUMENT_BYTES} bytes"
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|error| format!("{url}: not JSON: {error}"))
+}
+
 fn get_json_blocking(agent: &ureq::Agent, url: &Url) -> Result<Value, String> {
     let response = agent
         .get(url.as_str())

@@ -10,6 +10,9 @@
 //! - [`OidcValidator`] fetches each provider's discovery document and JWKS
 //!   lazily, caches them, refreshes on schedule and on unknown `kid`s
 //!   (rate-limited), and fails closed when a provider is unreachable.
+//! - The web UI signs people in with the authorization code flow and PKCE
+//!   ([`OidcValidator::start_web_login`], `finish_web_login`): the ID token
+//!   goes through the same checks, with the web client as its audience.
 //! - Signatures are verified with `ring` (RS256, ES256, EdDSA/Ed25519); the
 //!   key, not the token, decides the algorithm; `none` and HMAC are refused.
 //!
@@ -25,6 +28,7 @@ mod jws;
 mod keys;
 mod provider;
 mod validator;
+mod web_login;
 
 pub use config::{
     default_algorithms, validate_issuers, ConfigProblem, IssuerConfig, JwsAlgorithm,
@@ -33,3 +37,4 @@ pub use config::{
 pub use error::OidcError;
 pub use jws::MAX_TOKEN_BYTES;
 pub use validator::{OidcValidator, OidcValidatorOptions, ValidatedToken};
+pub use web_login::{code_challenge, WebLogin, WebLoginStart};

@@ -38,6 +38,11 @@ pub(crate) struct ProviderKeys {
     pub keys: Vec<PublicKey>,
     /// When they were fetched.
     pub fetched_at: Instant,
+    /// The discovery document's `authorization_endpoint` and
+    /// `token_endpoint` (checked like `jwks_uri`: https, or http on
+    /// loopback), for the web UI's sign-in; `None` when absent or unusable.
+    pub authorization_endpoint: Option<Url>,
+    pub token_endpoint: Option<Url>,
 }
 
 #[derive(Default)]
@@ -56,6 +61,9 @@ pub(crate) struct IssuerState {
     refresh: tokio::sync::Mutex<RefreshState>,
     /// Key fetches that succeeded and that failed (for the metrics).
     pub fetches: [std::sync::atomic::AtomicU64; 2],
+    /// The web client's secret (`web_client_secret_env` / `_file`), read
+    /// once when the validator is built.
+    pub web_secret: Option<airlock_types::Secret<String>>,
 }
 
 impl IssuerState {
@@ -74,6 +82,7 @@ impl IssuerState {
             cache: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
             fetches: Default::default(),
+            web_secret: None,
         })
     }
 
@@ -205,6 +214,8 @@ impl IssuerState {
             issuer: issuer.to_owned(),
             keys,
             fetched_at: Instant::now(),
+            authorization_endpoint: endpoint(&discovery, "authorization_endpoint"),
+            token_endpoint: endpoint(&discovery, "token_endpoint"),
         })
     }
 
@@ -214,6 +225,14 @@ impl IssuerState {
             reason,
         }
     }
+}
+
+/// An endpoint of the discovery document that airlock may send a browser
+/// or a request to: `https`, or `http` on loopback.
+fn endpoint(discovery: &Value, name: &str) -> Option<Url> {
+    let url = Url::parse(discovery.get(name)?.as_str()?).ok()?;
+    check_fetch_url(&url).ok()?;
+    Some(url)
 }
 
 /// `<issuer without trailing slash>/.well-known/openid-configuration`

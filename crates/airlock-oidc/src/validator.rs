@@ -105,10 +105,14 @@ impl OidcValidator {
                 }])
             };
             let url = check_issuer_url(&config.issuer).map_err(problem)?;
-            states.push(
-                IssuerState::new(config, &url, options.min_key_refresh_interval)
-                    .map_err(problem)?,
-            );
+            let web_secret = crate::web_login::resolve_web_secret(&config, index, &|name| {
+                std::env::var(name).ok()
+            })
+            .map_err(|problem| OidcError::Config(vec![problem]))?;
+            let mut state = IssuerState::new(config, &url, options.min_key_refresh_interval)
+                .map_err(problem)?;
+            state.web_secret = web_secret;
+            states.push(state);
         }
         Ok(Self {
             issuers: states,
@@ -150,15 +154,7 @@ impl OidcValidator {
     /// reached and no fresh keys are cached.
     pub async fn validate(&self, token: &str) -> Result<ValidatedToken, OidcError> {
         let jws = jws::parse(token)?;
-
-        let issuer_claim = match jws.claims.get("iss") {
-            Some(Value::String(issuer)) => issuer.as_str(),
-            _ => {
-                return Err(OidcError::malformed(
-                    "claim `iss` is missing or not a string",
-                ))
-            }
-        };
+        let issuer_claim = issuer_claim(&jws)?;
         let state = self
             .issuers
             .iter()
@@ -166,8 +162,43 @@ impl OidcValidator {
             .ok_or_else(|| OidcError::UnknownIssuer {
                 issuer: quote_untrusted(issuer_claim),
             })?;
-        let config = &state.config;
+        self.verify_and_check(state, &state.config, &jws).await
+    }
 
+    /// [`OidcValidator::validate`] against one provider's keys, with
+    /// `config` (the provider's, or a variant of it: the web UI's ID tokens
+    /// have the web client as audience) deciding algorithms and claims.
+    pub(crate) async fn validate_as(
+        &self,
+        state: &IssuerState,
+        config: &IssuerConfig,
+        token: &str,
+    ) -> Result<ValidatedToken, OidcError> {
+        let jws = jws::parse(token)?;
+        let issuer_claim = issuer_claim(&jws)?;
+        if state.config.issuer_key() != trim_one_slash(issuer_claim) {
+            return Err(OidcError::UnknownIssuer {
+                issuer: quote_untrusted(issuer_claim),
+            });
+        }
+        self.verify_and_check(state, config, &jws).await
+    }
+
+    /// The configured issuers' states (for the web sign-in).
+    pub(crate) fn issuer_states(&self) -> impl Iterator<Item = &IssuerState> {
+        self.issuers.iter()
+    }
+
+    pub(crate) fn fetcher(&self) -> &HttpFetcher {
+        &self.fetcher
+    }
+
+    async fn verify_and_check(
+        &self,
+        state: &IssuerState,
+        config: &IssuerConfig,
+        jws: &CompactJws<'_>,
+    ) -> Result<ValidatedToken, OidcError> {
         let algorithm = allowed_algorithm(config, &jws.header.algorithm)?;
         if jws.signature.is_empty() {
             return Err(OidcError::BadSignature {
@@ -176,15 +207,15 @@ impl OidcValidator {
         }
 
         let keys = state.current_keys(&self.fetcher).await?;
-        let keys = match self.verify_with(state, &keys, algorithm, &jws)? {
+        let keys = match self.verify_with(state, &keys, algorithm, jws)? {
             Verification::Verified => keys,
             Verification::KeyNotFound => {
                 let Some(newer) = state.refresh_for_unknown_key(&keys, &self.fetcher).await? else {
-                    return Err(unknown_key(config, &jws));
+                    return Err(unknown_key(config, jws));
                 };
-                match self.verify_with(state, &newer, algorithm, &jws)? {
+                match self.verify_with(state, &newer, algorithm, jws)? {
                     Verification::Verified => newer,
-                    Verification::KeyNotFound => return Err(unknown_key(config, &jws)),
+                    Verification::KeyNotFound => return Err(unknown_key(config, jws)),
                 }
             }
         };
@@ -203,7 +234,7 @@ impl OidcValidator {
         Ok(ValidatedToken {
             identity: checked.identity,
             issuer_name: config.name.clone(),
-            claims: Value::Object(jws.claims),
+            claims: Value::Object(jws.claims.clone()),
             client_id: checked.client_id,
         })
     }
@@ -238,6 +269,15 @@ impl OidcValidator {
                 provider: state.config.name.clone(),
             })
         }
+    }
+}
+
+fn issuer_claim<'t>(jws: &'t CompactJws<'_>) -> Result<&'t str, OidcError> {
+    match jws.claims.get("iss") {
+        Some(Value::String(issuer)) => Ok(issuer.as_str()),
+        _ => Err(OidcError::malformed(
+            "claim `iss` is missing or not a string",
+        )),
     }
 }
 

@@ -134,53 +134,98 @@ fn classification(html: &mut Html, review: &ReviewRecord) {
     }
 }
 
-/// The queue: the part the event stream replaces.
+/// The queue: the part the event stream replaces. Held commands and
+/// access requests are listed apart (an access request holds no command:
+/// it asks for a grant to a connection for a while).
 fn queue_fragment(web: &Web, viewer: &SignIn, reviews: &[ReviewRecord]) -> Html {
     let mut html = Html::new();
     if reviews.is_empty() {
         html.raw("<p class=\"muted\">No review is waiting for you.</p>");
         return html;
     }
+    let (requests, commands): (Vec<&ReviewRecord>, Vec<&ReviewRecord>) =
+        reviews.iter().partition(|review| review.kind == "access");
     let now = now_unix();
-    html.raw("<table class=\"stack\"><caption class=\"muted\">")
-        .number(i64::try_from(reviews.len()).unwrap_or(i64::MAX))
-        .raw(" waiting</caption><thead><tr><th scope=\"col\">Review</th><th scope=\"col\">Requested by</th><th scope=\"col\">Connection</th><th scope=\"col\">Statement (masked)</th><th scope=\"col\">Classification</th><th scope=\"col\">Rule</th><th scope=\"col\">Waiting</th></tr></thead><tbody>");
-    for review in reviews {
-        html.raw("<tr data-review=\"")
-            .text(&review.id)
-            .raw("\"><td data-label=\"Review\"><a href=\"/ui/reviews/")
-            .text(&review.id)
-            .raw("\">")
-            .text(&review.id)
-            .raw("</a>");
-        if may_decide(viewer, review) {
-            html.raw(" <span class=\"badge\">yours to decide</span>");
+    html.raw("<h2 id=\"held-commands\">Held commands</h2>");
+    if commands.is_empty() {
+        html.raw("<p class=\"muted\">No command is held for you.</p>");
+    } else {
+        html.raw("<table class=\"stack\" aria-labelledby=\"held-commands\"><caption class=\"muted\">")
+            .number(i64::try_from(commands.len()).unwrap_or(i64::MAX))
+            .raw(" waiting</caption><thead><tr><th scope=\"col\">Review</th><th scope=\"col\">Requested by</th><th scope=\"col\">Connection</th><th scope=\"col\">Statement (masked)</th><th scope=\"col\">Classification</th><th scope=\"col\">Rule</th><th scope=\"col\">Waiting</th></tr></thead><tbody>");
+        for review in commands {
+            review_link(&mut html, viewer, review);
+            html.raw("<td data-label=\"Requested by\">")
+                .text(&review.identity)
+                .raw("</td><td data-label=\"Connection\">")
+                .text(&review.connection)
+                .raw("</td><td data-label=\"Statement\"><pre class=\"statement\">")
+                .text(&review.statement)
+                .raw("</pre></td><td data-label=\"Classification\">");
+            classification(&mut html, review);
+            html.raw("</td>");
+            rule_cell(&mut html, web, review);
+            html.raw("<td data-label=\"Waiting\">")
+                .text(&duration(now - review.created_at))
+                .raw("</td></tr>");
         }
-        html.raw("</td><td data-label=\"Requested by\">")
-            .text(&review.identity)
-            .raw("</td><td data-label=\"Connection\">")
-            .text(&review.connection)
-            .raw("</td><td data-label=\"Statement\"><pre class=\"statement\">")
-            .text(&review.statement)
-            .raw("</pre></td><td data-label=\"Classification\">");
-        classification(&mut html, review);
-        html.raw("</td><td data-label=\"Rule\"><code>")
-            .text(&review.rule)
-            .raw("</code>");
-        if let Some(description) = rule_description(web, review) {
-            html.raw("<br><span class=\"muted\">")
-                .text(&description)
-                .raw("</span>");
-        }
-        if review.require_mfa {
-            html.raw(" <span class=\"badge\">MFA</span>");
-        }
-        html.raw("</td><td data-label=\"Waiting\">")
-            .text(&duration(now - review.created_at))
-            .raw("</td></tr>");
+        html.raw("</tbody></table>");
     }
-    html.raw("</tbody></table>");
+    if !requests.is_empty() {
+        html.raw("<h2 id=\"access-requests\">Access requests</h2><table class=\"stack\" aria-labelledby=\"access-requests\"><caption class=\"muted\">")
+            .number(i64::try_from(requests.len()).unwrap_or(i64::MAX))
+            .raw(" waiting</caption><thead><tr><th scope=\"col\">Request</th><th scope=\"col\">Requested by</th><th scope=\"col\">Connection</th><th scope=\"col\">For</th><th scope=\"col\">What is asked</th><th scope=\"col\">Rule</th><th scope=\"col\">Waiting</th></tr></thead><tbody>");
+        for review in requests {
+            review_link(&mut html, viewer, review);
+            html.raw("<td data-label=\"Requested by\">")
+                .text(&review.identity)
+                .raw("</td><td data-label=\"Connection\">")
+                .text(&review.connection)
+                .raw("</td><td data-label=\"For\">")
+                .text(&review.duration_seconds.map(duration).unwrap_or_default())
+                .raw("</td><td data-label=\"What is asked\">")
+                .text(&review.statement)
+                .raw("</td>");
+            rule_cell(&mut html, web, review);
+            html.raw("<td data-label=\"Waiting\">")
+                .text(&duration(now - review.created_at))
+                .raw("</td></tr>");
+        }
+        html.raw("</tbody></table>");
+    }
     html
+}
+
+/// A queue row's first cell: the link to the review.
+fn review_link(html: &mut Html, viewer: &SignIn, review: &ReviewRecord) {
+    html.raw("<tr data-review=\"")
+        .text(&review.id)
+        .raw("\" data-kind=\"")
+        .text(&review.kind)
+        .raw("\"><td data-label=\"Review\"><a href=\"/ui/reviews/")
+        .text(&review.id)
+        .raw("\">")
+        .text(&review.id)
+        .raw("</a>");
+    if may_decide(viewer, review) {
+        html.raw(" <span class=\"badge\">yours to decide</span>");
+    }
+    html.raw("</td>");
+}
+
+fn rule_cell(html: &mut Html, web: &Web, review: &ReviewRecord) {
+    html.raw("<td data-label=\"Rule\"><code>")
+        .text(&review.rule)
+        .raw("</code>");
+    if let Some(description) = rule_description(web, review) {
+        html.raw("<br><span class=\"muted\">")
+            .text(&description)
+            .raw("</span>");
+    }
+    if review.require_mfa {
+        html.raw(" <span class=\"badge\">MFA</span>");
+    }
+    html.raw("</td>");
 }
 
 /// `GET /ui/approvals`.

@@ -1,12 +1,15 @@
 //! For auditors: session search (identity, connection, since), a
 //! session's timeline (statements as recorded, masked; decisions;
-//! refusals; result summaries), and the audit chain's verification
-//! status. Read only; the data is what `airlock session` and `airlock
-//! audit verify` show, through the same core operations.
+//! refusals; result summaries) with the replay of a relayed terminal
+//! (`kubectl exec`/`attach`: its `command.stream` transcript, control
+//! characters shown escaped), the session's export as JSON lines, and the
+//! audit chain's verification status. Read only; the data is what
+//! `airlock session` and `airlock audit verify` show, through the same
+//! core operations.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use airlock_core::audit::{parse_since, SessionFilter};
@@ -159,7 +162,9 @@ pub async fn session(
             .text(info.ended_by.as_deref().unwrap_or("?"))
             .raw(")</dd>");
     }
-    body.raw("</dl><h2>Timeline</h2>");
+    body.raw("</dl><p><a href=\"/ui/sessions/")
+        .text(&info.session_id)
+        .raw("/export\" download>Export this session as JSON lines</a></p><h2>Timeline</h2>");
     if detail.timeline.is_empty() {
         body.raw("<p class=\"muted\">No command was recorded.</p>");
     } else {
@@ -188,9 +193,22 @@ pub async fn session(
         }
         body.raw("</tbody></table>");
     }
-    if !detail.other_events.is_empty() {
+    let streams: Vec<&airlock_store::EventRecord> = detail
+        .other_events
+        .iter()
+        .filter(|event| event.kind == "command.stream")
+        .collect();
+    if !streams.is_empty() {
+        render_transcript(&mut body, &streams);
+    }
+    let others: Vec<&airlock_store::EventRecord> = detail
+        .other_events
+        .iter()
+        .filter(|event| event.kind != "command.stream")
+        .collect();
+    if !others.is_empty() {
         body.raw("<h2>Other events</h2><ul>");
-        for event in &detail.other_events {
+        for event in others {
             body.raw("<li><code>")
                 .text(&event.kind)
                 .raw("</code> ")
@@ -205,6 +223,134 @@ pub async fn session(
         &viewer,
         &body,
     ))
+}
+
+/// Text with control characters other than newline and tab shown escaped
+/// (`\x1b`), so a recorded escape sequence is read, not obeyed.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\n' | '\t' => out.push(character),
+            '\r' => out.push_str("\\r"),
+            other if other.is_control() => {
+                out.push_str(&format!("\\x{:02x}", u32::from(other)));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The terminal transcript of a relayed `exec`/`attach`: every piece with
+/// its offset and channel, per command.
+fn render_transcript(body: &mut Html, streams: &[&airlock_store::EventRecord]) {
+    body.raw("<h2>Terminal replay</h2><p class=\"muted\">What the terminal carried, as recorded (and masked): stdin typed by the agent, stdout and stderr of the command.</p>");
+    let mut seqs: Vec<u64> = streams
+        .iter()
+        .filter_map(|event| event.data.get("seq").and_then(serde_json::Value::as_u64))
+        .collect();
+    seqs.dedup();
+    for seq in seqs {
+        body.raw("<section class=\"transcript\" aria-label=\"Transcript of command ")
+            .number(i64::try_from(seq).unwrap_or(0))
+            .raw("\"><h3>Command #")
+            .number(i64::try_from(seq).unwrap_or(0))
+            .raw("</h3><div class=\"terminal\" data-transcript>");
+        let mut truncated = false;
+        for event in streams
+            .iter()
+            .filter(|event| event.data.get("seq").and_then(serde_json::Value::as_u64) == Some(seq))
+        {
+            truncated |= event.data.get("truncated") == Some(&serde_json::Value::Bool(true));
+            for chunk in event
+                .data
+                .get("chunks")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let channel = chunk
+                    .get("channel")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
+                let class = match channel {
+                    "stdin" => "stdin",
+                    "stdout" => "stdout",
+                    "stderr" => "stderr",
+                    _ => "control",
+                };
+                let data = chunk
+                    .get("data")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("");
+                let at = chunk
+                    .get("at_ms")
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(0.0)
+                    / 1000.0;
+                let text = if channel == "close" && data == "\u{0}" {
+                    "(stdin closed)".to_string()
+                } else {
+                    escaped(data)
+                };
+                body.raw("<div class=\"")
+                    .raw(class)
+                    .raw("\"><span class=\"at\">")
+                    .text(&format!("+{at:.3}s"))
+                    .raw("</span> <span class=\"channel\">")
+                    .text(channel)
+                    .raw("</span><pre>")
+                    .text(&text)
+                    .raw("</pre></div>");
+            }
+        }
+        body.raw("</div>");
+        if truncated {
+            body.raw(
+                "<p class=\"muted\">The rest of the stream was not kept (transcript limit).</p>",
+            );
+        }
+        body.raw("</section>");
+    }
+}
+
+/// `GET /ui/sessions/{id}/export`: the session's events as JSON lines,
+/// one stored event (id, time, kind, data, chain hashes) per line.
+pub async fn export(
+    State(web): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let viewer = web.viewer(&headers).await?;
+    require_auditor(&viewer)?;
+    let session_id = id.clone();
+    let events = web
+        .blocking(move |state| state.session_events(&session_id))
+        .await?;
+    let mut lines = String::new();
+    for event in &events {
+        lines.push_str(&serde_json::to_string(event).unwrap_or_default());
+        lines.push('\n');
+    }
+    // The id goes into a header: only a plain one.
+    let file: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    tracing::info!(identity = %viewer.identity.name, session = %file, events = events.len(), "web UI: session exported");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"session-{file}.jsonl\""),
+            ),
+        ],
+        lines,
+    )
+        .into_response())
 }
 
 /// `GET /ui/audit`: the hash chain, verified now.

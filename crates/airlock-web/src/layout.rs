@@ -18,6 +18,9 @@ pub enum Nav {
     LiveSessions,
     Sessions,
     Policies,
+    Access,
+    Tokens,
+    Connections,
     Audit,
     None,
 }
@@ -76,6 +79,14 @@ pub fn page(title: &str, current: Nav, viewer: &SignIn, body: &Html) -> Response
             "/ui/policies",
             "Policies",
             current == Nav::Policies,
+        );
+        nav_link(&mut html, "/ui/access", "Access", current == Nav::Access);
+        nav_link(&mut html, "/ui/tokens", "Tokens", current == Nav::Tokens);
+        nav_link(
+            &mut html,
+            "/ui/connections",
+            "Connections",
+            current == Nav::Connections,
         );
         nav_link(&mut html, "/ui/audit", "Audit", current == Nav::Audit);
     }
@@ -153,6 +164,8 @@ pub fn flash(html: &mut Html, done: Option<&str>, subject: Option<&str>) {
         Some("approved") => "approved",
         Some("denied") => "denied",
         Some("ended") => "ended",
+        Some("rolled_back") => "live (rolled back)",
+        Some("revoked") => "revoked",
         _ => return,
     };
     let subject = subject.filter(|id| {

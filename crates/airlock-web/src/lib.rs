@@ -1,8 +1,11 @@
 //! airlock's web UI, for the people who supervise agents: the approvals
-//! queue (live through server-sent events), a review's detail with
-//! approve and deny, live sessions with a kill switch, policy versions
-//! and the diff of two, session search and a session's timeline, and the
-//! audit chain's status.
+//! queue (live through server-sent events; held commands and access
+//! requests apart), a review's detail with approve and deny, live
+//! sessions with their commands so far and a kill switch, policy versions,
+//! the diff of two, rollback and the explain playground, session search,
+//! a session's timeline, terminal replay and JSON-lines export, access
+//! grants, tokens, connections and credential metadata, and the audit
+//! chain's status.
 //!
 //! Served by the admin listener at `/ui` ([`router`], merged beside the
 //! admin API by the binary). Pages are rendered on the server by
@@ -14,13 +17,15 @@
 //! ([`security`]).
 //!
 //! Who may do what ([`sign_ins::Roles`]): only `human` identities sign in,
-//! with their own airlock token or an OIDC token pasted into the sign-in
-//! form (agents, services and the admin token are refused). Everyone
+//! through their identity provider ([`oidc_sign_in`]: authorization code
+//! with PKCE) or with their own airlock token or an OIDC token pasted into
+//! the sign-in form (agents, services and the admin token are refused). Everyone
 //! signed in sees and decides the reviews of their approver groups, with
 //! the very checks the API applies (`GatewayState::decide_review`: never
 //! the requester, an approver group, `min_approvals`, TOTP when the rule
 //! demands MFA). `ui.auditor_groups` read everything; `ui.admin_groups`
-//! also end live sessions. Every POST carries the sign-in's CSRF token.
+//! also end live sessions, roll policies back, revoke grants and issue and
+//! revoke tokens. Every POST carries the sign-in's CSRF token.
 //!
 //! **Invariants:** no handler decides a review or ends a session itself:
 //! it calls the core's operation as the API does; no page holds or logs a
@@ -36,9 +41,14 @@ pub mod sign_ins;
 
 mod approvals;
 mod audit;
+mod connections;
+mod explain;
+mod grants;
 mod live_sessions;
+pub mod oidc_sign_in;
 mod policies;
 mod sign_in;
+mod tokens;
 
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -60,6 +70,8 @@ pub const SIGN_IN_COOKIE: &str = "airlock_ui_signin";
 pub struct Web {
     pub state: Arc<GatewayState>,
     pub sign_ins: SignIns,
+    /// Identity-provider sign-ins under way.
+    pub pending_logins: oidc_sign_in::PendingLogins,
     /// `Secure` on the cookies: unless the admin listener is on loopback
     /// (a browser on the same machine, plain HTTP).
     pub secure_cookies: bool,
@@ -74,6 +86,7 @@ impl Web {
         Self {
             state,
             sign_ins: SignIns::default(),
+            pending_logins: oidc_sign_in::PendingLogins::default(),
             secure_cookies,
         }
     }
@@ -163,6 +176,8 @@ pub fn router_with(web: Arc<Web>) -> Router {
         .route("/ui/assets/:name", get(assets::serve))
         .route("/ui/signin", get(sign_in::form).post(sign_in::submit))
         .route("/ui/signout", post(sign_in::sign_out))
+        .route("/ui/signin/oidc/:provider", get(oidc_sign_in::start))
+        .route(oidc_sign_in::CALLBACK_PATH, get(oidc_sign_in::callback))
         .route("/ui/approvals", get(approvals::queue_page))
         .route("/ui/approvals/stream", get(approvals::stream))
         .route("/ui/reviews/:id", get(approvals::review_page))
@@ -172,9 +187,20 @@ pub fn router_with(web: Arc<Web>) -> Router {
         .route("/ui/sessions/live/:id/end", post(live_sessions::end))
         .route("/ui/sessions", get(audit::sessions))
         .route("/ui/sessions/:id", get(audit::session))
+        .route("/ui/sessions/:id/export", get(audit::export))
         .route("/ui/audit", get(audit::chain))
+        .route("/ui/access", get(grants::list))
+        .route("/ui/access/:id/revoke", post(grants::revoke))
+        .route("/ui/tokens", get(tokens::list).post(tokens::issue))
+        .route("/ui/tokens/:id/revoke", post(tokens::revoke))
+        .route("/ui/connections", get(connections::list))
         .route("/ui/policies", get(policies::list))
         .route("/ui/policies/diff", get(policies::diff))
+        .route("/ui/policies/rollback", post(policies::rollback))
+        .route(
+            "/ui/policies/explain",
+            get(explain::form).post(explain::run),
+        )
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(web)
 }

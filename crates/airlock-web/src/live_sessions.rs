@@ -1,4 +1,5 @@
-//! Live sessions: who is connected where, since when, and (for admins) the
+//! Live sessions: who is connected where, since when, how many commands
+//! so far (the `command` records of the session), and (for admins) the
 //! kill switch, which ends a session with a reason through the core's
 //! `GatewayState::end_session` (recorded as `session.kill` before the
 //! session is told). Sessions are those of this gateway process.
@@ -36,6 +37,13 @@ pub async fn list(
         ));
     }
     let sessions = web.state.sessions.list();
+    let ids: Vec<String> = sessions
+        .iter()
+        .map(|session| session.session_id.clone())
+        .collect();
+    let counts = web
+        .blocking(move |state| state.commands_so_far(&ids))
+        .await?;
     let now = now_unix();
     let mut body = Html::new();
     flash(&mut body, done.done.as_deref(), done.session.as_deref());
@@ -43,7 +51,7 @@ pub async fn list(
         body.raw("<p class=\"muted\">No session is live on this gateway.</p>");
         return Ok(page("Live sessions", Nav::LiveSessions, &viewer, &body));
     }
-    body.raw("<table class=\"stack\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">Identity</th><th scope=\"col\">Connection</th><th scope=\"col\">Client</th><th scope=\"col\">Since</th>");
+    body.raw("<table class=\"stack\"><thead><tr><th scope=\"col\">Session</th><th scope=\"col\">Identity</th><th scope=\"col\">Connection</th><th scope=\"col\">Client</th><th scope=\"col\">Since</th><th scope=\"col\">Commands</th>");
     if viewer.roles.admin {
         body.raw("<th scope=\"col\">End it</th>");
     }
@@ -64,7 +72,14 @@ pub async fn list(
             .text(&time(session.started_at))
             .raw(" (")
             .text(&duration(now - session.started_at))
-            .raw(")</td>");
+            .raw(")</td><td data-label=\"Commands\" data-commands>")
+            .number(
+                counts
+                    .get(&session.session_id)
+                    .and_then(|count| i64::try_from(*count).ok())
+                    .unwrap_or(0),
+            )
+            .raw("</td>");
         if viewer.roles.admin {
             body.raw("<td data-label=\"End it\"><form class=\"inline\" method=\"post\" action=\"/ui/sessions/live/")
                 .text(&session.session_id)

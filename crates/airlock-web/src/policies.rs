@@ -1,16 +1,21 @@
 //! Policy versions (source, author, time, comment) and the line diff of
-//! any two, for auditors and admins. Read only: applying and rolling back
-//! stay with the admin API for now.
+//! any two, for auditors and admins; rollback to an earlier version for
+//! admins (a POST with the CSRF token, through the core's
+//! `rollback_policy_as`: a new version with the old text, live at once,
+//! recorded as `policy.apply` by the person, whose name the version's
+//! comment keeps). Applying a new text stays with the admin API.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Form;
 use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 
 use crate::errors::WebError;
 use crate::html::Html;
-use crate::layout::{page, time, Nav};
+use crate::layout::{csrf_field, flash, page, time, Nav};
+use crate::sign_in::redirect;
 use crate::sign_ins::SignIn;
 use crate::WebState;
 
@@ -60,7 +65,7 @@ fn version_select(
 }
 
 /// The versions table and the diff form.
-async fn versions_body(web: &WebState) -> Result<Html, WebError> {
+async fn versions_body(web: &WebState, viewer: &SignIn) -> Result<Html, WebError> {
     let versions = web
         .blocking(|state| Ok(state.store.policy_versions()?))
         .await?;
@@ -82,7 +87,12 @@ async fn versions_body(web: &WebState) -> Result<Html, WebError> {
     version_select(&mut body, "from", "From", &numbers, previous);
     version_select(&mut body, "to", "To", &numbers, newest);
     body.raw("<button type=\"submit\">Show the diff</button></form>");
-    body.raw("<table class=\"stack\"><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Author</th><th scope=\"col\">Applied</th><th scope=\"col\">Comment</th><th scope=\"col\">SHA-256</th></tr></thead><tbody>");
+    body.raw("<p><a href=\"/ui/policies/explain\">Explain a decision</a> of the live policy.</p>");
+    body.raw("<table class=\"stack\"><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Author</th><th scope=\"col\">Applied</th><th scope=\"col\">Comment</th><th scope=\"col\">SHA-256</th>");
+    if viewer.roles.admin {
+        body.raw("<th scope=\"col\">Roll back</th>");
+    }
+    body.raw("</tr></thead><tbody>");
     for version in versions.iter().rev() {
         body.raw("<tr><td data-label=\"Version\">v")
             .number(version.version);
@@ -97,18 +107,80 @@ async fn versions_body(web: &WebState) -> Result<Html, WebError> {
             .text(version.comment.as_deref().unwrap_or(""))
             .raw("</td><td data-label=\"SHA-256\"><code>")
             .text(version.sha256.get(..12).unwrap_or(&version.sha256))
-            .raw("</code></td></tr>");
+            .raw("</code></td>");
+        if viewer.roles.admin {
+            body.raw("<td data-label=\"Roll back\">");
+            if version.version != live {
+                body.raw(
+                    "<form class=\"inline\" method=\"post\" action=\"/ui/policies/rollback\">",
+                );
+                csrf_field(&mut body, viewer);
+                body.raw("<input type=\"hidden\" name=\"version\" value=\"")
+                    .number(version.version)
+                    .raw("\"><label>Why <input type=\"text\" name=\"note\" maxlength=\"300\"></label><button type=\"submit\" class=\"danger\">Roll back to v")
+                    .number(version.version)
+                    .raw("</button></form>");
+            }
+            body.raw("</td>");
+        }
+        body.raw("</tr>");
     }
     body.raw("</tbody></table>");
     Ok(body)
 }
 
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+    version: Option<String>,
+}
+
 /// `GET /ui/policies`.
-pub async fn list(State(web): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn list(
+    State(web): State<WebState>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Result<Response, WebError> {
     let viewer = web.viewer(&headers).await?;
     require_auditor(&viewer)?;
-    let body = versions_body(&web).await?;
+    let mut body = Html::new();
+    flash(&mut body, done.done.as_deref(), done.version.as_deref());
+    body.append(&versions_body(&web, &viewer).await?);
     Ok(page_of("Policies", &viewer, &body))
+}
+
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    csrf: Option<String>,
+    version: Option<i64>,
+    note: Option<String>,
+}
+
+/// `POST /ui/policies/rollback` (admins).
+pub async fn rollback(
+    State(web): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response, WebError> {
+    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
+    if !viewer.roles.admin {
+        return Err(WebError::Forbidden(
+            "rolling a policy back is for admins (ui.admin_groups)".into(),
+        ));
+    }
+    let version = form
+        .version
+        .ok_or_else(|| WebError::BadRequest("choose the version to roll back to".into()))?;
+    let by = viewer.identity.name.clone();
+    let note = form.note.unwrap_or_default();
+    let applied = web
+        .blocking(move |state| state.rollback_policy_as(version, &by, Some(&note)))
+        .await?;
+    tracing::info!(identity = %viewer.identity.name, to = version, new_version = applied.version, "web UI: policy rolled back");
+    Ok(redirect(
+        &format!("/ui/policies?done=rolled_back&version=v{}", applied.version),
+        None,
+    ))
 }
 
 fn page_of(title: &str, viewer: &SignIn, body: &Html) -> Response {

@@ -1,4 +1,6 @@
-//! Signing in by pasting a token, and signing out.
+//! Signing in by pasting a token, and signing out; [`begin_session`] is
+//! where every sign-in (this form's, or the identity provider's in
+//! `oidc_sign_in`) becomes a session, under one set of rules.
 //!
 //! The sign-in form is bound to the browser that loaded it (a random
 //! value in a `SameSite=Strict` cookie and in the form, which must match),
@@ -33,7 +35,7 @@ const GUARD_IDENTITY: &str = "";
 /// How long a loaded sign-in form may be submitted.
 const FORM_SECONDS: i64 = 900;
 
-fn source(connect: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
+pub(crate) fn source(connect: Option<ConnectInfo<SocketAddr>>) -> IpAddr {
     connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
@@ -51,6 +53,23 @@ pub async fn form(State(web): State<WebState>, headers: HeaderMap) -> Response {
         .raw("\"><label for=\"token\">Token</label>")
         .raw("<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required autofocus>")
         .raw("<button type=\"submit\">Sign in</button></form>");
+    let providers = web
+        .state
+        .oidc
+        .as_ref()
+        .map(airlock_oidc::OidcValidator::web_providers)
+        .unwrap_or_default();
+    if !providers.is_empty() {
+        body.raw("<h2>Or sign in with your identity provider</h2><ul class=\"providers\">");
+        for provider in &providers {
+            body.raw("<li><a class=\"button\" href=\"/ui/signin/oidc/")
+                .text(&crate::oidc_sign_in::provider_path(provider))
+                .raw("\">Sign in with ")
+                .text(provider)
+                .raw("</a></li>");
+        }
+        body.raw("</ul>");
+    }
     let mut response = bare_page("Sign in", &body);
     set_cookie(
         &mut response,
@@ -90,8 +109,25 @@ pub async fn submit(
             "the token was not accepted (unknown, expired or revoked)".into(),
         ));
     };
+    let cookie = begin_session(&web, source, identity, "token").await?;
+    let mut response = redirect("/ui/approvals", None);
+    set_cookie(&mut response, &cookie);
+    set_cookie(&mut response, &web.cookie(SIGN_IN_COOKIE, "", 0));
+    Ok(response)
+}
+
+/// Signs `identity` in, whichever way it proved itself (`flow`: `token`
+/// for a pasted token, `oidc_code` for the identity provider's sign-in):
+/// only people, roles from groups, recorded as `ui.sign_in`. Returns the
+/// session cookie to set.
+pub(crate) async fn begin_session(
+    web: &Arc<crate::Web>,
+    source: IpAddr,
+    identity: Identity,
+    flow: &'static str,
+) -> Result<String, WebError> {
     if identity.kind != IdentityKind::Human {
-        record_failure(&web, source, "not_a_person", false).await;
+        record_failure(web, source, "not_a_person", false).await;
         return Err(WebError::Forbidden(format!(
             "{} is {} {}: only people (kind human) sign in to the web UI",
             identity.name,
@@ -111,9 +147,10 @@ pub async fn submit(
         AuthMethod::AirlockToken { token_id } => Some(token_id.clone()),
         AuthMethod::Oidc { .. } => None,
     };
-    let method = match &identity.auth_method {
-        AuthMethod::AirlockToken { .. } => "airlock_token".to_string(),
-        AuthMethod::Oidc { issuer } => format!("oidc:{issuer}"),
+    let method = match (&identity.auth_method, flow) {
+        (AuthMethod::AirlockToken { .. }, _) => "airlock_token".to_string(),
+        (AuthMethod::Oidc { issuer }, "oidc_code") => format!("oidc_code:{issuer}"),
+        (AuthMethod::Oidc { issuer }, _) => format!("oidc:{issuer}"),
     };
     let signed_in = UiSignedIn {
         client_address: source.to_string(),
@@ -130,7 +167,7 @@ pub async fn submit(
         Ok(())
     })
     .await?;
-    tracing::info!(identity = %identity.name, client = %source, "web UI sign-in");
+    tracing::info!(identity = %identity.name, client = %source, flow, "web UI sign-in");
     let sign_in = SignIn {
         identity,
         roles,
@@ -141,13 +178,7 @@ pub async fn submit(
     let cookie = web.sign_ins.create(sign_in, now).ok_or_else(|| {
         WebError::Unavailable("too many people are signed in; try again later".into())
     })?;
-    let mut response = redirect("/ui/approvals", None);
-    set_cookie(
-        &mut response,
-        &web.cookie(SESSION_COOKIE, &cookie, expires_at - now),
-    );
-    set_cookie(&mut response, &web.cookie(SIGN_IN_COOKIE, "", 0));
-    Ok(response)
+    Ok(web.cookie(SESSION_COOKIE, &cookie, expires_at - now))
 }
 
 /// An airlock token or an OIDC token (the admin token is not a person's).
@@ -181,7 +212,12 @@ async fn resolve(web: &Arc<crate::Web>, token: String) -> Result<Option<Identity
 
 /// Records a refused sign-in; a wrong token also counts against the
 /// source (and may lock it out).
-async fn record_failure(web: &Arc<crate::Web>, source: IpAddr, reason: &'static str, count: bool) {
+pub(crate) async fn record_failure(
+    web: &Arc<crate::Web>,
+    source: IpAddr,
+    reason: &'static str,
+    count: bool,
+) {
     let mut source_failures = 0;
     let mut locked = false;
     if count {
@@ -266,7 +302,7 @@ pub fn redirect(location: &str, cookie: Option<&str>) -> Response {
     response
 }
 
-fn set_cookie(response: &mut Response, value: &str) {
+pub(crate) fn set_cookie(response: &mut Response, value: &str) {
     if let Ok(value) = header::HeaderValue::from_str(value) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -6,8 +6,16 @@
 //! the row is gone upstream), denies another (psql gets the refusal, the
 //! row stays), ends a live session with the kill switch (psql is cut
 //! off), finds the approved DELETE in its session's timeline, sees the
-//! audit chain verify, and diffs two policy versions; the CSP is strict and the browser
-//! reports no violation of it; a POST without the CSRF token is refused.
+//! audit chain verify, exports that session as JSON lines, and diffs two
+//! policy versions. A person signs in through the real OpenID Provider the
+//! OIDC tests run (`oidc-provider`, authorization code with PKCE); the
+//! provider's callback cannot be replayed, and an agent account of the
+//! same provider is refused. That admin explains a decision in the
+//! playground, issues a token (shown once; psql logs in with it), looks at
+//! grants and connections, and rolls the policy back (a new version). The
+//! CSP is strict and the browser reports no violation of it; a POST
+//! without the CSRF token is refused; no page the browser saw holds a
+//! secret (the upstream password, the admin token, an agent's token).
 //! The script saves a screenshot of each page to the test's scratch
 //! folder, or to `docs/screenshots/` (the ones the README shows) with
 //! `AIRLOCK_UPDATE_SCREENSHOTS=1`.
@@ -19,6 +27,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../../airlock-oidc/tests/common/mod.rs"]
+#[allow(dead_code)] // shared with airlock-oidc's own tests; this file uses a part
+mod provider;
 
 use airlock_testkit::{pg_client, repo_file, GatewayProcess, PgCluster};
 use serde_json::Value;
@@ -151,6 +162,7 @@ fn screenshot_dir(scratch: &Path) -> PathBuf {
 }
 
 fn start_script(gateway: &GatewayProcess, alice: &str, audrey: &str, scratch: &Path) -> Script {
+    let pages = scratch.join("pages.html");
     let screenshots = screenshot_dir(scratch);
     std::fs::create_dir_all(&screenshots).unwrap();
     let stderr_path = scratch.join("ui.stderr");
@@ -164,6 +176,7 @@ fn start_script(gateway: &GatewayProcess, alice: &str, audrey: &str, scratch: &P
         .env("ALICE_TOKEN", alice)
         .env("AUDREY_TOKEN", audrey)
         .env("SCREENSHOTS", &screenshots)
+        .env("PAGES_FILE", &pages)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -240,16 +253,56 @@ fn wait_for_exit(child: &mut Child, seconds: u64) -> std::process::ExitStatus {
     panic!("the browser script did not exit within {seconds} s");
 }
 
+/// The web client's secret at the provider (given to the gateway in its
+/// environment, never in the config file).
+const WEB_CLIENT_SECRET: &str = "airlock-web-test-secret-7c1d";
+
+/// Registers the UI as an authorization-code client of the provider, with
+/// the redirect URI on the gateway's admin listener.
+fn register_web_client(provider: &provider::Provider, gateway: &GatewayProcess) {
+    let body = serde_json::json!({
+        "client_id": "airlock-web",
+        "client_secret": WEB_CLIENT_SECRET,
+        "redirect_uris": [format!("http://127.0.0.1:{}/ui/oidc/callback", gateway.admin_port)],
+    });
+    let answer: Value = ureq::post(&format!("{}/__admin/clients", provider.issuer))
+        .send_json(body)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert!(answer["clients"].as_u64().unwrap() >= 1, "{answer}");
+}
+
 #[test]
 fn an_approver_decides_in_the_browser_and_psql_sees_it() {
     browser_ready();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let provider = runtime.block_on(provider::Provider::start());
     let cluster = PgCluster::start();
-    let ui = "ui:\n  admin_groups: [ops]\n  auditor_groups: [audit]\n";
-    let gateway = GatewayProcess::start_with_policy(
-        common::binary(),
-        &common::config(&cluster, ui),
-        POLICY_V1,
+    let ui = format!(
+        "ui:
+  admin_groups: [ops]
+  auditor_groups: [audit]
+identity_providers:
+  - name: corp
+    issuer: {}/
+    audiences: [airlock]
+    groups_claim: groups
+    kind_claim: principal_type
+    kind: human
+    web_client_id: airlock-web
+    web_client_secret_env: AIRLOCK_TEST_WEB_SECRET
+    web_scopes: [groups]
+",
+        provider.issuer
     );
+    let gateway = GatewayProcess::start_with_policy_and_env(
+        common::binary(),
+        &common::config(&cluster, &ui),
+        POLICY_V1,
+        &[("AIRLOCK_TEST_WEB_SECRET", WEB_CLIENT_SECRET)],
+    );
+    register_web_client(&provider, &gateway);
     gateway.set_credential("app", "app", &cluster.role_password("app"));
     cluster.sql_in(
         "appdb",
@@ -362,6 +415,40 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
     // the phone screenshot, then sign-out.
     let third = psql_background(&gateway, &agent, "delete from items where id = 3");
     script.send("phone");
+    script.expect("phoned", &gateway);
+
+    // 7. Signed in through the identity provider: the callback is used
+    // once, an agent account is refused; 8. the admin pages.
+    script.send("oidc");
+    let signed_in = script.expect("oidc", &gateway);
+    assert_eq!(signed_in["replayed_callback"], 401, "{signed_in}");
+    assert_eq!(signed_in["agent_refused"], 403, "{signed_in}");
+    let events = common::events(&gateway);
+    let oidc_sign_in = events
+        .iter()
+        .find(|event| event.kind == "ui.sign_in" && event.identity.as_deref() == Some("olivia"))
+        .expect("olivia's sign-in is recorded");
+    assert!(
+        oidc_sign_in.data["method"]
+            .as_str()
+            .unwrap()
+            .starts_with("oidc_code:"),
+        "{}",
+        oidc_sign_in.data
+    );
+    assert_eq!(
+        oidc_sign_in.data["roles"],
+        serde_json::json!(["approver", "auditor", "admin"])
+    );
+    let issued = script.expect("token", &gateway);
+    let token = issued["token"].as_str().unwrap();
+    let output = Command::new(pg_client("psql"))
+        .arg(gateway.conninfo("report-bot", "pg-test", "disable"))
+        .args(["-X", "-At", "-c", "select count(*) from items"])
+        .env("PGPASSWORD", token)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", common::stderr(&output));
     script.expect("done", &gateway);
     let status = wait_for_exit(&mut script.child, 30);
     assert!(
@@ -377,6 +464,57 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
         "1",
         "an undecided DELETE ran"
     );
+    // The rollback made v3 (v1's text), live, recorded as olivia's.
+    let versions = common::http(
+        &gateway,
+        "GET",
+        "/api/v1/policy/versions",
+        &gateway.admin_token,
+        None,
+    )
+    .2;
+    let versions: Value = serde_json::from_str(&versions).unwrap();
+    let newest = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|version| version["version"] == 3)
+        .unwrap_or_else(|| panic!("no v3 in {versions}"))
+        .clone();
+    assert!(
+        newest["comment"]
+            .as_str()
+            .unwrap()
+            .contains("rollback to v1 by olivia"),
+        "{newest}"
+    );
+    let shown = common::http(
+        &gateway,
+        "GET",
+        "/api/v1/policy",
+        &gateway.admin_token,
+        None,
+    )
+    .2;
+    let live: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(live["version"], 3);
+    assert_eq!(live["text"], POLICY_V1);
+    // No page the browser saw holds a secret.
+    let pages = std::fs::read_to_string(scratch.path().join("pages.html")).unwrap();
+    assert!(pages.len() > 10_000, "the script saved no pages");
+    for (name, secret) in [
+        ("the upstream password", cluster.role_password("app")),
+        ("the admin token", gateway.admin_token.clone()),
+        ("the agent's token", agent.clone()),
+        ("the web client secret", WEB_CLIENT_SECRET.to_string()),
+        ("the issued token", token.to_string()),
+    ] {
+        assert!(!pages.contains(&secret), "a page shows {name}");
+    }
+    assert!(
+        !gateway.log().contains(WEB_CLIENT_SECRET),
+        "the log holds the web client secret"
+    );
     for shot in [
         "signin",
         "approvals-empty",
@@ -389,6 +527,11 @@ fn an_approver_decides_in_the_browser_and_psql_sees_it() {
         "policies",
         "policy-diff",
         "approvals-phone",
+        "explain",
+        "tokens",
+        "access",
+        "connections",
+        "policy-rollback",
     ] {
         let path = screenshot_dir(scratch.path()).join(format!("{shot}.png"));
         let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);

@@ -16,9 +16,22 @@
 //                            while the Rust validator keeps running.
 //   GET  /__admin/stats   -> { discovery: n, jwks: n } requests served so far
 //
+//   POST /__admin/clients <- { client_id, client_secret?, redirect_uris }
+//                         -> { clients: n }; adds an authorization-code client
+//                            (the web UI's, whose redirect URI names the port
+//                            the gateway got), rebuilding the Provider as
+//                            rotate does.
+//
 // Clients (client_credentials only):
 //   agent-7 / agent-7-secret   extra claims: groups [agents, payments]
 //   svc-1   / svc-1-secret     extra claims: groups [ops], principal_type "svc"
+//
+// People, for the authorization code flow: the provider's login page
+// (/interaction/<uid>, this file's own small form) takes an account name
+// and grants the requested scopes at once. Accounts and their claims
+// (scope `groups` puts `groups` and `principal_type` in the ID token):
+//   olivia   groups [ops, dba]
+//   bot-9    groups [agents], principal_type "agent" (not a person)
 //
 // Resource indicators -> JWT access tokens:
 //   urn:airlock          aud airlock, RS256
@@ -69,6 +82,14 @@ const resourceServers = {
   'urn:other': { audience: 'other', alg: 'RS256' },
 };
 
+const accounts = {
+  olivia: { groups: ['ops', 'dba'] },
+  'bot-9': { groups: ['agents'], principal_type: 'agent' },
+};
+
+// Authorization-code clients added through /__admin/clients.
+const webClients = [];
+
 const extraClaims = {
   'agent-7': { groups: ['agents', 'payments'] },
   'svc-1': { groups: ['ops'], principal_type: 'svc' },
@@ -99,7 +120,20 @@ function buildProvider(issuer) {
         response_types: [],
         redirect_uris: [],
       },
+      ...webClients,
     ],
+    // Any account id the device flow approves exists (as the provider's
+    // default does); the login page's accounts also carry their claims.
+    findAccount: async (_ctx, id) => ({
+      accountId: id,
+      claims: async () => ({ sub: id, ...(accounts[id] ?? {}) }),
+    }),
+    claims: { openid: ['sub'], groups: ['groups', 'principal_type'] },
+    // Scope claims go into the ID token itself (the web UI reads no
+    // userinfo).
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     jwks: { keys },
     features: {
       devInteractions: { enabled: false },
@@ -128,6 +162,9 @@ function buildProvider(issuer) {
   });
   provider.on('server_error', (_ctx, error) => {
     console.error('oidc-provider server_error', error);
+  });
+  provider.on('grant.error', (_ctx, error) => {
+    console.error('oidc-provider grant.error', error.message, error.error_detail ?? '');
   });
   return provider;
 }
@@ -164,6 +201,21 @@ async function admin(req, res, path) {
     callback = provider.callback();
     return sendJson(res, 200, { keys });
   }
+  if (req.method === 'POST' && path === '/__admin/clients') {
+    const body = await readJson(req);
+    webClients.push({
+      client_id: body.client_id,
+      ...(body.client_secret
+        ? { client_secret: body.client_secret }
+        : { token_endpoint_auth_method: 'none' }),
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: body.redirect_uris,
+    });
+    provider = buildProvider(issuer);
+    callback = provider.callback();
+    return sendJson(res, 200, { clients: webClients.length });
+  }
   // Stands in for a person confirming a device code in the browser: the
   // provider's device flow then issues tokens for `account`.
   if (req.method === 'POST' && path === '/__admin/approve-device') {
@@ -189,10 +241,54 @@ async function admin(req, res, path) {
   return sendJson(res, 404, { error: 'no such admin endpoint' });
 }
 
+function escape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// The provider's login page: an account name, then the grant of every
+// requested scope (no separate consent step).
+async function interaction(req, res, uid) {
+  const details = await provider.interactionDetails(req, res);
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test provider sign-in</title></head>
+<body><h1>Test identity provider</h1><p>Signing in to ${escape(details.params.client_id)}</p>
+<form method="post" action="/interaction/${escape(uid)}">
+<label for="account">Account</label> <input id="account" name="account" autofocus>
+<button type="submit">Continue</button></form></body></html>`);
+    return;
+  }
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const account = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('account') ?? '';
+  if (!accounts[account]) {
+    await provider.interactionFinished(req, res, {
+      error: 'access_denied', error_description: 'unknown account',
+    }, { mergeWithLastSubmission: false });
+    return;
+  }
+  const grant = new provider.Grant({ accountId: account, clientId: details.params.client_id });
+  grant.addOIDCScope(String(details.params.scope ?? 'openid'));
+  grant.addResourceScope('urn:airlock', 'db:read db:write');
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, {
+    login: { accountId: account },
+    consent: { grantId },
+  }, { mergeWithLastSubmission: false });
+}
+
 const server = http.createServer((req, res) => {
   const path = new URL(req.url, issuer).pathname;
   if (path.startsWith('/__admin/')) {
     admin(req, res, path).catch((error) => sendJson(res, 500, { error: String(error) }));
+    return;
+  }
+  const uid = path.match(/^\/interaction\/([A-Za-z0-9_-]+)$/)?.[1];
+  if (uid) {
+    interaction(req, res, uid).catch((error) => {
+      console.error('interaction failed', error);
+      if (!res.headersSent) sendJson(res, 500, { error: String(error) });
+    });
     return;
   }
   if (path === '/.well-known/openid-configuration') stats.discovery += 1;

@@ -6,9 +6,13 @@
 //
 // Environment: AIRLOCK_UI (the admin listener's base URL), ALICE_TOKEN (an
 // approver in group dba, also an admin of the UI), AUDREY_TOKEN (an
-// auditor), SCREENSHOTS (the folder for the page screenshots).
+// auditor), SCREENSHOTS (the folder for the page screenshots), PAGES_FILE
+// (where the HTML of every page seen is saved, for the test to search for
+// secrets). The identity provider's accounts (olivia, bot-9) are those of
+// crates/airlock-oidc/tests/oidc-provider/server.mjs.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const base = process.env.AIRLOCK_UI;
 const shots = process.env.SCREENSHOTS;
@@ -36,18 +40,35 @@ const browser = await chromium.launch({
   args: ['--no-sandbox'],
 });
 const violations = [];
+const seen = [];
+
+async function keep(page) {
+  seen.push(`<!-- ${page.url()} -->\n${await page.content()}`);
+}
+
+function watch(page) {
+  // Only the UI's own pages count (the identity provider's login page is
+  // not ours: its missing favicon is its business).
+  const ours = () => page.url().startsWith(base);
+  page.on('console', (message) => {
+    if (message.type() === 'error' && ours()) violations.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => {
+    if (ours()) violations.push(String(error));
+  });
+  page.on('response', (response) => {
+    // Refusals the script provokes itself go through context.request (the
+    // identity provider's own pages are not the UI's).
+    if (response.status() >= 400 && response.url().startsWith(base)) {
+      violations.push(`${response.status()} ${response.url()}`);
+    }
+  });
+}
 
 async function signedIn(token, viewport = { width: 1280, height: 860 }) {
   const context = await browser.newContext({ baseURL: base, viewport });
   const page = await context.newPage();
-  page.on('console', (message) => {
-    if (message.type() === 'error') violations.push(message.text());
-  });
-  page.on('pageerror', (error) => violations.push(String(error)));
-  page.on('response', (response) => {
-    // Refusals the script provokes itself go through context.request.
-    if (response.status() >= 400) violations.push(`${response.status()} ${response.url()}`);
-  });
+  watch(page);
   const response = await page.goto('/ui/signin');
   const policy = response.headers()['content-security-policy'] || '';
   check(policy.includes("script-src 'self'") && policy.includes("style-src 'self'") && !policy.includes('unsafe-inline'),
@@ -127,6 +148,9 @@ await alice.page.waitForURL('**/ui/sessions/live');
 const live = alice.page.locator('tr[data-session]').first();
 await live.waitFor({ timeout: 5000 });
 check((await live.innerText()).includes('agent-7'), 'the live session is not listed');
+const commandsSoFar = Number(await live.locator('[data-commands]').innerText());
+check(commandsSoFar >= 1, `the live session shows ${commandsSoFar} commands`);
+await keep(alice.page);
 await alice.page.screenshot({ path: `${shots}/live-sessions.png` });
 await live.getByLabel('Reason').fill('runaway agent');
 await live.getByRole('button', { name: 'End session' }).click();
@@ -145,6 +169,19 @@ const timeline = await alice.page.locator('main').innerText();
 check(timeline.includes('delete from items where id = 1') && timeline.includes('forward'),
   `the timeline lacks the approved DELETE: ${timeline}`);
 await alice.page.screenshot({ path: `${shots}/session-timeline.png`, fullPage: true });
+await keep(alice.page);
+// The session as JSON lines, downloaded.
+const [download] = await Promise.all([
+  alice.page.waitForEvent('download'),
+  alice.page.getByRole('link', { name: 'Export this session as JSON lines' }).click(),
+]);
+const exported = readFileSync(await download.path(), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+check(exported.every((event) => event.session_id === firstSession), 'the export holds another session');
+const kinds = exported.map((event) => event.kind);
+check(kinds[0] === 'session.start' && kinds.includes('command'),
+  `the export's kinds: ${kinds.join(', ')}`);
+check(exported.some((event) => event.kind === 'command' && JSON.stringify(event.data).includes('delete from items where id = 1')),
+  'the export lacks the approved DELETE');
 await alice.page.getByRole('link', { name: 'Audit' }).click();
 await alice.page.waitForURL('**/ui/audit');
 check(await alice.page.locator('[data-chain="ok"]').count() === 1, 'the audit chain does not verify');
@@ -166,11 +203,97 @@ const phone = await signedIn(process.env.ALICE_TOKEN, { width: 390, height: 844 
 await phone.signIn(false);
 await phone.page.locator('#queue tr[data-review]').first().waitFor({ timeout: 5000 });
 await phone.page.screenshot({ path: `${shots}/approvals-phone.png`, fullPage: true });
+say('phoned');
+
+// 7. Sign-in through the identity provider: authorization code with PKCE.
+await next('oidc');
+const oidc = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 860 } });
+const op = await oidc.newPage();
+watch(op);
+let callback;
+op.on('request', (request) => {
+  if (request.url().includes('/ui/oidc/callback')) callback = request.url();
+});
+await op.goto('/ui/signin');
+await op.getByRole('link', { name: 'Sign in with corp' }).click();
+await op.getByLabel('Account').fill('olivia');
+await op.getByRole('button', { name: 'Continue' }).click();
+await op.waitForURL('**/ui/approvals');
+check((await op.locator('.who').innerText()).includes('olivia'), 'olivia is not signed in');
+// The provider's answer is good once: the same callback again is refused.
+const replayed = await oidc.request.get(callback, { maxRedirects: 0 });
+// An account of the same provider that is an agent does not sign in.
+const botContext = await browser.newContext({ baseURL: base });
+const bot = await botContext.newPage();
+await bot.goto('/ui/signin');
+await bot.getByRole('link', { name: 'Sign in with corp' }).click();
+await bot.getByLabel('Account').fill('bot-9');
+const [refusal] = await Promise.all([
+  bot.waitForResponse((response) => response.url().includes('/ui/oidc/callback')),
+  bot.getByRole('button', { name: 'Continue' }).click(),
+]);
+await bot.getByText('only people').waitFor();
+await botContext.close();
+say('oidc', { replayed_callback: replayed.status(), agent_refused: refusal.status() });
+
+// 8. The admin pages. The explain playground: the live policy's decision.
+await op.getByRole('link', { name: 'Policies' }).click();
+await op.getByRole('link', { name: 'Explain a decision' }).click();
+await op.waitForURL('**/ui/policies/explain');
+await op.getByLabel('Identity').fill('agent-7');
+await op.getByLabel('Groups').fill('agents');
+await op.getByLabel(/Statement or request/).fill('delete from items where id = 4');
+await op.getByRole('button', { name: 'Explain' }).click();
+await op.locator('#decision').waitFor();
+check((await op.locator('#decision').innerText()).includes('review'), 'the playground does not hold the DELETE');
+check(await op.locator('[data-matched-rule="deletes-need-review"]').count() === 1, 'the matching rule is not marked');
+await op.screenshot({ path: `${shots}/explain.png`, fullPage: true });
+await keep(op);
+
+// Tokens: one issued, shown once, then only its id.
+await op.getByRole('link', { name: 'Tokens' }).click();
+await op.waitForURL('**/ui/tokens');
+await op.getByText('Issue a token').click();
+await op.getByLabel('Identity').fill('report-bot');
+await op.getByLabel('pg-test', { exact: true }).check();
+await op.getByLabel('Lifetime').fill('15m');
+await op.getByRole('button', { name: 'Issue', exact: true }).click();
+const issued = await op.getByLabel('The new token').inputValue();
+check(issued.startsWith('alt_'), `no token shown: ${issued}`);
+say('token', { token: issued });
+await op.goto('/ui/tokens');
+check(!(await op.content()).includes(issued), 'the token is shown twice');
+await op.screenshot({ path: `${shots}/tokens.png`, fullPage: true });
+await keep(op);
+await op.getByRole('link', { name: 'Access' }).click();
+await op.waitForURL('**/ui/access');
+await op.screenshot({ path: `${shots}/access.png` });
+await keep(op);
+await op.getByRole('link', { name: 'Connections' }).click();
+await op.waitForURL('**/ui/connections');
+check(await op.locator('[data-credential="app"]').count() === 1, 'the credential is not listed');
+await op.screenshot({ path: `${shots}/connections.png`, fullPage: true });
+await keep(op);
+for (const path of ['/ui/sessions/live', '/ui/sessions', '/ui/audit', '/ui/approvals']) {
+  await op.goto(path);
+  await keep(op);
+}
+
+// Rollback to v1: a new version, live.
+await op.getByRole('link', { name: 'Policies' }).click();
+await op.waitForURL('**/ui/policies');
+await op.getByLabel('Why').fill('the review rule holds the nightly job');
+await op.getByRole('button', { name: 'Roll back to v1' }).click();
+await op.waitForURL('**/ui/policies?done=rolled_back*');
+check(await op.getByText('v3: live (rolled back)').isVisible(), 'no notice after the rollback');
+await op.screenshot({ path: `${shots}/policy-rollback.png`, fullPage: true });
+await keep(op);
 await alice.page.getByRole('button', { name: 'Sign out' }).click();
 await alice.page.waitForURL('**/ui/signin');
 const after = await alice.context.request.get('/ui/approvals', { maxRedirects: 0 });
 check(after.status() === 303, `signed out, the queue answered ${after.status()}`);
 
+writeFileSync(process.env.PAGES_FILE, seen.join('\n'));
 check(violations.length === 0, `the browser reported errors (CSP violations?): ${violations.join(' | ')}`);
 await browser.close();
 say('done');
