@@ -9,7 +9,8 @@
 //! audit chain verify, exports that session as JSON lines, and diffs two
 //! policy versions. A person signs in through the real OpenID Provider the
 //! OIDC tests run (`oidc-provider`, authorization code with PKCE); the
-//! provider's callback cannot be replayed, and an agent account of the
+//! provider's callback cannot be replayed nor finished in another browser
+//! than the one that began the sign-in (login CSRF), and an agent account of the
 //! same provider is refused. That admin explains a decision in the
 //! playground, issues a token (shown once; psql logs in with it), looks at
 //! grants and connections, and rolls the policy back (a new version). The
@@ -423,6 +424,8 @@ identity_providers:
     let signed_in = script.expect("oidc", &gateway);
     assert_eq!(signed_in["replayed_callback"], 401, "{signed_in}");
     assert_eq!(signed_in["agent_refused"], 403, "{signed_in}");
+    assert_eq!(signed_in["other_browser"], 401, "{signed_in}");
+    assert_eq!(signed_in["other_browser_signed_in"], false, "{signed_in}");
     let events = common::events(&gateway);
     let oidc_sign_in = events
         .iter()

@@ -234,7 +234,32 @@ const [refusal] = await Promise.all([
 ]);
 await bot.getByText('only people').waitFor();
 await botContext.close();
-say('oidc', { replayed_callback: replayed.status(), agent_refused: refusal.status() });
+// Login CSRF: a callback begun in one browser (an attacker's) and sent
+// to another (the victim's) signs nobody in.
+const attacker = await browser.newContext({ baseURL: base });
+const attackerPage = await attacker.newPage();
+await attackerPage.goto('/ui/signin');
+await attackerPage.getByRole('link', { name: 'Sign in with corp' }).click();
+await attackerPage.getByLabel('Account').waitFor();
+// The provider's steps by hand (sharing the context's cookies), so the
+// callback URL is kept rather than followed.
+const loginForm = new URL(await attackerPage.locator('form').getAttribute('action'), attackerPage.url()).href;
+const afterLogin = await attacker.request.post(loginForm, { form: { account: 'olivia' }, maxRedirects: 0 });
+const resume = new URL(afterLogin.headers()['location'], loginForm).href;
+const afterResume = await attacker.request.get(resume, { maxRedirects: 0 });
+const stolen = new URL(afterResume.headers()['location'], resume).href;
+check(stolen.includes('/ui/oidc/callback?code='), `the attacker got no callback URL: ${stolen}`);
+await attacker.close();
+const victim = await browser.newContext({ baseURL: base });
+const planted = await victim.request.get(stolen, { maxRedirects: 0 });
+const victimQueue = await victim.request.get('/ui/approvals', { maxRedirects: 0 });
+await victim.close();
+say('oidc', {
+  replayed_callback: replayed.status(),
+  agent_refused: refusal.status(),
+  other_browser: planted.status(),
+  other_browser_signed_in: victimQueue.status() === 200,
+});
 
 // 8. The admin pages. The explain playground: the live policy's decision.
 await op.getByRole('link', { name: 'Policies' }).click();
