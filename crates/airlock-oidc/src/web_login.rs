@@ -320,6 +320,24 @@ mod tests {
     }
 
     #[test]
+    fn a_validator_is_not_built_without_its_web_secret() {
+        let mut config = IssuerConfig::new("corp", "https://login.example.com", vec!["a".into()]);
+        config.kind = Some(airlock_types::IdentityKind::Human);
+        config.web_client_id = Some("airlock-web".into());
+        config.web_client_secret_env = Some("AIRLOCK_OIDC_TEST_NEVER_SET_9F".into());
+        let error = OidcValidator::new(vec![config.clone()]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("identity_providers[0].web_client_secret_env: the environment variable AIRLOCK_OIDC_TEST_NEVER_SET_9F is not set"),
+            "{error}"
+        );
+        config.web_client_secret_env = None;
+        let validator = OidcValidator::new(vec![config]).unwrap();
+        assert_eq!(validator.web_providers(), vec!["corp".to_string()]);
+    }
+
+    #[test]
     fn basic_credentials_are_form_encoded() {
         assert_eq!(form_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
     }

@@ -697,3 +697,30 @@ async fn no_page_shows_a_secret() {
         assert_eq!(uses, fields, "{path} shows the CSRF token outside a form");
     }
 }
+
+#[tokio::test]
+async fn identity_provider_sign_ins_need_a_known_provider_and_their_own_state() {
+    let fixture = fixture();
+    let router = &fixture.router;
+    // No provider has a web client here: no button, no flow.
+    let form = get(router, "/ui/signin", None).await;
+    assert!(!form.body.contains("/ui/signin/oidc/"));
+    let start = get(router, "/ui/signin/oidc/corp", None).await;
+    assert_eq!(start.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/ui/oidc/callback",
+        "/ui/oidc/callback?code=abc",
+        "/ui/oidc/callback?code=abc&state=made-up",
+        "/ui/oidc/callback?error=access_denied&state=made-up",
+    ] {
+        let answer = get(router, path, Some("airlock_ui_oidc=anything")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            answer.body.contains("sign in again"),
+            "{path}: {}",
+            answer.body
+        );
+        assert!(set_cookie(&answer, "airlock_ui").is_none(), "{path}");
+    }
+    assert!(fixture.web.sign_ins.is_empty());
+}
