@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     let mut codec = PacketCodec::new(1 << 16).without_sequence_check();
     let mut buf = BytesMut::from(rest);
     let mut tracker = ResponseTracker::for_kind(kind, caps);
-    let mut login = UpstreamLogin::new(LoginParams::new("u", b"p".to_vec()));
+    let mut params = LoginParams::new("u", b"p".to_vec());
+    // Every path, the key request included.
+    params.request_public_key = head[8] & 4 == 4;
+    let mut login = UpstreamLogin::new(params);
     let mut listener = ClientLogin::new(ListenerParams {
         server_version: "8.0.36-airlock".into(),
         connection_id: 1,

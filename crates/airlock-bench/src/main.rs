@@ -68,10 +68,11 @@ struct Args {
     /// the others: what counting per command costs.
     #[arg(long)]
     compare_metrics: bool,
-    /// Measure the MySQL gateway instead: sysbench `oltp_point_select` and
-    /// `oltp_read_only` at 1, 8 and 32 threads (1 and 8 with --quick)
-    /// against MariaDB directly, airlock pass-through and airlock full.
-    /// Writes `<out>/<date>-mysql.md`.
+    /// Measure the MySQL gateway instead: sysbench `oltp_point_select`,
+    /// `oltp_read_only` and `oltp_read_write` at 1, 8 and 32 threads (1
+    /// and 8 with --quick) against MariaDB directly, airlock pass-through
+    /// and airlock full, then over TLS (client leg) to MariaDB and airlock
+    /// full. Writes `<out>/<date>-mysql.md`.
     #[arg(long)]
     mysql: bool,
     /// Also run `pgbench -S -M simple` over TLS (`sslmode=require`) to

@@ -1,16 +1,23 @@
-//! The MySQL benchmark (`--mysql`): sysbench `oltp_point_select` and
-//! `oltp_read_only` against a throwaway MariaDB directly, through airlock
-//! in pass-through (no recording, a policy that allows everything) and
-//! through airlock full (recording, a read policy with a mask rule), in the
-//! same run, targets interleaved per (test, threads).
+//! The MySQL benchmark (`--mysql`): sysbench `oltp_point_select`,
+//! `oltp_read_only` and `oltp_read_write` against a throwaway MariaDB
+//! directly, through airlock in pass-through (no recording, a policy that
+//! allows everything) and through airlock full (recording, a policy of
+//! reads, writes and transactions with a mask rule), in the same run,
+//! targets interleaved per (test, threads); then the same over TLS on the
+//! client's leg: MariaDB with a certificate, and airlock full with its own.
 //!
 //! sysbench uses the server-side prepared statements of the binary
 //! protocol by default, so the gateway's `COM_STMT_PREPARE` / `EXECUTE`
-//! path is what is measured. Every leg is plain TCP on loopback, as the
-//! direct connection is: sysbench's `--mysql-ssl=on` wants client
-//! certificate files of its own, so it logs in to the gateway with
-//! `mysql_clear_password` (allowed from loopback by default;
-//! `LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1` lets the client library send it).
+//! path is what is measured. The plain legs are TCP on loopback: sysbench
+//! logs in to the gateway with `mysql_clear_password` (allowed from
+//! loopback by default; `LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1` lets the
+//! client library send it). sysbench's `--mysql-ssl=on` reads
+//! `client-key.pem`, `client-cert.pem` and `cacert.pem` from its working
+//! directory and verifies the server against that CA, so each TLS leg runs
+//! in a folder of its own: a client certificate MariaDB trusts, and as CA
+//! MariaDB's CA or the gateway's generated certificate. Over TLS the
+//! gateway takes the token by `caching_sha2_password` full authentication;
+//! the gateway's upstream leg stays plain.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,19 +26,24 @@ use std::process::Command;
 use airlock_testkit::{GatewayProcess, MariaDb};
 use anyhow::{bail, Context, Result};
 
+mod tls;
+
 const IDENTITY: &str = "bench-agent";
 const CONNECTION: &str = "bench-mysql";
-const TESTS: [&str; 2] = ["oltp_point_select", "oltp_read_only"];
+const TESTS: [&str; 3] = ["oltp_point_select", "oltp_read_only", "oltp_read_write"];
 const TABLES: u32 = 4;
 
-/// The "full" configuration's policy: sysbench's reads and transactions,
-/// PII masked.
+/// The "full" configuration's policy: sysbench's reads, writes and
+/// transactions, PII masked.
 const POLICY_FULL: &str = "\
 version: 1
 default: deny
 rules:
   - name: reads
     match: {access: read}
+    action: allow
+  - name: writes
+    match: {operations: [insert, update, delete]}
     action: allow
   - name: transactions
     match: {operations: [transaction]}
@@ -59,7 +71,8 @@ struct Endpoint {
     user: String,
     password: String,
     database: String,
-    tls: bool,
+    /// TLS with the files in this folder (sysbench's working directory).
+    tls: Option<std::path::PathBuf>,
 }
 
 /// One sysbench run's numbers.
@@ -74,15 +87,25 @@ struct Run {
 
 /// Runs the MySQL benchmark and returns its Markdown report.
 pub fn run(airlock: &Path, plan: &MysqlPlan, progress: &dyn Fn(&str)) -> Result<String> {
+    let directory = tempfile::Builder::new()
+        .prefix("airlock-bench-mysql-")
+        .tempdir()?;
+    let tls_files = tls::Files::create(directory.path())?;
     progress("starting MariaDB");
-    let server = MariaDb::start_with_args(&["--max-connections=500", "--general-log=0"]);
+    let mut args = vec![
+        "--max-connections=500".to_string(),
+        "--general-log=0".to_string(),
+    ];
+    args.extend(tls_files.server_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = MariaDb::start_with_args(&args);
     let direct = Endpoint {
         label: "direct",
         port: server.port,
         user: "app".into(),
         password: server.password("app"),
         database: "appdb".into(),
-        tls: false,
+        tls: None,
     };
     progress(&format!(
         "sysbench prepare: {TABLES} tables x {} rows",
@@ -98,12 +121,10 @@ pub fn run(airlock: &Path, plan: &MysqlPlan, progress: &dyn Fn(&str)) -> Result<
             String::from_utf8_lossy(&prepare.stderr)
         );
     }
-    let directory = tempfile::Builder::new()
-        .prefix("airlock-bench-mysql-")
-        .tempdir()?;
     let (pass, pass_endpoint) = start_gateway(airlock, &server, directory.path(), false)?;
     let (full, full_endpoint) = start_gateway(airlock, &server, directory.path(), true)?;
     let targets = [&direct, &pass_endpoint, &full_endpoint];
+    let full_port = full_endpoint.port;
 
     progress("warm-up: 3 s direct");
     let _ = measure(&direct, "oltp_read_only", plan, 8, 3);
@@ -111,15 +132,34 @@ pub fn run(airlock: &Path, plan: &MysqlPlan, progress: &dyn Fn(&str)) -> Result<
     for test in TESTS {
         for &threads in &plan.threads {
             for target in targets {
-                progress(&format!(
-                    "sysbench {test} --threads={threads} --time={} via {}",
-                    plan.duration, target.label
-                ));
-                let result = measure(target, test, plan, threads, plan.duration);
-                if let Err(error) = &result {
-                    progress(&format!("FAILED: {error:#}"));
-                }
-                results.push((test, threads, target.label, result));
+                let run = run_one(target, test, plan, threads, progress);
+                results.push((test, threads, target.label, run));
+            }
+        }
+    }
+    // The TLS legs: MariaDB with its certificate, the full gateway with its
+    // own; sysbench verifies each against its CA.
+    let direct_tls = Endpoint {
+        label: "direct TLS",
+        port: server.port,
+        user: direct.user.clone(),
+        password: direct.password.clone(),
+        database: direct.database.clone(),
+        tls: Some(tls_files.client_folder("direct", &tls_files.ca)?),
+    };
+    let full_tls = Endpoint {
+        label: "airlock full TLS",
+        tls: Some(tls_files.client_folder("airlock", &full.data_dir().join("tls.crt"))?),
+        port: full_port,
+        user: IDENTITY.into(),
+        password: full_endpoint.password.clone(),
+        database: CONNECTION.into(),
+    };
+    for test in TESTS {
+        for &threads in &plan.threads {
+            for target in [&direct_tls, &full_tls] {
+                let run = run_one(target, test, plan, threads, progress);
+                results.push((test, threads, target.label, run));
             }
         }
     }
@@ -171,7 +211,7 @@ fn start_gateway(
         user: IDENTITY.into(),
         password: token,
         database: CONNECTION.into(),
-        tls: false,
+        tls: None,
     };
     Ok((gateway, endpoint))
 }
@@ -194,7 +234,7 @@ fn sysbench(
         .arg(format!("--mysql-db={}", endpoint.database))
         .arg(format!(
             "--mysql-ssl={}",
-            if endpoint.tls { "on" } else { "off" }
+            if endpoint.tls.is_some() { "on" } else { "off" }
         ))
         .arg(format!("--tables={TABLES}"))
         .arg(format!("--table-size={}", plan.table_size))
@@ -202,7 +242,29 @@ fn sysbench(
         .arg(format!("--time={duration}"))
         .arg("--report-interval=0")
         .env("LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN", "1");
+    if let Some(folder) = &endpoint.tls {
+        command.current_dir(folder);
+    }
     command
+}
+
+/// One measured run, its failure reported as it happens.
+fn run_one(
+    target: &Endpoint,
+    test: &str,
+    plan: &MysqlPlan,
+    threads: u32,
+    progress: &dyn Fn(&str),
+) -> Result<Run> {
+    progress(&format!(
+        "sysbench {test} --threads={threads} --time={} via {}",
+        plan.duration, target.label
+    ));
+    let result = measure(target, test, plan, threads, plan.duration);
+    if let Err(error) = &result {
+        progress(&format!("FAILED: {error:#}"));
+    }
+    result
 }
 
 fn measure(
@@ -275,18 +337,26 @@ fn render(
     let _ = writeln!(
         out,
         "# airlock-bench --mysql\n\nMariaDB {version}; sysbench {TABLES} tables x {} rows; {} s per run; \
-         `oltp_read_only` and `oltp_point_select` with sysbench's default prepared statements; \
-         every leg plain TCP on loopback (sysbench logs in to the gateway with `mysql_clear_password`).\n",
+         `oltp_point_select`, `oltp_read_only` and `oltp_read_write` with sysbench's default prepared statements; \
+         the plain legs TCP on loopback (sysbench logs in to the gateway with `mysql_clear_password`), \
+         the TLS legs TLS on the client's leg only (the gateway's upstream leg stays plain; \
+         sysbench logs in to the gateway by `caching_sha2_password` full authentication inside TLS).\n",
         plan.table_size, plan.duration
     );
     let _ = writeln!(
         out,
-        "| test | threads | target | TPS | QPS | avg ms | p95 ms | errors | vs direct |\n|---|---|---|---|---|---|---|---|---|"
+        "| test | threads | target | TPS | QPS | avg ms | p95 ms | errors | vs direct (TLS: vs direct TLS) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for (test, threads, label, result) in results {
+        // TLS legs compare with the direct TLS leg.
+        let baseline = if label.ends_with("TLS") {
+            "direct TLS"
+        } else {
+            "direct"
+        };
         let direct = results
             .iter()
-            .find(|(t, n, l, _)| t == test && n == threads && *l == "direct")
+            .find(|(t, n, l, _)| t == test && n == threads && *l == baseline)
             .and_then(|(_, _, _, run)| run.as_ref().ok().map(|run| run.tps));
         match result {
             Ok(run) => {

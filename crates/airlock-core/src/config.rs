@@ -450,6 +450,14 @@ pub struct ConnectionConfig {
     /// CA bundle for `verify-full`, relative to the config file.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// MySQL: the upstream's RSA public key (PEM), relative to the config
+    /// file, pinned for `caching_sha2_password` (and `sha256_password`)
+    /// full authentication without TLS: the stored password is sent
+    /// encrypted with it. Without TLS and without this key such a login
+    /// fails: the gateway never trusts a key the server sends over a plain
+    /// connection (anyone in the path could send theirs).
+    #[serde(default)]
+    pub server_public_key: Option<String>,
     /// `standing` (default): any token scoped to the connection gets in.
     /// `jit`: only while an access grant (or a standing access rule of the
     /// policy) admits the identity.
@@ -1157,6 +1165,12 @@ impl GatewayConfig {
                         "{at}: access {:?} is not standing or jit",
                         connection.access.as_deref().unwrap_or("")
                     ),
+                );
+            }
+            if connection.server_public_key.is_some() && connection.protocol != "mysql" {
+                problem(
+                    &format!("{needle}/server_public_key:"),
+                    format!("{at}: server_public_key is for protocol mysql only"),
                 );
             }
             match connection.tls.as_deref() {

@@ -158,7 +158,16 @@ impl<'a> Answer<'a> {
                 None
             }
             ResponsePacket::TextRow { column_count } => self.on_text_row(payload, column_count),
-            ResponsePacket::BinaryRow { column_count } => self.on_binary_row(payload, column_count),
+            ResponsePacket::BinaryRow { column_count } => {
+                // A fetch's rows come without a header: the tracker cannot
+                // count their columns, the execution's definitions do.
+                let column_count = if column_count == 0 {
+                    self.columns.len()
+                } else {
+                    column_count
+                };
+                self.on_binary_row(payload, column_count)
+            }
             ResponsePacket::ResultSetEnd(_) => {
                 self.result
                     .tags

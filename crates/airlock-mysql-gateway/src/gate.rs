@@ -28,7 +28,7 @@ use serde_json::json;
 use airlock_core::gate::{Decision, Gate, Limits, Refusal};
 use airlock_core::state::GatewayState;
 use airlock_sql::{analyze, Dialect, PreparedDefinition, SessionEffect};
-use airlock_types::{Command, ConnectionInfo, Identity};
+use airlock_types::{Access, Command, ConnectionInfo, Identity, Operation, StatementClass};
 
 use crate::sql_prepared::SqlPrepared;
 
@@ -147,6 +147,27 @@ impl MySqlGate {
         Decided {
             decision,
             analyzed: Some(analyzed),
+        }
+    }
+
+    /// A `USE` of the connection's own database (see [`crate::schema`]):
+    /// what unqualified names mean stays the same, so it is decided as a
+    /// complete read (`other`), not as the dialect's `admin` `USE`.
+    pub fn decide_own_use(&mut self, text: &str) -> Decided {
+        let statement = StatementClass {
+            operations: vec![Operation::Other],
+            access: Some(Access::Read),
+            complete: true,
+            ..StatementClass::default()
+        };
+        let command = Command::sql(text, vec![statement]);
+        let mut decision = self.core.decide(&command, Limits::Now, text);
+        if let Some(details) = decision.details.as_object_mut() {
+            details.insert("selects".into(), json!("the connection's database"));
+        }
+        Decided {
+            decision,
+            analyzed: None,
         }
     }
 

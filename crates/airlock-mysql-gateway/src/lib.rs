@@ -7,7 +7,8 @@
 //! ([`upstream`]), relay, finish), the command relay ([`relay`]) with the
 //! prepared statements it knows ([`statements`]), the answer relay with row
 //! masking ([`answer`], [`masking`]), the SQL side of the gate ([`gate`], with the SQL-level `PREPARE`s it
-//! tracks in [`sql_prepared`]),
+//! tracks in [`sql_prepared`] and the databases a session may select in
+//! [`schema`]),
 //! the records ([`record`]), `KILL` mapped to the sessions it may end
 //! ([`kill`]), the character sets it serves ([`charset`]) and
 //! the one module that words every refusal as a MySQL error ([`errors`]).
@@ -29,6 +30,7 @@ pub mod kill;
 pub mod masking;
 pub mod record;
 pub mod relay;
+pub mod schema;
 pub mod server;
 pub mod session;
 pub mod sql_prepared;

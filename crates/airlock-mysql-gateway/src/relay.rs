@@ -38,6 +38,7 @@ use crate::io::{PacketStream, StreamError};
 use crate::kill::{self, ConnectionIds, Kill, KillKind, KillText};
 use crate::masking::render_binary;
 use crate::record::{command_event, result_event, CommandEntry, CommandResult, RecordingContext};
+use crate::schema::{self, Selection};
 use crate::statements::{Prepared, Statements};
 
 /// When and why the session must end by itself.
@@ -317,6 +318,19 @@ impl<'a> Relay<'a> {
         upstream: &mut PacketStream,
     ) -> Next {
         let text = String::from_utf8_lossy(query).into_owned();
+        if let Some(name) = schema::lone_use(&text) {
+            if let Some(selection) = self.own_schema(&name) {
+                let forwarded = match selection {
+                    Selection::Own => command.clone(),
+                    Selection::OwnByConnectionName { database } => Command::Query {
+                        query: init_db_statement(database.as_bytes()).into_bytes(),
+                    },
+                };
+                return self
+                    .select_own("query", &text, &forwarded, client, upstream)
+                    .await;
+            }
+        }
         match kill::kill_text(&text) {
             KillText::None => {
                 self.statement("query", &text, command, payload, client, upstream)
@@ -331,7 +345,9 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// `COM_INIT_DB`: the connection's own name selects its database.
+    /// `COM_INIT_DB`: the connection's own database (or its name, which
+    /// selects that database) is a read; any other is decided as the `USE`
+    /// it is (`admin`, see [`crate::schema`]).
     async fn init_db(
         &mut self,
         schema: &[u8],
@@ -340,24 +356,59 @@ impl<'a> Relay<'a> {
         client: &mut PacketStream,
         upstream: &mut PacketStream,
     ) -> Next {
-        if !self.database.is_empty() && schema == self.recording.connection.as_bytes() {
-            // The connection's own name (what a client that names
-            // connections as databases selects): its database.
-            let schema = self.database.as_bytes().to_vec();
-            let text = init_db_statement(&schema);
-            let command = Command::InitDb { schema };
-            let Ok(payload) = command.encode(self.capabilities) else {
-                return Next::End(RelayEnd::UpstreamProtocolError(
-                    "cannot encode COM_INIT_DB".into(),
-                ));
-            };
-            return self
-                .statement("init_db", &text, &command, &payload, client, upstream)
-                .await;
-        }
         let text = init_db_statement(schema);
-        self.statement("init_db", &text, command, payload, client, upstream)
-            .await
+        match self.own_schema(schema) {
+            Some(Selection::Own) => {
+                self.select_own("init_db", &text, command, client, upstream)
+                    .await
+            }
+            Some(Selection::OwnByConnectionName { database }) => {
+                let command = Command::InitDb {
+                    schema: database.into_bytes(),
+                };
+                self.select_own("init_db", &text, &command, client, upstream)
+                    .await
+            }
+            None => {
+                self.statement("init_db", &text, command, payload, client, upstream)
+                    .await
+            }
+        }
+    }
+
+    /// Whether `name` is the connection's own database (or its name).
+    fn own_schema(&self, name: &[u8]) -> Option<Selection> {
+        schema::selection(name, &self.database, self.recording.connection)
+    }
+
+    /// Selects the connection's own database: decided as a read, recorded
+    /// as the client wrote it, `forwarded` (naming the upstream database)
+    /// sent upstream.
+    async fn select_own(
+        &mut self,
+        message: &str,
+        text: &str,
+        forwarded: &Command,
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let Ok(payload) = forwarded.encode(self.capabilities) else {
+            return Next::End(RelayEnd::UpstreamProtocolError(format!(
+                "cannot encode {message}"
+            )));
+        };
+        let decided = self.gate.decide_own_use(text);
+        let decision = self.resolve(decided.decision).await;
+        let (next, _) = self
+            .run_decided(
+                Entry::new(message, text, &[]),
+                decision,
+                Forwarding::new(ResponseKind::for_command(forwarded), &payload),
+                client,
+                upstream,
+            )
+            .await;
+        next
     }
 
     /// `COM_STMT_SEND_LONG_DATA`: forwarded for a known statement, no answer.

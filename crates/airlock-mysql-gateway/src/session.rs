@@ -369,11 +369,11 @@ async fn login_upstream(
     login: UpstreamLogin,
     side: ClientSide,
 ) -> Option<(AdmittedSession, UpstreamConnection)> {
-    let connected = tokio::time::timeout(
-        state.settings.connect_timeout,
-        upstream::connect(&login, side),
-    )
-    .await;
+    let connect = async {
+        let key = upstream::pinned_public_key(state, &session.connection.name).await?;
+        upstream::connect(&login, side, key).await
+    };
+    let connected = tokio::time::timeout(state.settings.connect_timeout, connect).await;
     drop(login);
     let connection_name = session.connection.name.clone();
     match connected {

@@ -3,6 +3,10 @@
 //! started where the codec's login says: right after the SSLRequest), then
 //! whatever plugin the server asks for, driven by the codec's sans-IO
 //! [`UpstreamLogin`](airlock_mysql::login::UpstreamLogin).
+//! `caching_sha2_password` full authentication sends the password inside
+//! TLS, or without TLS encrypted with the connection's pinned
+//! `server_public_key`; a key the server offers on a plain connection is
+//! never asked for.
 //!
 //! Security: the decrypted password is used for the handshake only and is
 //! never logged; the codec refuses to send it in cleartext unless TLS is
@@ -44,6 +48,8 @@ pub enum UpstreamError {
     Stream(#[from] StreamError),
     #[error("client and upstream disagree on capabilities {0:#x}")]
     Capabilities(u64),
+    #[error("cannot read the server_public_key {path}: {error}")]
+    PublicKey { path: String, error: std::io::Error },
 }
 
 impl UpstreamError {
@@ -53,6 +59,11 @@ impl UpstreamError {
             Self::Connect { .. } => UpstreamProblem::Unreachable,
             Self::Tls { .. } | Self::Login(LoginError::TlsUnavailable) => UpstreamProblem::Tls,
             Self::Login(LoginError::Server(err)) if err.code == 1045 => UpstreamProblem::Rejected,
+            Self::Login(LoginError::PublicKeyUnavailable { .. }) | Self::PublicKey { .. } => {
+                UpstreamProblem::Incompatible(
+                    "its login needs TLS or the connection's server_public_key",
+                )
+            }
             Self::Capabilities(_) => {
                 UpstreamProblem::Incompatible("they do not agree on the protocol's capabilities")
             }
@@ -79,10 +90,34 @@ pub struct ClientSide {
     pub max_packet_bytes: usize,
 }
 
+/// The connection's pinned RSA public key (`server_public_key`, relative
+/// to the config file), read for each login so a replaced file counts.
+pub async fn pinned_public_key(
+    state: &airlock_core::state::GatewayState,
+    connection: &str,
+) -> Result<Option<Vec<u8>>, UpstreamError> {
+    let Some(file) = state
+        .config
+        .connection(connection)
+        .and_then(|connection| connection.server_public_key.as_deref())
+    else {
+        return Ok(None);
+    };
+    let path = airlock_core::config::relative_to(&state.config_path, file);
+    tokio::fs::read(&path)
+        .await
+        .map(Some)
+        .map_err(|error| UpstreamError::PublicKey {
+            path: path.display().to_string(),
+            error,
+        })
+}
+
 /// Connects and logs in with the admitted session's credential.
 pub async fn connect(
     login: &UpstreamLogin,
     client: ClientSide,
+    server_public_key: Option<Vec<u8>>,
 ) -> Result<UpstreamConnection, UpstreamError> {
     let tcp = TcpStream::connect(&login.address)
         .await
@@ -107,6 +142,10 @@ pub async fn connect(
     params.charset = client.charset;
     params.max_packet_size = client.max_packet_size;
     params.connect_attributes = client.connect_attributes;
+    // Full authentication without TLS encrypts with the pinned key only;
+    // a key the server sends over a plain connection is never trusted.
+    params.server_public_key = server_public_key;
+    params.request_public_key = false;
     params.rsa_oaep_seed = rand::random();
     let mut machine = Login::new(params);
     let greeting = stream.read().await?;

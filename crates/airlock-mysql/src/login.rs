@@ -4,15 +4,19 @@
 //!
 //! Plugins: `mysql_native_password`, `caching_sha2_password` (fast path;
 //! full authentication sends the password in cleartext over TLS only,
-//! else RSA-encrypted with the server's public key, requested if not
-//! configured), `sha256_password` (the same two ways), MariaDB
+//! else RSA-encrypted with the server's public key: the one the caller
+//! pinned, or, only when the caller allows it, the one the server sends
+//! when asked), `sha256_password` (the same two ways), MariaDB
 //! `client_ed25519`, and `mysql_clear_password` over TLS only; auth
 //! switches between them.
 //!
 //! Security invariant: the password leaves in cleartext only when the
 //! caller said TLS is active; a server (or anyone in the path) asking for
 //! a cleartext password on a plain connection gets an error, never the
-//! password. Framing (sequence ids) is the caller's [`crate::PacketCodec`],
+//! password. A public key the server sends on a plain connection is
+//! not trusted unless the caller says so ([`LoginParams::request_public_key`]):
+//! whoever is in the path could send theirs and decrypt the password.
+//! Framing (sequence ids) is the caller's [`crate::PacketCodec`],
 //! which continues the handshake's count.
 
 use crate::auth::{self, AuthReply, AuthSwitchRequest};
@@ -41,9 +45,15 @@ pub struct LoginParams {
     pub charset: u8,
     pub max_packet_size: u32,
     pub connect_attributes: Vec<(String, String)>,
-    /// The server's RSA public key (PEM), if configured; otherwise it is
-    /// requested from the server when needed on a plain connection.
+    /// The server's RSA public key (PEM), if configured (pinned): full
+    /// authentication on a plain connection encrypts the password with it.
     pub server_public_key: Option<Vec<u8>>,
+    /// Without a pinned key on a plain connection: ask the server for its
+    /// key and trust what comes back (MySQL's `--get-server-public-key`).
+    /// Off by default: anyone in the path could answer with their own key
+    /// and decrypt the password; the login then fails with
+    /// [`LoginError::PublicKeyUnavailable`] instead.
+    pub request_public_key: bool,
     /// 20 random bytes for RSA-OAEP (the codec has no entropy source).
     pub rsa_oaep_seed: [u8; 20],
 }
@@ -88,6 +98,7 @@ impl LoginParams {
             max_packet_size: crate::DEFAULT_MAX_PACKET_BYTES as u32,
             connect_attributes: Vec::new(),
             server_public_key: None,
+            request_public_key: false,
             rsa_oaep_seed: [0; 20],
         }
     }
@@ -141,6 +152,10 @@ pub enum LoginError {
     Unexpected(&'static str),
     #[error("too many authentication plugin switches")]
     TooManySwitches,
+    /// Full authentication on a plain connection without a pinned public
+    /// key (and fetching the server's was not allowed).
+    #[error("{plugin} needs full authentication: without TLS that needs the server's RSA public key, and none is configured")]
+    PublicKeyUnavailable { plugin: &'static str },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,10 +413,13 @@ impl UpstreamLogin {
         }
         match self.params.server_public_key.clone() {
             Some(pem) => self.encrypt_with(&pem).map(Some),
-            None => {
+            None if self.params.request_public_key => {
                 self.state = State::AwaitPublicKey;
                 Ok(None)
             }
+            None => Err(LoginError::PublicKeyUnavailable {
+                plugin: self.plugin.name(),
+            }),
         }
     }
 
@@ -602,9 +620,22 @@ mod tests {
                 plugin: auth::MYSQL_CLEAR_PASSWORD
             })
         );
-        // caching_sha2 full authentication without TLS asks for the key,
-        // never sends the password.
+        // caching_sha2 full authentication without TLS and without a
+        // pinned key: nothing is sent, the login fails.
         let mut login = UpstreamLogin::new(params());
+        login
+            .handshake(&server_handshake(auth::CACHING_SHA2_PASSWORD, SERVER))
+            .unwrap();
+        assert_eq!(
+            login.receive(b"\x01\x04"),
+            Err(LoginError::PublicKeyUnavailable {
+                plugin: auth::CACHING_SHA2_PASSWORD
+            })
+        );
+        // Allowed to ask: it asks for the key, never sends the password.
+        let mut p = params();
+        p.request_public_key = true;
+        let mut login = UpstreamLogin::new(p);
         login
             .handshake(&server_handshake(auth::CACHING_SHA2_PASSWORD, SERVER))
             .unwrap();

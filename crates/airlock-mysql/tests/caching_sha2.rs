@@ -144,6 +144,7 @@ fn full_authentication_requests_the_key_and_encrypts_with_it() {
     let password = b"correct horse battery staple";
     let mut params = LoginParams::new("app", password.to_vec());
     params.rsa_oaep_seed = [0x5a; 20];
+    params.request_public_key = true;
     let mut login = UpstreamLogin::new(params);
     login
         .handshake(&handshake(auth::CACHING_SHA2_PASSWORD))
@@ -184,7 +185,9 @@ fn full_authentication_requests_the_key_and_encrypts_with_it() {
 #[test]
 fn sha256_password_switch_requests_the_key() {
     let (dir, pem) = key_pair();
-    let mut login = UpstreamLogin::new(LoginParams::new("app", b"pw".to_vec()));
+    let mut params = LoginParams::new("app", b"pw".to_vec());
+    params.request_public_key = true;
+    let mut login = UpstreamLogin::new(params);
     login
         .handshake(&handshake(auth::MYSQL_NATIVE_PASSWORD))
         .unwrap();
@@ -230,8 +233,20 @@ fn a_server_cannot_get_the_password_in_cleartext_without_tls() {
         Some(auth::MYSQL_NATIVE_PASSWORD)
     );
     assert_ne!(response.auth_response, b"pw\0");
-    // A bad key in AuthMoreData is an error, not a cleartext fallback.
+    // Without a pinned key, and not allowed to ask for the server's, full
+    // authentication sends nothing.
     let mut login = UpstreamLogin::new(LoginParams::new("app", b"pw".to_vec()));
+    login
+        .handshake(&handshake(auth::CACHING_SHA2_PASSWORD))
+        .unwrap();
+    assert!(matches!(
+        login.receive(b"\x01\x04"),
+        Err(LoginError::PublicKeyUnavailable { .. })
+    ));
+    // A bad key in AuthMoreData is an error, not a cleartext fallback.
+    let mut params = LoginParams::new("app", b"pw".to_vec());
+    params.request_public_key = true;
+    let mut login = UpstreamLogin::new(params);
     login
         .handshake(&handshake(auth::CACHING_SHA2_PASSWORD))
         .unwrap();

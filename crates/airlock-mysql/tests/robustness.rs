@@ -231,7 +231,10 @@ proptest! {
                 }
             }
         }
-        let mut login = UpstreamLogin::new(LoginParams::new("u", b"p".to_vec()));
+        let mut params = LoginParams::new("u", b"p".to_vec());
+        // Every path, the key request included.
+        params.request_public_key = kind % 2 == 0;
+        let mut login = UpstreamLogin::new(params);
         let mut packets = packets.iter();
         if let Some(first) = packets.next() {
             let _ = login.handshake(first);

@@ -64,7 +64,7 @@ const CASES: &[(&str, &[Op], Access, bool)] = &[
     ("EXPLAIN FORMAT=JSON DELETE FROM t", &[Op::Explain], Access::Write, true),
     ("DO 1 + 1", &[Op::Select], Access::Read, true),
     ("HANDLER t OPEN", &[Op::Select], Access::Read, true),
-    ("USE appdb", &[Op::Other], Access::Read, true),
+    ("USE appdb", &[Op::Other], Access::Admin, true),
     ("SET @a = 1", &[Op::Set], Access::Read, true),
     ("SELECT @a := 1", &[Op::Select], Access::Read, true),
     ("SELECT a INTO @x FROM t LIMIT 1", &[Op::Select], Access::Read, true),

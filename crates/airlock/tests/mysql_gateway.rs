@@ -589,3 +589,199 @@ fn revoking_the_token_ends_the_live_session() {
     let again = mariadb(&gateway, "agent-7", &token, "shop-mysql", true, "select 1");
     assert!(err(&again).contains("ERROR 1045"), "{}", err(&again));
 }
+
+/// What drivers do beyond plain executes, through the gateway against the
+/// real server: a read-only cursor fetched row by row (rows masked as the
+/// query's), a parameter sent in pieces by `COM_STMT_SEND_LONG_DATA`, a
+/// 17 MiB statement and a 17 MiB row (multi-packet payloads both ways,
+/// re-framed after masking), and `LOAD DATA LOCAL INFILE` refused before
+/// the server (and so before it could ask the agent's machine for a file).
+#[test]
+fn cursors_long_data_large_payloads_and_local_infile() {
+    let server = airlock_testkit::MariaDb::start_with_args(&["--max-allowed-packet=64M"]);
+    let gateway = airlock_testkit::GatewayProcess::start_with_policy(
+        common::binary(),
+        &mysql::config(&server, "mysql:\n  max_packet_bytes: 67108864\n"),
+        POLICY,
+    );
+    gateway.set_credential("shop-mysql-app", "app", &server.password("app"));
+    prepare_tables(&server);
+    server.sql_in(
+        "appdb",
+        "create table big(id int primary key, body longtext); insert into customers values (3, 'x3@example.org', 3, 3, 'n')",
+    );
+    let (_id, token) = gateway.issue_token("agent-7", &["shop-mysql"], "15m");
+    let mut raw = Raw::connect(&gateway, "agent-7", &token, "shop-mysql").unwrap();
+    let prepare = |raw: &mut Raw, sql: &str| {
+        let packets = raw.run(&Command::StmtPrepare {
+            query: sql.as_bytes().to_vec(),
+        });
+        packets
+            .iter()
+            .find_map(|(packet, _)| match packet {
+                ResponsePacket::PrepareOk(ok) => Some(ok.statement_id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{sql}: {packets:?}"))
+    };
+
+    // A cursor: metadata at execute, rows by COM_STMT_FETCH, masked.
+    let select = prepare(
+        &mut raw,
+        "select id, email from customers where id >= ? order by id",
+    );
+    let execute = StmtExecute::with_parameters(
+        select,
+        airlock_mysql::command::cursor::READ_ONLY,
+        &[LONG],
+        &[BinaryValue::Int(1)],
+    )
+    .unwrap();
+    let packets = raw.run(&Command::StmtExecute(execute));
+    assert!(error_of(&packets).is_none(), "{packets:?}");
+    let types: Vec<ValueType> = packets
+        .iter()
+        .filter_map(|(packet, _)| match packet {
+            ResponsePacket::Column(column) => Some(ValueType::from(&**column)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(types.len(), 2);
+    assert!(!packets
+        .iter()
+        .any(|(packet, _)| matches!(packet, ResponsePacket::BinaryRow { .. })));
+    let mut fetched = Vec::new();
+    for _ in 0..5 {
+        let packets = raw.run(&Command::StmtFetch {
+            statement_id: select,
+            rows: 2,
+        });
+        for (packet, payload) in &packets {
+            if let ResponsePacket::BinaryRow { .. } = packet {
+                fetched.push(decode_binary_row(payload, &types).unwrap());
+            }
+        }
+        let Some((ResponsePacket::ResultSetEnd(end), _)) = packets.last() else {
+            panic!("{packets:?}")
+        };
+        if end
+            .status
+            .contains(airlock_mysql::ServerStatus::LAST_ROW_SENT)
+        {
+            break;
+        }
+    }
+    assert_eq!(fetched.len(), 3, "{fetched:?}");
+    for row in &fetched {
+        let BinaryValue::Bytes(email) = &row[1] else {
+            panic!("{row:?}")
+        };
+        let email = String::from_utf8_lossy(email);
+        assert!(
+            email != EMAIL && !email.contains("x3@example.org"),
+            "a fetched row is not masked: {email}"
+        );
+    }
+    assert!(server.general_log().contains("where id >= ?"));
+
+    // Long data in two pieces for parameter 1, then the execute that
+    // leaves it out of the block.
+    let insert = prepare(&mut raw, "insert into items values (?, ?)");
+    for piece in [&b"long-data-"[..], b"marker"] {
+        let long = Command::StmtSendLongData {
+            statement_id: insert,
+            parameter: 1,
+            data: piece.to_vec(),
+        };
+        raw.write_raw_command(&long.encode(raw.capabilities).unwrap());
+    }
+    let mut block = vec![0x00, 0x01, LONG.column_type.0, 0, 0xfc, 0];
+    block.extend_from_slice(&30i32.to_le_bytes());
+    let execute = StmtExecute {
+        statement_id: insert,
+        flags: 0,
+        iteration_count: 1,
+        parameter_block: block,
+    };
+    let packets = raw.run(&Command::StmtExecute(execute));
+    assert!(error_of(&packets).is_none(), "{packets:?}");
+    assert_eq!(
+        server.sql_in("appdb", "select name from items where id = 30"),
+        "long-data-marker"
+    );
+
+    // 17 MiB each way: a statement over the 16 MiB packet limit of the
+    // wire (three packets), and the row back as text and binary, masked.
+    let size = 17 * 1024 * 1024;
+    let mut body = "y".repeat(size);
+    body.push_str(" mail jane.doe@example.com end");
+    let packets = raw.query(&format!("insert into big values (1, '{body}')"));
+    assert!(error_of(&packets).is_none(), "{packets:?}");
+    assert_eq!(
+        server.sql_in("appdb", "select length(body) from big where id = 1"),
+        body.len().to_string()
+    );
+    let packets = raw.query("select body from big where id = 1");
+    let row = packets
+        .iter()
+        .find_map(|(packet, payload)| match packet {
+            ResponsePacket::TextRow { .. } => {
+                Some(decode_text_row(payload, 1).unwrap()[0].unwrap().to_vec())
+            }
+            _ => None,
+        })
+        .expect("the big row");
+    assert!(row.len() > size, "{}", row.len());
+    assert!(row.starts_with(b"yyyy") && row.ends_with(b" end"));
+    assert!(!String::from_utf8_lossy(&row).contains(EMAIL), "not masked");
+    let read = prepare(&mut raw, "select body from big where id = ?");
+    let execute = StmtExecute::with_parameters(read, 0, &[LONG], &[BinaryValue::Int(1)]).unwrap();
+    let packets = raw.run(&Command::StmtExecute(execute));
+    let text = ValueType {
+        column_type: airlock_mysql::column::ColumnType::BLOB,
+        unsigned: false,
+    };
+    let row = packets
+        .iter()
+        .find_map(|(packet, payload)| match packet {
+            ResponsePacket::BinaryRow { .. } => Some(decode_binary_row(payload, &[text]).unwrap()),
+            _ => None,
+        })
+        .expect("the big binary row");
+    let BinaryValue::Bytes(value) = &row[0] else {
+        panic!()
+    };
+    assert!(value.len() > size && value.ends_with(b" end"));
+    assert!(
+        !String::from_utf8_lossy(value).contains(EMAIL),
+        "not masked"
+    );
+    drop(raw);
+
+    // LOAD DATA LOCAL INFILE: refused by the policy (no copy_from rule);
+    // the server never sees it, so it can never ask for the file.
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("rows.tsv");
+    std::fs::write(&file, "50\tlocal-infile-marker\n").unwrap();
+    let output = std::process::Command::new("mariadb")
+        .arg("--no-defaults")
+        .args(["-h", "127.0.0.1", "-P", &gateway.mysql_port.to_string()])
+        .args(["-u", "agent-7"])
+        .arg(format!("-p{token}"))
+        .args(["-D", "shop-mysql", "--ssl", "--skip-ssl-verify-server-cert"])
+        .arg("--local-infile=1")
+        .arg("-e")
+        .arg(format!(
+            "LOAD DATA LOCAL INFILE '{}' INTO TABLE items",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(err(&output).contains("ERROR 1142"), "{}", err(&output));
+    assert!(!server.general_log().contains("LOAD DATA"));
+    assert_eq!(
+        server.sql_in("appdb", "select count(*) from items where id = 50"),
+        "0"
+    );
+}

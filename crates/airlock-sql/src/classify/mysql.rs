@@ -288,9 +288,11 @@ impl Statement<'_> {
         self.name_list(builder, index, to, false);
     }
 
-    /// `USE db`: exactly one identifier, else incomplete.
+    /// `USE db` (exactly one identifier, else incomplete): it changes what every later unqualified table name means
+    /// (as `search_path` does for PostgreSQL), so it is `admin`; a gateway
+    /// that knows the session's own database decides a `USE` of it itself.
     fn mysql_use(&self, builder: &mut Builder, next: usize, to: usize) {
-        builder.op(Operation::Other, Access::Read);
+        builder.op(Operation::Other, Access::Admin);
         if self.mysql_ident(next).is_none() || next + 1 != to {
             builder.incomplete();
         }

@@ -264,7 +264,7 @@ R DO 1 + 1, CONCAT('a', 'b')
 R SET @a = 1
 R SET @a := 1, @b = 'x'
 R SET @c = (SELECT COUNT(*) FROM t)
-R USE appdb
+A USE appdb
 R CHECKSUM TABLE t
 R CHECKSUM TABLE t, u
 R HELP 'select'

@@ -103,7 +103,8 @@ impl Raw {
             .unwrap();
         let mut raw = Self {
             stream,
-            codec: PacketCodec::default(),
+            // Room for the multi-packet payloads tests send and read.
+            codec: PacketCodec::new(64 << 20),
             buf: BytesMut::new(),
             capabilities: Capabilities::empty(),
             connection_id: 0,
@@ -123,7 +124,7 @@ impl Raw {
         token_bytes.push(0);
         let response = HandshakeResponse {
             capabilities,
-            max_packet_size: 1 << 24,
+            max_packet_size: 1 << 26,
             charset: 45,
             username: user.into(),
             auth_response: token_bytes,
