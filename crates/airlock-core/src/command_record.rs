@@ -19,6 +19,7 @@ use airlock_mask::{MaskPlan, MaskStats};
 use airlock_store::{EventData, NewEvent};
 
 use crate::events::EventKind;
+use crate::details::Details;
 use crate::gate::{Decision, Verdict};
 
 /// Who and where, for every record of a session, and the bounds of what
@@ -81,7 +82,7 @@ struct CommandPayload<'a> {
     /// `forward` or `refuse`.
     decision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<&'a Value>,
+    policy: Option<&'a Details>,
     #[serde(skip_serializing_if = "Option::is_none")]
     statement_masked: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +124,7 @@ pub fn command_event(scope: &RecordScope<'_>, entry: &CommandEntry<'_>) -> NewEv
         } else {
             "forward"
         },
-        policy: (!details.is_null()).then_some(details),
+        policy: (!details.is_empty()).then_some(details),
         statement_masked: (!masked.is_empty()).then(|| masked.total()),
         statement_truncated: truncated.then_some(true),
         statement_sha256: truncated.then(|| hex::encode(Sha256::digest(entry.text.as_bytes()))),

@@ -11,7 +11,6 @@
 //! one `errors` module that turns it into its own error (SQLSTATE, MySQL
 //! error code, HTTP status, JSON-RPC error). Protocol code never decides.
 
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 use airlock_mask::MaskPlan;
@@ -24,6 +23,7 @@ use airlock_policy::{
 use airlock_store::now_unix;
 use airlock_types::{Access, Command, ConnectionInfo, Identity};
 
+pub use crate::details::{Classification, Details};
 use crate::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
 use crate::state::GatewayState;
 
@@ -105,7 +105,7 @@ pub struct Decision {
     pub verdict: Verdict,
     /// Policy version, verdict, matched rules, classification: what the
     /// command record keeps of the decision.
-    pub details: Value,
+    pub details: Details,
     /// Masking obligation for the command's results.
     pub mask: Option<Arc<MaskPlan>>,
     /// The obligation's JSON field rules (`$..password`), for the
@@ -132,7 +132,7 @@ impl Decision {
     pub fn forward() -> Self {
         Self {
             verdict: Verdict::Forward,
-            details: Value::Null,
+            details: Details::default(),
             mask: None,
             mask_fields: Vec::new(),
             review: None,
@@ -143,10 +143,10 @@ impl Decision {
     }
 
     /// A refusal, with what the record keeps of it.
-    pub fn refuse(refusal: Refusal, details: Value) -> Self {
+    pub fn refuse(refusal: Refusal, details: impl Into<Details>) -> Self {
         Self {
             verdict: Verdict::Refuse(refusal),
-            details,
+            details: details.into(),
             ..Self::forward()
         }
     }
@@ -165,7 +165,7 @@ impl Decision {
 
 /// A refusal because the gate cannot decide (no policy, a mask plan that
 /// cannot be built).
-fn unavailable(message: String, details: Value) -> Decision {
+fn unavailable(message: String, details: Details) -> Decision {
     Decision::refuse(Refusal::Unavailable { message }, details)
 }
 
@@ -175,7 +175,7 @@ fn review_request(
     verdict: &PolicyVerdict,
     mask: Option<&MaskPlan>,
     shown: &str,
-    details: &Value,
+    details: &Details,
     version: i64,
 ) -> Option<ReviewRequest> {
     let PolicyVerdict::Review {
@@ -203,7 +203,7 @@ fn review_request(
         policy_version: version,
         statement,
         fingerprint: fingerprint(shown),
-        classification: details.clone(),
+        classification: details.to_value(),
     })
 }
 
@@ -230,7 +230,7 @@ pub struct Gate {
 /// The metrics verdict of a decision, and the rule that refused it.
 fn verdict_of(decision: &Decision) -> (CommandVerdict, Option<&str>) {
     // Looked up for refusals only: an allowed command costs no map lookup.
-    let rule = || decision.details.get("rule").and_then(Value::as_str);
+    let rule = || decision.details.rule();
     match &decision.verdict {
         Verdict::Forward => (CommandVerdict::Allow, None),
         Verdict::Refuse(Refusal::Denied { .. }) => (CommandVerdict::Deny, rule()),
@@ -275,35 +275,8 @@ impl Gate {
     }
 
     /// What the record keeps of a command's classification.
-    pub fn classification(command: &Command, version: i64) -> Value {
-        let mut operations: Vec<&str> = command
-            .statements()
-            .iter()
-            .flat_map(|statement| statement.operations.iter().map(|op| op.as_str()))
-            .collect();
-        operations.sort_unstable();
-        operations.dedup();
-        let mut tables: Vec<&str> = command
-            .statements()
-            .iter()
-            .flat_map(|statement| {
-                statement
-                    .tables_read
-                    .iter()
-                    .chain(&statement.tables_written)
-                    .map(String::as_str)
-            })
-            .collect();
-        tables.sort_unstable();
-        tables.dedup();
-        json!({
-            "policy_version": version,
-            "operations": operations,
-            "tables": tables,
-            "access": command.access(),
-            "complete": command.complete(),
-            "statements": command.statements().len(),
-        })
+    pub fn classification(command: &Command, version: i64) -> Details {
+        Details::classified(Classification::of(command, version))
     }
 
     /// Decides one command under the live policy. `shown` is what a
@@ -365,7 +338,7 @@ impl Gate {
                 .problem
                 .clone()
                 .unwrap_or_else(|| "no policy is loaded".into());
-            details["verdict"] = json!("deny");
+            details.set_verdict("deny");
             return unavailable(format!("airlock: command refused: {problem}"), details)
                 .at(live.version);
         };
@@ -378,12 +351,14 @@ impl Gate {
                 now_unix: now_unix(),
             },
         );
-        details["verdict"] = json!(decision.verdict.name());
-        details["rules"] = json!(decision
-            .matched_rules
-            .iter()
-            .map(|rule| &rule.name)
-            .collect::<Vec<_>>());
+        details.set_verdict(decision.verdict.name());
+        details.rules = Some(
+            decision
+                .matched_rules
+                .iter()
+                .map(|rule| rule.name.clone())
+                .collect(),
+        );
         // The mask obligation, compiled once: every verdict needs it (the
         // record of a refused command and a review show the text masked as
         // results would be). One that cannot be carried out is a refusal.
@@ -409,14 +384,14 @@ impl Gate {
             .unwrap_or_default();
         let decided = match &decision.verdict {
             PolicyVerdict::Deny { rule, .. } => {
-                details["rule"] = json!(rule);
+                details.rule = rule.clone();
                 let message = decision
                     .client_message()
                     .unwrap_or_else(|| "blocked by policy".into());
                 Decision::refuse(Refusal::Denied { message }, details)
             }
             PolicyVerdict::Review { rule, .. } => {
-                details["rule"] = json!(rule);
+                details.rule = Some(rule.clone());
                 let mut held = Decision::refuse(
                     Refusal::Review {
                         review_id: None,
@@ -439,7 +414,7 @@ impl Gate {
                     if let Some(message) =
                         self.rate_limited(&decision.rate_limits, decision.policy_version)
                     {
-                        details["verdict"] = json!("rate_limited");
+                        details.set_verdict("rate_limited");
                         let mut refused =
                             Decision::refuse(Refusal::RateLimited { message }, details);
                         refused.mask = mask;
@@ -488,12 +463,12 @@ impl Gate {
             .await;
         match outcome {
             ReviewOutcome::Approved { review_id } => {
-                decision.details["review"] = json!(review_id);
-                decision.details["verdict"] = json!("approved");
+                decision.details.review = Some(review_id.clone());
+                decision.details.set_verdict("approved");
                 decision.verdict = Verdict::Forward;
             }
             ReviewOutcome::Refused { review_id, message } => {
-                decision.details["review"] = json!(review_id);
+                decision.details.review = review_id.clone();
                 decision.verdict = Verdict::Refuse(Refusal::Review { review_id, message });
             }
         }
@@ -507,7 +482,7 @@ impl Gate {
             .map(|message| {
                 Decision::refuse(
                     Refusal::RateLimited { message },
-                    json!({"verdict": "rate_limited"}),
+                    Details::verdict("rate_limited"),
                 )
             })
     }

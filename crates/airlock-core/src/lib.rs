@@ -26,6 +26,7 @@ pub mod auth;
 pub mod cert_expiry;
 pub mod command_record;
 pub mod config;
+pub mod details;
 pub mod duration;
 pub mod error;
 pub mod events;

@@ -123,7 +123,7 @@ pub fn refusal(refusal: &Refusal, decision: &Decision) -> Response<ClientBody> {
     let mut body = json!({
         "error": code,
         "message": refusal.message(),
-        "rule": decision.details.get("rule").cloned().unwrap_or(Value::Null),
+        "rule": decision.details.rule(),
         "policy_version": decision.version,
     });
     if let Refusal::Review {

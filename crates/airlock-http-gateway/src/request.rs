@@ -403,9 +403,9 @@ impl Exchange<'_> {
         let state = &self.gateway.state;
         let approved_rule = decision
             .details
-            .get("review")
-            .and(decision.details.get("rule"))
-            .and_then(|rule| rule.as_str())
+            .review
+            .as_ref()
+            .and(decision.details.rule())
             .map(str::to_string);
         crate::kubernetes::tunnel::TunnelContext {
             gate: Gate::new(

@@ -23,9 +23,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::json;
 
-use airlock_core::gate::{Decision, Gate, Limits, Refusal};
+use airlock_core::gate::{Decision, Details, Gate, Limits, Refusal};
 use airlock_core::state::GatewayState;
 use airlock_sql::{analyze, Dialect, PreparedDefinition, SessionEffect};
 use airlock_types::{Access, Command, ConnectionInfo, Identity, Operation, StatementClass};
@@ -123,7 +122,7 @@ impl MySqlGate {
             // Nothing that can hide anything: the server answers "Query was
             // empty" and runs nothing.
             let mut empty = Decision::forward();
-            empty.details = json!({"verdict": "empty"});
+            empty.details = Details::verdict("empty");
             empty.version = self.core.live_version();
             return Decided {
                 decision: empty,
@@ -141,7 +140,11 @@ impl MySqlGate {
                         "airlock: {change} is refused: in that character set the gateway and the server could read a statement differently; use utf8mb4"
                     ),
                 },
-                json!({"verdict": "unsafe_character_set", "classification": decision.details}),
+                {
+                    let mut details = std::mem::take(&mut decision.details);
+                    details.set_verdict("unsafe_character_set");
+                    details
+                },
             );
         }
         Decided {

@@ -805,7 +805,7 @@ impl<'a> Relay<'a> {
         };
         let mut decision = Decision::forward();
         decision.details =
-            json!({"verdict": "kill", "gateway_id": kill.id, "upstream_thread": thread});
+            json!({"verdict": "kill", "gateway_id": kill.id, "upstream_thread": thread}).into();
         decision.version = self.gate.core().live_version();
         self.run_decided(
             Entry::new("kill", text, &[]),

@@ -9,11 +9,10 @@
 //! policy obliges) or a neutral refusal that `errors` turns into the
 //! client's error. Protocol code never decides.
 
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use airlock_core::gate::{Gate, Rejection};
+use airlock_core::gate::{Details, Gate, Rejection};
 use airlock_core::reviews::ReviewRequest;
 use airlock_core::state::GatewayState;
 use airlock_mask::MaskPlan;
@@ -74,7 +73,7 @@ impl GateDecision {
     }
 
     /// A refusal.
-    pub fn refuse(refusal: Refusal, details: Value) -> Self {
+    pub fn refuse(refusal: Refusal, details: impl Into<Details>) -> Self {
         Self::of(Decision::refuse(refusal, details))
     }
 
@@ -270,7 +269,7 @@ impl CommandGate {
             .all(|byte| byte.is_ascii_whitespace() || byte == b';')
         {
             let mut empty = Decision::forward();
-            empty.details = json!({"verdict": "empty"});
+            empty.details = Details::verdict("empty");
             empty.version = self.live_version();
             return GateDecision::of(empty);
         }
@@ -301,8 +300,8 @@ impl CommandGate {
         if core.review.is_some() && kind == CommandKind::SimpleQuery && prepares_only {
             // A simple query that only prepares runs nothing: what it
             // prepares is reviewed at each EXECUTE, with what it runs.
-            core.details["verdict"] = json!("allow");
-            core.details["review_at"] = json!("execute");
+            core.details.set_verdict("allow");
+            core.details.other.insert("review_at".into(), "execute".into());
             core.verdict = GateVerdict::Forward;
             core.review = None;
             core.rate_limits = Vec::new();
@@ -347,7 +346,7 @@ impl CommandGate {
             .core
             .decide_unmetered(command, Limits::AtEachExecution, text);
         self.core.rejected(Rejection::SyntaxError);
-        refused.details["verdict"] = json!("syntax_error");
+        refused.details.set_verdict("syntax_error");
         refused.verdict = GateVerdict::Refuse(Refusal::Syntax {
             message: error.message,
             position: error.position,

@@ -509,12 +509,12 @@ impl Tunnel<'_> {
         let gate = &context.gate;
         let mut decision = gate.decide(&command, Limits::Now, &shown);
         if decision.review.is_some() {
-            let rule = decision.details.get("rule").and_then(|rule| rule.as_str());
+            let rule = decision.details.rule();
             if rule.is_some() && rule == context.approved_rule.as_deref() {
                 // The tunnel's own approval covers its connections.
                 decision.review = None;
                 decision.verdict = Verdict::Forward;
-                decision.details["verdict"] = serde_json::json!("approved");
+                decision.details.set_verdict("approved");
             } else {
                 decision = gate
                     .resolve(decision, self.session.session_id(), |notice| {
