@@ -165,9 +165,10 @@ impl MySqlGate {
         };
         let command = Command::sql(text, vec![statement]);
         let mut decision = self.core.decide(&command, Limits::Now, text);
-        if let Some(details) = decision.details.as_object_mut() {
-            details.insert("selects".into(), json!("the connection's database"));
-        }
+        decision
+            .details
+            .other
+            .insert("selects".into(), "the connection's database".into());
         Decided {
             decision,
             analyzed: None,
