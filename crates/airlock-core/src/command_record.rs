@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use airlock_mask::{MaskPlan, MaskStats};
 use airlock_store::{EventData, NewEvent};
 
-use crate::events::EventKind;
 use crate::details::Details;
+use crate::events::EventKind;
 use crate::gate::{Decision, Verdict};
 
 /// Who and where, for every record of a session, and the bounds of what

@@ -243,11 +243,19 @@ mod tests {
 
     #[test]
     fn json_details_keep_every_field_once() {
-        let details = Details::from(json!({"verdict": "deny", "reason": "unknown name", "rule": 7}));
+        let details =
+            Details::from(json!({"verdict": "deny", "reason": "unknown name", "rule": 7}));
         assert_eq!(details.verdict.as_deref(), Some("deny"));
-        assert_eq!(details.rule(), None, "a rule that is not a name is kept as it was");
+        assert_eq!(
+            details.rule(),
+            None,
+            "a rule that is not a name is kept as it was"
+        );
         let json = serde_json::to_value(&details).unwrap();
-        assert_eq!(json, json!({"verdict": "deny", "reason": "unknown name", "rule": 7}));
+        assert_eq!(
+            json,
+            json!({"verdict": "deny", "reason": "unknown name", "rule": 7})
+        );
         let mut overridden = details.with("verdict", "stale");
         overridden.set_verdict("approved");
         let json = serde_json::to_string(&overridden).unwrap();

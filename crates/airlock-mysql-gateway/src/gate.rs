@@ -23,7 +23,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
 use airlock_core::gate::{Decision, Details, Gate, Limits, Refusal};
 use airlock_core::state::GatewayState;
 use airlock_sql::{analyze, Dialect, PreparedDefinition, SessionEffect};

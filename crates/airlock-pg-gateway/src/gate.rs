@@ -301,7 +301,9 @@ impl CommandGate {
             // A simple query that only prepares runs nothing: what it
             // prepares is reviewed at each EXECUTE, with what it runs.
             core.details.set_verdict("allow");
-            core.details.other.insert("review_at".into(), "execute".into());
+            core.details
+                .other
+                .insert("review_at".into(), "execute".into());
             core.verdict = GateVerdict::Forward;
             core.review = None;
             core.rate_limits = Vec::new();

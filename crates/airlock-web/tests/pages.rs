@@ -151,7 +151,11 @@ async fn the_explain_playground_shows_the_gates_own_decision() {
         let command = airlock_sql::classify(airlock_sql::Dialect::Postgres, text);
         let decided = gate.decide_unmetered(&command, Limits::Now, text);
         assert_eq!(shown, expected, "{text} as {kind}");
-        assert_eq!(decided.details["verdict"], expected, "{text} as {kind}");
+        assert_eq!(
+            decided.details.verdict.as_deref(),
+            Some(expected),
+            "{text} as {kind}"
+        );
         if expected == "deny" && text.starts_with("drop") {
             assert!(answer.body.contains("blocked by rule &quot;no-drops&quot;"));
             assert!(answer.body.contains("data-matched-rule=\"no-drops\""));
