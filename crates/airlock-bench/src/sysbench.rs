@@ -241,7 +241,10 @@ fn sysbench(
         .arg(format!("--threads={threads}"))
         .arg(format!("--time={duration}"))
         .arg("--report-interval=0")
-        .env("LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN", "1");
+        .env("LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN", "1")
+        // Loaded once at library start: threads loading it at their first
+        // login race in libmariadb ("it is already loaded").
+        .env("LIBMYSQL_PLUGINS", "mysql_clear_password");
     if let Some(folder) = &endpoint.tls {
         command.current_dir(folder);
     }

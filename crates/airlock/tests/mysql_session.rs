@@ -594,6 +594,10 @@ rules:
             // The gateway takes the token by mysql_clear_password on
             // loopback plaintext (its default).
             .env("LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN", "1")
+            // Loaded once at library start: threads that load it on their
+            // first login race in libmariadb ("Plugin mysql_clear_password
+            // could not be loaded: it is already loaded").
+            .env("LIBMYSQL_PLUGINS", "mysql_clear_password")
             .output()
             .expect("run sysbench (the sysbench package)")
     };
