@@ -13,7 +13,7 @@ use airlock_store::now_unix;
 
 use crate::errors::WebError;
 use crate::html::Html;
-use crate::layout::{csrf_field, flash, page, time, Nav};
+use crate::layout::{flash, page, state_and_revoke_cells, time, Nav};
 use crate::sign_in::redirect;
 use crate::WebState;
 
@@ -73,30 +73,9 @@ pub async fn list(
             .text(&time(grant.created_at))
             .raw("</td><td data-label=\"Until\">")
             .text(&time(grant.expires_at))
-            .raw("</td><td data-label=\"State\">");
-        match grant.revoked_at {
-            Some(at) => {
-                body.raw("revoked ").text(&time(at));
-            }
-            None if active => {
-                body.raw("<span class=\"badge\">active</span>");
-            }
-            None => {
-                body.raw("expired");
-            }
-        }
-        body.raw("</td>");
-        if viewer.roles.admin {
-            body.raw("<td data-label=\"Revoke\">");
-            if active {
-                body.raw("<form class=\"inline\" method=\"post\" action=\"/ui/access/")
-                    .text(&grant.id)
-                    .raw("/revoke\">");
-                csrf_field(&mut body, &viewer);
-                body.raw("<button type=\"submit\" class=\"danger\">Revoke</button></form>");
-            }
-            body.raw("</td>");
-        }
+            .raw("</td>");
+        let revoke_to = format!("/ui/access/{}/revoke", grant.id);
+        state_and_revoke_cells(&mut body, &viewer, grant.revoked_at, active, &revoke_to);
         body.raw("</tr>");
     }
     body.raw("</tbody></table>");

@@ -125,6 +125,42 @@ pub fn csrf_field(html: &mut Html, viewer: &SignIn) {
         .raw("\">");
 }
 
+/// The last cells of a grant's or a token's row: its state (revoked at,
+/// active, expired) and, for admins, a Revoke form posting to `revoke_to`
+/// while it is active.
+pub fn state_and_revoke_cells(
+    html: &mut Html,
+    viewer: &SignIn,
+    revoked_at: Option<i64>,
+    active: bool,
+    revoke_to: &str,
+) {
+    html.raw("<td data-label=\"State\">");
+    match revoked_at {
+        Some(at) => {
+            html.raw("revoked ").text(&time(at));
+        }
+        None if active => {
+            html.raw("<span class=\"badge\">active</span>");
+        }
+        None => {
+            html.raw("expired");
+        }
+    }
+    html.raw("</td>");
+    if viewer.roles.admin {
+        html.raw("<td data-label=\"Revoke\">");
+        if active {
+            html.raw("<form class=\"inline\" method=\"post\" action=\"")
+                .text(revoke_to)
+                .raw("\">");
+            csrf_field(html, viewer);
+            html.raw("<button type=\"submit\" class=\"danger\">Revoke</button></form>");
+        }
+        html.raw("</td>");
+    }
+}
+
 /// An HTML answer.
 pub fn html_response(html: Html) -> Response {
     (

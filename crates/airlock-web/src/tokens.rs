@@ -16,7 +16,7 @@ use airlock_store::now_unix;
 
 use crate::errors::WebError;
 use crate::html::Html;
-use crate::layout::{csrf_field, flash, page, time, Nav};
+use crate::layout::{csrf_field, flash, page, state_and_revoke_cells, time, Nav};
 use crate::sign_in::redirect;
 use crate::sign_ins::SignIn;
 use crate::WebState;
@@ -113,30 +113,9 @@ async fn tokens_body(web: &WebState, viewer: &SignIn) -> Result<Html, WebError> 
             .text(&time(token.created_at))
             .raw("</td><td data-label=\"Expires\">")
             .text(&time(token.expires_at))
-            .raw("</td><td data-label=\"State\">");
-        match token.revoked_at {
-            Some(at) => {
-                body.raw("revoked ").text(&time(at));
-            }
-            None if active => {
-                body.raw("<span class=\"badge\">active</span>");
-            }
-            None => {
-                body.raw("expired");
-            }
-        }
-        body.raw("</td>");
-        if viewer.roles.admin {
-            body.raw("<td data-label=\"Revoke\">");
-            if active {
-                body.raw("<form class=\"inline\" method=\"post\" action=\"/ui/tokens/")
-                    .text(&token.id)
-                    .raw("/revoke\">");
-                csrf_field(&mut body, viewer);
-                body.raw("<button type=\"submit\" class=\"danger\">Revoke</button></form>");
-            }
-            body.raw("</td>");
-        }
+            .raw("</td>");
+        let revoke_to = format!("/ui/tokens/{}/revoke", token.id);
+        state_and_revoke_cells(&mut body, viewer, token.revoked_at, active, &revoke_to);
         body.raw("</tr>");
     }
     body.raw("</tbody></table>");
