@@ -22,6 +22,7 @@ mod idle;
 mod masking;
 mod pgbench;
 mod pgbouncer;
+mod replicas;
 mod report;
 mod sessions;
 mod sys;
@@ -89,6 +90,14 @@ struct Args {
     /// `<out>/<date>-sessions.md`.
     #[arg(long, value_name = "N")]
     sessions: Option<usize>,
+    /// Measure the shared store instead: pgbench (TPC-B-like and -S
+    /// simple, 8 clients) directly, through HAProxy to PostgreSQL, through
+    /// one full gateway on its embedded store, one replica on a shared
+    /// PostgreSQL store, and HAProxy (TCP) in front of one and of three
+    /// replicas; with the store's statements, writes and commits per
+    /// command. Writes `<out>/<date>-replicas.md`.
+    #[arg(long)]
+    replicas: bool,
 }
 
 /// What one run measures, by mode.
@@ -213,6 +222,9 @@ fn run() -> Result<()> {
         return run_sessions(&args, sessions, &airlock);
     }
     let nofile = sys::raise_open_file_limit();
+    if args.replicas {
+        return run_replicas(&args, &plan, &airlock);
+    }
     if args.mysql {
         return run_mysql(&args, &plan, &airlock);
     }
@@ -497,6 +509,30 @@ fn run_sessions(args: &Args, sessions: usize, airlock: &Path) -> Result<()> {
     progress(&format!("wrote {}", path.display()));
     if results.iter().any(Result::is_err) {
         bail!("a sessions run failed: see the report");
+    }
+    Ok(())
+}
+
+/// `--replicas`: the shared store's cost, its report written beside the
+/// others.
+fn run_replicas(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
+    let replica_plan = replicas::ReplicaPlan {
+        duration: plan.duration,
+        scale: plan.scale,
+    };
+    let markdown = replicas::run(airlock, &replica_plan, &progress, &command_line())?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
+    let path = args.out.join(format!(
+        "{}-replicas{}.md",
+        date.trim(),
+        if args.quick { "-quick" } else { "" }
+    ));
+    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    println!("{markdown}");
+    progress(&format!("wrote {}", path.display()));
+    if markdown.contains("failed:") || markdown.contains("FAILED") {
+        bail!("a replicas run failed: see the report");
     }
     Ok(())
 }

@@ -1,12 +1,11 @@
 //! Three `airlock serve` replicas on one shared PostgreSQL store behind a
 //! real HAProxy (Debian's `haproxy`, TCP mode, health-checking each
 //! replica's `/readyz`), with `pgbench`'s TPC-B-like read/write script
-//! through the balancer in rounds for `RUN` (20 s here, on a 2-core
-//! machine shared with other builds; the 60 s only lengthens the
-//! same loop). Mid-run one replica is killed with SIGKILL and started
-//! again on its data dir. Afterwards: every round but the killed one (and
-//! the one right after) ran clean, every row pgbench inserted upstream has its `command` record in
-//! the shared chain, no command is recorded twice (the restarted
+//! through the balancer in rounds for `RUN` (the 60 s). Half-way
+//! one replica is killed with SIGKILL and started again on its data dir.
+//! Afterwards: every round but the killed one (and the one right after)
+//! ran clean, every row pgbench inserted upstream has its `command` record
+//! in the shared chain, no command is recorded twice (the restarted
 //! replica's journal replay adds nothing twice), and `airlock audit
 //! verify` passes over all replicas' events.
 
@@ -21,8 +20,10 @@ use std::time::{Duration, Instant};
 use common::replicas::{clusters_with_store_config, start_replica};
 
 /// How long pgbench runs through the balancer, in rounds of `ROUND`.
-const RUN: Duration = Duration::from_secs(20);
+const RUN: Duration = Duration::from_secs(60);
 const ROUND: Duration = Duration::from_secs(2);
+/// The round in which replica B is killed: half-way.
+const KILL_ROUND: usize = (RUN.as_secs() / ROUND.as_secs() / 2) as usize;
 const CLIENTS: usize = 4;
 
 struct Haproxy {
@@ -135,7 +136,7 @@ fn pgbench_through_haproxy_survives_a_sigkilled_replica_with_every_row_recorded_
     let mut killed_in = None;
     while started.elapsed() < RUN {
         let round = rounds.len();
-        if round == 3 {
+        if round == KILL_ROUND {
             // SIGKILL mid-run (pgbench's clients on B lose their sessions
             // in this round), then B comes back on its own data dir.
             let kill_at = Instant::now();
