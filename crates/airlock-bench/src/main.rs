@@ -18,6 +18,7 @@
 // environment lacks something (no PostgreSQL binaries, a gateway that does
 // not start): for a benchmark that is the right outcome.
 
+mod http;
 mod idle;
 mod masking;
 mod pgbench;
@@ -98,6 +99,13 @@ struct Args {
     /// command. Writes `<out>/<date>-replicas.md`.
     #[arg(long)]
     replicas: bool,
+    /// Measure the HTTP gateway instead: a small GET and a 100 KiB JSON
+    /// GET from a local hyper upstream, directly, through HAProxy (`mode
+    /// http`), airlock pass-through and airlock full (recording, masking),
+    /// at 1, 8 and 32 keep-alive connections (1 and 8 with --quick), by a
+    /// hyper load generator in this process. Writes `<out>/<date>-http.md`.
+    #[arg(long)]
+    http: bool,
 }
 
 /// What one run measures, by mode.
@@ -227,6 +235,9 @@ fn run() -> Result<()> {
     }
     if args.mysql {
         return run_mysql(&args, &plan, &airlock);
+    }
+    if args.http {
+        return run_http(&args, &plan, &airlock);
     }
     progress(&format!(
         "airlock binary {}; open-file limit {nofile}",
@@ -561,6 +572,33 @@ fn run_mysql(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
     progress(&format!("wrote {}", path.display()));
     if markdown.contains("failed:") {
         bail!("a sysbench run failed: see the report");
+    }
+    Ok(())
+}
+
+fn run_http(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
+    let http_plan = http::HttpPlan {
+        duration: plan.duration,
+        warmup: plan.warmup.min(plan.duration),
+        clients: if args.quick {
+            vec![1, 8]
+        } else {
+            vec![1, 8, 32]
+        },
+    };
+    let markdown = http::run(airlock, &http_plan, &progress)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
+    let path = args.out.join(format!(
+        "{}-http{}.md",
+        date.trim(),
+        if args.quick { "-quick" } else { "" }
+    ));
+    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    println!("{markdown}");
+    progress(&format!("wrote {}", path.display()));
+    if markdown.contains("failed:") {
+        bail!("a check failed: see the report");
     }
     Ok(())
 }

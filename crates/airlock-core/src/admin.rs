@@ -37,9 +37,17 @@ pub struct UnlockOutcome {
 pub struct CredentialInfo {
     pub name: String,
     pub username: String,
+    /// `password` or `client_certificate` (what the secret is, never the
+    /// secret).
+    #[serde(default = "default_credential_kind")]
+    pub kind: String,
     pub version: i64,
     pub created_at: i64,
     pub rotated_at: Option<i64>,
+}
+
+fn default_credential_kind() -> String {
+    airlock_store::credential_kind::PASSWORD.into()
 }
 
 /// `POST /api/v1/tokens`.
@@ -210,10 +218,11 @@ pub fn rotate_admin_token(
     }
 }
 
-/// The user name that marks a client-certificate credential: its secret
-/// is a PEM bundle (the certificate chain, then the private key), which a
-/// Kubernetes connection with `client_certificate: true` presents
-/// upstream with mutual TLS.
+/// The user name the CLI and admin API use to ask for a client-certificate
+/// credential: its secret is a PEM bundle (the certificate chain, then the
+/// private key), which a Kubernetes connection with `client_certificate:
+/// true` presents upstream with mutual TLS. The store records it as
+/// `kind: client_certificate`; the kind, not the name, decides afterwards.
 pub const CLIENT_CERTIFICATE_USER: &str = "client-certificate";
 
 /// A client-certificate credential's secret: at least one certificate and
@@ -243,13 +252,16 @@ impl GatewayState {
         if password.is_empty() {
             return Err(AdminError::Invalid("password is empty".into()));
         }
-        if username == CLIENT_CERTIFICATE_USER {
+        let kind = if username == CLIENT_CERTIFICATE_USER {
             check_client_certificate(password)?;
-        }
+            airlock_store::credential_kind::CLIENT_CERTIFICATE
+        } else {
+            airlock_store::credential_kind::PASSWORD
+        };
         let (nonce, ciphertext) = self.vault.encrypt(name, username, password)?;
         let version = self
             .store
-            .set_credential(name, username, &nonce, &ciphertext)?;
+            .set_credential(name, username, kind, &nonce, &ciphertext)?;
         self.store.append_event(record_event(
             None,
             Some("admin"),
@@ -275,7 +287,7 @@ impl GatewayState {
             .store
             .credential(name)?
             .ok_or_else(|| AdminError::NotFound(format!("credential {name:?} not found")))?;
-        if record.username == CLIENT_CERTIFICATE_USER {
+        if record.kind == airlock_store::credential_kind::CLIENT_CERTIFICATE {
             check_client_certificate(password)?;
         }
         let (nonce, ciphertext) = self.vault.encrypt(name, &record.username, password)?;
@@ -299,6 +311,7 @@ impl GatewayState {
         Ok(CredentialInfo {
             name: record.name,
             username: record.username,
+            kind: record.kind,
             version: record.version,
             created_at: record.created_at,
             rotated_at: record.rotated_at,
@@ -314,6 +327,7 @@ impl GatewayState {
             .map(|record| CredentialInfo {
                 name: record.name,
                 username: record.username,
+                kind: record.kind,
                 version: record.version,
                 created_at: record.created_at,
                 rotated_at: record.rotated_at,

@@ -35,6 +35,16 @@ pub struct HttpOptions {
     /// (default `30s`). A request held for review waits outside it.
     #[serde(default = "default_upstream_timeout")]
     pub upstream_timeout: String,
+    /// How long an idle keep-alive connection to an `http`/`kubernetes`
+    /// upstream is kept for the next request of the same connection and
+    /// credential version (default `90s`; `0s` opens a connection per
+    /// request).
+    #[serde(default = "default_upstream_idle_timeout")]
+    pub upstream_idle_timeout: String,
+    /// Most idle keep-alive connections kept per connection and
+    /// credential version (default 32; 0 opens a connection per request).
+    #[serde(default = "default_upstream_max_idle")]
+    pub upstream_max_idle: usize,
 }
 
 impl Default for HttpOptions {
@@ -44,6 +54,8 @@ impl Default for HttpOptions {
             max_masked_body_bytes: default_max_masked_body_bytes(),
             max_header_bytes: default_max_header_bytes(),
             upstream_timeout: default_upstream_timeout(),
+            upstream_idle_timeout: default_upstream_idle_timeout(),
+            upstream_max_idle: default_upstream_max_idle(),
         }
     }
 }
@@ -58,6 +70,14 @@ fn default_max_header_bytes() -> usize {
 
 fn default_upstream_timeout() -> String {
     "30s".into()
+}
+
+fn default_upstream_idle_timeout() -> String {
+    "90s".into()
+}
+
+fn default_upstream_max_idle() -> usize {
+    32
 }
 
 /// How an HTTP connection's stored credential is sent upstream: exactly
@@ -302,6 +322,18 @@ pub fn options_problems(options: &HttpOptions) -> Vec<(&'static str, String)> {
             "upstream_timeout",
             format!("http.upstream_timeout: {error}"),
         )),
+    }
+    if let Err(error) = parse_duration(&options.upstream_idle_timeout) {
+        problems.push((
+            "upstream_idle_timeout",
+            format!("http.upstream_idle_timeout: {error}"),
+        ));
+    }
+    if options.upstream_max_idle > 1024 {
+        problems.push((
+            "upstream_max_idle",
+            "http.upstream_max_idle: must be at most 1024".into(),
+        ));
     }
     problems
 }

@@ -40,6 +40,7 @@ pub mod headers;
 /// JSON masking lives in `airlock-mask` (the MCP proxy masks results too).
 pub use airlock_mask::json as json_mask;
 pub mod kubernetes;
+pub mod pool;
 pub mod recording;
 pub mod relay;
 pub mod request;
@@ -60,6 +61,9 @@ pub struct HttpGateway {
     pub upstream_timeout: Duration,
     pub max_masked_body_bytes: usize,
     pub max_header_bytes: usize,
+    /// Idle keep-alive upstream connections, by connection and credential
+    /// version.
+    pub pool: pool::UpstreamPool,
     /// airlock's own MCP server, at `/mcp` (routed before connections).
     pub mcp: Arc<airlock_mcp::McpServer>,
     /// The MCP proxy, for `protocol: mcp` connections at
@@ -77,7 +81,10 @@ impl HttpGateway {
             parse_duration(&options.upstream_timeout).unwrap_or(Duration::from_secs(30));
         let mcp_proxy = airlock_mcp::proxy::McpProxy::new(Arc::clone(&state), upstream_timeout)
             .map_err(|error| upstream::UpstreamError::Exchange(error.to_string()))?;
+        let idle_timeout =
+            parse_duration(&options.upstream_idle_timeout).unwrap_or(Duration::from_secs(90));
         Ok(Self {
+            pool: pool::UpstreamPool::new(idle_timeout, options.upstream_max_idle),
             upstream_timeout,
             max_masked_body_bytes: options.max_masked_body_bytes,
             max_header_bytes: options.max_header_bytes,

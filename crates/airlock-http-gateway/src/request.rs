@@ -321,6 +321,10 @@ impl Exchange<'_> {
             session.record_end("refused", None, counts).await;
             return response;
         }
+        let pool_key = crate::pool::PoolKey {
+            connection: self.routed.connection.to_string(),
+            credential_version: login.credential_version,
+        };
         let (added, scrubber, client_tls) = match self.added_headers(target, login) {
             Ok(added) => added,
             Err(unsendable) => {
@@ -361,9 +365,20 @@ impl Exchange<'_> {
         let answered = match &stream_plan {
             Some(plan) => {
                 crate::kubernetes::stream::upstream_headers(upstream_request.headers_mut(), plan);
-                send_upgrade(target, upstream_request, self.gateway.upstream_timeout).await
+                let pool = &self.gateway.pool;
+                send_upgrade(
+                    pool,
+                    target,
+                    upstream_request,
+                    self.gateway.upstream_timeout,
+                )
+                .await
             }
-            None => send(target, upstream_request, self.gateway.upstream_timeout).await,
+            None => {
+                let pool = &self.gateway.pool;
+                let timeout = self.gateway.upstream_timeout;
+                send(pool, pool_key, target, upstream_request, timeout).await
+            }
         };
         if let (Some(meter), Ok(_)) = (gate.meter(), &answered) {
             // Until the upstream's response head: the body streams after.

@@ -1,12 +1,18 @@
 //! The upstream side: each `protocol: http` (and `kubernetes`) connection's target (scheme,
 //! authority, base path, TLS), built once at start-up, and sending one
-//! request to it over a connection of its own (HTTP/1.1, TLS with the
-//! system roots, a `ca_file`, or no verification only when the connection
-//! says `insecure_skip_verify`).
+//! request to it (HTTP/1.1, TLS with the system roots, a `ca_file`, or no
+//! verification only when the connection says `insecure_skip_verify`) over
+//! a keep-alive connection from the [`pool`](crate::pool) of its
+//! connection and credential version, or a new one.
 //!
-//! One upstream connection per request keeps a request's credential and
-//! TLS state from ever mixing with another's; pooling is a later
-//! optimisation (see ARCHITECTURE.md).
+//! Retry rule (the only place a request is sent twice): a request that
+//! failed on a *reused* connection (the upstream closed it while idle) is
+//! sent once more on a new connection when hyper hands it back unsent, or
+//! when its method is idempotent (RFC 9110 9.2.2) and it has no body, so
+//! it can be rebuilt exactly; a request that may have reached the upstream
+//! with a non-idempotent method (a POST) is never sent again. Upgrades
+//! (Kubernetes streams) always get a new connection that never enters the
+//! pool.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +31,7 @@ use airlock_core::config::{relative_to, GatewayConfig};
 use airlock_core::http_config::{split_authority, InjectConfig};
 
 use crate::headers::HeaderRules;
+use crate::pool::{PoolKey, UpstreamPool, UpstreamSender};
 
 /// Why a target could not be built or reached.
 #[derive(Debug, thiserror::Error)]
@@ -207,66 +214,142 @@ type ClientIdentity = (
 /// one the gateway read (a request held for review).
 pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
 
-/// Sends `request` to `target` on a fresh connection and waits (at most
-/// `timeout`) for the response head; the body streams afterwards.
+/// Sends `request` to `target` on an idle pooled connection of `key` (or
+/// a new one) and waits (at most `timeout`, a retry included) for the
+/// response head; the body streams afterwards, and the connection returns
+/// to the pool once it has been read.
 pub async fn send(
+    pool: &UpstreamPool,
+    key: PoolKey,
     target: &UpstreamTarget,
     request: http::Request<UpstreamBody>,
     timeout: Duration,
-) -> Result<http::Response<Incoming>, UpstreamError> {
-    send_on(target, request, timeout, false).await
-}
-
-/// [`send`] for an upgrade request (a Kubernetes stream): the connection
-/// stays usable after a `101`, for `hyper::upgrade::on`.
-pub async fn send_upgrade(
-    target: &UpstreamTarget,
-    request: http::Request<UpstreamBody>,
-    timeout: Duration,
-) -> Result<http::Response<Incoming>, UpstreamError> {
-    send_on(target, request, timeout, true).await
-}
-
-async fn send_on(
-    target: &UpstreamTarget,
-    request: http::Request<UpstreamBody>,
-    timeout: Duration,
-    upgrades: bool,
 ) -> Result<http::Response<Incoming>, UpstreamError> {
     let exchange = async {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|error| {
-                UpstreamError::Exchange(format!("cannot connect: {}", error.kind()))
-            })?;
-        let _ = tcp.set_nodelay(true);
-        match &target.tls {
-            None => exchange(TokioIo::new(tcp), request, upgrades).await,
-            Some(config) => {
-                let name = ServerName::try_from(target.host.clone())
-                    .map_err(|_| UpstreamError::Exchange("bad server name".into()))?;
-                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|error| UpstreamError::Exchange(format!("TLS: {error}")))?;
-                exchange(TokioIo::new(tls), request, upgrades).await
+        let mut request = request;
+        if let Some(mut sender) = pool.take(&key) {
+            let again = rebuildable(&request);
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    pool.keep_when_ready(key, sender);
+                    return Ok(response);
+                }
+                Err(mut failed) => {
+                    tracing::debug!(error = %failed.error(), "a pooled upstream connection failed");
+                    request = match (failed.take_message(), again) {
+                        // Never written: sending it now is its first time.
+                        (Some(unsent), _) => unsent,
+                        (None, Some(again)) => again,
+                        (None, None) => {
+                            return Err(UpstreamError::Exchange(format!(
+                                "request failed: {}",
+                                failed.into_error()
+                            )))
+                        }
+                    };
+                }
             }
         }
+        let mut sender = open(pool, target, false).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| UpstreamError::Exchange(format!("request failed: {error}")))?;
+        pool.keep_when_ready(key, sender);
+        Ok(response)
     };
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| UpstreamError::Timeout(timeout))?
 }
 
-async fn exchange<T>(
-    io: TokioIo<T>,
+/// True for the methods RFC 9110 (9.2.2) calls idempotent.
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
+
+/// A copy of `request` to send again after a reused connection failed:
+/// only for an idempotent method without a body (a streamed body cannot be
+/// read twice).
+fn rebuildable(request: &http::Request<UpstreamBody>) -> Option<http::Request<UpstreamBody>> {
+    if !idempotent(request.method()) || !http_body::Body::is_end_stream(request.body()) {
+        return None;
+    }
+    let mut again = http::Request::new(empty_body());
+    *again.method_mut() = request.method().clone();
+    *again.uri_mut() = request.uri().clone();
+    *again.version_mut() = request.version();
+    *again.headers_mut() = request.headers().clone();
+    Some(again)
+}
+
+fn empty_body() -> UpstreamBody {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// [`send`] for an upgrade request (a Kubernetes stream): always a new
+/// connection, usable after a `101` for `hyper::upgrade::on`, never pooled.
+pub async fn send_upgrade(
+    pool: &UpstreamPool,
+    target: &UpstreamTarget,
     request: http::Request<UpstreamBody>,
+    timeout: Duration,
+) -> Result<http::Response<Incoming>, UpstreamError> {
+    let exchange = async {
+        let mut sender = open(pool, target, true).await?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|error| UpstreamError::Exchange(format!("request failed: {error}")))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| UpstreamError::Timeout(timeout))?
+}
+
+/// Opens a new connection to `target` (TCP, TLS when the target has it).
+async fn open(
+    pool: &UpstreamPool,
+    target: &UpstreamTarget,
     upgrades: bool,
-) -> Result<http::Response<Incoming>, UpstreamError>
+) -> Result<UpstreamSender, UpstreamError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|error| UpstreamError::Exchange(format!("cannot connect: {}", error.kind())))?;
+    let _ = tcp.set_nodelay(true);
+    let sender = match &target.tls {
+        None => handshake(TokioIo::new(tcp), upgrades).await?,
+        Some(config) => {
+            let name = ServerName::try_from(target.host.clone())
+                .map_err(|_| UpstreamError::Exchange("bad server name".into()))?;
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|error| UpstreamError::Exchange(format!("TLS: {error}")))?;
+            handshake(TokioIo::new(tls), upgrades).await?
+        }
+    };
+    pool.note_opened();
+    Ok(sender)
+}
+
+async fn handshake<T>(io: TokioIo<T>, upgrades: bool) -> Result<UpstreamSender, UpstreamError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(256 * 1024)
         .handshake(io)
         .await
@@ -281,8 +364,5 @@ where
             tracing::debug!(%error, "upstream connection ended with an error");
         }
     });
-    sender
-        .send_request(request)
-        .await
-        .map_err(|error| UpstreamError::Exchange(format!("request failed: {error}")))
+    Ok(sender)
 }

@@ -35,6 +35,7 @@ pub trait CredentialStore {
         &self,
         name: &str,
         username: &str,
+        kind: &str,
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<i64, StoreError>;

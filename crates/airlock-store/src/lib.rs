@@ -44,6 +44,7 @@ pub use events::{
 };
 pub use fold::{fold_results, COMMAND, COMMAND_RESULT};
 pub use postgres::{PgSslMode, PgStore, PgStoreUrl, OPERATION_TIMEOUT};
+pub use records::credential_kind;
 pub use records::{
     hash_token, ConnectionRecord, CredentialRecord, DecisionOutcome, GrantRecord, LoginFailure,
     LoginTally, MfaSecretRecord, NewReview, PendingReviews, PolicyVersionRecord, ReviewDecision,

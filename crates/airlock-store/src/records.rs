@@ -16,6 +16,11 @@ pub fn hash_token(token: &str) -> String {
 pub struct CredentialRecord {
     pub name: String,
     pub username: String,
+    /// What the secret is: [`credential_kind::PASSWORD`] (a password, API
+    /// key or token sent as the connection says) or
+    /// [`credential_kind::CLIENT_CERTIFICATE`] (a PEM certificate chain
+    /// and key presented with mutual TLS).
+    pub kind: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
     /// Incremented by every rotation.
@@ -230,4 +235,13 @@ pub struct StoredLockout {
     pub scope: String,
     /// When it ends (store clock).
     pub until_micros: i64,
+}
+
+/// The kinds of stored credential (the `kind` column).
+pub mod credential_kind {
+    /// A password, API key or token (the default; rows from before the
+    /// column existed are this unless they were client certificates).
+    pub const PASSWORD: &str = "password";
+    /// A PEM certificate chain and private key for mutual TLS.
+    pub const CLIENT_CERTIFICATE: &str = "client_certificate";
 }

@@ -178,12 +178,17 @@ fn numbers(events: &[airlock_store::EventRecord]) -> Vec<i64> {
 }
 
 fn credentials(f: &Fixture) {
-    assert_eq!(f.a.set_credential("pg", "app", b"n1", b"c1").unwrap(), 1);
+    assert_eq!(
+        f.a.set_credential("pg", "app", "password", b"n1", b"c1")
+            .unwrap(),
+        1
+    );
     let created = f.b.credential("pg").unwrap().unwrap();
     assert_eq!(
         (created.version, created.created_at, created.rotated_at),
         (1, START, None)
     );
+    assert_eq!(created.kind, "password");
     f.clock.advance_secs(60);
     assert_eq!(f.b.rotate_credential("pg", b"n2", b"c2").unwrap(), 2);
     // Rotation through one handle is what the other reads next.
@@ -196,19 +201,35 @@ fn credentials(f: &Fixture) {
         ),
         (&b"c2"[..], &b"n2"[..], Some(START + 60))
     );
-    assert_eq!(f.a.set_credential("pg", "app2", b"n3", b"c3").unwrap(), 3);
+    // Replacing keeps the version counting and takes the new kind.
+    assert_eq!(
+        f.a.set_credential("pg", "app2", "client_certificate", b"n3", b"c3")
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        f.b.credential("pg").unwrap().unwrap().kind,
+        "client_certificate"
+    );
     assert!(matches!(
         f.a.rotate_credential("missing", b"n", b"c"),
         Err(StoreError::NotFound { .. })
     ));
-    f.a.set_credential("other", "x", b"n", b"c").unwrap();
-    let names: Vec<String> =
+    f.a.set_credential("other", "x", "password", b"n", b"c")
+        .unwrap();
+    let listed: Vec<(String, String)> =
         f.b.credentials()
             .unwrap()
             .into_iter()
-            .map(|c| c.name)
+            .map(|c| (c.name, c.kind))
             .collect();
-    assert_eq!(names, ["other", "pg"]);
+    assert_eq!(
+        listed,
+        [
+            ("other".to_string(), "password".to_string()),
+            ("pg".to_string(), "client_certificate".to_string())
+        ]
+    );
     f.a.add_connection(&connection("prod", "pg")).unwrap();
     match f.b.delete_credential("pg") {
         Err(StoreError::Conflict(message)) => assert!(message.contains("prod"), "{message}"),

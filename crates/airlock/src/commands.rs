@@ -564,6 +564,7 @@ fn encode(value: &str) -> String {
 const CREDENTIAL_COLUMNS: &[(&str, &str)] = &[
     ("name", "NAME"),
     ("username", "USERNAME"),
+    ("kind", "KIND"),
     ("version", "VERSION"),
     ("created_at", "CREATED"),
     ("rotated_at", "ROTATED"),

@@ -232,6 +232,36 @@ fn the_gateway_presents_the_stored_client_certificate() {
     ))
     .unwrap();
     assert_eq!(rotated["version"], 2, "{rotated}");
+    assert_eq!(rotated["kind"], "client_certificate", "{rotated}");
+    // The list names each credential's kind (and no secret).
+    let listed = gateway.cli_ok(&["credential", "list", "--output", "json"], None);
+    let kinds: Vec<(String, String)> = serde_json::from_str::<Vec<Value>>(&listed)
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().into(),
+                c["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("k8s-cert".into(), "client_certificate".into())),
+        "{listed}"
+    );
+    assert!(
+        kinds.contains(&("k8s-sa".into(), "password".into())),
+        "{listed}"
+    );
+    let table = gateway.cli_ok(&["credential", "list"], None);
+    assert!(
+        table.contains("KIND") && table.contains("client_certificate"),
+        "{table}"
+    );
+    assert!(
+        !listed.contains("BEGIN") && !table.contains("BEGIN"),
+        "{listed}"
+    );
     let before = fixture.requests().len();
     let output = kubectl(&gateway, dir.path(), "k8s-mtls", token);
     assert!(output.status.success(), "{}", text(&output));

@@ -7,7 +7,7 @@ use crate::backend::CredentialStore;
 use crate::records::CredentialRecord;
 use crate::StoreError;
 
-const COLUMNS: &str = "name, username, nonce, ciphertext, version, created_at, rotated_at";
+const COLUMNS: &str = "name, username, nonce, ciphertext, version, created_at, rotated_at, kind";
 
 fn credential_from_row(row: &tokio_postgres::Row) -> Result<CredentialRecord, StoreError> {
     Ok(CredentialRecord {
@@ -18,6 +18,7 @@ fn credential_from_row(row: &tokio_postgres::Row) -> Result<CredentialRecord, St
         version: get(row, 4)?,
         created_at: get(row, 5)?,
         rotated_at: get(row, 6)?,
+        kind: get(row, 7)?,
     })
 }
 
@@ -28,23 +29,24 @@ impl CredentialStore for PgStore {
         &self,
         name: &str,
         username: &str,
+        kind: &str,
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<i64, StoreError> {
-        let (name, username) = (name.to_string(), username.to_string());
+        let (name, username, kind) = (name.to_string(), username.to_string(), kind.to_string());
         let (nonce, ciphertext) = (nonce.to_vec(), ciphertext.to_vec());
         self.run(move |shared| async move {
             let now = shared.clock.now_unix();
             let client = shared.pool.get().await?;
             let row = client
                 .query_one(
-                    "INSERT INTO credentials (name, username, nonce, ciphertext, version, created_at, rotated_at)
-                     VALUES ($1, $2, $3, $4, 1, $5, NULL)
-                     ON CONFLICT (name) DO UPDATE SET username = EXCLUDED.username,
+                    "INSERT INTO credentials (name, username, nonce, ciphertext, version, created_at, rotated_at, kind)
+                     VALUES ($1, $2, $3, $4, 1, $5, NULL, $6)
+                     ON CONFLICT (name) DO UPDATE SET username = EXCLUDED.username, kind = EXCLUDED.kind,
                          nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,
                          version = credentials.version + 1, rotated_at = EXCLUDED.created_at
                      RETURNING version",
-                    &[&name, &username, &nonce, &ciphertext, &now],
+                    &[&name, &username, &nonce, &ciphertext, &now, &kind],
                 )
                 .await
                 .map_err(db_error)?;

@@ -180,6 +180,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (realm, source, scope, identity)
     );
     "#,
+    // 5: what a credential is (SQLite's version 10); before it, a client
+    // certificate was told by the reserved user name.
+    r#"
+    ALTER TABLE credentials ADD COLUMN kind TEXT NOT NULL DEFAULT 'password';
+    UPDATE credentials SET kind = 'client_certificate' WHERE username = 'client-certificate';
+    "#,
 ];
 
 /// Brings the schema up to date, one transaction per step.

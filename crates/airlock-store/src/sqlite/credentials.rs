@@ -15,6 +15,7 @@ impl CredentialStore for Store {
         &self,
         name: &str,
         username: &str,
+        kind: &str,
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<i64, StoreError> {
@@ -30,11 +31,11 @@ impl CredentialStore for Store {
             .optional()?;
         let version = previous.map_or(1, |version| version + 1);
         inner.connection.execute(
-            "INSERT INTO credentials (name, username, nonce, ciphertext, version, created_at, rotated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)
+            "INSERT INTO credentials (name, username, nonce, ciphertext, version, created_at, rotated_at, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
              ON CONFLICT(name) DO UPDATE SET username = ?2, nonce = ?3, ciphertext = ?4,
-                 version = ?5, rotated_at = ?6",
-            params![name, username, nonce, ciphertext, version, now],
+                 version = ?5, rotated_at = ?6, kind = ?7",
+            params![name, username, nonce, ciphertext, version, now, kind],
         )?;
         Ok(version)
     }
@@ -72,7 +73,7 @@ impl CredentialStore for Store {
         let record = inner
             .connection
             .query_row(
-                "SELECT name, username, nonce, ciphertext, version, created_at, rotated_at
+                "SELECT name, username, nonce, ciphertext, version, created_at, rotated_at, kind
                  FROM credentials WHERE name = ?1",
                 [name],
                 credential_from_row,
@@ -85,7 +86,7 @@ impl CredentialStore for Store {
     fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
         let inner = self.lock()?;
         let mut statement = inner.connection.prepare(
-            "SELECT name, username, nonce, ciphertext, version, created_at, rotated_at
+            "SELECT name, username, nonce, ciphertext, version, created_at, rotated_at, kind
              FROM credentials ORDER BY name",
         )?;
         let rows = statement.query_map([], credential_from_row)?;
@@ -136,6 +137,7 @@ fn credential_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRe
         version: row.get(4)?,
         created_at: row.get(5)?,
         rotated_at: row.get(6)?,
+        kind: row.get(7)?,
     })
 }
 
@@ -147,7 +149,12 @@ mod tests {
     #[test]
     fn credentials_version_on_rotation() {
         let (_dir, store) = store();
-        assert_eq!(store.set_credential("pg", "app", b"n", b"c").unwrap(), 1);
+        assert_eq!(
+            store
+                .set_credential("pg", "app", "password", b"n", b"c")
+                .unwrap(),
+            1
+        );
         assert_eq!(store.rotate_credential("pg", b"n2", b"c2").unwrap(), 2);
         let record = store.credential("pg").unwrap().unwrap();
         assert_eq!(record.ciphertext, b"c2");
@@ -161,7 +168,9 @@ mod tests {
     #[test]
     fn credential_times_come_from_the_store_clock() {
         let (_dir, store, clock) = clocked_store();
-        store.set_credential("pg", "app", b"n", b"c").unwrap();
+        store
+            .set_credential("pg", "app", "password", b"n", b"c")
+            .unwrap();
         let created = store.credential("pg").unwrap().unwrap();
         assert_eq!(
             (created.created_at, created.rotated_at),
@@ -176,11 +185,52 @@ mod tests {
         );
         clock.advance_secs(60);
         // Setting an existing credential again is a rotation too.
-        store.set_credential("pg", "app", b"n3", b"c3").unwrap();
+        store
+            .set_credential("pg", "app", "password", b"n3", b"c3")
+            .unwrap();
         let replaced = store.credential("pg").unwrap().unwrap();
         assert_eq!(
             (replaced.created_at, replaced.rotated_at),
             (CLOCK_START_UNIX, Some(CLOCK_START_UNIX + 120))
+        );
+    }
+
+    /// A store written before the `kind` column (schema 9): its rows get
+    /// a kind, client certificates told by the reserved user name.
+    #[test]
+    fn the_kind_migration_marks_old_client_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut connection = super::super::test_support::raw(&dir);
+            let transaction = connection.transaction().unwrap();
+            for sql in crate::sqlite::migrations::MIGRATIONS.iter().take(9) {
+                transaction.execute_batch(sql).unwrap();
+            }
+            transaction.pragma_update(None, "user_version", 9).unwrap();
+            for (name, username) in [("db", "app"), ("k8s-cert", "client-certificate")] {
+                transaction
+                    .execute(
+                        "INSERT INTO credentials (name, username, nonce, ciphertext, version, created_at, rotated_at)
+                         VALUES (?1, ?2, x'00', x'00', 1, 1, NULL)",
+                        params![name, username],
+                    )
+                    .unwrap();
+            }
+            transaction.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let kinds: Vec<(String, String)> = store
+            .credentials()
+            .unwrap()
+            .into_iter()
+            .map(|record| (record.name, record.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("db".to_string(), "password".to_string()),
+                ("k8s-cert".to_string(), "client_certificate".to_string())
+            ]
         );
     }
 }

@@ -218,6 +218,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (realm, source, scope, identity)
     ) WITHOUT ROWID;
     "#,
+    // 10: what a credential is (PostgreSQL's version 5); before it, a
+    // client certificate was told by the reserved user name.
+    r#"
+    ALTER TABLE credentials ADD COLUMN kind TEXT NOT NULL DEFAULT 'password';
+    UPDATE credentials SET kind = 'client_certificate' WHERE username = 'client-certificate';
+    "#,
 ];
 
 /// Brings the schema up to date.

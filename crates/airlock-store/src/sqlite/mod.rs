@@ -238,7 +238,12 @@ mod tests {
         let (dir, store, _clock) = clocked_store();
         let backend: Arc<dyn StoreBackend> = Arc::new(store);
         backend.ping().unwrap();
-        assert_eq!(backend.set_credential("pg", "app", b"n", b"c").unwrap(), 1);
+        assert_eq!(
+            backend
+                .set_credential("pg", "app", "password", b"n", b"c")
+                .unwrap(),
+            1
+        );
         assert!(!backend.has_admin_token().unwrap());
         assert!(backend.connections().unwrap().is_empty());
         assert_eq!(backend.live_policy_version().unwrap(), None);
