@@ -84,6 +84,11 @@ fuzz_target!(|data: &[u8]| {
             if let Command::StmtExecute(execute) = &command {
                 let _ = execute.parameters(columns.len(), Some(&columns), &[1]);
             }
+            if let Command::StmtBulkExecute(bulk) = &command {
+                if let Ok(rows) = bulk.rows(columns.len(), Some(&columns), 2) {
+                    assert!(rows.rows.len() <= 2 && rows.rows.len() <= rows.count);
+                }
+            }
         }
         if let Ok(airlock_mysql::listener::ListenerStep::StartTls) = listener.receive(payload) {
             let _ = listener.tls_established();

@@ -5,9 +5,13 @@
 //! re-framed with the client conversation's sequence ids; what the record
 //! keeps (tags, row counts, masked sample rows) is collected on the way.
 //!
-//! A LOCAL INFILE request is never passed to the client: the gateway does
-//! not give the server `CLIENT_LOCAL_FILES`, and if a server asks anyway it
-//! gets an empty file, so the server can never read the agent's machine.
+//! A LOCAL INFILE request reaches the client only for a file that the
+//! client's own statement named, in a `LOAD DATA LOCAL INFILE` the gate let
+//! through ([`Answer::allowed_infiles`], each name once); the file's
+//! packets are then relayed to the server, at most [`MAX_INFILE_BYTES`],
+//! and counted for the record. A server that asks for any other file (a
+//! malicious upstream) gets an empty file and the client never sees the
+//! request, so the server can never read the agent's machine on its own.
 
 use std::sync::Arc;
 
@@ -24,6 +28,10 @@ use crate::io::{PacketStream, StreamError};
 use crate::masking::{column_masks, mask_binary_row, mask_text_row, render_binary, ColumnMask};
 use crate::record::{CommandResult, RecordingContext};
 
+/// Most bytes of one LOCAL INFILE relayed to the server; past it the
+/// session ends (the server then drops the half-read statement).
+pub const MAX_INFILE_BYTES: u64 = 1 << 30;
+
 /// Bytes gathered for the client before they are written.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -36,6 +44,9 @@ pub enum AnswerError {
     UpstreamProtocol(airlock_mysql::MySqlCodecError),
     #[error("client: {0}")]
     Client(StreamError),
+    /// The client's LOCAL INFILE went past [`MAX_INFILE_BYTES`].
+    #[error("the LOCAL INFILE exceeds {MAX_INFILE_BYTES} bytes")]
+    InfileTooLarge,
 }
 
 /// One answer being relayed.
@@ -55,6 +66,11 @@ pub struct Answer<'a> {
     result_sets: usize,
     /// Whether a LOCAL INFILE request was answered with an empty file.
     pub infile_refused: bool,
+    /// The client files the server may ask for (each once): those the
+    /// client's decided `LOAD DATA LOCAL INFILE` statements named.
+    pub allowed_infiles: Vec<String>,
+    /// Bytes of LOCAL INFILE content relayed to the server.
+    pub infile_bytes: u64,
     /// The upstream's packets as the client reads them.
     translation: Translation,
 }
@@ -83,6 +99,8 @@ impl<'a> Answer<'a> {
             rows_in_set: 0,
             result_sets: 0,
             infile_refused: false,
+            allowed_infiles: Vec::new(),
+            infile_bytes: 0,
             translation: Translation::default(),
         }
     }
@@ -107,10 +125,27 @@ impl<'a> Answer<'a> {
                 .tracker
                 .feed(&packet.payload)
                 .map_err(AnswerError::UpstreamProtocol)?;
-            if let ResponsePacket::LocalInfileRequest { .. } = kind {
-                // An empty packet: the end of an empty file.
-                self.infile_refused = true;
-                upstream.write(&[]).await.map_err(AnswerError::Upstream)?;
+            if let ResponsePacket::LocalInfileRequest { filename } = kind {
+                let allowed = self
+                    .allowed_infiles
+                    .iter()
+                    .position(|name| name.as_bytes() == filename.as_slice());
+                match allowed {
+                    Some(index) => {
+                        self.allowed_infiles.swap_remove(index);
+                        client
+                            .frame(&packet.payload, &mut out)
+                            .map_err(AnswerError::Client)?;
+                        client.send(&out).await.map_err(AnswerError::Client)?;
+                        out.clear();
+                        self.relay_infile(upstream, client).await?;
+                    }
+                    None => {
+                        // An empty packet: the end of an empty file.
+                        self.infile_refused = true;
+                        upstream.write(&[]).await.map_err(AnswerError::Upstream)?;
+                    }
+                }
                 continue;
             }
             let translated = self.translation.to_client(&kind, &packet.payload);
@@ -132,6 +167,29 @@ impl<'a> Answer<'a> {
             client.send(&out).await.map_err(AnswerError::Client)?;
         }
         Ok(())
+    }
+
+    /// The client's file, packet by packet up to its empty last packet, to
+    /// the server; bounded by [`MAX_INFILE_BYTES`].
+    async fn relay_infile(
+        &mut self,
+        upstream: &mut PacketStream,
+        client: &mut PacketStream,
+    ) -> Result<(), AnswerError> {
+        loop {
+            let packet = client.read().await.map_err(AnswerError::Client)?;
+            self.infile_bytes += packet.payload.len() as u64;
+            if self.infile_bytes > MAX_INFILE_BYTES {
+                return Err(AnswerError::InfileTooLarge);
+            }
+            upstream
+                .write(&packet.payload)
+                .await
+                .map_err(AnswerError::Upstream)?;
+            if packet.payload.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     /// Takes note of one packet; the payload to send in its place, if any.

@@ -10,13 +10,14 @@
 //! expiry end the session while it waits on either side.
 //!
 //! What runs SQL is decided: `COM_QUERY`, `COM_STMT_PREPARE` (its
-//! executions consume rate limits and reviews), `COM_INIT_DB` (as `USE`),
+//! executions, bulk ones included, consume rate limits and reviews), `COM_INIT_DB` (as `USE`),
 //! `COM_FIELD_LIST` (as `SHOW COLUMNS`). What runs nothing passes
 //! (`COM_PING`, `COM_STATISTICS`, `COM_SET_OPTION`, `COM_RESET_CONNECTION`,
 //! statement close/reset/long data for ids the gateway knows). Everything
 //! else is refused: `COM_CHANGE_USER` (it would change who is logged in
-//! upstream), replication, `COM_STMT_BULK_EXECUTE`, the deprecated server
-//! commands, unknown bytes. `KILL` and `COM_PROCESS_KILL` are mapped to the
+//! upstream), replication, the deprecated server commands, unknown bytes.
+//! MariaDB's `COM_STMT_BULK_EXECUTE` is decided as one execution of its
+//! prepared statement, where both sides negotiated bulk operations. `KILL` and `COM_PROCESS_KILL` are mapped to the
 //! upstream thread of a session of the same identity and connection, or
 //! refused ([`crate::kill`]).
 
@@ -26,6 +27,7 @@ use serde_json::json;
 
 use airlock_core::gate::{Decision, Limits, Refusal, Rejection, Verdict};
 use airlock_core::recorder::{Effect, Recorder};
+use airlock_mysql::bulk::{BulkValue, StmtBulkExecute};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::response::{ResponseKind, ResponseTracker};
 use airlock_mysql::translate::Translation;
@@ -150,6 +152,10 @@ impl From<AnswerError> for Next {
                 RelayEnd::UpstreamProtocolError(error.to_string())
             }
             AnswerError::Client(_) => RelayEnd::ClientVanished,
+            AnswerError::InfileTooLarge => RelayEnd::ClientProtocolError(errors::unsupported(
+                "LOAD DATA LOCAL INFILE",
+                "the file is larger than the gateway relays",
+            )),
         })
     }
 }
@@ -283,6 +289,10 @@ impl<'a> Relay<'a> {
             }
             Command::StmtExecute(ref execute) => {
                 self.execute(execute, &command, payload, client, upstream)
+                    .await
+            }
+            Command::StmtBulkExecute(ref bulk) => {
+                self.bulk_execute(bulk, &command, payload, client, upstream)
                     .await
             }
             Command::StmtFetch { statement_id, .. } => {
@@ -480,10 +490,6 @@ impl<'a> Relay<'a> {
                 "replication",
                 "the gateway relays client sessions only",
             ),
-            Command::StmtBulkExecute { .. } => errors::unsupported(
-                "COM_STMT_BULK_EXECUTE",
-                "execute the statement once per row",
-            ),
             Command::Unknown { code, .. } => errors::unknown_command(*code),
             _ => errors::unsupported(other.name(), "use the SQL statement instead"),
         };
@@ -539,11 +545,20 @@ impl<'a> Relay<'a> {
         let decided = self.gate.decide_analyzed(text, Limits::Now);
         let decision = self.resolve(decided.decision).await;
         let forwarded = decision.forwards();
+        let mut forwarding = Forwarding::new(ResponseKind::for_command(command), payload);
+        if forwarded
+            && matches!(command, Command::Query { .. })
+            && self.capabilities.contains(Capabilities::LOCAL_FILES)
+        {
+            // The files this text's decided LOAD DATA LOCAL INFILE
+            // statements name: the only ones the server may ask for.
+            forwarding.infiles = airlock_sql::mysql_local_infile_names(text);
+        }
         let (next, answered) = self
             .run_decided(
                 Entry::new(message, text, &[]),
                 decision,
-                Forwarding::new(ResponseKind::for_command(command), payload),
+                forwarding,
                 client,
                 upstream,
             )
@@ -576,6 +591,7 @@ impl<'a> Relay<'a> {
             kind,
             payload,
             fetch_columns,
+            infiles,
         } = forwarding;
         self.seq += 1;
         self.counts.commands += 1;
@@ -618,11 +634,18 @@ impl<'a> Relay<'a> {
             fetch_columns,
         )
         .translated(self.translation);
+        answer.allowed_infiles = infiles;
         let relayed = answer.relay(upstream, client).await;
         answer.result.duration_us =
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if answer.infile_refused {
             answer.result.tags.push("LOCAL INFILE refused".into());
+        }
+        if answer.infile_bytes > 0 {
+            answer
+                .result
+                .tags
+                .push(format!("LOCAL INFILE {} bytes", answer.infile_bytes));
         }
         if let Some(meter) = self.gate.core().meter() {
             let masked = answer.result.masked.iter();
@@ -916,7 +939,7 @@ impl<'a> Relay<'a> {
             }
         };
         let text = Arc::clone(&statement.text);
-        let decision = self.execution_decision(statement, &values).await;
+        let decision = self.execution_decision(statement, &values, None).await;
         if let Some(stored) = self.statements.get_mut(execute.statement_id) {
             stored.types = Some(types);
             stored.long_data.clear();
@@ -941,11 +964,95 @@ impl<'a> Relay<'a> {
         next
     }
 
+    /// MariaDB's `COM_STMT_BULK_EXECUTE`: decided as one execution of the
+    /// prepared statement (its classification, this execution's rate
+    /// limits and review), recorded with its row count and first row,
+    /// relayed only where both sides negotiated bulk operations.
+    async fn bulk_execute(
+        &mut self,
+        bulk: &StmtBulkExecute,
+        command: &Command,
+        payload: &[u8],
+        client: &mut PacketStream,
+        upstream: &mut PacketStream,
+    ) -> Next {
+        let negotiated = Capabilities::MARIADB_STMT_BULK_OPERATIONS;
+        if !self.capabilities.contains(negotiated)
+            || !self.upstream_capabilities.contains(negotiated)
+        {
+            let err = errors::unsupported(
+                "COM_STMT_BULK_EXECUTE",
+                "the upstream does not offer bulk operations; execute the statement once per row",
+            );
+            return self
+                .refuse_unsupported("bulk_execute", &err, Rejection::Unsupported, client)
+                .await;
+        }
+        let Some(statement) = self.statements.get(bulk.statement_id) else {
+            let err = errors::unknown_statement(bulk.statement_id, "COM_STMT_BULK_EXECUTE");
+            return self
+                .refuse_unsupported("bulk_execute", &err, Rejection::UnknownStatement, client)
+                .await;
+        };
+        // Long data belongs to one execution; a bulk carries its values
+        // inline, and the server would mix the two.
+        let decoded = if statement.long_data.is_empty() {
+            bulk.rows(
+                usize::from(statement.parameter_count),
+                statement.types.as_deref(),
+                1,
+            )
+        } else {
+            Err(airlock_mysql::MySqlCodecError::Unsupported {
+                what: "long data before COM_STMT_BULK_EXECUTE",
+            })
+        };
+        let rows = match decoded {
+            Ok(rows) => rows,
+            Err(error) => {
+                let err = errors::unsupported(
+                    "COM_STMT_BULK_EXECUTE",
+                    &format!("its rows cannot be read ({error})"),
+                );
+                return self
+                    .refuse_unsupported("bulk_execute", &err, Rejection::ProtocolViolation, client)
+                    .await;
+            }
+        };
+        let values: Vec<Option<String>> = rows
+            .rows
+            .first()
+            .map(|row| row.iter().map(render_bulk).collect())
+            .unwrap_or_default();
+        let text = Arc::clone(&statement.text);
+        let mut decision = self
+            .execution_decision(statement, &values, Some(rows.count))
+            .await;
+        let count = u64::try_from(rows.count).unwrap_or(u64::MAX);
+        decision.details = std::mem::take(&mut decision.details).with("bulk_rows", count);
+        if let Some(stored) = self.statements.get_mut(bulk.statement_id) {
+            stored.types = Some(rows.types);
+        }
+        let kind = ResponseKind::for_command(command);
+        self.run_decided(
+            Entry::new("bulk_execute", &text, &values),
+            decision,
+            Forwarding::new(kind, payload),
+            client,
+            upstream,
+        )
+        .await
+        .0
+    }
+
     /// The decision for one execution of a prepared statement.
+    /// `bulk_rows`: the row count of a bulk execution, whose `values` are
+    /// its first row (the reviewer sees both).
     async fn execution_decision(
         &self,
         statement: &Prepared,
         values: &[Option<String>],
+        bulk_rows: Option<usize>,
     ) -> Decision {
         let decided = &statement.decision;
         // The decision taken at prepare, without what this execution
@@ -963,6 +1070,11 @@ impl<'a> Relay<'a> {
         };
         if let Some(template) = &decided.review {
             let mut shown = statement.text.to_string();
+            if let Some(rows) = bulk_rows {
+                shown.push_str(&format!(
+                    "\n-- bulk execution of {rows} rows, the first shown"
+                ));
+            }
             if !values.is_empty() {
                 let rendered: Vec<String> = values
                     .iter()
@@ -1025,6 +1137,7 @@ impl<'a> Relay<'a> {
             kind,
             payload,
             fetch_columns: statement.columns,
+            infiles: Vec::new(),
         };
         self.run_decided(
             Entry::new("fetch", &statement.text, &[]),
@@ -1069,6 +1182,8 @@ struct Forwarding<'p> {
     kind: Option<ResponseKind>,
     payload: &'p [u8],
     fetch_columns: Vec<airlock_mysql::column::ColumnDefinition>,
+    /// The client files the server may ask for while answering.
+    infiles: Vec<String>,
 }
 
 impl<'p> Forwarding<'p> {
@@ -1077,7 +1192,19 @@ impl<'p> Forwarding<'p> {
             kind,
             payload,
             fetch_columns: Vec::new(),
+            infiles: Vec::new(),
         }
+    }
+}
+
+/// One bulk value as the record shows it: a value as an execution's, the
+/// indicators by name.
+fn render_bulk(value: &BulkValue) -> Option<String> {
+    match value {
+        BulkValue::Value(value) => render_binary(value),
+        BulkValue::Null => None,
+        BulkValue::Default => Some("DEFAULT".into()),
+        BulkValue::Ignore => Some("IGNORE".into()),
     }
 }
 

@@ -46,9 +46,28 @@ use crate::record::RecordingContext;
 use crate::relay::{Counts, Expiry, Relay, RelayEnd};
 use crate::upstream::{self, ClientSide, UpstreamConnection};
 
-/// The version clients read in the greeting: a MySQL 8 server (clients
-/// then speak `caching_sha2_password` unprompted), marked as the gateway.
-pub const SERVER_VERSION: &str = "8.0.36-airlock";
+/// The version clients read in the greeting, marked as the gateway (the
+/// greeting names `caching_sha2_password`, which clients then speak
+/// unprompted), in the MariaDB form (`5.5.5-` before the version, as MariaDB servers
+/// send it): MariaDB Connector/C reads a server's extended capabilities,
+/// bulk operations among them, only behind that prefix; MySQL drivers
+/// strip it from a version that names MariaDB.
+pub const SERVER_VERSION: &str = "5.5.5-10.11.0-MariaDB-airlock";
+
+/// What the greeting offers: the listener's defaults, announced the
+/// MariaDB way (`CLIENT_MYSQL` clear, extended capabilities in the filler,
+/// as a MariaDB server does; MySQL clients ignore both) so that MariaDB
+/// clients can negotiate `COM_STMT_BULK_EXECUTE`. The greeting precedes the
+/// choice of upstream: a session whose upstream does not offer bulk
+/// operations refuses the command (the relay checks both sides).
+/// `CLIENT_LOCAL_FILES` is offered so that a client started with LOCAL
+/// INFILE enabled can negotiate it; the server's file requests reach such
+/// a client only as `crate::answer` allows.
+pub const OFFERED_CAPABILITIES: Capabilities = Capabilities(
+    (ListenerParams::DEFAULT_CAPABILITIES.0 & !Capabilities::LONG_PASSWORD.0)
+        | Capabilities::LOCAL_FILES.0
+        | Capabilities::MARIADB_STMT_BULK_OPERATIONS.0,
+);
 
 /// Bound on a client's packets before it is authenticated (a login packet
 /// with a JWT is well below).
@@ -218,7 +237,7 @@ async fn negotiate(
         server_version: SERVER_VERSION.into(),
         connection_id,
         scramble: scramble(),
-        capabilities: ListenerParams::DEFAULT_CAPABILITIES,
+        capabilities: OFFERED_CAPABILITIES,
         tls_available: true,
         plaintext_allowed: state.config.mysql.allow_plaintext.allows(peer.ip()),
         charset: CHARSET_UTF8MB4_GENERAL_CI,

@@ -127,11 +127,12 @@ pub async fn connect(
         })?;
     let _ = tcp.set_nodelay(true);
     let mut stream = PacketStream::new(Box::new(tcp), PacketCodec::new(client.max_packet_bytes));
-    // What the gateway never lets a client have upstream: LOCAL INFILE (the
-    // server could ask for a file), compression and the layouts the codec
-    // does not parse (cut by the login to `SUPPORTED`).
-    let wanted = client.capabilities
-        & !(Capabilities::SSL | Capabilities::LOCAL_FILES | Capabilities::CONNECT_WITH_DB);
+    // What the gateway never lets a client have upstream: compression and
+    // the layouts the codec does not parse (cut by the login to
+    // `SUPPORTED`). LOCAL INFILE only for a client that negotiated it: the
+    // relay passes the server's file requests only for the file a decided
+    // `LOAD DATA LOCAL INFILE` of the client named (`crate::answer`).
+    let wanted = client.capabilities & !(Capabilities::SSL | Capabilities::CONNECT_WITH_DB);
     let mut params = LoginParams::new(
         login.username.clone(),
         login.password.expose().as_bytes().to_vec(),

@@ -103,6 +103,7 @@ impl Capabilities {
             | Self::DEPRECATE_EOF.0
             | Self::SSL_VERIFY_SERVER_CERT.0
             | Self::REMEMBER_OPTIONS.0
+            | Self::MARIADB_STMT_BULK_OPERATIONS.0
             | Self::MARIADB_EXTENDED_METADATA.0,
     );
 

@@ -7,6 +7,7 @@
 use crate::buf::{
     check_no_nul, put_lenenc, put_lenenc_bytes, put_nul_bytes, put_u16, put_u32, Reader,
 };
+use crate::bulk::StmtBulkExecute;
 use crate::column::ColumnType;
 use crate::row::{bit, decode_value, encode_value, null_bitmap, BinaryValue, ValueType};
 use crate::{Capabilities, MySqlCodecError};
@@ -147,10 +148,8 @@ pub enum Command {
         rows: u32,
     },
     ResetConnection,
-    /// MariaDB `COM_STMT_BULK_EXECUTE`, raw.
-    StmtBulkExecute {
-        body: Vec<u8>,
-    },
+    /// MariaDB `COM_STMT_BULK_EXECUTE`, its rows undecoded.
+    StmtBulkExecute(StmtBulkExecute),
     /// Any other command byte (including the server-internal ones:
     /// `COM_SLEEP`, `COM_CONNECT`, `COM_TIME`, `COM_DELAYED_INSERT`,
     /// `COM_CONNECT_OUT`, `COM_DAEMON`, `COM_CLONE`), with its body.
@@ -499,9 +498,7 @@ impl Command {
                 return done(&reader, Self::StmtFetch { statement_id, rows });
             }
             code::RESET_CONNECTION => Self::ResetConnection,
-            code::STMT_BULK_EXECUTE => Self::StmtBulkExecute {
-                body: body.to_vec(),
-            },
+            code::STMT_BULK_EXECUTE => Self::StmtBulkExecute(StmtBulkExecute::decode(body)?),
             other => Self::Unknown {
                 code: other,
                 body: body.to_vec(),
@@ -540,7 +537,7 @@ impl Command {
             Self::SetOption { .. } => code::SET_OPTION,
             Self::StmtFetch { .. } => code::STMT_FETCH,
             Self::ResetConnection => code::RESET_CONNECTION,
-            Self::StmtBulkExecute { .. } => code::STMT_BULK_EXECUTE,
+            Self::StmtBulkExecute(_) => code::STMT_BULK_EXECUTE,
             Self::Unknown { code, .. } => *code,
         }
     }
@@ -647,9 +644,10 @@ impl Command {
                     }
                 }
             }
-            Self::Replication { body, .. }
-            | Self::StmtBulkExecute { body }
-            | Self::Unknown { body, .. } => out.extend_from_slice(body),
+            Self::Replication { body, .. } | Self::Unknown { body, .. } => {
+                out.extend_from_slice(body)
+            }
+            Self::StmtBulkExecute(bulk) => bulk.encode_into(&mut out),
             Self::StmtExecute(execute) => {
                 put_u32(&mut out, execute.statement_id);
                 out.push(execute.flags);

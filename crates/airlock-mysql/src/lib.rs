@@ -14,6 +14,7 @@
 
 pub mod auth;
 mod buf;
+pub mod bulk;
 pub mod capabilities;
 pub mod column;
 pub mod command;

@@ -159,6 +159,9 @@ impl ResponseKind {
                 }
                 Self::Execute
             }
+            // OK or ERR as the server sends them (a result set would be
+            // read as an execution's: binary rows).
+            code::STMT_BULK_EXECUTE => Self::Execute,
             code::STMT_FETCH => Self::Fetch,
             code::STMT_PREPARE => Self::Prepare,
             code::FIELD_LIST => Self::FieldList,

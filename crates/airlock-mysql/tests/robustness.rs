@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use airlock_mysql::auth::{decode_auth_reply, AuthSwitchRequest};
+use airlock_mysql::bulk::{BulkValue, StmtBulkExecute};
 use airlock_mysql::column::{ColumnDefinition, ColumnType};
 use airlock_mysql::command::{Command, StmtExecute};
 use airlock_mysql::handshake::{decode_client_hello, HandshakeResponse, InitialHandshake};
@@ -161,6 +162,44 @@ fn typed_values() -> impl Strategy<Value = (Vec<ValueType>, Vec<BinaryValue>)> {
     })
 }
 
+/// Types and 1 to 5 rows of bulk values (indicators included).
+fn bulk_rows() -> impl Strategy<Value = (Vec<ValueType>, Vec<Vec<BulkValue>>)> {
+    proptest::collection::vec((0..TYPES.len(), any::<bool>()), 1..8).prop_flat_map(|picks| {
+        let types: Vec<ValueType> = picks
+            .iter()
+            .map(|&(index, unsigned)| ValueType {
+                column_type: TYPES[index],
+                unsigned,
+            })
+            .collect();
+        let row: Vec<BoxedStrategy<BulkValue>> = types
+            .iter()
+            .map(|t| {
+                prop_oneof![
+                    6 => value_for(*t).prop_map(|value| match value {
+                        BinaryValue::Null => BulkValue::Null,
+                        value => BulkValue::Value(value),
+                    }),
+                    1 => Just(BulkValue::Default),
+                    1 => Just(BulkValue::Ignore),
+                ]
+                .boxed()
+            })
+            .collect();
+        (Just(types), proptest::collection::vec(row, 1..6))
+    })
+}
+
+fn same_bulk(a: &[BulkValue], b: &[BulkValue]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|pair| match pair {
+            (BulkValue::Value(x), BulkValue::Value(y)) => {
+                same(std::slice::from_ref(x), std::slice::from_ref(y))
+            }
+            (x, y) => x == y,
+        })
+}
+
 /// Floats compare by bits (NaN).
 fn same(a: &[BinaryValue], b: &[BinaryValue]) -> bool {
     a.len() == b.len()
@@ -197,6 +236,13 @@ proptest! {
             if let Command::StmtExecute(execute) = &command {
                 let _ = execute.parameters(count, Some(&types), &[0, 3]);
                 let _ = execute.parameters(count, None, &[]);
+            }
+            if let Command::StmtBulkExecute(bulk) = &command {
+                // Whatever it holds, never more rows kept than asked for.
+                if let Ok(rows) = bulk.rows(count, Some(&types), 2) {
+                    prop_assert!(rows.rows.len() <= 2 && rows.rows.len() <= rows.count);
+                }
+                let _ = bulk.rows(count, None, usize::MAX);
             }
         }
         let mut codec = PacketCodec::new(4096);
@@ -292,6 +338,32 @@ proptest! {
         prop_assert_eq!(&parameters.types, &types);
         let values_back: Vec<BinaryValue> = parameters.values.into_iter().map(|v| v.unwrap()).collect();
         prop_assert!(same(&values_back, &values));
+    }
+
+    #[test]
+    fn bulk_rows_round_trip((types, rows) in bulk_rows(), keep in 0usize..6) {
+        let bulk = StmtBulkExecute::with_rows(9, &types, &rows).unwrap();
+        let command = Command::StmtBulkExecute(bulk.clone());
+        let bytes = command.encode(Capabilities::PROTOCOL_41).unwrap();
+        let Command::StmtBulkExecute(back) = Command::decode(&bytes, Capabilities::PROTOCOL_41).unwrap() else {
+            panic!()
+        };
+        prop_assert_eq!(&back, &bulk);
+        let decoded = back.rows(types.len(), None, keep).unwrap();
+        prop_assert_eq!(&decoded.types, &types);
+        prop_assert_eq!(decoded.count, rows.len());
+        prop_assert_eq!(decoded.rows.len(), keep.min(rows.len()));
+        for (got, sent) in decoded.rows.iter().zip(&rows) {
+            prop_assert!(same_bulk(got, sent), "{:?} != {:?}", got, sent);
+        }
+        // A cut packet is an error, never a shorter bulk read as whole.
+        if let Some((_, shorter)) = bytes.split_last() {
+            if let Ok(Command::StmtBulkExecute(cut)) = Command::decode(shorter, Capabilities::PROTOCOL_41) {
+                if let Ok(read) = cut.rows(types.len(), None, usize::MAX) {
+                    prop_assert!(read.count < rows.len());
+                }
+            }
+        }
     }
 
     #[test]

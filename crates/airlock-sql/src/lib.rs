@@ -443,6 +443,15 @@ pub fn mysql_character_set_changes(sql: &str) -> Vec<CharacterSetChange> {
     mysql::character_set_changes_at(sql, 0)
 }
 
+/// The client files that the `LOAD DATA|XML … LOCAL INFILE 'name'`
+/// statements of MySQL text `sql` name, in order: what a server may ask
+/// the client for while running it. Only plain single-quoted names without
+/// backslashes or quotes count, and only where every `sql_mode` reading
+/// finds them; a gateway lets the server read no other file.
+pub fn mysql_local_infile_names(sql: &str) -> Vec<String> {
+    mysql::local_infile_names(sql)
+}
+
 /// The [`SessionEffect`]s of the statements in `sql`, in order.
 pub fn session_effects(dialect: Dialect, sql: &str) -> Vec<SessionEffect> {
     if dialect == Dialect::Mysql {

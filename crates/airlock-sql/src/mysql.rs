@@ -291,6 +291,31 @@ pub(crate) fn mysql_prepared_definitions(sql: &str) -> Vec<(String, String, Stat
     })
 }
 
+/// The client files the `LOAD DATA LOCAL INFILE` statements of `sql` name
+/// (see [`crate::mysql_local_infile_names`]): a name counts only where
+/// every `sql_mode` reading finds it.
+pub(crate) fn local_infile_names(sql: &str) -> Vec<String> {
+    let mut found: Option<Vec<String>> = None;
+    for mode in readings(sql) {
+        let MysqlTokens { tokens, .. } = tokenize_mysql(sql, mode);
+        let names: Vec<String> = split_mysql_tokens(sql, &tokens)
+            .into_iter()
+            .filter_map(|statement| {
+                Statement::with_dialect(sql, statement.tokens, &NoPrepared, Dialect::Mysql)
+                    .mysql_local_infile_name()
+            })
+            .collect();
+        found = Some(match found {
+            None => names,
+            Some(earlier) => earlier
+                .into_iter()
+                .filter(|name| names.contains(name))
+                .collect(),
+        });
+    }
+    found.unwrap_or_default()
+}
+
 /// The character-set changes of `sql` under every reading (see
 /// [`crate::mysql_character_set_changes`]).
 pub(crate) fn character_set_changes_at(sql: &str, depth: usize) -> Vec<CharacterSetChange> {

@@ -467,3 +467,36 @@ proptest! {
         let _ = prepared_definitions(Dialect::Mysql, &command);
     }
 }
+
+#[test]
+fn local_infile_names_are_the_plain_names_every_reading_agrees_on() {
+    use airlock_sql::mysql_local_infile_names as names;
+    assert_eq!(
+        names("LOAD DATA LOCAL INFILE '/tmp/a.tsv' INTO TABLE t"),
+        vec!["/tmp/a.tsv"]
+    );
+    assert_eq!(
+        names("load xml low_priority local infile '/x.xml' into table t; LOAD DATA CONCURRENT LOCAL INFILE 'b' INTO TABLE u"),
+        vec!["/x.xml", "b"]
+    );
+    assert_eq!(
+        names("/*!LOAD DATA LOCAL INFILE 'c' INTO TABLE t*/"),
+        vec!["c"]
+    );
+    // Not a client file, or a name the server may read differently.
+    for text in [
+        "LOAD DATA INFILE '/tmp/a.tsv' INTO TABLE t",
+        r"LOAD DATA LOCAL INFILE '/tmp/a\.tsv' INTO TABLE t",
+        "LOAD DATA LOCAL INFILE '/tmp/it''s' INTO TABLE t",
+        "LOAD DATA LOCAL INFILE \"/tmp/a.tsv\" INTO TABLE t",
+        "LOAD DATA LOCAL INFILE X'41' INTO TABLE t",
+        "LOAD DATA LOCAL INFILE _utf8mb4'/a' INTO TABLE t",
+        "LOAD DATA LOCAL INFILE '' INTO TABLE t",
+        "SELECT 'LOAD DATA LOCAL INFILE ''/a'''",
+        // An earlier backslash changes where the strings are under
+        // NO_BACKSLASH_ESCAPES: no reading-independent name.
+        r"SELECT 'x\'; LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t; -- '",
+    ] {
+        assert!(names(text).is_empty(), "{text}: {:?}", names(text));
+    }
+}

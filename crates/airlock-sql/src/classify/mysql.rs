@@ -39,6 +39,8 @@ pub(super) const NOT_FUNCTIONS: &[&str] = &[
     "rlike",
     "separator",
     "spatial",
+    // `t STRAIGHT_JOIN (SELECT …) AS d`: a join of a derived table.
+    "straight_join",
     "than",
     "value",
     "xor",
@@ -1024,6 +1026,36 @@ impl Statement<'_> {
             _ => name.to_string(),
         };
         Some(unquoted.to_lowercase())
+    }
+
+    /// The client file a `LOAD DATA|XML [LOW_PRIORITY|CONCURRENT] LOCAL
+    /// INFILE 'name' …` names, when the name is a plain single-quoted
+    /// string without backslashes or quotes inside: the one form whose
+    /// name reads the same under every `sql_mode`, and so the name the
+    /// server will ask the client for. Any other form gives `None`, and a
+    /// gateway then lets the server read no file.
+    pub(crate) fn mysql_local_infile_name(&self) -> Option<String> {
+        if !self.kw(0, "load") || !self.is_one_of(1, &["data", "xml"]) {
+            return None;
+        }
+        let mut index = 2;
+        while self.is_one_of(index, &["low_priority", "concurrent"]) {
+            index += 1;
+        }
+        if !self.kw(index, "local")
+            || !self.kw(index + 1, "infile")
+            || self.kind(index + 2) != Some(TokenKind::String)
+        {
+            return None;
+        }
+        let inner = self
+            .text(index + 2)
+            .strip_prefix('\'')?
+            .strip_suffix('\'')?;
+        if inner.is_empty() || inner.contains(['\\', '\'']) {
+            return None;
+        }
+        Some(inner.to_owned())
     }
 
     /// What this MySQL statement does to the session: prepared statements,

@@ -223,10 +223,11 @@ fn python_mysql_dir() -> PathBuf {
     airlock_testkit::repo_file("crates/airlock/tests/python-mysql")
 }
 
-/// `tests/python-mysql/requirements.txt` (PyMySQL) installed into its
-/// `site/` (git-ignored) on first run; that folder, for `PYTHONPATH`.
+/// `tests/python-mysql/requirements.txt` (PyMySQL, MariaDB
+/// Connector/Python) installed into its `site/` (git-ignored) on first
+/// run; that folder, for `PYTHONPATH`.
 fn python_mysql_site() -> PathBuf {
-    airlock_testkit::pip_site("crates/airlock/tests/python-mysql", &["pymysql"])
+    airlock_testkit::pip_site("crates/airlock/tests/python-mysql", &["pymysql", "mariadb"])
 }
 
 /// Runs `tests/python-mysql/pymysql_client.py` (PyMySQL with its defaults,
@@ -254,4 +255,31 @@ pub fn pymysql(
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("pymysql_client.py prints JSON")
+}
+
+/// Runs `tests/python-mysql/bulk_client.py` (MariaDB Connector/Python's
+/// `executemany`, which sends COM_STMT_BULK_EXECUTE) through the gateway;
+/// its JSON answer.
+pub fn bulk_insert(
+    gateway: &GatewayProcess,
+    token: &str,
+    statement: &str,
+    rows: &serde_json::Value,
+) -> serde_json::Value {
+    let output = Command::new("python3")
+        .arg(python_mysql_dir().join("bulk_client.py"))
+        .arg(gateway.mysql_port.to_string())
+        .args(["agent-7", token, "shop-mysql", statement])
+        .arg(rows.to_string())
+        .env("PYTHONPATH", python_mysql_site())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "bulk_client.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("bulk_client.py prints JSON")
 }
