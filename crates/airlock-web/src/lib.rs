@@ -43,6 +43,7 @@ mod approvals;
 mod audit;
 mod connections;
 mod explain;
+mod explain_steps;
 mod grants;
 mod live_sessions;
 pub mod oidc_sign_in;
