@@ -28,7 +28,7 @@ use crate::errors::WebError;
 use crate::explain_steps;
 use crate::html::Html;
 use crate::layout::{csrf_field, page, Nav};
-use crate::sign_ins::SignIn;
+use crate::sign_ins::{Role, SignIn};
 use crate::WebState;
 
 /// Longest text explained.
@@ -46,20 +46,11 @@ pub struct ExplainForm {
     text: Option<String>,
 }
 
-fn require_auditor(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.auditor {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "the explain playground is for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ))
-    }
-}
-
 /// `GET /ui/policies/explain`.
 pub async fn form(State(web): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "the explain playground is")
+        .await?;
     let connections = connections(&web).await?;
     let body = form_html(&viewer, &connections, &ExplainForm::default());
     Ok(page("Explain a decision", Nav::Policies, &viewer, &body))
@@ -71,8 +62,14 @@ pub async fn run(
     headers: HeaderMap,
     Form(form): Form<ExplainForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .poster_as(
+            &headers,
+            form.csrf.as_deref(),
+            Role::Auditor,
+            "the explain playground is",
+        )
+        .await?;
     let connections = connections(&web).await?;
     let token = form.token.as_deref().unwrap_or("").trim().to_string();
     let name = form.identity.as_deref().unwrap_or("").trim().to_string();
