@@ -27,7 +27,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_store::now_unix;
-use airlock_types::{Protocol, Secret};
+use airlock_types::{Identity, Protocol, Secret};
+
+use crate::access::Admission;
 
 use crate::auth::Authenticated;
 use crate::events::{
@@ -259,33 +261,50 @@ impl GatewayState {
         Err(AdmissionRefusal::SessionLimit { message })
     }
 
+    /// Whether `identity` may use `connection` now: always a standing
+    /// connection; a `jit` one only under a grant or a standing access rule
+    /// (`Some` then says which). Records nothing: the one check both
+    /// admission and the explain playground ([`crate::preview`]) run.
+    pub fn connection_admission(
+        &self,
+        identity: &Identity,
+        connection: &ResolvedConnection,
+    ) -> Result<Option<Admission>, AdmissionRefusal> {
+        if !connection.jit {
+            return Ok(None);
+        }
+        match self.admit(identity, connection) {
+            Ok(Some(admission)) => Ok(Some(admission)),
+            Ok(None) => Err(AdmissionRefusal::NoGrant {
+                identity: identity.name.clone(),
+                connection: connection.name.clone(),
+            }),
+            Err(_) => Err(AdmissionRefusal::StoreUnavailable),
+        }
+    }
+
     /// Just-in-time connections admit an identity only under a grant (or a
-    /// standing access rule); answers when the grant expires.
+    /// standing access rule); answers when the grant expires. A session
+    /// refused for want of a grant is recorded (`access.refused`).
     async fn admit_to_connection(
         &self,
         request: &AdmissionRequest<'_>,
         connection: &ResolvedConnection,
     ) -> Result<Option<i64>, AdmissionRefusal> {
-        if !connection.jit {
-            return Ok(None);
-        }
         let identity = &request.authenticated.identity;
-        match self.admit(identity, connection) {
-            Ok(Some(crate::access::Admission::Grant(grant))) => Ok(Some(grant.expires_at)),
-            Ok(Some(crate::access::Admission::Standing { .. })) => Ok(None),
-            Ok(None) => {
+        match self.connection_admission(identity, connection) {
+            Ok(Some(Admission::Grant(grant))) => Ok(Some(grant.expires_at)),
+            Ok(Some(Admission::Standing { .. }) | None) => Ok(None),
+            Err(refusal @ AdmissionRefusal::NoGrant { .. }) => {
                 let refused = AccessRefused {
                     client_address: request.peer.to_string(),
                     connection: connection.name.clone(),
                 };
                 let entry = record(Some(request.session_id), Some(&identity.name), &refused);
                 let _ = self.audit(entry).await;
-                Err(AdmissionRefusal::NoGrant {
-                    identity: identity.name.clone(),
-                    connection: connection.name.clone(),
-                })
+                Err(refusal)
             }
-            Err(_) => Err(AdmissionRefusal::StoreUnavailable),
+            Err(refusal) => Err(refusal),
         }
     }
 }

@@ -108,6 +108,16 @@ pub fn authenticate_bearer_any(
         .map(|authenticated| (authenticated, record.connections.clone())))
 }
 
+/// Checks a stored token for `connection` now, for the identity it names:
+/// the checks every login runs once the token is found (revoked, expired,
+/// scope). The explain playground names a token by its id this way.
+pub fn check_token_record(
+    record: &TokenRecord,
+    connection: &str,
+) -> Result<Authenticated, AuthFailure> {
+    check_record(record, &record.identity, connection, now_unix())
+}
+
 fn check_record(
     record: &TokenRecord,
     user: &str,

@@ -27,6 +27,9 @@ pub use crate::details::{Classification, Details};
 use crate::reviews::{fingerprint, ReviewOutcome, ReviewRequest};
 use crate::state::GatewayState;
 
+mod preview;
+pub use preview::{Preview, RateLimitState};
+
 /// Why a command does not run. Every variant carries the message the client
 /// sees; the protocol's `errors` module picks the protocol's own code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +218,22 @@ fn retry_hint(seconds: f64) -> String {
     } else {
         format!("{:.1} s", (seconds * 10.0).ceil() / 10.0)
     }
+}
+
+/// What a client refused by rate limit `limit` is told.
+fn rate_limit_message(
+    limit: &RateLimitObligation,
+    version: u64,
+    identity: &str,
+    connection: &str,
+    retry_seconds: f64,
+) -> String {
+    format!(
+        "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {identity} on {connection}; retry in {}",
+        limit.rule,
+        limit.per_minute,
+        retry_hint(retry_seconds)
+    )
 }
 
 /// The decision point of one session: who asks, on which connection.
@@ -535,13 +554,12 @@ impl Gate {
                 if let Some(meter) = &self.meter {
                     meter.refused_by_rule(&limit.rule, CommandVerdict::RateLimited);
                 }
-                return Some(format!(
-                    "rate limit exceeded by rule \"{}\" (policy v{version}): at most {} commands per minute for {} on {}; retry in {}",
-                    limit.rule,
-                    limit.per_minute,
-                    self.identity.name,
-                    self.connection.name,
-                    retry_hint(retry.seconds)
+                return Some(rate_limit_message(
+                    limit,
+                    version,
+                    &self.identity.name,
+                    &self.connection.name,
+                    retry.seconds,
                 ));
             }
         }

@@ -51,22 +51,39 @@ impl RateLimiter {
             return Err(RetryAfter { seconds: 60.0 });
         }
         let capacity = f64::from(per_minute);
-        let rate = capacity / 60.0;
         let bucket = self.buckets.entry(key.clone()).or_insert(Bucket {
             tokens: capacity,
             updated: now,
         });
-        // A clock that goes backwards refills nothing.
-        let elapsed = (now - bucket.updated).max(0.0);
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
+        bucket.tokens = refilled(bucket, per_minute, now);
         bucket.updated = bucket.updated.max(now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(RetryAfter {
-                seconds: (1.0 - bucket.tokens) / rate,
-            })
+            Err(retry_after(bucket.tokens, per_minute))
+        }
+    }
+
+    /// What [`RateLimiter::check`] would answer at `now`, taking nothing:
+    /// the whole tokens left in `key`'s bucket, or how long to wait. For
+    /// showing a limit's state (the explain playground) without spending
+    /// the budget of the identity it shows.
+    pub fn peek(&self, key: &RateKey, per_minute: u32, now: f64) -> Result<u32, RetryAfter> {
+        if per_minute == 0 {
+            return Err(RetryAfter { seconds: 60.0 });
+        }
+        let tokens = self
+            .buckets
+            .get(key)
+            .map_or(f64::from(per_minute), |bucket| {
+                refilled(bucket, per_minute, now)
+            });
+        if tokens >= 1.0 {
+            // Bounded by `per_minute`, so the cast cannot overflow.
+            Ok(tokens.floor().min(f64::from(per_minute)) as u32)
+        } else {
+            Err(retry_after(tokens, per_minute))
         }
     }
 
@@ -84,6 +101,21 @@ impl RateLimiter {
     /// True when no key is tracked.
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
+    }
+}
+
+/// The tokens in `bucket` at `now`: refilled at `per_minute / 60` a
+/// second up to `per_minute`; a clock that goes backwards refills nothing.
+fn refilled(bucket: &Bucket, per_minute: u32, now: f64) -> f64 {
+    let capacity = f64::from(per_minute);
+    let elapsed = (now - bucket.updated).max(0.0);
+    (bucket.tokens + elapsed * capacity / 60.0).min(capacity)
+}
+
+/// How long until a bucket holding `tokens` has one.
+fn retry_after(tokens: f64, per_minute: u32) -> RetryAfter {
+    RetryAfter {
+        seconds: (1.0 - tokens) / (f64::from(per_minute) / 60.0),
     }
 }
 
@@ -120,5 +152,28 @@ mod tests {
         assert!(limiter.check(&key(), 0, 200.0).is_err());
         limiter.forget_idle(1000.0, 60.0);
         assert!(limiter.is_empty());
+    }
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let mut limiter = RateLimiter::new();
+        assert_eq!(limiter.peek(&key(), 3, 100.0), Ok(3));
+        assert!(limiter.is_empty(), "a peek creates no bucket");
+        for left in [2, 1, 0] {
+            assert!(limiter.check(&key(), 3, 100.0).is_ok());
+            if left > 0 {
+                assert_eq!(limiter.peek(&key(), 3, 100.0), Ok(left));
+            }
+        }
+        for _ in 0..5 {
+            let retry = limiter.peek(&key(), 3, 100.0).unwrap_err();
+            assert!((retry.seconds - 20.0).abs() < 1e-9, "{retry:?}");
+        }
+        assert_eq!(
+            limiter.check(&key(), 3, 100.0).unwrap_err(),
+            limiter.peek(&key(), 3, 100.0).unwrap_err()
+        );
+        assert_eq!(limiter.peek(&key(), 3, 120.0), Ok(1));
+        assert!(limiter.peek(&key(), 0, 120.0).is_err());
     }
 }

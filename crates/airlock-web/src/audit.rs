@@ -17,18 +17,8 @@ use airlock_core::audit::{parse_since, SessionFilter};
 use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{duration, page, time, Nav};
-use crate::sign_ins::SignIn;
+use crate::sign_ins::Role;
 use crate::WebState;
-
-fn require_auditor(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.auditor {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "sessions and the audit log are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ))
-    }
-}
 
 #[derive(Deserialize)]
 pub struct Search {
@@ -58,8 +48,9 @@ pub async fn sessions(
     headers: HeaderMap,
     Query(search): Query<Search>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "sessions and the audit log are")
+        .await?;
     let identity = filled(search.identity.as_ref());
     let connection = filled(search.connection.as_ref());
     let since = filled(search.since.as_ref());
@@ -138,8 +129,9 @@ pub async fn session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "sessions and the audit log are")
+        .await?;
     let detail = web.blocking(move |state| state.session_detail(&id)).await?;
     let info = &detail.session;
     let mut body = Html::new();
@@ -322,8 +314,9 @@ pub async fn export(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "sessions and the audit log are")
+        .await?;
     let session_id = id.clone();
     let events = web
         .blocking(move |state| state.session_events(&session_id))
@@ -355,8 +348,9 @@ pub async fn export(
 
 /// `GET /ui/audit`: the hash chain, verified now.
 pub async fn chain(State(web): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "sessions and the audit log are")
+        .await?;
     let report = web.blocking(|state| state.verify_audit()).await?;
     let mut body = Html::new();
     if report.ok {

@@ -10,16 +10,14 @@ use axum::response::Response;
 use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{page, time, Nav};
+use crate::sign_ins::Role;
 use crate::WebState;
 
 /// `GET /ui/connections` (auditors and admins).
 pub async fn list(State(web): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    if !viewer.roles.auditor {
-        return Err(WebError::Forbidden(
-            "connections are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ));
-    }
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "connections are")
+        .await?;
     let (connections, credentials) = web
         .blocking(|state| Ok((state.list_connections()?, state.list_credentials()?)))
         .await?;

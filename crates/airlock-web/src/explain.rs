@@ -1,16 +1,18 @@
-//! The explain playground (auditors and admins): pick an identity (name,
-//! kind, groups) and a connection, paste a statement or a request, and see
-//! the decision of the live policy with every rule and condition.
+//! The explain playground (auditors and admins): pick an identity (a
+//! token by its id, or a name, kind and groups) and a connection, paste a
+//! statement or a request, and see what the gateway would decide for it
+//! now, step by step, with every rule and condition of the live policy.
 //!
 //! Nothing here decides: the command is built by the code each protocol
 //! builds it with (`airlock_sql::classify` in the connection's dialect,
 //! `airlock_k8s::parse_request` for Kubernetes, `airlock_mcp::proxy::
-//! message::command` for MCP, `HttpRequest` for HTTP), and the decision
-//! is `airlock_policy::explain`, which runs the very `evaluate` the gate's
-//! `decide` runs, on the live policy. What it does not show: admission
-//! (grants, token scopes) and rate limits, which depend on the moment.
-//! A POST with the CSRF token (the pasted text stays out of URLs and the
-//! logs); it changes nothing.
+//! message::command` for MCP, `HttpRequest` for HTTP); the steps around
+//! the policy (token scope, JIT admission, tool pins, rate limits) are the
+//! session's own checks ([`crate::explain_steps`]); the decision is the
+//! gate's (`Gate::preview`, the `decide` of every session with the rate
+//! limits read, not spent), and the rule table is `airlock_policy::
+//! explain`, which runs the same `evaluate`. A POST with the CSRF token
+//! (the pasted text stays out of URLs and the logs); it changes nothing.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -23,9 +25,10 @@ use airlock_types::{AuthMethod, Command, ConnectionInfo, Identity, IdentityKind,
 use airlock_types::{CommandKind, HttpRequest};
 
 use crate::errors::WebError;
+use crate::explain_steps;
 use crate::html::Html;
 use crate::layout::{csrf_field, page, Nav};
-use crate::sign_ins::SignIn;
+use crate::sign_ins::{Role, SignIn};
 use crate::WebState;
 
 /// Longest text explained.
@@ -34,6 +37,8 @@ const MAX_TEXT_BYTES: usize = 64 * 1024;
 #[derive(Deserialize, Default)]
 pub struct ExplainForm {
     csrf: Option<String>,
+    /// A token's id: the identity, groups and scope are the token's.
+    token: Option<String>,
     identity: Option<String>,
     kind: Option<String>,
     groups: Option<String>,
@@ -41,20 +46,11 @@ pub struct ExplainForm {
     text: Option<String>,
 }
 
-fn require_auditor(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.auditor {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "the explain playground is for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ))
-    }
-}
-
 /// `GET /ui/policies/explain`.
 pub async fn form(State(web): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "the explain playground is")
+        .await?;
     let connections = connections(&web).await?;
     let body = form_html(&viewer, &connections, &ExplainForm::default());
     Ok(page("Explain a decision", Nav::Policies, &viewer, &body))
@@ -66,12 +62,19 @@ pub async fn run(
     headers: HeaderMap,
     Form(form): Form<ExplainForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .poster_as(
+            &headers,
+            form.csrf.as_deref(),
+            Role::Auditor,
+            "the explain playground is",
+        )
+        .await?;
     let connections = connections(&web).await?;
+    let token = form.token.as_deref().unwrap_or("").trim().to_string();
     let name = form.identity.as_deref().unwrap_or("").trim().to_string();
-    if name.is_empty() {
-        return Err(WebError::BadRequest("name the identity".into()));
+    if name.is_empty() && token.is_empty() {
+        return Err(WebError::BadRequest("name the identity or a token".into()));
     }
     let kind = IdentityKind::parse(form.kind.as_deref().unwrap_or("agent"))
         .ok_or_else(|| WebError::BadRequest("kind is agent, human or service".into()))?;
@@ -99,12 +102,57 @@ pub async fn run(
         .map(|config| config.read_tools.clone())
         .unwrap_or_default();
     let command = command_for(connection.protocol, text, &read_tools)?;
-    let identity = Identity {
+    let (identity, steps) = if token.is_empty() {
+        (
+            Some(typed_identity(name, kind, form.groups.as_deref())),
+            Vec::new(),
+        )
+    } else {
+        let (identity, step) =
+            explain_steps::identity_from_token(&web, &token, &connection.name).await?;
+        (identity, vec![step])
+    };
+    let live = web.state.policy.current();
+    let mut body = form_html(&viewer, &connections, &form);
+    let walk = match &identity {
+        Some(identity) => {
+            explain_steps::walk(&web, identity.clone(), connection.clone(), &command, steps).await?
+        }
+        None => explain_steps::Walk {
+            steps,
+            preview: None,
+        },
+    };
+    explain_steps::render(&mut body, &walk, live.version);
+    match (&live.policy, &identity) {
+        (None, _) => {
+            body.raw("<div class=\"error\" role=\"alert\"><p>No policy is live, so every command is refused: ")
+                .text(live.problem.as_deref().unwrap_or("none was applied"))
+                .raw("</p></div>");
+        }
+        (Some(policy), Some(identity)) => {
+            let explanation = explain(
+                policy,
+                &DecisionInput {
+                    identity,
+                    connection: &connection,
+                    command: &command,
+                    now_unix: airlock_store::now_unix(),
+                },
+            );
+            render(&mut body, &explanation);
+        }
+        (Some(_), None) => {}
+    }
+    Ok(page("Explain a decision", Nav::Policies, &viewer, &body))
+}
+
+/// The identity typed into the form (no token: its scope is not checked).
+fn typed_identity(name: String, kind: IdentityKind, groups: Option<&str>) -> Identity {
+    Identity {
         name,
         kind,
-        groups: form
-            .groups
-            .as_deref()
+        groups: groups
             .unwrap_or("")
             .split([',', ' '])
             .map(str::trim)
@@ -115,29 +163,7 @@ pub async fn run(
             token_id: "explain".into(),
         },
         expires_at: i64::MAX,
-    };
-    let live = web.state.policy.current();
-    let mut body = form_html(&viewer, &connections, &form);
-    match &live.policy {
-        None => {
-            body.raw("<div class=\"error\" role=\"alert\"><p>No policy is live, so every command is refused: ")
-                .text(live.problem.as_deref().unwrap_or("none was applied"))
-                .raw("</p></div>");
-        }
-        Some(policy) => {
-            let explanation = explain(
-                policy,
-                &DecisionInput {
-                    identity: &identity,
-                    connection: &connection,
-                    command: &command,
-                    now_unix: airlock_store::now_unix(),
-                },
-            );
-            render(&mut body, &explanation, live.version);
-        }
     }
-    Ok(page("Explain a decision", Nav::Policies, &viewer, &body))
 }
 
 /// The connections to choose from, as the policy sees them.
@@ -212,10 +238,12 @@ pub fn command_for(
 
 fn form_html(viewer: &SignIn, connections: &[ConnectionInfo], form: &ExplainForm) -> Html {
     let mut body = Html::new();
-    body.raw("<p>What the live policy decides for a command, rule by rule: the same evaluation the gateway runs. Grants, token scopes and rate limits are not part of it.</p>")
+    body.raw("<p>What the gateway would decide for a command now: the token's scope, admission (access grants), an MCP tool's pin, the live policy rule by rule and the rate limits as they stand (read, not spent). Name a token to check its identity, groups and scope; without one the identity below is taken as typed.</p>")
         .raw("<form class=\"explain\" method=\"post\" action=\"/ui/policies/explain\">");
     csrf_field(&mut body, viewer);
-    body.raw("<div class=\"fields\"><label>Identity <input type=\"text\" name=\"identity\" required maxlength=\"255\" value=\"")
+    body.raw("<div class=\"fields\"><label>Token id <input type=\"text\" name=\"token\" maxlength=\"255\" value=\"")
+        .text(form.token.as_deref().unwrap_or(""))
+        .raw("\"></label><label>Identity <input type=\"text\" name=\"identity\" maxlength=\"255\" value=\"")
         .text(form.identity.as_deref().unwrap_or(""))
         .raw("\"></label><label>Kind <select name=\"kind\">");
     let kind = form.kind.as_deref().unwrap_or("agent");
@@ -257,34 +285,13 @@ fn verdict_badge(verdict: &Verdict) -> &'static str {
     }
 }
 
-fn render(body: &mut Html, explanation: &Explanation, version: i64) {
+fn render(body: &mut Html, explanation: &Explanation) {
     let decision = &explanation.decision;
     body.raw(
-        "<section class=\"decision\" aria-labelledby=\"decision\"><h2 id=\"decision\">Decision: ",
+        "<section aria-labelledby=\"policy-alone\"><h2 id=\"policy-alone\">The policy alone: ",
     )
     .raw(verdict_badge(&decision.verdict))
-    .raw("</h2><dl class=\"facts\"><dt>Policy</dt><dd>v")
-    .number(version)
-    .raw("</dd>");
-    if let Some(message) = decision.client_message() {
-        body.raw("<dt>The client would see</dt><dd><code data-message>")
-            .text(&message)
-            .raw("</code></dd>");
-    }
-    if let Verdict::Review {
-        approvers,
-        require_mfa,
-        min_approvals,
-        ..
-    } = &decision.verdict
-    {
-        body.raw("<dt>Approvers</dt><dd>")
-            .text(&approvers.join(", "))
-            .raw(if *require_mfa { " (with TOTP)" } else { "" })
-            .raw(", ")
-            .number(i64::from(*min_approvals))
-            .raw(" approval(s)</dd>");
-    }
+    .raw("</h2><dl class=\"facts\">");
     body.raw("<dt>Matching rules</dt><dd data-matched>");
     let matched: Vec<&str> = decision
         .matched_rules

@@ -14,7 +14,7 @@ use airlock_store::now_unix;
 use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{flash, page, state_and_revoke_cells, time, Nav};
-use crate::sign_in::redirect;
+use crate::sign_ins::Role;
 use crate::WebState;
 
 #[derive(Deserialize)]
@@ -29,12 +29,9 @@ pub async fn list(
     headers: HeaderMap,
     Query(done): Query<Done>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    if !viewer.roles.auditor {
-        return Err(WebError::Forbidden(
-            "access grants are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ));
-    }
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "access grants are")
+        .await?;
     let grants = web.blocking(|state| Ok(state.store.grants(false)?)).await?;
     let now = now_unix();
     let mut body = Html::new();
@@ -94,19 +91,14 @@ pub async fn revoke(
     Path(id): Path<String>,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    if !viewer.roles.admin {
-        return Err(WebError::Forbidden(
-            "revoking access is for admins (ui.admin_groups)".into(),
-        ));
-    }
-    let by = viewer.identity.name.clone();
     let grant = id.clone();
-    web.blocking(move |state| state.revoke_grant_as(&grant, &by))
-        .await?;
-    tracing::info!(identity = %viewer.identity.name, grant = %id, "web UI: access grant revoked");
-    Ok(redirect(
+    web.admin_action(
+        &headers,
+        form.csrf.as_deref(),
+        "revoking access is",
+        move |state, by| state.revoke_grant_as(&grant, by),
+        &format!("access grant {id} revoked"),
         &format!("/ui/access?done=revoked&grant={id}"),
-        None,
-    ))
+    )
+    .await
 }

@@ -43,6 +43,7 @@ mod approvals;
 mod audit;
 mod connections;
 mod explain;
+mod explain_steps;
 mod grants;
 mod live_sessions;
 pub mod oidc_sign_in;
@@ -59,7 +60,7 @@ use airlock_core::GatewayState;
 use airlock_store::now_unix;
 
 use crate::errors::WebError;
-use crate::sign_ins::{secrets_match, SignIn, SignIns};
+use crate::sign_ins::{secrets_match, Role, SignIn, SignIns};
 
 /// The cookie that names a sign-in.
 pub const SESSION_COOKIE: &str = "airlock_ui";
@@ -142,6 +143,59 @@ impl Web {
             return Err(WebError::Csrf);
         }
         Ok(viewer)
+    }
+
+    /// [`Web::viewer`], who must hold `role`: the preamble of every page
+    /// for auditors. `what` names the page in the refusal ("tokens are").
+    pub async fn viewer_as(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        role: Role,
+        what: &str,
+    ) -> Result<Arc<SignIn>, WebError> {
+        let viewer = self.viewer(headers).await?;
+        role.check(viewer.roles, what)?;
+        Ok(viewer)
+    }
+
+    /// [`Web::poster`] (the CSRF token checked first), who must hold
+    /// `role`: the preamble of every admin action.
+    pub async fn poster_as(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+        role: Role,
+        what: &str,
+    ) -> Result<Arc<SignIn>, WebError> {
+        let viewer = self.poster(headers, csrf).await?;
+        role.check(viewer.roles, what)?;
+        Ok(viewer)
+    }
+
+    /// An admin's action from a form, the one shape of them all: the
+    /// poster (CSRF token first) must be an admin; `operation` runs off the
+    /// async workers with the admin's name, which the core records as the
+    /// actor; the answer is a redirect to `done_to`. `done` is logged.
+    pub async fn admin_action<T, F>(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        csrf: Option<&str>,
+        what: &str,
+        operation: F,
+        done: &str,
+        done_to: &str,
+    ) -> Result<axum::response::Response, WebError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&GatewayState, &str) -> Result<T, airlock_core::error::AdminError>
+            + Send
+            + 'static,
+    {
+        let viewer = self.poster_as(headers, csrf, Role::Admin, what).await?;
+        let by = viewer.identity.name.clone();
+        self.blocking(move |state| operation(state, &by)).await?;
+        tracing::info!(identity = %viewer.identity.name, "web UI: {done}");
+        Ok(sign_in::redirect(done_to, None))
     }
 
     /// Runs a blocking core operation off the async workers.

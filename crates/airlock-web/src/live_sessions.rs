@@ -15,7 +15,7 @@ use airlock_store::now_unix;
 use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{csrf_field, duration, flash, page, time, Nav};
-use crate::sign_in::redirect;
+use crate::sign_ins::Role;
 use crate::WebState;
 
 #[derive(Deserialize)]
@@ -30,12 +30,9 @@ pub async fn list(
     headers: HeaderMap,
     Query(done): Query<Done>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    if !viewer.roles.auditor {
-        return Err(WebError::Forbidden(
-            "live sessions are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ));
-    }
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "live sessions are")
+        .await?;
     let sessions = web.state.sessions.list();
     let ids: Vec<String> = sessions
         .iter()
@@ -107,20 +104,15 @@ pub async fn end(
     Path(id): Path<String>,
     Form(form): Form<EndForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    if !viewer.roles.admin {
-        return Err(WebError::Forbidden(
-            "ending a session is for admins (ui.admin_groups)".into(),
-        ));
-    }
     let reason = form.reason.unwrap_or_default();
-    let by = viewer.identity.name.clone();
     let session_id = id.clone();
-    web.blocking(move |state| state.end_session(&session_id, &reason, &by))
-        .await?;
-    tracing::info!(identity = %viewer.identity.name, session = %id, "web UI: session ended");
-    Ok(redirect(
+    web.admin_action(
+        &headers,
+        form.csrf.as_deref(),
+        "ending a session is",
+        move |state, by| state.end_session(&session_id, &reason, by),
+        &format!("session {id} ended"),
         &format!("/ui/sessions/live?done=ended&session={id}"),
-        None,
-    ))
+    )
+    .await
 }

@@ -16,22 +16,12 @@ use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{csrf_field, flash, page, time, Nav};
 use crate::sign_in::redirect;
-use crate::sign_ins::SignIn;
+use crate::sign_ins::{Role, SignIn};
 use crate::WebState;
 
 /// Policy texts longer than this are not diffed (the diff is quadratic in
 /// the worst case).
 const MAX_DIFF_BYTES: usize = 1 << 20;
-
-fn require_auditor(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.auditor {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "policies are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ))
-    }
-}
 
 /// Who made a version: the admin API (the admin token) or the config file.
 fn author(source: &str) -> &'static str {
@@ -141,8 +131,9 @@ pub async fn list(
     headers: HeaderMap,
     Query(done): Query<Done>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "policies are")
+        .await?;
     let mut body = Html::new();
     flash(&mut body, done.done.as_deref(), done.version.as_deref());
     body.append(&versions_body(&web, &viewer).await?);
@@ -162,12 +153,14 @@ pub async fn rollback(
     headers: HeaderMap,
     Form(form): Form<RollbackForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    if !viewer.roles.admin {
-        return Err(WebError::Forbidden(
-            "rolling a policy back is for admins (ui.admin_groups)".into(),
-        ));
-    }
+    let viewer = web
+        .poster_as(
+            &headers,
+            form.csrf.as_deref(),
+            Role::Admin,
+            "rolling a policy back is",
+        )
+        .await?;
     let version = form
         .version
         .ok_or_else(|| WebError::BadRequest("choose the version to roll back to".into()))?;
@@ -222,8 +215,9 @@ pub async fn diff(
     headers: HeaderMap,
     Query(query): Query<DiffQuery>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web
+        .viewer_as(&headers, Role::Auditor, "policies are")
+        .await?;
     let (Some(from), Some(to)) = (query.from, query.to) else {
         return Err(WebError::BadRequest(
             "choose two versions (from, to)".into(),

@@ -1,4 +1,5 @@
-//! Who is signed in: the server-side sessions of the UI, their roles and
+//! Who is signed in: the server-side sessions of the UI, their roles (and
+//! [`Role`], the one check of the pages and actions for auditors or admins) and
 //! CSRF tokens.
 //!
 //! A sign-in is kept in memory only, keyed by the SHA-256 of the random
@@ -16,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use airlock_core::config::UiOptions;
 use airlock_types::Identity;
 
+use crate::errors::WebError;
+
 /// At most this many sign-ins are kept at once (expired ones are dropped
 /// first); a sign-in beyond it is refused rather than evicting someone.
 pub const MAX_SIGN_INS: usize = 10_000;
@@ -27,6 +30,34 @@ pub struct Roles {
     pub auditor: bool,
     /// Manages: ends live sessions (and is an auditor).
     pub admin: bool,
+}
+
+/// Who a page or an action is for, beyond signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `ui.auditor_groups` (admins are auditors too).
+    Auditor,
+    /// `ui.admin_groups`.
+    Admin,
+}
+
+impl Role {
+    /// `Ok` when `roles` hold this role; else the refusal, which says who
+    /// `what` ("tokens are", "ending a session is") is for.
+    pub fn check(self, roles: Roles, what: &str) -> Result<(), WebError> {
+        let (held, whom) = match self {
+            Self::Auditor => (
+                roles.auditor,
+                "auditors and admins (ui.auditor_groups, ui.admin_groups)",
+            ),
+            Self::Admin => (roles.admin, "admins (ui.admin_groups)"),
+        };
+        if held {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(format!("{what} for {whom}")))
+        }
+    }
 }
 
 impl Roles {

@@ -17,8 +17,7 @@ use airlock_store::now_unix;
 use crate::errors::WebError;
 use crate::html::Html;
 use crate::layout::{csrf_field, flash, page, state_and_revoke_cells, time, Nav};
-use crate::sign_in::redirect;
-use crate::sign_ins::SignIn;
+use crate::sign_ins::{Role, SignIn};
 use crate::WebState;
 
 #[derive(Deserialize)]
@@ -27,34 +26,13 @@ pub struct Done {
     token: Option<String>,
 }
 
-fn require_auditor(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.auditor {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "tokens are for auditors and admins (ui.auditor_groups, ui.admin_groups)".into(),
-        ))
-    }
-}
-
-fn require_admin(viewer: &SignIn) -> Result<(), WebError> {
-    if viewer.roles.admin {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "issuing and revoking tokens is for admins (ui.admin_groups)".into(),
-        ))
-    }
-}
-
 /// `GET /ui/tokens`.
 pub async fn list(
     State(web): State<WebState>,
     headers: HeaderMap,
     Query(done): Query<Done>,
 ) -> Result<Response, WebError> {
-    let viewer = web.viewer(&headers).await?;
-    require_auditor(&viewer)?;
+    let viewer = web.viewer_as(&headers, Role::Auditor, "tokens are").await?;
     let mut body = Html::new();
     flash(&mut body, done.done.as_deref(), done.token.as_deref());
     body.append(&tokens_body(&web, &viewer).await?);
@@ -141,8 +119,14 @@ pub async fn issue(
     // Repeated fields (`connection=a&connection=b`) are read by hand:
     // axum's Form cannot gather them into a list.
     let form = parse_issue_form(&body);
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    require_admin(&viewer)?;
+    let viewer = web
+        .poster_as(
+            &headers,
+            form.csrf.as_deref(),
+            Role::Admin,
+            "issuing and revoking tokens is",
+        )
+        .await?;
     let request = IssueTokenRequest {
         identity: form.identity.unwrap_or_default().trim().to_string(),
         kind: form.kind.unwrap_or_else(|| "agent".into()),
@@ -226,17 +210,16 @@ pub async fn revoke(
     Path(id): Path<String>,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, WebError> {
-    let viewer = web.poster(&headers, form.csrf.as_deref()).await?;
-    require_admin(&viewer)?;
-    let by = viewer.identity.name.clone();
     let token = id.clone();
-    web.blocking(move |state| state.revoke_token_as(&token, &by))
-        .await?;
-    tracing::info!(identity = %viewer.identity.name, token = %id, "web UI: token revoked");
-    Ok(redirect(
+    web.admin_action(
+        &headers,
+        form.csrf.as_deref(),
+        "issuing and revoking tokens is",
+        move |state, by| state.revoke_token_as(&token, by),
+        &format!("token {id} revoked"),
         &format!("/ui/tokens?done=revoked&token={id}"),
-        None,
-    ))
+    )
+    .await
 }
 
 #[cfg(test)]

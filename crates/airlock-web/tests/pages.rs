@@ -176,6 +176,169 @@ async fn the_explain_playground_shows_the_gates_own_decision() {
     );
 }
 
+const JIT_CONFIG: &str = "listen:
+  admin: 127.0.0.1:0
+  postgres: 127.0.0.1:0
+connections:
+  - name: pg-test
+    protocol: postgres
+    address: 127.0.0.1:1
+    database: appdb
+    credential: app
+  - name: pg-jit
+    protocol: postgres
+    address: 127.0.0.1:1
+    database: appdb
+    credential: app
+    access: jit
+ui:
+  admin_groups: [ops]
+  auditor_groups: [audit]
+";
+
+const JIT_POLICY: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: deletes
+    match: {operations: [delete]}
+    action: allow
+  - name: agent-budget
+    match: {identity: {kind: [agent]}}
+    rate_limit: {per_minute: 2}
+access:
+  - name: agents-ask
+    match:
+      identity: {kind: agent}
+      connection: {name: pg-jit}
+    max_duration: 1h
+    approvers: dba
+";
+
+/// The final verdict of the whole decision (`data-verdict`).
+fn final_verdict(body: &str) -> String {
+    body.split("data-verdict=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no final verdict in:\n{body}"))
+        .to_string()
+}
+
+/// The verdict of the policy alone, shown under the steps.
+fn policy_alone(body: &str) -> String {
+    body.split("The policy alone: <span class=\"verdict ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no policy verdict in:\n{body}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_explain_playground_walks_token_scope_grants_and_rate_limits() {
+    let fixture = fixture_with(JIT_CONFIG);
+    let router = &fixture.router;
+    let state = &fixture.state;
+    state.apply_policy(JIT_POLICY, None, "apply").unwrap();
+    let scoped = |identity: &str, connections: &[&str]| {
+        state
+            .issue_token(&airlock_core::admin::IssueTokenRequest {
+                identity: identity.into(),
+                kind: "agent".into(),
+                groups: vec!["agents".into()],
+                connections: connections.iter().map(|name| name.to_string()).collect(),
+                ttl: Some("1h".into()),
+            })
+            .unwrap()
+            .id
+    };
+    let jit_agent = scoped("agent-7", &["pg-jit"]);
+    let test_agent = scoped("agent-8", &["pg-test"]);
+    let (auditor, _) = issue(state, "audrey", "human", &["audit"]);
+    let (cookie, csrf) = sign_in(router, &auditor).await.ok().unwrap();
+    let explain = |token: String, connection: &'static str, text: &'static str| {
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        async move {
+            let answer = post(
+                router,
+                "/ui/policies/explain",
+                Some(&cookie),
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("token", token.as_str()),
+                    ("connection", connection),
+                    ("text", text),
+                ],
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.body
+        }
+    };
+    let delete = "delete from items where id = 1";
+
+    // A jit connection and no grant: the policy alone allows the DELETE,
+    // the gateway refuses the session.
+    let body = explain(jit_agent.clone(), "pg-jit", delete).await;
+    assert_eq!(final_verdict(&body), "refused_admission", "{body}");
+    assert_eq!(policy_alone(&body), "allow");
+    assert!(body.contains("agent-7 has no access grant for connection &quot;pg-jit&quot;"));
+    assert!(body.contains("data-step=\"token\" data-passed=\"yes\""));
+
+    // With a grant, the same identity gets the policy's allow.
+    let grant = state
+        .store
+        .create_grant("agent-7", "pg-jit", "agents-ask", 3600)
+        .unwrap();
+    let body = explain(jit_agent.clone(), "pg-jit", delete).await;
+    assert_eq!(final_verdict(&body), "allow", "{body}");
+    assert!(body.contains(&format!("admitted by access grant {}", grant.id)));
+
+    // A token scoped to pg-test does not reach pg-jit, whatever the grants.
+    let body = explain(test_agent.clone(), "pg-jit", delete).await;
+    assert_eq!(final_verdict(&body), "refused_token", "{body}");
+    assert!(body.contains("the token is not scoped to pg-jit"));
+    let body = explain(test_agent, "pg-test", delete).await;
+    assert_eq!(final_verdict(&body), "allow", "{body}");
+    let body = explain("tok_nonesuch".into(), "pg-test", delete).await;
+    assert_eq!(final_verdict(&body), "refused_token", "{body}");
+
+    // Rate limits are shown as they stand and not spent by looking.
+    for _ in 0..3 {
+        let body = explain(jit_agent.clone(), "pg-jit", "select 1").await;
+        assert_eq!(final_verdict(&body), "allow", "{body}");
+        assert!(
+            body.contains("rule &quot;agent-budget&quot;: 2 of 2 commands per minute left now"),
+            "{body}"
+        );
+    }
+    let record = state.store.token(&jit_agent).unwrap().unwrap();
+    let identity = airlock_core::auth::check_token_record(&record, "pg-jit")
+        .unwrap()
+        .identity;
+    let connection = ConnectionInfo {
+        name: "pg-jit".into(),
+        protocol: Protocol::Postgres,
+        tags: Default::default(),
+    };
+    let gate = Gate::new(std::sync::Arc::clone(state), identity, connection);
+    let command = airlock_sql::classify(airlock_sql::Dialect::Postgres, "select 1");
+    for _ in 0..2 {
+        assert!(gate.decide(&command, Limits::Now, "select 1").forwards());
+    }
+    let body = explain(jit_agent.clone(), "pg-jit", "select 1").await;
+    assert_eq!(final_verdict(&body), "rate_limited", "{body}");
+    assert!(body.contains("rate limit exceeded by rule &quot;agent-budget&quot;"));
+    // The session's next command is refused the same way.
+    let refused = gate.decide(&command, Limits::Now, "select 1");
+    assert_eq!(refused.details.verdict.as_deref(), Some("rate_limited"));
+    // A revoked grant closes the door again.
+    state.revoke_grant(&grant.id).unwrap();
+    let body = explain(jit_agent, "pg-jit", delete).await;
+    assert_eq!(final_verdict(&body), "refused_admission", "{body}");
+}
+
 #[tokio::test]
 async fn a_rollback_is_for_admins_with_the_csrf_token_and_makes_a_new_version() {
     let fixture = fixture();

@@ -21,6 +21,13 @@
 //! folder, or to `docs/screenshots/` (the ones the README shows) with
 //! `AIRLOCK_UPDATE_SCREENSHOTS=1`.
 //!
+//! A second test holds the explain playground to what real `psql`
+//! sessions get: through the UI's forms (sign-in, explain) it names
+//! tokens and a just-in-time connection, and each answer (refused for
+//! want of a grant, allowed under one, refused for a token scoped to
+//! another connection) is what psql then meets, seen in the upstream
+//! table.
+//!
 //! Nothing is skipped: without chromium or playwright-core the test fails
 //! and says to run `bash .ci/install-deps`.
 
@@ -540,4 +547,198 @@ identity_providers:
         let size = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
         assert!(size > 1000, "{} was not written", path.display());
     }
+}
+
+const JIT_POLICY: &str = "version: 1
+default: deny
+rules:
+  - name: reads
+    match: {access: read}
+    action: allow
+  - name: deletes
+    match: {operations: [delete]}
+    action: allow
+access:
+  - name: agents-quick
+    match:
+      identity: {kind: agent}
+      connection: {name: pg-jit}
+    max_duration: 1h
+    auto_approve: true
+";
+
+/// A signed-in browser session of the UI, driven with plain HTTP forms.
+struct UiSession {
+    agent: ureq::Agent,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in:\n{page}"))
+        .to_string()
+}
+
+/// The `name=value` of the `Set-Cookie` named `name`.
+fn cookie_of(response: &ureq::Response, name: &str) -> String {
+    response
+        .all("set-cookie")
+        .into_iter()
+        .find(|cookie| cookie.starts_with(&format!("{name}=")))
+        .and_then(|cookie| cookie.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_string()
+}
+
+impl UiSession {
+    /// Signs in by pasting `token`, as the sign-in form does.
+    fn sign_in(gateway: &GatewayProcess, token: &str) -> Self {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let base = format!("http://127.0.0.1:{}", gateway.admin_port);
+        let form = agent.get(&format!("{base}/ui/signin")).call().unwrap();
+        let nonce = cookie_of(&form, "airlock_ui_signin");
+        let page = form.into_string().unwrap();
+        let signed_in = agent
+            .post(&format!("{base}/ui/signin"))
+            .set("Cookie", &nonce)
+            .send_form(&[("csrf", &csrf_of(&page)), ("token", token)])
+            .unwrap();
+        assert_eq!(signed_in.status(), 303);
+        let cookie = cookie_of(&signed_in, "airlock_ui");
+        let page = agent
+            .get(&format!("{base}/ui/approvals"))
+            .set("Cookie", &cookie)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        Self {
+            csrf: csrf_of(&page),
+            agent,
+            base,
+            cookie,
+        }
+    }
+
+    /// The playground's final verdict (`data-verdict`) and page.
+    fn explain(&self, token_id: &str, connection: &str, text: &str) -> (String, String) {
+        let page = self
+            .agent
+            .post(&format!("{}/ui/policies/explain", self.base))
+            .set("Cookie", &self.cookie)
+            .send_form(&[
+                ("csrf", self.csrf.as_str()),
+                ("token", token_id),
+                ("connection", connection),
+                ("text", text),
+            ])
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let verdict = page
+            .split("data-verdict=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no verdict in:\n{page}"))
+            .to_string();
+        (verdict, page)
+    }
+}
+
+#[test]
+fn the_explain_playground_answers_what_psql_then_gets() {
+    let cluster = PgCluster::start();
+    let extra = format!(
+        "  - name: pg-jit
+    protocol: postgres
+    address: 127.0.0.1:{}
+    database: appdb
+    credential: app
+    access: jit
+ui:
+  admin_groups: [ops]
+  auditor_groups: [audit]
+",
+        cluster.port
+    );
+    let gateway = GatewayProcess::start_with_policy(
+        common::binary(),
+        &common::config(&cluster, &extra),
+        JIT_POLICY,
+    );
+    gateway.set_credential("app", "app", &cluster.role_password("app"));
+    cluster.sql_in(
+        "appdb",
+        "create table items(id int primary key); insert into items select generate_series(1, 5); grant all on items to app",
+    );
+    let rows = || {
+        cluster
+            .sql_in(
+                "appdb",
+                "select string_agg(id::text, ',' order by id) from items",
+            )
+            .trim()
+            .to_string()
+    };
+    let (jit_id, jit_token) = gateway.issue_token("agent-7", &["pg-jit"], "1h");
+    let (test_id, test_token) = gateway.issue_token("agent-8", &["pg-test"], "1h");
+    let audrey = common::issue_for(&gateway, "pg-test", "audrey", "human", &["audit"]);
+    let ui = UiSession::sign_in(&gateway, &audrey);
+    let delete_one = "delete from items where id = 1";
+
+    // No grant yet: the playground refuses at admission though the policy
+    // alone allows deletes; so does the gateway, and the row stays.
+    let (verdict, page) = ui.explain(&jit_id, "pg-jit", delete_one);
+    assert_eq!(verdict, "refused_admission", "{page}");
+    assert!(page.contains("The policy alone: <span class=\"verdict allow\""));
+    let output = gateway.psql(&jit_token, "agent-7", "pg-jit", "disable", delete_one);
+    assert!(!output.status.success());
+    assert!(common::stderr(&output).contains("has no access grant for connection \"pg-jit\""));
+    assert_eq!(rows(), "1,2,3,4,5");
+
+    // Under a grant (auto-approved): allow, and psql deletes the row.
+    let granted = common::as_person(
+        &gateway,
+        &jit_token,
+        &[
+            "access",
+            "request",
+            "--connection",
+            "pg-jit",
+            "--duration",
+            "10m",
+            "--reason",
+            "cleanup",
+            "--output",
+            "json",
+        ],
+    );
+    let granted: Value = serde_json::from_slice(&granted.stdout).unwrap();
+    assert_eq!(granted["status"], "granted", "{granted}");
+    let (verdict, page) = ui.explain(&jit_id, "pg-jit", delete_one);
+    assert_eq!(verdict, "allow", "{page}");
+    assert!(page.contains(granted["grant_id"].as_str().unwrap()));
+    let output = gateway.psql(&jit_token, "agent-7", "pg-jit", "disable", delete_one);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(rows(), "2,3,4,5");
+
+    // A token scoped to pg-test: refused on pg-jit, in the playground and
+    // by the gateway; allowed on its own connection.
+    let delete_two = "delete from items where id = 2";
+    let (verdict, page) = ui.explain(&test_id, "pg-jit", delete_two);
+    assert_eq!(verdict, "refused_token", "{page}");
+    assert!(page.contains("the token is not scoped to pg-jit"));
+    let output = gateway.psql(&test_token, "agent-8", "pg-jit", "disable", delete_two);
+    assert!(!output.status.success());
+    assert_eq!(rows(), "2,3,4,5");
+    let (verdict, page) = ui.explain(&test_id, "pg-test", delete_two);
+    assert_eq!(verdict, "allow", "{page}");
+    let output = gateway.psql(&test_token, "agent-8", "pg-test", "disable", delete_two);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(rows(), "3,4,5");
 }

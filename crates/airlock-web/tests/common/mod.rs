@@ -41,8 +41,13 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
+    fixture_with(CONFIG)
+}
+
+/// [`fixture`] over another gateway config.
+pub fn fixture_with(config: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (config, settings) = GatewayConfig::parse(CONFIG, "airlock.yaml").unwrap();
+    let (config, settings) = GatewayConfig::parse(config, "airlock.yaml").unwrap();
     let store: Arc<dyn StoreBackend> = Arc::new(Store::open(dir.path()).unwrap());
     let vault = airlock_store::vault::MasterKey::load(None, dir.path()).unwrap();
     let live = airlock_core::live_policy::bootstrap(&*store, None).unwrap();
