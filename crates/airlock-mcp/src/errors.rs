@@ -45,6 +45,15 @@ pub fn rpc(status: StatusCode, id: &Value, error: &RpcError) -> Response<McpBody
     json_response(status, &jsonrpc::error(id, error))
 }
 
+/// 400: the stateless revision's routing headers refused
+/// ([`crate::routing`]), a JSON-RPC error under `id`.
+pub fn routing(id: &Value, refused: &crate::routing::RoutingRefusal) -> Response<McpBody> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"jsonrpc": "2.0", "id": id, "error": refused.error}),
+    )
+}
+
 fn http_error(status: StatusCode, message: &str) -> Response<McpBody> {
     rpc(
         status,

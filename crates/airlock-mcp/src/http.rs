@@ -29,6 +29,7 @@ use airlock_types::{Protocol, Secret};
 use crate::errors;
 use crate::jsonrpc::{self, Message};
 use crate::protocol::{header_supported, SUPPORTED_VERSIONS};
+use crate::routing::RoutingHeaders;
 use crate::server::{progress_token, Caller, McpServer};
 use crate::McpBody;
 
@@ -227,11 +228,14 @@ pub async fn handle(
         Err(response) => return response,
     };
     let headers = request.headers();
-    if let Some(version) = header_text(headers, VERSION_HEADER) {
-        if !header_supported(version) {
-            return errors::unsupported_version(&SUPPORTED_VERSIONS);
-        }
-    }
+    // A stateless request names its revision in the body: its header is
+    // checked against that once the body is read (crate::routing).
+    let unsupported_header =
+        header_text(headers, VERSION_HEADER).is_some_and(|version| !header_supported(version));
+    let routing = match RoutingHeaders::read(headers) {
+        Ok(routing) => routing,
+        Err(refused) => return errors::routing(&Value::Null, &refused),
+    };
     let identity = caller.authenticated.identity.name.clone();
     if let Some(id) = headers.get(SESSION_HEADER) {
         let known = id
@@ -266,6 +270,18 @@ pub async fn handle(
             return errors::rpc(StatusCode::BAD_REQUEST, &rejected.id, &rejected.error)
         }
     };
+    match &message {
+        Message::Request { id, method, params } => {
+            if let Err(refused) = crate::routing::check(&routing, method, params) {
+                return errors::routing(id, &refused);
+            }
+            if unsupported_header && crate::routing::named_version(params).is_none() {
+                return errors::unsupported_version(&SUPPORTED_VERSIONS);
+            }
+        }
+        _ if unsupported_header => return errors::unsupported_version(&SUPPORTED_VERSIONS),
+        _ => {}
+    }
     if stream && streams_progress(&message) {
         return streamed(server, caller, message);
     }

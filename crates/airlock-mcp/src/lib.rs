@@ -16,7 +16,8 @@
 //! - [`http`]: Streamable HTTP at `/mcp` and the protected-resource
 //!   metadata; [`session_id`]: HMAC-signed `Mcp-Session-Id`s any replica
 //!   verifies; [`errors`]: every HTTP status and JSON-RPC error the
-//!   endpoint answers itself.
+//!   endpoint answers itself; [`routing`]: the stateless revision's
+//!   routing headers (`Mcp-Method`, `Mcp-Name`) checked against the body.
 //! - [`proxy`]: the MCP proxy in front of other MCP servers
 //!   (`protocol: mcp` connections at `/<connection>/mcp`).
 //!
@@ -36,6 +37,7 @@ pub mod mysql;
 pub mod protocol;
 pub mod proxy;
 pub mod record;
+pub mod routing;
 pub mod server;
 pub mod session_id;
 pub mod sql;

@@ -795,6 +795,7 @@ pub(crate) fn mcp_ok(c: &Conditions, unit: Unit<'_>) -> Option<bool> {
     c.mcp.as_ref().map(|mcp| match unit {
         Unit::Mcp(call) => {
             any_pattern(&mcp.tools, call.tool.as_deref())
+                && any_pattern(&mcp.methods, Some(&call.method))
                 && mcp
                     .arguments
                     .iter()

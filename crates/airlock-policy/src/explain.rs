@@ -408,6 +408,17 @@ fn explain_protocol_conditions(
                 }),
             );
         }
+        if !mcp.methods.is_empty() {
+            let methods = texts(&mcp.methods);
+            push(
+                format!("mcp.methods match [{}]", methods.join(", ")),
+                format!("MCP method matches {}", one_of(&methods)),
+                any(&|unit| match unit {
+                    Unit::Mcp(call) => Some(mcp.methods.iter().any(|p| p.matches(&call.method))),
+                    _ => Some(false),
+                }),
+            );
+        }
         for (name, pattern) in &mcp.arguments {
             push(
                 format!("mcp.arguments.{name} matches {}", pattern.text),

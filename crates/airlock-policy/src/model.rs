@@ -247,6 +247,11 @@ pub(crate) struct McpMatchFile {
     /// do not match.
     #[serde(default)]
     pub(crate) tools: Option<Vec<Located>>,
+    /// Globs over the JSON-RPC method (any of): `tools/call`,
+    /// `resources/read`, or a request the server sends the agent
+    /// (`sampling/createMessage`, `elicitation/create`, `roots/list`).
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<Located>>,
     /// Argument name → glob over its value; every one listed must be
     /// present and match (strings as they are, numbers and booleans as
     /// written in JSON; objects, arrays and null never match).

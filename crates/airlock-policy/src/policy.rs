@@ -282,6 +282,8 @@ pub struct KubernetesConditions {
 pub struct McpConditions {
     /// Tool name globs (any of; only `tools/call` has a tool).
     pub tools: Vec<Pattern>,
+    /// JSON-RPC method globs (any of).
+    pub methods: Vec<Pattern>,
     /// Argument name and the glob its value must match (all of).
     pub arguments: Vec<(String, Pattern)>,
 }

@@ -956,6 +956,7 @@ fn compile_ports(checker: &mut Checker<'_>, site: Site<'_>, ports: &[u32]) -> Ve
 
 fn compile_mcp(checker: &mut Checker<'_>, site: Site<'_>, file: &McpMatchFile) -> McpConditions {
     let tools = compile_patterns(checker, site, "match.mcp.tools", &file.tools);
+    let methods = compile_patterns(checker, site, "match.mcp.methods", &file.methods);
     let mut arguments = Vec::new();
     for (name, value) in file.arguments.iter().flatten() {
         if name.trim().is_empty() {
@@ -971,7 +972,11 @@ fn compile_mcp(checker: &mut Checker<'_>, site: Site<'_>, file: &McpMatchFile) -
             arguments.push((name.clone(), pattern));
         }
     }
-    McpConditions { tools, arguments }
+    McpConditions {
+        tools,
+        methods,
+        arguments,
+    }
 }
 
 /// Checks a JSON field rule: `$` then segments `.name`, `..name` (any

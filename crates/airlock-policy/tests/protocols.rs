@@ -80,6 +80,10 @@ fn read_only_tool(name: &str) -> Command {
     Command::new(format!("tools/call {name}"), CommandKind::Mcp(call))
 }
 
+fn server_request(method: &str) -> Command {
+    Command::new(method, CommandKind::Mcp(McpCall::server_request(method)))
+}
+
 fn mcp_method(method: &str) -> Command {
     Command::new(method, CommandKind::Mcp(McpCall::method(method)))
 }
@@ -397,6 +401,44 @@ fn mcp_conditions() {
             tool("close_issue", json!({"repo": "acme/api"})),
             false,
         ),
+        (
+            "{mcp: {methods: [\"sampling/*\"]}}",
+            server_request("sampling/createMessage"),
+            true,
+        ),
+        (
+            "{mcp: {methods: [\"sampling/*\"]}}",
+            server_request("elicitation/create"),
+            false,
+        ),
+        (
+            "{mcp: {methods: [\"sampling/*\"]}}",
+            tool("sampling", json!({})),
+            false,
+        ),
+        (
+            "{mcp: {methods: [resources/read]}}",
+            mcp_method("resources/read"),
+            true,
+        ),
+        (
+            "{mcp: {methods: [tools/call], tools: [get_*]}}",
+            tool("get_issue", json!({})),
+            true,
+        ),
+        // A server request has no tool: `tools` never matches it.
+        (
+            "{mcp: {tools: [\"*\"]}}",
+            server_request("sampling/createMessage"),
+            false,
+        ),
+        ("{mcp: {}}", server_request("roots/list"), true),
+        (
+            "{access: read}",
+            server_request("sampling/createMessage"),
+            false,
+        ),
+        ("{access: read}", server_request("roots/list"), true),
     ]);
 }
 

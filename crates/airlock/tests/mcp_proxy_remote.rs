@@ -36,8 +36,15 @@ rules:
     match: {access: read}
     action: allow
   - name: everything-tools
-    match: {mcp: {tools: [echo, gzip-file-as-resource, show_headers]}}
+    match: {mcp: {tools: [echo, gzip-file-as-resource, show_headers, trigger-sampling-request, cut]}}
     action: allow
+  - name: sampling-where-trusted
+    match: {connection: {name: sampled}, mcp: {methods: [\"sampling/*\"]}}
+    action: allow
+  - name: no-sampling-elsewhere
+    match: {connection: {name: everything}, mcp: {methods: [\"sampling/*\"]}}
+    action: deny
+    message: this server may not sample the agent's model
   - name: no-secret-archives
     match: {mcp: {tools: [gzip-file-as-resource], arguments: {name: \"secret-*\"}}}
     action: deny
@@ -131,6 +138,17 @@ impl Upstream {
         let mut args = vec![script.to_str().unwrap(), site.to_str().unwrap(), &port_text];
         args.extend_from_slice(options);
         Self::start("python3", &args, port)
+    }
+
+    /// The server that cuts its GET stream once (`python-mcp/cut_stream_server.py`).
+    fn cut_stream() -> Self {
+        let port = free_port();
+        let script = python_dir().join("cut_stream_server.py");
+        Self::start(
+            "python3",
+            &[script.to_str().unwrap(), &port.to_string()],
+            port,
+        )
     }
 
     fn log(&self) -> String {
@@ -369,11 +387,109 @@ fn streamable_http_lists_filtered_relays_allowed_and_a_denied_call_never_reaches
     assert!(!gateway.log().contains(UPSTREAM_TOKEN));
 }
 
-/// An agent negotiating as the SDK's `Client` does by default (a
-/// `server/discover` probe first, for the stateless 2026-07-28 revision)
-/// falls back to `initialize` through the proxy and works as before.
+/// The server's `sampling/createMessage` (sent while its tool call runs)
+/// is decided by `mcp: {methods: [...]}`: allowed on `sampled`, it reaches
+/// the agent's sampling callback (its params masked) and the agent's answer
+/// (masked too) reaches the tool's result; refused on `everything`, the
+/// tool reports the rule and the callback never ran. Both are recorded.
 #[test]
-fn an_agent_probing_server_discover_first_falls_back_and_works() {
+fn server_sampling_requests_are_relayed_or_refused_by_policy() {
+    let server = Upstream::everything("streamableHttp");
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let connections = format!(
+        "{}{}",
+        connection("sampled", &url, None),
+        connection("everything", &url, None)
+    );
+    let (gateway, token) = gateway(&connections, &["sampled", "everything"]);
+    let dir = tempfile::tempdir().unwrap();
+    let call = json!({
+        "tool": "trigger-sampling-request",
+        "arguments": {"prompt": "write to jane.doe@example.com", "maxTokens": 20},
+    });
+    let with_sampling = |connection: &str, marker: &std::path::Path| {
+        let mut run = scenario(&gateway, &token, connection, json!([call]));
+        run["sampling"] = json!({
+            "reply": "model says hi to bob.smith@example.org",
+            "marker": marker,
+        });
+        sdk(&run)
+    };
+
+    let allowed_marker = dir.path().join("allowed.jsonl");
+    let out = with_sampling("sampled", &allowed_marker);
+    let result = &out["results"][0];
+    assert_eq!(result["isError"], false, "{result}");
+    let tool_text = text(result);
+    assert!(tool_text.contains("model says hi"), "{result}");
+    assert!(
+        tool_text.contains("airlock-test-model"),
+        "the agent's answer is the tool's: {result}"
+    );
+    assert!(
+        !tool_text.contains("bob.smith@example.org"),
+        "the agent's answer is masked before the server: {result}"
+    );
+    let asked = std::fs::read_to_string(&allowed_marker).expect("the callback ran");
+    assert_eq!(asked.lines().count(), 1, "{asked}");
+    assert!(asked.contains("You are a helpful test server"), "{asked}");
+    assert!(
+        !asked.contains("jane.doe@example.com"),
+        "the server's params are masked before the agent: {asked}"
+    );
+
+    let refused_marker = dir.path().join("refused.jsonl");
+    let out = with_sampling("everything", &refused_marker);
+    let result = &out["results"][0];
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        text(result).contains("may not sample the agent's model"),
+        "the tool reports the rule: {result}"
+    );
+    assert!(
+        !refused_marker.exists(),
+        "the agent's callback never ran on a refusal"
+    );
+
+    let events = common::events(&gateway);
+    let decided: Vec<&airlock_store::EventRecord> = events
+        .iter()
+        .filter(|event| {
+            event.kind == "command"
+                && event.data["statement"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("sampling/createMessage")
+        })
+        .collect();
+    assert_eq!(decided.len(), 2, "both server requests are recorded");
+    let verdicts: Vec<&str> = decided
+        .iter()
+        .map(|event| event.data["decision"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["forward", "refuse"], "{decided:?}");
+    assert_eq!(decided[0].data["policy"]["verdict"], "allow");
+    assert_eq!(decided[0].data["policy"]["access"], "write");
+    assert!(
+        decided[1]
+            .data
+            .to_string()
+            .contains("no-sampling-elsewhere"),
+        "{}",
+        decided[1].data
+    );
+    assert!(!events
+        .iter()
+        .any(|event| event.data.to_string().contains("jane.doe@example.com")));
+}
+
+/// An agent speaking the stateless 2026-07-28 revision (the SDK's `Client`
+/// default: `server/discover` first) works through the proxy in front of a
+/// server that speaks only the handshake revisions: the gateway keeps one
+/// upstream session for the identity and connection, and the results are
+/// typed for the revision.
+#[test]
+fn an_agent_speaking_the_stateless_revision_works_against_a_handshake_only_server() {
     let server = Upstream::everything("streamableHttp");
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
     let (gateway, token) = gateway(&connection("everything", &url, None), &["everything"]);
@@ -381,15 +497,201 @@ fn an_agent_probing_server_discover_first_falls_back_and_works() {
         &gateway,
         &token,
         "everything",
-        json!([{"tool": "echo", "arguments": {"message": "hello modern"}}]),
+        json!([
+            {"tool": "echo", "arguments": {"message": "hello modern"}},
+            {"tool": "echo", "arguments": {"message": "write to jane.doe@example.com"}},
+            {"tool": "get-env", "arguments": {}},
+        ]),
     );
     auto["mode"] = json!("auto");
     let out = sdk(&auto);
-    assert!(
-        tool_names(&out["tools"]).contains(&"echo".to_string()),
-        "{out}"
-    );
+    assert_eq!(out["discovered"], true, "{out}");
+    assert_eq!(out["protocol_version"], "2026-07-28", "{out}");
+    let names = tool_names(&out["tools"]);
+    assert!(names.contains(&"echo".to_string()), "{out}");
+    assert!(!names.contains(&"get-env".to_string()), "filtered: {out}");
     assert!(text(&out["results"][0]).contains("hello modern"), "{out}");
+    assert_eq!(out["results"][0]["resultType"], "complete", "{out}");
+    assert!(
+        !text(&out["results"][1]).contains("jane.doe@example.com"),
+        "masked: {out}"
+    );
+    assert_eq!(out["results"][2]["isError"], true, "denied: {out}");
+    // A second agent run of the same identity reuses the kept session.
+    let again = sdk(&auto);
+    assert!(
+        text(&again["results"][0]).contains("hello modern"),
+        "{again}"
+    );
+    let events = common::events(&gateway);
+    let starts = events
+        .iter()
+        .filter(|event| event.kind == "session.start")
+        .count();
+    assert_eq!(
+        starts, 1,
+        "one upstream session carries every stateless request"
+    );
+}
+
+/// The server's GET stream drops after its first event: the gateway
+/// reopens it with `Last-Event-ID`, so the event sent after the cut reaches
+/// the agent, and each event arrives exactly once (the server replays
+/// everything to a reopening without the header).
+#[test]
+fn a_dropped_server_stream_is_resumed_with_last_event_id() {
+    let server = Upstream::cut_stream();
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let (gateway, token) = gateway(&connection("cut", &url, Some("streamable-http")), &["cut"]);
+    let mut run = scenario(
+        &gateway,
+        &token,
+        "cut",
+        json!([{"tool": "cut", "arguments": {}}]),
+    );
+    run["logging"] = json!(true);
+    let out = sdk(&run);
+    let result = &out["results"][0];
+    assert_eq!(result["isError"], false, "{result}");
+    assert!(
+        text(result).contains("Last-Event-ID=e1"),
+        "the reopened stream resumed after e1: {result}"
+    );
+    assert_eq!(
+        out["logs"],
+        json!(["before-cut", "after-cut"]),
+        "each event once, in order: {out}"
+    );
+    let log = server.log();
+    assert!(log.contains("GET 1 Last-Event-ID=None"), "{log}");
+    assert!(log.contains("GET 2 Last-Event-ID=e1"), "{log}");
+}
+
+/// curl POST to the gateway's HTTP listener with `headers`: (status, body).
+fn post_with(
+    gateway: &GatewayProcess,
+    path: &str,
+    token: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, Value) {
+    let auth = format!("Authorization: Bearer {token}");
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "30",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Accept: application/json",
+        "-H",
+        auth.as_str(),
+        "--data-binary",
+        body,
+    ];
+    for header in headers {
+        args.extend(["-H", header]);
+    }
+    let url = format!("http://127.0.0.1:{}{path}", gateway.http_port);
+    let output = Command::new("curl")
+        .args(&args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// On the proxy too, a stateless request whose routing headers disagree
+/// with its body is refused (`-32020`) before it reaches the server, and
+/// an unserved revision is `-32022`.
+#[test]
+fn routing_headers_that_disagree_with_the_body_never_reach_the_server() {
+    let server = Upstream::everything("streamableHttp");
+    let marker = Marker::start();
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let (gateway, token) = gateway(&connection("everything", &url, None), &["everything"]);
+    let call = |fetch: &str, version: &str| {
+        json!({
+            "jsonrpc": "2.0", "id": "r1", "method": "tools/call",
+            "params": {
+                "name": "gzip-file-as-resource",
+                "arguments": {"name": "ok.gz", "data": marker.url(fetch)},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": version,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        })
+        .to_string()
+    };
+    let modern = "MCP-Protocol-Version: 2026-07-28";
+    let (status, answer) = post_with(
+        &gateway,
+        "/everything/mcp",
+        &token,
+        &[modern, "Mcp-Method: tools/call", "Mcp-Name: echo"],
+        &call("mismatch", "2026-07-28"),
+    );
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (400, &json!(-32020)),
+        "{answer}"
+    );
+    assert_eq!(answer["id"], "r1");
+    let (status, answer) = post_with(
+        &gateway,
+        "/everything/mcp",
+        &token,
+        &[
+            "MCP-Protocol-Version: 2099-01-01",
+            "Mcp-Method: tools/call",
+            "Mcp-Name: gzip-file-as-resource",
+        ],
+        &call("future", "2099-01-01"),
+    );
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (400, &json!(-32022)),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["error"]["data"]["supported"],
+        json!(["2026-07-28"]),
+        "{answer}"
+    );
+    // Agreeing headers: relayed, and the server fetched the marker.
+    let (status, answer) = post_with(
+        &gateway,
+        "/everything/mcp",
+        &token,
+        &[
+            modern,
+            "Mcp-Method: tools/call",
+            "Mcp-Name: gzip-file-as-resource",
+        ],
+        &call("agreed", "2026-07-28"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
+    assert!(
+        wait_for(10, || marker.seen().contains(&"/agreed".to_string())),
+        "{:?}",
+        marker.seen()
+    );
+    let seen = marker.seen();
+    assert!(!seen.contains(&"/mismatch".to_string()), "{seen:?}");
+    assert!(!seen.contains(&"/future".to_string()), "{seen:?}");
 }
 
 /// The server's progress notifications, sent on the answer's event stream,

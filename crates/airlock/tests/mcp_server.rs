@@ -138,6 +138,16 @@ fn curl(gateway: &GatewayProcess, args: &[&str], path: &str) -> (u16, String, St
 }
 
 fn post(gateway: &GatewayProcess, token: Option<&str>, body: &str) -> (u16, String, Value) {
+    post_with(gateway, token, &[], body)
+}
+
+/// [`post`] with more request headers (`Name: value`).
+fn post_with(
+    gateway: &GatewayProcess,
+    token: Option<&str>,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, Value) {
     let auth = token.map(|token| format!("Authorization: Bearer {token}"));
     let mut args = vec![
         "-X",
@@ -151,6 +161,9 @@ fn post(gateway: &GatewayProcess, token: Option<&str>, body: &str) -> (u16, Stri
     ];
     if let Some(auth) = &auth {
         args.extend(["-H", auth.as_str()]);
+    }
+    for header in headers {
+        args.extend(["-H", header]);
     }
     let (status, head, body) = curl(gateway, &args, "/mcp");
     (
@@ -307,12 +320,13 @@ fn the_stateless_revision_is_discovered_and_served() {
     );
     assert!(!setup.cluster.log().contains("DROP TABLE customers"));
     assert_eq!(customers(&setup.cluster), "2");
-    let (status, _, discovered) = post(
-        &setup.gateway,
-        Some(&setup.token),
-        r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
-    );
-    assert_eq!(status, 200);
+    let discover = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let routed = [
+        "MCP-Protocol-Version: 2026-07-28",
+        "Mcp-Method: server/discover",
+    ];
+    let (status, _, discovered) = post_with(&setup.gateway, Some(&setup.token), &routed, discover);
+    assert_eq!(status, 200, "{discovered}");
     assert_eq!(
         discovered["result"]["supportedVersions"][0], "2026-07-28",
         "{discovered}"
@@ -321,6 +335,108 @@ fn the_stateless_revision_is_discovered_and_served() {
         discovered["result"]["resultType"], "complete",
         "{discovered}"
     );
+}
+
+/// The stateless revision's routing headers must agree with the body
+/// (`-32020`, HTTP 400, never run), and a revision not served is `-32022`
+/// naming the served one.
+#[test]
+fn routing_headers_that_disagree_with_the_body_are_refused_before_anything_runs() {
+    let setup = setup();
+    let call = |sql: &str, version: &str| {
+        json!({
+            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {
+                "name": "query",
+                "arguments": {"connection": "pg-test", "sql": sql},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": version,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        })
+        .to_string()
+    };
+    let modern = "MCP-Protocol-Version: 2026-07-28";
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                modern,
+                "Mcp-Method: tools/call",
+                "Mcp-Name: list_connections",
+            ],
+            "routing_marker_name",
+        ),
+        (
+            &[modern, "Mcp-Method: tools/list", "Mcp-Name: query"],
+            "routing_marker_method",
+        ),
+        (&[modern, "Mcp-Name: query"], "routing_marker_missing"),
+        (
+            &[
+                "MCP-Protocol-Version: 2025-11-25",
+                "Mcp-Method: tools/call",
+                "Mcp-Name: query",
+            ],
+            "routing_marker_version",
+        ),
+    ];
+    for (headers, marker) in cases {
+        let (status, _, answer) = post_with(
+            &setup.gateway,
+            Some(&setup.token),
+            headers,
+            &call(&format!("SELECT '{marker}'"), "2026-07-28"),
+        );
+        assert_eq!(status, 400, "{headers:?}: {answer}");
+        assert_eq!(answer["id"], 7, "{answer}");
+        assert_eq!(answer["error"]["code"], -32020, "{headers:?}: {answer}");
+    }
+    let (status, _, answer) = post_with(
+        &setup.gateway,
+        Some(&setup.token),
+        &[
+            "MCP-Protocol-Version: 2099-01-01",
+            "Mcp-Method: tools/call",
+            "Mcp-Name: query",
+        ],
+        &call("SELECT 'routing_marker_future'", "2099-01-01"),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], -32022, "{answer}");
+    assert_eq!(
+        answer["error"]["data"]["supported"],
+        json!(["2026-07-28"]),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["error"]["data"]["requested"], "2099-01-01",
+        "{answer}"
+    );
+    // The same request with agreeing headers (the name base64-encoded, as
+    // a client may send it) runs.
+    let (status, _, answer) = post_with(
+        &setup.gateway,
+        Some(&setup.token),
+        &[
+            modern,
+            "Mcp-Method: tools/call",
+            "Mcp-Name: =?base64?cXVlcnk=?=",
+        ],
+        &call("SELECT 'routing_marker_agreed'", "2026-07-28"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let log = setup.cluster.log();
+    assert!(
+        log.contains("routing_marker_agreed"),
+        "the agreeing one ran"
+    );
+    assert!(!log.contains("routing_marker_name"), "{log}");
+    assert!(!log.contains("routing_marker_method"));
+    assert!(!log.contains("routing_marker_missing"));
+    assert!(!log.contains("routing_marker_version"));
+    assert!(!log.contains("routing_marker_future"));
 }
 
 #[test]

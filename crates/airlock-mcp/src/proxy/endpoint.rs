@@ -6,11 +6,18 @@
 //! server started, the `initialize` relayed) and its answer carries the
 //! new id; every other message needs the id of a live session of the same
 //! identity (404 otherwise, as the transport specifies, so the client
-//! starts over). `DELETE` ends the session. A POST carries one message
+//! starts over). A request of the stateless revision (2026-07-28: its
+//! revision named in `_meta`, no session) is carried by the gateway's own
+//! session with the server ([`crate::proxy::stateless`]); its routing
+//! headers are checked against the body first ([`crate::routing`]).
+//! `DELETE` ends the session. A POST carries one message
 //! (bounded by [`MAX_MESSAGE_BYTES`]); a request is answered with JSON, or
 //! with an event stream holding the server's notifications before the
 //! answer when the client accepts one. GET (a standalone server stream) is
-//! 405: server-to-client requests are refused, not relayed.
+//! 405: a server-to-client request the policy allows is relayed on the
+//! answer stream of the agent's request in flight, and the agent's answer
+//! (a POST of a response) goes back through
+//! [`crate::proxy::server_requests`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,9 +38,11 @@ use crate::http::{
 };
 use crate::proxy::message::{self, ClientMessage};
 use crate::proxy::relay;
-use crate::proxy::session::{ProxySession, StartFailure};
+use crate::proxy::session::ProxySession;
+use crate::proxy::stateless;
 use crate::proxy::upstream::NOTIFICATION_QUEUE;
 use crate::proxy::{errors, McpProxy};
+use crate::routing::RoutingHeaders;
 use crate::McpBody;
 
 /// Serves one request to a path below an MCP connection.
@@ -84,6 +93,10 @@ pub async fn handle(
         _ => return http_errors::method_not_allowed("POST, DELETE"),
     }
     let headers = request.headers();
+    let routing = match RoutingHeaders::read(headers) {
+        Ok(routing) => routing,
+        Err(refused) => return http_errors::routing(&Value::Null, &refused),
+    };
     if !is_json(headers) {
         return http_errors::media_type(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
@@ -104,6 +117,14 @@ pub async fn handle(
             return http_errors::rpc(StatusCode::BAD_REQUEST, &unreadable.id, &unreadable.error)
         }
     };
+    if let ClientMessage::Request {
+        id, method, params, ..
+    } = &read
+    {
+        if let Err(refused) = crate::routing::check(&routing, method, params) {
+            return http_errors::routing(id, &refused);
+        }
+    }
     let exchange = Exchange {
         proxy,
         authenticated: &authenticated,
@@ -161,7 +182,16 @@ impl Exchange<'_> {
         read: ClientMessage,
     ) -> Response<McpBody> {
         match (read, session) {
-            (ClientMessage::Response, _) => http_errors::empty(StatusCode::ACCEPTED),
+            (ClientMessage::Response { id, message }, Some(session)) => {
+                if !session
+                    .correlation
+                    .agent_answer(&id, Value::Object(message))
+                {
+                    tracing::debug!("an agent response matching no relayed request; dropped");
+                }
+                http_errors::empty(StatusCode::ACCEPTED)
+            }
+            (ClientMessage::Response { .. }, None) => http_errors::unknown_session(),
             (ClientMessage::Notification { method, message }, Some(session)) => {
                 relay::notification(&session, &method, message).await;
                 http_errors::empty(StatusCode::ACCEPTED)
@@ -187,6 +217,9 @@ impl Exchange<'_> {
                 },
                 None,
             ) => {
+                if crate::routing::named_version(&params).is_some() {
+                    return self.stateless(id, method, params, message).await;
+                }
                 if method != "initialize" {
                     return http_errors::unknown_session();
                 }
@@ -208,11 +241,52 @@ impl Exchange<'_> {
                     message,
                 };
                 if self.stream {
-                    return streamed(Arc::clone(self.proxy), session, request.into_owned());
+                    return streamed(Arc::clone(self.proxy), session, request.into_owned(), false);
                 }
                 answer(&relay::request(self.proxy, &session, request).await, None)
             }
         }
+    }
+
+    /// A request of the stateless revision: no session of the agent's; the
+    /// gateway's own handshake session with the server, kept per identity
+    /// and connection ([`stateless::kept_session`]), carries it.
+    /// `server/discover` is answered from that session's `initialize`.
+    async fn stateless(
+        &self,
+        id: Value,
+        method: String,
+        params: serde_json::Map<String, Value>,
+        message: serde_json::Map<String, Value>,
+    ) -> Response<McpBody> {
+        let kept = stateless::kept_session(
+            self.proxy,
+            self.authenticated,
+            self.connection,
+            self.peer,
+            self.tls,
+            &params,
+        )
+        .await;
+        let session = match kept {
+            Ok(session) => session,
+            Err(failure) => return answer(&failure.answer(&id), None),
+        };
+        if method == "server/discover" {
+            return answer(&stateless::discover(&id, &session), None);
+        }
+        let request = relay::Request {
+            id: &id,
+            method: &method,
+            params: &params,
+            message,
+        };
+        if self.stream {
+            return streamed(Arc::clone(self.proxy), session, request.into_owned(), true);
+        }
+        let mut answered = relay::request(self.proxy, &session, request).await;
+        stateless::stamp(&method, &mut answered);
+        answer(&answered, None)
     }
 
     /// Starts a session and relays its `initialize`.
@@ -232,23 +306,7 @@ impl Exchange<'_> {
         .await
         {
             Ok(session) => session,
-            Err(StartFailure::Admission(refusal)) => {
-                return answer(&errors::admission(&id, &refusal), None)
-            }
-            Err(StartFailure::Upstream(failure)) => {
-                return answer(&errors::upstream(&id, &failure), None)
-            }
-            Err(StartFailure::Full) => {
-                return answer(
-                    &errors::error(
-                        &id,
-                        errors::REFUSED,
-                        "airlock: too many MCP sessions; try again later",
-                        None,
-                    ),
-                    None,
-                )
-            }
+            Err(failure) => return answer(&failure.answer(&id), None),
         };
         let request = relay::Request {
             id: &id,
@@ -281,6 +339,7 @@ fn streamed(
     proxy: Arc<McpProxy>,
     session: Arc<ProxySession>,
     request: relay::OwnedRequest,
+    stateless: bool,
 ) -> Response<McpBody> {
     let (sink, messages) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let (notifications, mut notified) = tokio::sync::mpsc::channel::<Value>(NOTIFICATION_QUEUE);
@@ -296,7 +355,10 @@ fn streamed(
         }
     });
     tokio::spawn(async move {
-        let answered = relay::request(&proxy, &session, request.borrowed()).await;
+        let mut answered = relay::request(&proxy, &session, request.borrowed()).await;
+        if stateless {
+            stateless::stamp(&request.method, &mut answered);
+        }
         session.correlation.stream_notifications(None);
         let _ = sink.send(answered);
     });

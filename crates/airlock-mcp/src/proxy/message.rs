@@ -34,9 +34,12 @@ pub enum ClientMessage {
         method: String,
         message: Map<String, Value>,
     },
-    /// A response to a server-to-client request (the gateway relays none,
-    /// so it is dropped).
-    Response,
+    /// A response to a server-to-client request the gateway relayed (the
+    /// gateway's id for it; the whole message as parsed).
+    Response {
+        id: Value,
+        message: Map<String, Value>,
+    },
 }
 
 /// A message that cannot be relayed: the error, under `id`.
@@ -107,10 +110,15 @@ pub fn read(bytes: &[u8]) -> Result<ClientMessage, Unreadable> {
                 "invalid request: method must be a string",
             ))
         }
-        None if id.is_some()
-            && (message.contains_key("result") || message.contains_key("error")) =>
-        {
-            return Ok(ClientMessage::Response)
+        None if message.contains_key("result") || message.contains_key("error") => {
+            if let Some(id) = id {
+                return Ok(ClientMessage::Response { id, message });
+            }
+            return Err(unreadable(
+                answer_id,
+                INVALID_REQUEST,
+                "invalid request: a response needs an id",
+            ));
         }
         None => {
             return Err(unreadable(
@@ -291,7 +299,13 @@ mod tests {
         assert_eq!(upstream_request(message, 1)["params"]["name"], "write_file");
         assert_eq!(
             read(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap(),
-            ClientMessage::Response
+            ClientMessage::Response {
+                id: json!(3),
+                message: json!({"jsonrpc": "2.0", "id": 3, "result": {}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            }
         );
     }
 
@@ -358,7 +372,7 @@ mod tests {
             );
             let text = if batch { format!("[{one}]") } else { one };
             match read(text.as_bytes()) {
-                Err(_) | Ok(ClientMessage::Response) => {}
+                Err(_) | Ok(ClientMessage::Response { .. }) => {}
                 Ok(ClientMessage::Notification { method, message }) => {
                     // Never relayed: only notifications/* pass (relay).
                     prop_assert_eq!(method, "tools/call");

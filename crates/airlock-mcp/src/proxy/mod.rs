@@ -12,10 +12,13 @@
 //!   exiting), `session.end` recorded;
 //! - [`relay`]: one request through the gate (decide, review, record before
 //!   forward), upstream, masked, recorded; `tools/list` filtered;
+//! - [`stateless`]: the stateless revision (2026-07-28) in front of a
+//!   handshake-only server: the gateway's own session carries it;
 //! - [`message`]: the JSON-RPC envelope and the command, sans-IO;
 //! - [`pins`]: tool definitions pinned against rug pulls;
 //! - [`upstream`]: ids and answers, notifications, server-to-client
-//!   requests (refused); [`transport`]: the server either way;
+//!   requests handed on; [`server_requests`]: those decided by the gate,
+//!   relayed to the agent or refused; [`transport`]: the server either way;
 //!   [`stdio`]: the child process; [`remote`]: a `url:` server
 //!   ([`http_client`]: its target and requests, [`sse`]: event streams);
 //! - [`errors`]: every refusal as the agent reads it.
@@ -45,8 +48,10 @@ pub mod message;
 pub mod pins;
 pub mod relay;
 pub mod remote;
+pub mod server_requests;
 pub mod session;
 pub mod sse;
+pub mod stateless;
 pub mod stdio;
 pub mod transport;
 pub mod upstream;
@@ -79,6 +84,9 @@ pub struct McpProxy {
     pub state: Arc<GatewayState>,
     pub targets: BTreeMap<String, ProxyTarget>,
     sessions: Mutex<HashMap<String, Arc<ProxySession>>>,
+    /// The gateway's own sessions carrying stateless requests, by
+    /// (identity, connection): the live session's id.
+    pub(crate) kept: tokio::sync::Mutex<HashMap<(String, String), String>>,
     pub idle_timeout: Duration,
     pub answer_timeout: Duration,
     /// Connecting to a `url:` server and receiving an answer's head.
@@ -121,6 +129,7 @@ impl McpProxy {
             state,
             targets,
             sessions: Mutex::new(HashMap::new()),
+            kept: tokio::sync::Mutex::new(HashMap::new()),
             idle_timeout: IDLE_TIMEOUT,
             answer_timeout: ANSWER_TIMEOUT,
             upstream_timeout,

@@ -253,13 +253,29 @@ fn mask_answer(
     Ok(())
 }
 
+/// Masks one value under the decision's plan and field rules (none: as it
+/// is); `Err` when a field rule cannot be compiled.
+pub(crate) fn mask_value(decision: &Decision, value: &mut Value) -> Result<(), ()> {
+    let Some(plan) = decision.mask.as_deref() else {
+        return Ok(());
+    };
+    let masker = JsonMasker::new(plan, &decision.mask_fields).map_err(|_| ())?;
+    masker.mask(value, &mut MaskStats::new());
+    Ok(())
+}
+
 fn elapsed_us(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The result's tag, duration and sample (the answer as the agent got it,
 /// cut).
-fn finish_result(result: &mut CommandResult, method: &str, answered: &Value, started: Instant) {
+pub(crate) fn finish_result(
+    result: &mut CommandResult,
+    method: &str,
+    answered: &Value,
+    started: Instant,
+) {
     let text = answered
         .get("result")
         .or_else(|| answered.get("error"))
@@ -292,7 +308,7 @@ fn failure_result(seq: u64, started: Instant, failure: &UpstreamError) -> Comman
 /// Audit before forward: the `command` event, awaited (arguments masked
 /// by the decision's plan, or every built-in detector when it has none).
 /// The refusal when it could not be written.
-async fn record_command(
+pub(crate) async fn record_command(
     proxy: &McpProxy,
     session: &ProxySession,
     seq: u64,
@@ -343,7 +359,7 @@ async fn record_command(
         })
 }
 
-async fn record_result(proxy: &McpProxy, session: &ProxySession, result: CommandResult) {
+pub(crate) async fn record_result(proxy: &McpProxy, session: &ProxySession, result: CommandResult) {
     if !proxy.state.config.recording.enabled {
         return;
     }

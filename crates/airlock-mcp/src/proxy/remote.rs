@@ -7,7 +7,9 @@
 //! `Mcp-Session-Id` (from the `initialize` answer) and the negotiated
 //! `MCP-Protocol-Version` go on every later request; once the session is
 //! initialized a GET opens the server's own stream where it offers one
-//! (405: none); the session's end is a DELETE. A 404 on a request with the
+//! (405: none), reopened with `Last-Event-ID` when it drops (bounded
+//! retries), an event replayed under the id already seen dropped; the
+//! session's end is a DELETE. A 404 on a request with the
 //! session id means the server dropped the session: it ends here too.
 //!
 //! Legacy HTTP+SSE (`transport: sse`, or `auto` when the server refuses
@@ -50,6 +52,9 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Longest `Mcp-Session-Id` of a server kept (it goes back on every
 /// request).
 const MAX_SESSION_ID_BYTES: usize = 256;
+/// Longest event id of a server kept (it goes back as `Last-Event-ID`).
+const MAX_EVENT_ID_BYTES: usize = 256;
+const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 /// How long the session-ending DELETE may take.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -79,6 +84,10 @@ struct Negotiated {
     initialize_id: Option<u64>,
     /// The standalone GET stream was asked for.
     listening: bool,
+    /// The `id` of the last event the GET stream delivered: sent as
+    /// `Last-Event-ID` when it is reopened, so nothing sent meanwhile is
+    /// lost, and an event replayed under it is not delivered twice.
+    last_event_id: Option<String>,
 }
 
 struct Inner {
@@ -150,6 +159,7 @@ impl RemoteServer {
                     protocol_version: None,
                     initialize_id: None,
                     listening: false,
+                    last_event_id: None,
                 }),
                 gone: AtomicBool::new(false),
                 closed,
@@ -198,6 +208,20 @@ impl Inner {
         self.negotiated
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the id of an event of the GET stream; false when it is the
+    /// id last noted (the server replayed it: not delivered again).
+    fn note_event_id(&self, id: Option<&str>) -> bool {
+        let Some(id) = id.filter(|id| is_header_text(id, MAX_EVENT_ID_BYTES)) else {
+            return true;
+        };
+        let mut negotiated = self.negotiated();
+        if negotiated.last_event_id.as_deref() == Some(id) {
+            return false;
+        }
+        negotiated.last_event_id = Some(id.to_string());
+        true
     }
 
     fn close(&self) {
@@ -377,7 +401,16 @@ async fn streamable_answer(
     }
 }
 
-/// Opens the server's standalone stream once, if it offers one.
+/// Consecutive failed reopenings of the GET stream before it is given up.
+const MAX_REOPEN_ATTEMPTS: u32 = 5;
+/// The wait before the first reopening; it grows with each failure.
+const REOPEN_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Opens the server's standalone stream, if it offers one, and reopens it
+/// with `Last-Event-ID` when it drops while the session lives (the
+/// resumption the transport specifies), so the server's notifications
+/// sent meanwhile are replayed, not lost. A server that answers the GET
+/// with anything but 200 offers no stream: not asked again.
 fn listen(inner: &Arc<Inner>) {
     {
         let mut negotiated = inner.negotiated();
@@ -388,17 +421,45 @@ fn listen(inner: &Arc<Inner>) {
     }
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
-        let Ok(request) = inner.request(Method::GET, &inner.target.path, None) else {
-            return;
-        };
-        match http_client::send(&inner.target, request, inner.timeout).await {
-            Ok(response) if response.status() == StatusCode::OK => {
-                read_stream(Arc::clone(&inner), response.into_body(), Stream::Standalone).await;
+        let mut failures = 0u32;
+        loop {
+            let Ok(mut request) = inner.request(Method::GET, &inner.target.path, None) else {
+                return;
+            };
+            let resume = inner.negotiated().last_event_id.clone();
+            if let Some(value) = resume.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                request.headers_mut().insert(LAST_EVENT_ID_HEADER, value);
             }
-            Ok(response) => {
-                tracing::debug!(status = %response.status(), "the MCP server offers no stream of its own");
+            match http_client::send(&inner.target, request, inner.timeout).await {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    let ended =
+                        read_stream(Arc::clone(&inner), response.into_body(), Stream::Listen).await;
+                    match ended {
+                        StreamEnd::SessionClosed => return,
+                        StreamEnd::Ended { delivered } => {
+                            if delivered > 0 {
+                                failures = 0;
+                            }
+                        }
+                    }
+                }
+                Ok(response) => {
+                    tracing::debug!(status = %response.status(), "the MCP server offers no stream of its own");
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "the MCP server's stream cannot be opened"),
             }
-            Err(error) => tracing::debug!(%error, "the MCP server's stream cannot be opened"),
+            failures += 1;
+            if failures > MAX_REOPEN_ATTEMPTS || inner.gone.load(Ordering::Acquire) {
+                tracing::info!("the MCP server's stream is not reopened any more");
+                return;
+            }
+            let mut closed = inner.closed.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(REOPEN_BACKOFF * failures) => {}
+                _ = closed.wait_for(|closed| *closed) => return,
+            }
+            tracing::debug!(attempt = failures, "reopening the MCP server's stream");
         }
     });
 }
@@ -430,22 +491,34 @@ enum Stream {
     /// The answer to the gateway's request with this id: read until it
     /// came (a server that keeps the stream open does not keep the task).
     Answer(u64),
-    /// The server's own stream (GET) or an answer to a notification.
+    /// An answer to a notification.
     Standalone,
+    /// The server's own stream (GET): event ids noted for resumption.
+    Listen,
     /// The legacy transport's one stream: its first `endpoint` event goes
     /// to the sender; its end ends the session.
     Legacy(Option<oneshot::Sender<String>>),
 }
 
+/// How a stream's reading ended.
+enum StreamEnd {
+    /// The session closed.
+    SessionClosed,
+    /// The stream ended, broke or broke a bound, after delivering this
+    /// many messages.
+    Ended { delivered: usize },
+}
+
 /// Reads an event stream until it ends, breaks a bound or the session
 /// closes; `message` events are delivered.
-async fn read_stream(inner: Arc<Inner>, mut body: Incoming, mut stream: Stream) {
+async fn read_stream(inner: Arc<Inner>, mut body: Incoming, mut stream: Stream) -> StreamEnd {
     let mut closed = inner.closed.subscribe();
     let mut decoder = SseDecoder::new(MAX_MESSAGE_BYTES);
+    let mut delivered = 0usize;
     'read: loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            _ = closed.wait_for(|closed| *closed) => return,
+            _ = closed.wait_for(|closed| *closed) => return StreamEnd::SessionClosed,
         };
         let Some(Ok(frame)) = frame else { break };
         let Ok(data) = frame.into_data() else {
@@ -467,8 +540,15 @@ async fn read_stream(inner: Arc<Inner>, mut body: Incoming, mut stream: Stream) 
                         }
                     }
                 }
+                "message"
+                    if matches!(stream, Stream::Listen)
+                        && !inner.note_event_id(event.id.as_deref()) =>
+                {
+                    tracing::debug!("an event replayed twice by the MCP server; dropped");
+                }
                 "message" => match serde_json::from_str::<Value>(&event.data) {
                     Ok(message) => {
+                        delivered += 1;
                         let answered = matches!(stream, Stream::Answer(id)
                             if message.get("id").and_then(Value::as_u64) == Some(id)
                                 && message.get("method").is_none());
@@ -487,6 +567,7 @@ async fn read_stream(inner: Arc<Inner>, mut body: Incoming, mut stream: Stream) 
         tracing::info!("the MCP server's HTTP+SSE stream ended");
         inner.close();
     }
+    StreamEnd::Ended { delivered }
 }
 
 fn legacy_endpoint(inner: &Inner) -> Option<String> {

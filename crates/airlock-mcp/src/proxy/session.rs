@@ -18,6 +18,9 @@ use airlock_core::auth::Authenticated;
 use airlock_core::gate::Gate;
 use airlock_types::Protocol;
 
+use serde_json::Value;
+
+use crate::proxy::errors;
 use crate::proxy::remote::RemoteServer;
 use crate::proxy::stdio::StdioServer;
 use crate::proxy::transport::ServerTransport;
@@ -33,6 +36,22 @@ pub enum StartFailure {
     Full,
 }
 
+impl StartFailure {
+    /// What the agent reads, under `id`.
+    pub fn answer(&self, id: &Value) -> Value {
+        match self {
+            Self::Admission(refusal) => errors::admission(id, refusal),
+            Self::Upstream(failure) => errors::upstream(id, failure),
+            Self::Full => errors::error(
+                id,
+                errors::REFUSED,
+                "airlock: too many MCP sessions; try again later",
+                None,
+            ),
+        }
+    }
+}
+
 /// A live proxied session.
 pub struct ProxySession {
     /// The `Mcp-Session-Id` (random, 128 bits) and the audit session id.
@@ -43,6 +62,9 @@ pub struct ProxySession {
     pub gate: Gate,
     pub correlation: Arc<Correlation>,
     pub server: ServerTransport,
+    /// The server's `initialize` result, for a session the gateway itself
+    /// initialized (the stateless revision's `server/discover`).
+    pub upstream_initialize: std::sync::OnceLock<Value>,
     admitted: tokio::sync::Mutex<Option<AdmittedSession>>,
     seq: AtomicU64,
     refused: AtomicU64,
@@ -134,6 +156,7 @@ impl ProxySession {
             gate,
             correlation,
             server,
+            upstream_initialize: std::sync::OnceLock::new(),
             admitted: tokio::sync::Mutex::new(Some(admitted)),
             seq: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -146,6 +169,7 @@ impl ProxySession {
                 .await;
             return Err(StartFailure::Full);
         }
+        crate::proxy::server_requests::start(proxy, &session);
         tokio::spawn(watch_life(Arc::clone(proxy), Arc::clone(&session)));
         Ok(session)
     }

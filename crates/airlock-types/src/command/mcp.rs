@@ -8,6 +8,11 @@
 //! initialize and notifications read; `logging/setLevel` writes (it changes
 //! server state); a method this crate does not know is unclassified, so it
 //! fails closed.
+//!
+//! A request the *server* sends the agent ([`McpCall::server_request`]):
+//! `sampling/createMessage` and `elicitation/create` write (they make the
+//! agent's model or user act on the server's behalf), `roots/list` and
+//! `ping` read; any other server request is unclassified.
 
 use super::{effective_access, Access};
 use serde::{Deserialize, Serialize};
@@ -33,6 +38,19 @@ const READ_METHODS: [&str; 11] = [
 /// Client requests with an effect other than a tool call.
 const WRITE_METHODS: [&str; 1] = ["logging/setLevel"];
 
+/// Requests a server may send the agent, and whether each only reads.
+const SERVER_METHODS: [(&str, bool); 4] = [
+    ("sampling/createMessage", false),
+    ("elicitation/create", false),
+    ("roots/list", true),
+    ("ping", true),
+];
+
+/// True when airlock knows what the server request `method` does.
+pub fn mcp_server_method_known(method: &str) -> bool {
+    SERVER_METHODS.iter().any(|(known, _)| *known == method)
+}
+
 /// True when airlock knows what `method` does.
 pub fn mcp_method_known(method: &str) -> bool {
     method == TOOLS_CALL
@@ -54,6 +72,10 @@ pub struct McpCall {
     /// documentation). No effect on other methods.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// A request the server sent towards the agent (sampling,
+    /// elicitation, roots), not one of the agent's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_request: bool,
 }
 
 impl McpCall {
@@ -64,6 +86,7 @@ impl McpCall {
             tool: Some(tool.into()),
             arguments,
             read_only: false,
+            server_request: false,
         }
     }
 
@@ -74,11 +97,26 @@ impl McpCall {
             tool: None,
             arguments: serde_json::Value::Null,
             read_only: false,
+            server_request: false,
+        }
+    }
+
+    /// A request `method` the server sent towards the agent.
+    pub fn server_request(method: impl Into<String>) -> Self {
+        Self {
+            server_request: true,
+            ..Self::method(method)
         }
     }
 
     /// The access of the call (see the module documentation).
     pub fn access(&self) -> Access {
+        if self.server_request {
+            let reads = SERVER_METHODS
+                .iter()
+                .any(|(known, reads)| *known == self.method && *reads);
+            return if reads { Access::Read } else { Access::Write };
+        }
         if self.method == TOOLS_CALL {
             if self.read_only {
                 Access::Read
@@ -96,6 +134,9 @@ impl McpCall {
 
     /// A known method, and for `tools/call` a tool name.
     pub fn complete(&self) -> bool {
+        if self.server_request {
+            return mcp_server_method_known(&self.method);
+        }
         mcp_method_known(&self.method) && (self.method != TOOLS_CALL || self.tool.is_some())
     }
 
@@ -139,6 +180,20 @@ mod tests {
             (McpCall::method("logging/setLevel"), Access::Write, true),
             (McpCall::method("tasks/run"), Access::Write, false),
             (nameless, Access::Write, false),
+            (
+                McpCall::server_request("sampling/createMessage"),
+                Access::Write,
+                true,
+            ),
+            (
+                McpCall::server_request("elicitation/create"),
+                Access::Write,
+                true,
+            ),
+            (McpCall::server_request("roots/list"), Access::Read, true),
+            (McpCall::server_request("tools/list"), Access::Write, false),
+            // A client request of a server method is not known.
+            (McpCall::method("roots/list"), Access::Write, false),
         ];
         for (call, access, complete) in cases {
             assert_eq!(call.effective_access(), access, "{call:?}");

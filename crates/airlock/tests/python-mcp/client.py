@@ -7,6 +7,11 @@ Reads one JSON scenario from argv[1]:
   "calls": [{"tool": ..., "arguments": {...}}, ...]    ({"list": true}: list again)
   "repeat": {"tool": ..., "arguments": {...}, "times": N}  (optional: timing)
   "mode": "auto"  (optional: negotiate as the SDK's Client does, server/discover first)
+  "sampling": {"reply": ..., "marker": path}  (optional: answer the server's
+      sampling/createMessage with this text, first appending the request's
+      params as one JSON line to the marker file, so a test sees it ran)
+  "logging": true  (optional: the data of every log message the server
+      sent, in order, as "logs")
 and prints one JSON document: the negotiated protocol version, the tools as
 listed, each call's result (as the SDK parsed it), and the repeated call's
 per-call times in microseconds.
@@ -18,6 +23,7 @@ import sys
 import time
 
 import httpx2
+from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -72,21 +78,53 @@ async def run(session, scenario):
     return out
 
 
+LOGS = []
+
+
+def session_options(scenario):
+    options = {}
+    if scenario.get("logging"):
+
+        async def on_log(params):
+            LOGS.append(params.data)
+
+        options["logging_callback"] = on_log
+    sampling = scenario.get("sampling")
+    if not sampling:
+        return options
+
+    async def on_sampling(context, params):
+        with open(sampling["marker"], "a") as marker:
+            marker.write(json.dumps(dump(params)) + "\n")
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=sampling["reply"]),
+            model="airlock-test-model",
+            stop_reason="endTurn",
+        )
+
+    options["sampling_callback"] = on_sampling
+    return options
+
+
 async def main():
     scenario = json.loads(sys.argv[1])
+    options = session_options(scenario)
     if scenario["transport"] == "http":
         headers = {"Authorization": "Bearer " + scenario["token"]}
         async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
             async with streamable_http_client(scenario["url"], http_client=http) as (read, write):
-                async with ClientSession(read, write) as session:
+                async with ClientSession(read, write, **options) as session:
                     out = await run(session, scenario)
     else:
         params = StdioServerParameters(
             command=scenario["command"][0], args=scenario["command"][1:], env=scenario["env"]
         )
         async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, **options) as session:
                 out = await run(session, scenario)
+    if scenario.get("logging"):
+        out["logs"] = LOGS
     print(json.dumps(out))
 
 
