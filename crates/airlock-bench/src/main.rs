@@ -266,17 +266,7 @@ fn run() -> Result<()> {
     };
 
     progress(&format!("pgbench -i -s {}", plan.scale));
-    let init = direct
-        .command("pgbench")
-        .args(["-i", "-q", "-s", &plan.scale.to_string()])
-        .output()
-        .context("run pgbench -i")?;
-    if !init.status.success() {
-        bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-    }
+    pgbench::init(&direct, plan.scale)?;
     prewarm(&cluster);
 
     progress("starting PgBouncer");
@@ -532,20 +522,13 @@ fn run_replicas(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
         scale: plan.scale,
     };
     let markdown = replicas::run(airlock, &replica_plan, &progress, &command_line())?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
-    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
-    let path = args.out.join(format!(
-        "{}-replicas{}.md",
-        date.trim(),
-        if args.quick { "-quick" } else { "" }
-    ));
-    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
-    println!("{markdown}");
-    progress(&format!("wrote {}", path.display()));
-    if markdown.contains("failed:") || markdown.contains("FAILED") {
-        bail!("a replicas run failed: see the report");
-    }
-    Ok(())
+    write_report(
+        args,
+        "replicas",
+        &markdown,
+        markdown.contains("failed:") || markdown.contains("FAILED"),
+        "a replicas run failed: see the report",
+    )
 }
 
 /// `--mysql`: the sysbench runs, their report written beside the others.
@@ -560,20 +543,13 @@ fn run_mysql(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
         table_size: if args.quick { 1_000 } else { 10_000 },
     };
     let markdown = sysbench::run(airlock, &mysql_plan, &progress)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
-    let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
-    let path = args.out.join(format!(
-        "{}-mysql{}.md",
-        date.trim(),
-        if args.quick { "-quick" } else { "" }
-    ));
-    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
-    println!("{markdown}");
-    progress(&format!("wrote {}", path.display()));
-    if markdown.contains("failed:") {
-        bail!("a sysbench run failed: see the report");
-    }
-    Ok(())
+    write_report(
+        args,
+        "mysql",
+        &markdown,
+        markdown.contains("failed:"),
+        "a sysbench run failed: see the report",
+    )
 }
 
 fn run_http(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
@@ -587,18 +563,36 @@ fn run_http(args: &Args, plan: &Plan, airlock: &Path) -> Result<()> {
         },
     };
     let markdown = http::run(airlock, &http_plan, &progress)?;
+    write_report(
+        args,
+        "http",
+        &markdown,
+        markdown.contains("failed:"),
+        "a check failed: see the report",
+    )
+}
+
+/// Writes a mode's report as `<out>/<date>-<kind>[-quick].md`, prints it,
+/// and fails with `failure` when `failed` (the report says which run).
+fn write_report(
+    args: &Args,
+    kind: &str,
+    markdown: &str,
+    failed: bool,
+    failure: &str,
+) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
     let date = sys::command_line("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "undated".into());
     let path = args.out.join(format!(
-        "{}-http{}.md",
+        "{}-{kind}{}.md",
         date.trim(),
         if args.quick { "-quick" } else { "" }
     ));
-    std::fs::write(&path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(&path, markdown).with_context(|| format!("write {}", path.display()))?;
     println!("{markdown}");
     progress(&format!("wrote {}", path.display()));
-    if markdown.contains("failed:") {
-        bail!("a check failed: see the report");
+    if failed {
+        bail!("{failure}");
     }
     Ok(())
 }

@@ -165,6 +165,22 @@ pub fn run(
     })
 }
 
+/// `pgbench -i -q -s <scale>`: pgbench's tables at `endpoint`.
+pub fn init(endpoint: &Endpoint, scale: u32) -> Result<()> {
+    let init = endpoint
+        .command("pgbench")
+        .args(["-i", "-q", "-s", &scale.to_string()])
+        .output()
+        .context("run pgbench -i")?;
+    if !init.status.success() {
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// The number after `label` on the first line that has it.
 fn summary_number(text: &str, label: &str) -> Option<f64> {
     text.lines().find_map(|line| {

@@ -141,17 +141,7 @@ pub fn run(
         password: password.clone(),
     };
     progress(&format!("pgbench -i -s {}", plan.scale));
-    let init = direct
-        .command("pgbench")
-        .args(["-i", "-q", "-s", &plan.scale.to_string()])
-        .output()
-        .context("run pgbench -i")?;
-    if !init.status.success() {
-        bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-    }
+    pgbench::init(&direct, plan.scale)?;
 
     let policy = crate::POLICY_FULL;
     let connection = format!(

@@ -146,7 +146,13 @@ async fn recorded_in_order_and_replayable(config: &str) {
         .iter()
         .filter(|event| event.kind == "command" && event.data.get("result").is_some())
         .collect();
-    assert!(!folded.is_empty(), "no result was folded into its command");
+    // Whether a result is folded depends on whether the index thread
+    // picked up its command before the result was journaled: timing, not
+    // a guarantee (asserting that some result was folded failed in CI on
+    // a loaded machine, in every sync mode). Folding itself is tested
+    // deterministically by `airlock_store`'s `fold_results` unit tests;
+    // here every mode must find each result in one form or the other
+    // (`result_of`) and never store one twice (below).
     for command in folded {
         assert_eq!(command.data["result"]["seq"], command.data["seq"]);
         assert!(
